@@ -1,0 +1,221 @@
+"""The golden model: the single definition of Sense's arithmetic (SPEC section 2).
+
+Every function is vectorised numpy and exact. Gateware tests compare the RTL with these
+functions bit for bit; the tests in ``tests/test_golden.py`` compare them with onnxruntime
+(``ConvInteger`` exactly, ``QLinearConv`` within 1 LSB).
+
+Numerics
+--------
+* Activations and weights are signed int8 with zero point 0.
+* ``conv2d`` / ``fully_connected`` return the exact sum of int8 x int8 products as int32.
+  One product lies in [-16256, 16384]; a sum of ``n`` products is therefore bounded by
+  ``n * 2**14`` in magnitude, which fits int32 for every reduction length
+  ``n <= MAX_REDUCTION = 131071``. The hardware accumulates in int32 and relies on this bound;
+  the packer refuses layers that could exceed it (see ``acc_bound``).
+* ``requantize``: ``y = sat_int8((acc * mult + (1 << (shift - 1))) >> shift)`` per output channel,
+  ``mult`` unsigned 16-bit, ``shift`` in 1..47, arithmetic shift, rounding half up. With
+  ``|acc| < 2**31`` and ``mult < 2**16`` every intermediate fits a signed 48-bit value (the width
+  of a DSP48E2 P register).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = [
+    "conv2d", "fully_connected", "add_bias", "requantize", "relu", "maxpool2d",
+    "scale_to_mult_shift", "acc_bound", "MAX_REDUCTION", "MULT_BITS", "SHIFT_RANGE",
+    "INT8_MIN", "INT8_MAX", "INT32_MIN", "INT32_MAX",
+]
+
+INT8_MIN, INT8_MAX = -128, 127
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+MAX_PRODUCT = 1 << 14  # (-128) * (-128)
+MAX_REDUCTION = INT32_MAX // MAX_PRODUCT  # 131071
+MULT_BITS = 16
+SHIFT_RANGE = (1, 47)
+
+
+# -- argument checks ----------------------------------------------------------------------------
+
+def _int_array(name, value, dtype, ndim=None):
+    if not isinstance(value, np.ndarray):
+        raise ValueError(f"{name} must be a numpy array of {np.dtype(dtype).name}, "
+                         f"not {type(value).__name__}")
+    if value.dtype != np.dtype(dtype):
+        raise ValueError(f"{name} must have dtype {np.dtype(dtype).name}, not {value.dtype}")
+    if ndim is not None and value.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, not {value.ndim} "
+                         f"(shape {value.shape})")
+    return value
+
+
+def _pair(name, value, minimum):
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        pair = (int(value), int(value))
+    elif (isinstance(value, (tuple, list)) and len(value) == 2
+          and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise ValueError(f"{name} must be an int or a pair of ints, not {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, not {value!r}")
+    return pair
+
+
+def _channel_vector(name, value, channels, dtype):
+    value = _int_array(name, value, dtype, ndim=1)
+    if value.shape[0] != channels:
+        raise ValueError(f"{name} must have one entry per output channel ({channels}), "
+                         f"not {value.shape[0]}")
+    return value
+
+
+def _to_int32(name, value):
+    if value.size and (value.min() < INT32_MIN or value.max() > INT32_MAX):
+        raise ValueError(f"{name} overflows int32 (range {value.min()}..{value.max()}); "
+                         f"reduce the reduction length or the bias")
+    return value.astype(np.int32)
+
+
+def _dot(a, b, axes, reduction):
+    """Exact integer tensordot. Below MAX_REDUCTION every partial sum is an integer smaller than
+    2**31, so float64 (BLAS) is exact whatever the summation order; above it, use int64."""
+    if reduction <= MAX_REDUCTION:
+        return np.rint(np.tensordot(a.astype(np.float64), b.astype(np.float64), axes)).astype(np.int64)
+    return np.tensordot(a.astype(np.int64), b.astype(np.int64), axes)
+
+
+# -- layers -------------------------------------------------------------------------------------
+
+def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length of a convolution or pooling window along one axis."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, stride=1, padding=0) -> np.ndarray:
+    """Exact 2-D convolution (cross-correlation, as ONNX Conv) of int8 tensors.
+
+    x: (N, C, H, W) int8; w: (K, C, R, S) int8; stride and padding: int or (vertical, horizontal);
+    padding is symmetric zero padding. Returns (N, K, OH, OW) int32.
+    """
+    x = _int_array("x", x, np.int8, ndim=4)
+    w = _int_array("w", w, np.int8, ndim=4)
+    sh, sw = _pair("stride", stride, 1)
+    ph, pw = _pair("padding", padding, 0)
+    n, c, h, wd = x.shape
+    k, wc, r, s = w.shape
+    if wc != c:
+        raise ValueError(f"w has {wc} input channels but x has {c}")
+    if min(x.shape) < 1 or min(w.shape) < 1:
+        raise ValueError(f"x {x.shape} and w {w.shape} must have no empty dimension")
+    oh, ow = output_size(h, r, sh, ph), output_size(wd, s, sw, pw)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"kernel {r}x{s} does not fit the {h}x{wd} input with padding "
+                         f"{(ph, pw)}")
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    windows = sliding_window_view(xp, (r, s), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :oh, :ow]
+    out = _dot(windows, w, axes=([1, 4, 5], [1, 2, 3]), reduction=c * r * s)  # (N, OH, OW, K)
+    return _to_int32("conv2d result", out.transpose(0, 3, 1, 2))
+
+
+def fully_connected(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Exact fully-connected layer: x (N, C) int8, w (K, C) int8 -> (N, K) int32.
+
+    The accelerator runs it as a 1x1 convolution over a 1x1 map; the result is identical.
+    """
+    x = _int_array("x", x, np.int8, ndim=2)
+    w = _int_array("w", w, np.int8, ndim=2)
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(f"w has {w.shape[1]} inputs but x has {x.shape[1]}")
+    return _to_int32("fully_connected result", _dot(x, w, axes=([1], [1]), reduction=x.shape[1]))
+
+
+def add_bias(acc: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """acc (N, K, ...) int32 plus bias (K,) int32 per output channel, exact, int32."""
+    acc = _int_array("acc", acc, np.int32)
+    if acc.ndim < 2:
+        raise ValueError(f"acc must have at least 2 dimensions (N, K, ...), not {acc.ndim}")
+    bias = _channel_vector("bias", bias, acc.shape[1], np.int32)
+    b = bias.astype(np.int64).reshape((1, -1) + (1,) * (acc.ndim - 2))
+    return _to_int32("acc + bias", acc.astype(np.int64) + b)
+
+
+def requantize(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Per-output-channel requantization to int8 (SPEC section 2).
+
+    acc (N, K, ...) int32; mult (K,) int32 with 0 <= mult < 2**16; shift (K,) int32 in 1..47.
+    Returns sat_int8((acc * mult + (1 << (shift - 1))) >> shift) as int8.
+    """
+    acc = _int_array("acc", acc, np.int32)
+    if acc.ndim < 2:
+        raise ValueError(f"acc must have at least 2 dimensions (N, K, ...), not {acc.ndim}")
+    k = acc.shape[1]
+    mult = _channel_vector("mult", mult, k, np.int32)
+    shift = _channel_vector("shift", shift, k, np.int32)
+    if mult.size and (mult.min() < 0 or mult.max() >= 1 << MULT_BITS):
+        raise ValueError(f"mult must lie in 0..{(1 << MULT_BITS) - 1}, "
+                         f"not {mult.min()}..{mult.max()}")
+    lo, hi = SHIFT_RANGE
+    if shift.size and (shift.min() < lo or shift.max() > hi):
+        raise ValueError(f"shift must lie in {lo}..{hi}, not {shift.min()}..{shift.max()}")
+    view = (1, -1) + (1,) * (acc.ndim - 2)
+    m = mult.astype(np.int64).reshape(view)
+    sh = shift.astype(np.int64).reshape(view)
+    y = (acc.astype(np.int64) * m + (np.int64(1) << (sh - 1))) >> sh
+    return np.clip(y, INT8_MIN, INT8_MAX).astype(np.int8)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """max(x, 0) on int8."""
+    x = _int_array("x", x, np.int8)
+    return np.maximum(x, np.int8(0))
+
+
+def maxpool2d(x: np.ndarray, kernel, stride=None, padding=0) -> np.ndarray:
+    """Max-pool of int8 (N, C, H, W); padding counts as -128 (never wins, as ONNX's -inf)."""
+    x = _int_array("x", x, np.int8, ndim=4)
+    kh, kw = _pair("kernel", kernel, 1)
+    sh, sw = _pair("stride", kernel if stride is None else stride, 1)
+    ph, pw = _pair("padding", padding, 0)
+    if ph >= kh or pw >= kw:
+        raise ValueError(f"padding {(ph, pw)} must be smaller than the kernel {(kh, kw)}")
+    _, _, h, wd = x.shape
+    oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"pool kernel {kh}x{kw} does not fit the {h}x{wd} input")
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=INT8_MIN)
+    windows = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :oh, :ow]
+    return windows.max(axis=(4, 5))
+
+
+# -- helpers for the numerics ---------------------------------------------------------------------
+
+def scale_to_mult_shift(scale) -> tuple[np.ndarray, np.ndarray]:
+    """Represent positive float scales as mult / 2**shift with mult normalised to 16 bits.
+
+    Relative error at most 2**-16 for scales from 2**-32 up; smaller scales lose precision
+    (shift is capped at 47). Scales of 2**15 and above cannot be represented: ValueError.
+    """
+    scale = np.atleast_1d(np.asarray(scale, dtype=np.float64))
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise ValueError("scale must be finite and positive")
+    lo, hi = SHIFT_RANGE
+    exponent = np.floor(np.log2(scale)).astype(np.int64)
+    shift = np.clip((MULT_BITS - 1) - exponent, lo, hi)
+    mult = np.rint(scale * np.exp2(shift)).astype(np.int64)
+    # Rounding may reach 2**16: take one bit off the shift instead.
+    over = mult >= 1 << MULT_BITS
+    shift = np.where(over & (shift > lo), shift - 1, shift)
+    mult = np.rint(scale * np.exp2(shift)).astype(np.int64)
+    if np.any(mult >= 1 << MULT_BITS):
+        raise ValueError(f"scale {scale.max()!r} is too large for mult/2**shift "
+                         f"(mult < 2**{MULT_BITS}, shift >= {lo})")
+    return mult.astype(np.int32), shift.astype(np.int32)
+
+
+def acc_bound(reduction: int, bias_abs_max: int = 0) -> int:
+    """Largest |accumulator| a layer with `reduction` products per output and the given bias can
+    reach; the packer refuses a layer when this exceeds INT32_MAX."""
+    return reduction * MAX_PRODUCT + bias_abs_max

@@ -1,0 +1,155 @@
+"""The one configuration object of Sense.
+
+`SenseConfig` holds every elaboration parameter: grid size, group size M, data and accumulator
+widths, buffer sizes, clock. The gateware, the host packer, the performance model and the
+generated docs all read it; nothing else repeats these numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+__all__ = ["SenseConfig", "ConfigError", "PRESETS", "FORMAT_VERSION"]
+
+#: Version of the memory-image format (SPEC section 5) that this gateware and packer speak.
+FORMAT_VERSION = 1
+
+GROUP_SIZES = (2, 4, 8, 16)
+GRID_RANGE = range(1, 65)
+DATA_WIDTHS = (8,)  # SPEC section 2: signed int8 activations and weights
+ACC_WIDTHS = (32,)  # SPEC section 2: int32 accumulators
+BUFFER_KIB_RANGE = (1, 4096)  # the ZU9EG has about 4 MiB of block RAM in all
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the field and the allowed values."""
+
+
+@dataclass(frozen=True)
+class SenseConfig:
+    """Elaboration parameters of one Sense accelerator.
+
+    rows, cols:     PE grid size; row i computes output channel k0+i, column j output pixel p0+j.
+    group:          sparsity group size M (M/2 of every M consecutive reduction weights are kept).
+    sparse:         False elaborates the dense baseline: the same grid issuing every weight.
+    data_width:     activation and weight width in bits (int8).
+    acc_width:      accumulator width in bits (int32).
+    ifm_kib, weight_kib, ofm_kib: on-chip buffer sizes in KiB (each double-buffered inside).
+    clock_mhz:      target clock, for the performance model and the platform.
+    """
+
+    rows: int = 4
+    cols: int = 4
+    group: int = 4
+    sparse: bool = True
+    data_width: int = 8
+    acc_width: int = 32
+    ifm_kib: int = 16
+    weight_kib: int = 16
+    ofm_kib: int = 8
+    clock_mhz: int = 200
+
+    def __post_init__(self):
+        for name in ("rows", "cols"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value not in GRID_RANGE:
+                raise ConfigError(f"{name} must be an integer from 1 to 64, not {value!r}")
+        if self.group not in GROUP_SIZES or isinstance(self.group, bool):
+            raise ConfigError(f"group (M) must be one of 2, 4, 8, 16, not {self.group!r}")
+        if not isinstance(self.sparse, bool):
+            raise ConfigError(f"sparse must be True or False, not {self.sparse!r}")
+        if self.data_width not in DATA_WIDTHS:
+            raise ConfigError(f"data_width must be 8 (int8, SPEC section 2), not {self.data_width!r}")
+        if self.acc_width not in ACC_WIDTHS:
+            raise ConfigError(f"acc_width must be 32 (int32, SPEC section 2), not {self.acc_width!r}")
+        lo, hi = BUFFER_KIB_RANGE
+        for name in ("ifm_kib", "weight_kib", "ofm_kib"):
+            value = getattr(self, name)
+            if (not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi
+                    or value & (value - 1)):
+                raise ConfigError(f"{name} must be a power of two from {lo} to {hi}, not {value!r}")
+        if not isinstance(self.clock_mhz, int) or isinstance(self.clock_mhz, bool) or \
+                not 1 <= self.clock_mhz <= 1000:
+            raise ConfigError(f"clock_mhz must be an integer from 1 to 1000, not {self.clock_mhz!r}")
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def preset(cls, name: str) -> "SenseConfig":
+        """A named configuration: ``small`` (tests) or ``zcu102`` (the board)."""
+        try:
+            return PRESETS[name]
+        except KeyError:
+            raise ConfigError(
+                f"config must be one of {', '.join(sorted(PRESETS))}, not {name!r}") from None
+
+    def replace(self, **changes) -> "SenseConfig":
+        """A copy with some fields changed (validated again); ``None`` values are ignored."""
+        fields = {f.name for f in dataclasses.fields(self)}
+        for name in changes:
+            if name not in fields:
+                raise ConfigError(f"unknown configuration field {name!r}; fields are "
+                                  f"{', '.join(sorted(fields))}")
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SenseConfig":
+        return cls().replace(**values)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SenseConfig":
+        return cls.from_dict(json.loads(text))
+
+    def key(self) -> str:
+        """A short stable name for build directories: readable prefix plus a hash of all fields."""
+        digest = hashlib.sha256(self.to_json().encode()).hexdigest()[:10]
+        kind = "s" if self.sparse else "d"
+        return f"{self.rows}x{self.cols}m{self.group}{kind}-{digest}"
+
+    # -- derived quantities -------------------------------------------------------------------
+
+    @property
+    def lanes(self) -> int:
+        """IFM values each column carries per cycle: M when sparse, 1 for the dense baseline."""
+        return self.group if self.sparse else 1
+
+    @property
+    def pos_width(self) -> int:
+        """Bits of a kept weight's position inside its group (log2 M); 0 for the dense baseline."""
+        return (self.lanes - 1).bit_length()
+
+    @property
+    def kept_per_group(self) -> int:
+        """Weights stored per group per output channel (M/2 sparse)."""
+        return self.group // 2
+
+    @property
+    def cycles_per_group(self) -> int:
+        """PE cycles one group of M reduction indices takes: M/2 sparse, M dense."""
+        return self.group // 2 if self.sparse else self.group
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def peak_gops(self) -> float:
+        """Peak arithmetic rate in GOP/s (one MAC = two operations) at clock_mhz."""
+        return 2 * self.pes * self.clock_mhz / 1000
+
+
+PRESETS = {
+    # Small enough that every test builds and simulates in seconds.
+    "small": SenseConfig(rows=4, cols=4, group=4, ifm_kib=16, weight_kib=16, ofm_kib=8),
+    # The board: 32x32 PEs = 1,024 MACs/cycle = 409.6 GOP/s at 200 MHz (the paper's peak).
+    "zcu102": SenseConfig(rows=32, cols=32, group=4, ifm_kib=512, weight_kib=512, ofm_kib=256),
+}
