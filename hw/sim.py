@@ -31,7 +31,7 @@ from host.files import atomic_write
 from . import generate
 from .config import SenseConfig
 
-__all__ = ["SimBuild", "SimulationFailed", "SimSetupError", "build", "run", "simulator",
+__all__ = ["SimBuild", "SimulationFailed", "SimSetupError", "build", "run", "lint", "simulator",
            "verilator_env", "VERILATOR_WAIVERS", "config_from_env"]
 
 SIMULATORS = ("verilator", "icarus")
@@ -216,3 +216,21 @@ def config_from_env() -> SenseConfig:
     if not text:
         raise SimSetupError("SENSE_CONFIG is not set: run this test through hw.sim.run")
     return SenseConfig.from_json(text)
+
+
+def lint(verilog_path, toplevel: str) -> str:
+    """Lint a Verilog file with Verilator -Wall (less VERILATOR_WAIVERS); return its output,
+    raise SimulationFailed when it reports anything."""
+    import subprocess
+
+    env = {**os.environ, **verilator_env()}
+    # DECLFILENAME: the user names the output file (`sense elaborate -o x.v`), not the module.
+    cmd = [str(Path(env["VERILATOR_ROOT"]) / "bin" / "verilator"), "--lint-only", "-Wall",
+           *VERILATOR_WAIVERS, "-Wno-DECLFILENAME", "--top-module", toplevel, str(verilog_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    output = "\n".join(line for line in (proc.stdout + proc.stderr).splitlines()
+                       if line.startswith("%"))  # warnings and errors, not the statistics
+    if proc.returncode or output:
+        raise SimulationFailed(f"verilator lint of {verilog_path} failed "
+                               f"(exit {proc.returncode}):\n{output[-4000:]}")
+    return output

@@ -1,0 +1,68 @@
+import subprocess
+import sys
+
+import pytest
+
+from hw import sim
+from hw.config import SenseConfig
+
+
+def sense(*args):
+    return subprocess.run([sys.executable, "-m", "host.cli", *args], capture_output=True,
+                          text=True)
+
+
+def test_version_and_help():
+    r = sense("--version")
+    assert r.returncode == 0 and r.stdout.startswith("sense ")
+    r = sense("--help")
+    assert r.returncode == 0 and "elaborate" in r.stdout
+    r = sense("elaborate", "--help")
+    assert r.returncode == 0 and "--group" in r.stdout and "--dense" in r.stdout
+
+
+def test_no_command_prints_help():
+    r = sense()
+    assert r.returncode == 2 and "usage: sense" in r.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["--config", "small"],
+    ["--config", "zcu102"],
+    ["--rows", "3", "--cols", "5", "--group", "16"],
+    ["--group", "8", "--dense"],
+])
+def test_elaborate_writes_verilog_that_verilator_lints(tmp_path, args):
+    out = tmp_path / "x.v"
+    r = sense("elaborate", *args, "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert "module sense_pe" in text
+    sim.lint(out, "sense_pe")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--group", "3"], "group (M) must be one of 2, 4, 8, 16, not 3"),
+    (["--rows", "0"], "rows must be an integer from 1 to 64, not 0"),
+    (["--config", "huge"], "config must be one of small, zcu102, not 'huge'"),
+])
+def test_elaborate_bad_config_exits_nonzero_and_writes_nothing(tmp_path, args, message):
+    out = tmp_path / "x.v"
+    r = sense("elaborate", *args, "-o", str(out))
+    assert r.returncode == 1
+    assert message in r.stderr
+    assert not out.exists()
+
+
+def test_elaborate_unwritable_output(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    r = sense("elaborate", "-o", str(blocker / "x.v"))
+    assert r.returncode == 1 and "error" in r.stderr
+
+
+def test_lint_reports_problems(tmp_path):
+    bad = tmp_path / "bad.v"
+    bad.write_text("module bad(input a, output b); assign b = c; endmodule\n")
+    with pytest.raises(sim.SimulationFailed, match="lint"):
+        sim.lint(bad, "bad")
