@@ -1,5 +1,6 @@
 """The processing element against the golden model, for every group size and the dense baseline."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,3 +19,12 @@ def test_pe(config):
     build = sim.build("pe", config)
     sim.run(build, "pe_bench", module_dir=HERE, env={"SENSE_SEED": str(config.group)},
             name=f"pe-{config.key()}")
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None,
+                    reason="optional second simulator: iverilog not installed")
+def test_pe_icarus():
+    config = SenseConfig(group=8)
+    build = sim.build("pe", config, sim="icarus")
+    sim.run(build, "pe_bench", module_dir=HERE, env={"SENSE_SEED": "11", "SENSE_PE_TILES": "100"},
+            name="pe-icarus")

@@ -211,3 +211,47 @@ def test_pytorch_conv2d_case(case):
         approx = approx + bias[None, :, None, None]
     err = np.abs(approx - y_float).max()
     assert err <= 0.05 * max(np.abs(y_float).max(), 1e-6), err
+
+
+# -- every error message ----------------------------------------------------------------------
+
+X = np.zeros((1, 2, 5, 5), np.int8)
+W = np.zeros((3, 2, 3, 3), np.int8)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: golden.conv2d(X.astype(np.int16), W), "x must have dtype int8, not int16"),
+    (lambda: golden.conv2d(X, W.astype(np.float32)), "w must have dtype int8, not float32"),
+    (lambda: golden.conv2d(X.tolist(), W), "x must be a numpy array of int8, not list"),
+    (lambda: golden.conv2d(X[0], W), r"x must have 4 dimensions, not 3"),
+    (lambda: golden.conv2d(X, W[:, :1]), "w has 1 input channels but x has 2"),
+    (lambda: golden.conv2d(X, W, stride=0), "stride must be at least 1, not 0"),
+    (lambda: golden.conv2d(X, W, stride=(1, 2, 3)), "stride must be an int or a pair of ints"),
+    (lambda: golden.conv2d(X, W, padding=-1), "padding must be at least 0, not -1"),
+    (lambda: golden.conv2d(X, np.zeros((1, 2, 7, 7), np.int8)), "kernel 7x7 does not fit"),
+    (lambda: golden.conv2d(np.zeros((0, 2, 5, 5), np.int8), W), "must have no empty dimension"),
+    (lambda: golden.fully_connected(np.zeros((1, 4), np.int8), np.zeros((2, 5), np.int8)),
+     "w has 5 inputs but x has 4"),
+    (lambda: golden.fully_connected(np.zeros(4, np.int8), np.zeros((2, 4), np.int8)),
+     "x must have 2 dimensions, not 1"),
+    (lambda: golden.add_bias(np.zeros((1, 3), np.int32), np.zeros(2, np.int32)),
+     r"bias must have one entry per output channel \(3\), not 2"),
+    (lambda: golden.add_bias(np.zeros(3, np.int32), np.zeros(3, np.int32)),
+     "acc must have at least 2 dimensions"),
+    (lambda: golden.add_bias(np.full((1, 1), golden.INT32_MAX, np.int32), np.ones(1, np.int32)),
+     "acc \\+ bias overflows int32"),
+    (lambda: golden.requantize(np.zeros((1, 2), np.int64), np.ones(2, np.int32),
+                               np.ones(2, np.int32)), "acc must have dtype int32, not int64"),
+    (lambda: golden.requantize(np.zeros((1, 2), np.int32), np.full(2, 1 << 16, np.int32),
+                               np.ones(2, np.int32)), "mult must lie in 0..65535"),
+    (lambda: golden.requantize(np.zeros((1, 2), np.int32), np.ones(2, np.int32),
+                               np.zeros(2, np.int32)), "shift must lie in 1..47"),
+    (lambda: golden.requantize(np.zeros((1, 2), np.int32), np.ones(2, np.int32),
+                               np.ones(3, np.int32)), r"shift must have one entry per output"),
+    (lambda: golden.relu(np.zeros(3, np.int32)), "x must have dtype int8, not int32"),
+    (lambda: golden.maxpool2d(X, 2, padding=2), r"padding \(2, 2\) must be smaller than the kernel"),
+    (lambda: golden.maxpool2d(X, 6), "pool kernel 6x6 does not fit the 5x5 input"),
+])
+def test_errors_name_the_problem(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
