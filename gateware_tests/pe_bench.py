@@ -10,7 +10,7 @@ from host import golden
 from hw.layouts import ifm_layout, pack, unpack, weight_op_layout
 from hw.pe import PE
 from hw.sim import config_from_env
-from tb_util import random_int8, start_clock_and_reset
+from hw.tb.util import random_int8, start_clock_and_reset
 
 
 def make_tiles(cfg, rng, count):

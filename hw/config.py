@@ -37,7 +37,8 @@ class SenseConfig:
     sparse:         False elaborates the dense baseline: the same grid issuing every weight.
     data_width:     activation and weight width in bits (int8).
     acc_width:      accumulator width in bits (int32).
-    ifm_kib, weight_kib, ofm_kib: on-chip buffer sizes in KiB (each double-buffered inside).
+    ifm_kib, weight_kib, ofm_kib: on-chip buffer sizes in KiB.
+    max_channels:   most output channels one layer may have (depth of the bias/requant memory).
     clock_mhz:      target clock, for the performance model and the platform.
     """
 
@@ -50,6 +51,7 @@ class SenseConfig:
     ifm_kib: int = 16
     weight_kib: int = 16
     ofm_kib: int = 8
+    max_channels: int = 1024
     clock_mhz: int = 200
 
     def __post_init__(self):
@@ -71,6 +73,10 @@ class SenseConfig:
             if (not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi
                     or value & (value - 1)):
                 raise ConfigError(f"{name} must be a power of two from {lo} to {hi}, not {value!r}")
+        if (not isinstance(self.max_channels, int) or isinstance(self.max_channels, bool)
+                or not 16 <= self.max_channels <= 65536 or self.max_channels & (self.max_channels - 1)):
+            raise ConfigError(f"max_channels must be a power of two from 16 to 65536, "
+                              f"not {self.max_channels!r}")
         if not isinstance(self.clock_mhz, int) or isinstance(self.clock_mhz, bool) or \
                 not 1 <= self.clock_mhz <= 1000:
             raise ConfigError(f"clock_mhz must be an integer from 1 to 1000, not {self.clock_mhz!r}")
@@ -138,6 +144,17 @@ class SenseConfig:
         return self.group // 2 if self.sparse else self.group
 
     @property
+    def ifm_bank_depth(self) -> int:
+        """Words (one group of M int8 values at one pixel) in each column's IFM bank. Every column
+        has its own bank holding the same data, so ifm_kib is shared among the columns."""
+        return max(1, self.ifm_kib * 1024 // (self.cols * self.group))
+
+    @property
+    def weight_depth(self) -> int:
+        """Words of the weight buffer; one word is one slot (value, position) for every row."""
+        return max(1, self.weight_kib * 1024 // self.rows)
+
+    @property
     def pes(self) -> int:
         return self.rows * self.cols
 
@@ -149,7 +166,9 @@ class SenseConfig:
 
 PRESETS = {
     # Small enough that every test builds and simulates in seconds.
-    "small": SenseConfig(rows=4, cols=4, group=4, ifm_kib=16, weight_kib=16, ofm_kib=8),
+    "small": SenseConfig(rows=4, cols=4, group=4, ifm_kib=16, weight_kib=16, ofm_kib=8,
+                         max_channels=1024),
     # The board: 32x32 PEs = 1,024 MACs/cycle = 409.6 GOP/s at 200 MHz (the paper's peak).
-    "zcu102": SenseConfig(rows=32, cols=32, group=4, ifm_kib=512, weight_kib=512, ofm_kib=256),
+    "zcu102": SenseConfig(rows=32, cols=32, group=4, ifm_kib=512, weight_kib=512, ofm_kib=256,
+                          max_channels=4096),
 }

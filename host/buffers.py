@@ -1,0 +1,183 @@
+"""Contents of the core's on-chip buffers for one layer, in exactly the order the core reads them.
+
+* IFM: one word per (pixel, channel group): M int8 values; word address
+  ``(y * W + x) * G_c + cg`` (G_c = padded channels / M). Every column's bank holds all of it.
+* Weights: one word per (k tile, group, slot): one (value, position) entry per grid row, row i
+  for output channel ``kt * rows + i`` (0 beyond the last channel). Sparse: the M/2 kept weights of
+  the group in ascending position order; dense baseline: all M weights, position implied by slot.
+* Parameters: bias, mult, shift per output channel.
+* Output: one row per (output channel, pixel tile): ``cols`` int8 for pixels
+  ``tile * cols + j``, of which the first ``count`` are real.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hw.config import SenseConfig
+from hw.layouts import (CHANNEL_BITS, DIM_BITS, KERNEL_BITS, ifm_word_layout, layer_layout,
+                        pack, param_layout, weight_word_layout)
+
+from . import golden
+from .sparse import compress, groups_of, pad_channels
+
+__all__ = ["ConvLayer", "ifm_words", "weight_words", "param_words", "layer_fields",
+           "pack_words", "assemble_output"]
+
+
+@dataclass
+class ConvLayer:
+    """One quantized layer as the core runs it. x (C, H, W) int8 is one image; w (K, C, R, S) int8
+    must be balanced-sparse for a sparse configuration (any weights run on the dense baseline)."""
+
+    x: np.ndarray
+    w: np.ndarray
+    bias: np.ndarray
+    mult: np.ndarray
+    shift: np.ndarray
+    stride: int = 1
+    pad: int = 0
+    relu: bool = True
+    name: str = "layer"
+
+    def out_shape(self):
+        _, h, wd = self.x.shape
+        _, _, r, s = self.w.shape
+        return (golden.output_size(h, r, self.stride, self.pad),
+                golden.output_size(wd, s, self.stride, self.pad))
+
+    def reference(self) -> np.ndarray:
+        """The golden model's output (K, OH, OW) int8."""
+        acc = golden.conv2d(self.x[None], self.w, stride=self.stride, padding=self.pad)
+        y = golden.requantize(golden.add_bias(acc, self.bias), self.mult, self.shift)[0]
+        return golden.relu(y) if self.relu else y
+
+    def check(self, config: SenseConfig) -> None:
+        """Refuse a layer the core cannot hold or compute exactly, naming the limit."""
+        c, h, wd = self.x.shape
+        k, wc, r, s = self.w.shape
+        oh, ow = self.out_shape()
+        limits = [
+            ("input height", h, (1 << DIM_BITS) - 1), ("input width", wd, (1 << DIM_BITS) - 1),
+            ("kernel height", r, (1 << KERNEL_BITS) - 1), ("kernel width", s, (1 << KERNEL_BITS) - 1),
+            ("stride", self.stride, (1 << KERNEL_BITS) - 1),
+            ("padding", self.pad, (1 << KERNEL_BITS) - 1),
+            ("output channels", k, min(config.max_channels, (1 << CHANNEL_BITS) - 1)),
+        ]
+        for what, value, hi in limits:
+            if value > hi:
+                raise ValueError(f"{self.name}: {what} {value} exceeds the core's limit {hi}")
+        if wc != c:
+            raise ValueError(f"{self.name}: weights have {wc} input channels, input has {c}")
+        if oh < 1 or ow < 1:
+            raise ValueError(f"{self.name}: kernel {r}x{s} does not fit the {h}x{wd} input")
+        words = h * wd * padded(c, config.group) // config.group
+        if words > config.ifm_bank_depth:
+            raise ValueError(f"{self.name}: input needs {words} IFM words per column bank, the "
+                             f"configuration has {config.ifm_bank_depth}")
+        wwords = len(weight_slots(self, config))
+        if wwords > config.weight_depth:
+            raise ValueError(f"{self.name}: weights need {wwords} weight buffer words, the "
+                             f"configuration has {config.weight_depth}")
+        reduction = r * s * padded(c, config.group)
+        bound = golden.acc_bound(reduction, int(np.abs(self.bias.astype(np.int64)).max(initial=0)))
+        if bound > golden.INT32_MAX:
+            raise ValueError(f"{self.name}: the accumulator could reach {bound}, beyond int32 "
+                             f"(reduction {reduction})")
+
+
+def padded(channels, group):
+    return -(-channels // group) * group
+
+
+def ifm_words(x: np.ndarray, config: SenseConfig) -> np.ndarray:
+    """(C, H, W) int8 -> (H * W * G_c, M) int8 in IFM buffer order."""
+    xp = pad_channels(x, config.group, axis=0)
+    c, h, w = xp.shape
+    return np.ascontiguousarray(xp.transpose(1, 2, 0)).reshape(h * w * c // config.group,
+                                                                config.group)
+
+
+def weight_slots(layer: ConvLayer, config: SenseConfig):
+    """(words, rows, 2) int64 of (value, position) in weight buffer order."""
+    m, rows = config.group, config.rows
+    w = pad_channels(layer.w, m, axis=1)
+    k = w.shape[0]
+    k_tiles = -(-k // rows)
+    wk = np.zeros((k_tiles * rows,) + w.shape[1:], np.int8)
+    wk[:k] = w
+    if config.sparse:
+        values, positions = compress(wk, m, name=layer.name)        # (Kp, G, M/2)
+    else:
+        values = groups_of(wk, m)                                    # (Kp, G, M)
+        positions = np.broadcast_to(np.arange(m), values.shape)
+    g, slots = values.shape[1:]
+    # (kt, row, g, slot) -> (kt, g, slot, row)
+    v = values.reshape(k_tiles, rows, g, slots).transpose(0, 2, 3, 1).reshape(-1, rows)
+    p = positions.reshape(k_tiles, rows, g, slots).transpose(0, 2, 3, 1).reshape(-1, rows)
+    return np.stack([v.astype(np.int64), p.astype(np.int64)], axis=-1)
+
+
+def weight_words(layer: ConvLayer, config: SenseConfig) -> list[int]:
+    """Weight buffer words as integers of weight_word_layout."""
+    layout = weight_word_layout(config)
+    slots = weight_slots(layer, config)
+    entries = [[{"value": int(v), "pos": int(p)} if config.pos_width else {"value": int(v)}
+                for v, p in word] for word in slots]
+    return [pack(layout, e) for e in entries]
+
+
+def param_words(layer: ConvLayer, config: SenseConfig) -> list[int]:
+    layout = param_layout(config)
+    return [pack(layout, {"bias": int(b), "mult": int(mu), "shift": int(s)})
+            for b, mu, s in zip(layer.bias, layer.mult, layer.shift)]
+
+
+def pack_words(words: np.ndarray, layout) -> list[int]:
+    return [pack(layout, [int(v) for v in word]) for word in words]
+
+
+def ifm_packed(layer: ConvLayer, config: SenseConfig) -> list[int]:
+    return pack_words(ifm_words(layer.x, config), ifm_word_layout(config))
+
+
+def layer_fields(layer: ConvLayer, config: SenseConfig) -> dict:
+    c, h, w = layer.x.shape
+    k, _, r, s = layer.w.shape
+    oh, ow = layer.out_shape()
+    return {"in_groups": padded(c, config.group) // config.group, "in_h": h, "in_w": w,
+            "out_h": oh, "out_w": ow, "out_channels": k, "kernel_h": r, "kernel_w": s,
+            "stride": layer.stride, "pad": layer.pad, "relu": int(layer.relu)}
+
+
+def layer_word(layer: ConvLayer, config: SenseConfig) -> int:
+    return pack(layer_layout(config), layer_fields(layer, config))
+
+
+def assemble_output(rows, layer: ConvLayer, config: SenseConfig) -> np.ndarray:
+    """Output rows [(channel, tile, count, data)] -> (K, OH, OW) int8. Raises ValueError when a row
+    is missing, repeated, or has the wrong pixel count."""
+    k = layer.w.shape[0]
+    oh, ow = layer.out_shape()
+    pixels = oh * ow
+    tiles = -(-pixels // config.cols)
+    out = np.zeros((k, tiles * config.cols), np.int8)
+    seen = np.zeros((k, tiles), bool)
+    for channel, tile, count, data in rows:
+        if not (0 <= channel < k and 0 <= tile < tiles):
+            raise ValueError(f"output row for channel {channel}, tile {tile} is out of range")
+        if seen[channel, tile]:
+            raise ValueError(f"output row for channel {channel}, tile {tile} came twice")
+        want = min(config.cols, pixels - tile * config.cols)
+        if count != want:
+            raise ValueError(f"output row for channel {channel}, tile {tile} has count {count}, "
+                             f"expected {want}")
+        seen[channel, tile] = True
+        out[channel, tile * config.cols: tile * config.cols + config.cols] = data
+    if not seen.all():
+        missing = np.argwhere(~seen)[0]
+        raise ValueError(f"{int((~seen).sum())} output rows missing, first channel {missing[0]}, "
+                         f"tile {missing[1]}")
+    return out[:, :pixels].reshape(k, oh, ow)

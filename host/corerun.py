@@ -1,0 +1,89 @@
+"""Run layers on the simulated core: case files for the cocotb bench and the runner around it."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from hw.config import SenseConfig
+
+from .buffers import ConvLayer
+from .files import atomic_write
+
+__all__ = ["save_cases", "load_cases", "run_core"]
+
+_FIELDS = ("x", "w", "bias", "mult", "shift")
+
+
+def save_cases(path, layers: list[ConvLayer]) -> None:
+    arrays = {}
+    meta = []
+    for i, layer in enumerate(layers):
+        for f in _FIELDS:
+            arrays[f"{i}_{f}"] = getattr(layer, f)
+        meta.append({"stride": layer.stride, "pad": layer.pad, "relu": bool(layer.relu),
+                     "name": layer.name})
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=Path(path).parent)
+    os.close(fd)
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_cases(path) -> list[ConvLayer]:
+    with np.load(path) as z:
+        meta = json.loads(bytes(z["meta"]).decode())
+        return [ConvLayer(**{f: z[f"{i}_{f}"] for f in _FIELDS}, **m) for i, m in enumerate(meta)]
+
+
+def run_core(config: SenseConfig, layers: list[ConvLayer], *, ready: float = 1.0, seed: int = 1,
+             name: str = "core") -> dict:
+    """Build (once) and simulate the core on `layers`; returns the bench's results dict."""
+    from hw import sim
+
+    for layer in layers:
+        layer.check(config)
+    build = sim.build("core", config)
+    work = build.build_dir / "cases"
+    work.mkdir(parents=True, exist_ok=True)
+    stem = f"{name}-{os.getpid()}"
+    cases, results = work / f"{stem}.npz", work / f"{stem}.json"
+    save_cases(cases, layers)
+    results.unlink(missing_ok=True)
+    sim.run(build, "hw.tb.core_bench", name=name,
+            env={"SENSE_CASES": str(cases), "SENSE_RESULTS": str(results),
+                 "SENSE_READY": str(ready), "SENSE_SEED": str(seed)})
+    return json.loads(results.read_text())
+
+
+def random_layer(rng, config: SenseConfig, *, c: int, k: int, h: int, w: int, r: int = 3,
+                 stride: int = 1, pad: int = 0, zero_density: float = 0.5,
+                 dead_channels: float = 0.0, relu: bool = True, name: str = "layer") -> ConvLayer:
+    """A random quantized layer with balanced 1/2 sparse weights (M of `config`).
+
+    zero_density: fraction of IFM values that are zero (independently);
+    dead_channels: fraction of input channels that are zero everywhere (as after ReLU).
+    Requantization scales are chosen so that outputs use the whole int8 range.
+    """
+    from . import golden
+    from .sparse import pad_channels, prune_balanced
+
+    x = rng.integers(-128, 128, size=(c, h, w)).astype(np.int8)
+    x[rng.random(x.shape) < zero_density] = 0
+    x[rng.random(c) < dead_channels] = 0
+    wt = rng.integers(-128, 128, size=(k, c, r, r)).astype(np.int8)
+    wt = pad_channels(wt, config.group, axis=1)
+    wt, _ = prune_balanced(wt, config.group)
+    wt = wt[:, :c]
+    # Pruning on the padded tensor keeps the pattern on the padded channels; the padded channels
+    # carry zeros in the input, so the extra weights there never matter. Keep them zero.
+    bias = rng.integers(-5000, 5000, size=k).astype(np.int32)
+    acc = golden.add_bias(golden.conv2d(x[None], wt, stride=stride, padding=pad), bias)
+    spread = np.maximum(np.abs(acc).max(axis=(0, 2, 3)), 1).astype(np.float64)
+    mult, shift = golden.scale_to_mult_shift(110.0 / spread)
+    return ConvLayer(x=x, w=wt, bias=bias, mult=mult, shift=shift, stride=stride, pad=pad,
+                     relu=relu, name=name)

@@ -1,0 +1,126 @@
+"""Balanced 1/2 sparsity (SPEC section 3): pruning, checking and compressing weights.
+
+The reduction index of output channel k is ordered (kh, kw, c), channel innermost; a group is M
+consecutive reduction indices, i.e. M input channels at one kernel tap. Input channels are padded
+with zeros to a multiple of M. In every group exactly M/2 weights are kept; a kept weight may be 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["GROUP_SIZES", "pad_channels", "groups_of", "prune_balanced", "kept_mask",
+           "check_balanced", "compress", "SparsityError"]
+
+GROUP_SIZES = (2, 4, 8, 16)
+
+
+class SparsityError(ValueError):
+    """Weights that break the balanced pattern; the message names layer, channel and group."""
+
+
+def _check_group(group):
+    if group not in GROUP_SIZES:
+        raise ValueError(f"group (M) must be one of 2, 4, 8, 16, not {group!r}")
+
+
+def padded_channels(channels: int, group: int) -> int:
+    return -(-channels // group) * group
+
+
+def pad_channels(a: np.ndarray, group: int, axis: int = 1) -> np.ndarray:
+    """Zero-pad `axis` (input channels) of `a` to a multiple of `group`."""
+    _check_group(group)
+    extra = padded_channels(a.shape[axis], group) - a.shape[axis]
+    if not extra:
+        return a
+    pad = [(0, 0)] * a.ndim
+    pad[axis] = (0, extra)
+    return np.pad(a, pad)
+
+
+def groups_of(w: np.ndarray, group: int) -> np.ndarray:
+    """View weights (K, C, R, S) as (K, G, M): groups in reduction order (kh, kw, c).
+
+    C must already be a multiple of M (see `pad_channels`)."""
+    k, c, r, s = w.shape
+    if c % group:
+        raise ValueError(f"input channels ({c}) must be a multiple of M={group}; pad them first")
+    return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(k, r * s * c // group, group)
+
+
+def ungroup(groups: np.ndarray, shape) -> np.ndarray:
+    """Inverse of `groups_of`."""
+    k, c, r, s = shape
+    return groups.reshape(k, r, s, c).transpose(0, 3, 1, 2)
+
+
+def prune_balanced(w: np.ndarray, group: int) -> tuple[np.ndarray, np.ndarray]:
+    """Magnitude-prune (K, C, R, S) weights (C a multiple of M) to M/2 kept per group.
+
+    Returns (pruned weights, kept mask), same shape as `w`. Ties are broken towards the lower
+    position, so the result is deterministic.
+    """
+    _check_group(group)
+    g = groups_of(w, group)
+    order = np.argsort(-np.abs(g.astype(np.float64)), axis=-1, kind="stable")
+    keep = np.zeros(g.shape, bool)
+    np.put_along_axis(keep, order[..., : group // 2], True, axis=-1)
+    mask = ungroup(keep, w.shape)
+    return np.where(mask, w, np.zeros_like(w)), mask
+
+
+def kept_mask(w: np.ndarray, group: int, name: str = "layer") -> np.ndarray:
+    """A kept mask for already-pruned weights: the nonzero weights, topped up per group with the
+    lowest-position zeros to exactly M/2. Raises SparsityError when a group has more than M/2
+    nonzero weights."""
+    check_balanced(w, group, name)
+    g = groups_of(w, group)
+    nonzero = g != 0
+    # Rank positions: nonzero first, then by position; keep the first M/2.
+    rank = np.argsort(~nonzero, axis=-1, kind="stable")
+    keep = np.zeros(g.shape, bool)
+    np.put_along_axis(keep, rank[..., : group // 2], True, axis=-1)
+    return ungroup(keep, w.shape)
+
+
+def check_balanced(w: np.ndarray, group: int, name: str = "layer", mask=None) -> None:
+    """Refuse weights that break the pattern: more than M/2 nonzero weights in a group, or (with a
+    mask) a mask without exactly M/2 kept per group or a pruned weight that is not 0."""
+    _check_group(group)
+    g = groups_of(w, group)
+    if mask is not None:
+        mg = groups_of(mask.astype(bool), group)
+        counts = mg.sum(-1)
+        bad = np.argwhere(counts != group // 2)
+        if bad.size:
+            k, gi = bad[0]
+            raise SparsityError(f"{name}: output channel {k}, group {gi} keeps {counts[k, gi]} "
+                                f"weights; balanced sparsity keeps exactly {group // 2} of {group}")
+        bad = np.argwhere(((g != 0) & ~mg).any(-1))
+        if bad.size:
+            k, gi = bad[0]
+            raise SparsityError(f"{name}: output channel {k}, group {gi} has a nonzero weight "
+                                f"outside its kept mask")
+        return
+    counts = (g != 0).sum(-1)
+    bad = np.argwhere(counts > group // 2)
+    if bad.size:
+        k, gi = bad[0]
+        raise SparsityError(f"{name}: output channel {k}, group {gi} has {counts[k, gi]} nonzero "
+                            f"weights; balanced sparsity allows at most {group // 2} of {group} "
+                            f"({len(bad)} such groups in all)")
+
+
+def compress(w: np.ndarray, group: int, mask=None, name: str = "layer"):
+    """Compressed form: values (K, G, M/2) int8 and positions (K, G, M/2) in ascending order."""
+    if mask is None:
+        mask = kept_mask(w, group, name)
+    else:
+        check_balanced(w, group, name, mask)
+    g = groups_of(w, group)
+    mg = groups_of(mask.astype(bool), group)
+    positions = np.argsort(~mg, axis=-1, kind="stable")[..., : group // 2]
+    positions.sort(axis=-1)
+    values = np.take_along_axis(g, positions, axis=-1)
+    return values.astype(np.int8), positions.astype(np.int64)

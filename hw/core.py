@@ -1,0 +1,142 @@
+"""The sparse systolic core: decoders + grid + drain + output stage, run on one preloaded layer."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import SenseConfig
+from .decoders import IfmDecoder, WeightDecoder, ifm_addr_bits, tile_info_layout, weight_addr_bits
+from .grid import Grid
+from .layouts import ifm_word_layout, layer_layout, ofm_row_layout, param_layout, weight_word_layout
+from .output_stage import OutputStage
+
+__all__ = ["Core"]
+
+
+class Core(wiring.Component):
+    """One convolution (or FC) layer from preloaded on-chip buffers to a stream of output rows.
+
+    Load the buffers through ``ifm_wr_*`` (IFM words, hw.layouts.ifm_word_layout, written to every
+    column's bank), ``w_wr_*`` (weight words) and ``par_wr_*`` (per-channel bias/mult/shift); set
+    ``layer`` and pulse ``start``. The core walks every (k tile, pixel tile) and streams one
+    ``ofm`` row (ofm_row_layout: channel, pixel tile, valid pixel count, cols int8) per output
+    channel per pixel tile, in tile order, bottom grid row first within a tile. ``busy`` is high
+    from ``start`` until the last row has left; ``done`` then stays high until the next start.
+
+    Drain: when the grid's corner PE finishes a tile, its rows are shifted out into the output stage
+    (one row per cycle while the output stage accepts) while the next tile computes. The decoders
+    hold a tile's last operation until the previous tile has been shifted out (``last_ok``), so a
+    slow consumer on ``ofm`` stalls the grid instead of losing results.
+
+    Counters (valid from ``start`` to the next ``start``): ``cycles`` (busy cycles),
+    ``groups_issued``, ``groups_skipped`` (per tile and group), ``slots_issued`` (cycles of MACs
+    issued to the grid) and ``macs`` = slots_issued * rows * cols.
+    """
+
+    def __init__(self, config: SenseConfig):
+        self._config = config
+        par_bits = (config.max_channels - 1).bit_length()
+        super().__init__({
+            "layer": In(layer_layout(config)),
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "ifm_wr_addr": In(unsigned(ifm_addr_bits(config))),
+            "ifm_wr_data": In(ifm_word_layout(config)),
+            "ifm_wr_en": In(1),
+            "w_wr_addr": In(unsigned(weight_addr_bits(config))),
+            "w_wr_data": In(weight_word_layout(config)),
+            "w_wr_en": In(1),
+            "par_wr_addr": In(unsigned(par_bits)),
+            "par_wr_data": In(param_layout(config)),
+            "par_wr_en": In(1),
+            "ofm": Out(stream.Signature(ofm_row_layout(config))),
+            "cycles": Out(32),
+            "groups_issued": Out(32),
+            "groups_skipped": Out(32),
+            "slots_issued": Out(32),
+            "macs": Out(48),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        m.submodules.ifm = ifm = IfmDecoder(cfg)
+        m.submodules.wdec = wdec = WeightDecoder(cfg)
+        m.submodules.grid = grid = Grid(cfg)
+        m.submodules.out = out = OutputStage(cfg)
+
+        m.d.comb += [
+            ifm.layer.eq(self.layer), ifm.start.eq(self.start),
+            ifm.wr_addr.eq(self.ifm_wr_addr), ifm.wr_data.eq(self.ifm_wr_data),
+            ifm.wr_en.eq(self.ifm_wr_en),
+            wdec.wr_addr.eq(self.w_wr_addr), wdec.wr_data.eq(self.w_wr_data),
+            wdec.wr_en.eq(self.w_wr_en),
+            out.par_wr_addr.eq(self.par_wr_addr), out.par_wr_data.eq(self.par_wr_data),
+            out.par_wr_en.eq(self.par_wr_en),
+            wdec.rd_addr.eq(ifm.w_rd_addr), wdec.issue.eq(ifm.issue), wdec.null.eq(ifm.null),
+            wdec.first.eq(ifm.first), wdec.last.eq(ifm.last),
+            grid.w_in.eq(wdec.ops), grid.x_in.eq(ifm.x_out),
+        ]
+        wiring.connect(m, out.o, wiring.flipped(self.ofm))
+
+        out_channels = Signal.like(self.layer.out_channels)
+        relu = Signal()
+        with m.If(self.start):
+            m.d.sync += [out_channels.eq(self.layer.out_channels), relu.eq(self.layer.relu)]
+        m.d.comb += out.relu.eq(relu)
+
+        # -- drain: at most one finished tile waits for (or is in) the drain ---------------------
+        pending = Signal()
+        info = Signal(tile_info_layout(cfg))
+        draining = Signal()
+        row = Signal(range(cfg.rows))
+        m.d.comb += ifm.last_ok.eq(~pending)
+        with m.If(ifm.tile_done):
+            m.d.sync += [pending.eq(1), info.eq(ifm.tile_info)]
+        with m.If(grid.corner_done):
+            m.d.sync += [draining.eq(1), row.eq(cfg.rows - 1)]
+
+        channel = info.k0 + row
+        emit = draining & (channel < out_channels)
+        m.d.comb += [
+            out.i.valid.eq(emit),
+            out.i.payload.channel.eq(channel),
+            out.i.payload.tile.eq(info.tile),
+            out.i.payload.count.eq(info.count),
+            out.i.payload.acc.eq(grid.bottom),
+        ]
+        shift = draining & (out.i.ready | ~emit)
+        m.d.comb += grid.shift.eq(shift)
+        with m.If(shift):
+            m.d.sync += row.eq(row - 1)
+            with m.If(row == 0):
+                m.d.sync += [draining.eq(0), pending.eq(0)]
+        with m.If(self.start):
+            m.d.sync += [pending.eq(0), draining.eq(0)]
+
+        # -- status and counters --------------------------------------------------------------------
+        busy = ifm.busy | pending | out.busy
+        m.d.comb += self.busy.eq(busy)
+        with m.If(self.start):
+            m.d.sync += [self.done.eq(0), self.cycles.eq(0)]
+        with m.Elif(busy):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+        running = Signal()
+        with m.If(self.start):
+            m.d.sync += running.eq(1)
+        with m.Elif(running & ~busy):
+            m.d.sync += [running.eq(0), self.done.eq(1)]
+        m.d.comb += [
+            self.groups_issued.eq(ifm.groups_issued),
+            self.groups_skipped.eq(ifm.groups_skipped),
+            self.slots_issued.eq(ifm.slots_issued),
+            self.macs.eq(ifm.slots_issued * (cfg.rows * cfg.cols)),
+        ]
+        return m

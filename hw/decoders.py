@@ -1,0 +1,372 @@
+"""Weight and IFM sparsity decoders: they turn preloaded buffers into the grid's skewed operands.
+
+Cycle-level contract (one "slot" = one cycle of the grid; a group takes M/2 slots sparse, M dense):
+
+* The IFM decoder walks the layer's tiles (k tile outer, pixel tile inner), and inside a tile the
+  reduction groups g = (kh, kw, cg), channel group innermost. For each group it reads the M-value
+  word of every column's pixel from that column's IFM bank (zero padding by bounds check) into a
+  staging register: the *candidate*. A candidate whose words are zero for every pixel of the tile
+  is skipped in one cycle; otherwise it is issued, one slot per cycle. The next candidate is read
+  in the cycle the current one is consumed, so there are no bubbles between groups.
+* In the cycle an operation issues, the IFM decoder tells the weight decoder (issue, first, last,
+  null) and has already addressed the weight buffer, one cycle earlier, for that slot.
+* Both decoders register the operation (the *issue stage*) and delay row i / column j by i / j
+  cycles, so the grid's operands meet (see hw/grid.py).
+* ``first`` marks a tile's first operation. ``last`` marks its last: when the tile's last group is
+  skipped, a null operation (value 0) carries the ``last`` flag in the skip cycle instead, so every
+  tile ends with exactly one ``last``. A tile's last operation waits for ``last_ok`` (the previous
+  tile's results have been drained), so no PE finishes a tile before its result registers are free.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .config import SenseConfig
+from .layouts import (CHANNEL_BITS, DIM_BITS, ifm_layout, ifm_word_layout, layer_layout,
+                      weight_op_layout, weight_word_layout)
+
+__all__ = ["IfmDecoder", "WeightDecoder", "tile_info_layout", "delayed"]
+
+
+def delayed(m: Module, value, cycles: int, name: str):
+    """`value` delayed by `cycles` registers (a shift register; SRLs on Xilinx)."""
+    for k in range(cycles):
+        reg = Signal.like(value, name=f"{name}_d{k + 1}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
+def tile_info_layout(config: SenseConfig) -> data.StructLayout:
+    return data.StructLayout({
+        "k0": unsigned(CHANNEL_BITS + 1),
+        "tile": unsigned(2 * DIM_BITS),
+        "count": unsigned(config.cols.bit_length()),
+    })
+
+
+def weight_addr_bits(config):
+    return max(1, (config.weight_depth - 1).bit_length())
+
+
+def ifm_addr_bits(config):
+    return max(1, (config.ifm_bank_depth - 1).bit_length())
+
+
+class WeightDecoder(wiring.Component):
+    """Weight buffer plus issue stage for the rows.
+
+    The buffer holds ``weight_depth`` words of ``weight_word_layout`` (one slot, every row); the
+    word for slot s of group g of k tile kt is at ``(kt * groups + g) * slots + s``. ``rd_addr`` is
+    read every cycle (synchronous, non-transparent); in the next cycle ``issue``/``null``/
+    ``first``/``last`` say what to do with the word: the issue stage registers one operation per
+    row (value forced to 0 when not issuing or null) and row i's operation leaves on ``ops[i]``
+    i cycles later.
+    """
+
+    def __init__(self, config: SenseConfig):
+        self._config = config
+        super().__init__({
+            "wr_addr": In(unsigned(weight_addr_bits(config))),
+            "wr_data": In(weight_word_layout(config)),
+            "wr_en": In(1),
+            "rd_addr": In(unsigned(weight_addr_bits(config))),
+            "issue": In(1),
+            "null": In(1),
+            "first": In(1),
+            "last": In(1),
+            "ops": Out(data.ArrayLayout(weight_op_layout(config), config.rows)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        m.submodules.mem = mem = Memory(shape=weight_word_layout(cfg), depth=cfg.weight_depth,
+                                        init=[])
+        wr = mem.write_port()
+        rd = mem.read_port(transparent_for=())
+        m.d.comb += [wr.addr.eq(self.wr_addr), wr.data.eq(self.wr_data), wr.en.eq(self.wr_en),
+                     rd.addr.eq(self.rd_addr), rd.en.eq(1)]
+        use = self.issue & ~self.null
+        for i in range(cfg.rows):
+            op = Signal(weight_op_layout(cfg), name=f"issue_op_{i}")
+            m.d.sync += [
+                op.value.eq(Mux(use, rd.data[i].value, 0)),
+                op.first.eq(self.issue & self.first),
+                op.last.eq(self.issue & self.last),
+            ]
+            if cfg.pos_width:
+                m.d.sync += op.pos.eq(rd.data[i].pos)
+            m.d.comb += self.ops[i].eq(delayed(m, op, i, f"row{i}"))
+        return m
+
+
+class IfmDecoder(wiring.Component):
+    """IFM banks, pixel walker, group sequencer with zero-group skipping, and column issue stage.
+
+    ``layer`` is latched on ``start``. IFM bank j (``ifm_bank_depth`` words) serves column j;
+    ``wr_*`` writes all banks at once. A word for channel group cg of pixel (y, x) is at
+    ``(y * in_w + x) * in_groups + cg``. ``x_out[j]`` is column j's issued IFM, j cycles after
+    the issue stage. ``tile_done`` pulses with a tile's last operation, with ``tile_info``.
+    ``busy`` is high from ``start`` until every operation has been issued.
+    """
+
+    def __init__(self, config: SenseConfig):
+        self._config = config
+        self.aw = ifm_addr_bits(config)
+        super().__init__({
+            "layer": In(layer_layout(config)),
+            "start": In(1),
+            "last_ok": In(1),
+            "wr_addr": In(unsigned(self.aw)),
+            "wr_data": In(ifm_word_layout(config)),
+            "wr_en": In(1),
+            "w_rd_addr": Out(unsigned(weight_addr_bits(config))),
+            "issue": Out(1),
+            "null": Out(1),
+            "first": Out(1),
+            "last": Out(1),
+            "tile_done": Out(1),
+            "tile_info": Out(tile_info_layout(config)),
+            "x_out": Out(data.ArrayLayout(ifm_layout(config), config.cols)),
+            "busy": Out(1),
+            "groups_issued": Out(32),
+            "groups_skipped": Out(32),
+            "slots_issued": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        cols, cpg = cfg.cols, cfg.cycles_per_group
+        sw = self.aw + 8           # signed word-address arithmetic, room for padding offsets
+        cw = DIM_BITS + 6          # signed pixel coordinates
+
+        # -- layer parameters and the products the walker steps by ---------------------------
+        L = Signal(layer_layout(cfg))
+        row_words = Signal(signed(sw))    # in_w * in_groups
+        s_words = Signal(signed(sw))      # stride * in_groups
+        p_words = Signal(signed(sw))      # pad * in_groups
+        s_row = Signal(signed(sw))        # stride * in_w * in_groups
+        p_row = Signal(signed(sw))        # pad * in_w * in_groups
+        init = Signal(2)
+
+        # -- pixel walker: emits the next tile's per-column base coordinates --------------------
+        wk_active = Signal()
+        wk_wrap = Signal()
+        wk_oy = Signal(unsigned(DIM_BITS + 1))
+        wk_ox = Signal(unsigned(DIM_BITS + 1))
+        wk_iy0 = Signal(signed(cw))
+        wk_ix0 = Signal(signed(cw))
+        wk_rowbase = Signal(signed(sw))
+        wk_base = Signal(signed(sw))
+        wk_count = Signal(range(cols + 1))
+        wk_valid = Signal(range(cols + 1))
+        wk_k0 = Signal(unsigned(CHANNEL_BITS + 1))
+        wk_tile = Signal(unsigned(2 * DIM_BITS))
+        wk_new_kt = Signal()
+
+        col = data.StructLayout({"valid": 1, "iy0": signed(cw), "ix0": signed(cw),
+                                 "base": signed(sw)})
+        nx = Signal(data.ArrayLayout(col, cols))
+        nx_ready = Signal()
+        nx_info = Signal(tile_info_layout(cfg))
+        nx_new_kt = Signal()
+
+        with m.If(self.start):
+            m.d.sync += [L.eq(self.layer), init.eq(1), wk_active.eq(0), nx_ready.eq(0)]
+        with m.Elif(init == 1):
+            m.d.sync += [row_words.eq(L.in_w * L.in_groups), s_words.eq(L.stride * L.in_groups),
+                         p_words.eq(L.pad * L.in_groups), init.eq(2)]
+        with m.Elif(init == 2):
+            m.d.sync += [
+                s_row.eq(L.stride * row_words), p_row.eq(L.pad * row_words), init.eq(3)]
+        with m.Elif(init == 3):
+            m.d.sync += [
+                init.eq(0), wk_active.eq(1), wk_wrap.eq(0),
+                wk_oy.eq(0), wk_ox.eq(0), wk_iy0.eq(-L.pad), wk_ix0.eq(-L.pad),
+                wk_rowbase.eq(-p_row), wk_base.eq(-p_row - p_words),
+                wk_count.eq(0), wk_valid.eq(0), wk_k0.eq(0), wk_tile.eq(0), wk_new_kt.eq(1),
+            ]
+
+        pixel_valid = wk_oy < L.out_h
+        emit = wk_active & ~nx_ready & ~wk_wrap & (init == 0) & ~self.start
+        with m.If(emit):
+            new = Signal(col)
+            m.d.comb += [new.valid.eq(pixel_valid), new.iy0.eq(wk_iy0), new.ix0.eq(wk_ix0),
+                         new.base.eq(wk_base)]
+            for j in range(cols - 1):
+                m.d.sync += nx[j].eq(nx[j + 1])
+            m.d.sync += [nx[cols - 1].eq(new), wk_count.eq(wk_count + 1),
+                         wk_valid.eq(wk_valid + pixel_valid)]
+            with m.If(pixel_valid):
+                with m.If(wk_ox + 1 == L.out_w):
+                    m.d.sync += [wk_ox.eq(0), wk_oy.eq(wk_oy + 1), wk_ix0.eq(-L.pad),
+                                 wk_iy0.eq(wk_iy0 + L.stride), wk_rowbase.eq(wk_rowbase + s_row),
+                                 wk_base.eq(wk_rowbase + s_row - p_words)]
+                with m.Else():
+                    m.d.sync += [wk_ox.eq(wk_ox + 1), wk_ix0.eq(wk_ix0 + L.stride),
+                                 wk_base.eq(wk_base + s_words)]
+            with m.If(wk_count == cols - 1):
+                m.d.sync += [
+                    nx_ready.eq(1), wk_wrap.eq(1),
+                    nx_info.k0.eq(wk_k0), nx_info.tile.eq(wk_tile),
+                    nx_info.count.eq(wk_valid + pixel_valid), nx_new_kt.eq(wk_new_kt),
+                ]
+        with m.If(wk_wrap & ~self.start):
+            # The tile is complete: set the walker up for the next one (next k tile at map end).
+            m.d.sync += [wk_wrap.eq(0), wk_count.eq(0), wk_valid.eq(0), wk_new_kt.eq(0),
+                         wk_tile.eq(wk_tile + 1)]
+            with m.If(wk_oy >= L.out_h):
+                m.d.sync += [
+                    wk_oy.eq(0), wk_ox.eq(0), wk_iy0.eq(-L.pad), wk_ix0.eq(-L.pad),
+                    wk_rowbase.eq(-p_row), wk_base.eq(-p_row - p_words),
+                    wk_k0.eq(wk_k0 + cfg.rows), wk_tile.eq(0), wk_new_kt.eq(1),
+                ]
+                with m.If(wk_k0 + cfg.rows >= L.out_channels):
+                    m.d.sync += wk_active.eq(0)
+
+        # -- group sequencer --------------------------------------------------------------------
+        cur = Signal(data.ArrayLayout(col, cols))
+        cur_valid = Signal()
+        cur_info = Signal(tile_info_layout(cfg))
+        kh = Signal(unsigned(4))
+        kw = Signal(unsigned(4))
+        cg = Signal(unsigned(DIM_BITS))
+        offset = Signal(signed(sw))
+        kh_row = Signal(signed(sw))  # kh * in_w * in_groups
+        grp_last_kw = kw + 1 == L.kernel_w
+        grp_last_cg = cg + 1 == L.in_groups
+        grp_last = grp_last_cg & grp_last_kw & (kh + 1 == L.kernel_h)
+        w_next = Signal(unsigned(weight_addr_bits(cfg)))
+        w_kt_base = Signal(unsigned(weight_addr_bits(cfg)))
+
+        cand_valid = Signal()
+        cand_last = Signal()
+        cand_info = Signal(tile_info_layout(cfg))
+        cand_wbase = Signal(unsigned(weight_addr_bits(cfg)))
+        cand_inb = Signal(cols)
+        slot = Signal(range(max(cpg, 2)))
+        started = Signal()
+
+        banks = []
+        bank_word = data.StructLayout({"data": ifm_word_layout(cfg), "nz": 1})
+        for j in range(cols):
+            mem = Memory(shape=bank_word, depth=cfg.ifm_bank_depth, init=[])
+            m.submodules[f"bank{j}"] = mem
+            wr = mem.write_port()
+            rd = mem.read_port(transparent_for=())
+            m.d.comb += [wr.addr.eq(self.wr_addr), wr.data.data.eq(self.wr_data),
+                         wr.data.nz.eq(self.wr_data.as_value().any()), wr.en.eq(self.wr_en)]
+            banks.append(rd)
+
+        nonzero = Cat(cand_inb[j] & banks[j].data.nz for j in range(cols)).any()
+        consume = Signal()
+        issue = Signal()
+        null = Signal()
+        first = Signal()
+        last = Signal()
+        last_slot = slot == cpg - 1
+        with m.If(cand_valid):
+            with m.If(~nonzero):
+                with m.If(cand_last):
+                    m.d.comb += [issue.eq(self.last_ok), null.eq(1), first.eq(~started),
+                                 last.eq(1), consume.eq(self.last_ok)]
+                with m.Else():
+                    m.d.comb += consume.eq(1)
+            with m.Else():
+                last_op = cand_last & last_slot
+                m.d.comb += [issue.eq(~last_op | self.last_ok), first.eq(~started & (slot == 0)),
+                             last.eq(last_op), consume.eq(issue & last_slot)]
+
+        read_next = (~cand_valid | consume) & cur_valid & ~self.start
+        load = nx_ready & (~cur_valid | (read_next & grp_last)) & ~self.start
+
+        # Staged candidate bookkeeping.
+        with m.If(issue):
+            m.d.sync += started.eq(~last)
+        with m.If(consume):
+            m.d.sync += slot.eq(0)
+        with m.Elif(issue):
+            m.d.sync += slot.eq(slot + 1)
+        with m.If(read_next):
+            inb = Signal(cols)
+            for j in range(cols):
+                iy = cur[j].iy0 + kh
+                ix = cur[j].ix0 + kw
+                m.d.comb += [
+                    inb[j].eq(cur[j].valid & (iy >= 0) & (iy < L.in_h) & (ix >= 0) & (ix < L.in_w)),
+                    banks[j].addr.eq((cur[j].base + offset)[:self.aw]),
+                ]
+            m.d.sync += [cand_valid.eq(1), cand_last.eq(grp_last), cand_info.eq(cur_info),
+                         cand_wbase.eq(w_next), cand_inb.eq(inb)]
+            # Next group: channel group innermost, then kernel column, then kernel row.
+            with m.If(grp_last):
+                m.d.sync += [cur_valid.eq(0), kh.eq(0), kw.eq(0), cg.eq(0), offset.eq(0),
+                             kh_row.eq(0)]
+            with m.Elif(grp_last_cg & grp_last_kw):
+                m.d.sync += [cg.eq(0), kw.eq(0), kh.eq(kh + 1), kh_row.eq(kh_row + row_words),
+                             offset.eq(kh_row + row_words)]
+            with m.Elif(grp_last_cg):
+                m.d.sync += [cg.eq(0), kw.eq(kw + 1), offset.eq(offset + 1)]
+            with m.Else():
+                m.d.sync += [cg.eq(cg + 1), offset.eq(offset + 1)]
+        with m.Elif(consume):
+            m.d.sync += cand_valid.eq(0)
+        for j in range(cols):
+            m.d.comb += banks[j].en.eq(read_next)
+
+        w_after = Mux(read_next, w_next + cpg, w_next)
+        with m.If(load):
+            m.d.sync += [cur.eq(nx), cur_valid.eq(1), cur_info.eq(nx_info), nx_ready.eq(0)]
+            with m.If(nx_new_kt):
+                m.d.sync += [w_kt_base.eq(w_after), w_next.eq(w_after)]
+            with m.Else():
+                m.d.sync += w_next.eq(w_kt_base)
+        with m.Else():
+            m.d.sync += w_next.eq(w_after)
+        with m.If(self.start):
+            m.d.sync += [cur_valid.eq(0), cand_valid.eq(0), slot.eq(0), started.eq(0),
+                         kh.eq(0), kw.eq(0), cg.eq(0), offset.eq(0), kh_row.eq(0),
+                         w_next.eq(0), w_kt_base.eq(0)]
+
+        # Weight address for the slot issued next cycle.
+        with m.If(read_next):
+            m.d.comb += self.w_rd_addr.eq(w_next)
+        with m.Else():
+            m.d.comb += self.w_rd_addr.eq(cand_wbase + slot + issue)
+
+        m.d.comb += [self.issue.eq(issue), self.null.eq(null), self.first.eq(first),
+                     self.last.eq(last), self.tile_done.eq(issue & last),
+                     self.tile_info.eq(cand_info)]
+
+        # -- column issue stage and skew ----------------------------------------------------------
+        use = issue & ~null
+        for j in range(cols):
+            x = Signal(ifm_layout(cfg), name=f"issue_x_{j}")
+            word = banks[j].data.data
+            keep = use & cand_inb[j]
+            if cfg.sparse:
+                m.d.sync += x.eq(Mux(keep, word.as_value(), 0))
+            else:
+                m.d.sync += x[0].eq(Mux(keep, word[slot], 0))
+            m.d.comb += self.x_out[j].eq(delayed(m, x, j, f"col{j}"))
+
+        # -- status and counters ------------------------------------------------------------------
+        m.d.comb += self.busy.eq(wk_active | nx_ready | cur_valid | cand_valid | (init != 0)
+                                 | self.start)
+        with m.If(self.start):
+            m.d.sync += [self.groups_issued.eq(0), self.groups_skipped.eq(0),
+                         self.slots_issued.eq(0)]
+        with m.Else():
+            with m.If(consume & nonzero):
+                m.d.sync += self.groups_issued.eq(self.groups_issued + 1)
+            with m.If(consume & ~nonzero):
+                m.d.sync += self.groups_skipped.eq(self.groups_skipped + 1)
+            with m.If(use):
+                m.d.sync += self.slots_issued.eq(self.slots_issued + 1)
+        return m

@@ -1,0 +1,102 @@
+"""Output stage: bias, requantization, saturation and ReLU of drained accumulator rows."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .config import SenseConfig
+from .layouts import acc_row_layout, ofm_row_layout, param_layout
+
+__all__ = ["OutputStage"]
+
+
+class OutputStage(wiring.Component):
+    """Turns one accumulator row (cols int32 of one output channel) into cols int8 outputs.
+
+    ``y = relu?(sat_int8((acc + bias) * mult + (1 << (shift - 1))) >> shift))`` exactly as
+    ``host.golden`` (add_bias, requantize, relu), with bias/mult/shift per output channel read
+    from the parameter memory (``max_channels`` entries, written through ``par_wr_*``).
+
+    Streams: ``i`` (acc_row_layout) in, ``o`` (ofm_row_layout) out, valid/ready on both. Four
+    pipeline stages (parameter read, bias add, multiply and round, shift and saturate), all
+    advancing together when ``o`` can take a row: throughput one row per cycle, latency four cycles,
+    back-pressure on ``o`` stalls the whole pipeline and then ``i``. ``busy`` is high while any
+    stage holds a row.
+    """
+
+    def __init__(self, config: SenseConfig):
+        self._config = config
+        self._addr_bits = (config.max_channels - 1).bit_length()
+        super().__init__({
+            "i": In(stream.Signature(acc_row_layout(config))),
+            "o": Out(stream.Signature(ofm_row_layout(config))),
+            "relu": In(1),
+            "par_wr_addr": In(unsigned(self._addr_bits)),
+            "par_wr_data": In(param_layout(config)),
+            "par_wr_en": In(1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        cols, acc_w = cfg.cols, cfg.acc_width
+
+        m.submodules.params = params = Memory(shape=param_layout(cfg), depth=cfg.max_channels,
+                                              init=[])
+        wr = params.write_port()
+        rd = params.read_port(transparent_for=())
+        m.d.comb += [wr.addr.eq(self.par_wr_addr), wr.data.eq(self.par_wr_data),
+                     wr.en.eq(self.par_wr_en)]
+
+        advance = Signal()
+        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+
+        header = data.StructLayout({k: v.shape for k, v in ofm_row_layout(cfg)
+                                    if k != "data"})
+
+        def stage(name, layout):
+            return (Signal(name=f"{name}_valid"), Signal(header, name=f"{name}_hdr"),
+                    Signal(layout, name=name))
+
+        # Stage 1: the parameter memory is read (data valid in stage 1), the row registered.
+        v1, h1, acc1 = stage("s1", data.ArrayLayout(signed(acc_w), cols))
+        m.d.comb += [rd.addr.eq(self.i.payload.channel), rd.en.eq(advance)]
+        # Stage 2: accumulator + bias (int32; the packer keeps it in range, SPEC section 2).
+        v2, h2, sum2 = stage("s2", data.ArrayLayout(signed(acc_w), cols))
+        mult2 = Signal(unsigned(16))
+        shift2 = Signal(unsigned(6))
+        # Stage 3: * mult + rounding constant, exact in 49 bits signed.
+        v3, h3, prod3 = stage("s3", data.ArrayLayout(signed(acc_w + 17), cols))
+        shift3 = Signal(unsigned(6))
+
+        with m.If(advance):
+            m.d.sync += [
+                v1.eq(self.i.valid),
+                h1.channel.eq(self.i.payload.channel),
+                h1.tile.eq(self.i.payload.tile),
+                h1.count.eq(self.i.payload.count),
+                acc1.eq(self.i.payload.acc),
+                v2.eq(v1), h2.eq(h1), mult2.eq(rd.data.mult), shift2.eq(rd.data.shift),
+                v3.eq(v2), h3.eq(h2), shift3.eq(shift2),
+                self.o.valid.eq(v3),
+                self.o.payload.channel.eq(h3.channel),
+                self.o.payload.tile.eq(h3.tile),
+                self.o.payload.count.eq(h3.count),
+            ]
+            rounding = (Const(1, acc_w + 17) << shift2) >> 1
+            for j in range(cols):
+                total = (acc1[j] + rd.data.bias)[:acc_w].as_signed()
+                scaled = prod3[j] >> shift3
+                clipped = Mux(scaled > 127, 127, Mux(scaled < -128, -128, scaled[:8].as_signed()))
+                m.d.sync += [
+                    sum2[j].eq(total),
+                    prod3[j].eq(sum2[j] * mult2 + rounding),
+                    self.o.payload.data[j].eq(Mux(self.relu & clipped[7], 0, clipped)),
+                ]
+
+        m.d.comb += self.busy.eq(v1 | v2 | v3 | self.o.valid)
+        return m

@@ -1,0 +1,1 @@
+"""cocotb benches that the product itself runs (``sense bench``, the simulated driver)."""
