@@ -96,7 +96,7 @@ class Core(wiring.Component):
         pending = Signal()
         info = Signal(tile_info_layout(cfg))
         draining = Signal()
-        row = Signal(range(cfg.rows))
+        row = Signal(range(max(cfg.rows, 2)))  # at least one bit, also for a 1-row grid
         m.d.comb += ifm.last_ok.eq(~pending)
         with m.If(ifm.tile_done):
             m.d.sync += [pending.eq(1), info.eq(ifm.tile_info)]

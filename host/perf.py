@@ -1,0 +1,107 @@
+"""Cycle model of the core (hw/core.py), exact for a consumer that is always ready.
+
+The formula, derived from the RTL and documented in docs/architecture.md ("Cycle formula"):
+
+* Tiles run k tile outer, pixel tile inner: N = ceil(K / rows) * ceil(OH * OW / cols) tiles, each
+  with G = R * S * C_pad / M groups.
+* A group costs c = 1 cycle when it is skipped (its IFM is zero for every pixel of the tile) and
+  c = M/2 cycles (sparse; M dense) when issued. T_n = sum of c over tile n's groups.
+* Start: 4 cycles of set-up, then the pixel walker fills tile 0's columns (cols cycles):
+  L_0 = cols + 4 (tile 0 loaded), R_0 = L_0 + 1 (its first group read).
+* Tile n's last operation issues at E_n = max(R_n + T_n, P_{n-1}), where P_{n-1} is the first cycle
+  after tile n-1 has been drained (no tile's last operation may issue before the previous tile
+  has left the result registers).
+* Tile n's results: the corner PE finishes at E_n + rows + cols + 1; the drain shifts one row per
+  cycle from the next cycle on, so P_n = E_n + 2 * rows + cols + 2.
+* The walker needs cols + 1 cycles per tile: L_{n+1} = max(R_n + T_n - c_last(n), L_n + cols + 1)
+  and R_{n+1} = max(E_n, L_{n+1} + 1).
+* The output stage is 4 deep: cycles = P_{N-1} + 3.
+
+So a layer whose tiles are long (T_n >= 2 * rows + cols + 2 and >= cols + 1) costs
+cols + 5 + sum(T_n) + 2 * rows + cols + 5 cycles: compute plus a fixed fill and drain.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hw.config import SenseConfig
+
+from .buffers import ConvLayer, padded
+from .sparse import pad_channels
+
+__all__ = ["skip_mask", "core_cycles", "useful_macs", "SETUP_CYCLES", "OUTPUT_STAGES"]
+
+SETUP_CYCLES = 4    # start, and three cycles computing the walker's step products
+OUTPUT_STAGES = 4   # parameter read, bias add, multiply, shift and saturate
+
+
+def skip_mask(layer: ConvLayer, config: SenseConfig) -> np.ndarray:
+    """(pixel tiles, G) bool: True where group g of the pixel tile is zero for every pixel, so the
+    IFM decoder skips it. Groups in reduction order (kh, kw, channel group)."""
+    m = config.group
+    x = pad_channels(layer.x, m, axis=0)
+    c, h, w = x.shape
+    _, _, r, s = layer.w.shape
+    oh, ow = layer.out_shape()
+    nonzero = (x.reshape(c // m, m, h, w) != 0).any(axis=1)           # (Gc, H, W)
+    p, st = layer.pad, layer.stride
+    # Pad generously so every window (including rows/cols beyond the map) is in range.
+    big = np.zeros((c // m, p + oh * st + r, p + ow * st + s), bool)
+    big[:, p:p + h, p:p + w] = nonzero
+    pixels = oh * ow
+    tiles = -(-pixels // config.cols)
+    groups = []
+    for kh in range(r):
+        for kw in range(s):
+            tap = big[:, kh:kh + oh * st:st, kw:kw + ow * st:st][:, :oh, :ow]   # (Gc, OH, OW)
+            flat = np.zeros((c // m, tiles * config.cols), bool)
+            flat[:, :pixels] = tap.reshape(c // m, pixels)
+            groups.append(flat.reshape(c // m, tiles, config.cols).any(axis=-1))  # (Gc, tiles)
+    any_nonzero = np.concatenate(groups, axis=0)                       # (G, tiles)
+    return ~any_nonzero.T
+
+
+def core_cycles(layer: ConvLayer, config: SenseConfig) -> dict:
+    """Cycles the core takes for `layer` (consumer always ready), with the figures behind them."""
+    mask = skip_mask(layer, config)                       # (pixel tiles, G)
+    cpg = config.cycles_per_group
+    cost = np.where(mask, 1, cpg)                         # (pixel tiles, G)
+    per_tile = cost.sum(axis=1)
+    last_cost = cost[:, -1]
+    k_tiles = -(-layer.w.shape[0] // config.rows)
+    rows, cols = config.rows, config.cols
+
+    load = cols + SETUP_CYCLES
+    read = load + 1
+    prev_drained = 0
+    end = 0
+    for _ in range(k_tiles):
+        for t, last in zip(per_tile.tolist(), last_cost.tolist()):
+            issue_last = max(read + t, prev_drained)
+            prev_drained = issue_last + 2 * rows + cols + 2
+            load = max(read + t - last, load + cols + 1)
+            read = max(issue_last, load + 1)
+            end = prev_drained
+    groups = mask.size * k_tiles
+    skipped = int(mask.sum()) * k_tiles
+    return {
+        "cycles": end + OUTPUT_STAGES - 1,
+        "tiles": per_tile.size * k_tiles,
+        "groups_issued": groups - skipped,
+        "groups_skipped": skipped,
+        "slots_issued": (groups - skipped) * cpg,
+        "compute_cycles": int(per_tile.sum()) * k_tiles,
+    }
+
+
+def useful_macs(layer: ConvLayer, config: SenseConfig) -> int:
+    """MACs of the layer that do real work: every output times the weights a PE multiplies for it
+    (the M/2 kept of every group when sparse, all of them dense), padded channels excluded... no:
+    padded channels count, as the PE spends the cycle on them."""
+    k, c, r, s = layer.w.shape
+    oh, ow = layer.out_shape()
+    per_output = r * s * padded(c, config.group)
+    if config.sparse:
+        per_output //= 2
+    return k * oh * ow * per_output
