@@ -19,14 +19,19 @@ __all__ = ["save_cases", "load_cases", "run_core"]
 _FIELDS = ("x", "w", "bias", "mult", "shift")
 
 
-def save_cases(path, layers: list[ConvLayer]) -> None:
+def save_cases(path, layers: list[ConvLayer], ready=1.0) -> None:
+    """Write layers (and, per layer, the probability that the output consumer is ready in a
+    cycle) for the core bench."""
+    readies = list(ready) if isinstance(ready, (list, tuple)) else [float(ready)] * len(layers)
+    if len(readies) != len(layers):
+        raise ValueError(f"ready has {len(readies)} entries for {len(layers)} layers")
     arrays = {}
     meta = []
-    for i, layer in enumerate(layers):
+    for i, (layer, r) in enumerate(zip(layers, readies)):
         for f in _FIELDS:
             arrays[f"{i}_{f}"] = getattr(layer, f)
         meta.append({"stride": layer.stride, "pad": layer.pad, "relu": bool(layer.relu),
-                     "name": layer.name})
+                     "name": layer.name, "ready": float(r)})
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     fd, tmp = tempfile.mkstemp(suffix=".npz", dir=Path(path).parent)
     os.close(fd)
@@ -34,15 +39,23 @@ def save_cases(path, layers: list[ConvLayer]) -> None:
     os.replace(tmp, path)
 
 
-def load_cases(path) -> list[ConvLayer]:
+def load_cases(path) -> list[tuple[ConvLayer, float]]:
+    """(layer, ready probability) pairs written by `save_cases`."""
     with np.load(path) as z:
         meta = json.loads(bytes(z["meta"]).decode())
-        return [ConvLayer(**{f: z[f"{i}_{f}"] for f in _FIELDS}, **m) for i, m in enumerate(meta)]
+        out = []
+        for i, m in enumerate(meta):
+            ready = m.pop("ready")
+            out.append((ConvLayer(**{f: z[f"{i}_{f}"] for f in _FIELDS}, **m), ready))
+        return out
 
 
-def run_core(config: SenseConfig, layers: list[ConvLayer], *, ready: float = 1.0, seed: int = 1,
+def run_core(config: SenseConfig, layers: list[ConvLayer], *, ready=1.0, seed: int = 1,
              name: str = "core") -> dict:
-    """Build (once) and simulate the core on `layers`; returns the bench's results dict."""
+    """Build (once) and simulate the core on `layers`; returns the bench's results dict.
+
+    ready: probability that the output consumer accepts a row in a cycle (1.0 = always), one
+    value or one per layer."""
     from hw import sim
 
     for layer in layers:
@@ -52,11 +65,11 @@ def run_core(config: SenseConfig, layers: list[ConvLayer], *, ready: float = 1.0
     work.mkdir(parents=True, exist_ok=True)
     stem = f"{name}-{os.getpid()}"
     cases, results = work / f"{stem}.npz", work / f"{stem}.json"
-    save_cases(cases, layers)
+    save_cases(cases, layers, ready)
     results.unlink(missing_ok=True)
     sim.run(build, "hw.tb.core_bench", name=name,
             env={"SENSE_CASES": str(cases), "SENSE_RESULTS": str(results),
-                 "SENSE_READY": str(ready), "SENSE_SEED": str(seed)})
+                 "SENSE_SEED": str(seed)})
     return json.loads(results.read_text())
 
 

@@ -1,8 +1,8 @@
 """cocotb bench for hw.core.Core: runs the layers of a case file and compares with host.golden.
 
-Environment: SENSE_CASES (an .npz written by host.corerun.save_cases), SENSE_RESULTS (JSON written
-here: per layer bit_exact, counters, cycles), SENSE_READY (probability that the output consumer is
-ready in a cycle; 1.0 = never back-pressure), SENSE_SEED.
+Environment: SENSE_CASES (an .npz written by host.corerun.save_cases: layers, and per layer the
+probability that the output consumer is ready in a cycle), SENSE_RESULTS (JSON written here: per
+layer bit_exact, counters, cycles, simulation wall time), SENSE_SEED.
 """
 
 import json
@@ -11,13 +11,17 @@ import time
 
 import cocotb
 import numpy as np
-from cocotb.triggers import FallingEdge
+from cocotb.triggers import ClockCycles, FallingEdge, First, RisingEdge
+from cocotb.utils import get_sim_time
 
 from host.buffers import assemble_output, ifm_packed, layer_word, param_words, weight_words
 from host.corerun import load_cases
 from hw.layouts import ofm_row_layout, unpack
 from hw.sim import config_from_env
 from hw.tb.util import start_clock_and_reset
+
+
+CLOCK_NS = 10  # hw.tb.util.start_clock_and_reset's default period
 
 
 async def write_words(dut, prefix, words):
@@ -38,27 +42,37 @@ async def run_layer(dut, cfg, layer, rng, ready_p, timeout):
     dut.start.value = 1
     await FallingEdge(dut.clk)
     dut.start.value = 0
+    t_run = time.perf_counter()
     layout = ofm_row_layout(cfg)
     rows = []
-    for cycle in range(timeout):
-        ready = int(rng.random() < ready_p)
+    always_ready = ready_p >= 1.0
+    t_start = get_sim_time("ns")
+    while True:
+        ready = 1 if always_ready else int(rng.random() < ready_p)
         dut.ofm__ready.value = ready
-        if ready and dut.ofm__valid.value == 1:
+        valid = dut.ofm__valid.value == 1
+        if ready and valid:
             row = unpack(layout, dut.ofm__payload.value.to_unsigned())
             rows.append((row["channel"], row["tile"], row["count"], row["data"]))
         if dut.done.value == 1:
             break
+        cycles = int(get_sim_time("ns") - t_start) // CLOCK_NS
+        if cycles > timeout:
+            raise AssertionError(f"{layer.name}: core not done after {timeout} cycles")
+        if always_ready and not valid:
+            # Nothing to collect: sleep until a row, the end, or the cycle budget runs out.
+            await First(RisingEdge(dut.ofm__valid), RisingEdge(dut.done),
+                        ClockCycles(dut.clk, timeout - cycles + 1))
         await FallingEdge(dut.clk)
-    else:
-        raise AssertionError(f"{layer.name}: core not done after {timeout} cycles")
     dut.ofm__ready.value = 0
+    run_seconds = time.perf_counter() - t_run
     counters = {name: int(getattr(dut, name).value.to_unsigned())
                 for name in ("cycles", "groups_issued", "groups_skipped", "slots_issued", "macs")}
     got = assemble_output(rows, layer, cfg)
     want = layer.reference()
     mismatch = int((got != want).sum())
     return {"name": layer.name, "bit_exact": mismatch == 0, "mismatches": mismatch,
-            "outputs": int(want.size), **counters}
+            "outputs": int(want.size), "run_seconds": run_seconds, **counters}
 
 
 @cocotb.test()
@@ -66,15 +80,15 @@ async def core_matches_golden(dut):
     cfg = config_from_env()
     layers = load_cases(os.environ["SENSE_CASES"])
     rng = np.random.default_rng(int(os.environ.get("SENSE_SEED", "1")))
-    ready_p = float(os.environ.get("SENSE_READY", "1.0"))
     for name in ("ifm_wr_en", "w_wr_en", "par_wr_en", "start", "ofm__ready"):
         getattr(dut, name).value = 0
     await start_clock_and_reset(dut)
     results = []
     t0 = time.perf_counter()
-    for layer in layers:
+    for layer, ready_p in layers:
         budget = 100_000 + 50 * int(np.prod(layer.w.shape)) * int(np.prod(layer.out_shape()))
         result = await run_layer(dut, cfg, layer, rng, ready_p, timeout=budget)
+        result["ready"] = ready_p
         dut._log.info("%s", result)
         results.append(result)
     wall = time.perf_counter() - t0

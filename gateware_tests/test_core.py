@@ -1,0 +1,62 @@
+"""The sparse core against the golden model, bit for bit, with cycle counts from host.perf."""
+
+import numpy as np
+import pytest
+
+from host.corerun import random_layer, run_core
+from host.perf import core_cycles
+from hw.config import SenseConfig
+
+CONFIGS = {
+    "1x1-M2": SenseConfig(rows=1, cols=1, group=2),
+    "2x3-M4": SenseConfig(rows=2, cols=3, group=4),
+    "4x4-M8": SenseConfig(rows=4, cols=4, group=8),
+    "8x8-M16": SenseConfig(rows=8, cols=8, group=16, ifm_kib=64),
+    "16x16-M4": SenseConfig(rows=16, cols=16, group=4, ifm_kib=64, weight_kib=16),
+    "4x4-M4-dense": SenseConfig(rows=4, cols=4, group=4, sparse=False),
+}
+
+# (name, c, k, h, w, kernel, stride, pad, zero density, dead channels, relu, ready)
+LAYERS = [
+    ("k1s1-z0", 7, 5, 6, 5, 1, 1, 0, 0.0, 0.0, True, 1.0),
+    ("k3s1p1-z50", 13, 9, 7, 6, 3, 1, 1, 0.5, 0.0, True, 1.0),
+    ("k3s2p1-z90", 5, 6, 9, 9, 3, 2, 1, 0.9, 0.0, True, 1.0),
+    ("k5s1p2-z0", 6, 4, 6, 7, 5, 1, 2, 0.0, 0.0, False, 1.0),
+    ("k5s2p2-z50", 11, 3, 9, 8, 5, 2, 2, 0.5, 0.0, True, 1.0),
+    ("k1s2-z100", 9, 5, 6, 6, 1, 2, 0, 1.0, 0.0, True, 1.0),
+    ("k3s1-dead", 16, 7, 6, 6, 3, 1, 0, 0.2, 0.5, True, 1.0),
+    ("fc", 37, 10, 1, 1, 1, 1, 0, 0.3, 0.0, False, 1.0),
+    # Random output back-pressure: results must stay exact, the core only gets slower.
+    ("k3s1p1-bp", 13, 9, 7, 6, 3, 1, 1, 0.5, 0.0, True, 0.3),
+    ("k1s1-bp", 7, 17, 4, 4, 1, 1, 0, 0.0, 0.0, True, 0.5),
+]
+
+
+def make_layers(config, seed):
+    rng = np.random.default_rng(seed)
+    layers, ready = [], []
+    for name, c, k, h, w, r, s, p, z, dead, relu, rd in LAYERS:
+        layers.append(random_layer(rng, config, c=c, k=k, h=h, w=w, r=r, stride=s, pad=p,
+                                   zero_density=z, dead_channels=dead, relu=relu, name=name))
+        ready.append(rd)
+    return layers, ready
+
+
+@pytest.mark.parametrize("key", list(CONFIGS))
+def test_core(key):
+    config = CONFIGS[key]
+    layers, ready = make_layers(config, seed=sum(map(ord, key)))
+    results = run_core(config, layers, ready=ready, name=f"core-{key}")["layers"]
+    assert len(results) == len(layers)
+    for layer, rd, got in zip(layers, ready, results):
+        want = core_cycles(layer, config)
+        assert got["bit_exact"], f"{layer.name}: {got['mismatches']} of {got['outputs']} wrong"
+        assert got["groups_skipped"] == want["groups_skipped"], layer.name
+        assert got["groups_issued"] == want["groups_issued"], layer.name
+        assert got["macs"] == got["slots_issued"] * config.pes, layer.name
+        if rd == 1.0:
+            assert got["cycles"] == want["cycles"], (layer.name, got["cycles"], want["cycles"])
+        else:
+            assert got["cycles"] >= want["cycles"], layer.name
+        if layer.name.endswith("z100"):
+            assert got["groups_issued"] == 0
