@@ -48,6 +48,25 @@ def cmd_elaborate(args) -> int:
     return 0
 
 
+def cmd_bench_core(args) -> int:
+    import json
+
+    from host.bench import bench_core
+    from host.files import atomic_write
+
+    report = bench_core(config_from_args(args), seed=args.seed)
+    text = json.dumps(report, indent=2) + "\n"
+    if args.json:
+        atomic_write(args.json, text)
+        print(f"wrote {args.json}", file=sys.stderr)
+    sys.stdout.write(text)
+    bad = [layer["layer"] for layer in report["layers"] if not layer["bit_exact"]]
+    if bad:
+        print(f"sense bench core: error: not bit-exact: {', '.join(bad)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from hw.generate import BLOCKS, LARGEST_BLOCK
 
@@ -66,6 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="FILE.v", help="output Verilog file")
     p.add_argument("--lint", action="store_true", help="lint the result with Verilator -Wall")
     p.set_defaults(func=cmd_elaborate)
+
+    p = sub.add_parser("bench", help="measure the gateware in RTL simulation (JSON)",
+                       description="Benchmarks that run the RTL and print JSON.")
+    bench = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    p = bench.add_parser(
+        "core", help="sparse core vs dense baseline on the benchmark layers",
+        description="Run the benchmark layers (3x3 64->64 on 16x16 with ReLU-like and with "
+                    "dense input, 1x1 64->128, 5x5 stride 2) on the sparse core and on the dense "
+                    "baseline of the same grid in Verilator; print per-layer cycles, speedup, PE "
+                    "utilisation, skipped groups, bit-exactness and simulation speed as JSON. "
+                    "Buffers are grown to hold the layers. Default grid 16x16.")
+    _add_config_args(p)
+    p.set_defaults(rows=16, cols=16)
+    p.add_argument("--seed", type=int, default=7, help="seed of the random layers (default 7)")
+    p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
+    p.set_defaults(func=cmd_bench_core)
     return parser
 
 

@@ -96,12 +96,15 @@ def core_cycles(layer: ConvLayer, config: SenseConfig) -> dict:
 
 
 def useful_macs(layer: ConvLayer, config: SenseConfig) -> int:
-    """MACs of the layer that do real work: every output times the weights a PE multiplies for it
-    (the M/2 kept of every group when sparse, all of them dense), padded channels excluded... no:
-    padded channels count, as the PE spends the cycle on them."""
-    k, c, r, s = layer.w.shape
+    """MACs the grid spends on real work: issued slots times the PEs whose row is a real output
+    channel and whose column is a real pixel (padding rows and columns of partial tiles excluded).
+    PE utilisation = useful_macs / (rows * cols * cycles)."""
+    mask = skip_mask(layer, config)                                   # (pixel tiles, G)
+    slots = (~mask).sum(axis=1) * config.cycles_per_group             # issued slots per tile
+    k = layer.w.shape[0]
     oh, ow = layer.out_shape()
-    per_output = r * s * padded(c, config.group)
-    if config.sparse:
-        per_output //= 2
-    return k * oh * ow * per_output
+    pixels = oh * ow
+    cols_valid = np.minimum(config.cols, pixels - np.arange(mask.shape[0]) * config.cols)
+    k_tiles = -(-k // config.rows)
+    rows_valid = np.minimum(config.rows, k - np.arange(k_tiles) * config.rows)
+    return int(rows_valid.sum() * (slots * cols_valid).sum())

@@ -19,6 +19,8 @@ def test_version_and_help():
     assert r.returncode == 0 and "elaborate" in r.stdout
     r = sense("elaborate", "--help")
     assert r.returncode == 0 and "--group" in r.stdout and "--dense" in r.stdout
+    r = sense("bench", "core", "--help")
+    assert r.returncode == 0 and "--json" in r.stdout
 
 
 def test_no_command_prints_help():
@@ -26,19 +28,20 @@ def test_no_command_prints_help():
     assert r.returncode == 2 and "usage: sense" in r.stdout
 
 
-@pytest.mark.parametrize("args", [
-    ["--config", "small"],
-    ["--config", "zcu102"],
-    ["--rows", "3", "--cols", "5", "--group", "16"],
-    ["--group", "8", "--dense"],
+@pytest.mark.parametrize("args,top", [
+    (["--config", "small"], "sense_core"),
+    (["--rows", "3", "--cols", "5", "--group", "16"], "sense_core"),
+    (["--group", "8", "--dense"], "sense_core"),
+    (["--config", "zcu102", "--block", "grid"], "sense_grid"),
+    (["--config", "zcu102", "--block", "pe"], "sense_pe"),
 ])
-def test_elaborate_writes_verilog_that_verilator_lints(tmp_path, args):
+def test_elaborate_writes_verilog_that_verilator_lints(tmp_path, args, top):
     out = tmp_path / "x.v"
     r = sense("elaborate", *args, "-o", str(out))
     assert r.returncode == 0, r.stderr
     text = out.read_text()
-    assert "module sense_pe" in text
-    sim.lint(out, "sense_pe")
+    assert f"module {top}(" in text
+    sim.lint(out, top)
 
 
 @pytest.mark.parametrize("args,message", [

@@ -1,0 +1,119 @@
+"""`sense bench core`: the sparse core against the dense baseline of the same grid, in RTL.
+
+Every figure comes from the RTL simulation (cycles, counters, bit-exactness) except the PE
+utilisation's numerator, useful MACs, which host.perf.useful_macs counts from the layer.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from hw.config import SenseConfig
+
+from . import golden
+from .buffers import ConvLayer, padded, weight_slots
+from .corerun import run_core
+from .perf import core_cycles, useful_macs
+from .sparse import pad_channels, prune_balanced
+
+__all__ = ["relu_activations", "bench_layers", "fit_buffers", "bench_core"]
+
+
+def relu_activations(rng, c, h, w, dead=0.1) -> np.ndarray:
+    """int8 activations as a ReLU layer produces them: the output of a real 3x3 convolution of a
+    random image, shifted per channel so that each channel has its own zero density (20 % to
+    90 %, and a fraction `dead` of channels zero everywhere), then ReLU and requantization. Zeros
+    are correlated in space and by channel, as in a trained network."""
+    image = rng.integers(-128, 128, size=(1, 8, h, w)).astype(np.int8)
+    kernel = rng.integers(-128, 128, size=(c, 8, 3, 3)).astype(np.int8)
+    acc = golden.conv2d(image, kernel, padding=1)[0].astype(np.float64)   # (c, h, w)
+    q = rng.uniform(0.2, 0.9, size=c)
+    q[rng.random(c) < dead] = 1.0
+    threshold = np.array([np.quantile(acc[i], q[i]) for i in range(c)])
+    y = np.maximum(acc - threshold[:, None, None], 0)
+    y = np.rint(y / max(y.max(), 1) * 127)
+    return y.astype(np.int8)
+
+
+def _layer(rng, group, name, x, k, r, stride, pad, relu=True):
+    c = x.shape[0]
+    w = rng.integers(-128, 128, size=(k, padded(c, group), r, r)).astype(np.int8)
+    w = prune_balanced(w, group)[0][:, :c]
+    bias = rng.integers(-20000, 20000, size=k).astype(np.int32)
+    acc = golden.add_bias(golden.conv2d(x[None], w, stride=stride, padding=pad), bias)
+    spread = np.maximum(np.abs(acc).max(axis=(0, 2, 3)), 1).astype(np.float64)
+    mult, shift = golden.scale_to_mult_shift(110.0 / spread)
+    return ConvLayer(x=x, w=w, bias=bias, mult=mult, shift=shift, stride=stride, pad=pad,
+                     relu=relu, name=name)
+
+
+def bench_layers(group: int, seed: int = 7) -> list[ConvLayer]:
+    """The benchmark's layers. Weights are balanced-sparse for M=`group` (the dense baseline runs
+    the same weights, zeros included)."""
+    rng = np.random.default_rng(seed)
+    dense_input = rng.integers(1, 128, size=(64, 16, 16)).astype(np.int8)
+    return [
+        _layer(rng, group, "conv3x3_64to64_16x16_relu_input", relu_activations(rng, 64, 16, 16),
+               64, 3, 1, 1),
+        _layer(rng, group, "conv3x3_64to64_16x16_dense_input", dense_input, 64, 3, 1, 1),
+        _layer(rng, group, "conv1x1_64to128_16x16_relu_input", relu_activations(rng, 64, 16, 16),
+               128, 1, 1, 0),
+        _layer(rng, group, "conv5x5s2_32to64_16x16_relu_input", relu_activations(rng, 32, 16, 16),
+               64, 5, 2, 2),
+    ]
+
+
+def fit_buffers(config: SenseConfig, layers) -> SenseConfig:
+    """The configuration with IFM and weight buffers grown (powers of two) to hold every layer."""
+    def kib_for(nbytes):
+        kib = 1
+        while kib * 1024 < nbytes:
+            kib *= 2
+        return kib
+
+    ifm = max(pad_channels(layer.x, config.group, axis=0).size for layer in layers)
+    ifm_kib = max(config.ifm_kib, kib_for(ifm * config.cols))
+    weight_words = max(len(weight_slots(layer, config.replace(sparse=False))) for layer in layers)
+    weight_kib = max(config.weight_kib, kib_for(weight_words * config.rows))
+    return config.replace(ifm_kib=ifm_kib, weight_kib=weight_kib)
+
+
+def bench_core(config: SenseConfig, *, seed: int = 7, log=sys.stderr) -> dict:
+    """Run the bench layers on the sparse core and on its dense baseline; return the report."""
+    sparse_cfg = fit_buffers(config.replace(sparse=True), bench_layers(config.group, seed))
+    dense_cfg = sparse_cfg.replace(sparse=False)
+    layers = bench_layers(config.group, seed)
+    print(f"bench core: {sparse_cfg.rows}x{sparse_cfg.cols} grid, M={sparse_cfg.group}; building "
+          f"and simulating the sparse core (first build of a configuration takes minutes)",
+          file=log, flush=True)
+    sparse = run_core(sparse_cfg, layers, name="bench-sparse")
+    print("bench core: sparse done; now the dense baseline", file=log, flush=True)
+    dense = run_core(dense_cfg, layers, name="bench-dense")
+    report = []
+    for layer, s, d in zip(layers, sparse["layers"], dense["layers"]):
+        model = core_cycles(layer, sparse_cfg)
+        groups = s["groups_issued"] + s["groups_skipped"]
+        k, c, r, _ = layer.w.shape
+        report.append({
+            "layer": layer.name,
+            "shape": {"in_channels": c, "out_channels": k, "in_hw": list(layer.x.shape[1:]),
+                      "kernel": r, "stride": layer.stride, "pad": layer.pad},
+            "ifm_zero_fraction": float((layer.x == 0).mean()),
+            "cycles_sparse": s["cycles"],
+            "cycles_dense": d["cycles"],
+            "cycles_model_sparse": model["cycles"],
+            "cycles_model_dense": core_cycles(layer, dense_cfg)["cycles"],
+            "speedup": d["cycles"] / s["cycles"],
+            "pe_utilization": useful_macs(layer, sparse_cfg) / (sparse_cfg.pes * s["cycles"]),
+            "pe_utilization_dense": useful_macs(layer, dense_cfg) / (dense_cfg.pes * d["cycles"]),
+            "groups_skipped_fraction": s["groups_skipped"] / groups if groups else 0.0,
+            "groups_skipped_fraction_dense": (d["groups_skipped"]
+                                              / max(1, d["groups_issued"] + d["groups_skipped"])),
+            "bit_exact": bool(s["bit_exact"] and d["bit_exact"]),
+            "sim_cycles_per_second": s["cycles"] / s["run_seconds"],
+            "sim_cycles_per_second_dense": d["cycles"] / d["run_seconds"],
+        })
+    return {"bench": "core", "config": sparse_cfg.to_dict(), "dense_config": dense_cfg.to_dict(),
+            "seed": seed, "layers": report}
