@@ -69,3 +69,16 @@ def test_lint_reports_problems(tmp_path):
     bad.write_text("module bad(input a, output b); assign b = c; endmodule\n")
     with pytest.raises(sim.SimulationFailed, match="lint"):
         sim.lint(bad, "bad")
+
+
+def test_atomic_write_permissions_and_no_leftovers(tmp_path):
+    import os
+
+    from host.files import atomic_write
+
+    path = atomic_write(tmp_path / "a" / "f.bin", b"abc")
+    assert path.read_bytes() == b"abc"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in path.parent.iterdir()] == ["f.bin"]
