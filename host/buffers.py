@@ -21,7 +21,7 @@ from hw.layouts import (CHANNEL_BITS, DIM_BITS, KERNEL_BITS, ifm_word_layout, la
                         pack, param_layout, weight_word_layout)
 
 from . import golden
-from .sparse import compress, groups_of, pad_channels
+from .sparse import check_balanced, compress, groups_of, pad_channels
 
 __all__ = ["ConvLayer", "ifm_words", "weight_words", "param_words", "layer_fields",
            "pack_words", "assemble_output"]
@@ -73,6 +73,8 @@ class ConvLayer:
             raise ValueError(f"{self.name}: weights have {wc} input channels, input has {c}")
         if oh < 1 or ow < 1:
             raise ValueError(f"{self.name}: kernel {r}x{s} does not fit the {h}x{wd} input")
+        if config.sparse:
+            check_balanced(pad_channels(self.w, config.group, axis=1), config.group, self.name)
         words = h * wd * padded(c, config.group) // config.group
         if words > config.ifm_bank_depth:
             raise ValueError(f"{self.name}: input needs {words} IFM words per column bank, the "

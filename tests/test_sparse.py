@@ -125,3 +125,16 @@ def test_assemble_output_errors():
         assemble_output([good[0], (0, 1, 2, [3, 0])], layer, cfg)
     with pytest.raises(ValueError, match="out of range"):
         assemble_output([(1, 0, 2, [0, 0])], layer, cfg)
+
+
+def test_unbalanced_layer_refused_before_simulation():
+    from host.corerun import run_core
+    from host.sparse import SparsityError
+
+    cfg = SenseConfig(rows=2, cols=2, group=4)
+    w = np.ones((2, 4, 1, 1), np.int8)          # 4 of 4 nonzero: not 2:4
+    layer = ConvLayer(x=np.ones((4, 2, 2), np.int8), w=w, bias=np.zeros(2, np.int32),
+                      mult=np.ones(2, np.int32), shift=np.ones(2, np.int32), name="conv9")
+    with pytest.raises(SparsityError, match="conv9: output channel 0, group 0 has 4 nonzero"):
+        run_core(cfg, [layer])
+    layer.check(cfg.replace(sparse=False))      # the dense baseline runs any weights
