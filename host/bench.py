@@ -13,10 +13,10 @@ import numpy as np
 from hw.config import SenseConfig
 
 from . import golden
-from .buffers import ConvLayer, padded, weight_slots
-from .corerun import run_core
+from .buffers import ConvLayer, weight_slots
+from .corerun import layer_for_input, run_core
 from .perf import core_cycles, useful_macs
-from .sparse import pad_channels, prune_balanced
+from .sparse import pad_channels
 
 __all__ = ["relu_activations", "bench_layers", "fit_buffers", "bench_core"]
 
@@ -37,31 +37,20 @@ def relu_activations(rng, c, h, w, dead=0.1) -> np.ndarray:
     return y.astype(np.int8)
 
 
-def _layer(rng, group, name, x, k, r, stride, pad, relu=True):
-    c = x.shape[0]
-    w = rng.integers(-128, 128, size=(k, padded(c, group), r, r)).astype(np.int8)
-    w = prune_balanced(w, group)[0][:, :c]
-    bias = rng.integers(-20000, 20000, size=k).astype(np.int32)
-    acc = golden.add_bias(golden.conv2d(x[None], w, stride=stride, padding=pad), bias)
-    spread = np.maximum(np.abs(acc).max(axis=(0, 2, 3)), 1).astype(np.float64)
-    mult, shift = golden.scale_to_mult_shift(110.0 / spread)
-    return ConvLayer(x=x, w=w, bias=bias, mult=mult, shift=shift, stride=stride, pad=pad,
-                     relu=relu, name=name)
-
-
 def bench_layers(group: int, seed: int = 7) -> list[ConvLayer]:
     """The benchmark's layers. Weights are balanced-sparse for M=`group` (the dense baseline runs
     the same weights, zeros included)."""
     rng = np.random.default_rng(seed)
     dense_input = rng.integers(1, 128, size=(64, 16, 16)).astype(np.int8)
+    def layer(name, x, k, r, stride, pad):
+        return layer_for_input(rng, group, x, k=k, r=r, stride=stride, pad=pad,
+                               bias_range=20000, name=name)
+
     return [
-        _layer(rng, group, "conv3x3_64to64_16x16_relu_input", relu_activations(rng, 64, 16, 16),
-               64, 3, 1, 1),
-        _layer(rng, group, "conv3x3_64to64_16x16_dense_input", dense_input, 64, 3, 1, 1),
-        _layer(rng, group, "conv1x1_64to128_16x16_relu_input", relu_activations(rng, 64, 16, 16),
-               128, 1, 1, 0),
-        _layer(rng, group, "conv5x5s2_32to64_16x16_relu_input", relu_activations(rng, 32, 16, 16),
-               64, 5, 2, 2),
+        layer("conv3x3_64to64_16x16_relu_input", relu_activations(rng, 64, 16, 16), 64, 3, 1, 1),
+        layer("conv3x3_64to64_16x16_dense_input", dense_input, 64, 3, 1, 1),
+        layer("conv1x1_64to128_16x16_relu_input", relu_activations(rng, 64, 16, 16), 128, 1, 1, 0),
+        layer("conv5x5s2_32to64_16x16_relu_input", relu_activations(rng, 32, 16, 16), 64, 5, 2, 2),
     ]
 
 

@@ -14,7 +14,7 @@ from hw.config import SenseConfig
 from .buffers import ConvLayer
 from .files import atomic_write
 
-__all__ = ["save_cases", "load_cases", "run_core"]
+__all__ = ["save_cases", "load_cases", "run_core", "layer_for_input", "random_layer"]
 
 _FIELDS = ("x", "w", "bias", "mult", "shift")
 
@@ -73,30 +73,34 @@ def run_core(config: SenseConfig, layers: list[ConvLayer], *, ready=1.0, seed: i
     return json.loads(results.read_text())
 
 
-def random_layer(rng, config: SenseConfig, *, c: int, k: int, h: int, w: int, r: int = 3,
-                 stride: int = 1, pad: int = 0, zero_density: float = 0.5,
-                 dead_channels: float = 0.0, relu: bool = True, name: str = "layer") -> ConvLayer:
-    """A random quantized layer with balanced 1/2 sparse weights (M of `config`).
-
-    zero_density: fraction of IFM values that are zero (independently);
-    dead_channels: fraction of input channels that are zero everywhere (as after ReLU).
-    Requantization scales are chosen so that outputs use the whole int8 range.
-    """
+def layer_for_input(rng, group: int, x: np.ndarray, *, k: int, r: int, stride: int = 1,
+                    pad: int = 0, relu: bool = True, bias_range: int = 5000,
+                    name: str = "layer") -> ConvLayer:
+    """A quantized layer on input `x` (C, H, W) with random balanced-sparse (M=`group`) weights,
+    random bias, and requantization scales chosen so that outputs use the whole int8 range."""
     from . import golden
     from .sparse import pad_channels, prune_balanced
 
-    x = rng.integers(-128, 128, size=(c, h, w)).astype(np.int8)
-    x[rng.random(x.shape) < zero_density] = 0
-    x[rng.random(c) < dead_channels] = 0
+    c = x.shape[0]
     wt = rng.integers(-128, 128, size=(k, c, r, r)).astype(np.int8)
-    wt = pad_channels(wt, config.group, axis=1)
-    wt, _ = prune_balanced(wt, config.group)
-    wt = wt[:, :c]
-    # Pruning on the padded tensor keeps the pattern on the padded channels; the padded channels
-    # carry zeros in the input, so the extra weights there never matter. Keep them zero.
-    bias = rng.integers(-5000, 5000, size=k).astype(np.int32)
+    # Prune with the channels padded to a multiple of M, then drop the padding: groups keep at
+    # most M/2 nonzero weights, which is all the pattern asks of the real channels.
+    wt = prune_balanced(pad_channels(wt, group, axis=1), group)[0][:, :c]
+    bias = rng.integers(-bias_range, bias_range, size=k).astype(np.int32)
     acc = golden.add_bias(golden.conv2d(x[None], wt, stride=stride, padding=pad), bias)
     spread = np.maximum(np.abs(acc).max(axis=(0, 2, 3)), 1).astype(np.float64)
     mult, shift = golden.scale_to_mult_shift(110.0 / spread)
     return ConvLayer(x=x, w=wt, bias=bias, mult=mult, shift=shift, stride=stride, pad=pad,
                      relu=relu, name=name)
+
+
+def random_layer(rng, config: SenseConfig, *, c: int, k: int, h: int, w: int, r: int = 3,
+                 stride: int = 1, pad: int = 0, zero_density: float = 0.5,
+                 dead_channels: float = 0.0, relu: bool = True, name: str = "layer") -> ConvLayer:
+    """A random layer for M of `config`: uniform int8 input with a fraction `zero_density` of
+    zeros (independently) and a fraction `dead_channels` of channels zero everywhere."""
+    x = rng.integers(-128, 128, size=(c, h, w)).astype(np.int8)
+    x[rng.random(x.shape) < zero_density] = 0
+    x[rng.random(c) < dead_channels] = 0
+    return layer_for_input(rng, config.group, x, k=k, r=r, stride=stride, pad=pad, relu=relu,
+                           name=name)

@@ -8,17 +8,19 @@ The formula, derived from the RTL and documented in docs/architecture.md ("Cycle
   c = M/2 cycles (sparse; M dense) when issued. T_n = sum of c over tile n's groups.
 * Start: 4 cycles of set-up, then the pixel walker fills tile 0's columns (cols cycles):
   L_0 = cols + 4 (tile 0 loaded), R_0 = L_0 + 1 (its first group read).
-* Tile n's last operation issues at E_n = max(R_n + T_n, P_{n-1}), where P_{n-1} is the first cycle
-  after tile n-1 has been drained (no tile's last operation may issue before the previous tile
-  has left the result registers).
-* Tile n's results: the corner PE finishes at E_n + rows + cols + 1; the drain shifts one row per
-  cycle from the next cycle on, so P_n = E_n + 2 * rows + cols + 2.
+* Tile n's last operation issues at E_n = max(R_n + T_n, P_{n-2}), where P_{n-2} is the first
+  cycle after tile n-2 has been drained: tiles alternate between two result banks, and tile n
+  may not finish before its bank is free.
+* Tile n's results: the corner PE finishes at C_n = E_n + rows + cols + 1; the drain of its bank
+  starts at D_n = max(C_n + 1, P_{n-1}) (after the previous tile's drain) and shifts one row per
+  cycle: P_n = D_n + rows.
 * The walker needs cols + 1 cycles per tile: L_{n+1} = max(R_n + T_n - c_last(n), L_n + cols + 1)
   and R_{n+1} = max(E_n, L_{n+1} + 1).
 * The output stage is 4 deep: cycles = P_{N-1} + 3.
 
-So a layer whose tiles are long (T_n >= 2 * rows + cols + 2 and >= cols + 1) costs
-cols + 5 + sum(T_n) + 2 * rows + cols + 5 cycles: compute plus a fixed fill and drain.
+So a layer whose tiles are long enough (T_n >= rows and >= cols + 1, and two tiles together
+>= 2 * rows + cols + 2) costs sum(T_n) + 2 * cols + 2 * rows + 10 cycles: compute plus a fixed
+fill and drain.
 """
 
 from __future__ import annotations
@@ -74,15 +76,16 @@ def core_cycles(layer: ConvLayer, config: SenseConfig) -> dict:
 
     load = cols + SETUP_CYCLES
     read = load + 1
-    prev_drained = 0
-    end = 0
+    drained = [0, 0]          # P_{n-2}, P_{n-1}
     for _ in range(k_tiles):
         for t, last in zip(per_tile.tolist(), last_cost.tolist()):
-            issue_last = max(read + t, prev_drained)
-            prev_drained = issue_last + 2 * rows + cols + 2
+            issue_last = max(read + t, drained[0])
+            corner = issue_last + rows + cols + 1
+            drain_start = max(corner + 1, drained[1])
+            drained = [drained[1], drain_start + rows]
             load = max(read + t - last, load + cols + 1)
             read = max(issue_last, load + 1)
-            end = prev_drained
+    end = drained[1]
     groups = mask.size * k_tiles
     skipped = int(mask.sum()) * k_tiles
     return {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -25,10 +25,11 @@ class Core(wiring.Component):
     channel per pixel tile, in tile order, bottom grid row first within a tile. ``busy`` is high
     from ``start`` until the last row has left; ``done`` then stays high until the next start.
 
-    Drain: when the grid's corner PE finishes a tile, its rows are shifted out into the output stage
-    (one row per cycle while the output stage accepts) while the next tile computes. The decoders
-    hold a tile's last operation until the previous tile has been shifted out (``last_ok``), so a
-    slow consumer on ``ofm`` stalls the grid instead of losing results.
+    Drain: when the grid's corner PE finishes a tile, its result bank is shifted out into the
+    output stage (one row per cycle while the output stage accepts) while the next tiles compute.
+    Tiles alternate between the grid's two result banks, and the decoders hold a tile's last
+    operation until the tile two before it has been shifted out (``last_ok``), so a slow consumer
+    on ``ofm`` stalls the grid instead of losing results.
 
     Counters (valid from ``start`` to the next ``start``): ``cycles`` (busy cycles),
     ``groups_issued``, ``groups_skipped`` (per tile and group), ``slots_issued`` (cycles of MACs
@@ -92,17 +93,19 @@ class Core(wiring.Component):
             m.d.sync += [out_channels.eq(self.layer.out_channels), relu.eq(self.layer.relu)]
         m.d.comb += out.relu.eq(relu)
 
-        # -- drain: at most one finished tile waits for (or is in) the drain ---------------------
-        pending = Signal()
-        info = Signal(tile_info_layout(cfg))
-        draining = Signal()
-        row = Signal(range(max(cfg.rows, 2)))  # at least one bit, also for a 1-row grid
-        m.d.comb += ifm.last_ok.eq(~pending)
-        with m.If(ifm.tile_done):
-            m.d.sync += [pending.eq(1), info.eq(ifm.tile_info)]
-        with m.If(grid.corner_done):
-            m.d.sync += [draining.eq(1), row.eq(cfg.rows - 1)]
+        # -- drain: up to two finished tiles, one per result bank ------------------------------
+        # pending: tiles whose last operation has issued and that are not yet shifted out;
+        # captured: those of them whose results are complete in their bank (corner_done seen).
+        # Tile n may finish (last_ok) only when tile n-2 is out, i.e. fewer than two pending.
+        pending = Signal(range(3))
+        captured = Signal(range(3))
+        queue = [Signal(tile_info_layout(cfg), name=f"tile_info_{q}") for q in range(2)]
+        bank = Signal()
+        row = Signal(range(max(cfg.rows, 2)), init=cfg.rows - 1)
+        draining = captured != 0
+        m.d.comb += [ifm.last_ok.eq(pending < 2), grid.bank.eq(bank), grid.clear.eq(self.start)]
 
+        info = queue[0]
         channel = info.k0 + row
         emit = draining & (channel < out_channels)
         m.d.comb += [
@@ -113,16 +116,25 @@ class Core(wiring.Component):
             out.i.payload.acc.eq(grid.bottom),
         ]
         shift = draining & (out.i.ready | ~emit)
+        pop = shift & (row == 0)
+        push = ifm.tile_done
         m.d.comb += grid.shift.eq(shift)
         with m.If(shift):
-            m.d.sync += row.eq(row - 1)
-            with m.If(row == 0):
-                m.d.sync += [draining.eq(0), pending.eq(0)]
+            m.d.sync += row.eq(Mux(row == 0, cfg.rows - 1, row - 1))
+        with m.If(pop):
+            m.d.sync += [queue[0].eq(queue[1]), bank.eq(~bank)]
+        with m.If(push):
+            with m.If((pending - pop) == 0):
+                m.d.sync += queue[0].eq(ifm.tile_info)
+            with m.Else():
+                m.d.sync += queue[1].eq(ifm.tile_info)
+        m.d.sync += [pending.eq(pending + push - pop),
+                     captured.eq(captured + grid.corner_done - pop)]
         with m.If(self.start):
-            m.d.sync += [pending.eq(0), draining.eq(0)]
+            m.d.sync += [pending.eq(0), captured.eq(0), bank.eq(0), row.eq(cfg.rows - 1)]
 
         # -- status and counters --------------------------------------------------------------------
-        busy = ifm.busy | pending | out.busy
+        busy = ifm.busy | (pending != 0) | out.busy
         m.d.comb += self.busy.eq(busy)
         with m.If(self.start):
             m.d.sync += [self.done.eq(0), self.cycles.eq(0)]

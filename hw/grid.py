@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -20,13 +20,14 @@ class Grid(wiring.Component):
     IFM lanes for column j enter at row 0 on ``x_in[j]`` and move one row per cycle. The caller
     skews them (row i delayed i cycles, column j delayed j cycles) so that matching operands meet.
 
-    Results: when PE(i, j) finishes an output (its ``done``), its accumulator is copied into the
-    result register R(i, j), so the accumulators go straight on with the next tile (double
-    buffering). ``corner_done`` is PE(rows-1, cols-1)'s ``done``: the last PE to finish, so when it
-    rises every R holds the tile. Each cycle ``shift`` is high, the R rows move down by one:
-    ``bottom`` shows R(rows-1, :) and after ``rows`` shifts every row has been out, bottom row first.
-    The caller must not shift while a tile is being captured, nor let a tile finish before the
-    previous one has been shifted out (the core's sequencer guarantees both).
+    Results: when PE(i, j) finishes an output (its ``done``), its accumulator is copied into a
+    result register, so the accumulators go straight on with the next tile. There are two banks of
+    result registers, R0 and R1; tiles alternate between them (tile n into bank n % 2, counted from
+    the last ``clear``). ``corner_done`` is PE(rows-1, cols-1)'s ``done``: the last PE to finish,
+    so when it rises the tile's bank is complete. Each cycle ``shift`` is high, the rows of bank
+    ``bank`` move down by one: ``bottom`` shows that bank's bottom row, and after ``rows`` shifts
+    every row has been out, bottom row first. The caller must not shift a bank while a tile is
+    being captured into it (the core lets tile n finish only after tile n-2 has been shifted out).
     """
 
     def __init__(self, config: SenseConfig):
@@ -34,7 +35,9 @@ class Grid(wiring.Component):
         super().__init__({
             "w_in": In(data.ArrayLayout(weight_op_layout(config), config.rows)),
             "x_in": In(data.ArrayLayout(ifm_layout(config), config.cols)),
+            "clear": In(1),
             "shift": In(1),
+            "bank": In(1),
             "bottom": Out(data.ArrayLayout(signed(config.acc_width), config.cols)),
             "corner_done": Out(1),
         })
@@ -47,8 +50,8 @@ class Grid(wiring.Component):
         m = Module()
         cfg = self._config
         pes = [[PE(cfg) for _ in range(cfg.cols)] for _ in range(cfg.rows)]
-        result = [[Signal(signed(cfg.acc_width), name=f"r_{i}_{j}") for j in range(cfg.cols)]
-                  for i in range(cfg.rows)]
+        banks = [[[Signal(signed(cfg.acc_width), name=f"r{b}_{i}_{j}") for j in range(cfg.cols)]
+                  for i in range(cfg.rows)] for b in range(2)]
         for i in range(cfg.rows):
             for j in range(cfg.cols):
                 pe = pes[i][j]
@@ -57,11 +60,17 @@ class Grid(wiring.Component):
                     pe.w_in.eq(self.w_in[i] if j == 0 else pes[i][j - 1].w_out),
                     pe.x_in.eq(self.x_in[j] if i == 0 else pes[i - 1][j].x_out),
                 ]
-                with m.If(pe.done):
-                    m.d.sync += result[i][j].eq(pe.acc)
-                with m.Elif(self.shift):
-                    m.d.sync += result[i][j].eq(result[i - 1][j] if i else 0)
+                sel = Signal(name=f"sel_{i}_{j}")  # the bank this PE's next result goes to
+                with m.If(self.clear):
+                    m.d.sync += sel.eq(0)
+                with m.Elif(pe.done):
+                    m.d.sync += sel.eq(~sel)
+                for b, result in enumerate(banks):
+                    with m.If(pe.done & (sel == b)):
+                        m.d.sync += result[i][j].eq(pe.acc)
+                    with m.Elif(self.shift & (self.bank == b)):
+                        m.d.sync += result[i][j].eq(result[i - 1][j] if i else 0)
         m.d.comb += self.corner_done.eq(pes[-1][-1].done)
         for j in range(cfg.cols):
-            m.d.comb += self.bottom[j].eq(result[-1][j])
+            m.d.comb += self.bottom[j].eq(Mux(self.bank, banks[1][-1][j], banks[0][-1][j]))
         return m
