@@ -94,6 +94,16 @@ def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def conv_windows(x, kernel, stride, padding, pad_value=0):
+    """(N, C, OH, OW, R, S) view of the padded input's windows (no checks; shared by conv2d,
+    maxpool2d and host.nn's float reference)."""
+    (r, s), (sh, sw), (ph, pw) = kernel, stride, padding
+    oh = output_size(x.shape[2], r, sh, ph)
+    ow = output_size(x.shape[3], s, sw, pw)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
+    return sliding_window_view(xp, (r, s), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :oh, :ow]
+
+
 def conv2d(x: np.ndarray, w: np.ndarray, stride=1, padding=0) -> np.ndarray:
     """Exact 2-D convolution (cross-correlation, as ONNX Conv) of int8 tensors.
 
@@ -114,8 +124,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, stride=1, padding=0) -> np.ndarray:
     if oh < 1 or ow < 1:
         raise ValueError(f"kernel {r}x{s} does not fit the {h}x{wd} input with padding "
                          f"{(ph, pw)}")
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    windows = sliding_window_view(xp, (r, s), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :oh, :ow]
+    windows = conv_windows(x, (r, s), (sh, sw), (ph, pw))
     out = _dot(windows, w, axes=([1, 4, 5], [1, 2, 3]), reduction=c * r * s)  # (N, OH, OW, K)
     return _to_int32("conv2d result", out.transpose(0, 3, 1, 2))
 
@@ -185,9 +194,7 @@ def maxpool2d(x: np.ndarray, kernel, stride=None, padding=0) -> np.ndarray:
     oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
     if oh < 1 or ow < 1:
         raise ValueError(f"pool kernel {kh}x{kw} does not fit the {h}x{wd} input")
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=INT8_MIN)
-    windows = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :oh, :ow]
-    return windows.max(axis=(4, 5))
+    return conv_windows(x, (kh, kw), (sh, sw), (ph, pw), pad_value=INT8_MIN).max(axis=(4, 5))
 
 
 # -- helpers for the numerics ---------------------------------------------------------------------

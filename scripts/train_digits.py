@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Train the bundled digits CNN and its balanced-sparse fine-tuned variants (needs torch:
+`pip install torch==2.13.0 scikit-learn`). Writes models/digits-data.npz, models/digits.onnx and
+models/digits-m{4,8,16}.onnx. Deterministic for a given seed on one machine.
+
+Model: 1x8x8 -> conv 3x3 16 (pad 1) -> ReLU -> conv 3x3 32 (pad 1) -> ReLU -> max-pool 2
+       -> FC 512 -> 10 (softmax on the host).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from host.digits import DATA, MODELS, load_split  # noqa: E402
+from host.nn import Layer, Network, save_onnx  # noqa: E402
+from host.quant import prune_network  # noqa: E402
+
+
+def make_data(seed):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(digits.target), bool)
+    test[rng.permutation(len(test))[: len(test) // 4]] = True
+    np.savez_compressed(DATA, x=digits.data.astype(np.uint8), y=digits.target.astype(np.uint8),
+                        test=test)
+
+
+class Digits(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.c2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.fc = nn.Linear(32 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.c1(x))
+        x = torch.max_pool2d(torch.relu(self.c2(x)), 2)
+        return self.fc(x.flatten(1))
+
+
+def to_network(model, name):
+    p = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
+    return Network((1, 8, 8), [
+        Layer("conv", "conv1", p["c1.weight"], p["c1.bias"], pad=1, relu=True),
+        Layer("conv", "conv2", p["c2.weight"], p["c2.bias"], pad=1, relu=True, pool=(2, 2, 0)),
+        Layer("fc", "fc", p["fc.weight"], p["fc.bias"]),
+    ], ["softmax"], name=name)
+
+
+def load_weights(model, net):
+    names = {"conv1": "c1", "conv2": "c2", "fc": "fc"}
+    state = {}
+    for layer in net.layers:
+        state[f"{names[layer.name]}.weight"] = torch.tensor(layer.weight, dtype=torch.float32)
+        state[f"{names[layer.name]}.bias"] = torch.tensor(layer.bias, dtype=torch.float32)
+    model.load_state_dict(state)
+
+
+def train(model, x, y, epochs, lr, masks=None, seed=0):
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
+    params = [model.c1.weight, model.c2.weight, model.fc.weight]
+    for _ in range(epochs):
+        order = torch.randperm(len(xt))
+        for i in range(0, len(xt), 64):
+            idx = order[i:i + 64]
+            loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if masks is not None:  # keep the balanced pattern: pruned weights stay 0
+                with torch.no_grad():
+                    for prm, mask in zip(params, masks):
+                        prm.mul_(mask)
+
+
+def accuracy(model, x, y):
+    with torch.no_grad():
+        return float((model(torch.tensor(x, dtype=torch.float32)).argmax(1).numpy() == y).mean())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--finetune-epochs", type=int, default=30)
+    args = ap.parse_args()
+    MODELS.mkdir(exist_ok=True)
+    make_data(args.seed)
+    xtr, ytr, xte, yte = load_split()
+    torch.manual_seed(args.seed)
+    model = Digits()
+    train(model, xtr, ytr, args.epochs, 2e-3, seed=args.seed)
+    print(f"float: test accuracy {accuracy(model, xte, yte):.4f}")
+    dense = to_network(model, "digits")
+    save_onnx(dense, MODELS / "digits.onnx")
+    for m in (4, 8, 16):
+        pruned, masks = prune_network(dense, m)
+        ft = Digits()
+        load_weights(ft, pruned)
+        shapes = [ft.c1.weight.shape, ft.c2.weight.shape, ft.fc.weight.shape]
+        tmasks = [torch.tensor(mk.reshape(s), dtype=torch.float32) for mk, s in zip(masks, shapes)]
+        before = accuracy(ft, xte, yte)
+        train(ft, xtr, ytr, args.finetune_epochs, 5e-4, masks=tmasks, seed=args.seed)
+        print(f"M={m}: pruned {before:.4f}, fine-tuned {accuracy(ft, xte, yte):.4f}")
+        save_onnx(to_network(ft, f"digits-m{m}"), MODELS / f"digits-m{m}.onnx")
+
+
+if __name__ == "__main__":
+    main()
