@@ -188,6 +188,10 @@ def load_onnx(path) -> Network:
             if last is None or last.kind != "conv" or last.relu or last.pool:
                 raise ModelError(f"{where}: batch-norm must directly follow a Conv to be folded")
             scale, bias, mean, var = (_init(inits, n, where) for n in node.input[1:5])
+            k_out = last.weight.shape[0]
+            if any(a.shape != (k_out,) for a in (scale, bias, mean, var)):
+                raise ModelError(f"{where}: batch-norm parameters must have one entry per "
+                                 f"output channel ({k_out})")
             k = scale / np.sqrt(var + attrs.get("epsilon", 1e-5))
             last.weight = last.weight * k[:, None, None, None]
             last.bias = (last.bias - mean) * k + bias
