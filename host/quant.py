@@ -6,8 +6,10 @@ balanced 1/2 pruning (SPEC section 3).
   calibration inputs (the network input likewise).
 * Bias: int32, bias / (s_in * s_w[k]), rounded.
 * Requantization: s_in * s_w[k] / s_out as (mult, shift), see host.golden.scale_to_mult_shift.
-* Fully-connected layers run as 1x1 convolutions over a 1x1 map of C*H*W channels, in the flatten
-  order of (C, H, W).
+* A fully-connected layer runs as a convolution whose kernel covers its whole (C, H, W) input
+  (R x S = H x W, no padding, output 1x1): the same sums as over the flattened input, with the
+  reduction in the accelerator's (kh, kw, c) order, which is also the order activations lie in
+  DRAM. Over a 1x1 map it is the 1x1 convolution of SPEC section 2.
 The integer network is run by `run_int`, which is host.golden layer by layer.
 """
 
@@ -29,7 +31,7 @@ __all__ = ["QLayer", "QNetwork", "quantize", "prune_network", "run_int", "quanti
 class QLayer:
     kind: str                 # "conv" | "fc"
     name: str
-    w: np.ndarray             # int8 (K, C, R, S); fc: (K, C*H*W, 1, 1)
+    w: np.ndarray             # int8 (K, C, R, S); fc: (K, C, H, W) over its (C, H, W) input
     bias: np.ndarray          # int32 (K,)
     mult: np.ndarray          # int32 (K,)
     shift: np.ndarray         # int32 (K,)
@@ -61,9 +63,10 @@ class QNetwork:
 
 
 def _as_conv(layer, shape):
-    """Weights as (K, C, R, S): fc weights over the flattened (C, H, W) input become 1x1."""
+    """Weights as (K, C, R, S): an fc layer's (K, C*H*W) weights over its (C, H, W) input become
+    a (K, C, H, W) kernel (flatten order is (c, h, w))."""
     w = layer.weight
-    return w.reshape(w.shape[0], -1, 1, 1) if layer.kind == "fc" else w
+    return w.reshape(w.shape[0], *shape) if layer.kind == "fc" else w
 
 
 def prune_network(net: Network, group: int, pruned: bool = False):
@@ -128,8 +131,6 @@ def quantize_input(qnet: QNetwork, x: np.ndarray) -> np.ndarray:
 
 def layer_int(layer: QLayer, x: np.ndarray) -> np.ndarray:
     """One integer layer on (N, C, H, W) int8, exactly as the accelerator computes it."""
-    if layer.kind == "fc":
-        x = x.reshape(x.shape[0], -1, 1, 1)
     acc = golden.conv2d(x, layer.w, stride=layer.stride, padding=layer.pad)
     y = golden.requantize(golden.add_bias(acc, layer.bias), layer.mult, layer.shift)
     if layer.relu:

@@ -151,7 +151,7 @@ def test_quantized_layers_within_one_lsb_of_qlinear_conv():
     x = quantize_input(qnet, xte[:40])
     checked = 0
     for layer in qnet.layers:
-        xin = x.reshape(x.shape[0], -1, 1, 1) if layer.kind == "fc" else x
+        xin = x
         ref = qlinear_conv(xin, np.float32(layer.in_scale), layer.w,
                            layer.w_scale.astype(np.float32), np.float32(layer.out_scale),
                            layer.bias, (layer.stride,) * 2, (layer.pad,) * 2)
