@@ -21,7 +21,7 @@ from hw.layouts import (CHANNEL_BITS, DIM_BITS, KERNEL_BITS, ifm_word_layout, la
                         pack, param_layout, weight_word_layout)
 
 from . import golden
-from .sparse import check_balanced, compress, groups_of, pad_channels
+from .sparse import check_balanced, compress, groups_of, pad_channels, ungroup
 
 __all__ = ["ConvLayer", "ifm_words", "weight_words", "param_words", "layer_fields",
            "pack_words", "assemble_output"]
@@ -104,14 +104,39 @@ def ifm_words(x: np.ndarray, config: SenseConfig) -> np.ndarray:
 
 def weight_slots(layer: ConvLayer, config: SenseConfig):
     """(words, rows, 2) int64 of (value, position) in weight buffer order."""
+    return weight_slots_of(layer.w, config, name=layer.name)
+
+
+def weight_slots_of(w: np.ndarray, config: SenseConfig, mask=None, name: str = "layer"):
+    """Weight buffer order for (K, C, R, S) int8 weights: (k tile, group, slot) words of one
+    (value, position) per row. `mask` (kept weights, like `w`) keeps kept zeros in their slots;
+    without it the kept slots are the nonzero weights, topped up with the lowest positions."""
     m, rows = config.group, config.rows
-    w = pad_channels(layer.w, m, axis=1)
+    w = pad_channels(w, m, axis=1)
     k = w.shape[0]
     k_tiles = -(-k // rows)
     wk = np.zeros((k_tiles * rows,) + w.shape[1:], np.int8)
     wk[:k] = w
     if config.sparse:
-        values, positions = compress(wk, m, name=layer.name)        # (Kp, G, M/2)
+        mk = None
+        if mask is not None:
+            mk = np.zeros(wk.shape, bool)
+            mk[:k] = pad_channels(mask, m, axis=1)
+            # Rows beyond the last channel keep the first M/2 positions of every group.
+            first = np.zeros(m, bool)
+            first[: m // 2] = True
+            extra = groups_of(mk[k:], m)
+            extra[...] = first
+            mk[k:] = ungroup(extra, mk[k:].shape)
+            # Padded channels: top each group up to M/2 with its lowest unkept positions.
+            gm = groups_of(mk, m)
+            need = m // 2 - gm.sum(-1)
+            if (need < 0).any():
+                check_balanced(wk, m, name, mk)
+            rank = np.cumsum(~gm, axis=-1)
+            gm |= (~gm) & (rank <= need[..., None])
+            mk = ungroup(gm, mk.shape)
+        values, positions = compress(wk, m, mask=mk, name=name)     # (Kp, G, M/2)
     else:
         values = groups_of(wk, m)                                    # (Kp, G, M)
         positions = np.broadcast_to(np.arange(m), values.shape)

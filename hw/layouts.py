@@ -14,7 +14,9 @@ from .config import SenseConfig
 
 __all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "weight_entry_layout",
            "weight_word_layout", "param_layout", "layer_layout", "acc_row_layout",
-           "ofm_row_layout", "pack", "unpack", "DIM_BITS", "CHANNEL_BITS", "KERNEL_BITS"]
+           "ofm_row_layout", "pack", "unpack", "DIM_BITS", "CHANNEL_BITS", "KERNEL_BITS",
+           "param_entry_layout", "image_header_layout", "layer_descriptor_layout", "leaf_fields",
+           "record_bytes", "pack_array", "unpack_array", "BEAT_BYTES", "BLOCK_ALIGN"]
 
 DIM_BITS = 12      # feature-map height / width and channel groups: up to 4095
 CHANNEL_BITS = 16  # output channels of a layer (bounded further by config.max_channels)
@@ -69,6 +71,139 @@ def param_layout(config: SenseConfig) -> data.StructLayout:
         "mult": unsigned(16),
         "shift": unsigned(6),
     })
+
+
+# -- the memory image (SPEC section 5; bytes documented in docs/memory-image.md) -----------------
+
+BEAT_BYTES = 16      # one 128-bit AXI beat
+BLOCK_ALIGN = 64     # every block of the image starts on a 64-byte boundary
+
+
+def param_entry_layout(config: SenseConfig) -> data.StructLayout:
+    """One output channel's entry of a parameter block: one AXI beat. The hardware keeps
+    `param`; `w_scale` (float32 bits) is the weight scale, kept for the host."""
+    inner = param_layout(config)
+    return data.StructLayout({
+        "param": inner,
+        "reserved0": unsigned(64 - inner.size),
+        "w_scale": unsigned(32),
+        "reserved1": unsigned(32),
+    })
+
+
+def image_header_layout() -> data.StructLayout:
+    """The image header: 64 bytes. `crc32` covers every byte after the header."""
+    return data.StructLayout({
+        "magic": unsigned(32),
+        "version": unsigned(16),
+        "header_size": unsigned(16),
+        "rows": unsigned(8),
+        "cols": unsigned(8),
+        "group": unsigned(8),
+        "flags": unsigned(8),           # bit 0: sparse
+        "ifm_kib": unsigned(16),
+        "weight_kib": unsigned(16),
+        "ofm_kib": unsigned(16),
+        "layer_count": unsigned(16),
+        "max_channels": unsigned(32),
+        "host_ops": unsigned(16),       # bit 0: softmax after the last layer
+        "input_c": unsigned(16),
+        "input_h": unsigned(16),
+        "input_w": unsigned(16),
+        "table_offset": unsigned(32),
+        "table_size": unsigned(32),
+        "data_offset": unsigned(32),
+        "data_size": unsigned(32),
+        "image_size": unsigned(32),
+        "act_size": unsigned(32),       # bytes of activation memory a run needs
+        "input_scale": unsigned(32),    # float32 bits
+        "crc32": unsigned(32),
+    })
+
+
+def layer_descriptor_layout() -> data.StructLayout:
+    """One layer's descriptor: 64 bytes (four AXI beats). Offsets of weight and parameter blocks
+    are from the image start; activation offsets are from the activation base."""
+    return data.StructLayout({
+        "kind": unsigned(8),            # 0 conv, 1 fc (a conv whose kernel covers its input)
+        "flags": unsigned(8),           # bit 0 relu, bit 1 max-pool, bit 2 IFM-stationary order
+        "in_channels": unsigned(16),
+        "in_groups": unsigned(16),
+        "in_h": unsigned(16),
+        "in_w": unsigned(16),
+        "out_channels": unsigned(16),
+        "out_h": unsigned(16),          # convolution output, before max-pool
+        "out_w": unsigned(16),
+        "kernel_h": unsigned(8),
+        "kernel_w": unsigned(8),
+        "stride": unsigned(8),
+        "pad": unsigned(8),
+        "pool_kernel": unsigned(8),
+        "pool_stride": unsigned(8),
+        "pool_pad": unsigned(8),
+        "reserved0": unsigned(8),
+        "k_tiles": unsigned(16),
+        "p_tiles": unsigned(16),
+        "weight_offset": unsigned(32),
+        "weight_size": unsigned(32),
+        "param_offset": unsigned(32),
+        "param_size": unsigned(32),
+        "in_offset": unsigned(32),
+        "out_offset": unsigned(32),
+        "out_scale": unsigned(32),      # float32 bits
+        "reserved1": unsigned(64),
+    })
+
+
+def leaf_fields(layout, prefix=()):
+    """(path, bit offset, width, signed) of every leaf field of a (nested) layout."""
+    for key, field in _fields(layout):
+        if isinstance(field.shape, data.Layout):
+            for path, off, width, sgn in leaf_fields(field.shape, prefix + (key,)):
+                yield path, field.offset + off, width, sgn
+        else:
+            yield prefix + (key,), field.offset, field.width, Shape.cast(field.shape).signed
+
+
+def record_bytes(layout, align=1) -> int:
+    """Bytes one record of `layout` occupies, rounded up to a multiple of `align`."""
+    nbytes = -(-layout.size // 8)
+    return -(-nbytes // align) * align
+
+
+def pack_array(layout, leaves: dict, count: int, align: int = 1):
+    """Vectorised `pack`: `leaves` maps leaf paths (see `leaf_fields`) to integer arrays of
+    `count` records (missing leaves are 0). Returns a (count, record_bytes) uint8 array, each
+    record little-endian as `pack(...).to_bytes(...)` would give it."""
+    import numpy as np
+
+    nbytes = record_bytes(layout, align)
+    bits = np.zeros((count, nbytes * 8), np.uint8)
+    for path, off, width, sgn in leaf_fields(layout):
+        if path not in leaves:
+            continue
+        v = np.asarray(leaves[path], dtype=np.int64).reshape(count)
+        lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if sgn else (0, (1 << width) - 1)
+        if v.size and (v.min() < lo or v.max() > hi):
+            raise ValueError(f"field {'.'.join(map(str, path))} must lie in {lo}..{hi}, "
+                             f"not {v.min()}..{v.max()}")
+        bits[:, off:off + width] = (v[:, None] >> np.arange(width)) & 1
+    return np.packbits(bits, axis=1, bitorder="little")
+
+
+def unpack_array(layout, records) -> dict:
+    """Inverse of `pack_array`: leaf path -> int64 array (signed fields sign-extended)."""
+    import numpy as np
+
+    bits = np.unpackbits(np.asarray(records, np.uint8), axis=1, bitorder="little")
+    out = {}
+    for path, off, width, sgn in leaf_fields(layout):
+        weights = np.int64(1) << np.arange(width, dtype=np.int64)
+        v = bits[:, off:off + width].astype(np.int64) @ weights
+        if sgn:
+            v = np.where(v >= 1 << (width - 1), v - (1 << width), v)
+        out[path] = v
+    return out
 
 
 def layer_layout(config: SenseConfig) -> data.StructLayout:
