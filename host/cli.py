@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from hw.config import PRESETS, ConfigError, SenseConfig
 
@@ -67,6 +68,97 @@ def cmd_bench_core(args) -> int:
     return 0
 
 
+def load_calibration(path, model_path, input_shape):
+    """Calibration inputs: FILE.npz with an array 'x' of shape (N, C, H, W), or, for the bundled
+    digits models, their training split."""
+    import numpy as np
+
+    from host.digits import MODELS, load_split
+
+    if path is None:
+        if Path(model_path).resolve().parent == MODELS and Path(model_path).name.startswith("digits"):
+            return load_split()[0]
+        raise CommandError("--calib FILE.npz is required for this model (an array 'x' of "
+                           "calibration inputs, shape (N, C, H, W))")
+    try:
+        with np.load(path) as z:
+            if "x" not in z:
+                raise CommandError(f"{path}: no array 'x' of calibration inputs")
+            x = z["x"].astype(np.float64)
+    except (OSError, ValueError) as e:
+        if isinstance(e, CommandError):
+            raise
+        raise CommandError(f"{path}: cannot read calibration inputs ({e})") from None
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(input_shape):
+        raise CommandError(f"{path}: calibration inputs have shape {x.shape}; the model takes "
+                           f"(N, {', '.join(map(str, input_shape))})")
+    return x
+
+
+def cmd_pack(args) -> int:
+    from host.cluster import cluster_network
+    from host.files import atomic_write
+    from host.image import describe, pack_image
+    from host.nn import load_model
+    from host.quant import quantize
+
+    config = config_from_args(args)
+    net = load_model(args.model)
+    calib = load_calibration(args.calib, args.model, net.input_shape)
+    cluster = not args.no_cluster and config.sparse and not args.pruned
+    if not args.no_cluster and args.pruned:
+        print("note: --pruned weights keep their channel order (clustering would break their "
+              "pattern); packing without clustering", file=sys.stderr)
+    if cluster:
+        net, report = cluster_network(net, calib, config)
+    qnet = quantize(net, calib, group=config.group if config.sparse else None,
+                    pruned=args.pruned)
+    image = pack_image(qnet, config)
+    atomic_write(args.output, image)
+    info = describe(image, config)
+    print(f"wrote {args.output}: {len(image)} bytes, {len(info['layers'])} layers, "
+          f"{config.rows}x{config.cols} M={config.group} {'sparse' if config.sparse else 'dense'}")
+    if cluster:
+        for line in report:
+            print(f"  clustering {line['layer']}: zero groups {line['identity']:.1%} -> "
+                  f"{line['clustered']:.1%} of the calibration tiles")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    import json
+
+    from host.image import describe
+
+    try:
+        data = Path(args.image).read_bytes()
+    except OSError as e:
+        raise CommandError(f"{args.image}: {e.strerror}") from None
+    config = config_from_args(args) if args.check else None
+    info = describe(data, config)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    hw = info["hardware"]
+    print(f"{args.image}: Sense image v{info['format_version']}, {info['image_bytes']} bytes, "
+          f"CRC-32 {info['crc32']} (valid)")
+    print(f"  hardware: {hw['rows']}x{hw['cols']} PEs, M={hw['group']}, "
+          f"{'sparse' if hw['sparse'] else 'dense'}, buffers IFM {hw['ifm_kib']} KiB, weights "
+          f"{hw['weight_kib']} KiB, OFM {hw['ofm_kib']} KiB, up to {hw['max_channels']} channels")
+    print(f"  input {tuple(info['input_shape'])} scale {info['input_scale']:.6g}; activations "
+          f"{info['activation_bytes']} bytes; host ops: {', '.join(info['host_ops']) or 'none'}")
+    print("  #  kind  input         output        kernel s p relu pool     density  tiles    "
+          "order              weights@offset")
+    for layer in info["layers"]:
+        pool = "x".join(map(str, layer["pool"][:2])) if layer["pool"] else "-"
+        print(f"  {layer['index']:<2} {layer['kind']:<5} {str(tuple(layer['input'])):<13} "
+              f"{str(tuple(layer['output'])):<13} {layer['kernel'][0]}x{layer['kernel'][1]:<4} "
+              f"{layer['stride']} {layer['pad']} {'yes' if layer['relu'] else 'no ':<4} "
+              f"{pool:<8} {layer['density']:6.1%}  {layer['k_tiles']}x{layer['p_tiles']:<6} "
+              f"{layer['order']:<18} {layer['weight_block'][1]}@{layer['weight_block'][0]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from hw.generate import BLOCKS, LARGEST_BLOCK
 
@@ -85,6 +177,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="FILE.v", help="output Verilog file")
     p.add_argument("--lint", action="store_true", help="lint the result with Verilator -Wall")
     p.set_defaults(func=cmd_elaborate)
+
+    p = sub.add_parser(
+        "pack", help="quantize, prune, cluster and pack a model into a memory image",
+        description="Import a float CNN (.onnx or .npz), cluster its channels, prune it to "
+                    "balanced 1/2 sparsity (M of the configuration), quantize it to int8 with "
+                    "calibration inputs, and write the accelerator's memory image atomically.")
+    p.add_argument("model", metavar="MODEL", help="float model: .onnx or .npz")
+    p.add_argument("-o", "--output", required=True, metavar="IMAGE", help="image file to write")
+    _add_config_args(p)
+    p.add_argument("--calib", metavar="FILE.npz",
+                   help="calibration inputs (array 'x', shape (N, C, H, W)); the bundled digits "
+                        "models default to their training split")
+    p.add_argument("--pruned", action="store_true",
+                   help="the weights are already balanced-sparse: verify instead of pruning")
+    p.add_argument("--no-cluster", action="store_true", help="keep the channel order")
+    p.set_defaults(func=cmd_pack)
+
+    p = sub.add_parser("inspect", help="validate a memory image and print it",
+                       description="Validate an image (size, magic, version, CRC, every "
+                                   "descriptor) and print its header and layers.")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--check", action="store_true",
+                   help="also check that the image was packed for the configuration given")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("bench", help="measure the gateware in RTL simulation (JSON)",
                        description="Benchmarks that run the RTL and print JSON.")
@@ -112,7 +230,7 @@ def main(argv=None) -> int:
         return 2
     try:
         return args.func(args)
-    except (ConfigError, CommandError, ValueError, OSError) as e:
+    except (ConfigError, CommandError, ValueError, OSError) as e:  # ImageError, ModelError too
         print(f"sense {args.command}: error: {e}", file=sys.stderr)
         return 1
     except Exception as e:  # tool failures (simulator, lint) carry their own message
