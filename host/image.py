@@ -35,6 +35,7 @@ MAGIC = int.from_bytes(b"SENS", "little")
 HEADER = image_header_layout()
 DESCRIPTOR = layer_descriptor_layout()
 HEADER_BYTES = record_bytes(HEADER)
+HEADER_CRC_SPAN = 56  # header_crc32 covers bytes [0, 56); it sits at [56, 60), crc32 at [60, 64)
 DESCRIPTOR_BYTES = record_bytes(DESCRIPTOR)
 KIND_CONV, KIND_FC = 0, 1
 FLAG_RELU, FLAG_POOL, FLAG_IFM_STATIONARY = 1, 2, 4
@@ -224,14 +225,17 @@ def pack_image(qnet: QNetwork, config: SenseConfig) -> bytes:
         "rows": config.rows, "cols": config.cols, "group": config.group,
         "flags": FLAG_SPARSE * config.sparse, "ifm_kib": config.ifm_kib,
         "weight_kib": config.weight_kib, "ofm_kib": config.ofm_kib,
-        "layer_count": len(qnet.layers), "max_channels": config.max_channels,
+        "layer_count": len(qnet.layers),
+        "max_channels_log2": config.max_channels.bit_length() - 1,
         "host_ops": HOST_SOFTMAX * ("softmax" in qnet.host_ops),
         "input_c": c, "input_h": h, "input_w": w,
         "table_offset": table_offset, "table_size": table_size,
         "data_offset": data_offset, "data_size": offset - data_offset, "image_size": offset,
         "act_size": 2 * act_max, "input_scale": _f32_bits(qnet.input_scale),
-        "crc32": zlib.crc32(body),
+        "header_crc32": 0, "crc32": zlib.crc32(body),
     }).to_bytes(HEADER_BYTES, "little")
+    header = header[:HEADER_CRC_SPAN] + struct.pack("<I", zlib.crc32(header[:HEADER_CRC_SPAN])) \
+        + header[HEADER_CRC_SPAN + 4:]
     return header + bytes(body)
 
 
@@ -249,6 +253,12 @@ def read_header(data: bytes, config: SenseConfig | None = None) -> dict:
     h = unpack(HEADER, int.from_bytes(data[:HEADER_BYTES], "little"))
     if h["magic"] != MAGIC:
         raise ImageError(f"not a Sense image: magic {data[:4]!r}, expected b'SENS'")
+    crc = zlib.crc32(data[:HEADER_CRC_SPAN])
+    if crc != h["header_crc32"]:
+        raise ImageError(f"image header is corrupt: CRC-32 {crc:#010x}, the header says "
+                         f"{h['header_crc32']:#010x}")
+    if h["magic"] != MAGIC:
+        raise ImageError(f"not a Sense image: magic {data[:4]!r}, expected b'SENS'")
     if h["version"] != FORMAT_VERSION:
         raise ImageError(f"image format version {h['version']} is not supported; this Sense "
                          f"reads version {FORMAT_VERSION}")
@@ -263,7 +273,7 @@ def read_header(data: bytes, config: SenseConfig | None = None) -> dict:
                          f"({h['image_size']} bytes)")
     crc = zlib.crc32(data[HEADER_BYTES:])
     if crc != h["crc32"]:
-        raise ImageError(f"image is corrupt: CRC-32 {crc:#010x}, the header says "
+        raise ImageError(f"image body is corrupt: CRC-32 {crc:#010x}, the header says "
                          f"{h['crc32']:#010x}")
     hw = _header_config(h)
     if config is not None and hw != config:
@@ -279,7 +289,7 @@ def _header_config(h) -> SenseConfig:
         return SenseConfig(rows=h["rows"], cols=h["cols"], group=h["group"],
                            sparse=bool(h["flags"] & FLAG_SPARSE), ifm_kib=h["ifm_kib"],
                            weight_kib=h["weight_kib"], ofm_kib=h["ofm_kib"],
-                           max_channels=h["max_channels"])
+                           max_channels=1 << min(h["max_channels_log2"], 63))
     except ValueError as e:
         raise ImageError(f"image header names impossible hardware: {e}") from None
 

@@ -92,7 +92,8 @@ def param_entry_layout(config: SenseConfig) -> data.StructLayout:
 
 
 def image_header_layout() -> data.StructLayout:
-    """The image header: 64 bytes. `crc32` covers every byte after the header."""
+    """The image header: 64 bytes. `crc32` covers every byte after the header (SPEC section 5);
+    `header_crc32` covers the header's first 56 bytes, so no header field goes unchecked."""
     return data.StructLayout({
         "magic": unsigned(32),
         "version": unsigned(16),
@@ -105,8 +106,8 @@ def image_header_layout() -> data.StructLayout:
         "weight_kib": unsigned(16),
         "ofm_kib": unsigned(16),
         "layer_count": unsigned(16),
-        "max_channels": unsigned(32),
-        "host_ops": unsigned(16),       # bit 0: softmax after the last layer
+        "max_channels_log2": unsigned(8),
+        "host_ops": unsigned(8),        # bit 0: softmax after the last layer
         "input_c": unsigned(16),
         "input_h": unsigned(16),
         "input_w": unsigned(16),
@@ -117,6 +118,7 @@ def image_header_layout() -> data.StructLayout:
         "image_size": unsigned(32),
         "act_size": unsigned(32),       # bytes of activation memory a run needs
         "input_scale": unsigned(32),    # float32 bits
+        "header_crc32": unsigned(32),
         "crc32": unsigned(32),
     })
 
