@@ -106,3 +106,58 @@ def bench_core(config: SenseConfig, *, seed: int = 7, log=sys.stderr) -> dict:
         })
     return {"bench": "core", "config": sparse_cfg.to_dict(), "dense_config": dense_cfg.to_dict(),
             "seed": seed, "layers": report}
+
+
+def resnet50_shapes():
+    """(name, (K, C, R, S), input (C, H, W), stride, pad) of every ResNet-50 layer (25.5 M
+    weights), the FC as a 1x1 convolution over the pooled 1x1 map."""
+    layers = [("conv1", (64, 3, 7, 7), (3, 224, 224), 2, 3)]
+    c_in, size = 64, 56
+    for stage, (width, blocks) in enumerate([(64, 3), (128, 4), (256, 6), (512, 3)]):
+        for b in range(blocks):
+            stride = 2 if (b == 0 and stage > 0) else 1
+            name = f"layer{stage + 1}.{b}"
+            layers.append((f"{name}.conv1", (width, c_in, 1, 1), (c_in, size, size), 1, 0))
+            layers.append((f"{name}.conv2", (width, width, 3, 3), (width, size, size), stride, 1))
+            out_size = size // stride
+            layers.append((f"{name}.conv3", (4 * width, width, 1, 1), (width, out_size, out_size),
+                           1, 0))
+            if b == 0:
+                layers.append((f"{name}.downsample", (4 * width, c_in, 1, 1),
+                               (c_in, size, size), stride, 0))
+            c_in, size = 4 * width, out_size
+    layers.append(("fc", (1000, 2048, 1, 1), (2048, 1, 1), 1, 0))
+    return layers
+
+
+def bench_pack(config: SenseConfig, seed: int = 0) -> dict:
+    """Time balanced pruning plus packing (weight slots, weight words, parameters, descriptor,
+    header, CRC) of random int8 weights with ResNet-50's shapes, one single-layer image per layer
+    (ResNet-50 is not a chain). Throughput is counted in MB of dense int8 weights."""
+    import time
+
+    from .image import pack_image
+    from .quant import QLayer, QNetwork
+    from .sparse import prune_balanced
+
+    rng = np.random.default_rng(seed)
+    shapes = resnet50_shapes()
+    weights = [rng.integers(-127, 128, size=shape, dtype=np.int8) for _, shape, *_ in shapes]
+    params = sum(w.size for w in weights)
+    image_bytes = 0
+    t0 = time.perf_counter()
+    for (name, shape, in_shape, stride, pad), w in zip(shapes, weights):
+        k = shape[0]
+        mask = None
+        if config.sparse:
+            w, mask = prune_balanced(pad_channels(w, config.group, axis=1), config.group)
+            w, mask = w[:, :shape[1]], mask[:, :shape[1]]
+        layer = QLayer("conv", name, w, np.zeros(k, np.int32), np.full(k, 1 << 15, np.int32),
+                       np.full(k, 16, np.int32), stride, pad, True, None, 1.0, np.ones(k), 1.0,
+                       mask)
+        qnet = QNetwork(in_shape, [layer], 1.0, [], config.group if config.sparse else None)
+        image_bytes += len(pack_image(qnet, config))
+    seconds = time.perf_counter() - t0
+    return {"bench": "pack", "model": "resnet50 shapes, random int8", "layers": len(shapes),
+            "params": int(params), "seconds": seconds, "mb_per_s": params / 1e6 / seconds,
+            "image_bytes": image_bytes, "config": config.to_dict()}

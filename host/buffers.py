@@ -21,7 +21,7 @@ from hw.layouts import (CHANNEL_BITS, DIM_BITS, KERNEL_BITS, ifm_word_layout, la
                         pack, param_layout, weight_word_layout)
 
 from . import golden
-from .sparse import check_balanced, compress, groups_of, pad_channels, ungroup
+from .sparse import check_balanced, compress, group_counts, groups_of, pad_channels, ungroup
 
 __all__ = ["ConvLayer", "ifm_words", "weight_words", "param_words", "layer_fields",
            "pack_words", "assemble_output"]
@@ -130,12 +130,13 @@ def weight_slots_of(w: np.ndarray, config: SenseConfig, mask=None, name: str = "
             mk[k:] = ungroup(extra, mk[k:].shape)
             # Padded channels: top each group up to M/2 with its lowest unkept positions.
             gm = groups_of(mk, m)
-            need = m // 2 - gm.sum(-1)
+            need = m // 2 - group_counts(gm)
             if (need < 0).any():
                 check_balanced(wk, m, name, mk)
-            rank = np.cumsum(~gm, axis=-1)
-            gm |= (~gm) & (rank <= need[..., None])
-            mk = ungroup(gm, mk.shape)
+            if need.any():
+                rank = np.cumsum(~gm, axis=-1)
+                gm |= (~gm) & (rank <= need[..., None])
+                mk = ungroup(gm, mk.shape)
         values, positions = compress(wk, m, mask=mk, name=name)     # (Kp, G, M/2)
     else:
         values = groups_of(wk, m)                                    # (Kp, G, M)

@@ -9,14 +9,26 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["GROUP_SIZES", "pad_channels", "groups_of", "prune_balanced", "kept_mask",
-           "check_balanced", "compress", "SparsityError"]
+__all__ = ["GROUP_SIZES", "pad_channels", "groups_of", "ungroup", "group_counts",
+           "prune_balanced", "kept_mask", "check_balanced", "compress", "SparsityError"]
 
 GROUP_SIZES = (2, 4, 8, 16)
 
 
 class SparsityError(ValueError):
     """Weights that break the balanced pattern; the message names layer, channel and group."""
+
+
+def group_counts(groups: np.ndarray) -> np.ndarray:
+    """Number of True entries in each group of a (..., M) bool array, M in {2, 4, 8, 16}. A group
+    is M bytes of 0/1: viewed as integers, a popcount counts it in one operation."""
+    m = groups.shape[-1]
+    flat = np.ascontiguousarray(groups, dtype=bool).reshape(-1, m).view(np.uint8)
+    lanes = flat.view({2: np.uint16, 4: np.uint32, 8: np.uint64, 16: np.uint64}[m])
+    counts = np.bitwise_count(lanes)
+    if m == 16:
+        counts = counts[:, 0] + counts[:, 1]
+    return counts.reshape(groups.shape[:-1])
 
 
 def _check_group(group):
@@ -63,9 +75,20 @@ def prune_balanced(w: np.ndarray, group: int) -> tuple[np.ndarray, np.ndarray]:
     """
     _check_group(group)
     g = groups_of(w, group)
-    order = np.argsort(-np.abs(g.astype(np.float64)), axis=-1, kind="stable")
-    keep = np.zeros(g.shape, bool)
-    np.put_along_axis(keep, order[..., : group // 2], True, axis=-1)
+    if g.dtype.kind in "iu" and g.dtype.itemsize == 1:
+        # int8: a unique key per weight, magnitude first, lower position winning ties; keep the
+        # keys at or above the group's (M/2)-th largest.
+        key = (np.abs(g.astype(np.int16)) << 4) | (15 - np.arange(group, dtype=np.int16))
+        keep = key >= np.sort(key, axis=-1)[..., group - group // 2, None]
+    else:
+        # Rank inside each group: how many weights beat this one (larger magnitude, or equal and
+        # at a lower position); the M/2 with rank < M/2 are kept. M passes, no sort.
+        a = np.abs(g.astype(np.float64))
+        beaten = np.zeros(g.shape, np.int8)
+        for j in range(group):
+            aj = a[..., j:j + 1]
+            beaten += (aj > a) | ((aj == a) & (np.arange(group) > j))
+        keep = beaten < group // 2
     mask = ungroup(keep, w.shape)
     return np.where(mask, w, np.zeros_like(w)), mask
 
@@ -77,10 +100,9 @@ def kept_mask(w: np.ndarray, group: int, name: str = "layer") -> np.ndarray:
     check_balanced(w, group, name)
     g = groups_of(w, group)
     nonzero = g != 0
-    # Rank positions: nonzero first, then by position; keep the first M/2.
-    rank = np.argsort(~nonzero, axis=-1, kind="stable")
-    keep = np.zeros(g.shape, bool)
-    np.put_along_axis(keep, rank[..., : group // 2], True, axis=-1)
+    # Keep the nonzero weights, then the lowest zero positions until M/2 are kept.
+    need = group // 2 - group_counts(nonzero)[..., None]
+    keep = nonzero | (~nonzero & (np.cumsum(~nonzero, axis=-1) <= need))
     return ungroup(keep, w.shape)
 
 
@@ -91,7 +113,7 @@ def check_balanced(w: np.ndarray, group: int, name: str = "layer", mask=None) ->
     g = groups_of(w, group)
     if mask is not None:
         mg = groups_of(mask.astype(bool), group)
-        counts = mg.sum(-1)
+        counts = group_counts(mg)
         bad = np.argwhere(counts != group // 2)
         if bad.size:
             k, gi = bad[0]
@@ -103,7 +125,7 @@ def check_balanced(w: np.ndarray, group: int, name: str = "layer", mask=None) ->
             raise SparsityError(f"{name}: output channel {k}, group {gi} has a nonzero weight "
                                 f"outside its kept mask")
         return
-    counts = (g != 0).sum(-1)
+    counts = group_counts(g != 0)
     bad = np.argwhere(counts > group // 2)
     if bad.size:
         k, gi = bad[0]
@@ -120,7 +142,7 @@ def compress(w: np.ndarray, group: int, mask=None, name: str = "layer"):
         check_balanced(w, group, name, mask)
     g = groups_of(w, group)
     mg = groups_of(mask.astype(bool), group)
-    positions = np.argsort(~mg, axis=-1, kind="stable")[..., : group // 2]
-    positions.sort(axis=-1)
+    # Exactly M/2 kept per group (checked above): nonzero() lists them row by row, ascending.
+    positions = np.nonzero(mg.reshape(-1, group))[1].reshape(mg.shape[:-1] + (group // 2,))
     values = np.take_along_axis(g, positions, axis=-1)
     return values.astype(np.int8), positions.astype(np.int64)
