@@ -115,19 +115,25 @@ def weight_slots_of(w: np.ndarray, config: SenseConfig, mask=None, name: str = "
     w = pad_channels(w, m, axis=1)
     k = w.shape[0]
     k_tiles = -(-k // rows)
-    wk = np.zeros((k_tiles * rows,) + w.shape[1:], np.int8)
-    wk[:k] = w
+    if k == k_tiles * rows:
+        wk = w
+    else:
+        wk = np.zeros((k_tiles * rows,) + w.shape[1:], np.int8)
+        wk[:k] = w
     if config.sparse:
         mk = None
         if mask is not None:
-            mk = np.zeros(wk.shape, bool)
-            mk[:k] = pad_channels(mask, m, axis=1)
-            # Rows beyond the last channel keep the first M/2 positions of every group.
-            first = np.zeros(m, bool)
-            first[: m // 2] = True
-            extra = groups_of(mk[k:], m)
-            extra[...] = first
-            mk[k:] = ungroup(extra, mk[k:].shape)
+            if k == k_tiles * rows:
+                mk = pad_channels(mask.astype(bool), m, axis=1)
+            else:
+                mk = np.zeros(wk.shape, bool)
+                mk[:k] = pad_channels(mask, m, axis=1)
+                # Rows beyond the last channel keep the first M/2 positions of every group.
+                first = np.zeros(m, bool)
+                first[: m // 2] = True
+                extra = groups_of(mk[k:], m)
+                extra[...] = first
+                mk[k:] = ungroup(extra, mk[k:].shape)
             # Padded channels: top each group up to M/2 with its lowest unkept positions.
             gm = groups_of(mk, m)
             need = m // 2 - group_counts(gm)

@@ -49,18 +49,30 @@ def cmd_elaborate(args) -> int:
     return 0
 
 
-def cmd_bench_core(args) -> int:
+def _emit_report(report, path) -> None:
     import json
 
-    from host.bench import bench_core
     from host.files import atomic_write
 
-    report = bench_core(config_from_args(args), seed=args.seed)
     text = json.dumps(report, indent=2) + "\n"
-    if args.json:
-        atomic_write(args.json, text)
-        print(f"wrote {args.json}", file=sys.stderr)
+    if path:
+        atomic_write(path, text)
+        print(f"wrote {path}", file=sys.stderr)
     sys.stdout.write(text)
+
+
+def cmd_bench_pack(args) -> int:
+    from host.bench import bench_pack
+
+    _emit_report(bench_pack(config_from_args(args), seed=args.seed), args.json)
+    return 0
+
+
+def cmd_bench_core(args) -> int:
+    from host.bench import bench_core
+
+    report = bench_core(config_from_args(args), seed=args.seed)
+    _emit_report(report, args.json)
     bad = [layer["layer"] for layer in report["layers"] if not layer["bit_exact"]]
     if bad:
         print(f"sense bench core: error: not bit-exact: {', '.join(bad)}", file=sys.stderr)
@@ -219,6 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7, help="seed of the random layers (default 7)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
     p.set_defaults(func=cmd_bench_core)
+    p = bench.add_parser(
+        "pack", help="host packing throughput on ResNet-50-sized weights",
+        description="Prune and pack random int8 weights with ResNet-50's layer shapes (25.5 M "
+                    "parameters) into memory images; print params, seconds and MB/s of dense "
+                    "weights as JSON. Default configuration zcu102.")
+    _add_config_args(p)
+    p.set_defaults(config="zcu102")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
+    p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
+    p.set_defaults(func=cmd_bench_pack)
     return parser
 
 

@@ -180,11 +180,12 @@ def pack_image(qnet: QNetwork, config: SenseConfig) -> bytes:
         k, c, r, s = layer.w.shape
         slots = weight_slots_of(layer.w, config, mask=layer.mask if config.sparse else None,
                                 name=f"layer {i} ({layer.name})")
+        planes = np.ascontiguousarray(slots.transpose(2, 1, 0))   # (value/pos, row, word)
         leaves = {}
         for row in range(config.rows):
-            leaves[(row, "value")] = slots[:, row, 0]
+            leaves[(row, "value")] = planes[0, row]
             if config.pos_width:
-                leaves[(row, "pos")] = slots[:, row, 1]
+                leaves[(row, "pos")] = planes[1, row]
         # int8 values and positions < M by construction: no range check needed.
         weights = pack_array(weight_word_layout(config), leaves, len(slots), align=BEAT_BYTES,
                              check=False)
@@ -192,7 +193,7 @@ def pack_image(qnet: QNetwork, config: SenseConfig) -> bytes:
         params = pack_array(param_entry_layout(config), {
             ("param", "bias"): layer.bias, ("param", "mult"): layer.mult,
             ("param", "shift"): layer.shift,
-            ("w_scale",): np.array([_f32_bits(v) for v in w_scale], np.int64),
+            ("w_scale",): np.asarray(w_scale, np.float32).view(np.uint32),
         }, k)
         oh = golden.output_size(in_shape[1], r, layer.stride, layer.pad)
         ow = golden.output_size(in_shape[2], s, layer.stride, layer.pad)

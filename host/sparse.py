@@ -67,6 +67,20 @@ def ungroup(groups: np.ndarray, shape) -> np.ndarray:
     return groups.reshape(k, r, s, c).transpose(0, 3, 1, 2)
 
 
+def _kth_largest(key: np.ndarray, k: int) -> np.ndarray:
+    """The k-th largest value along the last (small) axis: an odd-even transposition sorting
+    network over contiguous columns, elementwise min/max only (much faster than np.sort on many
+    tiny rows)."""
+    m = key.shape[-1]
+    cols = [np.ascontiguousarray(key[..., i]) for i in range(m)]
+    for rnd in range(m):
+        for i in range(rnd % 2, m - 1, 2):
+            lo = np.minimum(cols[i], cols[i + 1])
+            cols[i + 1] = np.maximum(cols[i], cols[i + 1])
+            cols[i] = lo
+    return cols[m - k]
+
+
 def prune_balanced(w: np.ndarray, group: int) -> tuple[np.ndarray, np.ndarray]:
     """Magnitude-prune (K, C, R, S) weights (C a multiple of M) to M/2 kept per group.
 
@@ -79,7 +93,7 @@ def prune_balanced(w: np.ndarray, group: int) -> tuple[np.ndarray, np.ndarray]:
         # int8: a unique key per weight, magnitude first, lower position winning ties; keep the
         # keys at or above the group's (M/2)-th largest.
         key = (np.abs(g.astype(np.int16)) << 4) | (15 - np.arange(group, dtype=np.int16))
-        keep = key >= np.sort(key, axis=-1)[..., group - group // 2, None]
+        keep = key >= _kth_largest(key, group // 2)[..., None]
     else:
         # Rank inside each group: how many weights beat this one (larger magnitude, or equal and
         # at a lower position); the M/2 with rank < M/2 are kept. M passes, no sort.
@@ -110,18 +124,21 @@ def check_balanced(w: np.ndarray, group: int, name: str = "layer", mask=None) ->
     """Refuse weights that break the pattern: more than M/2 nonzero weights in a group, or (with a
     mask) a mask without exactly M/2 kept per group or a pruned weight that is not 0."""
     _check_group(group)
-    g = groups_of(w, group)
-    if mask is not None:
-        mg = groups_of(mask.astype(bool), group)
+    _check_grouped(groups_of(w, group), None if mask is None else
+                   groups_of(mask.astype(bool), group), group, name)
+
+
+def _check_grouped(g, mg, group, name):
+    if mg is not None:
         counts = group_counts(mg)
         bad = np.argwhere(counts != group // 2)
         if bad.size:
             k, gi = bad[0]
             raise SparsityError(f"{name}: output channel {k}, group {gi} keeps {counts[k, gi]} "
                                 f"weights; balanced sparsity keeps exactly {group // 2} of {group}")
-        bad = np.argwhere(((g != 0) & ~mg).any(-1))
-        if bad.size:
-            k, gi = bad[0]
+        outside = (g != 0) & ~mg
+        if outside.any():
+            k, gi = np.argwhere(outside.any(-1))[0]
             raise SparsityError(f"{name}: output channel {k}, group {gi} has a nonzero weight "
                                 f"outside its kept mask")
         return
@@ -138,11 +155,29 @@ def compress(w: np.ndarray, group: int, mask=None, name: str = "layer"):
     """Compressed form: values (K, G, M/2) int8 and positions (K, G, M/2) in ascending order."""
     if mask is None:
         mask = kept_mask(w, group, name)
-    else:
-        check_balanced(w, group, name, mask)
     g = groups_of(w, group)
     mg = groups_of(mask.astype(bool), group)
-    # Exactly M/2 kept per group (checked above): nonzero() lists them row by row, ascending.
-    positions = np.nonzero(mg.reshape(-1, group))[1].reshape(mg.shape[:-1] + (group // 2,))
-    values = np.take_along_axis(g, positions, axis=-1)
+    _check_grouped(g, mg, group, name)
+    # Exactly M/2 kept per group (checked above). Boolean indexing lists the kept values group by
+    # group in ascending position; the positions come from a table indexed by the group's mask.
+    values = g[mg].reshape(mg.shape[:-1] + (group // 2,))
+    code = np.packbits(mg.reshape(-1, group), axis=-1, bitorder="little")
+    code = code[:, 0].astype(np.int64) if group <= 8 else code.view("<u2")[:, 0].astype(np.int64)
+    positions = _position_table(group)[code].reshape(values.shape)
     return values.astype(np.int8), positions.astype(np.int64)
+
+
+_TABLES = {}
+
+
+def _position_table(group: int) -> np.ndarray:
+    """(2**M, M/2) table: for a group mask with exactly M/2 bits set, the set positions ascending
+    (other rows are never used)."""
+    if group not in _TABLES:
+        codes = np.arange(1 << group)
+        bits = (codes[:, None] >> np.arange(group)) & 1
+        table = np.zeros((1 << group, group // 2), np.uint8)
+        ok = bits.sum(1) == group // 2
+        table[ok] = np.nonzero(bits[ok])[1].reshape(-1, group // 2)
+        _TABLES[group] = table
+    return _TABLES[group]

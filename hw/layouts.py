@@ -192,12 +192,14 @@ def pack_array(layout, leaves: dict, count: int, align: int = 1, check: bool = T
             if v.min() < lo or v.max() > hi:
                 raise ValueError(f"field {'.'.join(map(str, path))} must lie in {lo}..{hi}, "
                                  f"not {v.min()}..{v.max()}")
-        u = v.astype(np.int64).view(np.uint64) & np.uint64((1 << width) - 1)
+        u = np.asarray(v, np.int64).view(np.uint64) & np.uint64((1 << width) - 1)
         lane, shift = divmod(off, 64)
         lanes[:, lane] |= u << np.uint64(shift)
         if shift + width > 64:
             lanes[:, lane + 1] |= u >> np.uint64(64 - shift)
-    return lanes.astype("<u8").view(np.uint8).reshape(count, -1)[:, :nbytes]
+    if lanes.dtype.byteorder == ">":  # the image is little-endian whatever the host is
+        lanes = lanes.byteswap()
+    return lanes.view(np.uint8).reshape(count, -1)[:, :nbytes]
 
 
 def unpack_array(layout, records) -> dict:
