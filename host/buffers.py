@@ -103,7 +103,7 @@ def ifm_words(x: np.ndarray, config: SenseConfig) -> np.ndarray:
 
 
 def weight_slots(layer: ConvLayer, config: SenseConfig):
-    """(words, rows, 2) int64 of (value, position) in weight buffer order."""
+    """(words, rows, 2) int16 of (value, position) in weight buffer order."""
     return weight_slots_of(layer.w, config, name=layer.name)
 
 
@@ -146,12 +146,12 @@ def weight_slots_of(w: np.ndarray, config: SenseConfig, mask=None, name: str = "
         values, positions = compress(wk, m, mask=mk, name=name)     # (Kp, G, M/2)
     else:
         values = groups_of(wk, m)                                    # (Kp, G, M)
-        positions = np.broadcast_to(np.arange(m), values.shape)
+        positions = np.broadcast_to(np.arange(m, dtype=np.uint8), values.shape)
     g, slots = values.shape[1:]
     # (kt, row, g, slot) -> (kt, g, slot, row)
     v = values.reshape(k_tiles, rows, g, slots).transpose(0, 2, 3, 1).reshape(-1, rows)
     p = positions.reshape(k_tiles, rows, g, slots).transpose(0, 2, 3, 1).reshape(-1, rows)
-    return np.stack([v.astype(np.int64), p.astype(np.int64)], axis=-1)
+    return np.stack([v.astype(np.int16), p.astype(np.int16)], axis=-1)
 
 
 def weight_words(layer: ConvLayer, config: SenseConfig) -> list[int]:

@@ -152,7 +152,7 @@ def _check_grouped(g, mg, group, name):
 
 
 def compress(w: np.ndarray, group: int, mask=None, name: str = "layer"):
-    """Compressed form: values (K, G, M/2) int8 and positions (K, G, M/2) in ascending order."""
+    """Compressed form: values (K, G, M/2) int8 and positions (K, G, M/2) uint8, ascending."""
     if mask is None:
         mask = kept_mask(w, group, name)
     g = groups_of(w, group)
@@ -162,9 +162,9 @@ def compress(w: np.ndarray, group: int, mask=None, name: str = "layer"):
     # group in ascending position; the positions come from a table indexed by the group's mask.
     values = g[mg].reshape(mg.shape[:-1] + (group // 2,))
     code = np.packbits(mg.reshape(-1, group), axis=-1, bitorder="little")
-    code = code[:, 0].astype(np.int64) if group <= 8 else code.view("<u2")[:, 0].astype(np.int64)
+    code = code[:, 0] if group <= 8 else code.view("<u2")[:, 0]
     positions = _position_table(group)[code].reshape(values.shape)
-    return values.astype(np.int8), positions.astype(np.int64)
+    return values.astype(np.int8, copy=False), positions
 
 
 _TABLES = {}
