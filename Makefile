@@ -26,6 +26,8 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/sense --version
+	$(BIN)/sense pack models/digits.onnx -o build/demo/digits.img
+	$(BIN)/sense inspect build/demo/digits.img
 	$(BIN)/sense elaborate --config small -o build/demo/sense_core_small.v --lint
 	$(BIN)/sense elaborate --config zcu102 -o build/demo/sense_core_zcu102.v
 	$(BIN)/python -m pytest -q -p no:cacheprovider gateware_tests/test_pe.py -k M4

@@ -19,8 +19,9 @@ def test_version_and_help():
     assert r.returncode == 0 and "elaborate" in r.stdout
     r = sense("elaborate", "--help")
     assert r.returncode == 0 and "--group" in r.stdout and "--dense" in r.stdout
-    r = sense("bench", "core", "--help")
-    assert r.returncode == 0 and "--json" in r.stdout
+    for args in (["bench", "core"], ["bench", "pack"], ["pack"], ["inspect"]):
+        r = sense(*args, "--help")
+        assert r.returncode == 0 and "usage: sense" in r.stdout, args
 
 
 def test_no_command_prints_help():

@@ -295,3 +295,20 @@ def test_pack_requires_calibration_for_other_models(tmp_path):
     r = sense("pack", str(tmp_path / "other.onnx"), "-o", str(tmp_path / "x.img"), "--calib",
               str(tmp_path / "c.npz"))
     assert r.returncode == 0, r.stderr
+
+
+def test_memory_image_doc_tables_match_layouts():
+    import re
+
+    from hw.layouts import image_header_layout, layer_descriptor_layout, leaf_fields
+    from hw.layouts import param_entry_layout
+
+    doc = (MODELS.parent / "docs" / "memory-image.md").read_text()
+    rows = re.findall(r"^\| ([\d.]+) \| (\d+) \| `([\w.]+)` \|", doc, re.M)
+    documented = [(where, int(bits), name) for where, bits, name in rows]
+    expected = []
+    for layout in (image_header_layout(), layer_descriptor_layout(), param_entry_layout(SMALL)):
+        for path, off, width, _ in leaf_fields(layout):
+            where = f"{off // 8}" if off % 8 == 0 else f"{off // 8}.{off % 8}"
+            expected.append((where, width, ".".join(map(str, path))))
+    assert documented == expected
