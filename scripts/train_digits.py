@@ -9,6 +9,7 @@ Model: 1x8x8 -> conv 3x3 16 (pad 1) -> ReLU -> conv 3x3 32 (pad 1) -> ReLU -> ma
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from host.digits import DATA, MODELS, load_split  # noqa: E402
+from host.finetune import finetune  # noqa: E402
 from host.nn import Layer, Network, save_onnx  # noqa: E402
-from host.quant import prune_network  # noqa: E402
+from host.quant import predict_float, prune_network  # noqa: E402
 
 
 def make_data(seed):
@@ -56,20 +58,10 @@ def to_network(model, name):
     ], ["softmax"], name=name)
 
 
-def load_weights(model, net):
-    names = {"conv1": "c1", "conv2": "c2", "fc": "fc"}
-    state = {}
-    for layer in net.layers:
-        state[f"{names[layer.name]}.weight"] = torch.tensor(layer.weight, dtype=torch.float32)
-        state[f"{names[layer.name]}.bias"] = torch.tensor(layer.bias, dtype=torch.float32)
-    model.load_state_dict(state)
-
-
-def train(model, x, y, epochs, lr, masks=None, seed=0):
+def train(model, x, y, epochs, lr, seed=0):
     torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
-    params = [model.c1.weight, model.c2.weight, model.fc.weight]
     for _ in range(epochs):
         order = torch.randperm(len(xt))
         for i in range(0, len(xt), 64):
@@ -78,10 +70,6 @@ def train(model, x, y, epochs, lr, masks=None, seed=0):
             opt.zero_grad()
             loss.backward()
             opt.step()
-            if masks is not None:  # keep the balanced pattern: pruned weights stay 0
-                with torch.no_grad():
-                    for prm, mask in zip(params, masks):
-                        prm.mul_(mask)
 
 
 def accuracy(model, x, y):
@@ -106,14 +94,12 @@ def main():
     save_onnx(dense, MODELS / "digits.onnx")
     for m in (4, 8, 16):
         pruned, masks = prune_network(dense, m)
-        ft = Digits()
-        load_weights(ft, pruned)
-        shapes = [ft.c1.weight.shape, ft.c2.weight.shape, ft.fc.weight.shape]
-        tmasks = [torch.tensor(mk.reshape(s), dtype=torch.float32) for mk, s in zip(masks, shapes)]
-        before = accuracy(ft, xte, yte)
-        train(ft, xtr, ytr, args.finetune_epochs, 5e-4, masks=tmasks, seed=args.seed)
-        print(f"M={m}: pruned {before:.4f}, fine-tuned {accuracy(ft, xte, yte):.4f}")
-        save_onnx(to_network(ft, f"digits-m{m}"), MODELS / f"digits-m{m}.onnx")
+        before = float((predict_float(pruned, xte) == yte).mean())
+        tuned = finetune(pruned, masks, xtr, ytr, epochs=args.finetune_epochs, lr=5e-4,
+                         seed=args.seed)
+        after = float((predict_float(tuned, xte) == yte).mean())
+        print(f"M={m}: pruned {before:.4f}, fine-tuned {after:.4f}")
+        save_onnx(replace(tuned, name=f"digits-m{m}"), MODELS / f"digits-m{m}.onnx")
 
 
 if __name__ == "__main__":

@@ -191,3 +191,22 @@ def test_int8_network_tracks_float():
     assert np.abs(logits - ref).max() < 0.1 * np.abs(ref).max()
     with pytest.raises(ValueError, match=r"calibration inputs must have shape \(N, 1, 8, 8\)"):
         quantize(net, xtr[:, 0])
+
+
+def test_finetune_keeps_the_mask():
+    pytest.importorskip("torch", reason="optional train extra: torch not installed")
+    from host.finetune import finetune, from_torch, to_torch
+
+    xtr, ytr, _, _ = load_split()
+    net = load_model(DEFAULT_MODEL)
+    np.testing.assert_allclose(
+        to_torch(net)(__import__("torch").tensor(xtr[:20], dtype=__import__("torch").float32))
+        .detach().numpy(), forward(net, xtr[:20]), atol=1e-4)
+    pruned, masks = prune_network(net, 8)
+    tuned = finetune(pruned, masks, xtr[:200], ytr[:200], epochs=1)
+    for layer, mask in zip(tuned.layers, masks):
+        w = layer.weight.reshape(mask.shape)
+        assert (w[~mask] == 0).all()
+        assert (w[mask] != pruned.layers[tuned.layers.index(layer)].weight.reshape(mask.shape)[mask]).any()
+    prune_network(tuned, 8, pruned=True)
+    assert from_torch(to_torch(tuned), tuned).layers[0].weight.shape == tuned.layers[0].weight.shape
