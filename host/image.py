@@ -19,17 +19,18 @@ import numpy as np
 
 from hw.config import FORMAT_VERSION, SenseConfig
 from hw.layouts import (BEAT_BYTES, BLOCK_ALIGN, CHANNEL_BITS, DIM_BITS, KERNEL_BITS,
-                        image_header_layout, layer_descriptor_layout, pack, pack_array,
-                        param_entry_layout, record_bytes, unpack, unpack_array,
-                        weight_word_layout)
+                        image_header_layout, layer_descriptor_layout, pack_array,
+                        param_entry_layout, record_bytes, unpack_array, weight_word_layout)
+from hw.layouts import pack as pack_record
+from hw.layouts import unpack as unpack_record
 
 from . import golden
 from .buffers import weight_slots_of
 from .quant import QLayer, QNetwork
 from .sparse import pad_channels, ungroup
 
-__all__ = ["ImageError", "pack_image", "unpack_image", "read_header", "describe", "plan_layer",
-           "MAGIC", "HEADER_BYTES", "DESCRIPTOR_BYTES"]
+__all__ = ["ImageError", "pack", "unpack", "pack_image", "unpack_image", "read_header",
+           "describe", "plan_layer", "MAGIC", "HEADER_BYTES", "DESCRIPTOR_BYTES"]
 
 MAGIC = int.from_bytes(b"SENS", "little")
 HEADER = image_header_layout()
@@ -204,7 +205,7 @@ def pack_image(qnet: QNetwork, config: SenseConfig) -> bytes:
         offset = _align(offset + params.nbytes)
         blocks += [(w_off, weights.tobytes()), (p_off, params.tobytes())]
         pool = layer.pool or (0, 0, 0)
-        descriptors.append(pack(DESCRIPTOR, {
+        descriptors.append(pack_record(DESCRIPTOR, {
             "kind": KIND_FC if layer.kind == "fc" else KIND_CONV,
             "flags": (FLAG_RELU * bool(layer.relu) | FLAG_POOL * bool(layer.pool)
                       | FLAG_IFM_STATIONARY * (plan.order == "ifm")),
@@ -223,7 +224,7 @@ def pack_image(qnet: QNetwork, config: SenseConfig) -> bytes:
     for off, blob in blocks:
         body[off - HEADER_BYTES: off - HEADER_BYTES + len(blob)] = blob
     c, h, w = qnet.input_shape
-    header = pack(HEADER, {
+    header = pack_record(HEADER, {
         "magic": MAGIC, "version": FORMAT_VERSION, "header_size": HEADER_BYTES,
         "rows": config.rows, "cols": config.cols, "group": config.group,
         "flags": FLAG_SPARSE * config.sparse, "ifm_kib": config.ifm_kib,
@@ -253,7 +254,7 @@ def read_header(data: bytes, config: SenseConfig | None = None) -> dict:
     if len(data) < HEADER_BYTES:
         raise ImageError(f"image is truncated: {len(data)} bytes, the header alone is "
                          f"{HEADER_BYTES}")
-    h = unpack(HEADER, int.from_bytes(data[:HEADER_BYTES], "little"))
+    h = unpack_record(HEADER, int.from_bytes(data[:HEADER_BYTES], "little"))
     if h["magic"] != MAGIC:
         raise ImageError(f"not a Sense image: magic {data[:4]!r}, expected b'SENS'")
     crc = zlib.crc32(data[:HEADER_CRC_SPAN])
@@ -309,7 +310,7 @@ def _descriptors(data: bytes, h: dict) -> list[dict]:
     out = []
     for i in range(n):
         off = h["table_offset"] + i * DESCRIPTOR_BYTES
-        out.append(unpack(DESCRIPTOR, int.from_bytes(data[off:off + DESCRIPTOR_BYTES], "little")))
+        out.append(unpack_record(DESCRIPTOR, int.from_bytes(data[off:off + DESCRIPTOR_BYTES], "little")))
     return out
 
 
@@ -439,3 +440,8 @@ def describe(data: bytes, config: SenseConfig | None = None) -> dict:
         "input_scale": qnet.input_scale, "host_ops": qnet.host_ops,
         "activation_bytes": h["act_size"], "layers": layers,
     }
+
+
+#: The names of SPEC/issue 4: ``unpack(pack(qnet, config))`` returns the same network.
+pack = pack_image
+unpack = unpack_image

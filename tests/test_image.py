@@ -64,6 +64,8 @@ def test_round_trip(data, config, group):
     x = quantize_input(qnet, data[2][:30])
     np.testing.assert_array_equal(run_int(qnet, x), run_int(back, x))
     assert pack_image(back, config) == image
+    from host import image as image_module
+    same_network(qnet, image_module.unpack(image_module.pack(qnet, config)), masks=config.sparse)
 
 
 def test_image_layout_basics(image4):
