@@ -8,16 +8,18 @@ from .config import SenseConfig
 from .core import Core
 from .grid import Grid
 from .pe import PE
+from .registers import Registers
 
 __all__ = ["BLOCKS", "LARGEST_BLOCK", "make_block", "verilog", "toplevel_name"]
 
 # Block name -> component class, smallest first. The CLI's default is the last (largest) one.
 BLOCKS = {
+    "registers": Registers,
     "pe": PE,
     "grid": Grid,
     "core": Core,
 }
-LARGEST_BLOCK = list(BLOCKS)[-1]
+LARGEST_BLOCK = "core"
 
 
 def toplevel_name(block: str) -> str:

@@ -39,9 +39,10 @@ SIMULATORS = ("verilator", "icarus")
 #: Verilator warnings waived for Amaranth-generated Verilog, each an idiom of its Yosys backend,
 #: not a design problem: register init values in declarations (PROCASSINIT), variable part
 #: selects written as wide shifts and sign-extensions left implicit (WIDTHTRUNC, WIDTHEXPAND),
-#: and per-field wires of packed ports that are declared but not all read (UNUSEDSIGNAL).
+#: per-field wires of packed ports that are declared but not all read (UNUSEDSIGNAL), and
+#: m.Switch's `case` without `default`, the default being assigned before it (CASEINCOMPLETE).
 VERILATOR_WAIVERS = ["-Wno-PROCASSINIT", "-Wno-WIDTHTRUNC", "-Wno-WIDTHEXPAND",
-                     "-Wno-UNUSEDSIGNAL"]
+                     "-Wno-UNUSEDSIGNAL", "-Wno-CASEINCOMPLETE"]
 
 TIMESCALE = ("1ns", "1ps")
 

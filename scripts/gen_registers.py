@@ -1,0 +1,15 @@
+#!/usr/bin/env python3
+"""Write docs/registers.md from the register map in hw/registers.py."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from host.files import atomic_write  # noqa: E402
+from hw.registers import registers_markdown  # noqa: E402
+
+if __name__ == "__main__":
+    atomic_write(ROOT / "docs" / "registers.md", registers_markdown())
+    print(f"wrote {ROOT / 'docs' / 'registers.md'}")
