@@ -6,6 +6,7 @@ import os
 
 from .config import SenseConfig
 from .core import Core
+from .dma import Dma
 from .grid import Grid
 from .pe import PE
 from .registers import Registers
@@ -15,6 +16,7 @@ __all__ = ["BLOCKS", "LARGEST_BLOCK", "make_block", "verilog", "toplevel_name"]
 # Block name -> component class, smallest first. The CLI's default is the last (largest) one.
 BLOCKS = {
     "registers": Registers,
+    "dma": lambda config: Dma(),
     "pe": PE,
     "grid": Grid,
     "core": Core,

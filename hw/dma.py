@@ -1,0 +1,256 @@
+"""AXI4 DMA engines: a burst reader and a burst writer, each checking its window first.
+
+Both move whole 128-bit beats. A command names a byte range (address, length); the engine
+covers it with the 16-byte beats that contain it, so the range is first widened to
+[floor16(address), ceil16(address + length)). That widened range must lie inside the DMA window
+[window_base, window_base + window_size): otherwise the command is dropped with ``error`` set and
+no transaction is issued (SPEC section 4: nothing leaves the window). Bursts are at most 16 beats
+(256 bytes) and never cross a 4 KiB boundary (AXI4 rule).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Dma", "DmaReader", "DmaWriter", "dma_command_layout", "axi_read_signature",
+           "axi_write_signature", "ADDR_BITS", "DATA_BITS", "BEAT_BYTES", "MAX_BURST"]
+
+ADDR_BITS = 48       # the ZCU102's HP ports take 49-bit addresses; DDR4 sits well below 2**48
+DATA_BITS = 128
+BEAT_BYTES = DATA_BITS // 8
+MAX_BURST = 16
+LENGTH_BITS = 32
+ID_BITS = 4          # every transaction uses ID 0: responses come back in order
+
+
+def dma_command_layout() -> data.StructLayout:
+    return data.StructLayout({"addr": unsigned(ADDR_BITS), "length": unsigned(LENGTH_BITS)})
+
+
+def axi_read_signature() -> wiring.Signature:
+    """AXI4 read channels, master view (Out = to the slave)."""
+    return wiring.Signature({
+        "arid": Out(ID_BITS), "araddr": Out(ADDR_BITS), "arlen": Out(8), "arsize": Out(3),
+        "arburst": Out(2), "arvalid": Out(1), "arready": In(1),
+        "rid": In(ID_BITS), "rdata": In(DATA_BITS), "rresp": In(2), "rlast": In(1),
+        "rvalid": In(1), "rready": Out(1),
+    })
+
+
+def axi_write_signature() -> wiring.Signature:
+    """AXI4 write channels, master view."""
+    return wiring.Signature({
+        "awid": Out(ID_BITS), "awaddr": Out(ADDR_BITS), "awlen": Out(8), "awsize": Out(3),
+        "awburst": Out(2), "awvalid": Out(1), "awready": In(1),
+        "wdata": Out(DATA_BITS), "wstrb": Out(BEAT_BYTES), "wlast": Out(1), "wvalid": Out(1),
+        "wready": In(1),
+        "bid": In(ID_BITS), "bresp": In(2), "bvalid": In(1), "bready": Out(1),
+    })
+
+
+class _Planner:
+    """Shared command checking and burst splitting for both engines (elaborated inline)."""
+
+    @staticmethod
+    def plan(m, cmd, window_base, window_size):
+        """Widened beat range of `cmd` and whether it lies in the window (combinational)."""
+        first = Signal(ADDR_BITS + 1, name="first_beat_addr")
+        end = Signal(ADDR_BITS + 2, name="end_addr")
+        ok = Signal(name="in_window")
+        m.d.comb += [
+            first.eq(cmd.addr & ~(BEAT_BYTES - 1)),
+            end.eq((cmd.addr + cmd.length + BEAT_BYTES - 1) & ~(BEAT_BYTES - 1)),
+            ok.eq((cmd.length != 0) & (first >= window_base)
+                  & (end <= window_base + window_size)),
+        ]
+        return first, end, ok
+
+    @staticmethod
+    def burst_beats(addr, remaining):
+        """Beats in the next burst: at most MAX_BURST, the beats left, and to the 4 KiB edge."""
+        to_edge = (4096 - addr[:12]) >> 4       # beats before the next 4 KiB boundary
+        limit = Mux(remaining < MAX_BURST, remaining, MAX_BURST)
+        return Mux(to_edge < limit, to_edge, limit)
+
+
+class DmaReader(wiring.Component):
+    """Reads byte ranges from DRAM as a stream of 128-bit beats.
+
+    ``cmd`` (address, length) in; ``data`` out: the beats covering the range, in order.
+    Up to ``outstanding`` bursts in flight. ``error`` is sticky until ``clear``: a command outside
+    the window (dropped, nothing issued) or an R response other than OKAY. ``bytes_read`` counts
+    the bytes of the beats received. ``busy``: a command is being worked on or data is in flight.
+    """
+
+    def __init__(self, outstanding: int = 4):
+        if not 1 <= outstanding <= 16:
+            raise ValueError(f"outstanding must be from 1 to 16, not {outstanding!r}")
+        self._outstanding = outstanding
+        super().__init__({
+            "cmd": In(stream.Signature(dma_command_layout())),
+            "data": Out(stream.Signature(DATA_BITS)),
+            "window_base": In(64), "window_size": In(64),
+            "axi": Out(axi_read_signature()),
+            "error": Out(1), "clear": In(1), "busy": Out(1), "bytes_read": Out(64),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        axi = self.axi
+        first, end, ok = _Planner.plan(m, self.cmd.payload, self.window_base, self.window_size)
+
+        addr = Signal(ADDR_BITS + 1)
+        remaining = Signal(LENGTH_BITS)          # beats not yet requested
+        active = Signal()
+        in_flight = Signal(range(self._outstanding + 1))
+        m.d.comb += [axi.arsize.eq(4), axi.arburst.eq(1)]  # 16-byte beats, INCR
+
+        m.d.comb += self.cmd.ready.eq(~active)
+        with m.If(self.cmd.valid & ~active):
+            with m.If(ok):
+                m.d.sync += [active.eq(1), addr.eq(first), remaining.eq((end - first) >> 4)]
+            with m.Else():
+                m.d.sync += self.error.eq(1)
+
+        beats = _Planner.burst_beats(addr, remaining)
+        issue = active & (in_flight < self._outstanding)
+        m.d.comb += [axi.arvalid.eq(issue), axi.araddr.eq(addr), axi.arlen.eq(beats - 1)]
+        request = axi.arvalid & axi.arready
+        with m.If(request):
+            m.d.sync += [addr.eq(addr + (beats << 4)), remaining.eq(remaining - beats)]
+            with m.If(remaining == beats):
+                m.d.sync += active.eq(0)
+
+        m.d.comb += [self.data.payload.eq(axi.rdata), self.data.valid.eq(axi.rvalid),
+                     axi.rready.eq(self.data.ready)]
+        beat = axi.rvalid & axi.rready
+        burst_done = beat & axi.rlast
+        m.d.sync += in_flight.eq(in_flight + request - burst_done)
+        with m.If(beat):
+            m.d.sync += self.bytes_read.eq(self.bytes_read + BEAT_BYTES)
+            with m.If(axi.rresp != 0):
+                m.d.sync += self.error.eq(1)
+        with m.If(self.clear):
+            m.d.sync += self.error.eq(0)
+        m.d.comb += self.busy.eq(active | (in_flight != 0))
+        return m
+
+
+class DmaWriter(wiring.Component):
+    """Writes a stream of 128-bit beats to a byte range of DRAM.
+
+    ``cmd`` (address, length) in, then ``data``: exactly the beats covering the range; bytes of
+    the first and last beat outside the range are not written (``wstrb``). One burst at a time:
+    AW, its W beats, then B. ``error`` (sticky until ``clear``): a command outside the window
+    (dropped, its data not consumed, nothing issued) or a B response other than OKAY.
+    ``bytes_written`` counts the bytes written (strobes set).
+    """
+
+    def __init__(self):
+        super().__init__({
+            "cmd": In(stream.Signature(dma_command_layout())),
+            "data": In(stream.Signature(DATA_BITS)),
+            "window_base": In(64), "window_size": In(64),
+            "axi": Out(axi_write_signature()),
+            "error": Out(1), "clear": In(1), "busy": Out(1), "bytes_written": Out(64),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        axi = self.axi
+        first, end, ok = _Planner.plan(m, self.cmd.payload, self.window_base, self.window_size)
+
+        addr = Signal(ADDR_BITS + 1)
+        remaining = Signal(LENGTH_BITS)          # beats not yet written
+        lo = Signal(ADDR_BITS + 1)               # first and one-past-last byte to write
+        hi = Signal(ADDR_BITS + 2)
+        burst_left = Signal(range(MAX_BURST + 1))
+        m.d.comb += [axi.awsize.eq(4), axi.awburst.eq(1)]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    with m.If(ok):
+                        m.d.sync += [addr.eq(first), remaining.eq((end - first) >> 4),
+                                     lo.eq(self.cmd.payload.addr),
+                                     hi.eq(self.cmd.payload.addr + self.cmd.payload.length)]
+                        m.next = "AW"
+                    with m.Else():
+                        m.d.sync += self.error.eq(1)
+            with m.State("AW"):
+                beats = _Planner.burst_beats(addr, remaining)
+                m.d.comb += [axi.awvalid.eq(1), axi.awaddr.eq(addr), axi.awlen.eq(beats - 1)]
+                with m.If(axi.awready):
+                    m.d.sync += [burst_left.eq(beats), remaining.eq(remaining - beats)]
+                    m.next = "W"
+            with m.State("W"):
+                strb = Signal(BEAT_BYTES)
+                for i in range(BEAT_BYTES):
+                    m.d.comb += strb[i].eq((addr + i >= lo) & (addr + i < hi))
+                m.d.comb += [axi.wvalid.eq(self.data.valid), axi.wdata.eq(self.data.payload),
+                             axi.wstrb.eq(strb), axi.wlast.eq(burst_left == 1),
+                             self.data.ready.eq(axi.wready)]
+                with m.If(axi.wvalid & axi.wready):
+                    m.d.sync += [addr.eq(addr + BEAT_BYTES), burst_left.eq(burst_left - 1),
+                                 self.bytes_written.eq(self.bytes_written
+                                                       + sum(strb[i] for i in range(BEAT_BYTES)))]
+                    with m.If(burst_left == 1):
+                        m.next = "B"
+            with m.State("B"):
+                m.d.comb += axi.bready.eq(1)
+                with m.If(axi.bvalid):
+                    with m.If(axi.bresp != 0):
+                        m.d.sync += self.error.eq(1)
+                    with m.If(remaining == 0):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "AW"
+        with m.If(self.clear):
+            m.d.sync += self.error.eq(0)
+        m.d.comb += self.busy.eq(~self.cmd.ready)
+        return m
+
+
+class Dma(wiring.Component):
+    """The reader and the writer on one AXI4 master port ``m_axi`` (read and write channels),
+    sharing the window. Ports: ``rd_cmd``, ``rd_data``, ``wr_cmd``, ``wr_data``, ``error``
+    (either engine; sticky until ``clear``), ``busy``, ``bytes_read``, ``bytes_written``."""
+
+    def __init__(self, outstanding: int = 4):
+        self._outstanding = outstanding
+        axi = dict(axi_read_signature().members)
+        axi.update(axi_write_signature().members)
+        super().__init__({
+            "rd_cmd": In(stream.Signature(dma_command_layout())),
+            "rd_data": Out(stream.Signature(DATA_BITS)),
+            "wr_cmd": In(stream.Signature(dma_command_layout())),
+            "wr_data": In(stream.Signature(DATA_BITS)),
+            "window_base": In(64), "window_size": In(64),
+            "m_axi": Out(wiring.Signature(axi)),
+            "error": Out(1), "clear": In(1), "busy": Out(1),
+            "bytes_read": Out(64), "bytes_written": Out(64),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.reader = rd = DmaReader(self._outstanding)
+        m.submodules.writer = wr = DmaWriter()
+        wiring.connect(m, wiring.flipped(self.rd_cmd), rd.cmd)
+        wiring.connect(m, rd.data, wiring.flipped(self.rd_data))
+        wiring.connect(m, wiring.flipped(self.wr_cmd), wr.cmd)
+        wiring.connect(m, wiring.flipped(self.wr_data), wr.data)
+        for engine in (rd, wr):
+            m.d.comb += [engine.window_base.eq(self.window_base),
+                         engine.window_size.eq(self.window_size), engine.clear.eq(self.clear)]
+            for name, member in engine.axi.signature.members.items():
+                port, inner = getattr(self.m_axi, name), getattr(engine.axi, name)
+                if member.flow == Out:
+                    m.d.comb += port.eq(inner)
+                else:
+                    m.d.comb += inner.eq(port)
+        m.d.comb += [self.error.eq(rd.error | wr.error), self.busy.eq(rd.busy | wr.busy),
+                     self.bytes_read.eq(rd.bytes_read), self.bytes_written.eq(wr.bytes_written)]
+        return m
