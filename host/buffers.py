@@ -23,7 +23,7 @@ from hw.layouts import (CHANNEL_BITS, DIM_BITS, KERNEL_BITS, ifm_word_layout, la
 from . import golden
 from .sparse import check_balanced, compress, group_counts, groups_of, pad_channels, ungroup
 
-__all__ = ["ConvLayer", "ifm_words", "weight_words", "param_words", "layer_fields",
+__all__ = ["ConvLayer", "layer_limit_problem", "ifm_words", "weight_words", "param_words", "layer_fields",
            "pack_words", "assemble_output"]
 
 
@@ -59,18 +59,10 @@ class ConvLayer:
         c, h, wd = self.x.shape
         k, wc, r, s = self.w.shape
         oh, ow = self.out_shape()
-        limits = [
-            ("input height", h, (1 << DIM_BITS) - 1), ("input width", wd, (1 << DIM_BITS) - 1),
-            ("kernel height", r, (1 << KERNEL_BITS) - 1), ("kernel width", s, (1 << KERNEL_BITS) - 1),
-            ("stride", self.stride, (1 << KERNEL_BITS) - 1),
-            ("padding", self.pad, (1 << KERNEL_BITS) - 1),
-            ("output channels", k, min(config.max_channels, (1 << CHANNEL_BITS) - 1)),
-        ]
-        for what, value, hi in limits:
-            if value > hi:
-                raise ValueError(f"{self.name}: {what} {value} exceeds the core's limit {hi}")
-        if wc != c:
-            raise ValueError(f"{self.name}: weights have {wc} input channels, input has {c}")
+        problem = layer_limit_problem(self.x.shape, self.w.shape, self.stride, self.pad,
+                                      self.bias, config)
+        if problem:
+            raise ValueError(f"{self.name}: {problem}")
         if oh < 1 or ow < 1:
             raise ValueError(f"{self.name}: kernel {r}x{s} does not fit the {h}x{wd} input")
         if config.sparse:
@@ -83,11 +75,32 @@ class ConvLayer:
         if wwords > config.weight_depth:
             raise ValueError(f"{self.name}: weights need {wwords} weight buffer words, the "
                              f"configuration has {config.weight_depth}")
-        reduction = r * s * padded(c, config.group)
-        bound = golden.acc_bound(reduction, int(np.abs(self.bias.astype(np.int64)).max(initial=0)))
-        if bound > golden.INT32_MAX:
-            raise ValueError(f"{self.name}: the accumulator could reach {bound}, beyond int32 "
-                             f"(reduction {reduction})")
+
+
+def layer_limit_problem(in_shape, w_shape, stride, pad, bias, config: SenseConfig, pool=None):
+    """What makes a layer impossible for the hardware (a field beyond its width, channels that
+    do not match, an accumulator that could leave int32), as a message; None when it fits."""
+    c, h, wd = in_shape
+    k, wc, r, s = w_shape
+    if wc != c:
+        return f"weights expect {wc} input channels, the input has {c}"
+    limits = [("input height", h, (1 << DIM_BITS) - 1), ("input width", wd, (1 << DIM_BITS) - 1),
+              ("kernel height", r, (1 << KERNEL_BITS) - 1),
+              ("kernel width", s, (1 << KERNEL_BITS) - 1),
+              ("stride", stride, (1 << KERNEL_BITS) - 1), ("padding", pad, (1 << KERNEL_BITS) - 1),
+              ("output channels", k, min(config.max_channels, (1 << CHANNEL_BITS) - 1))]
+    if pool:
+        limits += [("pool kernel", pool[0], 255), ("pool stride", pool[1], 255),
+                   ("pool padding", pool[2], 255)]
+    for what, value, hi in limits:
+        if value > hi:
+            return f"{what} {value} exceeds the hardware limit {hi}"
+    reduction = r * s * padded(c, config.group)
+    bound = golden.acc_bound(reduction, int(np.abs(np.asarray(bias, np.int64)).max(initial=0)))
+    if bound > golden.INT32_MAX:
+        return (f"the accumulator could reach {bound}, beyond int32; the reduction "
+                f"({reduction}) or the bias is too large")
+    return None
 
 
 def padded(channels, group):

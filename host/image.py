@@ -18,14 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from hw.config import FORMAT_VERSION, SenseConfig
-from hw.layouts import (BEAT_BYTES, BLOCK_ALIGN, CHANNEL_BITS, DIM_BITS, KERNEL_BITS,
-                        image_header_layout, layer_descriptor_layout, pack_array,
+from hw.layouts import (BEAT_BYTES, BLOCK_ALIGN, image_header_layout, layer_descriptor_layout, pack_array,
                         param_entry_layout, record_bytes, unpack_array, weight_word_layout)
 from hw.layouts import pack as pack_record
 from hw.layouts import unpack as unpack_record
 
 from . import golden
-from .buffers import weight_slots_of
+from .buffers import layer_limit_problem, weight_slots_of
 from .quant import QLayer, QNetwork
 from .sparse import pad_channels, ungroup
 
@@ -136,28 +135,10 @@ def _shapes(qnet: QNetwork):
 
 
 def _check_layer(i, layer: QLayer, in_shape, config: SenseConfig):
-    k, c, r, s = layer.w.shape
-    name = f"layer {i} ({layer.name})"
-    if c != in_shape[0]:
-        raise ImageError(f"{name}: weights expect {c} input channels, the input has {in_shape[0]}")
-    limits = [("input height", in_shape[1], (1 << DIM_BITS) - 1),
-              ("input width", in_shape[2], (1 << DIM_BITS) - 1),
-              ("kernel height", r, (1 << KERNEL_BITS) - 1),
-              ("kernel width", s, (1 << KERNEL_BITS) - 1),
-              ("stride", layer.stride, (1 << KERNEL_BITS) - 1),
-              ("padding", layer.pad, (1 << KERNEL_BITS) - 1),
-              ("output channels", k, min(config.max_channels, (1 << CHANNEL_BITS) - 1))]
-    if layer.pool:
-        limits += [("pool kernel", layer.pool[0], 255), ("pool stride", layer.pool[1], 255),
-                   ("pool padding", layer.pool[2], 255)]
-    for what, value, hi in limits:
-        if value > hi:
-            raise ImageError(f"{name}: {what} {value} exceeds the hardware limit {hi}")
-    reduction = r * s * (-(-c // config.group)) * config.group
-    bound = golden.acc_bound(reduction, int(np.abs(layer.bias.astype(np.int64)).max(initial=0)))
-    if bound > golden.INT32_MAX:
-        raise ImageError(f"{name}: the accumulator could reach {bound}, beyond int32; "
-                         f"the reduction ({reduction}) or the bias is too large")
+    problem = layer_limit_problem(in_shape, layer.w.shape, layer.stride, layer.pad, layer.bias,
+                                  config, layer.pool)
+    if problem:
+        raise ImageError(f"layer {i} ({layer.name}): {problem}")
 
 
 def pack_image(qnet: QNetwork, config: SenseConfig) -> bytes:

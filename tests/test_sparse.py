@@ -99,11 +99,11 @@ def test_layer_check_errors():
     with pytest.raises(ValueError, match="L: input needs 144 IFM words per column bank, the "
                                          "configuration has 128"):
         layer(h=12, w=12).check(cfg)
-    with pytest.raises(ValueError, match="L: stride 16 exceeds the core's limit 15"):
+    with pytest.raises(ValueError, match="L: stride 16 exceeds the hardware limit 15"):
         layer(stride=16).check(cfg)
     with pytest.raises(ValueError, match="L: kernel 5x5 does not fit the 4x4 input"):
         layer(r=5).check(cfg)
-    with pytest.raises(ValueError, match="output channels 2000 exceeds the core's limit 1024"):
+    with pytest.raises(ValueError, match="output channels 2000 exceeds the hardware limit 1024"):
         layer(k=2000).check(cfg)
     with pytest.raises(ValueError, match="L: the accumulator could reach"):
         layer(c=4, h=1, w=1, r=1, bias=2**31 - 1).check(cfg)
