@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hw.config import SenseConfig
-from hw.layouts import (CHANNEL_BITS, DIM_BITS, KERNEL_BITS, ifm_word_layout, layer_layout,
-                        pack, param_layout, weight_word_layout)
+from hw.layouts import (BEAT_BYTES, CHANNEL_BITS, DIM_BITS, KERNEL_BITS, ifm_word_layout,
+                        layer_layout, pack, pack_array, param_layout, weight_word_layout)
 
 from . import golden
 from .sparse import check_balanced, compress, group_counts, groups_of, pad_channels, ungroup
@@ -167,13 +167,24 @@ def weight_slots_of(w: np.ndarray, config: SenseConfig, mask=None, name: str = "
     return np.stack([v.astype(np.int16), p.astype(np.int16)], axis=-1)
 
 
+def weight_records(slots: np.ndarray, config: SenseConfig) -> np.ndarray:
+    """Weight slots (see `weight_slots_of`) as weight words: (words, bytes) uint8, each word
+    `weight_word_layout` padded to whole AXI beats, exactly as the memory image stores them."""
+    planes = np.ascontiguousarray(slots.transpose(2, 1, 0))   # (value/pos, row, word)
+    leaves = {}
+    for row in range(config.rows):
+        leaves[(row, "value")] = planes[0, row]
+        if config.pos_width:
+            leaves[(row, "pos")] = planes[1, row]
+    # int8 values and positions < M by construction: no range check needed.
+    return pack_array(weight_word_layout(config), leaves, len(slots), align=BEAT_BYTES,
+                      check=False)
+
+
 def weight_words(layer: ConvLayer, config: SenseConfig) -> list[int]:
-    """Weight buffer words as integers of weight_word_layout."""
-    layout = weight_word_layout(config)
-    slots = weight_slots(layer, config)
-    entries = [[{"value": int(v), "pos": int(p)} if config.pos_width else {"value": int(v)}
-                for v, p in word] for word in slots]
-    return [pack(layout, e) for e in entries]
+    """Weight buffer words as integers of weight_word_layout (the image's bytes, read back)."""
+    records = weight_records(weight_slots(layer, config), config)
+    return [int.from_bytes(r.tobytes(), "little") for r in records]
 
 
 def param_words(layer: ConvLayer, config: SenseConfig) -> list[int]:

@@ -12,7 +12,6 @@ import numpy as np
 from hw.config import SenseConfig
 
 from .buffers import ConvLayer
-from .files import atomic_write
 
 __all__ = ["save_cases", "load_cases", "run_core", "layer_for_input", "random_layer"]
 

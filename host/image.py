@@ -18,15 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from hw.config import FORMAT_VERSION, SenseConfig
-from hw.layouts import (BEAT_BYTES, BLOCK_ALIGN, image_header_layout, layer_descriptor_layout, pack_array,
-                        param_entry_layout, record_bytes, unpack_array, weight_word_layout)
+from hw.layouts import (BEAT_BYTES, BLOCK_ALIGN, image_header_layout, layer_descriptor_layout,
+                        pack_array, param_entry_layout, record_bytes, unpack_array,
+                        weight_word_layout)
 from hw.layouts import pack as pack_record
 from hw.layouts import unpack as unpack_record
 
 from . import golden
-from .buffers import layer_limit_problem, weight_slots_of
+from .buffers import layer_limit_problem, weight_records, weight_slots_of
 from .quant import QLayer, QNetwork
-from .sparse import pad_channels, ungroup
+from .sparse import ungroup
 
 __all__ = ["ImageError", "pack", "unpack", "pack_image", "unpack_image", "read_header",
            "describe", "plan_layer", "MAGIC", "HEADER_BYTES", "DESCRIPTOR_BYTES"]
@@ -162,15 +163,7 @@ def pack_image(qnet: QNetwork, config: SenseConfig) -> bytes:
         k, c, r, s = layer.w.shape
         slots = weight_slots_of(layer.w, config, mask=layer.mask if config.sparse else None,
                                 name=f"layer {i} ({layer.name})")
-        planes = np.ascontiguousarray(slots.transpose(2, 1, 0))   # (value/pos, row, word)
-        leaves = {}
-        for row in range(config.rows):
-            leaves[(row, "value")] = planes[0, row]
-            if config.pos_width:
-                leaves[(row, "pos")] = planes[1, row]
-        # int8 values and positions < M by construction: no range check needed.
-        weights = pack_array(weight_word_layout(config), leaves, len(slots), align=BEAT_BYTES,
-                             check=False)
+        weights = weight_records(slots, config)
         w_scale = layer.w_scale if layer.w_scale is not None else np.ones(k)
         params = pack_array(param_entry_layout(config), {
             ("param", "bias"): layer.bias, ("param", "mult"): layer.mult,

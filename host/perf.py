@@ -29,7 +29,7 @@ import numpy as np
 
 from hw.config import SenseConfig
 
-from .buffers import ConvLayer, padded
+from .buffers import ConvLayer
 from .sparse import pad_channels
 
 __all__ = ["skip_mask", "core_cycles", "useful_macs", "SETUP_CYCLES", "OUTPUT_STAGES"]

@@ -4,7 +4,6 @@ import sys
 import pytest
 
 from hw import sim
-from hw.config import SenseConfig
 
 
 def sense(*args):

@@ -194,19 +194,18 @@ def test_int8_network_tracks_float():
 
 
 def test_finetune_keeps_the_mask():
-    pytest.importorskip("torch", reason="optional train extra: torch not installed")
+    torch = pytest.importorskip("torch", reason="optional train extra: torch not installed")
     from host.finetune import finetune, from_torch, to_torch
 
     xtr, ytr, _, _ = load_split()
     net = load_model(DEFAULT_MODEL)
-    np.testing.assert_allclose(
-        to_torch(net)(__import__("torch").tensor(xtr[:20], dtype=__import__("torch").float32))
-        .detach().numpy(), forward(net, xtr[:20]), atol=1e-4)
+    got = to_torch(net)(torch.tensor(xtr[:20], dtype=torch.float32)).detach().numpy()
+    np.testing.assert_allclose(got, forward(net, xtr[:20]), atol=1e-4)
     pruned, masks = prune_network(net, 8)
     tuned = finetune(pruned, masks, xtr[:200], ytr[:200], epochs=1)
-    for layer, mask in zip(tuned.layers, masks):
-        w = layer.weight.reshape(mask.shape)
-        assert (w[~mask] == 0).all()
-        assert (w[mask] != pruned.layers[tuned.layers.index(layer)].weight.reshape(mask.shape)[mask]).any()
+    for before, after, mask in zip(pruned.layers, tuned.layers, masks):
+        w = after.weight.reshape(mask.shape)
+        assert (w[~mask] == 0).all()                                   # pruned stay pruned
+        assert (w[mask] != before.weight.reshape(mask.shape)[mask]).any()  # kept ones trained
     prune_network(tuned, 8, pruned=True)
     assert from_torch(to_torch(tuned), tuned).layers[0].weight.shape == tuned.layers[0].weight.shape
