@@ -35,9 +35,12 @@ LAYERS = [
 def make_layers(config, seed):
     rng = np.random.default_rng(seed)
     layers, ready = [], []
-    for name, c, k, h, w, r, s, p, z, dead, relu, rd in LAYERS:
-        layers.append(random_layer(rng, config, c=c, k=k, h=h, w=w, r=r, stride=s, pad=p,
-                                   zero_density=z, dead_channels=dead, relu=relu, name=name))
+    for i, (name, c, k, h, w, r, s, p, z, dead, relu, rd) in enumerate(LAYERS):
+        layer = random_layer(rng, config, c=c, k=k, h=h, w=w, r=r, stride=s, pad=p,
+                             zero_density=z, dead_channels=dead, relu=relu, name=name)
+        # Every other layer runs pixel tile outer (the IFM-stationary tile order).
+        layer.ifm_stationary = i % 2 == 1
+        layers.append(layer)
         ready.append(rd)
     return layers, ready
 

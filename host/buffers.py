@@ -17,14 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from hw.config import SenseConfig
-from hw.layouts import (BEAT_BYTES, CHANNEL_BITS, DIM_BITS, KERNEL_BITS, ifm_word_layout,
-                        layer_layout, pack, pack_array, param_layout, weight_word_layout)
+from hw.layouts import (BEAT_BYTES, CHANNEL_BITS, DIM_BITS, KERNEL_BITS, layer_layout, pack,
+                        pack_array, param_layout, weight_word_layout)
 
 from . import golden
 from .sparse import check_balanced, compress, group_counts, groups_of, pad_channels, ungroup
 
 __all__ = ["ConvLayer", "layer_limit_problem", "ifm_words", "weight_words", "param_words", "layer_fields",
-           "pack_words", "assemble_output"]
+           "assemble_output", "to_activation", "from_activation", "ifm_lines"]
 
 
 @dataclass
@@ -41,6 +41,7 @@ class ConvLayer:
     pad: int = 0
     relu: bool = True
     name: str = "layer"
+    ifm_stationary: bool = False    # tile order: pixel tile outer (True) or k tile outer
 
     def out_shape(self):
         _, h, wd = self.x.shape
@@ -108,11 +109,33 @@ def padded(channels, group):
 
 
 def ifm_words(x: np.ndarray, config: SenseConfig) -> np.ndarray:
-    """(C, H, W) int8 -> (H * W * G_c, M) int8 in IFM buffer order."""
+    """(C, H, W) int8 -> (H * W * G_c, M) int8 in IFM buffer order (also the DRAM layout of an
+    activation tensor: its bytes are `to_activation`)."""
     xp = pad_channels(x, config.group, axis=0)
     c, h, w = xp.shape
     return np.ascontiguousarray(xp.transpose(1, 2, 0)).reshape(h * w * c // config.group,
                                                                 config.group)
+
+
+def to_activation(x: np.ndarray, config: SenseConfig) -> bytes:
+    """(C, H, W) int8 -> the tensor's bytes in the activation region (docs/memory-image.md)."""
+    return ifm_words(np.asarray(x, np.int8), config).tobytes()
+
+
+def from_activation(data: bytes, shape, config: SenseConfig) -> np.ndarray:
+    """Inverse of `to_activation`: the first act_bytes(shape) bytes of `data` -> (C, H, W) int8."""
+    c, h, w = shape
+    cp = padded(c, config.group)
+    a = np.frombuffer(bytes(data[:h * w * cp]), np.int8).reshape(h, w, cp)
+    return np.ascontiguousarray(a.transpose(2, 0, 1)[:c])
+
+
+def ifm_lines(x: np.ndarray, config: SenseConfig) -> list[int]:
+    """(C, H, W) int8 -> IFM bank lines (16 bytes, one AXI beat each) as integers."""
+    data = to_activation(x, config)
+    data += bytes(-len(data) % BEAT_BYTES)
+    return [int.from_bytes(data[i:i + BEAT_BYTES], "little")
+            for i in range(0, len(data), BEAT_BYTES)]
 
 
 def weight_slots(layer: ConvLayer, config: SenseConfig):
@@ -193,21 +216,14 @@ def param_words(layer: ConvLayer, config: SenseConfig) -> list[int]:
             for b, mu, s in zip(layer.bias, layer.mult, layer.shift)]
 
 
-def pack_words(words: np.ndarray, layout) -> list[int]:
-    return [pack(layout, [int(v) for v in word]) for word in words]
-
-
-def ifm_packed(layer: ConvLayer, config: SenseConfig) -> list[int]:
-    return pack_words(ifm_words(layer.x, config), ifm_word_layout(config))
-
-
 def layer_fields(layer: ConvLayer, config: SenseConfig) -> dict:
     c, h, w = layer.x.shape
     k, _, r, s = layer.w.shape
     oh, ow = layer.out_shape()
     return {"in_groups": padded(c, config.group) // config.group, "in_h": h, "in_w": w,
             "out_h": oh, "out_w": ow, "out_channels": k, "kernel_h": r, "kernel_w": s,
-            "stride": layer.stride, "pad": layer.pad, "relu": int(layer.relu)}
+            "stride": layer.stride, "pad": layer.pad, "relu": int(layer.relu),
+            "ifm_stationary": int(layer.ifm_stationary)}
 
 
 def layer_word(layer: ConvLayer, config: SenseConfig) -> int:

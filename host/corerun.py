@@ -30,7 +30,8 @@ def save_cases(path, layers: list[ConvLayer], ready=1.0) -> None:
         for f in _FIELDS:
             arrays[f"{i}_{f}"] = getattr(layer, f)
         meta.append({"stride": layer.stride, "pad": layer.pad, "relu": bool(layer.relu),
-                     "name": layer.name, "ready": float(r)})
+                     "name": layer.name, "ifm_stationary": bool(layer.ifm_stationary),
+                     "ready": float(r)})
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     fd, tmp = tempfile.mkstemp(suffix=".npz", dir=Path(path).parent)
     os.close(fd)

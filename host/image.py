@@ -30,7 +30,8 @@ from .quant import QLayer, QNetwork
 from .sparse import ungroup
 
 __all__ = ["ImageError", "pack", "unpack", "pack_image", "unpack_image", "read_header",
-           "describe", "plan_layer", "MAGIC", "HEADER_BYTES", "DESCRIPTOR_BYTES"]
+           "describe", "plan_layer", "layer_table", "shapes_of", "conv_output_size", "MAGIC",
+           "HEADER_BYTES", "DESCRIPTOR_BYTES"]
 
 MAGIC = int.from_bytes(b"SENS", "little")
 HEADER = image_header_layout()
@@ -121,13 +122,20 @@ def plan_layer(in_shape, layer: QLayer, config: SenseConfig, out_shape) -> Layer
 
 # -- pack -----------------------------------------------------------------------------------------------
 
-def _shapes(qnet: QNetwork):
+def conv_output_size(in_shape, layer: QLayer) -> tuple:
+    """(OH, OW) of a layer's convolution, before any max-pool."""
+    _, h, w = in_shape
+    _, _, r, s = layer.w.shape
+    return (golden.output_size(h, r, layer.stride, layer.pad),
+            golden.output_size(w, s, layer.stride, layer.pad))
+
+
+def shapes_of(qnet: QNetwork) -> list[tuple]:
+    """(C, H, W) of the network's input and of every layer's output (after max-pool)."""
     shapes = [tuple(qnet.input_shape)]
     for layer in qnet.layers:
-        _, h, w = shapes[-1]
-        k, _, r, s = layer.w.shape
-        oh = golden.output_size(h, r, layer.stride, layer.pad)
-        ow = golden.output_size(w, s, layer.stride, layer.pad)
+        k = layer.w.shape[0]
+        oh, ow = conv_output_size(shapes[-1], layer)
         if layer.pool:
             pk, ps, pp = layer.pool
             oh, ow = golden.output_size(oh, pk, ps, pp), golden.output_size(ow, pk, ps, pp)
@@ -142,20 +150,26 @@ def _check_layer(i, layer: QLayer, in_shape, config: SenseConfig):
         raise ImageError(f"layer {i} ({layer.name}): {problem}")
 
 
-def pack_image(qnet: QNetwork, config: SenseConfig) -> bytes:
-    """The memory image of `qnet` for the hardware `config`."""
+def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto") -> bytes:
+    """The memory image of `qnet` for the hardware `config`. `order` is each layer's tile loop
+    order: "auto" (the compiler pass, `plan_layer`), or "weight" / "ifm" for every layer."""
+    if order not in ("auto", "weight", "ifm"):
+        raise ImageError(f"order must be auto, weight or ifm, not {order!r}")
     if config.sparse and qnet.group != config.group:
         have = f"pruned for M={qnet.group}" if qnet.group else "dense (not pruned)"
         raise ImageError(f"the network is {have}, the configuration is sparse with "
                          f"M={config.group}: quantize it with group={config.group}")
     if not qnet.layers:
         raise ImageError("the network has no layers")
-    shapes = _shapes(qnet)
+    shapes = shapes_of(qnet)
     table_offset = HEADER_BYTES
     table_size = DESCRIPTOR_BYTES * len(qnet.layers)
     offset = _align(table_offset + table_size)
     data_offset = offset
-    act_max = _align(max(act_bytes(s, config.group) for s in shapes))
+    # A max-pooled layer first writes its whole convolution output to its output buffer.
+    conv_shapes = [(layer.w.shape[0],) + conv_output_size(shapes[i], layer)
+                   for i, layer in enumerate(qnet.layers)]
+    act_max = _align(max(act_bytes(s, config.group) for s in shapes + conv_shapes))
     blocks, descriptors = [], []
     for i, layer in enumerate(qnet.layers):
         in_shape = shapes[i]
@@ -173,6 +187,7 @@ def pack_image(qnet: QNetwork, config: SenseConfig) -> bytes:
         oh = golden.output_size(in_shape[1], r, layer.stride, layer.pad)
         ow = golden.output_size(in_shape[2], s, layer.stride, layer.pad)
         plan = plan_layer(in_shape, layer, config, shapes[i + 1])
+        chosen = plan.order if order == "auto" else order
         w_off = offset
         offset = _align(offset + weights.nbytes)
         p_off = offset
@@ -182,7 +197,7 @@ def pack_image(qnet: QNetwork, config: SenseConfig) -> bytes:
         descriptors.append(pack_record(DESCRIPTOR, {
             "kind": KIND_FC if layer.kind == "fc" else KIND_CONV,
             "flags": (FLAG_RELU * bool(layer.relu) | FLAG_POOL * bool(layer.pool)
-                      | FLAG_IFM_STATIONARY * (plan.order == "ifm")),
+                      | FLAG_IFM_STATIONARY * (chosen == "ifm")),
             "in_channels": c, "in_groups": -(-c // config.group), "in_h": in_shape[1],
             "in_w": in_shape[2], "out_channels": k, "out_h": oh, "out_w": ow,
             "kernel_h": r, "kernel_w": s, "stride": layer.stride, "pad": layer.pad,
@@ -270,6 +285,12 @@ def _header_config(h) -> SenseConfig:
                            max_channels=1 << min(h["max_channels_log2"], 63))
     except ValueError as e:
         raise ImageError(f"image header names impossible hardware: {e}") from None
+
+
+def layer_table(data: bytes, config: SenseConfig | None = None) -> tuple[dict, list[dict]]:
+    """(header, descriptors) of a validated image, as dicts of the layouts' fields."""
+    h = read_header(data, config)
+    return h, _descriptors(bytes(data), h)
 
 
 def _descriptors(data: bytes, h: dict) -> list[dict]:
@@ -391,7 +412,7 @@ def describe(data: bytes, config: SenseConfig | None = None) -> dict:
     h = read_header(data)
     cfg = _header_config(h)
     layers = []
-    shapes = _shapes(qnet)
+    shapes = shapes_of(qnet)
     for i, (layer, d) in enumerate(zip(qnet.layers, _descriptors(bytes(data), h))):
         plan = plan_layer(shapes[i], layer, cfg, shapes[i + 1])
         nonzero = int((layer.w != 0).sum())

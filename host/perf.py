@@ -2,8 +2,8 @@
 
 The formula, derived from the RTL and documented in docs/architecture.md ("Cycle formula"):
 
-* Tiles run k tile outer, pixel tile inner: N = ceil(K / rows) * ceil(OH * OW / cols) tiles, each
-  with G = R * S * C_pad / M groups.
+* Tiles run k tile outer, pixel tile inner (or pixel tile outer with ``ifm_stationary``):
+  N = ceil(K / rows) * ceil(OH * OW / cols) tiles, each with G = R * S * C_pad / M groups.
 * A group costs c = 1 cycle when it is skipped (its IFM is zero for every pixel of the tile) and
   c = M/2 cycles (sparse; M dense) when issued. T_n = sum of c over tile n's groups.
 * Start: 4 cycles of set-up, then the pixel walker fills tile 0's columns (cols cycles):
@@ -77,14 +77,18 @@ def core_cycles(layer: ConvLayer, config: SenseConfig) -> dict:
     load = cols + SETUP_CYCLES
     read = load + 1
     drained = [0, 0]          # P_{n-2}, P_{n-1}
-    for _ in range(k_tiles):
-        for t, last in zip(per_tile.tolist(), last_cost.tolist()):
-            issue_last = max(read + t, drained[0])
-            corner = issue_last + rows + cols + 1
-            drain_start = max(corner + 1, drained[1])
-            drained = [drained[1], drain_start + rows]
-            load = max(read + t - last, load + cols + 1)
-            read = max(issue_last, load + 1)
+    pixel_tiles = list(zip(per_tile.tolist(), last_cost.tolist()))
+    if layer.ifm_stationary:
+        order = [tile for tile in pixel_tiles for _ in range(k_tiles)]
+    else:
+        order = pixel_tiles * k_tiles
+    for t, last in order:
+        issue_last = max(read + t, drained[0])
+        corner = issue_last + rows + cols + 1
+        drain_start = max(corner + 1, drained[1])
+        drained = [drained[1], drain_start + rows]
+        load = max(read + t - last, load + cols + 1)
+        read = max(issue_last, load + 1)
     end = drained[1]
     groups = mask.size * k_tiles
     skipped = int(mask.sum()) * k_tiles

@@ -144,15 +144,28 @@ class SenseConfig:
         return self.group // 2 if self.sparse else self.group
 
     @property
+    def ifm_words_per_line(self) -> int:
+        """IFM words in one 16-byte bank line (one AXI beat): the banks are written a beat per
+        cycle and read a word per cycle."""
+        return 16 // self.group
+
+    @property
+    def ifm_bank_lines(self) -> int:
+        """16-byte lines in each column's IFM bank. Every column has its own bank holding the
+        same data, so ifm_kib is shared among the columns."""
+        return max(1, self.ifm_kib * 1024 // (self.cols * 16))
+
+    @property
     def ifm_bank_depth(self) -> int:
-        """Words (one group of M int8 values at one pixel) in each column's IFM bank. Every column
-        has its own bank holding the same data, so ifm_kib is shared among the columns."""
-        return max(1, self.ifm_kib * 1024 // (self.cols * self.group))
+        """Words (one group of M int8 values at one pixel) in each column's IFM bank."""
+        return self.ifm_bank_lines * self.ifm_words_per_line
 
     @property
     def weight_depth(self) -> int:
-        """Words of the weight buffer; one word is one slot (value, position) for every row."""
-        return max(1, self.weight_kib * 1024 // self.rows)
+        """Words of the weight buffer, a power of two (the buffer is a ring: word n of a layer
+        sits at n mod weight_depth); one word is one slot (value, position) for every row."""
+        words = max(1, self.weight_kib * 1024 // self.rows)
+        return 1 << (words.bit_length() - 1)
 
     @property
     def pes(self) -> int:

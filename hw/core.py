@@ -7,9 +7,10 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import SenseConfig
-from .decoders import IfmDecoder, WeightDecoder, ifm_addr_bits, tile_info_layout, weight_addr_bits
+from .decoders import (WEIGHT_INDEX_BITS, IfmDecoder, WeightDecoder, ifm_addr_bits, ifm_line_bits,
+                       tile_info_layout, weight_addr_bits)
 from .grid import Grid
-from .layouts import ifm_word_layout, layer_layout, ofm_row_layout, param_layout, weight_word_layout
+from .layouts import ifm_line_layout, ifm_word_layout, layer_layout, ofm_row_layout, param_layout, weight_word_layout
 from .output_stage import OutputStage
 
 __all__ = ["Core"]
@@ -18,11 +19,14 @@ __all__ = ["Core"]
 class Core(wiring.Component):
     """One convolution (or FC) layer from preloaded on-chip buffers to a stream of output rows.
 
-    Load the buffers through ``ifm_wr_*`` (IFM words, hw.layouts.ifm_word_layout, written to every
-    column's bank), ``w_wr_*`` (weight words) and ``par_wr_*`` (per-channel bias/mult/shift); set
-    ``layer`` and pulse ``start``. The core walks every (k tile, pixel tile) and streams one
-    ``ofm`` row (ofm_row_layout: channel, pixel tile, valid pixel count, cols int8) per output
-    channel per pixel tile, in tile order, bottom grid row first within a tile. ``busy`` is high
+    Load the buffers through ``ifm_wr_*`` (IFM lines of 16 / M words, hw.layouts.ifm_line_layout,
+    written to every column's bank), ``w_wr_*`` (weight words, a ring: word n of the layer at
+    n mod weight_depth, issued once ``w_avail`` > n, overwritable below ``w_release``) and
+    ``par_wr_*`` (per-channel bias/mult/shift); set ``layer`` and pulse ``start``. The core walks
+    every (k tile, pixel tile) in the order ``layer.ifm_stationary`` names and streams one ``ofm``
+    row (ofm_row_layout: channel, pixel tile, valid pixel count, k tile's first channel, last row
+    of the tile, cols int8) per output channel per pixel tile, in tile order, bottom grid row
+    first within a tile. ``ifm_rd_*`` reads back one IFM word (one cycle later) while idle. ``busy`` is high
     from ``start`` until the last row has left; ``done`` then stays high until the next start.
 
     Drain: when the grid's corner PE finishes a tile, its result bank is shifted out into the
@@ -44,12 +48,17 @@ class Core(wiring.Component):
             "start": In(1),
             "busy": Out(1),
             "done": Out(1),
-            "ifm_wr_addr": In(unsigned(ifm_addr_bits(config))),
-            "ifm_wr_data": In(ifm_word_layout(config)),
+            "ifm_wr_addr": In(unsigned(ifm_line_bits(config))),
+            "ifm_wr_data": In(ifm_line_layout(config)),
             "ifm_wr_en": In(1),
             "w_wr_addr": In(unsigned(weight_addr_bits(config))),
             "w_wr_data": In(weight_word_layout(config)),
             "w_wr_en": In(1),
+            "w_avail": In(WEIGHT_INDEX_BITS),
+            "w_release": Out(WEIGHT_INDEX_BITS),
+            "ifm_rd_addr": In(unsigned(ifm_addr_bits(config))),
+            "ifm_rd_en": In(1),
+            "ifm_rd_data": Out(ifm_word_layout(config)),
             "par_wr_addr": In(unsigned(par_bits)),
             "par_wr_data": In(param_layout(config)),
             "par_wr_en": In(1),
@@ -79,6 +88,9 @@ class Core(wiring.Component):
             ifm.wr_en.eq(self.ifm_wr_en),
             wdec.wr_addr.eq(self.w_wr_addr), wdec.wr_data.eq(self.w_wr_data),
             wdec.wr_en.eq(self.w_wr_en),
+            ifm.w_avail.eq(self.w_avail), self.w_release.eq(ifm.w_release),
+            ifm.aux_addr.eq(self.ifm_rd_addr), ifm.aux_en.eq(self.ifm_rd_en),
+            self.ifm_rd_data.eq(ifm.aux_data),
             out.par_wr_addr.eq(self.par_wr_addr), out.par_wr_data.eq(self.par_wr_data),
             out.par_wr_en.eq(self.par_wr_en),
             wdec.rd_addr.eq(ifm.w_rd_addr), wdec.issue.eq(ifm.issue), wdec.null.eq(ifm.null),
@@ -113,6 +125,8 @@ class Core(wiring.Component):
             out.i.payload.channel.eq(channel),
             out.i.payload.tile.eq(info.tile),
             out.i.payload.count.eq(info.count),
+            out.i.payload.k0.eq(info.k0),
+            out.i.payload.last.eq(row == 0),
             out.i.payload.acc.eq(grid.bottom),
         ]
         shift = draining & (out.i.ready | ~emit)

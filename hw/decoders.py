@@ -26,10 +26,13 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import SenseConfig
-from .layouts import (CHANNEL_BITS, DIM_BITS, ifm_layout, ifm_word_layout, layer_layout,
-                      weight_op_layout, weight_word_layout)
+from .layouts import (CHANNEL_BITS, DIM_BITS, ifm_layout, ifm_line_layout, ifm_word_layout,
+                      layer_layout, weight_op_layout, weight_word_layout)
 
-__all__ = ["IfmDecoder", "WeightDecoder", "tile_info_layout", "delayed"]
+__all__ = ["IfmDecoder", "WeightDecoder", "tile_info_layout", "delayed", "WEIGHT_INDEX_BITS"]
+
+#: Width of absolute weight-word indices (the weight buffer is a ring of weight_depth words).
+WEIGHT_INDEX_BITS = 32
 
 
 def delayed(m: Module, value, cycles: int, name: str):
@@ -54,7 +57,13 @@ def weight_addr_bits(config):
 
 
 def ifm_addr_bits(config):
+    """Bits of an IFM word address."""
     return max(1, (config.ifm_bank_depth - 1).bit_length())
+
+
+def ifm_line_bits(config):
+    """Bits of an IFM bank line address (the write side)."""
+    return max(1, (config.ifm_bank_lines - 1).bit_length())
 
 
 class WeightDecoder(wiring.Component):
@@ -108,11 +117,20 @@ class WeightDecoder(wiring.Component):
 class IfmDecoder(wiring.Component):
     """IFM banks, pixel walker, group sequencer with zero-group skipping, and column issue stage.
 
-    ``layer`` is latched on ``start``. IFM bank j (``ifm_bank_depth`` words) serves column j;
-    ``wr_*`` writes all banks at once. A word for channel group cg of pixel (y, x) is at
-    ``(y * in_w + x) * in_groups + cg``. ``x_out[j]`` is column j's issued IFM, j cycles after
-    the issue stage. ``tile_done`` pulses with a tile's last operation, with ``tile_info``.
-    ``busy`` is high from ``start`` until every operation has been issued.
+    ``aux_*`` reads one word of bank 0 while the decoder is idle (one cycle latency).
+    ``layer`` is latched on ``start``. IFM bank j (``ifm_bank_lines`` lines of 16 bytes) serves
+    column j; ``wr_*`` writes one line (16 / M words, one AXI beat) to all banks at once. A word
+    for channel group cg of pixel (y, x) is at word address ``(y * in_w + x) * in_groups + cg``
+    (line = address / (16 / M)). ``x_out[j]`` is column j's issued IFM, j cycles after the issue
+    stage. ``tile_done`` pulses with a tile's last operation, with ``tile_info``. ``busy`` is
+    high from ``start`` until every operation has been issued.
+
+    Tile order: k tile outer, pixel tile inner (``layer.ifm_stationary`` = 0), or pixel tile
+    outer, k tile inner (1). Weights: the weight buffer is a ring; weight word n of the layer
+    (absolute index) may be issued once ``w_avail`` > n, and words below ``w_release`` are no
+    longer needed (the weight loader may overwrite them). In the pixel-outer order every pixel
+    tile re-reads the layer's weights from word 0, so ``w_release`` stays 0 and the whole layer's
+    weights must fit the buffer.
     """
 
     def __init__(self, config: SenseConfig):
@@ -122,10 +140,15 @@ class IfmDecoder(wiring.Component):
             "layer": In(layer_layout(config)),
             "start": In(1),
             "last_ok": In(1),
-            "wr_addr": In(unsigned(self.aw)),
-            "wr_data": In(ifm_word_layout(config)),
+            "wr_addr": In(unsigned(ifm_line_bits(config))),
+            "wr_data": In(ifm_line_layout(config)),
             "wr_en": In(1),
             "w_rd_addr": Out(unsigned(weight_addr_bits(config))),
+            "w_avail": In(WEIGHT_INDEX_BITS),
+            "w_release": Out(WEIGHT_INDEX_BITS),
+            "aux_addr": In(unsigned(self.aw)),
+            "aux_en": In(1),
+            "aux_data": Out(ifm_word_layout(config)),
             "issue": Out(1),
             "null": Out(1),
             "first": Out(1),
@@ -169,6 +192,16 @@ class IfmDecoder(wiring.Component):
         wk_k0 = Signal(unsigned(CHANNEL_BITS + 1))
         wk_tile = Signal(unsigned(2 * DIM_BITS))
         wk_new_kt = Signal()
+        wk_w_zero = Signal()
+        # Start of the current pixel tile (the pixel-outer order revisits it for every k tile).
+        sv_oy = Signal.like(wk_oy)
+        sv_ox = Signal.like(wk_ox)
+        sv_iy0 = Signal.like(wk_iy0)
+        sv_ix0 = Signal.like(wk_ix0)
+        sv_rowbase = Signal.like(wk_rowbase)
+        sv_base = Signal.like(wk_base)
+        walker = (wk_oy, wk_ox, wk_iy0, wk_ix0, wk_rowbase, wk_base)
+        saved = (sv_oy, sv_ox, sv_iy0, sv_ix0, sv_rowbase, sv_base)
 
         col = data.StructLayout({"valid": 1, "iy0": signed(cw), "ix0": signed(cw),
                                  "base": signed(sw)})
@@ -176,6 +209,7 @@ class IfmDecoder(wiring.Component):
         nx_ready = Signal()
         nx_info = Signal(tile_info_layout(cfg))
         nx_new_kt = Signal()
+        nx_w_zero = Signal()
 
         with m.If(self.start):
             m.d.sync += [L.eq(self.layer), init.eq(1), wk_active.eq(0), nx_ready.eq(0)]
@@ -186,11 +220,13 @@ class IfmDecoder(wiring.Component):
             m.d.sync += [
                 s_row.eq(L.stride * row_words), p_row.eq(L.pad * row_words), init.eq(3)]
         with m.Elif(init == 3):
+            origin = (0, 0, -L.pad, -L.pad, -p_row, -p_row - p_words)
             m.d.sync += [
                 init.eq(0), wk_active.eq(1), wk_wrap.eq(0),
-                wk_oy.eq(0), wk_ox.eq(0), wk_iy0.eq(-L.pad), wk_ix0.eq(-L.pad),
-                wk_rowbase.eq(-p_row), wk_base.eq(-p_row - p_words),
+                *(r.eq(v) for r, v in zip(walker, origin)),
+                *(r.eq(v) for r, v in zip(saved, origin)),
                 wk_count.eq(0), wk_valid.eq(0), wk_k0.eq(0), wk_tile.eq(0), wk_new_kt.eq(1),
+                wk_w_zero.eq(1),
             ]
 
         pixel_valid = wk_oy < L.out_h
@@ -216,19 +252,35 @@ class IfmDecoder(wiring.Component):
                     nx_ready.eq(1), wk_wrap.eq(1),
                     nx_info.k0.eq(wk_k0), nx_info.tile.eq(wk_tile),
                     nx_info.count.eq(wk_valid + pixel_valid), nx_new_kt.eq(wk_new_kt),
+                    nx_w_zero.eq(wk_w_zero),
                 ]
         with m.If(wk_wrap & ~self.start):
-            # The tile is complete: set the walker up for the next one (next k tile at map end).
+            # The tile is complete: set the walker up for the next one.
             m.d.sync += [wk_wrap.eq(0), wk_count.eq(0), wk_valid.eq(0), wk_new_kt.eq(0),
-                         wk_tile.eq(wk_tile + 1)]
-            with m.If(wk_oy >= L.out_h):
-                m.d.sync += [
-                    wk_oy.eq(0), wk_ox.eq(0), wk_iy0.eq(-L.pad), wk_ix0.eq(-L.pad),
-                    wk_rowbase.eq(-p_row), wk_base.eq(-p_row - p_words),
-                    wk_k0.eq(wk_k0 + cfg.rows), wk_tile.eq(0), wk_new_kt.eq(1),
-                ]
-                with m.If(wk_k0 + cfg.rows >= L.out_channels):
-                    m.d.sync += wk_active.eq(0)
+                         wk_w_zero.eq(0)]
+            more_k = wk_k0 + cfg.rows < L.out_channels
+            with m.If(L.ifm_stationary):
+                # Pixel tile outer: the next k tile of the same pixels, or k tile 0 of the next
+                # pixel tile (whose weights start again at word 0).
+                with m.If(more_k):
+                    m.d.sync += [*(r.eq(v) for r, v in zip(walker, saved)),
+                                 wk_k0.eq(wk_k0 + cfg.rows), wk_new_kt.eq(1)]
+                with m.Else():
+                    m.d.sync += [*(r.eq(v) for r, v in zip(saved, walker)),
+                                 wk_k0.eq(0), wk_tile.eq(wk_tile + 1), wk_new_kt.eq(1),
+                                 wk_w_zero.eq(1)]
+                    with m.If(wk_oy >= L.out_h):
+                        m.d.sync += wk_active.eq(0)
+            with m.Else():
+                # K tile outer: the next pixel tile, or the next k tile at the end of the map.
+                m.d.sync += wk_tile.eq(wk_tile + 1)
+                with m.If(wk_oy >= L.out_h):
+                    m.d.sync += [
+                        *(r.eq(v) for r, v in zip(walker, saved)),
+                        wk_k0.eq(wk_k0 + cfg.rows), wk_tile.eq(0), wk_new_kt.eq(1),
+                    ]
+                    with m.If(~more_k):
+                        m.d.sync += wk_active.eq(0)
 
         # -- group sequencer --------------------------------------------------------------------
         cur = Signal(data.ArrayLayout(col, cols))
@@ -242,29 +294,49 @@ class IfmDecoder(wiring.Component):
         grp_last_kw = kw + 1 == L.kernel_w
         grp_last_cg = cg + 1 == L.in_groups
         grp_last = grp_last_cg & grp_last_kw & (kh + 1 == L.kernel_h)
-        w_next = Signal(unsigned(weight_addr_bits(cfg)))
-        w_kt_base = Signal(unsigned(weight_addr_bits(cfg)))
+        w_next = Signal(WEIGHT_INDEX_BITS)
+        w_kt_base = Signal(WEIGHT_INDEX_BITS)
 
         cand_valid = Signal()
         cand_last = Signal()
         cand_info = Signal(tile_info_layout(cfg))
-        cand_wbase = Signal(unsigned(weight_addr_bits(cfg)))
+        cand_wbase = Signal(WEIGHT_INDEX_BITS)
+        cand_kt_base = Signal(WEIGHT_INDEX_BITS)
+        cand_sub = [Signal(range(max(cfg.ifm_words_per_line, 2)), name=f"cand_sub_{j}")
+                    for j in range(cols)]
         cand_inb = Signal(cols)
         slot = Signal(range(max(cpg, 2)))
         started = Signal()
 
+        # IFM banks: 16-byte lines, each word with its nonzero bit; read a line, pick the word.
+        wpl = cfg.ifm_words_per_line
+        sub_bits = (wpl - 1).bit_length()
         banks = []
-        bank_word = data.StructLayout({"data": ifm_word_layout(cfg), "nz": 1})
+        bank_line = data.StructLayout({"data": ifm_line_layout(cfg), "nz": wpl})
         for j in range(cols):
-            mem = Memory(shape=bank_word, depth=cfg.ifm_bank_depth, init=[])
+            mem = Memory(shape=bank_line, depth=cfg.ifm_bank_lines, init=[])
             m.submodules[f"bank{j}"] = mem
             wr = mem.write_port()
             rd = mem.read_port(transparent_for=())
             m.d.comb += [wr.addr.eq(self.wr_addr), wr.data.data.eq(self.wr_data),
-                         wr.data.nz.eq(self.wr_data.as_value().any()), wr.en.eq(self.wr_en)]
+                         wr.data.nz.eq(Cat(self.wr_data[i].as_value().any() for i in range(wpl))),
+                         wr.en.eq(self.wr_en)]
             banks.append(rd)
+        if sub_bits:
+            bank_words = [banks[j].data.data[cand_sub[j]] for j in range(cols)]
+            bank_nz = [banks[j].data.nz.bit_select(cand_sub[j], 1) for j in range(cols)]
+        else:
+            bank_words = [banks[j].data.data[0] for j in range(cols)]
+            bank_nz = [banks[j].data.nz[0] for j in range(cols)]
 
-        nonzero = Cat(cand_inb[j] & banks[j].data.nz for j in range(cols)).any()
+        # The candidate's weights are all in the buffer (w_avail is registered once more, so a
+        # word counted there was written before the cycle its address was read).
+        w_avail = Signal(WEIGHT_INDEX_BITS)
+        m.d.sync += w_avail.eq(self.w_avail)
+        w_ok = cand_wbase + cpg <= w_avail
+        m.d.comb += self.w_release.eq(Mux(L.ifm_stationary, 0, cand_kt_base))
+
+        nonzero = Cat(cand_inb[j] & bank_nz[j] for j in range(cols)).any()
         consume = Signal()
         issue = Signal()
         null = Signal()
@@ -280,7 +352,8 @@ class IfmDecoder(wiring.Component):
                     m.d.comb += consume.eq(1)
             with m.Else():
                 last_op = cand_last & last_slot
-                m.d.comb += [issue.eq(~last_op | self.last_ok), first.eq(~started & (slot == 0)),
+                m.d.comb += [issue.eq((~last_op | self.last_ok) & w_ok),
+                             first.eq(~started & (slot == 0)),
                              last.eq(last_op), consume.eq(issue & last_slot)]
 
         read_next = (~cand_valid | consume) & cur_valid & ~self.start
@@ -300,10 +373,13 @@ class IfmDecoder(wiring.Component):
                 ix = cur[j].ix0 + kw
                 m.d.comb += [
                     inb[j].eq(cur[j].valid & (iy >= 0) & (iy < L.in_h) & (ix >= 0) & (ix < L.in_w)),
-                    banks[j].addr.eq((cur[j].base + offset)[:self.aw]),
+                    banks[j].addr.eq((cur[j].base + offset)[sub_bits:self.aw]),
                 ]
             m.d.sync += [cand_valid.eq(1), cand_last.eq(grp_last), cand_info.eq(cur_info),
-                         cand_wbase.eq(w_next), cand_inb.eq(inb)]
+                         cand_wbase.eq(w_next), cand_kt_base.eq(w_kt_base), cand_inb.eq(inb)]
+            if sub_bits:
+                for j in range(cols):
+                    m.d.sync += cand_sub[j].eq((cur[j].base + offset)[:sub_bits])
             # Next group: channel group innermost, then kernel column, then kernel row.
             with m.If(grp_last):
                 m.d.sync += [cur_valid.eq(0), kh.eq(0), kw.eq(0), cg.eq(0), offset.eq(0),
@@ -319,11 +395,22 @@ class IfmDecoder(wiring.Component):
             m.d.sync += cand_valid.eq(0)
         for j in range(cols):
             m.d.comb += banks[j].en.eq(read_next)
+        # Auxiliary read of bank 0 (one word, one cycle later on aux_data) while the core is
+        # idle: the max-pool pass reads the conv output back through it.
+        aux_sub = Signal(range(max(wpl, 2)))
+        with m.If(self.aux_en):
+            m.d.comb += [banks[0].addr.eq(self.aux_addr[sub_bits:]), banks[0].en.eq(1)]
+            if sub_bits:
+                m.d.sync += aux_sub.eq(self.aux_addr[:sub_bits])
+        m.d.comb += self.aux_data.eq(banks[0].data.data[aux_sub] if sub_bits
+                                     else banks[0].data.data[0])
 
         w_after = Mux(read_next, w_next + cpg, w_next)
         with m.If(load):
             m.d.sync += [cur.eq(nx), cur_valid.eq(1), cur_info.eq(nx_info), nx_ready.eq(0)]
-            with m.If(nx_new_kt):
+            with m.If(nx_w_zero):
+                m.d.sync += [w_kt_base.eq(0), w_next.eq(0)]
+            with m.Elif(nx_new_kt):
                 m.d.sync += [w_kt_base.eq(w_after), w_next.eq(w_after)]
             with m.Else():
                 m.d.sync += w_next.eq(w_kt_base)
@@ -332,13 +419,13 @@ class IfmDecoder(wiring.Component):
         with m.If(self.start):
             m.d.sync += [cur_valid.eq(0), cand_valid.eq(0), slot.eq(0), started.eq(0),
                          kh.eq(0), kw.eq(0), cg.eq(0), offset.eq(0), kh_row.eq(0),
-                         w_next.eq(0), w_kt_base.eq(0)]
+                         w_next.eq(0), w_kt_base.eq(0), cand_kt_base.eq(0)]
 
         # Weight address for the slot issued next cycle.
         with m.If(read_next):
             m.d.comb += self.w_rd_addr.eq(w_next)
         with m.Else():
-            m.d.comb += self.w_rd_addr.eq(cand_wbase + slot + issue)
+            m.d.comb += self.w_rd_addr.eq(cand_wbase + slot + issue)   # truncated: the ring
 
         m.d.comb += [self.issue.eq(issue), self.null.eq(null), self.first.eq(first),
                      self.last.eq(last), self.tile_done.eq(issue & last),
@@ -348,7 +435,7 @@ class IfmDecoder(wiring.Component):
         use = issue & ~null
         for j in range(cols):
             x = Signal(ifm_layout(cfg), name=f"issue_x_{j}")
-            word = banks[j].data.data
+            word = bank_words[j]
             keep = use & cand_inb[j]
             if cfg.sparse:
                 m.d.sync += x.eq(Mux(keep, word.as_value(), 0))

@@ -15,7 +15,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["Dma", "DmaReader", "DmaWriter", "dma_command_layout", "axi_read_signature",
-           "axi_write_signature", "ADDR_BITS", "DATA_BITS", "BEAT_BYTES", "MAX_BURST"]
+           "axi_write_signature", "axi_signature", "window_check", "ADDR_BITS", "DATA_BITS", "BEAT_BYTES", "MAX_BURST"]
 
 ADDR_BITS = 48       # the ZCU102's HP ports take 49-bit addresses; DDR4 sits well below 2**48
 DATA_BITS = 128
@@ -50,22 +50,35 @@ def axi_write_signature() -> wiring.Signature:
     })
 
 
+def axi_signature() -> wiring.Signature:
+    """AXI4 read and write channels together, master view (the accelerator's ``m_axi``)."""
+    members = dict(axi_read_signature().members)
+    members.update(axi_write_signature().members)
+    return wiring.Signature(members)
+
+
+def window_check(m, addr, length, window_base, window_size, name="range"):
+    """(first beat address, end address, in window) of the byte range [addr, addr + length)
+    widened to whole beats: the one window rule, used by both engines and by the controller that
+    checks a layer's ranges before issuing anything (combinational)."""
+    first = Signal(ADDR_BITS + 1, name=f"{name}_first")
+    end = Signal(ADDR_BITS + 2, name=f"{name}_end")
+    ok = Signal(name=f"{name}_in_window")
+    m.d.comb += [
+        first.eq(addr & ~(BEAT_BYTES - 1)),
+        end.eq((addr + length + BEAT_BYTES - 1) & ~(BEAT_BYTES - 1)),
+        ok.eq((length != 0) & (first >= window_base) & (end <= window_base + window_size)),
+    ]
+    return first, end, ok
+
+
 class _Planner:
     """Shared command checking and burst splitting for both engines (elaborated inline)."""
 
     @staticmethod
     def plan(m, cmd, window_base, window_size):
         """Widened beat range of `cmd` and whether it lies in the window (combinational)."""
-        first = Signal(ADDR_BITS + 1, name="first_beat_addr")
-        end = Signal(ADDR_BITS + 2, name="end_addr")
-        ok = Signal(name="in_window")
-        m.d.comb += [
-            first.eq(cmd.addr & ~(BEAT_BYTES - 1)),
-            end.eq((cmd.addr + cmd.length + BEAT_BYTES - 1) & ~(BEAT_BYTES - 1)),
-            ok.eq((cmd.length != 0) & (first >= window_base)
-                  & (end <= window_base + window_size)),
-        ]
-        return first, end, ok
+        return window_check(m, cmd.addr, cmd.length, window_base, window_size, "cmd")
 
     @staticmethod
     def burst_beats(addr, remaining):
@@ -221,15 +234,13 @@ class Dma(wiring.Component):
 
     def __init__(self, outstanding: int = 4):
         self._outstanding = outstanding
-        axi = dict(axi_read_signature().members)
-        axi.update(axi_write_signature().members)
         super().__init__({
             "rd_cmd": In(stream.Signature(dma_command_layout())),
             "rd_data": Out(stream.Signature(DATA_BITS)),
             "wr_cmd": In(stream.Signature(dma_command_layout())),
             "wr_data": In(stream.Signature(DATA_BITS)),
             "window_base": In(64), "window_size": In(64),
-            "m_axi": Out(wiring.Signature(axi)),
+            "m_axi": Out(axi_signature()),
             "error": Out(1), "clear": In(1), "busy": Out(1),
             "bytes_read": Out(64), "bytes_written": Out(64),
         })

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from .accelerator import Accelerator
 from .config import SenseConfig
 from .core import Core
 from .dma import Dma
@@ -20,8 +21,9 @@ BLOCKS = {
     "pe": PE,
     "grid": Grid,
     "core": Core,
+    "accelerator": Accelerator,
 }
-LARGEST_BLOCK = "core"
+LARGEST_BLOCK = "accelerator"
 
 
 def toplevel_name(block: str) -> str:

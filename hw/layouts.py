@@ -12,7 +12,7 @@ from amaranth.lib import data
 
 from .config import SenseConfig
 
-__all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "weight_entry_layout",
+__all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "ifm_line_layout", "weight_entry_layout",
            "weight_word_layout", "param_layout", "layer_layout", "acc_row_layout",
            "ofm_row_layout", "pack", "unpack", "DIM_BITS", "CHANNEL_BITS", "KERNEL_BITS",
            "param_entry_layout", "image_header_layout", "layer_descriptor_layout", "leaf_fields",
@@ -49,6 +49,11 @@ def ifm_layout(config: SenseConfig) -> data.ArrayLayout:
 def ifm_word_layout(config: SenseConfig) -> data.ArrayLayout:
     """One IFM buffer word: the M int8 channels of one channel group at one pixel."""
     return data.ArrayLayout(signed(config.data_width), config.group)
+
+
+def ifm_line_layout(config: SenseConfig) -> data.ArrayLayout:
+    """One IFM bank line: the 16 / M consecutive words of one 128-bit AXI beat."""
+    return data.ArrayLayout(ifm_word_layout(config), config.ifm_words_per_line)
 
 
 def weight_entry_layout(config: SenseConfig) -> data.StructLayout:
@@ -235,6 +240,7 @@ def layer_layout(config: SenseConfig) -> data.StructLayout:
         "stride": unsigned(KERNEL_BITS),
         "pad": unsigned(KERNEL_BITS),
         "relu": unsigned(1),
+        "ifm_stationary": unsigned(1),   # tile order: 0 k tile outer, 1 pixel tile outer
     })
 
 
@@ -243,6 +249,8 @@ def _row_header(config):
         "channel": unsigned(CHANNEL_BITS),
         "tile": unsigned(2 * DIM_BITS),
         "count": unsigned(config.cols.bit_length()),
+        "k0": unsigned(CHANNEL_BITS + 1),   # first output channel of the row's k tile
+        "last": unsigned(1),                # the tile's last row (channel k0)
     }
 
 

@@ -76,16 +76,12 @@ class OutputStage(wiring.Component):
         with m.If(advance):
             m.d.sync += [
                 v1.eq(self.i.valid),
-                h1.channel.eq(self.i.payload.channel),
-                h1.tile.eq(self.i.payload.tile),
-                h1.count.eq(self.i.payload.count),
+                *(getattr(h1, name).eq(getattr(self.i.payload, name)) for name, _ in header),
                 acc1.eq(self.i.payload.acc),
                 v2.eq(v1), h2.eq(h1), mult2.eq(rd.data.mult), shift2.eq(rd.data.shift),
                 v3.eq(v2), h3.eq(h2), shift3.eq(shift2),
                 self.o.valid.eq(v3),
-                self.o.payload.channel.eq(h3.channel),
-                self.o.payload.tile.eq(h3.tile),
-                self.o.payload.count.eq(h3.count),
+                *(getattr(self.o.payload, name).eq(getattr(h3, name)) for name, _ in header),
             ]
             rounding = (Const(1, acc_w + 17) << shift2) >> 1
             for j in range(cols):

@@ -39,6 +39,8 @@ class ErrorCode(enum.IntEnum):
     BAD_DESCRIPTOR = 5      # a layer descriptor is inconsistent (shape, kind, sizes)
     AXI_ERROR = 6           # DRAM answered a transaction with SLVERR or DECERR
     ABORTED = 7             # software wrote CTRL.abort
+    MISALIGNED = 8          # IMAGE_BASE or ACT_BASE is not 64-byte aligned
+    TOO_LARGE = 9           # a layer needs more on-chip buffer than this hardware has
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,8 @@ def register_map() -> list[Register]:
                  (Field("clock_mhz", 0, 16, "MHz"),)),
         Register("CTRL", 0x10, "w1", "control: write 1 to a bit to act",
                  (Field("start", 0, 1, "start a run of the image at IMAGE_BASE"),
-                  Field("abort", 1, 1, "stop the run at the next safe point (error ABORTED)"))),
+                  Field("abort", 1, 1, "stop the run after the layer in progress (error "
+                        "ABORTED)"))),
         Register("IRQ_ENABLE", 0x14, "rw", "interrupt enable",
                  (Field("done", 0, 1, "raise the interrupt when a run ends"),)),
         Register("STATUS", 0x18, "ro", "run status",
@@ -299,7 +302,12 @@ def registers_markdown() -> str:
                          "no transaction was issued to it",
         "BAD_DESCRIPTOR": "a layer descriptor is inconsistent (kind, shape, block sizes)",
         "AXI_ERROR": "DRAM answered a transaction with SLVERR or DECERR",
-        "ABORTED": "software wrote CTRL.abort",
+        "ABORTED": "software wrote CTRL.abort; the run stopped after the layer in progress",
+        "MISALIGNED": "IMAGE_BASE or ACT_BASE is not 64-byte aligned",
+        "TOO_LARGE": "a layer needs more on-chip buffer than this hardware has: its input (or, "
+                     "with max-pool, its convolution output) beyond one IFM bank, one k tile's "
+                     "weights beyond the weight buffer, or, in the IFM-stationary order, all "
+                     "its weights beyond the weight buffer",
     }
     for code in ErrorCode:
         lines.append(f"| {code.value} | `{code.name}` | {meanings[code.name]} |")

@@ -14,7 +14,7 @@ import numpy as np
 from cocotb.triggers import ClockCycles, FallingEdge, First, RisingEdge
 from cocotb.utils import get_sim_time
 
-from host.buffers import assemble_output, ifm_packed, layer_word, param_words, weight_words
+from host.buffers import assemble_output, ifm_lines, layer_word, param_words, weight_words
 from host.corerun import load_cases
 from hw.layouts import ofm_row_layout, unpack
 from hw.sim import config_from_env
@@ -35,8 +35,10 @@ async def write_words(dut, prefix, words):
 
 
 async def run_layer(dut, cfg, layer, rng, ready_p, timeout):
-    await write_words(dut, "ifm", ifm_packed(layer, cfg))
-    await write_words(dut, "w", weight_words(layer, cfg))
+    await write_words(dut, "ifm", ifm_lines(layer.x, cfg))
+    weights = weight_words(layer, cfg)
+    await write_words(dut, "w", weights)
+    dut.w_avail.value = len(weights)
     await write_words(dut, "par", param_words(layer, cfg))
     dut.layer.value = layer_word(layer, cfg)
     dut.start.value = 1
@@ -80,7 +82,8 @@ async def core_matches_golden(dut):
     cfg = config_from_env()
     layers = load_cases(os.environ["SENSE_CASES"])
     rng = np.random.default_rng(int(os.environ.get("SENSE_SEED", "1")))
-    for name in ("ifm_wr_en", "w_wr_en", "par_wr_en", "start", "ofm__ready"):
+    for name in ("ifm_wr_en", "w_wr_en", "par_wr_en", "start", "ofm__ready", "w_avail",
+                 "ifm_rd_en"):
         getattr(dut, name).value = 0
     await start_clock_and_reset(dut)
     results = []

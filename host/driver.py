@@ -1,0 +1,259 @@
+"""The host driver: one API for the accelerator in simulation and on the board.
+
+    acc = Accelerator(backend)
+    await acc.load(image)              # checks ID vs image, copies it, verifies it by CRC
+    outputs = await acc.run(inputs)    # (N, C, H, W) int8 -> (N, K, OH, OW) int8
+    acc.counters()                     # the performance counters of the last run
+
+A backend moves 32-bit register words and DRAM bytes; its methods are coroutines so that the
+same driver code runs inside a cocotb simulation (`hw.tb.system_bench.CocotbBackend`: AxiLiteMaster
+as the CPU, AxiRam as DDR) and on the board (`DevMemBackend`: /dev/mem or UIO, synchronous
+underneath; `run_sync` drives it without an event loop of its own). The backend owns one
+physically contiguous DRAM buffer; the driver puts the image at its start and the activation
+region after it, and sets the DMA window to exactly that buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mmap
+import os
+import time
+import zlib
+
+import numpy as np
+
+from hw.config import FORMAT_VERSION, SenseConfig
+from hw.registers import COUNTERS, MAGIC, ErrorCode, register
+
+from .buffers import from_activation, to_activation
+from .image import HEADER_BYTES, ImageError, layer_table, read_header
+
+__all__ = ["Accelerator", "AcceleratorError", "DevMemBackend", "config_from_id", "run_sync",
+           "ACT_ALIGN"]
+
+ACT_ALIGN = 64
+
+
+class AcceleratorError(RuntimeError):
+    """The accelerator refused or failed a run; the message names the error code and layer."""
+
+
+def _reg(name: str) -> int:
+    return register(name).offset
+
+
+def config_from_id(ids: dict, clock_mhz: int | None = None) -> SenseConfig:
+    """The SenseConfig the ID registers describe (see hw.registers.id_values)."""
+    if ids["ID_MAGIC"] != MAGIC:
+        raise AcceleratorError(f"no Sense accelerator at this address: ID_MAGIC reads "
+                               f"{ids['ID_MAGIC']:#010x}, expected {MAGIC:#010x}")
+    grid, buffers = ids["ID_GRID"], ids["ID_BUFFERS"]
+    version = grid & 0xFF
+    if version != FORMAT_VERSION:
+        raise AcceleratorError(f"the accelerator speaks image format {version}, this driver "
+                               f"{FORMAT_VERSION}")
+    return SenseConfig(rows=grid >> 8 & 0xFF, cols=grid >> 16 & 0xFF, group=grid >> 24 & 0xFF,
+                       sparse=bool(buffers & 1), ifm_kib=1 << (buffers >> 4 & 0xF),
+                       weight_kib=1 << (buffers >> 8 & 0xF), ofm_kib=1 << (buffers >> 12 & 0xF),
+                       max_channels=1 << (buffers >> 16 & 0x1F),
+                       clock_mhz=clock_mhz or ids["ID_CLOCK"] & 0xFFFF)
+
+
+class Accelerator:
+    """Drives one Sense accelerator through a backend (see the module docstring)."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.config: SenseConfig | None = None
+        self.image: bytes | None = None
+        self.header = None
+        self.layers = None
+        self.act_offset = 0
+        self._counters: dict = {}
+        self.runs: list[dict] = []
+
+    # -- registers --------------------------------------------------------------------------
+
+    async def read(self, name: str) -> int:
+        return await self.backend.read32(_reg(name))
+
+    async def write(self, name: str, value: int) -> None:
+        await self.backend.write32(_reg(name), value & 0xFFFFFFFF)
+
+    async def write64(self, name: str, value: int) -> None:
+        await self.write(f"{name}_LO", value)
+        await self.write(f"{name}_HI", value >> 32)
+
+    async def identify(self) -> SenseConfig:
+        ids = {name: await self.read(name)
+               for name in ("ID_MAGIC", "ID_GRID", "ID_BUFFERS", "ID_CLOCK")}
+        self.config = config_from_id(ids)
+        return self.config
+
+    # -- load -------------------------------------------------------------------------------
+
+    async def load(self, image: bytes) -> None:
+        """Check the image against the hardware (refusing a mismatch with the fields named),
+        copy it to the start of the DRAM buffer, read it back and check its CRC, and set the
+        base and window registers."""
+        config = self.config or await self.identify()
+        image = bytes(image)
+        try:
+            header, layers = layer_table(image, config)
+        except ImageError as e:
+            raise AcceleratorError(f"image refused: {e}") from None
+        self.act_offset = -(-len(image) // ACT_ALIGN) * ACT_ALIGN
+        need = self.act_offset + header["act_size"]
+        if need > self.backend.mem_size:
+            raise AcceleratorError(f"the image and its activations need {need} bytes of DRAM, "
+                                   f"the buffer has {self.backend.mem_size}")
+        if await self.read("STATUS") & 1:
+            raise AcceleratorError("the accelerator is busy; abort the run first")
+        await self.backend.write_mem(0, image)
+        back = await self.backend.read_mem(0, len(image))
+        try:
+            read_header(back)
+        except ImageError as e:
+            raise AcceleratorError(f"the image read back from DRAM is wrong ({e}); check the "
+                                   f"DRAM buffer") from None
+        if zlib.crc32(back) != zlib.crc32(image):
+            raise AcceleratorError("the image read back from DRAM differs from the one written")
+        base = self.backend.mem_base
+        await self.write64("IMAGE_BASE", base)
+        await self.write64("ACT_BASE", base + self.act_offset)
+        await self.write64("WINDOW_BASE", base)
+        await self.write64("WINDOW_SIZE", need)
+        self.image, self.header, self.layers = image, header, layers
+
+    @property
+    def input_shape(self):
+        h = self.header
+        return (h["input_c"], h["input_h"], h["input_w"])
+
+    @property
+    def output_shape(self):
+        last = self.layers[-1]
+        if not last["flags"] & 2:
+            return (last["out_channels"], last["out_h"], last["out_w"])
+        from . import golden
+        pk, ps, pp = last["pool_kernel"], last["pool_stride"], last["pool_pad"]
+        return (last["out_channels"], golden.output_size(last["out_h"], pk, ps, pp),
+                golden.output_size(last["out_w"], pk, ps, pp))
+
+    # -- run --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.write("CTRL", 1)
+
+    async def abort(self) -> None:
+        await self.write("CTRL", 2)
+
+    async def wait(self, timeout: float) -> int:
+        """Poll STATUS until the run ends; AcceleratorError on an error code or after `timeout`
+        (the backend's unit: cycles in simulation, seconds on the board)."""
+        status = await self.backend.poll(_reg("STATUS"), lambda v: not v & 1, timeout)
+        if status is None:
+            raise AcceleratorError(f"the accelerator did not finish within {timeout} "
+                                   f"{self.backend.time_unit}")
+        if status & 4:
+            code = status >> 8 & 0xFF
+            name = ErrorCode(code).name if code in ErrorCode._value2member_map_ else str(code)
+            raise AcceleratorError(f"run failed with error {name} ({code}) at layer "
+                                   f"{status >> 16 & 0xFFFF}")
+        return status
+
+    async def run_one(self, x: np.ndarray, timeout: float) -> np.ndarray:
+        """One input (C, H, W) int8 -> the last layer's output (K, OH, OW) int8."""
+        if self.image is None:
+            raise AcceleratorError("no image loaded: call load(image) first")
+        x = np.asarray(x)
+        if tuple(x.shape) != self.input_shape or x.dtype != np.int8:
+            raise AcceleratorError(f"input must be int8 of shape {self.input_shape}, not "
+                                   f"{x.dtype} {tuple(x.shape)}")
+        first, last = self.layers[0], self.layers[-1]
+        await self.backend.write_mem(self.act_offset + first["in_offset"],
+                                     to_activation(x, self.config))
+        await self.start()
+        await self.wait(timeout)
+        shape = self.output_shape
+        c, h, w = shape
+        nbytes = h * w * -(-c // self.config.group) * self.config.group
+        data = await self.backend.read_mem(self.act_offset + last["out_offset"], nbytes)
+        self._counters = await self.read_counters()
+        self.runs.append(dict(self._counters))
+        return from_activation(data, shape, self.config)
+
+    async def run(self, inputs, timeout: float | None = None) -> np.ndarray:
+        """(N, C, H, W) int8 -> (N, K, OH, OW) int8, one run per input."""
+        timeout = timeout if timeout is not None else self.backend.default_timeout
+        return np.stack([await self.run_one(x, timeout) for x in np.asarray(inputs)])
+
+    async def read_counters(self) -> dict:
+        out = {}
+        for name in COUNTERS:
+            lo = await self.read(f"{name.upper()}_LO")     # latches HI
+            hi = await self.read(f"{name.upper()}_HI")
+            out[name] = hi << 32 | lo
+        return out
+
+    def counters(self) -> dict:
+        """The counters of the last run (cycles, busy_cycles, macs, groups_issued,
+        groups_skipped, dram_read_bytes, dram_write_bytes)."""
+        return dict(self._counters)
+
+
+def run_sync(coro):
+    """Run a driver coroutine to completion on a synchronous backend (the board)."""
+    return asyncio.run(coro)
+
+
+class DevMemBackend:
+    """The board: registers and a DRAM buffer mapped through /dev/mem (or a UIO device).
+
+    regs_addr: physical address of the register block (the PS's HPM0 window, for example
+    0xA000_0000); mem_addr, mem_size: a physically contiguous buffer the kernel does not use,
+    reserved as docs/driver.md describes (a reserved-memory node, or CMA through udmabuf).
+    """
+
+    time_unit = "seconds"
+    default_timeout = 10.0
+
+    def __init__(self, regs_addr: int, mem_addr: int, mem_size: int, device: str = "/dev/mem",
+                 uio: str | None = None):
+        try:
+            if uio:
+                self._regs_fd = os.open(uio, os.O_RDWR | os.O_SYNC)
+                self._regs = mmap.mmap(self._regs_fd, 4096, offset=0)
+            else:
+                self._regs_fd = os.open(device, os.O_RDWR | os.O_SYNC)
+                self._regs = mmap.mmap(self._regs_fd, 4096, offset=regs_addr)
+            self._mem_fd = os.open(device, os.O_RDWR | os.O_SYNC)
+            self._mem = mmap.mmap(self._mem_fd, mem_size, offset=mem_addr)
+        except OSError as e:
+            raise AcceleratorError(f"cannot map the accelerator ({device}): {e.strerror}; run "
+                                   f"as root on the board, see docs/driver.md") from None
+        self.mem_base = mem_addr
+        self.mem_size = mem_size
+
+    async def read32(self, offset: int) -> int:
+        return int.from_bytes(self._regs[offset:offset + 4], "little")
+
+    async def write32(self, offset: int, value: int) -> None:
+        self._regs[offset:offset + 4] = value.to_bytes(4, "little")
+
+    async def write_mem(self, offset: int, data: bytes) -> None:
+        self._mem[offset:offset + len(data)] = data
+
+    async def read_mem(self, offset: int, length: int) -> bytes:
+        return bytes(self._mem[offset:offset + length])
+
+    async def poll(self, offset: int, done, timeout: float):
+        end = time.monotonic() + timeout
+        while True:
+            value = await self.read32(offset)
+            if done(value):
+                return value
+            if time.monotonic() > end:
+                return None
+            time.sleep(1e-4)

@@ -1,0 +1,96 @@
+"""Run memory images on the simulated accelerator (hw.tb.system_bench) from Python."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hw.config import SenseConfig
+
+from .files import atomic_write
+
+__all__ = ["run_system", "DEFAULT_MEM"]
+
+DEFAULT_MEM = 1 << 22     # 4 MiB of simulated DRAM for the buffer
+
+
+def _bar(path: Path, stop: threading.Event, stream) -> None:
+    last = None
+    t0 = time.perf_counter()
+    while True:
+        try:
+            done, total = map(int, path.read_text().split())
+        except (OSError, ValueError):
+            done, total = 0, None
+        if total and (done, total) != last:
+            last = (done, total)
+            width = 30
+            fill = width * done // total
+            rate = done / max(time.perf_counter() - t0, 1e-9)
+            stream.write(f"\r  [{'#' * fill}{'.' * (width - fill)}] {done}/{total} images "
+                         f"({rate:.1f}/s)")
+            stream.flush()
+        if stop.is_set():
+            if last:
+                stream.write("\n")
+            return
+        stop.wait(0.3)
+
+
+def run_system(config: SenseConfig, steps: list[dict], *, pause: float = 0.0,
+               monitor: bool = False, seed: int = 1, mem_size: int = DEFAULT_MEM,
+               timeout: int = 10_000_000, name: str = "system", progress: bool = False) -> dict:
+    """Build (once) and simulate the accelerator on `steps` (see hw.tb.system_bench). Step
+    images and inputs may be given as bytes / arrays ("image", "x"); they are written to files
+    here. Returns the bench's results; run steps get their outputs under "outputs"."""
+    from hw import sim
+
+    build = sim.build("accelerator", config)
+    work = build.build_dir / "jobs" / f"{name}-{os.getpid()}"
+    work.mkdir(parents=True, exist_ok=True)
+    job_steps = []
+    for i, step in enumerate(steps):
+        step = dict(step)
+        if isinstance(step.get("image"), (bytes, bytearray)):
+            path = work / f"step{i}.bin"
+            atomic_write(path, bytes(step["image"]))
+            step["image"] = str(path)
+        if "x" in step:
+            path = work / f"step{i}.npz"
+            np.savez(path, x=np.asarray(step.pop("x"), np.int8))
+            step["inputs"] = str(path)
+        step.setdefault("name", f"step{i}")
+        job_steps.append(step)
+    results = work / "results.json"
+    progress_file = work / "progress"
+    results.unlink(missing_ok=True)
+    progress_file.unlink(missing_ok=True)
+    job = {"steps": job_steps, "pause": pause, "monitor": monitor, "seed": seed,
+           "mem_size": mem_size, "timeout": timeout}
+    if progress:
+        job["progress"] = str(progress_file)
+    atomic_write(work / "job.json", json.dumps(job).encode())
+    stop = threading.Event()
+    bar = None
+    if progress:
+        bar = threading.Thread(target=_bar, args=(progress_file, stop, sys.stderr), daemon=True)
+        bar.start()
+    try:
+        sim.run(build, "hw.tb.system_bench", name=name,
+                env={"SENSE_JOB": str(work / "job.json"), "SENSE_RESULTS": str(results)})
+    finally:
+        stop.set()
+        if bar:
+            bar.join()
+    out = json.loads(results.read_text())
+    for step in out["steps"]:
+        npy = Path(f"{results}.{step['name']}.npy")
+        if step["op"] == "run" and npy.exists():
+            step["outputs"] = np.load(npy)
+    return out

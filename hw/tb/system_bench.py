@@ -1,0 +1,171 @@
+"""cocotb bench for the whole accelerator (hw.accelerator.Accelerator), driven by host.driver.
+
+cocotbext-axi's AxiRam is the DDR (behind ``m_axi``), its AxiLiteMaster the CPU (on ``s_axil``),
+and `host.driver.Accelerator` runs on them through `CocotbBackend`: the same driver code as on
+the board. The job (JSON file named by SENSE_JOB) is a list of steps:
+
+* ``{"op": "run", "image": path, "inputs": path.npz (x: int8 N,C,H,W), "name": str}``: load the
+  image and run every input; the outputs go to ``<results>.<name>.npy``;
+* ``{"op": "fail", "image": path, "window": [offset, size] | null, "expect": "ERROR_NAME"}``: load,
+  optionally narrow the DMA window (offsets from the DRAM buffer), run one zero input and expect
+  the run to end with that error code;
+* ``{"op": "reset", "image": path, "after": cycles}``: start a run and pull reset after that many
+  cycles (the AxiRam is reset with the design).
+
+Options: ``pause`` (probability that each AXI channel of the RAM stalls in a cycle: random DRAM
+latency and back-pressure), ``monitor`` (record every AR/AW address and check it against the
+window), ``seed``, ``progress`` (a file to write "done total" to after every input). Results: SENSE_RESULTS (JSON:
+per step, per input the counters; errors; out-of-window transactions seen).
+"""
+
+import itertools
+import json
+import os
+import time
+
+import cocotb
+import numpy as np
+from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.utils import get_sim_time
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+
+from host.driver import Accelerator, AcceleratorError
+from hw.tb.util import start_clock_and_reset
+
+CLOCK_NS = 10
+GUARD = 0x1000          # DRAM below and above the buffer, to catch stray accesses
+
+
+class CocotbBackend:
+    """The driver's backend in simulation: AxiLiteMaster registers, AxiRam memory."""
+
+    time_unit = "cycles"
+
+    def __init__(self, dut, axil, ram, mem_base, mem_size, default_timeout):
+        self.dut, self.axil, self.ram = dut, axil, ram
+        self.mem_base, self.mem_size = mem_base, mem_size
+        self.default_timeout = default_timeout
+
+    async def read32(self, offset):
+        resp = await self.axil.read(offset, 4)
+        return int.from_bytes(resp.data, "little")
+
+    async def write32(self, offset, value):
+        await self.axil.write(offset, int(value).to_bytes(4, "little"))
+
+    async def write_mem(self, offset, data):
+        self.ram.write(self.mem_base + offset, bytes(data))
+
+    async def read_mem(self, offset, length):
+        return bytes(self.ram.read(self.mem_base + offset, length))
+
+    async def poll(self, offset, done, timeout):
+        start = get_sim_time("ns")
+        interval = 64
+        while True:
+            value = await self.read32(offset)
+            if done(value):
+                return value
+            if (get_sim_time("ns") - start) / CLOCK_NS > timeout:
+                return None
+            await ClockCycles(self.dut.clk, interval)
+
+
+def _pauses(rng, p):
+    while True:
+        yield int(rng.random() < p)
+
+
+async def _monitor(dut, seen):
+    """Record every AR and AW handshake: (kind, address, beats)."""
+    while True:
+        await RisingEdge(dut.clk)
+        if dut.m_axi__arvalid.value == 1 and dut.m_axi__arready.value == 1:
+            seen.append(("read", dut.m_axi__araddr.value.to_unsigned(),
+                         dut.m_axi__arlen.value.to_unsigned() + 1))
+        if dut.m_axi__awvalid.value == 1 and dut.m_axi__awready.value == 1:
+            seen.append(("write", dut.m_axi__awaddr.value.to_unsigned(),
+                         dut.m_axi__awlen.value.to_unsigned() + 1))
+
+
+def _progress(path, done, total):
+    """Tell the caller how far the run is (host.sysrun draws the progress bar from it)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{done} {total}\n")
+    os.replace(tmp, path)
+
+
+@cocotb.test()
+async def system(dut):
+    job = json.loads(open(os.environ["SENSE_JOB"]).read())
+    rng = np.random.default_rng(job.get("seed", 1))
+    mem_size = job["mem_size"]
+    ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, reset_active_level=True,
+                 size=mem_size + 2 * GUARD)
+    pause = job.get("pause", 0.0)
+    if pause:
+        for channel in (ram.read_if.ar_channel, ram.read_if.r_channel,
+                        ram.write_if.aw_channel, ram.write_if.w_channel,
+                        ram.write_if.b_channel):
+            channel.set_pause_generator(_pauses(rng, pause))
+    axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst,
+                         reset_active_level=True)
+    await start_clock_and_reset(dut)
+    backend = CocotbBackend(dut, axil, ram, GUARD, mem_size, job.get("timeout", 10_000_000))
+    seen = []
+    if job.get("monitor"):
+        cocotb.start_soon(_monitor(dut, seen))
+    results = {"steps": []}
+    t0 = time.perf_counter()
+    for step in job["steps"]:
+        acc = Accelerator(backend)
+        image = open(step["image"], "rb").read()
+        ram.write(0, bytes(mem_size + 2 * GUARD))    # a clean DRAM for every step
+        await acc.load(image)
+        out = {"op": step["op"], "name": step.get("name", step["op"])}
+        window = (GUARD, acc.act_offset + acc.header["act_size"])
+        if step["op"] == "run":
+            x = np.load(step["inputs"])["x"]
+            outputs = []
+            t_step = time.perf_counter()
+            for i, xi in enumerate(x):
+                outputs.append(await acc.run_one(xi, backend.default_timeout))
+                if job.get("progress"):
+                    _progress(job["progress"], i + 1, len(x))
+            np.save(f"{os.environ['SENSE_RESULTS']}.{out['name']}.npy", np.stack(outputs))
+            out["runs"] = acc.runs
+            out["seconds"] = time.perf_counter() - t_step
+        elif step["op"] == "fail":
+            if step.get("window"):
+                base, size = step["window"]
+                window = (GUARD + base, size)
+                await acc.write64("WINDOW_BASE", window[0])
+                await acc.write64("WINDOW_SIZE", window[1])
+            before = len(seen)
+            try:
+                await acc.run_one(np.zeros(acc.input_shape, np.int8), backend.default_timeout)
+                out["error"] = None
+            except AcceleratorError as e:
+                out["error"] = str(e)
+            out["transactions"] = len(seen) - before
+            out["outside"] = [t for t in seen[before:]
+                              if t[1] < window[0] or t[1] + 16 * t[2] > window[0] + window[1]]
+            out["status"] = await acc.read("STATUS")
+        elif step["op"] == "reset":
+            await acc.backend.write_mem(acc.act_offset + acc.layers[0]["in_offset"],
+                                        bytes(16))
+            await acc.start()
+            await ClockCycles(dut.clk, step["after"])
+            out["busy_at_reset"] = bool(await acc.read("STATUS") & 1)
+            dut.rst.value = 1
+            await ClockCycles(dut.clk, 4)
+            dut.rst.value = 0
+            await ClockCycles(dut.clk, 4)
+            out["status_after_reset"] = await acc.read("STATUS")
+        results["steps"].append(out)
+    results["wall_seconds"] = time.perf_counter() - t0
+    results["outside"] = [t for t in seen
+                          if t[1] < GUARD or t[1] + 16 * t[2] > GUARD + mem_size]
+    with open(os.environ["SENSE_RESULTS"], "w") as f:
+        json.dump(results, f)
