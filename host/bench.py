@@ -18,7 +18,7 @@ from .corerun import layer_for_input, run_core
 from .perf import core_cycles, useful_macs
 from .sparse import pad_channels
 
-__all__ = ["relu_activations", "bench_layers", "fit_buffers", "bench_core"]
+__all__ = ["relu_activations", "bench_layers", "fit_buffers", "bench_core", "bench_accel"]
 
 
 def relu_activations(rng, c, h, w, dead=0.1) -> np.ndarray:
@@ -161,3 +161,48 @@ def bench_pack(config: SenseConfig, seed: int = 0) -> dict:
     return {"bench": "pack", "model": "resnet50 shapes, random int8", "layers": len(shapes),
             "params": int(params), "seconds": seconds, "mb_per_s": params / 1e6 / seconds,
             "image_bytes": image_bytes, "config": config.to_dict()}
+
+
+def bench_accel(config: SenseConfig, *, seed: int = 7, order: str = "auto",
+                log=sys.stderr) -> dict:
+    """The bench layers as one-layer networks on the whole accelerator (DMA, descriptor walk,
+    weight streaming, output writer) in RTL: cycles from the RTL counters, PE utilisation with
+    the DMA included, and the core alone (host.perf, exact) for comparison."""
+    from .image import pack_image
+    from .perf import accelerator_estimate
+    from .quant import QLayer, QNetwork
+    from .sysrun import run_system
+
+    layers = bench_layers(config.group, seed)
+    cfg = fit_buffers(config.replace(sparse=True), layers)
+    steps, images = [], []
+    for layer in layers:
+        q = QLayer("conv", layer.name, layer.w, layer.bias, layer.mult, layer.shift,
+                   layer.stride, layer.pad, layer.relu)
+        qnet = QNetwork(tuple(layer.x.shape), [q], 1.0, [], cfg.group, layer.name)
+        images.append(pack_image(qnet, cfg, order=order))
+        steps.append({"op": "run", "image": images[-1], "x": layer.x[None], "name": layer.name})
+    print(f"bench accel: {cfg.rows}x{cfg.cols} grid, M={cfg.group}; building and simulating the "
+          f"accelerator (first build of a configuration takes minutes)", file=log, flush=True)
+    res = run_system(cfg, steps, name="bench-accel", mem_size=1 << 23)
+    report = []
+    for layer, image, step in zip(layers, images, res["steps"]):
+        run = step["runs"][0]
+        got = step["outputs"][0]
+        core = core_cycles(layer, cfg)
+        est = accelerator_estimate(image, layer.x, cfg)
+        report.append({
+            "layer": layer.name,
+            "cycles": run["cycles"],
+            "cycles_core_only": core["cycles"],
+            "cycles_model": est["cycles"],
+            "model_error": (est["cycles"] - run["cycles"]) / run["cycles"],
+            "pe_utilization": useful_macs(layer, cfg) / (cfg.pes * run["cycles"]),
+            "pe_utilization_core_only": useful_macs(layer, cfg) / (cfg.pes * core["cycles"]),
+            "dram_read_bytes": run["dram_read_bytes"],
+            "dram_write_bytes": run["dram_write_bytes"],
+            "groups_skipped": run["groups_skipped"],
+            "bit_exact": bool((got == layer.reference()).all()),
+        })
+    return {"bench": "accel", "config": cfg.to_dict(), "seed": seed, "order": order,
+            "layers": report}

@@ -26,6 +26,12 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
                    help="the dense baseline: same grid, every weight issued")
 
 
+def _add_order_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--order", choices=("auto", "weight", "ifm"), default="auto",
+                   help="tile loop order of every layer: auto (the compiler pass), weight- or "
+                        "IFM-stationary (default auto)")
+
+
 def config_from_args(args) -> SenseConfig:
     config = SenseConfig.preset(args.config)
     return config.replace(rows=args.rows, cols=args.cols, group=args.group,
@@ -107,25 +113,35 @@ def load_calibration(path, model_path, input_shape):
     return x
 
 
-def cmd_pack(args) -> int:
+def prepare_model(args, config):
+    """Load, cluster, prune and quantize the model of `sense pack` / `sense sim`: (quantized
+    network, image, calibration inputs, clustering report or None)."""
     from host.cluster import cluster_network
-    from host.files import atomic_write
-    from host.image import describe, pack_image
+    from host.image import pack_image
     from host.nn import load_model
     from host.quant import quantize
 
-    config = config_from_args(args)
     net = load_model(args.model)
     calib = load_calibration(args.calib, args.model, net.input_shape)
     cluster = not args.no_cluster and config.sparse and not args.pruned
     if not args.no_cluster and args.pruned:
         print("note: --pruned weights keep their channel order (clustering would break their "
               "pattern); packing without clustering", file=sys.stderr)
+    report = None
     if cluster:
         net, report = cluster_network(net, calib, config)
     qnet = quantize(net, calib, group=config.group if config.sparse else None,
                     pruned=args.pruned)
-    image = pack_image(qnet, config)
+    return qnet, pack_image(qnet, config, order=args.order), calib, report
+
+
+def cmd_pack(args) -> int:
+    from host.files import atomic_write
+    from host.image import describe
+
+    config = config_from_args(args)
+    qnet, image, _, report = prepare_model(args, config)
+    cluster = report is not None
     atomic_write(args.output, image)
     info = describe(image, config)
     print(f"wrote {args.output}: {len(image)} bytes, {len(info['layers'])} layers, "
@@ -134,6 +150,125 @@ def cmd_pack(args) -> int:
         for line in report:
             print(f"  clustering {line['layer']}: zero groups {line['identity']:.1%} -> "
                   f"{line['clustered']:.1%} of the calibration tiles")
+    return 0
+
+
+def cmd_sim(args) -> int:
+    import json
+
+    import numpy as np
+
+    from host.digits import DEFAULT_MODEL, MODELS, load_split
+    from host.files import atomic_write
+    from host.perf import accelerator_estimate
+    from host.quant import quantize_input, run_int
+    from host.sysrun import run_system
+
+    if args.images < 1:
+        raise CommandError(f"--images must be at least 1, not {args.images}")
+    args.model = args.model or str(DEFAULT_MODEL)
+    config = config_from_args(args)
+    qnet, image, calib, _ = prepare_model(args, config)
+    labels = None
+    if args.inputs:
+        with np.load(args.inputs) as z:
+            x = z["x"].astype(np.float64)
+            labels = z["y"] if "y" in z else None
+    elif Path(args.model).resolve().parent == MODELS and Path(args.model).name.startswith("digits"):
+        _, _, x, labels = load_split()
+    else:
+        x = calib
+    x, labels = x[:args.images], (labels[:args.images] if labels is not None else None)
+    xq = quantize_input(qnet, x)
+    print(f"sense sim: {Path(args.model).name} on {config.rows}x{config.cols} M={config.group} "
+          f"{'sparse' if config.sparse else 'dense'}, {len(xq)} images, image {len(image)} "
+          f"bytes; building the accelerator (the first build of a configuration takes minutes)",
+          file=sys.stderr, flush=True)
+    res = run_system(config, [{"op": "run", "image": image, "x": xq, "name": "sim"}],
+                     pause=args.pause, seed=args.seed, name="sense-sim", progress=True)
+    step = res["steps"][0]
+    got = step["outputs"].reshape(len(xq), -1)
+    want = run_int(qnet, xq)
+    exact = int((got == want).all(axis=1).sum())
+    runs = step["runs"]
+    mean = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+    est = [accelerator_estimate(image, xi, config)["cycles"] for xi in xq[:min(len(xq), 8)]]
+    model_error = max(abs(e - r["cycles"]) / r["cycles"] for e, r in zip(est, runs))
+    groups = mean["groups_issued"] + mean["groups_skipped"]
+    report = {
+        "model": str(args.model), "config": config.to_dict(), "images": len(xq),
+        "bit_exact_images": exact,
+        "accuracy": (float((got.argmax(axis=1) == labels).mean()) if labels is not None
+                     else None),
+        "golden_accuracy": (float((want.argmax(axis=1) == labels).mean())
+                            if labels is not None else None),
+        "cycles_per_image": mean["cycles"],
+        "pe_utilization": mean["macs"] / (config.pes * mean["cycles"]),
+        "groups_skipped_fraction": mean["groups_skipped"] / groups if groups else 0.0,
+        "dram_read_bytes_per_image": mean["dram_read_bytes"],
+        "dram_write_bytes_per_image": mean["dram_write_bytes"],
+        "images_per_second_at_clock": config.clock_mhz * 1e6 / mean["cycles"],
+        "model_cycle_error_max": model_error if not args.pause else None,
+        "simulation_seconds": step["seconds"], "runs": runs,
+    }
+    if args.json:
+        atomic_write(args.json, json.dumps(report, indent=2) + "\n")
+    acc = (f"{report['accuracy']:.1%} (golden model {report['golden_accuracy']:.1%})"
+           if labels is not None else "no labels")
+    print(f"  bit-exact:        {exact}/{len(xq)} images equal the golden model")
+    print(f"  accuracy:         {acc}")
+    print(f"  cycles/image:     {mean['cycles']:.0f} ({report['images_per_second_at_clock']:.0f} "
+          f"images/s at {config.clock_mhz} MHz); performance model within "
+          f"{model_error:.1%}")
+    print(f"  PE utilisation:   {report['pe_utilization']:.1%} (issued MAC slots / PE cycles)")
+    print(f"  groups skipped:   {report['groups_skipped_fraction']:.1%}")
+    print(f"  DRAM bytes/image: {mean['dram_read_bytes']:.0f} read, "
+          f"{mean['dram_write_bytes']:.0f} written")
+    if exact != len(xq):
+        print(f"sense sim: error: {len(xq) - exact} images differ from the golden model",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_load(args) -> int:
+    import numpy as np
+
+    from host.driver import Accelerator, AcceleratorError, DevMemBackend, run_sync
+
+    try:
+        image = Path(args.image).read_bytes()
+    except OSError as e:
+        raise CommandError(f"{args.image}: {e.strerror}") from None
+    backend = DevMemBackend(args.regs, args.mem, args.mem_size, uio=args.uio)
+    acc = Accelerator(backend)
+    try:
+        config = run_sync(acc.identify())
+        print(f"accelerator: {config.rows}x{config.cols} M={config.group} "
+              f"{'sparse' if config.sparse else 'dense'} at {config.clock_mhz} MHz")
+        run_sync(acc.load(image))
+        print(f"loaded {args.image} ({len(image)} bytes) at {args.mem:#x}; CRC verified")
+        if args.inputs:
+            with np.load(args.inputs) as z:
+                x = z["x"]
+            out = run_sync(acc.run(x.astype(np.int8), timeout=args.timeout))
+            if args.output:
+                np.save(args.output, out)
+            print(f"ran {len(x)} inputs; counters of the last run: {acc.counters()}")
+    except AcceleratorError as e:
+        raise CommandError(str(e)) from None
+    return 0
+
+
+def cmd_bench_accel(args) -> int:
+    from host.bench import bench_accel
+
+    report = bench_accel(config_from_args(args), seed=args.seed, order=args.order)
+    _emit_report(report, args.json)
+    bad = [layer["layer"] for layer in report["layers"] if not layer["bit_exact"]]
+    if bad:
+        print(f"sense bench accel: error: not bit-exact: {', '.join(bad)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -204,7 +339,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pruned", action="store_true",
                    help="the weights are already balanced-sparse: verify instead of pruning")
     p.add_argument("--no-cluster", action="store_true", help="keep the channel order")
+    _add_order_arg(p)
     p.set_defaults(func=cmd_pack)
+
+    p = sub.add_parser(
+        "sim", help="run a model on the simulated accelerator, bit-exact against the golden model",
+        description="Pack the model (the bundled digits model by default) as `sense pack` does, "
+                    "run N inputs through the whole accelerator in RTL simulation (Verilator, "
+                    "driven by host.driver over AXI), compare every output with the golden model, "
+                    "and print bit-exactness, accuracy against the labels when known, cycles, PE "
+                    "utilisation, groups skipped and DRAM bytes per image.")
+    p.add_argument("--model", metavar="FILE", help="float model: .onnx or .npz (default: the "
+                                                   "bundled digits model)")
+    p.add_argument("--images", "-n", type=int, default=20, help="inputs to run (default 20)")
+    p.add_argument("--inputs", metavar="FILE.npz",
+                   help="inputs (array 'x', float, (N, C, H, W); optional labels 'y'); default: "
+                        "the digits test split for the digits models, else the calibration set")
+    p.add_argument("--calib", metavar="FILE.npz", help="calibration inputs, as for pack")
+    p.add_argument("--pruned", action="store_true", help="as for pack")
+    p.add_argument("--no-cluster", action="store_true", help="as for pack")
+    p.add_argument("--pause", type=float, default=0.0, metavar="P",
+                   help="probability that a DRAM channel stalls in a cycle (default 0)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the DRAM stalls")
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    _add_order_arg(p)
+    _add_config_args(p)
+    p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser(
+        "load", help="load an image on the board and optionally run inputs",
+        description="On the ZCU102 (as root): map the registers and a reserved DRAM buffer "
+                    "through /dev/mem (docs/driver.md), check the image against the ID registers, "
+                    "copy it, verify its CRC by reading it back, and run the inputs given.")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--regs", type=lambda v: int(v, 0), default=0xA0000000,
+                   help="physical address of the registers (default 0xA0000000, HPM0)")
+    p.add_argument("--mem", type=lambda v: int(v, 0), default=0x70000000,
+                   help="physical address of the reserved DRAM buffer (default 0x70000000)")
+    p.add_argument("--mem-size", type=lambda v: int(v, 0), default=0x10000000,
+                   help="bytes of the buffer (default 256 MiB)")
+    p.add_argument("--uio", metavar="DEVICE", help="map the registers through this UIO device")
+    p.add_argument("--inputs", metavar="FILE.npz", help="int8 inputs (array 'x', N,C,H,W)")
+    p.add_argument("-o", "--output", metavar="FILE.npy", help="write the outputs here")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per run (default 10)")
+    p.set_defaults(func=cmd_load)
 
     p = sub.add_parser("inspect", help="validate a memory image and print it",
                        description="Validate an image (size, magic, version, CRC, every "
@@ -231,6 +409,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7, help="seed of the random layers (default 7)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
     p.set_defaults(func=cmd_bench_core)
+    p = bench.add_parser(
+        "accel", help="the bench layers on the whole accelerator, DMA included",
+        description="Run the core bench's layers as one-layer networks through the whole "
+                    "accelerator (descriptor walk, DMA, weight ring, output writer) in RTL "
+                    "simulation; print cycles, PE utilisation with and without the DMA, DRAM "
+                    "bytes and the performance model's error as JSON. Default grid 16x16.")
+    _add_config_args(p)
+    p.set_defaults(rows=16, cols=16)
+    p.add_argument("--seed", type=int, default=7, help="seed of the random layers (default 7)")
+    p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
+    _add_order_arg(p)
+    p.set_defaults(func=cmd_bench_accel)
     p = bench.add_parser(
         "pack", help="host packing throughput on ResNet-50-sized weights",
         description="Prune and pack random int8 weights with ResNet-50's layer shapes (25.5 M "

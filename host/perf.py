@@ -29,10 +29,12 @@ import numpy as np
 
 from hw.config import SenseConfig
 
+from . import golden
 from .buffers import ConvLayer
 from .sparse import pad_channels
 
-__all__ = ["skip_mask", "core_cycles", "useful_macs", "SETUP_CYCLES", "OUTPUT_STAGES"]
+__all__ = ["skip_mask", "core_cycles", "useful_macs", "accelerator_estimate", "SETUP_CYCLES",
+           "OUTPUT_STAGES"]
 
 SETUP_CYCLES = 4    # start, and three cycles computing the walker's step products
 OUTPUT_STAGES = 4   # parameter read, bias add, multiply, shift and saturate
@@ -64,8 +66,12 @@ def skip_mask(layer: ConvLayer, config: SenseConfig) -> np.ndarray:
     return ~any_nonzero.T
 
 
-def core_cycles(layer: ConvLayer, config: SenseConfig) -> dict:
-    """Cycles the core takes for `layer` (consumer always ready), with the figures behind them."""
+def core_cycles(layer: ConvLayer, config: SenseConfig, tile_write=None) -> dict:
+    """Cycles the core takes for `layer` (consumer always ready), with the figures behind them.
+
+    tile_write: optional function (pixel tile, k tile) -> cycles the accelerator's output writer
+    needs for that tile's segments. The writer holds two tiles; a tile's rows wait for the slot
+    of the tile two before it. Adds "writer_end": when the writer finishes the last tile."""
     mask = skip_mask(layer, config)                       # (pixel tiles, G)
     cpg = config.cycles_per_group
     cost = np.where(mask, 1, cpg)                         # (pixel tiles, G)
@@ -79,14 +85,21 @@ def core_cycles(layer: ConvLayer, config: SenseConfig) -> dict:
     drained = [0, 0]          # P_{n-2}, P_{n-1}
     pixel_tiles = list(zip(per_tile.tolist(), last_cost.tolist()))
     if layer.ifm_stationary:
-        order = [tile for tile in pixel_tiles for _ in range(k_tiles)]
+        order = [(p, kt) for p in range(len(pixel_tiles)) for kt in range(k_tiles)]
     else:
-        order = pixel_tiles * k_tiles
-    for t, last in order:
+        order = [(p, kt) for kt in range(k_tiles) for p in range(len(pixel_tiles))]
+    written = [0, 0]          # when the writer finished tiles n-2 and n-1
+    for p, kt in order:
+        t, last = pixel_tiles[p]
         issue_last = max(read + t, drained[0])
         corner = issue_last + rows + cols + 1
         drain_start = max(corner + 1, drained[1])
+        if tile_write is not None:
+            drain_start = max(drain_start, written[0] - OUTPUT_STAGES)
         drained = [drained[1], drain_start + rows]
+        if tile_write is not None:
+            start = max(drained[1] + OUTPUT_STAGES, written[1])
+            written = [written[1], start + tile_write(p, kt)]
         load = max(read + t - last, load + cols + 1)
         read = max(issue_last, load + 1)
     end = drained[1]
@@ -99,6 +112,7 @@ def core_cycles(layer: ConvLayer, config: SenseConfig) -> dict:
         "groups_skipped": skipped,
         "slots_issued": (groups - skipped) * cpg,
         "compute_cycles": int(per_tile.sum()) * k_tiles,
+        "writer_end": written[1],
     }
 
 
@@ -115,3 +129,76 @@ def useful_macs(layer: ConvLayer, config: SenseConfig) -> int:
     k_tiles = -(-k // config.rows)
     rows_valid = np.minimum(config.rows, k - np.arange(k_tiles) * config.rows)
     return int(rows_valid.sum() * (slots * cols_valid).sum())
+
+
+# -- the whole accelerator (hw/accelerator.py) -------------------------------------------------
+
+#: Cycles of a DMA read from the command to the sequencer's next state, beyond one per beat
+#: (command, AR, the DRAM's latency, the last beat); measured on the simulated DRAM (AxiRam).
+READ_OVERHEAD = 9
+#: Cycles per output segment beyond one per beat (command, AW, B response, next command).
+SEGMENT_OVERHEAD = 4
+#: Sequencer states per layer that move no data (descriptor checks, start, end).
+LAYER_STATES = 7
+#: Start of a run: start, base check, header check.
+RUN_STATES = 3
+
+
+def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig) -> dict:
+    """Cycles and DRAM bytes of one run of `image` on input `x` (C, H, W) int8, predicted from
+    the descriptors and the data (zero-group skipping depends on it) with DRAM that answers at
+    once (the simulation's AxiRam). DRAM bytes, MACs and skipped groups are exact; cycles are
+    the core's exact recurrence plus the DMA phases (READ_OVERHEAD, SEGMENT_OVERHEAD)."""
+    from .image import layer_table, unpack_image
+    from .quant import run_int
+
+    header, descs = layer_table(image, config)
+    qnet = unpack_image(image, config)
+    acts = run_int(qnet, np.asarray(x, np.int8)[None], return_all=True)
+    inputs = [np.asarray(x, np.int8)] + [a[0] for a in acts[:-1]]
+    m = config.group
+    beat = 16
+    cycles = RUN_STATES + READ_OVERHEAD + 4
+    read_bytes, write_bytes = 64, 0
+    macs = skipped = 0
+    for d, q, xin in zip(descs, qnet.layers, inputs):
+        layer = ConvLayer(x=xin, w=q.w, bias=q.bias, mult=q.mult, shift=q.shift,
+                          stride=q.stride, pad=q.pad, relu=q.relu,
+                          ifm_stationary=bool(d["flags"] & 4))
+        k = d["out_channels"]
+        kpad = -(-k // m) * m
+        ifm_bytes = d["in_h"] * d["in_w"] * d["in_groups"] * m
+        ifm_lines = -(-ifm_bytes // beat)
+        pixels = d["out_h"] * d["out_w"]
+
+        def tile_write(p, kt):
+            k0 = kt * config.rows
+            seg = kpad - k0 if k0 + config.rows >= k else config.rows
+            count = min(config.cols, pixels - p * config.cols)
+            total = 0
+            addr = (p * config.cols) * kpad + k0
+            for j in range(count):
+                a = addr + j * kpad
+                total += SEGMENT_OVERHEAD + (a % beat + seg + beat - 1) // beat
+            return total
+
+        core = core_cycles(layer, config, tile_write)
+        cycles += (READ_OVERHEAD + 4) + LAYER_STATES + (READ_OVERHEAD + k) \
+            + (READ_OVERHEAD + ifm_lines) + max(core["cycles"], core["writer_end"])
+        read_bytes += 64 + 16 * k + ifm_lines * beat + d["weight_size"]
+        write_bytes += pixels * kpad
+        macs += core["slots_issued"] * config.pes
+        skipped += core["groups_skipped"]
+        if d["flags"] & 2:
+            out_bytes = pixels * kpad
+            out_lines = -(-out_bytes // beat)
+            pk, ps, pp = d["pool_kernel"], d["pool_stride"], d["pool_pad"]
+            poh = golden.output_size(d["out_h"], pk, ps, pp)
+            pow_ = golden.output_size(d["out_w"], pk, ps, pp)
+            words = poh * pow_ * (kpad // m)
+            read_bytes += out_lines * beat
+            write_bytes += words * m
+            cycles += (READ_OVERHEAD + out_lines) + max(poh, pow_) + 2 + words * pk * pk \
+                + 4 + SEGMENT_OVERHEAD
+    return {"cycles": int(cycles), "dram_read_bytes": read_bytes,
+            "dram_write_bytes": write_bytes, "macs": macs, "groups_skipped": skipped}

@@ -1,0 +1,198 @@
+"""The whole accelerator, loaded and run by host.driver over AXI, against the golden model.
+
+One Verilator build of the small configuration serves every test. Each test checks every output
+bit for bit against host.quant.run_int, the counters against the image, and the cycle count
+against host.perf.accelerator_estimate.
+"""
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from host import golden
+from host.digits import DEFAULT_MODEL, load_split
+from host.image import DESCRIPTOR_BYTES, HEADER_BYTES, pack_image
+from host.nn import Layer, Network, load_model
+from host.perf import accelerator_estimate
+from host.quant import quantize, quantize_input, run_int
+from host.sysrun import run_system
+from hw.config import SenseConfig
+
+CONFIG = SenseConfig.preset("small")
+# The weight buffer of this one holds 1,024 words: the ring test streams more than that.
+RING = SenseConfig(rows=4, cols=4, group=4, weight_kib=4)
+TOLERANCE = 0.05            # the performance model's cycle error bound
+
+
+def random_network(rng, input_shape, specs, name):
+    """A float network from (kind, out, kernel, stride, pad, relu, pool) specs."""
+    layers = []
+    shape = input_shape
+    for i, (kind, k, r, stride, pad, relu, pool) in enumerate(specs):
+        c, h, w = shape
+        if kind == "fc":
+            weight = rng.normal(size=(k, c * h * w)) / np.sqrt(c * h * w)
+            shape = (k, 1, 1)
+        else:
+            weight = rng.normal(size=(k, c, r, r)) / np.sqrt(c * r * r)
+            oh = golden.output_size(h, r, stride, pad)
+            ow = golden.output_size(w, r, stride, pad)
+            if pool:
+                oh = golden.output_size(oh, pool[0], pool[1], pool[2])
+                ow = golden.output_size(ow, pool[0], pool[1], pool[2])
+            shape = (k, oh, ow)
+        layers.append(Layer(kind, f"{name}{i}", weight, rng.normal(size=k) * 0.1, stride, pad,
+                            relu, pool))
+    return Network(tuple(input_shape), layers, [], name)
+
+
+NETWORKS = {
+    # stride 2, padding, 5x5 and 1x1 kernels, channel counts not multiples of M, FC
+    "s2-5x5-1x1-fc": ((3, 12, 12), [("conv", 6, 5, 2, 2, True, None),
+                                    ("conv", 10, 1, 1, 0, True, None),
+                                    ("fc", 7, 0, 1, 0, False, None)]),
+    # max-pool (2x2 s2, and 3x3 s2 p1), 3x3 padded, 1x1
+    "pool-3x3-1x1": ((5, 10, 10), [("conv", 9, 3, 1, 1, True, (2, 2, 0)),
+                                   ("conv", 13, 1, 1, 0, True, (3, 2, 1)),
+                                   ("fc", 5, 0, 1, 0, False, None)]),
+    # deeper channels: 3x3 stride 2 then a 3x3 with K = 24 (6 k tiles), FC
+    "deep": ((8, 9, 9), [("conv", 17, 3, 2, 0, True, None),
+                         ("conv", 24, 3, 1, 1, True, (2, 1, 0)),
+                         ("fc", 3, 0, 1, 0, True, None)]),
+}
+
+
+def quantized(net, rng, config, n=3):
+    calib = rng.normal(size=(16,) + net.input_shape)
+    qnet = quantize(net, calib, group=config.group)
+    x = quantize_input(qnet, rng.normal(size=(n,) + net.input_shape))
+    return qnet, x
+
+
+def check_run(step, qnet, x, image, config):
+    want = run_int(qnet, x, return_all=True)[-1]
+    got = step["outputs"]
+    assert got.shape == want.shape, (got.shape, want.shape)
+    bad = int((got != want).sum())
+    assert bad == 0, f"{step['name']}: {bad} of {want.size} outputs differ from the golden model"
+    for xi, run in zip(x, step["runs"]):
+        est = accelerator_estimate(image, xi, config)
+        assert run["dram_read_bytes"] == est["dram_read_bytes"], (run, est)
+        assert run["dram_write_bytes"] == est["dram_write_bytes"], (run, est)
+        assert run["macs"] == est["macs"]
+        assert run["groups_skipped"] == est["groups_skipped"]
+        error = abs(run["cycles"] - est["cycles"]) / run["cycles"]
+        assert error <= TOLERANCE, (step["name"], run["cycles"], est["cycles"])
+        step.setdefault("model_errors", []).append(error)
+
+
+def test_default_model_and_networks_both_orders():
+    """The bundled digits model and three built networks, in both tile orders, bit-exact."""
+    rng = np.random.default_rng(5)
+    cases = []
+    net = load_model(DEFAULT_MODEL)
+    xtr, _, xte, _ = load_split()
+    qnet = quantize(net, xtr[:200], group=CONFIG.group)
+    cases.append(("digits", qnet, quantize_input(qnet, xte[:4]), "auto"))
+    for i, (name, (shape, specs)) in enumerate(NETWORKS.items()):
+        qnet, x = quantized(random_network(rng, shape, specs, name), rng, CONFIG)
+        for order in ("weight", "ifm"):
+            cases.append((f"{name}-{order}", qnet, x, order))
+    steps, images = [], {}
+    for name, qnet, x, order in cases:
+        images[name] = pack_image(qnet, CONFIG, order=order)
+        steps.append({"op": "run", "image": images[name], "x": x, "name": name})
+    res = run_system(CONFIG, steps, name="system-networks")
+    errors = []
+    for step, (name, qnet, x, order) in zip(res["steps"], cases):
+        check_run(step, qnet, x, images[name], CONFIG)
+        errors += step["model_errors"]
+    print(f"cycle model error: max {max(errors):.2%}, mean {np.mean(errors):.2%}")
+
+
+def test_random_dram_latency_and_weight_ring():
+    """Random stalls on every AXI channel of the DRAM, and a layer whose weights are larger
+    than the weight buffer (streamed through the ring): still bit-exact."""
+    rng = np.random.default_rng(7)
+    net = random_network(rng, (64, 4, 4), [("conv", 40, 3, 1, 1, True, None),
+                                           ("fc", 6, 0, 1, 0, False, None)], "ring")
+    qnet, x = quantized(net, rng, RING, n=2)
+    image = pack_image(qnet, RING, order="weight")
+    words = 10 * 9 * 16 * RING.cycles_per_group
+    assert words > RING.weight_depth            # the ring really wraps
+    res = run_system(RING, [{"op": "run", "image": image, "x": x, "name": "ring"}],
+                     pause=0.3, monitor=True, name="system-ring")
+    step = res["steps"][0]
+    want = run_int(qnet, x, return_all=True)[-1]
+    assert (step["outputs"] == want).all()
+    assert res["outside"] == []
+
+
+def small_image(rng, order="weight"):
+    net = random_network(rng, (3, 6, 6), [("conv", 5, 3, 1, 1, True, None),
+                                          ("fc", 4, 0, 1, 0, False, None)], "small")
+    qnet, x = quantized(net, rng, CONFIG, n=1)
+    return pack_image(qnet, CONFIG, order=order), qnet, x
+
+
+def patch_descriptor(image, layer, offset, fmt, value):
+    """The image with one descriptor field changed and both CRCs fixed (the driver accepts it;
+    only the hardware can refuse it)."""
+    data = bytearray(image)
+    struct.pack_into(fmt, data, HEADER_BYTES + layer * DESCRIPTOR_BYTES + offset, value)
+    struct.pack_into("<I", data, 60, zlib.crc32(bytes(data[HEADER_BYTES:])))
+    struct.pack_into("<I", data, 56, zlib.crc32(bytes(data[:56])))
+    return bytes(data)
+
+
+def test_errors_and_reset_mid_run():
+    """A window that excludes the weights (OUT_OF_WINDOW, no transaction outside the window), a
+    malformed descriptor (BAD_DESCRIPTOR), a layer too large for the buffers (TOO_LARGE), and a
+    reset in the middle of a run followed by a correct run."""
+    rng = np.random.default_rng(11)
+    image, qnet, x = small_image(rng)
+    first_weights = int.from_bytes(image[HEADER_BYTES + 28:HEADER_BYTES + 32], "little")
+    bad_shape = patch_descriptor(image, 0, 12, "<H", 7)        # out_h inconsistent
+    bad_kind = patch_descriptor(image, 1, 0, "<B", 9)           # unknown kind
+    steps = [
+        {"op": "fail", "image": image, "window": [0, first_weights], "expect": "OUT_OF_WINDOW"},
+        {"op": "fail", "image": bad_shape, "expect": "BAD_DESCRIPTOR"},
+        {"op": "fail", "image": bad_kind, "expect": "BAD_DESCRIPTOR"},
+        {"op": "reset", "image": image, "after": 300},
+        {"op": "run", "image": image, "x": x, "name": "after-reset"},
+    ]
+    res = run_system(CONFIG, steps, monitor=True, name="system-errors")
+    for step, spec in zip(res["steps"], steps):
+        if spec["op"] == "fail":
+            assert step["error"] and spec["expect"] in step["error"], (spec["expect"], step)
+            assert step["outside"] == [], step["outside"]
+        if spec["op"] == "reset":
+            assert step["busy_at_reset"], "the run had already ended: reset too late"
+            assert step["status_after_reset"] & 1 == 0
+    assert res["steps"][0]["transactions"] >= 1      # the header and descriptor were read
+    want = run_int(qnet, x, return_all=True)[-1]
+    assert (res["steps"][-1]["outputs"] == want).all()
+    assert res["outside"] == []
+
+
+@pytest.mark.parametrize("order", ["weight", "ifm"])
+def test_too_large_is_refused(order):
+    """Weights beyond the buffer in the IFM-stationary order, and an input beyond an IFM bank:
+    TOO_LARGE, never a hang."""
+    rng = np.random.default_rng(13)
+    if order == "ifm":
+        net = random_network(rng, (64, 4, 4), [("conv", 40, 3, 1, 1, True, None)], "big")
+        qnet, x = quantized(net, rng, RING, n=1)
+        image = pack_image(qnet, RING, order="ifm")
+        config = RING
+    else:
+        net = random_network(rng, (16, 20, 20), [("conv", 4, 1, 1, 0, True, None)], "wide")
+        qnet, x = quantized(net, rng, CONFIG, n=1)
+        image = pack_image(qnet, CONFIG)        # 6,400 input bytes: a bank holds 4,096
+        config = CONFIG
+    res = run_system(config, [{"op": "fail", "image": image, "expect": "TOO_LARGE"}],
+                     name=f"system-large-{order}")
+    step = res["steps"][0]
+    assert step["error"] and "TOO_LARGE" in step["error"], step
