@@ -28,10 +28,9 @@ demo: $(STAMP)
 	$(BIN)/sense --version
 	$(BIN)/sense pack models/digits.onnx -o build/demo/digits.img
 	$(BIN)/sense inspect build/demo/digits.img
-	$(BIN)/sense elaborate --config small -o build/demo/sense_core_small.v --lint
-	$(BIN)/sense elaborate --config zcu102 -o build/demo/sense_core_zcu102.v
-	$(BIN)/python -m pytest -q -p no:cacheprovider gateware_tests/test_pe.py -k M4
-	$(BIN)/python -m pytest -q -p no:cacheprovider gateware_tests/test_core.py -k "2x3 or dense"
+	$(BIN)/sense elaborate --config small -o build/demo/sense_small.v --lint
+	$(BIN)/sense elaborate --config zcu102 -o build/demo/sense_zcu102.v
+	$(BIN)/sense sim --images 20 --json build/demo/sim.json
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

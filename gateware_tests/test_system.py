@@ -128,6 +128,13 @@ def test_random_dram_latency_and_weight_ring():
     want = run_int(qnet, x, return_all=True)[-1]
     assert (step["outputs"] == want).all()
     assert res["outside"] == []
+    # With DRAM stalls the bytes and MACs are still exact and the model is a lower bound.
+    for xi, run in zip(x, step["runs"]):
+        est = accelerator_estimate(image, xi, RING)
+        assert run["dram_read_bytes"] == est["dram_read_bytes"]
+        assert run["dram_write_bytes"] == est["dram_write_bytes"]
+        assert run["macs"] == est["macs"]
+        assert est["cycles"] <= run["cycles"] * (1 + TOLERANCE), (run["cycles"], est["cycles"])
 
 
 def small_image(rng, order="weight"):
@@ -148,9 +155,9 @@ def patch_descriptor(image, layer, offset, fmt, value):
 
 
 def test_errors_and_reset_mid_run():
-    """A window that excludes the weights (OUT_OF_WINDOW, no transaction outside the window), a
-    malformed descriptor (BAD_DESCRIPTOR), a layer too large for the buffers (TOO_LARGE), and a
-    reset in the middle of a run followed by a correct run."""
+    """A window that excludes the weights (OUT_OF_WINDOW, no transaction outside the window),
+    malformed descriptors (BAD_DESCRIPTOR), an image for other hardware (refused by the driver),
+    the driver's timeout, and a reset in the middle of a run followed by a correct run."""
     rng = np.random.default_rng(11)
     image, qnet, x = small_image(rng)
     first_weights = int.from_bytes(image[HEADER_BYTES + 28:HEADER_BYTES + 32], "little")
@@ -160,6 +167,8 @@ def test_errors_and_reset_mid_run():
         {"op": "fail", "image": image, "window": [0, first_weights], "expect": "OUT_OF_WINDOW"},
         {"op": "fail", "image": bad_shape, "expect": "BAD_DESCRIPTOR"},
         {"op": "fail", "image": bad_kind, "expect": "BAD_DESCRIPTOR"},
+        {"op": "refuse", "image": pack_image(qnet, CONFIG.replace(cols=3))},
+        {"op": "timeout", "image": image, "cycles": 50},
         {"op": "reset", "image": image, "after": 300},
         {"op": "run", "image": image, "x": x, "name": "after-reset"},
     ]
@@ -168,6 +177,10 @@ def test_errors_and_reset_mid_run():
         if spec["op"] == "fail":
             assert step["error"] and spec["expect"] in step["error"], (spec["expect"], step)
             assert step["outside"] == [], step["outside"]
+        if spec["op"] == "refuse":
+            assert step["error"] and "packed for other hardware: cols 3" in step["error"], step
+        if spec["op"] == "timeout":
+            assert step["error"] and "did not finish within 50 cycles" in step["error"], step
         if spec["op"] == "reset":
             assert step["busy_at_reset"], "the run had already ended: reset too late"
             assert step["status_after_reset"] & 1 == 0
@@ -196,3 +209,21 @@ def test_too_large_is_refused(order):
                      name=f"system-large-{order}")
     step = res["steps"][0]
     assert step["error"] and "TOO_LARGE" in step["error"], step
+
+
+def test_sense_sim_command(tmp_path, capsys):
+    """`sense sim` end to end on the bundled model: exit 0, every image bit-exact, a report."""
+    import json
+
+    from host.cli import main
+
+    report = tmp_path / "sim.json"
+    assert main(["sim", "--images", "3", "--json", str(report)]) == 0
+    data = json.loads(report.read_text())
+    assert data["bit_exact_images"] == 3 and data["images"] == 3
+    assert data["accuracy"] is not None and data["model_cycle_error_max"] <= TOLERANCE
+    assert data["dram_read_bytes_per_image"] > 0 and data["cycles_per_image"] > 0
+    out = capsys.readouterr().out
+    assert "3/3 images equal the golden model" in out
+    assert main(["sim", "--images", "0"]) == 1
+    assert "--images must be at least 1" in capsys.readouterr().err

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from hw.config import SenseConfig
+from hw.layouts import record_bytes, weight_word_layout
 
 from . import golden
 from .buffers import ConvLayer
@@ -66,12 +67,15 @@ def skip_mask(layer: ConvLayer, config: SenseConfig) -> np.ndarray:
     return ~any_nonzero.T
 
 
-def core_cycles(layer: ConvLayer, config: SenseConfig, tile_write=None) -> dict:
+def core_cycles(layer: ConvLayer, config: SenseConfig, tile_write=None,
+                weights_in=None) -> dict:
     """Cycles the core takes for `layer` (consumer always ready), with the figures behind them.
 
     tile_write: optional function (pixel tile, k tile) -> cycles the accelerator's output writer
     needs for that tile's segments. The writer holds two tiles; a tile's rows wait for the slot
-    of the tile two before it. Adds "writer_end": when the writer finishes the last tile."""
+    of the tile two before it. Adds "writer_end": when the writer finishes the last tile.
+    weights_in: optional function k tile -> the cycle its last weight word is in the buffer (the
+    accelerator streams them); a tile's last operation waits for it."""
     mask = skip_mask(layer, config)                       # (pixel tiles, G)
     cpg = config.cycles_per_group
     cost = np.where(mask, 1, cpg)                         # (pixel tiles, G)
@@ -92,6 +96,8 @@ def core_cycles(layer: ConvLayer, config: SenseConfig, tile_write=None) -> dict:
     for p, kt in order:
         t, last = pixel_tiles[p]
         issue_last = max(read + t, drained[0])
+        if weights_in is not None:
+            issue_last = max(issue_last, weights_in(kt) + 2)
         corner = issue_last + rows + cols + 1
         drain_start = max(corner + 1, drained[1])
         if tile_write is not None:
@@ -135,7 +141,7 @@ def useful_macs(layer: ConvLayer, config: SenseConfig) -> int:
 
 #: Cycles of a DMA read from the command to the sequencer's next state, beyond one per beat
 #: (command, AR, the DRAM's latency, the last beat); measured on the simulated DRAM (AxiRam).
-READ_OVERHEAD = 9
+READ_OVERHEAD = 4
 #: Cycles per output segment beyond one per beat (command, AW, B response, next command).
 SEGMENT_OVERHEAD = 4
 #: Sequencer states per layer that move no data (descriptor checks, start, end).
@@ -182,7 +188,14 @@ def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig) -> di
                 total += SEGMENT_OVERHEAD + (a % beat + seg + beat - 1) // beat
             return total
 
-        core = core_cycles(layer, config, tile_write)
+        word_beats = record_bytes(weight_word_layout(config), beat) // beat
+        kt_words = (d["kernel_h"] * d["kernel_w"] * d["in_groups"] * config.cycles_per_group)
+
+        def weights_in(kt):
+            # The weight block streams at one beat per cycle from the core's start.
+            return READ_OVERHEAD + (kt + 1) * kt_words * word_beats
+
+        core = core_cycles(layer, config, tile_write, weights_in)
         cycles += (READ_OVERHEAD + 4) + LAYER_STATES + (READ_OVERHEAD + k) \
             + (READ_OVERHEAD + ifm_lines) + max(core["cycles"], core["writer_end"])
         read_bytes += 64 + 16 * k + ifm_lines * beat + d["weight_size"]

@@ -10,7 +10,9 @@ the board. The job (JSON file named by SENSE_JOB) is a list of steps:
   optionally narrow the DMA window (offsets from the DRAM buffer), run one zero input and expect
   the run to end with that error code;
 * ``{"op": "reset", "image": path, "after": cycles}``: start a run and pull reset after that many
-  cycles (the AxiRam is reset with the design).
+  cycles (the AxiRam is reset with the design);
+* ``{"op": "refuse", "image": path}``: expect the driver to refuse to load the image;
+* ``{"op": "timeout", "image": path, "cycles": n}``: expect the driver's timeout on a run.
 
 Options: ``pause`` (probability that each AXI channel of the RAM stalls in a cycle: random DRAM
 latency and back-pressure), ``monitor`` (record every AR/AW address and check it against the
@@ -122,8 +124,16 @@ async def system(dut):
         acc = Accelerator(backend)
         image = open(step["image"], "rb").read()
         ram.write(0, bytes(mem_size + 2 * GUARD))    # a clean DRAM for every step
-        await acc.load(image)
         out = {"op": step["op"], "name": step.get("name", step["op"])}
+        if step["op"] == "refuse":
+            try:
+                await acc.load(image)
+                out["error"] = None
+            except AcceleratorError as e:
+                out["error"] = str(e)
+            results["steps"].append(out)
+            continue
+        await acc.load(image)
         window = (GUARD, acc.act_offset + acc.header["act_size"])
         if step["op"] == "run":
             x = np.load(step["inputs"])["x"]
@@ -136,6 +146,13 @@ async def system(dut):
             np.save(f"{os.environ['SENSE_RESULTS']}.{out['name']}.npy", np.stack(outputs))
             out["runs"] = acc.runs
             out["seconds"] = time.perf_counter() - t_step
+        elif step["op"] == "timeout":
+            try:
+                await acc.run_one(np.zeros(acc.input_shape, np.int8), step["cycles"])
+                out["error"] = None
+            except AcceleratorError as e:
+                out["error"] = str(e)
+            await acc.wait(backend.default_timeout)     # let the run end before the next step
         elif step["op"] == "fail":
             if step.get("window"):
                 base, size = step["window"]

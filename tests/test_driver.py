@@ -1,0 +1,115 @@
+"""host.driver without a simulator: ID decoding, refusals and the register writes of `load`,
+against an in-memory backend. The system tests run the same driver on the RTL."""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from host.driver import Accelerator, AcceleratorError, config_from_id
+from host.image import pack_image
+from host.quant import QLayer, QNetwork
+from hw.config import PRESETS, SenseConfig
+from hw.registers import id_values, register
+
+
+class MemoryBackend:
+    """Registers in a dict (ID registers from a configuration), DRAM in a bytearray."""
+
+    time_unit = "cycles"
+    default_timeout = 100
+
+    def __init__(self, config, mem_size=1 << 16, corrupt=False):
+        self.regs = {register(k).offset: v for k, v in id_values(config).items()}
+        self.mem = bytearray(mem_size)
+        self.mem_base, self.mem_size = 0x8000_0000, mem_size
+        self.corrupt = corrupt
+
+    async def read32(self, offset):
+        return self.regs.get(offset, 0)
+
+    async def write32(self, offset, value):
+        self.regs[offset] = value
+
+    async def write_mem(self, offset, data):
+        self.mem[offset:offset + len(data)] = data
+        if self.corrupt:
+            self.mem[offset + len(data) // 2] ^= 1
+
+    async def read_mem(self, offset, length):
+        return bytes(self.mem[offset:offset + length])
+
+    async def poll(self, offset, done, timeout):
+        value = await self.read32(offset)
+        return value if done(value) else None
+
+
+def tiny_image(config):
+    rng = np.random.default_rng(0)
+    w = np.zeros((3, 4, 1, 1), np.int8)
+    w[:, :2] = rng.integers(-5, 5, size=(3, 2, 1, 1))
+    layer = QLayer("conv", "l0", w, np.zeros(3, np.int32), np.full(3, 1 << 15),
+                   np.full(3, 16), relu=True)
+    return pack_image(QNetwork((4, 2, 2), [layer], 1.0, [], config.group), config)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_id_registers_round_trip(name):
+    config = PRESETS[name]
+    assert config_from_id(id_values(config)) == config
+
+
+def test_wrong_magic_is_refused():
+    ids = id_values(SenseConfig())
+    ids["ID_MAGIC"] = 0
+    with pytest.raises(AcceleratorError, match="no Sense accelerator"):
+        config_from_id(ids)
+
+
+def test_load_sets_bases_and_window_to_the_buffer():
+    config = SenseConfig()
+    backend = MemoryBackend(config)
+    acc = Accelerator(backend)
+    image = tiny_image(config)
+    asyncio.run(acc.load(image))
+    regs = {name: backend.regs[register(name).offset] for name in
+            ("IMAGE_BASE_LO", "IMAGE_BASE_HI", "ACT_BASE_LO", "WINDOW_BASE_LO", "WINDOW_SIZE_LO")}
+    assert regs["IMAGE_BASE_LO"] == 0x8000_0000 and regs["IMAGE_BASE_HI"] == 0
+    assert regs["ACT_BASE_LO"] == 0x8000_0000 + acc.act_offset
+    assert acc.act_offset % 64 == 0 and acc.act_offset >= len(image)
+    assert regs["WINDOW_BASE_LO"] == 0x8000_0000
+    assert regs["WINDOW_SIZE_LO"] == acc.act_offset + acc.header["act_size"]
+    assert bytes(backend.mem[:len(image)]) == image
+
+
+def test_load_refuses_other_hardware_corrupt_images_and_small_buffers():
+    config = SenseConfig()
+    image = tiny_image(config)
+    with pytest.raises(AcceleratorError, match="packed for other hardware: rows 4 .image. vs 8"):
+        asyncio.run(Accelerator(MemoryBackend(config.replace(rows=8))).load(image))
+    with pytest.raises(AcceleratorError, match="truncated"):
+        asyncio.run(Accelerator(MemoryBackend(config)).load(image[:-1]))
+    with pytest.raises(AcceleratorError, match="need .* bytes of DRAM"):
+        asyncio.run(Accelerator(MemoryBackend(config, mem_size=256)).load(image))
+    with pytest.raises(AcceleratorError, match="read back from DRAM"):
+        asyncio.run(Accelerator(MemoryBackend(config, corrupt=True)).load(image))
+
+
+def test_run_needs_an_image_and_the_right_input():
+    config = SenseConfig()
+    acc = Accelerator(MemoryBackend(config))
+    with pytest.raises(AcceleratorError, match="no image loaded"):
+        asyncio.run(acc.run_one(np.zeros((4, 2, 2), np.int8), 10))
+    asyncio.run(acc.load(tiny_image(config)))
+    with pytest.raises(AcceleratorError, match=r"input must be int8 of shape \(4, 2, 2\)"):
+        asyncio.run(acc.run_one(np.zeros((4, 2, 3), np.int8), 10))
+
+
+def test_a_run_that_never_ends_times_out():
+    config = SenseConfig()
+    backend = MemoryBackend(config)
+    acc = Accelerator(backend)
+    asyncio.run(acc.load(tiny_image(config)))
+    backend.regs[register("STATUS").offset] = 1          # busy forever
+    with pytest.raises(AcceleratorError, match="did not finish within 100 cycles"):
+        asyncio.run(acc.run_one(np.zeros((4, 2, 2), np.int8), 100))
