@@ -168,7 +168,7 @@ def bench_accel(config: SenseConfig, *, seed: int = 7, order: str = "auto",
     """The bench layers as one-layer networks on the whole accelerator (DMA, descriptor walk,
     weight streaming, output writer) in RTL: cycles from the RTL counters, PE utilisation with
     the DMA included, and the core alone (host.perf, exact) for comparison."""
-    from .image import pack_image
+    from .image import describe, pack_image
     from .perf import accelerator_estimate
     from .quant import QLayer, QNetwork
     from .sysrun import run_system
@@ -193,6 +193,7 @@ def bench_accel(config: SenseConfig, *, seed: int = 7, order: str = "auto",
         est = accelerator_estimate(image, layer.x, cfg)
         report.append({
             "layer": layer.name,
+            "order": describe(image, cfg)["layers"][0]["order"],
             "cycles": run["cycles"],
             "cycles_core_only": core["cycles"],
             "cycles_model": est["cycles"],

@@ -24,15 +24,18 @@ import zlib
 import numpy as np
 
 from hw.config import FORMAT_VERSION, SenseConfig
+from hw.layouts import FLAG_POOL
 from hw.registers import COUNTERS, MAGIC, ErrorCode, register
 
 from .buffers import from_activation, to_activation
-from .image import HEADER_BYTES, ImageError, layer_table, read_header
+from .image import ImageError, layer_table, read_header
 
 __all__ = ["Accelerator", "AcceleratorError", "DevMemBackend", "config_from_id", "run_sync",
            "ACT_ALIGN"]
 
-ACT_ALIGN = 64
+#: The activation region starts on a 4 KiB boundary of the buffer (bursts split there, so the
+#: performance model can place them).
+ACT_ALIGN = 4096
 
 
 class AcceleratorError(RuntimeError):
@@ -134,7 +137,7 @@ class Accelerator:
     @property
     def output_shape(self):
         last = self.layers[-1]
-        if not last["flags"] & 2:
+        if not last["flags"] & FLAG_POOL:
             return (last["out_channels"], last["out_h"], last["out_w"])
         from . import golden
         pk, ps, pp = last["pool_kernel"], last["pool_stride"], last["pool_pad"]

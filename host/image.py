@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from hw.config import FORMAT_VERSION, SenseConfig
-from hw.layouts import (BEAT_BYTES, BLOCK_ALIGN, image_header_layout, layer_descriptor_layout,
+from hw.registers import MAGIC
+from hw.layouts import (BEAT_BYTES, BLOCK_ALIGN, FLAG_IFM_STATIONARY, FLAG_POOL, FLAG_RELU,
+                        KIND_CONV, KIND_FC, image_header_layout, layer_descriptor_layout,
                         pack_array, param_entry_layout, record_bytes, unpack_array,
                         weight_word_layout)
 from hw.layouts import pack as pack_record
@@ -33,14 +35,11 @@ __all__ = ["ImageError", "pack", "unpack", "pack_image", "unpack_image", "read_h
            "describe", "plan_layer", "layer_table", "shapes_of", "conv_output_size", "MAGIC",
            "HEADER_BYTES", "DESCRIPTOR_BYTES"]
 
-MAGIC = int.from_bytes(b"SENS", "little")
 HEADER = image_header_layout()
 DESCRIPTOR = layer_descriptor_layout()
 HEADER_BYTES = record_bytes(HEADER)
 HEADER_CRC_SPAN = 56  # header_crc32 covers bytes [0, 56); it sits at [56, 60), crc32 at [60, 64)
 DESCRIPTOR_BYTES = record_bytes(DESCRIPTOR)
-KIND_CONV, KIND_FC = 0, 1
-FLAG_RELU, FLAG_POOL, FLAG_IFM_STATIONARY = 1, 2, 4
 FLAG_SPARSE = 1
 HOST_SOFTMAX = 1
 
@@ -80,7 +79,11 @@ class LayerPlan:
     weight-stationary: k tiles outer, so each weight block is read once; the input is read once
     if it fits the IFM buffer, else once per k tile. IFM-stationary: input blocks outer, so the
     input is read once; the weights once if they fit the weight buffer, else once per input block.
-    The order with less traffic wins (ties go to weight-stationary)."""
+    The order with less traffic wins. On a tie (always, while the input fits an IFM bank), the
+    order with fewer cycles in the accelerator's performance model (`host.perf.layer_estimate`,
+    on an input without zeros) wins: weight-stationary starts computing after one k tile's
+    weights, IFM-stationary writes each pixel tile as one burst. IFM-stationary is eligible only
+    when the weights fit the weight buffer; a remaining tie goes to weight-stationary."""
 
     k_tiles: int
     p_tiles: int
@@ -89,11 +92,18 @@ class LayerPlan:
     ofm_bytes: int
     traffic_weight_stationary: int
     traffic_ifm_stationary: int
+    cycles_weight_stationary: int | None = None     # the model's cycles, on a traffic tie
+    cycles_ifm_stationary: int | None = None
 
     @property
     def order(self) -> str:
-        return ("ifm" if self.traffic_ifm_stationary < self.traffic_weight_stationary
-                else "weight")
+        if self.traffic_ifm_stationary != self.traffic_weight_stationary:
+            return ("ifm" if self.traffic_ifm_stationary < self.traffic_weight_stationary
+                    else "weight")
+        if self.cycles_ifm_stationary is not None and \
+                self.cycles_ifm_stationary < self.cycles_weight_stationary:
+            return "ifm"
+        return "weight"
 
     @property
     def traffic(self) -> int:
@@ -117,7 +127,27 @@ def plan_layer(in_shape, layer: QLayer, config: SenseConfig, out_shape) -> Layer
     ws = weights + ifm * (1 if ifm <= ifm_capacity else k_tiles) + ofm
     blocks = -(-ifm // ifm_capacity)
     is_ = ifm + weights * (1 if weights <= weight_capacity else blocks) + ofm
-    return LayerPlan(k_tiles, p_tiles, ifm, weights, ofm, ws, is_)
+    plan = LayerPlan(k_tiles, p_tiles, ifm, weights, ofm, ws, is_)
+    if ws == is_ and weights <= weight_capacity and k_tiles > 1 and ifm <= ifm_capacity:
+        plan.cycles_weight_stationary, plan.cycles_ifm_stationary = (
+            _model_cycles(in_shape, layer, config, (oh, ow), k_tiles, flags)
+            for flags in (0, FLAG_IFM_STATIONARY))
+    return plan
+
+
+def _model_cycles(in_shape, layer: QLayer, config: SenseConfig, out_hw, k_tiles, flags) -> int:
+    """The performance model's cycles for a layer in one order, on an input without zeros."""
+    from .buffers import ConvLayer
+    from .perf import layer_estimate
+
+    c, h, w = in_shape
+    k, _, r, s = layer.w.shape
+    d = {"flags": flags, "out_channels": k, "in_h": h, "in_w": w,
+         "in_groups": -(-c // config.group), "out_h": out_hw[0], "out_w": out_hw[1],
+         "k_tiles": k_tiles, "kernel_h": r, "kernel_w": s, "out_offset": 0}
+    conv = ConvLayer(x=np.ones(in_shape, np.int8), w=layer.w, bias=layer.bias, mult=layer.mult,
+                     shift=layer.shift, stride=layer.stride, pad=layer.pad)
+    return layer_estimate(d, conv, config)["cycles"]
 
 
 # -- pack -----------------------------------------------------------------------------------------------
@@ -425,6 +455,8 @@ def describe(data: bytes, config: SenseConfig | None = None) -> dict:
             "k_tiles": d["k_tiles"], "p_tiles": d["p_tiles"],
             "order": "ifm-stationary" if d["flags"] & FLAG_IFM_STATIONARY else "weight-stationary",
             "dram_bytes_estimate": plan.traffic,
+            "cycles_model": {"weight-stationary": plan.cycles_weight_stationary,
+                             "ifm-stationary": plan.cycles_ifm_stationary},
             "weight_block": [d["weight_offset"], d["weight_size"]],
             "param_block": [d["param_offset"], d["param_size"]],
             "activations": [d["in_offset"], d["out_offset"]],

@@ -28,14 +28,15 @@ from __future__ import annotations
 import numpy as np
 
 from hw.config import SenseConfig
-from hw.layouts import record_bytes, weight_word_layout
+from hw.accelerator import whole_tile_writes
+from hw.layouts import FLAG_IFM_STATIONARY, FLAG_POOL, record_bytes, weight_word_layout
 
 from . import golden
 from .buffers import ConvLayer
 from .sparse import pad_channels
 
-__all__ = ["skip_mask", "core_cycles", "useful_macs", "accelerator_estimate", "SETUP_CYCLES",
-           "OUTPUT_STAGES"]
+__all__ = ["skip_mask", "core_cycles", "useful_macs", "layer_estimate", "accelerator_estimate",
+           "SETUP_CYCLES", "OUTPUT_STAGES"]
 
 SETUP_CYCLES = 4    # start, and three cycles computing the walker's step products
 OUTPUT_STAGES = 4   # parameter read, bias add, multiply, shift and saturate
@@ -71,9 +72,10 @@ def core_cycles(layer: ConvLayer, config: SenseConfig, tile_write=None,
                 weights_in=None) -> dict:
     """Cycles the core takes for `layer` (consumer always ready), with the figures behind them.
 
-    tile_write: optional function (pixel tile, k tile) -> cycles the accelerator's output writer
-    needs for that tile's segments. The writer holds two tiles; a tile's rows wait for the slot
-    of the tile two before it. Adds "writer_end": when the writer finishes the last tile.
+    tile_write: optional function (pixel tile, k tile) -> (cycles the accelerator's output writer
+    needs once the tile is in, whether the tile completes a writer slot). The writer holds two
+    slots; a tile's rows wait for the slot completed two slots before. Adds "writer_end": when
+    the writer finishes the last slot.
     weights_in: optional function k tile -> the cycle its last weight word is in the buffer (the
     accelerator streams them); a tile's last operation waits for it."""
     mask = skip_mask(layer, config)                       # (pixel tiles, G)
@@ -104,8 +106,10 @@ def core_cycles(layer: ConvLayer, config: SenseConfig, tile_write=None,
             drain_start = max(drain_start, written[0] - OUTPUT_STAGES)
         drained = [drained[1], drain_start + rows]
         if tile_write is not None:
-            start = max(drained[1] + OUTPUT_STAGES, written[1])
-            written = [written[1], start + tile_write(p, kt)]
+            cost, completes = tile_write(p, kt)
+            if completes:
+                start = max(drained[1] + OUTPUT_STAGES, written[1])
+                written = [written[1], start + cost]
         load = max(read + t - last, load + cols + 1)
         read = max(issue_last, load + 1)
     end = drained[1]
@@ -144,74 +148,104 @@ def useful_macs(layer: ConvLayer, config: SenseConfig) -> int:
 READ_OVERHEAD = 4
 #: Cycles per output segment beyond one per beat (command, AW, B response, next command).
 SEGMENT_OVERHEAD = 4
+#: Cycles per extra burst of a multi-burst write (AW and B of the next burst).
+BURST_OVERHEAD = 3
 #: Sequencer states per layer that move no data (descriptor checks, start, end).
 LAYER_STATES = 7
 #: Start of a run: start, base check, header check.
 RUN_STATES = 3
 
 
+def _bursts(addr: int, beats: int) -> int:
+    """AXI bursts the DMA splits `beats` beats from beat-aligned `addr` into (hw.dma: at most 16
+    beats, never across 4 KiB)."""
+    n = 0
+    addr -= addr % 16
+    while beats > 0:
+        size = min(16, beats, (4096 - addr % 4096) // 16)
+        addr += 16 * size
+        beats -= size
+        n += 1
+    return n
+
+
+def layer_estimate(d: dict, layer: ConvLayer, config: SenseConfig) -> dict:
+    """Cycles, DRAM bytes, MACs and skipped groups of one layer of a run: `d` its descriptor
+    (the fields of hw.layouts.layer_descriptor_layout that matter), `layer` its weights and input
+    (zero-group skipping depends on the data). DRAM bytes, MACs and skipped groups are exact;
+    cycles are the core's exact recurrence plus the DMA phases (READ_OVERHEAD,
+    SEGMENT_OVERHEAD, BURST_OVERHEAD) with DRAM that answers at once."""
+    m = config.group
+    beat = 16
+    ifm_stationary = bool(d["flags"] & FLAG_IFM_STATIONARY)
+    layer.ifm_stationary = ifm_stationary
+    k = d["out_channels"]
+    kpad = -(-k // m) * m
+    ifm_bytes = d["in_h"] * d["in_w"] * d["in_groups"] * m
+    ifm_lines = -(-ifm_bytes // beat)
+    pixels = d["out_h"] * d["out_w"]
+    whole = whole_tile_writes(config, k, d["k_tiles"], ifm_stationary)
+
+    def tile_write(p, kt):
+        k0 = kt * config.rows
+        last_kt = k0 + config.rows >= k
+        count = min(config.cols, pixels - p * config.cols)
+        # The driver puts the activation region on a 4 KiB boundary (host.driver.ACT_ALIGN).
+        addr = d["out_offset"] + (p * config.cols) * kpad + k0
+        if whole:
+            if not last_kt:
+                return 0, False
+            beats = count * kpad // beat
+            return SEGMENT_OVERHEAD + beats + BURST_OVERHEAD * (_bursts(addr, beats) - 1), True
+        seg = kpad - k0 if last_kt else config.rows
+        total = 0
+        for j in range(count):
+            a = addr + j * kpad
+            total += SEGMENT_OVERHEAD + (a % beat + seg + beat - 1) // beat
+        return total, True
+
+    word_beats = record_bytes(weight_word_layout(config), beat) // beat
+    kt_words = d["kernel_h"] * d["kernel_w"] * d["in_groups"] * config.cycles_per_group
+
+    def weights_in(kt):
+        # The weight block streams at one beat per cycle from the core's start.
+        return READ_OVERHEAD + (kt + 1) * kt_words * word_beats
+
+    core = core_cycles(layer, config, tile_write, weights_in)
+    cycles = (READ_OVERHEAD + 4) + LAYER_STATES + (READ_OVERHEAD + k) \
+        + (READ_OVERHEAD + ifm_lines) + max(core["cycles"], core["writer_end"])
+    weight_bytes = d["k_tiles"] * kt_words * word_beats * beat
+    read_bytes = 64 + 16 * k + ifm_lines * beat + weight_bytes
+    write_bytes = pixels * kpad
+    if d["flags"] & FLAG_POOL:
+        out_lines = -(-(pixels * kpad) // beat)
+        pk, ps, pp = d["pool_kernel"], d["pool_stride"], d["pool_pad"]
+        poh = golden.output_size(d["out_h"], pk, ps, pp)
+        pow_ = golden.output_size(d["out_w"], pk, ps, pp)
+        words = poh * pow_ * (kpad // m)
+        read_bytes += out_lines * beat
+        write_bytes += words * m
+        cycles += (READ_OVERHEAD + out_lines) + max(poh, pow_) + 2 + words * pk * pk \
+            + 4 + SEGMENT_OVERHEAD
+    return {"cycles": int(cycles), "dram_read_bytes": read_bytes, "dram_write_bytes": write_bytes,
+            "macs": core["slots_issued"] * config.pes, "groups_skipped": core["groups_skipped"]}
+
+
 def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig) -> dict:
-    """Cycles and DRAM bytes of one run of `image` on input `x` (C, H, W) int8, predicted from
-    the descriptors and the data (zero-group skipping depends on it) with DRAM that answers at
-    once (the simulation's AxiRam). DRAM bytes, MACs and skipped groups are exact; cycles are
-    the core's exact recurrence plus the DMA phases (READ_OVERHEAD, SEGMENT_OVERHEAD)."""
+    """Cycles and DRAM bytes of one run of `image` on input `x` (C, H, W) int8: `layer_estimate`
+    for every layer, on the activations the golden model computes, plus the run's start."""
     from .image import layer_table, unpack_image
     from .quant import run_int
 
-    header, descs = layer_table(image, config)
+    _, descs = layer_table(image, config)
     qnet = unpack_image(image, config)
     acts = run_int(qnet, np.asarray(x, np.int8)[None], return_all=True)
     inputs = [np.asarray(x, np.int8)] + [a[0] for a in acts[:-1]]
-    m = config.group
-    beat = 16
-    cycles = RUN_STATES + READ_OVERHEAD + 4
-    read_bytes, write_bytes = 64, 0
-    macs = skipped = 0
+    total = {"cycles": RUN_STATES + READ_OVERHEAD + 4, "dram_read_bytes": 64,
+             "dram_write_bytes": 0, "macs": 0, "groups_skipped": 0}
     for d, q, xin in zip(descs, qnet.layers, inputs):
         layer = ConvLayer(x=xin, w=q.w, bias=q.bias, mult=q.mult, shift=q.shift,
-                          stride=q.stride, pad=q.pad, relu=q.relu,
-                          ifm_stationary=bool(d["flags"] & 4))
-        k = d["out_channels"]
-        kpad = -(-k // m) * m
-        ifm_bytes = d["in_h"] * d["in_w"] * d["in_groups"] * m
-        ifm_lines = -(-ifm_bytes // beat)
-        pixels = d["out_h"] * d["out_w"]
-
-        def tile_write(p, kt):
-            k0 = kt * config.rows
-            seg = kpad - k0 if k0 + config.rows >= k else config.rows
-            count = min(config.cols, pixels - p * config.cols)
-            total = 0
-            addr = (p * config.cols) * kpad + k0
-            for j in range(count):
-                a = addr + j * kpad
-                total += SEGMENT_OVERHEAD + (a % beat + seg + beat - 1) // beat
-            return total
-
-        word_beats = record_bytes(weight_word_layout(config), beat) // beat
-        kt_words = (d["kernel_h"] * d["kernel_w"] * d["in_groups"] * config.cycles_per_group)
-
-        def weights_in(kt):
-            # The weight block streams at one beat per cycle from the core's start.
-            return READ_OVERHEAD + (kt + 1) * kt_words * word_beats
-
-        core = core_cycles(layer, config, tile_write, weights_in)
-        cycles += (READ_OVERHEAD + 4) + LAYER_STATES + (READ_OVERHEAD + k) \
-            + (READ_OVERHEAD + ifm_lines) + max(core["cycles"], core["writer_end"])
-        read_bytes += 64 + 16 * k + ifm_lines * beat + d["weight_size"]
-        write_bytes += pixels * kpad
-        macs += core["slots_issued"] * config.pes
-        skipped += core["groups_skipped"]
-        if d["flags"] & 2:
-            out_bytes = pixels * kpad
-            out_lines = -(-out_bytes // beat)
-            pk, ps, pp = d["pool_kernel"], d["pool_stride"], d["pool_pad"]
-            poh = golden.output_size(d["out_h"], pk, ps, pp)
-            pow_ = golden.output_size(d["out_w"], pk, ps, pp)
-            words = poh * pow_ * (kpad // m)
-            read_bytes += out_lines * beat
-            write_bytes += words * m
-            cycles += (READ_OVERHEAD + out_lines) + max(poh, pow_) + 2 + words * pk * pk \
-                + 4 + SEGMENT_OVERHEAD
-    return {"cycles": int(cycles), "dram_read_bytes": read_bytes,
-            "dram_write_bytes": write_bytes, "macs": macs, "groups_skipped": skipped}
+                          stride=q.stride, pad=q.pad, relu=q.relu)
+        for key, value in layer_estimate(d, layer, config).items():
+            total[key] += value
+    return total

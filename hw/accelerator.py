@@ -28,21 +28,20 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from .config import FORMAT_VERSION, SenseConfig
 from .core import Core
 from .decoders import WEIGHT_INDEX_BITS, weight_addr_bits
 from .dma import ADDR_BITS, BEAT_BYTES, DATA_BITS, Dma, axi_signature, window_check
-from .layouts import (DIM_BITS, image_header_layout, layer_descriptor_layout, param_layout,
-                      record_bytes, weight_word_layout)
+from .layouts import (DIM_BITS, FLAG_IFM_STATIONARY, FLAG_POOL, FLAG_RELU, KIND_CONV, KIND_FC,
+                      image_header_layout, layer_descriptor_layout, param_layout, record_bytes,
+                      weight_word_layout)
 from .registers import COUNTERS, MAGIC, ErrorCode, Registers, axi_lite_signature
 
-__all__ = ["Accelerator", "output_lines_per_slot"]
+__all__ = ["Accelerator", "output_lines_per_slot", "output_slot_lines", "whole_tile_writes"]
 
-KIND_MAX = 1            # 0 conv, 1 fc
-FLAG_RELU, FLAG_POOL, FLAG_IFM_STATIONARY = 1, 2, 4
-FLAGS_KNOWN = 7
+FLAGS_KNOWN = FLAG_RELU | FLAG_POOL | FLAG_IFM_STATIONARY
 
 
 def output_lines_per_slot(config: SenseConfig) -> int:
@@ -50,6 +49,22 @@ def output_lines_per_slot(config: SenseConfig) -> int:
     rows + M - 1 bytes (the last k tile also writes the channel padding) starting at any byte of
     a line."""
     return -(-(BEAT_BYTES - 1 + config.rows + config.group - 1) // BEAT_BYTES)
+
+
+def output_slot_lines(config: SenseConfig) -> int:
+    """Lines of each column's output bank per tile slot (two slots): half the column's share of
+    the output buffer (ofm_kib), and at least one segment's worth."""
+    share = config.ofm_kib * 1024 // (config.cols * BEAT_BYTES) // 2
+    return max(output_lines_per_slot(config), share)
+
+
+def whole_tile_writes(config: SenseConfig, out_channels: int, k_tiles: int,
+                      ifm_stationary: bool) -> bool:
+    """Whether the output writer sends a pixel tile's outputs as one contiguous command (the
+    accelerator decides the same in RUN_START; host.perf and the compiler pass ask here)."""
+    kpad = -(-out_channels // config.group) * config.group
+    return ((ifm_stationary or k_tiles == 1) and kpad % BEAT_BYTES == 0
+            and kpad // BEAT_BYTES <= output_slot_lines(config))
 
 
 class Accelerator(wiring.Component):
@@ -137,7 +152,7 @@ class Accelerator(wiring.Component):
         in_span_w = D.in_w + 2 * D.pad
         pool = (D.flags & FLAG_POOL) != 0
         consistent = Cat(
-            D.kind <= KIND_MAX, (D.flags & ~FLAGS_KNOWN) == 0,
+            D.kind <= max(KIND_CONV, KIND_FC), (D.flags & ~FLAGS_KNOWN) == 0,
             D.in_channels != 0, D.in_groups == ((D.in_channels + M - 1) >> lg_m),
             D.in_groups < (1 << DIM_BITS), D.in_h != 0, D.in_h < (1 << DIM_BITS),
             D.in_w != 0, D.in_w < (1 << DIM_BITS), D.out_h != 0, D.out_h < (1 << DIM_BITS),
@@ -194,36 +209,43 @@ class Accelerator(wiring.Component):
             core.w_avail.eq(w_n),
         ]
 
-        # -- output writer: core rows -> per-(pixel, k tile) segments in DRAM ------------------
-        lps = output_lines_per_slot(cfg)
+        # -- output writer: core rows -> the activation layout in DRAM -------------------------
+        # Two modes. Segment mode: one DMA write per (pixel, k tile) of a finished tile. Whole
+        # mode (all k tiles of a pixel tile arrive one after the other: the IFM-stationary order
+        # or a single k tile, and Kpad a multiple of 16 that fits a slot): the pixel tile's
+        # outputs are one contiguous range in DRAM, written as one command.
+        slot_lines = output_slot_lines(cfg)
         out_banks = []
         for j in range(cfg.cols):
-            mem = Memory(shape=DATA_BITS, depth=2 * lps, init=[])
+            mem = Memory(shape=DATA_BITS, depth=2 * slot_lines, init=[])
             m.submodules[f"obank{j}"] = mem
             out_banks.append((mem.write_port(granularity=8), mem.read_port(transparent_for=())))
         slot_info_layout = data.StructLayout({"tile": unsigned(2 * DIM_BITS),
                                               "k0": unsigned(17),
                                               "count": unsigned(cfg.cols.bit_length())})
+        whole = Signal()
         slot_full = Signal(2)
         slot_info = [Signal(slot_info_layout, name=f"slot_info_{s}") for s in range(2)]
         wr_slot = Signal()
         row = core.ofm.payload
         m.d.comb += core.ofm.ready.eq(~slot_full.bit_select(wr_slot, 1))
         accept = core.ofm.valid & core.ofm.ready
-        # Byte lane of channel k of pixel p: (p * kpad + k) mod 16 (the output region is
-        # 16-byte aligned); only the low four bits of the products matter.
+        # Segment mode: byte lane of channel k of pixel p is (p * kpad + k) mod 16 (the output
+        # region is 16-byte aligned); only the low four bits of the products matter. Whole mode:
+        # pixel j's channels start a line, channel k is byte k.
         tile_lo = (row.tile[:4] * (cfg.cols * kpad)[:4] + row.k0[:4])[:4]
         d = (row.channel - row.k0)[:8]
         for j, (wp, _) in enumerate(out_banks):
             off = (tile_lo + j * kpad[:4])[:4]
-            pos = Signal(range(lps * 16 + 16), name=f"obyte_{j}")
+            pos = Signal(range(slot_lines * 16), name=f"obyte_{j}")
             m.d.comb += [
-                pos.eq(off + d),
-                wp.addr.eq(Mux(wr_slot, lps, 0) + (pos >> 4)),
+                pos.eq(Mux(whole, row.channel, off + d)),
+                wp.addr.eq(Mux(wr_slot, slot_lines, 0) + (pos >> 4)),
                 wp.data.eq(Cat(*([row.data[j].as_unsigned()] * BEAT_BYTES))),
                 wp.en.eq(Mux(accept, Const(1, 16) << pos[:4], 0)),
             ]
-        with m.If(accept & row.last):
+        tile_complete = row.last & (~whole | (row.k0 + cfg.rows >= D.out_channels))
+        with m.If(accept & tile_complete):
             m.d.sync += [slot_full.bit_select(wr_slot, 1).eq(1), wr_slot.eq(~wr_slot)]
             for s in range(2):
                 with m.If(wr_slot == s):
@@ -234,54 +256,63 @@ class Accelerator(wiring.Component):
         info = Signal(slot_info_layout)
         m.d.comb += info.eq(Mux(rd_slot, slot_info[1], slot_info[0]))
         seg_addr = Signal(ADDR_BITS)
-        seg_len = Signal(20)
-        seg_keep = Signal(20)               # real channels in the segment: min(rows, K - k0)
+        seg_len = Signal(32)
+        seg_keep = Signal(20)               # real channels from the segment's first: min(rows, K - k0)
         seg_j = Signal(range(cfg.cols + 1))
-        seg_lines = Signal(range(lps + 1))
-        seg_line = Signal(range(lps + 1))
+        seg_lines = Signal(range(slot_lines + 1))
+        seg_line = Signal(range(slot_lines + 1))
         seg_off = seg_addr[:4]
         out_valid = Signal()
-        out_line = Signal(range(lps + 1))
+        out_line = Signal(range(slot_lines + 1))
         out_sel = Signal(range(max(cfg.cols, 2)))
         wr_cmd, wr_data = dma.wr_cmd, dma.wr_data
         out_writing = Signal()
         pool_beat = Signal(DATA_BITS)
         pool_beat_valid = Signal()
+        last_k_tile = info.k0 + cfg.rows >= D.out_channels
 
         with m.FSM(name="writer"):
             with m.State("IDLE"):
                 with m.If(slot_full.bit_select(rd_slot, 1)):
-                    m.d.sync += [
-                        seg_addr.eq(act_base + D.out_offset + info.tile * (cfg.cols * kpad)
-                                    + info.k0),
-                        seg_len.eq(Mux(info.k0 + cfg.rows >= D.out_channels, kpad - info.k0,
-                                       cfg.rows)),
-                        seg_keep.eq(Mux(info.k0 + cfg.rows >= D.out_channels,
-                                        D.out_channels - info.k0, cfg.rows)),
-                        seg_j.eq(0),
-                    ]
+                    base = act_base + D.out_offset + info.tile * (cfg.cols * kpad)
+                    with m.If(whole):
+                        m.d.sync += [seg_addr.eq(base), seg_len.eq(info.count * kpad),
+                                     seg_keep.eq(D.out_channels)]
+                    with m.Else():
+                        m.d.sync += [
+                            seg_addr.eq(base + info.k0),
+                            seg_len.eq(Mux(last_k_tile, kpad - info.k0, cfg.rows)),
+                            seg_keep.eq(Mux(last_k_tile, D.out_channels - info.k0, cfg.rows)),
+                        ]
+                    m.d.sync += seg_j.eq(0)
                     m.next = "CMD"
             with m.State("CMD"):
                 m.d.comb += [out_writing.eq(1), wr_cmd.valid.eq(1),
                              wr_cmd.payload.addr.eq(seg_addr), wr_cmd.payload.length.eq(seg_len)]
                 with m.If(wr_cmd.ready):
-                    m.d.sync += [seg_line.eq(0), seg_lines.eq((seg_off + seg_len + 15) >> 4)]
+                    m.d.sync += [seg_line.eq(0),
+                                 seg_lines.eq(Mux(whole, kpad >> 4, (seg_off + seg_len + 15) >> 4))]
                     m.next = "DATA"
             with m.State("DATA"):
                 m.d.comb += out_writing.eq(1)
                 advance = ~out_valid | wr_data.ready
                 issue = advance & (seg_line != seg_lines)
+                more_pixels = seg_j + 1 != info.count
                 for j, (_, rp) in enumerate(out_banks):
-                    m.d.comb += [rp.addr.eq(Mux(rd_slot, lps, 0) + seg_line), rp.en.eq(issue)]
+                    m.d.comb += [rp.addr.eq(Mux(rd_slot, slot_lines, 0) + seg_line),
+                                 rp.en.eq(issue)]
                 with m.If(issue):
                     m.d.sync += [seg_line.eq(seg_line + 1), out_line.eq(seg_line),
                                  out_sel.eq(seg_j)]
+                    with m.If(whole & (seg_line + 1 == seg_lines) & more_pixels):
+                        # Whole mode: the next pixel's lines follow in the same command.
+                        m.d.sync += [seg_line.eq(0), seg_j.eq(seg_j + 1)]
                 with m.If(advance):
                     m.d.sync += out_valid.eq(issue)
                 with m.If(~out_valid & (seg_line == seg_lines)):
-                    # Segment sent: the next pixel of the tile, or the tile is done.
+                    # Command done: the next pixel's segment, or the slot is free.
                     m.d.sync += [seg_j.eq(seg_j + 1), seg_addr.eq(seg_addr + kpad)]
-                    with m.If(seg_j + 1 == info.count):
+                    with m.If(whole | ~more_pixels):
                         m.d.sync += [slot_full.bit_select(rd_slot, 1).eq(0), rd_slot.eq(~rd_slot)]
                         m.next = "IDLE"
                     with m.Else():
@@ -529,7 +560,9 @@ class Accelerator(wiring.Component):
                     core.layer.relu.eq((D.flags & FLAG_RELU) != 0),
                     core.layer.ifm_stationary.eq((D.flags & FLAG_IFM_STATIONARY) != 0),
                 ]
-                m.d.sync += [w_n.eq(0), w_beat.eq(0)]
+                m.d.sync += [w_n.eq(0), w_beat.eq(0),
+                             whole.eq((((D.flags & FLAG_IFM_STATIONARY) != 0) | (D.k_tiles == 1))
+                                      & (kpad[:4] == 0) & ((kpad >> 4) <= slot_lines))]
                 read(image_base + D.weight_offset, D.weight_size, D.weight_size >> 4, "RUN")
             with m.State("RUN"):
                 m.d.comb += [w_loading.eq(1),

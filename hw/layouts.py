@@ -16,7 +16,8 @@ __all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "ifm_line_layout
            "weight_word_layout", "param_layout", "layer_layout", "acc_row_layout",
            "ofm_row_layout", "pack", "unpack", "DIM_BITS", "CHANNEL_BITS", "KERNEL_BITS",
            "param_entry_layout", "image_header_layout", "layer_descriptor_layout", "leaf_fields",
-           "record_bytes", "pack_array", "unpack_array", "BEAT_BYTES", "BLOCK_ALIGN"]
+           "record_bytes", "pack_array", "unpack_array", "BEAT_BYTES", "BLOCK_ALIGN", "KIND_CONV",
+           "KIND_FC", "FLAG_RELU", "FLAG_POOL", "FLAG_IFM_STATIONARY"]
 
 DIM_BITS = 12      # feature-map height / width and channel groups: up to 4095
 CHANNEL_BITS = 16  # output channels of a layer (bounded further by config.max_channels)
@@ -81,6 +82,9 @@ def param_layout(config: SenseConfig) -> data.StructLayout:
 # -- the memory image (SPEC section 5; bytes documented in docs/memory-image.md) -----------------
 
 BEAT_BYTES = 16      # one 128-bit AXI beat
+#: Layer descriptor `kind` values and `flags` bits (docs/memory-image.md).
+KIND_CONV, KIND_FC = 0, 1
+FLAG_RELU, FLAG_POOL, FLAG_IFM_STATIONARY = 1, 2, 4
 BLOCK_ALIGN = 64     # every block of the image starts on a 64-byte boundary
 
 

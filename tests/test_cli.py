@@ -30,9 +30,8 @@ def test_no_command_prints_help():
 
 @pytest.mark.parametrize("args,top", [
     (["--config", "small"], "sense_accelerator"),
-    (["--rows", "3", "--cols", "5", "--group", "16"], "sense_accelerator"),
-    (["--group", "8", "--dense"], "sense_accelerator"),
-    (["--rows", "3", "--cols", "5", "--group", "2", "--block", "core"], "sense_core"),
+    (["--rows", "3", "--cols", "5", "--group", "16", "--block", "core"], "sense_core"),
+    (["--group", "8", "--dense", "--block", "core"], "sense_core"),
     (["--config", "zcu102", "--block", "grid"], "sense_grid"),
     (["--config", "zcu102", "--block", "pe"], "sense_pe"),
 ])

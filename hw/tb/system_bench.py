@@ -20,7 +20,6 @@ window), ``seed``, ``progress`` (a file to write "done total" to after every inp
 per step, per input the counters; errors; out-of-window transactions seen).
 """
 
-import itertools
 import json
 import os
 import time
