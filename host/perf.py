@@ -145,11 +145,11 @@ def useful_macs(layer: ConvLayer, config: SenseConfig) -> int:
 
 #: Cycles of a DMA read from the command to the sequencer's next state, beyond one per beat
 #: (command, AR, the DRAM's latency, the last beat); measured on the simulated DRAM (AxiRam).
-READ_OVERHEAD = 4
+READ_OVERHEAD = 6
 #: Cycles per output segment beyond one per beat (command, AW, B response, next command).
-SEGMENT_OVERHEAD = 4
+SEGMENT_OVERHEAD = 3
 #: Cycles per extra burst of a multi-burst write (AW and B of the next burst).
-BURST_OVERHEAD = 3
+BURST_OVERHEAD = 0
 #: Sequencer states per layer that move no data (descriptor checks, start, end).
 LAYER_STATES = 7
 #: Start of a run: start, base check, header check.

@@ -155,13 +155,18 @@ class DmaWriter(wiring.Component):
     """Writes a stream of 128-bit beats to a byte range of DRAM.
 
     ``cmd`` (address, length) in, then ``data``: exactly the beats covering the range; bytes of
-    the first and last beat outside the range are not written (``wstrb``). One burst at a time:
-    AW, its W beats, then B. ``error`` (sticky until ``clear``): a command outside the window
+    the first and last beat outside the range are not written (``wstrb``). Bursts go out AW then
+    their W beats; the B responses are collected on the side (up to ``outstanding`` bursts
+    unanswered), so the next burst or command does not wait for them. ``busy`` stays high until
+    every response is in. ``error`` (sticky until ``clear``): a command outside the window
     (dropped, its data not consumed, nothing issued) or a B response other than OKAY.
     ``bytes_written`` counts the bytes written (strobes set).
     """
 
-    def __init__(self):
+    def __init__(self, outstanding: int = 8):
+        if not 1 <= outstanding <= 64:
+            raise ValueError(f"outstanding must be from 1 to 64, not {outstanding!r}")
+        self._outstanding = outstanding
         super().__init__({
             "cmd": In(stream.Signature(dma_command_layout())),
             "data": In(stream.Signature(DATA_BITS)),
@@ -180,11 +185,13 @@ class DmaWriter(wiring.Component):
         lo = Signal(ADDR_BITS + 1)               # first and one-past-last byte to write
         hi = Signal(ADDR_BITS + 2)
         burst_left = Signal(range(MAX_BURST + 1))
+        pending = Signal(range(self._outstanding + 1))   # bursts whose B has not come
         m.d.comb += [axi.awsize.eq(4), axi.awburst.eq(1)]
+        idle = Signal()
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += self.cmd.ready.eq(1)
+                m.d.comb += [self.cmd.ready.eq(1), idle.eq(1)]
                 with m.If(self.cmd.valid):
                     with m.If(ok):
                         m.d.sync += [addr.eq(first), remaining.eq((end - first) >> 4),
@@ -195,8 +202,9 @@ class DmaWriter(wiring.Component):
                         m.d.sync += self.error.eq(1)
             with m.State("AW"):
                 beats = _Planner.burst_beats(addr, remaining)
-                m.d.comb += [axi.awvalid.eq(1), axi.awaddr.eq(addr), axi.awlen.eq(beats - 1)]
-                with m.If(axi.awready):
+                m.d.comb += [axi.awvalid.eq(pending < self._outstanding), axi.awaddr.eq(addr),
+                             axi.awlen.eq(beats - 1)]
+                with m.If(axi.awvalid & axi.awready):
                     m.d.sync += [burst_left.eq(beats), remaining.eq(remaining - beats)]
                     m.next = "W"
             with m.State("W"):
@@ -211,19 +219,18 @@ class DmaWriter(wiring.Component):
                                  self.bytes_written.eq(self.bytes_written
                                                        + sum(strb[i] for i in range(BEAT_BYTES)))]
                     with m.If(burst_left == 1):
-                        m.next = "B"
-            with m.State("B"):
-                m.d.comb += axi.bready.eq(1)
-                with m.If(axi.bvalid):
-                    with m.If(axi.bresp != 0):
-                        m.d.sync += self.error.eq(1)
-                    with m.If(remaining == 0):
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.next = "AW"
+                        with m.If(remaining == 0):
+                            m.next = "IDLE"
+                        with m.Else():
+                            m.next = "AW"
+        m.d.comb += axi.bready.eq(1)
+        response = axi.bvalid & axi.bready
+        with m.If(response & (axi.bresp != 0)):
+            m.d.sync += self.error.eq(1)
+        m.d.sync += pending.eq(pending + (axi.awvalid & axi.awready) - response)
         with m.If(self.clear):
             m.d.sync += self.error.eq(0)
-        m.d.comb += self.busy.eq(~self.cmd.ready)
+        m.d.comb += self.busy.eq(~idle | (pending != 0))
         return m
 
 

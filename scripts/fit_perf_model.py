@@ -1,0 +1,88 @@
+"""Fit the DMA overheads of host.perf's accelerator model to the RTL, and report its error.
+
+Runs, in RTL simulation: the system tests' networks (the bundled digits model and the three
+built networks, both tile orders, `small` configuration) and the `sense bench accel` layers
+(16x16, both orders). Then searches READ_OVERHEAD, SEGMENT_OVERHEAD and BURST_OVERHEAD for the
+smallest maximum relative cycle error, and writes everything to docs/results/perf-model-fit.json.
+The constants in host/perf.py are the ones this prints.
+
+    .venv/bin/python scripts/fit_perf_model.py
+"""
+
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "gateware_tests"))
+
+import host.perf as perf  # noqa: E402
+from host.bench import bench_layers, fit_buffers  # noqa: E402
+from host.digits import DEFAULT_MODEL, load_split  # noqa: E402
+from host.files import atomic_write  # noqa: E402
+from host.image import pack_image  # noqa: E402
+from host.nn import load_model  # noqa: E402
+from host.quant import QLayer, QNetwork, quantize, quantize_input  # noqa: E402
+from host.sysrun import run_system  # noqa: E402
+from hw.config import SenseConfig  # noqa: E402
+from test_system import CONFIG, NETWORKS, quantized, random_network  # noqa: E402
+
+
+def cases():
+    """(name, config, image, inputs) of every calibration run."""
+    rng = np.random.default_rng(5)
+    out = []
+    net = load_model(DEFAULT_MODEL)
+    xtr, _, xte, _ = load_split()
+    qnet = quantize(net, xtr[:200], group=CONFIG.group)
+    out.append(("digits", CONFIG, pack_image(qnet, CONFIG), quantize_input(qnet, xte[:2])))
+    for name, (shape, specs) in NETWORKS.items():
+        qnet, x = quantized(random_network(rng, shape, specs, name), rng, CONFIG, n=1)
+        for order in ("weight", "ifm"):
+            out.append((f"{name}-{order}", CONFIG, pack_image(qnet, CONFIG, order=order), x))
+    layers = bench_layers(4, 7)
+    big = fit_buffers(SenseConfig(rows=16, cols=16, group=4), layers)
+    for layer in layers[1:]:      # the two 3x3 layers differ only in their input's zeros
+        q = QLayer("conv", layer.name, layer.w, layer.bias, layer.mult, layer.shift,
+                   layer.stride, layer.pad, layer.relu)
+        qnet = QNetwork(tuple(layer.x.shape), [q], 1.0, [], 4, layer.name)
+        for order in ("weight", "ifm"):
+            out.append((f"{layer.name}-{order}", big, pack_image(qnet, big, order=order),
+                        layer.x[None]))
+    return out
+
+
+def main():
+    runs = []
+    all_cases = cases()
+    for config in {c[1] for c in all_cases}:
+        chosen = [c for c in all_cases if c[1] == config]
+        steps = [{"op": "run", "image": img, "x": x, "name": name} for name, _, img, x in chosen]
+        res = run_system(config, steps, name="fit-perf", mem_size=1 << 23)
+        for (name, cfg, img, x), step in zip(chosen, res["steps"]):
+            for xi, run in zip(x, step["runs"]):
+                runs.append((name, cfg, img, xi, run["cycles"]))
+    best = None
+    for r, s, b in itertools.product(range(2, 7), range(0, 7), range(0, 5)):
+        perf.READ_OVERHEAD, perf.SEGMENT_OVERHEAD, perf.BURST_OVERHEAD = r, s, b
+        errors = [(perf.accelerator_estimate(img, xi, cfg)["cycles"] - c) / c
+                  for _, cfg, img, xi, c in runs]
+        worst = max(map(abs, errors))
+        if best is None or worst < best[0]:
+            best = (worst, (r, s, b), errors)
+    worst, (r, s, b), errors = best
+    report = {"READ_OVERHEAD": r, "SEGMENT_OVERHEAD": s, "BURST_OVERHEAD": b,
+              "max_error": worst,
+              "runs": [{"name": n, "rtl_cycles": c, "error": e}
+                       for (n, _, _, _, c), e in zip(runs, errors)]}
+    atomic_write(ROOT / "docs/results/perf-model-fit.json", json.dumps(report, indent=2) + "\n")
+    print(f"READ_OVERHEAD = {r}, SEGMENT_OVERHEAD = {s}, BURST_OVERHEAD = {b}: "
+          f"max error {worst:.2%} over {len(runs)} runs")
+
+
+if __name__ == "__main__":
+    main()
