@@ -143,12 +143,14 @@ def useful_macs(layer: ConvLayer, config: SenseConfig) -> int:
 
 # -- the whole accelerator (hw/accelerator.py) -------------------------------------------------
 
+# The three overheads below are fitted to the RTL by scripts/fit_perf_model.py (simulated DRAM,
+# cocotbext-axi's AxiRam, answering at once); docs/results/perf-model-fit.json has the errors.
 #: Cycles of a DMA read from the command to the sequencer's next state, beyond one per beat
-#: (command, AR, the DRAM's latency, the last beat); measured on the simulated DRAM (AxiRam).
+#: (command, AR, the DRAM's latency, the last beat).
 READ_OVERHEAD = 6
-#: Cycles per output segment beyond one per beat (command, AW, B response, next command).
+#: Cycles per output write command beyond one per beat (command, AW, next command).
 SEGMENT_OVERHEAD = 3
-#: Cycles per extra burst of a multi-burst write (AW and B of the next burst).
+#: Cycles per extra burst of a multi-burst write (the next AW; 0: it overlaps the last W).
 BURST_OVERHEAD = 0
 #: Sequencer states per layer that move no data (descriptor checks, start, end).
 LAYER_STATES = 7
