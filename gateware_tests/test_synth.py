@@ -1,0 +1,31 @@
+"""Resource counts from Yosys (hw.synth) are present and sane for the small configuration."""
+
+import pytest
+
+from hw.config import SenseConfig
+from hw.synth import ZU9EG, synthesize
+
+SMALL = SenseConfig.preset("small")
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return synthesize("grid", SMALL)
+
+
+def test_grid_has_one_dsp_per_pe(grid):
+    total = grid["total"]
+    assert total["dsp"] == SMALL.pes            # every PE's multiply-accumulate in a DSP48E2
+    assert grid["per_pe"]["dsp"] == 1
+    assert total["lut"] > 0 and total["ff"] > SMALL.pes * 32   # at least the accumulators
+    assert 0 < grid["fraction_of_zu9eg"]["lut"] < 0.01
+    pes = {name: res for name, res in grid["blocks"].items() if name.startswith("pe_")}
+    assert len(pes) == SMALL.pes and all(res["dsp"] == 1 for res in pes.values())
+
+
+def test_sparse_pe_costs_more_luts_than_dense_and_same_dsp():
+    sparse = synthesize("pe", SMALL)["total"]
+    dense = synthesize("pe", SMALL.replace(sparse=False))["total"]
+    assert sparse["dsp"] == dense["dsp"] == 1
+    assert sparse["lut"] > dense["lut"]          # the M:1 operand select
+    assert ZU9EG["dsp"] == 2520

