@@ -43,8 +43,8 @@ def main(argv=None):
                         f"{t['ff']:,} ({f['ff']:.1%}) | {t['bram36']:g} ({f['bram36']:.1%}) | "
                         f"{t['dsp']:,} ({f['dsp']:.1%}) | {r['per_pe']['lut']:.0f} | "
                         f"{ratio:.2f} |")
-    print(f"| configuration | core | LUT (of ZU9EG) | FF | BRAM36 | DSP48E2 | LUT per PE | "
-          f"LUT vs dense |")
+    print("| configuration | core | LUT (of ZU9EG) | FF | BRAM36 | DSP48E2 | LUT per PE | "
+          "LUT vs dense |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(rows))
 
