@@ -1,0 +1,1 @@
+"""Board platforms for Sense (Amaranth platform classes with cited pins)."""
