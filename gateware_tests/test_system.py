@@ -88,18 +88,26 @@ def check_run(step, qnet, x, image, config):
         step.setdefault("model_errors", []).append(error)
 
 
-def test_default_model_and_networks_both_orders():
-    """The bundled digits model and three built networks, in both tile orders, bit-exact."""
+def network_cases(digits=4, n=3):
+    """(name, network, int8 inputs, order): the digits model on `digits` test images (compiler's
+    orders) and each built network on `n` random inputs in both orders. Also the calibration
+    set of scripts/fit_perf_model.py."""
     rng = np.random.default_rng(5)
     cases = []
     net = load_model(DEFAULT_MODEL)
     xtr, _, xte, _ = load_split()
     qnet = quantize(net, xtr[:200], group=CONFIG.group)
-    cases.append(("digits", qnet, quantize_input(qnet, xte[:4]), "auto"))
-    for i, (name, (shape, specs)) in enumerate(NETWORKS.items()):
-        qnet, x = quantized(random_network(rng, shape, specs, name), rng, CONFIG)
+    cases.append(("digits", qnet, quantize_input(qnet, xte[:digits]), "auto"))
+    for name, (shape, specs) in NETWORKS.items():
+        qnet, x = quantized(random_network(rng, shape, specs, name), rng, CONFIG, n=n)
         for order in ("weight", "ifm"):
             cases.append((f"{name}-{order}", qnet, x, order))
+    return cases
+
+
+def test_default_model_and_networks_both_orders():
+    """The bundled digits model and three built networks, in both tile orders, bit-exact."""
+    cases = network_cases()
     steps, images = [], {}
     for name, qnet, x, order in cases:
         images[name] = pack_image(qnet, CONFIG, order=order)

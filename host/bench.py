@@ -18,7 +18,8 @@ from .corerun import layer_for_input, run_core
 from .perf import core_cycles, useful_macs
 from .sparse import pad_channels
 
-__all__ = ["relu_activations", "bench_layers", "fit_buffers", "bench_core", "bench_accel"]
+__all__ = ["relu_activations", "bench_layers", "fit_buffers", "bench_core", "bench_accel",
+           "one_layer_network"]
 
 
 def relu_activations(rng, c, h, w, dead=0.1) -> np.ndarray:
@@ -163,6 +164,15 @@ def bench_pack(config: SenseConfig, seed: int = 0) -> dict:
             "image_bytes": image_bytes, "config": config.to_dict()}
 
 
+def one_layer_network(layer: ConvLayer, group: int):
+    """A ConvLayer as a one-layer quantized network (input scale 1), for the memory image."""
+    from .quant import QLayer, QNetwork
+
+    q = QLayer("conv", layer.name, layer.w, layer.bias, layer.mult, layer.shift, layer.stride,
+               layer.pad, layer.relu)
+    return QNetwork(tuple(layer.x.shape), [q], 1.0, [], group, layer.name)
+
+
 def bench_accel(config: SenseConfig, *, seed: int = 7, order: str = "auto",
                 log=sys.stderr) -> dict:
     """The bench layers as one-layer networks on the whole accelerator (DMA, descriptor walk,
@@ -170,17 +180,13 @@ def bench_accel(config: SenseConfig, *, seed: int = 7, order: str = "auto",
     the DMA included, and the core alone (host.perf, exact) for comparison."""
     from .image import describe, pack_image
     from .perf import accelerator_estimate
-    from .quant import QLayer, QNetwork
     from .sysrun import run_system
 
     layers = bench_layers(config.group, seed)
     cfg = fit_buffers(config.replace(sparse=True), layers)
     steps, images = [], []
     for layer in layers:
-        q = QLayer("conv", layer.name, layer.w, layer.bias, layer.mult, layer.shift,
-                   layer.stride, layer.pad, layer.relu)
-        qnet = QNetwork(tuple(layer.x.shape), [q], 1.0, [], cfg.group, layer.name)
-        images.append(pack_image(qnet, cfg, order=order))
+        images.append(pack_image(one_layer_network(layer, cfg.group), cfg, order=order))
         steps.append({"op": "run", "image": images[-1], "x": layer.x[None], "name": layer.name})
     print(f"bench accel: {cfg.rows}x{cfg.cols} grid, M={cfg.group}; building and simulating the "
           f"accelerator (first build of a configuration takes minutes)", file=log, flush=True)

@@ -25,6 +25,8 @@ fill and drain.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from hw.config import SenseConfig
@@ -180,7 +182,7 @@ def layer_estimate(d: dict, layer: ConvLayer, config: SenseConfig) -> dict:
     m = config.group
     beat = 16
     ifm_stationary = bool(d["flags"] & FLAG_IFM_STATIONARY)
-    layer.ifm_stationary = ifm_stationary
+    layer = dataclasses.replace(layer, ifm_stationary=ifm_stationary)
     k = d["out_channels"]
     kpad = -(-k // m) * m
     ifm_bytes = d["in_h"] * d["in_w"] * d["in_groups"] * m

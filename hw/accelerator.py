@@ -441,6 +441,16 @@ class Accelerator(wiring.Component):
                 m.d.sync += count.eq(nbeats)
                 m.next = next_state
 
+        def capture(target, next_state):
+            """Shift the four beats of a 64-byte record in, then latch it into `target`."""
+            m.d.comb += rd_data.ready.eq(1)
+            with m.If(beat_in):
+                m.d.sync += [record.eq(Cat(record[DATA_BITS:], rd_data.payload)),
+                             beats.eq(beats + 1)]
+            with m.If(beats == 4):
+                m.d.sync += target.eq(record[:len(target.as_value())])
+                m.next = next_state
+
         with m.FSM(name="sequencer"):
             with m.State("IDLE"):
                 with m.If(regs.start):
@@ -460,13 +470,7 @@ class Accelerator(wiring.Component):
                     read(image_base, 64, 4, "HEADER")
                     m.d.sync += beats.eq(0)
             with m.State("HEADER"):
-                m.d.comb += rd_data.ready.eq(1)
-                with m.If(beat_in):
-                    m.d.sync += [record.eq(Cat(record[DATA_BITS:], rd_data.payload)),
-                                 beats.eq(beats + 1)]
-                with m.If(beats == 4):
-                    m.d.sync += hdr.eq(record[:image_header_layout().size])
-                    m.next = "HEADER_CHECK"
+                capture(hdr, "HEADER_CHECK")
             with m.State("HEADER_CHECK"):
                 hw_ok = Cat(
                     hdr.rows == cfg.rows, hdr.cols == cfg.cols, hdr.group == cfg.group,
@@ -490,13 +494,7 @@ class Accelerator(wiring.Component):
                     read(desc_addr, 64, 4, "DESC_DATA")
                     m.d.sync += beats.eq(0)
             with m.State("DESC_DATA"):
-                m.d.comb += rd_data.ready.eq(1)
-                with m.If(beat_in):
-                    m.d.sync += [record.eq(Cat(record[DATA_BITS:], rd_data.payload)),
-                                 beats.eq(beats + 1)]
-                with m.If(beats == 4):
-                    m.d.sync += D.eq(record)
-                    m.next = "CHECK_A"
+                capture(D, "CHECK_A")
             with m.State("CHECK_A"):
                 m.d.sync += [
                     gk.eq((D.out_channels + M - 1) >> lg_m),

@@ -14,42 +14,27 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "gateware_tests"))
 
 import host.perf as perf  # noqa: E402
-from host.bench import bench_layers, fit_buffers  # noqa: E402
-from host.digits import DEFAULT_MODEL, load_split  # noqa: E402
+from host.bench import bench_layers, fit_buffers, one_layer_network  # noqa: E402
 from host.files import atomic_write  # noqa: E402
 from host.image import pack_image  # noqa: E402
-from host.nn import load_model  # noqa: E402
-from host.quant import QLayer, QNetwork, quantize, quantize_input  # noqa: E402
 from host.sysrun import run_system  # noqa: E402
 from hw.config import SenseConfig  # noqa: E402
-from test_system import CONFIG, NETWORKS, quantized, random_network  # noqa: E402
+from test_system import CONFIG, network_cases  # noqa: E402
 
 
 def cases():
     """(name, config, image, inputs) of every calibration run."""
-    rng = np.random.default_rng(5)
-    out = []
-    net = load_model(DEFAULT_MODEL)
-    xtr, _, xte, _ = load_split()
-    qnet = quantize(net, xtr[:200], group=CONFIG.group)
-    out.append(("digits", CONFIG, pack_image(qnet, CONFIG), quantize_input(qnet, xte[:2])))
-    for name, (shape, specs) in NETWORKS.items():
-        qnet, x = quantized(random_network(rng, shape, specs, name), rng, CONFIG, n=1)
-        for order in ("weight", "ifm"):
-            out.append((f"{name}-{order}", CONFIG, pack_image(qnet, CONFIG, order=order), x))
+    out = [(name, CONFIG, pack_image(qnet, CONFIG, order=order), x)
+           for name, qnet, x, order in network_cases(digits=2, n=1)]
     layers = bench_layers(4, 7)
     big = fit_buffers(SenseConfig(rows=16, cols=16, group=4), layers)
     for layer in layers[1:]:      # the two 3x3 layers differ only in their input's zeros
-        q = QLayer("conv", layer.name, layer.w, layer.bias, layer.mult, layer.shift,
-                   layer.stride, layer.pad, layer.relu)
-        qnet = QNetwork(tuple(layer.x.shape), [q], 1.0, [], 4, layer.name)
+        qnet = one_layer_network(layer, big.group)
         for order in ("weight", "ifm"):
             out.append((f"{layer.name}-{order}", big, pack_image(qnet, big, order=order),
                         layer.x[None]))
