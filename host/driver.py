@@ -30,8 +30,8 @@ from hw.registers import COUNTERS, MAGIC, ErrorCode, register
 from .buffers import from_activation, to_activation
 from .image import ImageError, layer_table, read_header
 
-__all__ = ["Accelerator", "AcceleratorError", "DevMemBackend", "config_from_id", "run_sync",
-           "ACT_ALIGN"]
+__all__ = ["Accelerator", "AcceleratorError", "DevMemBackend", "MemoryBackend", "config_from_id",
+           "run_sync", "ACT_ALIGN"]
 
 #: The activation region starts on a 4 KiB boundary of the buffer (bursts split there, so the
 #: performance model can place them).
@@ -209,6 +209,41 @@ class Accelerator:
 def run_sync(coro):
     """Run a driver coroutine to completion on a synchronous backend (the board)."""
     return asyncio.run(coro)
+
+
+class MemoryBackend:
+    """No hardware: the ID registers of `config`, the other registers in a dict, DRAM in a
+    bytearray, and every register write recorded in order (`writes`). With it the driver's own
+    load sequence becomes data: the self-test system (`hw.selftest`) replays the recorded writes
+    on the real register block, and the memory is its block RAM's initial contents."""
+
+    time_unit = "cycles"
+    default_timeout = 100
+
+    def __init__(self, config: SenseConfig, mem_size: int, mem_base: int = 0):
+        from hw.registers import id_values
+
+        self.regs = {_reg(k): v for k, v in id_values(config).items()}
+        self.mem = bytearray(mem_size)
+        self.mem_base, self.mem_size = mem_base, mem_size
+        self.writes: list[tuple[int, int]] = []
+
+    async def read32(self, offset: int) -> int:
+        return self.regs.get(offset, 0)
+
+    async def write32(self, offset: int, value: int) -> None:
+        self.regs[offset] = value
+        self.writes.append((offset, value))
+
+    async def write_mem(self, offset: int, data: bytes) -> None:
+        self.mem[offset:offset + len(data)] = data
+
+    async def read_mem(self, offset: int, length: int) -> bytes:
+        return bytes(self.mem[offset:offset + length])
+
+    async def poll(self, offset: int, done, timeout):
+        value = await self.read32(offset)
+        return value if done(value) else None
 
 
 class DevMemBackend:

@@ -119,24 +119,34 @@ def _hw_digest() -> str:
 
 
 def build(block: str, config: SenseConfig, *, sim: str | None = None,
-          waves: bool | None = None) -> SimBuild:
-    """Elaborate `block` for `config` and build its simulation model, once per configuration."""
+          waves: bool | None = None, component=None, tag: str = "") -> SimBuild:
+    """Elaborate `block` for `config` and build its simulation model, once per configuration.
+
+    A design that is not one of `hw.generate.BLOCKS` (a board system with memory contents, for
+    example) is passed as `component`, named by `block`; `tag` must then name everything about
+    it that the configuration does not (it goes into the cache key)."""
     sim = sim or simulator()
     waves = _waves() if waves is None else waves
     _prepare_tools(sim)
     top = generate.toplevel_name(block)
-    key = f"{block}-{config.key()}-{sim}{'-waves' if waves else ''}"
+    key = f"{block}-{config.key()}{'-' + tag if tag else ''}-{sim}{'-waves' if waves else ''}"
     build_dir = build_root() / "sim" / key
     result = SimBuild(block, config, sim, top, build_dir, build_dir / f"{top}.v", waves)
     stamp_text = json.dumps({"hw": _hw_digest(), "config": config.to_dict(), "sim": sim,
-                             "waves": waves, "waivers": VERILATOR_WAIVERS}, sort_keys=True)
+                             "waves": waves, "waivers": VERILATOR_WAIVERS, "tag": tag},
+                            sort_keys=True)
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(build_dir) + ".lock"):
         stamp = build_dir / "stamp.json"
         if stamp.exists() and stamp.read_text() == stamp_text:
             return result
         stamp.unlink(missing_ok=True)
-        atomic_write(result.verilog, generate.verilog(block, config))
+        if component is None:
+            atomic_write(result.verilog, generate.verilog(block, config))
+        else:
+            from amaranth.back import verilog as back
+
+            atomic_write(result.verilog, back.convert(component, name=top, emit_src=False))
         from cocotb_tools.runner import get_runner
 
         runner = get_runner(sim)

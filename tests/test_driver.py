@@ -6,42 +6,25 @@ import asyncio
 import numpy as np
 import pytest
 
-from host.driver import Accelerator, AcceleratorError, config_from_id
+from host.driver import Accelerator, AcceleratorError, MemoryBackend, config_from_id
 from host.image import pack_image
 from host.quant import QLayer, QNetwork
 from hw.config import PRESETS, SenseConfig
 from hw.registers import id_values, register
 
 
-class MemoryBackend:
-    """Registers in a dict (ID registers from a configuration), DRAM in a bytearray."""
-
-    time_unit = "cycles"
-    default_timeout = 100
+class FakeDram(MemoryBackend):
+    """host.driver's MemoryBackend at a non-zero DRAM address, optionally flipping a bit of
+    every write to memory (a broken buffer)."""
 
     def __init__(self, config, mem_size=1 << 16, corrupt=False):
-        self.regs = {register(k).offset: v for k, v in id_values(config).items()}
-        self.mem = bytearray(mem_size)
-        self.mem_base, self.mem_size = 0x8000_0000, mem_size
+        super().__init__(config, mem_size, mem_base=0x8000_0000)
         self.corrupt = corrupt
 
-    async def read32(self, offset):
-        return self.regs.get(offset, 0)
-
-    async def write32(self, offset, value):
-        self.regs[offset] = value
-
     async def write_mem(self, offset, data):
-        self.mem[offset:offset + len(data)] = data
+        await super().write_mem(offset, data)
         if self.corrupt:
             self.mem[offset + len(data) // 2] ^= 1
-
-    async def read_mem(self, offset, length):
-        return bytes(self.mem[offset:offset + length])
-
-    async def poll(self, offset, done, timeout):
-        value = await self.read32(offset)
-        return value if done(value) else None
 
 
 def tiny_image(config):
@@ -68,7 +51,7 @@ def test_wrong_magic_is_refused():
 
 def test_load_sets_bases_and_window_to_the_buffer():
     config = SenseConfig()
-    backend = MemoryBackend(config)
+    backend = FakeDram(config)
     acc = Accelerator(backend)
     image = tiny_image(config)
     asyncio.run(acc.load(image))
@@ -86,18 +69,18 @@ def test_load_refuses_other_hardware_corrupt_images_and_small_buffers():
     config = SenseConfig()
     image = tiny_image(config)
     with pytest.raises(AcceleratorError, match="packed for other hardware: rows 4 .image. vs 8"):
-        asyncio.run(Accelerator(MemoryBackend(config.replace(rows=8))).load(image))
+        asyncio.run(Accelerator(FakeDram(config.replace(rows=8))).load(image))
     with pytest.raises(AcceleratorError, match="truncated"):
-        asyncio.run(Accelerator(MemoryBackend(config)).load(image[:-1]))
+        asyncio.run(Accelerator(FakeDram(config)).load(image[:-1]))
     with pytest.raises(AcceleratorError, match="need .* bytes of DRAM"):
-        asyncio.run(Accelerator(MemoryBackend(config, mem_size=256)).load(image))
+        asyncio.run(Accelerator(FakeDram(config, mem_size=256)).load(image))
     with pytest.raises(AcceleratorError, match="read back from DRAM"):
-        asyncio.run(Accelerator(MemoryBackend(config, corrupt=True)).load(image))
+        asyncio.run(Accelerator(FakeDram(config, corrupt=True)).load(image))
 
 
 def test_run_needs_an_image_and_the_right_input():
     config = SenseConfig()
-    acc = Accelerator(MemoryBackend(config))
+    acc = Accelerator(FakeDram(config))
     with pytest.raises(AcceleratorError, match="no image loaded"):
         asyncio.run(acc.run_one(np.zeros((4, 2, 2), np.int8), 10))
     asyncio.run(acc.load(tiny_image(config)))
@@ -107,7 +90,7 @@ def test_run_needs_an_image_and_the_right_input():
 
 def test_a_run_that_never_ends_times_out():
     config = SenseConfig()
-    backend = MemoryBackend(config)
+    backend = FakeDram(config)
     acc = Accelerator(backend)
     asyncio.run(acc.load(tiny_image(config)))
     backend.regs[register("STATUS").offset] = 1          # busy forever
