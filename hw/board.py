@@ -196,7 +196,9 @@ class Ulx3sTop(Elaboratable):
         clk25 = io.Buffer("i", platform.request("clk25", dir="-"))
         m.submodules.clk25 = clk25
         locked = Signal()
+        clk = Signal()
         m.domains.sync = ClockDomain("sync")
+        m.d.comb += ClockSignal("sync").eq(clk)
         m.submodules.pll = Instance(
             "EHXPLLL",
             a_FREQUENCY_PIN_CLKI="25", a_FREQUENCY_PIN_CLKOP=f"{pll['out_mhz']:g}",
@@ -207,11 +209,11 @@ class Ulx3sTop(Elaboratable):
             p_CLKI_DIV=pll["CLKI_DIV"], p_CLKOP_DIV=pll["CLKOP_DIV"],
             p_CLKOP_CPHASE=pll["CLKOP_CPHASE"], p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
             p_CLKFB_DIV=pll["CLKFB_DIV"],
-            i_RST=0, i_STDBY=0, i_CLKI=clk25.i, i_CLKFB=ClockSignal("sync"),
+            i_RST=0, i_STDBY=0, i_CLKI=clk25.i, i_CLKFB=clk,
             i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
             i_PLLWAKESYNC=0, i_ENCLKOP=0,
-            o_CLKOP=ClockSignal("sync"), o_LOCK=locked)
-        platform.add_clock_constraint(ClockSignal("sync"), pll["out_mhz"] * 1e6)
+            o_CLKOP=clk, o_LOCK=locked)
+        platform.add_clock_constraint(clk, pll["out_mhz"] * 1e6)
         m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
 
         m.submodules.selftest = st = self.selftest

@@ -7,7 +7,7 @@ def test_presets():
     small, board = SenseConfig.preset("small"), SenseConfig.preset("zcu102")
     assert (small.rows, small.cols, small.group) == (4, 4, 4)
     assert board.pes == 1024 and board.peak_gops == pytest.approx(409.6)
-    assert set(PRESETS) == {"small", "zcu102"}
+    assert set(PRESETS) == {"small", "ulx3s", "zcu102"}
 
 
 def test_unknown_preset_names_choices():

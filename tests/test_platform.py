@@ -34,3 +34,89 @@ def test_vivado_tree_has_part_clock_and_pins():
     assert "LOC AM13 " in xdc                                    # CPU reset, the default reset
     assert "LVCMOS33" in xdc
     assert "module blinky" in files["blinky.v"]
+
+
+# -- sense build ---------------------------------------------------------------------------------
+
+import json  # noqa: E402
+import re  # noqa: E402
+
+import pytest  # noqa: E402
+
+from host.build import write_tree, zcu102_files  # noqa: E402
+from hw.board import PS_BLOCK, ZCU102_REGS_BASE, ecp5_pll  # noqa: E402
+from hw.config import SenseConfig  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def zcu102_tree():
+    return zcu102_files(SenseConfig.preset("small").replace(clock_mhz=200))
+
+
+def test_zcu102_tree_has_the_ps_block_design_and_a_readme(zcu102_tree):
+    files = zcu102_tree
+    tcl, ps = files["sense_zcu102.tcl"], files[f"{PS_BLOCK}.tcl"]
+    assert "xczu9eg-ffvb1156-2-e" in tcl
+    # The block design is created after the sources are read and before synthesis.
+    assert tcl.index(f"source {PS_BLOCK}.tcl") < tcl.index("synth_design")
+    assert "write_hw_platform" in tcl and tcl.index("write_bitstream") < tcl.index(
+        "write_hw_platform")
+    assert "PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ {200}" in ps
+    assert "M_AXI_HPM0_FPD" in ps and "S_AXI_HP0_FPD" in ps and "pl_ps_irq0" in ps
+    assert f"-offset 0x{ZCU102_REGS_BASE:08X}" in ps
+    readme = files["README.md"]
+    assert "licence" in readme and "sh build_sense_zcu102.sh" in readme
+    assert json.loads(files["sense_config.json"])["rows"] == 4
+
+
+def test_zcu102_top_instantiates_exactly_the_block_design_ports(zcu102_tree):
+    verilog, ps = zcu102_tree["sense_zcu102.v"], zcu102_tree[f"{PS_BLOCK}.tcl"]
+    inst = re.search(rf"\n\s*{PS_BLOCK} \w+ \((.*?)\);", verilog, re.S)
+    assert inst, "no instance of the PS block design"
+    ports = set(re.findall(r"\.(\w+)\(", inst.group(1)))
+    made = set(re.findall(r"create_bd_port -dir \w+(?: -from \d+ -to \d+)? -type \w+ (\w+)", ps))
+    interfaces = set(re.findall(r"create_bd_intf_port -mode \w+ -vlnv \S+ (\w+)", ps))
+    assert made == {"pl_clk0", "pl_resetn0", "pl_ps_irq0"} and interfaces == {"M_AXI_REGS",
+                                                                              "S_AXI_DMA"}
+    for port in ports:
+        assert port in made or port.rsplit("_", 1)[0] in interfaces, port
+    for channel in ("aw", "w", "b", "ar", "r"):                 # every handshake is wired
+        for bus in interfaces:
+            assert f"{bus}_{channel}valid" in ports and f"{bus}_{channel}ready" in ports
+    assert made <= ports
+
+
+def test_zcu102_leds_are_on_the_board_pins(zcu102_tree):
+    xdc = zcu102_tree["sense_zcu102.xdc"]
+    for pin in LEDS[:4]:
+        assert f"LOC {pin} " in xdc
+
+
+def test_write_tree_replaces_a_directory_whole(tmp_path):
+    out = tmp_path / "tree"
+    write_tree({"a.txt": "one", "sub/b.bin": b"\x00"}, out)
+    write_tree({"c.txt": "two"}, out)
+    assert sorted(p.name for p in out.rglob("*")) == ["c.txt"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("mhz", [50, 75, 100, 125, 200])
+def test_ecp5_pll_settings(mhz):
+    pll = ecp5_pll(25, mhz)
+    assert pll["out_mhz"] == pytest.approx(mhz)
+    assert pll["out_mhz"] == 25 * pll["CLKFB_DIV"] / pll["CLKI_DIV"]
+    assert 400 <= pll["out_mhz"] * pll["CLKOP_DIV"] <= 800
+
+
+def test_ulx3s_tree_has_pll_clock_constraint_and_leds(tmp_path):
+    from host.cli import main
+
+    assert main(["build", "--board", "ulx3s", "--tree-only", "-o", str(tmp_path / "u")]) == 0
+    lpf = (tmp_path / "u" / "sense_ulx3s.lpf").read_text()
+    assert "FREQUENCY NET" in lpf and "100000000" in lpf.replace(".0", "")
+    for pin in "B2 C2 C1 D2 D1 E2 E1 H3".split():
+        assert f'"{pin}"' in lpf
+    script = (tmp_path / "u" / "build_sense_ulx3s.sh").read_text()
+    assert "--85k" in script and "--report sense_ulx3s_report.json" in script
+    il = (tmp_path / "u" / "sense_ulx3s.il").read_text()
+    assert "EHXPLLL" in il and "CLKFB_DIV" in il
