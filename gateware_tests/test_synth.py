@@ -29,3 +29,13 @@ def test_sparse_pe_costs_more_luts_than_dense_and_same_dsp():
     assert sparse["dsp"] == dense["dsp"] == 1
     assert sparse["lut"] > dense["lut"]          # the M:1 operand select
     assert ZU9EG["dsp"] == 2520
+
+
+def test_grid_report_stands_in_for_the_grid(grid):
+    """The core with its grid a black box plus the grid's own report equals the whole core."""
+    whole = synthesize("core", SMALL)
+    split = synthesize("core", SMALL, grid_report=grid)
+    assert split["total"] == whole["total"]
+    assert split["blocks"] == whole["blocks"]
+    with pytest.raises(ValueError, match="not of the grid block"):
+        synthesize("core", SMALL.replace(rows=2), grid_report=grid)

@@ -114,20 +114,23 @@ set_property -dict [list \\
     CONFIG.PSU__FPGA_PL0_ENABLE {{1}} CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ {{{mhz}}} \\
     CONFIG.PSU__USE__IRQ0 {{1}}] $ps
 
-# Ports of the block design (the Sense top instantiates {PS_BLOCK} with exactly these).
+# Ports of the block design (the Sense top instantiates {PS_BLOCK} with exactly these). The PS
+# makes PL clock 0 from its PLLs, so its actual frequency may differ slightly from {mhz} MHz:
+# every port takes the PS pin's value.
+set freq [get_property CONFIG.FREQ_HZ [get_bd_pins $ps/pl_clk0]]
 set clk [create_bd_port -dir O -type clk pl_clk0]
-set_property CONFIG.FREQ_HZ {{{mhz * 1_000_000}}} $clk
+set_property CONFIG.FREQ_HZ $freq $clk
 set rstn [create_bd_port -dir O -type rst pl_resetn0]
 set irq [create_bd_port -dir I -from 0 -to 0 -type intr pl_ps_irq0]
 set regs [create_bd_intf_port -mode Master -vlnv xilinx.com:interface:aximm_rtl:1.0 M_AXI_REGS]
 set_property -dict [list CONFIG.PROTOCOL {{AXI4LITE}} CONFIG.DATA_WIDTH {{32}} \\
-    CONFIG.ADDR_WIDTH {{{PS_REGS_ADDR_BITS}}} CONFIG.FREQ_HZ {{{mhz * 1_000_000}}}] $regs
+    CONFIG.ADDR_WIDTH {{{PS_REGS_ADDR_BITS}}} CONFIG.FREQ_HZ $freq] $regs
 set dma [create_bd_intf_port -mode Slave -vlnv xilinx.com:interface:aximm_rtl:1.0 S_AXI_DMA]
 set_property -dict [list CONFIG.PROTOCOL {{AXI4}} CONFIG.DATA_WIDTH {{{DATA_BITS}}} \\
     CONFIG.ADDR_WIDTH {{{ADDR_BITS}}} CONFIG.ID_WIDTH {{{ID_BITS}}} CONFIG.HAS_REGION {{0}} \\
     CONFIG.HAS_QOS {{1}} CONFIG.HAS_LOCK {{1}} CONFIG.HAS_CACHE {{1}} CONFIG.HAS_PROT {{1}} \\
     CONFIG.ARUSER_WIDTH {{0}} CONFIG.AWUSER_WIDTH {{0}} CONFIG.RUSER_WIDTH {{0}} \\
-    CONFIG.WUSER_WIDTH {{0}} CONFIG.BUSER_WIDTH {{0}} CONFIG.FREQ_HZ {{{mhz * 1_000_000}}}] $dma
+    CONFIG.WUSER_WIDTH {{0}} CONFIG.BUSER_WIDTH {{0}} CONFIG.FREQ_HZ $freq] $dma
 set_property CONFIG.ASSOCIATED_BUSIF {{M_AXI_REGS:S_AXI_DMA}} $clk
 set_property CONFIG.ASSOCIATED_RESET {{pl_resetn0}} $clk
 

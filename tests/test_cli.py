@@ -47,7 +47,7 @@ def test_elaborate_writes_verilog_that_verilator_lints(tmp_path, args, top):
 @pytest.mark.parametrize("args,message", [
     (["--group", "3"], "group (M) must be one of 2, 4, 8, 16, not 3"),
     (["--rows", "0"], "rows must be an integer from 1 to 64, not 0"),
-    (["--config", "huge"], "config must be one of small, zcu102, not 'huge'"),
+    (["--config", "huge"], "config must be one of small, ulx3s, zcu102, not 'huge'"),
 ])
 def test_elaborate_bad_config_exits_nonzero_and_writes_nothing(tmp_path, args, message):
     out = tmp_path / "x.v"

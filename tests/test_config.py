@@ -11,7 +11,7 @@ def test_presets():
 
 
 def test_unknown_preset_names_choices():
-    with pytest.raises(ConfigError, match="config must be one of small, zcu102, not 'big'"):
+    with pytest.raises(ConfigError, match="config must be one of small, ulx3s, zcu102, not 'big'"):
         SenseConfig.preset("big")
 
 
