@@ -151,13 +151,15 @@ def useful_macs(layer: ConvLayer, config: SenseConfig) -> int:
 #: (command, AR, the DRAM's latency, the last beat).
 READ_OVERHEAD = 6
 #: Cycles per output write command beyond one per beat (command, AW, next command).
-SEGMENT_OVERHEAD = 3
+SEGMENT_OVERHEAD = 4
 #: Cycles per extra burst of a multi-burst write (the next AW; 0: it overlaps the last W).
 BURST_OVERHEAD = 0
-#: Sequencer states per layer that move no data (descriptor checks, start, end).
-LAYER_STATES = 7
-#: Start of a run: start, base check, header check.
-RUN_STATES = 3
+#: Sequencer states per layer that move no data (descriptor address, window verdicts, checks,
+#: start, end).
+LAYER_STATES = 10
+#: Start of a run: start, base check (two states: the window verdict is registered), header
+#: check.
+RUN_STATES = 4
 
 
 def _bursts(addr: int, beats: int) -> int:

@@ -33,7 +33,7 @@ from amaranth.lib.wiring import Out
 from .config import FORMAT_VERSION, SenseConfig
 from .core import Core
 from .decoders import WEIGHT_INDEX_BITS, weight_addr_bits
-from .dma import ADDR_BITS, BEAT_BYTES, DATA_BITS, Dma, axi_signature, window_check
+from .dma import ADDR_BITS, BEAT_BYTES, DATA_BITS, Dma, axi_signature, window_check, window_end
 from .layouts import (DIM_BITS, FLAG_IFM_STATIONARY, FLAG_POOL, FLAG_RELU, KIND_CONV, KIND_FC,
                       image_header_layout, layer_descriptor_layout, param_layout, record_bytes,
                       weight_word_layout)
@@ -136,17 +136,22 @@ class Accelerator(wiring.Component):
         ifm_bytes = Signal(48)
         out_bytes = Signal(48)
 
-        def ranged(name, base, offset, length):
-            return window_check(m, base + offset, length, regs.window_base, regs.window_size,
-                                name)
-
-        ok_w = ranged("weights", image_base, D.weight_offset, D.weight_size)[2]
-        ok_p = ranged("params", image_base, D.param_offset, D.param_size)[2]
-        ok_i = ranged("input", act_base, D.in_offset, ifm_bytes)[2]
-        ok_o = ranged("output", act_base, D.out_offset, out_bytes)[2]
-        ok_h = ranged("header", image_base, 0, 64)[2]
-        desc_addr = image_base + hdr.table_offset + (layer << 6)
-        ok_d = window_check(m, desc_addr, 64, regs.window_base, regs.window_size, "desc")[2]
+        # Window checks: every range's start address is a register (set a state before it is
+        # checked) and every verdict is registered before a state acts on it, so no carry chain
+        # follows another in one cycle.
+        win_end = window_end(m, regs.window_base, regs.window_size)
+        starts = {name: Signal(ADDR_BITS + 1, name=f"{name}_start")
+                  for name in ("weights", "params", "input", "output", "desc")}
+        lengths = {"weights": D.weight_size, "params": D.param_size, "input": ifm_bytes,
+                   "output": out_bytes, "desc": 64, "header": 64}
+        starts["header"] = image_base
+        verdict = {name: Signal(name=f"{name}_ok") for name in lengths}
+        for name, length in lengths.items():
+            m.d.sync += verdict[name].eq(
+                window_check(m, starts[name], length, regs.window_base, win_end, name)[2])
+        ok_w, ok_p, ok_i, ok_o = (verdict[n] for n in ("weights", "params", "input", "output"))
+        ok_h, ok_d = verdict["header"], verdict["desc"]
+        desc_addr = starts["desc"]
 
         in_span_h = D.in_h + 2 * D.pad
         in_span_w = D.in_w + 2 * D.pad
@@ -274,7 +279,7 @@ class Accelerator(wiring.Component):
         with m.FSM(name="writer"):
             with m.State("IDLE"):
                 with m.If(slot_full.bit_select(rd_slot, 1)):
-                    base = act_base + D.out_offset + info.tile * (cfg.cols * kpad)
+                    base = starts["output"] + info.tile * (cfg.cols * kpad)
                     with m.If(whole):
                         m.d.sync += [seg_addr.eq(base), seg_len.eq(info.count * kpad),
                                      seg_keep.eq(D.out_channels)]
@@ -461,7 +466,9 @@ class Accelerator(wiring.Component):
                         *(t.eq(0) for t in totals.values()),
                     ]
                     m.next = "BASES"
-            with m.State("BASES"):
+            with m.State("BASES"):                  # the header's window verdict settles
+                m.next = "BASES_CHECK"
+            with m.State("BASES_CHECK"):
                 with m.If((image_base[:6] != 0) | (act_base[:6] != 0)):
                     fail(ErrorCode.MISALIGNED)
                 with m.Elif(~ok_h):
@@ -487,7 +494,12 @@ class Accelerator(wiring.Component):
                     fail(ErrorCode.BAD_DESCRIPTOR)
                 with m.Else():
                     m.next = "DESC"
-            with m.State("DESC"):
+            with m.State("DESC"):                   # the descriptor's address
+                m.d.sync += desc_addr.eq(image_base + hdr.table_offset + (layer << 6))
+                m.next = "DESC_WAIT"
+            with m.State("DESC_WAIT"):              # its window verdict
+                m.next = "DESC_CHECK"
+            with m.State("DESC_CHECK"):
                 with m.If(~ok_d):
                     fail(ErrorCode.OUT_OF_WINDOW)
                 with m.Else():
@@ -514,9 +526,15 @@ class Accelerator(wiring.Component):
                 m.d.sync += [
                     w_words.eq(D.k_tiles * groups * slots),
                     ifm_bytes.eq(ifm_words << lg_m), out_bytes.eq(out_words << lg_m),
+                    starts["weights"].eq(image_base + D.weight_offset),
+                    starts["params"].eq(image_base + D.param_offset),
+                    starts["input"].eq(act_base + D.in_offset),
+                    starts["output"].eq(act_base + D.out_offset),
                 ]
                 m.next = "CHECK_D"
-            with m.State("CHECK_D"):
+            with m.State("CHECK_D"):                # the window verdicts of the four ranges
+                m.next = "CHECK_E"
+            with m.State("CHECK_E"):
                 with m.If(~consistent):
                     fail(ErrorCode.BAD_DESCRIPTOR)
                 with m.Elif(~fits):
@@ -526,7 +544,7 @@ class Accelerator(wiring.Component):
                 with m.Else():
                     m.next = "PARAMS"
             with m.State("PARAMS"):
-                read(image_base + D.param_offset, D.param_size, D.out_channels, "PARAMS_DATA")
+                read(starts["params"], D.param_size, D.out_channels, "PARAMS_DATA")
                 m.d.sync += par_addr.eq(0)
             with m.State("PARAMS_DATA"):
                 m.d.comb += [rd_data.ready.eq(1), core.par_wr_en.eq(beat_in)]
@@ -535,7 +553,7 @@ class Accelerator(wiring.Component):
                 with m.If(count == 0):
                     m.next = "INPUT"
             with m.State("INPUT"):
-                read(act_base + D.in_offset, ifm_bytes, (ifm_bytes + 15) >> 4, "LOAD")
+                read(starts["input"], ifm_bytes, (ifm_bytes + 15) >> 4, "LOAD")
                 m.d.sync += [line_addr.eq(0), pool_after_load.eq(0)]
             with m.State("LOAD"):
                 m.d.comb += [rd_data.ready.eq(1), core.ifm_wr_en.eq(beat_in)]
@@ -561,7 +579,7 @@ class Accelerator(wiring.Component):
                 m.d.sync += [w_n.eq(0), w_beat.eq(0),
                              whole.eq((((D.flags & FLAG_IFM_STATIONARY) != 0) | (D.k_tiles == 1))
                                       & (kpad[:4] == 0) & ((kpad >> 4) <= slot_lines))]
-                read(image_base + D.weight_offset, D.weight_size, D.weight_size >> 4, "RUN")
+                read(starts["weights"], D.weight_size, D.weight_size >> 4, "RUN")
             with m.State("RUN"):
                 m.d.comb += [w_loading.eq(1),
                              rd_data.ready.eq(~word_last_beat | w_room),
@@ -581,7 +599,7 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.next = "LAYER_END"
             with m.State("POOL_LOAD"):
-                read(act_base + D.out_offset, out_bytes, (out_bytes + 15) >> 4, "LOAD")
+                read(starts["output"], out_bytes, (out_bytes + 15) >> 4, "LOAD")
                 m.d.sync += [line_addr.eq(0), pool_after_load.eq(1)]
             with m.State("POOL_SIZE"):
                 # Pooled size by counting windows: floor((n + 2 pad - kernel) / stride) + 1.
@@ -594,7 +612,7 @@ class Accelerator(wiring.Component):
                     m.next = "POOL_CMD"
             with m.State("POOL_CMD"):
                 m.d.comb += [wr_cmd.valid.eq(1),
-                             wr_cmd.payload.addr.eq(act_base + D.out_offset),
+                             wr_cmd.payload.addr.eq(starts["output"]),
                              wr_cmd.payload.length.eq(pool_words << lg_m)]
                 with m.If(wr_cmd.ready):
                     m.d.sync += [p_run.eq(1), p_y.eq(0), p_x.eq(0), p_cg.eq(0), p_wy.eq(0),

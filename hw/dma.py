@@ -15,7 +15,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["Dma", "DmaReader", "DmaWriter", "dma_command_layout", "axi_read_signature",
-           "axi_write_signature", "axi_signature", "window_check", "ADDR_BITS", "DATA_BITS", "BEAT_BYTES", "MAX_BURST"]
+           "axi_write_signature", "axi_signature", "window_check", "window_end", "ADDR_BITS",
+           "DATA_BITS", "BEAT_BYTES", "MAX_BURST"]
 
 ADDR_BITS = 48       # the ZCU102's HP ports take 49-bit addresses; DDR4 sits well below 2**48
 DATA_BITS = 128
@@ -57,17 +58,26 @@ def axi_signature() -> wiring.Signature:
     return wiring.Signature(members)
 
 
-def window_check(m, addr, length, window_base, window_size, name="range"):
+def window_end(m, window_base, window_size):
+    """window_base + window_size, registered: the window's end for `window_check` (one cycle
+    behind a register write, long before any run can start)."""
+    end = Signal(66, name="window_end")
+    m.d.sync += end.eq(window_base + window_size)
+    return end
+
+
+def window_check(m, addr, length, window_base, window_end, name="range"):
     """(first beat address, end address, in window) of the byte range [addr, addr + length)
     widened to whole beats: the one window rule, used by both engines and by the controller that
-    checks a layer's ranges before issuing anything (combinational)."""
+    checks a layer's ranges before issuing anything (combinational; `window_end` from
+    `window_end()`)."""
     first = Signal(ADDR_BITS + 1, name=f"{name}_first")
     end = Signal(ADDR_BITS + 2, name=f"{name}_end")
     ok = Signal(name=f"{name}_in_window")
     m.d.comb += [
         first.eq(addr & ~(BEAT_BYTES - 1)),
         end.eq((addr + length + BEAT_BYTES - 1) & ~(BEAT_BYTES - 1)),
-        ok.eq((length != 0) & (first >= window_base) & (end <= window_base + window_size)),
+        ok.eq((length != 0) & (first >= window_base) & (end <= window_end)),
     ]
     return first, end, ok
 
@@ -76,9 +86,22 @@ class _Planner:
     """Shared command checking and burst splitting for both engines (elaborated inline)."""
 
     @staticmethod
-    def plan(m, cmd, window_base, window_size):
-        """Widened beat range of `cmd` and whether it lies in the window (combinational)."""
-        return window_check(m, cmd.addr, cmd.length, window_base, window_size, "cmd")
+    def accept(m, cmd, window_base, window_size):
+        """The command register in front of an engine: `cmd` is taken into it whenever it is
+        empty (so nothing combinational reaches the engine from outside); returns (valid,
+        take, first, end, ok): the engine asserts `take` to consume the held command, whose
+        widened beat range and window check are (first, end, ok)."""
+        held = Signal(dma_command_layout(), name="cmd_held")
+        valid = Signal(name="cmd_held_valid")
+        take = Signal(name="cmd_take")
+        m.d.comb += cmd.ready.eq(~valid)
+        with m.If(cmd.valid & ~valid):
+            m.d.sync += [held.eq(cmd.payload), valid.eq(1)]
+        with m.If(take):
+            m.d.sync += valid.eq(0)
+        first, end, ok = window_check(m, held.addr, held.length, window_base,
+                                      window_end(m, window_base, window_size), "cmd")
+        return valid, take, held, first, end, ok
 
     @staticmethod
     def burst_beats(addr, remaining):
@@ -112,7 +135,8 @@ class DmaReader(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         axi = self.axi
-        first, end, ok = _Planner.plan(m, self.cmd.payload, self.window_base, self.window_size)
+        valid, take, _, first, end, ok = _Planner.accept(m, self.cmd, self.window_base,
+                                                         self.window_size)
 
         addr = Signal(ADDR_BITS + 1)
         remaining = Signal(LENGTH_BITS)          # beats not yet requested
@@ -120,8 +144,8 @@ class DmaReader(wiring.Component):
         in_flight = Signal(range(self._outstanding + 1))
         m.d.comb += [axi.arsize.eq(4), axi.arburst.eq(1)]  # 16-byte beats, INCR
 
-        m.d.comb += self.cmd.ready.eq(~active)
-        with m.If(self.cmd.valid & ~active):
+        m.d.comb += take.eq(valid & ~active)
+        with m.If(take):
             with m.If(ok):
                 m.d.sync += [active.eq(1), addr.eq(first), remaining.eq((end - first) >> 4)]
             with m.Else():
@@ -147,7 +171,7 @@ class DmaReader(wiring.Component):
                 m.d.sync += self.error.eq(1)
         with m.If(self.clear):
             m.d.sync += self.error.eq(0)
-        m.d.comb += self.busy.eq(active | (in_flight != 0))
+        m.d.comb += self.busy.eq(valid | active | (in_flight != 0))
         return m
 
 
@@ -178,7 +202,8 @@ class DmaWriter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         axi = self.axi
-        first, end, ok = _Planner.plan(m, self.cmd.payload, self.window_base, self.window_size)
+        valid, take, held, first, end, ok = _Planner.accept(m, self.cmd, self.window_base,
+                                                            self.window_size)
 
         addr = Signal(ADDR_BITS + 1)
         remaining = Signal(LENGTH_BITS)          # beats not yet written
@@ -191,12 +216,11 @@ class DmaWriter(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += [self.cmd.ready.eq(1), idle.eq(1)]
-                with m.If(self.cmd.valid):
+                m.d.comb += [take.eq(valid), idle.eq(~valid)]
+                with m.If(valid):
                     with m.If(ok):
                         m.d.sync += [addr.eq(first), remaining.eq((end - first) >> 4),
-                                     lo.eq(self.cmd.payload.addr),
-                                     hi.eq(self.cmd.payload.addr + self.cmd.payload.length)]
+                                     lo.eq(held.addr), hi.eq(held.addr + held.length)]
                         m.next = "AW"
                     with m.Else():
                         m.d.sync += self.error.eq(1)
