@@ -460,7 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"which block (default: {LARGEST_BLOCK})")
     p.add_argument("--grid-report", metavar="FILE",
                    help="a `--block grid` JSON report of the same configuration: keep the grid "
-                        "a black box and add its counts (the same totals, much faster)")
+                        "a black box and add its counts (much faster; LUTs within a few percent, "
+                        "the rest the same)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
     p.set_defaults(func=cmd_synth)
 
