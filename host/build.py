@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import numpy as np
 from hw.config import SenseConfig
 
 from .buffers import to_activation
-from .driver import Accelerator, MemoryBackend, run_sync
+from .driver import Accelerator, MemoryBackend, buffer_layout, run_sync
 
 __all__ = ["BOARDS", "selftest_system", "zcu102_files", "ulx3s_files", "write_tree", "run_ulx3s",
            "BuildError"]
@@ -51,27 +50,30 @@ def selftest_system(config: SenseConfig, image: bytes, x: np.ndarray, expected: 
     model's int8 output, (K, OH, OW)) where the driver would read the output from."""
     from hw.selftest import SelfTest
 
-    size = 1 << 30
-    backend = MemoryBackend(config, size)
+    from .image import ImageError, read_header
+
+    try:
+        _, need = buffer_layout(image, read_header(image, config))
+    except ImageError as e:
+        raise BuildError(f"image refused: {e}") from None
+    need += -need % 16
+    backend = MemoryBackend(config, need)
     acc = Accelerator(backend)
     acc.config = config
+    x_bytes = to_activation(np.asarray(x, np.int8), config)
 
     async def load():
         await acc.load(image)
-        await backend.write_mem(acc.act_offset + acc.layers[0]["in_offset"],
-                                to_activation(np.asarray(x, np.int8), config))
+        await backend.write_mem(acc.act_offset + acc.layers[0]["in_offset"], x_bytes)
         await acc.start()
 
     run_sync(load())
     in_offset = acc.act_offset + acc.layers[0]["in_offset"]
-    x_bytes = to_activation(np.asarray(x, np.int8), config)
-    need = acc.act_offset + acc.header["act_size"]
-    need += -need % 16
     expected = np.asarray(expected, np.int8)
     out = to_activation(expected, config)
     real = to_activation(np.ones(expected.shape, np.int8), config)  # 0 in padding channels
     offset = acc.act_offset + acc.layers[-1]["out_offset"]
-    return SelfTest(config, memory=bytes(backend.mem[:need]), mem_size=need,
+    return SelfTest(config, memory=bytes(backend.mem), mem_size=need,
                     writes=backend.writes, check_offset=offset, expected=out,
                     mask=bytes(0xFF if b else 0 for b in real), input_offset=in_offset,
                     input_bytes=x_bytes)
@@ -219,16 +221,9 @@ def run_ulx3s(outdir, log=sys.stderr) -> dict:
             "clocks": clocks, "utilization": used,
             "bitstream": str(bitstream) if bitstream.exists() else None,
             "bitstream_bytes": bitstream.stat().st_size if bitstream.exists() else 0,
+            "fmax_mhz": min((c["achieved_mhz"] for c in clocks.values()), default=None),
             "timing_met": all(c["achieved_mhz"] >= c["target_mhz"] for c in clocks.values())
             if clocks else False}
-
-
-def sync_clock(report: dict) -> dict | None:
-    """The accelerator clock's entry in a `run_ulx3s` report (nextpnr names it after the net)."""
-    for name, clock in report["clocks"].items():
-        if re.search(r"sync|clkop", name, re.I):
-            return clock
-    return next(iter(report["clocks"].values()), None)
 
 
 def bundled_selftest(config: SenseConfig, model=None, index: int = 0):
@@ -244,6 +239,8 @@ def bundled_selftest(config: SenseConfig, model=None, index: int = 0):
                               pruned=False, order="auto")
     qnet, image, _, _ = prepare_model(args, config)
     x_test = load_split()[2]
+    if not 0 <= index < len(x_test):
+        raise BuildError(f"--index must be from 0 to {len(x_test) - 1}, not {index}")
     xq = quantize_input(qnet, x_test[index:index + 1])
     want = run_int(qnet, xq, return_all=True)[-1][0]          # (K, OH, OW)
     return selftest_system(config, image, xq[0], want)

@@ -281,8 +281,8 @@ def cmd_synth(args) -> int:
 def cmd_build(args) -> int:
     import json
 
-    from host.build import (bundled_selftest, run_ulx3s, sync_clock, ulx3s_files, write_tree,
-                            zcu102_files)
+    from host.build import bundled_selftest, run_ulx3s, ulx3s_files, write_tree, zcu102_files
+    from host.files import atomic_write
 
     args.config = args.config or args.board
     config = config_from_args(args)
@@ -304,10 +304,8 @@ def cmd_build(args) -> int:
         return 0
     report = run_ulx3s(tree)
     report["config"] = config.to_dict()
-    clock = sync_clock(report)
-    report["fmax_mhz"] = clock["achieved_mhz"] if clock else None
     _emit_report(report, args.json)
-    (tree / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write(tree / "report.json", json.dumps(report, indent=2) + "\n")
     if not report["timing_met"]:
         print(f"sense build: error: timing not met: {report['clocks']} (the bitstream is "
               f"written but may not work; lower --clock)", file=sys.stderr)

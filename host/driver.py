@@ -31,11 +31,19 @@ from .buffers import from_activation, to_activation
 from .image import ImageError, layer_table, read_header
 
 __all__ = ["Accelerator", "AcceleratorError", "DevMemBackend", "MemoryBackend", "config_from_id",
-           "run_sync", "ACT_ALIGN"]
+           "run_sync", "buffer_layout", "ACT_ALIGN"]
 
 #: The activation region starts on a 4 KiB boundary of the buffer (bursts split there, so the
 #: performance model can place them).
 ACT_ALIGN = 4096
+
+
+def buffer_layout(image: bytes, header: dict) -> tuple[int, int]:
+    """Where the driver puts things in its DRAM buffer: (offset of the activation region, bytes
+    the buffer needs). The image sits at the start; the activations follow on an ACT_ALIGN
+    boundary."""
+    act_offset = -(-len(image) // ACT_ALIGN) * ACT_ALIGN
+    return act_offset, act_offset + header["act_size"]
 
 
 class AcceleratorError(RuntimeError):
@@ -106,8 +114,7 @@ class Accelerator:
             header, layers = layer_table(image, config)
         except ImageError as e:
             raise AcceleratorError(f"image refused: {e}") from None
-        self.act_offset = -(-len(image) // ACT_ALIGN) * ACT_ALIGN
-        need = self.act_offset + header["act_size"]
+        self.act_offset, need = buffer_layout(image, header)
         if need > self.backend.mem_size:
             raise AcceleratorError(f"the image and its activations need {need} bytes of DRAM, "
                                    f"the buffer has {self.backend.mem_size}")

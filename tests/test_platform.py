@@ -1,9 +1,17 @@
-"""The ZCU102 platform produces a Vivado build tree with the board's pins (no Vivado needed)."""
+"""The ZCU102 platform produces a Vivado build tree with the board's pins (no Vivado needed);
+`sense build` writes the board trees."""
 
+import json
+import re
+
+import pytest
 from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib import io
 
 from constraints.zcu102 import BUTTONS, LEDS, SWITCHES, ZCU102Platform
+from host.build import write_tree, zcu102_files
+from hw.board import PS_BLOCK, ZCU102_REGS_BASE, ecp5_pll
+from hw.config import SenseConfig
 
 
 class Blinky(Elaboratable):
@@ -37,15 +45,6 @@ def test_vivado_tree_has_part_clock_and_pins():
 
 
 # -- sense build ---------------------------------------------------------------------------------
-
-import json  # noqa: E402
-import re  # noqa: E402
-
-import pytest  # noqa: E402
-
-from host.build import write_tree, zcu102_files  # noqa: E402
-from hw.board import PS_BLOCK, ZCU102_REGS_BASE, ecp5_pll  # noqa: E402
-from hw.config import SenseConfig  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +120,12 @@ def test_ulx3s_tree_has_pll_clock_constraint_and_leds(tmp_path):
     assert "--85k" in script and "--report sense_ulx3s_report.json" in script
     il = (tmp_path / "u" / "sense_ulx3s.il").read_text()
     assert "EHXPLLL" in il and "CLKFB_DIV" in il
+
+
+def test_ulx3s_build_refuses_a_test_image_that_does_not_exist(tmp_path, capsys):
+    from host.cli import main
+
+    assert main(["build", "--board", "ulx3s", "--tree-only", "--index", "100000",
+                 "-o", str(tmp_path / "u")]) == 1
+    assert "--index must be from 0 to" in capsys.readouterr().err
+    assert not (tmp_path / "u").exists()
