@@ -26,7 +26,7 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/sense --version
-	$(BIN)/sense pack models/digits.onnx -o build/demo/digits.img
+	$(BIN)/sense pack host/models/digits.onnx -o build/demo/digits.img
 	$(BIN)/sense inspect build/demo/digits.img
 	$(BIN)/sense elaborate --config small -o build/demo/sense_small.v --lint
 	$(BIN)/sense build --board zcu102 -o build/demo/zcu102

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from host.corerun import random_layer, run_core
+from host.bench import random_layer
 from host.perf import core_cycles
 from hw.config import SenseConfig
+from sim.corerun import run_core
 
 CONFIGS = {
     "1x1-M2": SenseConfig(rows=1, cols=1, group=2),

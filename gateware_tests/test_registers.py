@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from hw import sim
 from hw.config import SenseConfig
-from hw.registers import register_map, registers_markdown
+from hw.soc.registers import register_map, registers_markdown
+from sim import harness
 
 HERE = Path(__file__).parent
 
@@ -14,8 +14,8 @@ HERE = Path(__file__).parent
 @pytest.mark.parametrize("config", [SenseConfig.preset("small"), SenseConfig.preset("zcu102")],
                          ids=["small", "zcu102"])
 def test_registers(config):
-    build = sim.build("registers", config)
-    sim.run(build, "registers_bench", module_dir=HERE, name=f"registers-{config.key()}")
+    build = harness.build("registers", config)
+    harness.run(build, "sim.benches.registers_bench", name=f"registers-{config.key()}")
 
 
 def test_docs_registers_md_is_generated_from_the_map():

@@ -5,20 +5,20 @@ passes; with a wrong expected output it fails; a wrong image ends in the acceler
 import json
 
 import pytest
+from host.selftest import bundled_selftest
 
-from host.build import bundled_selftest
-from hw import sim
 from hw.config import SenseConfig
-from hw.registers import ErrorCode, register
-from hw.selftest import SelfTest
+from hw.soc.registers import ErrorCode, register
+from hw.soc.selftest import SelfTest
+from sim import harness
 
 CONFIG = SenseConfig.preset("small")
 
 
 def run_selftest(st, name, tmp_path):
-    build = sim.build("selftest", st.config, component=st, tag=st.key())
+    build = harness.build("selftest", st.config, component=st, tag=st.key())
     results = tmp_path / "results.json"
-    sim.run(build, "hw.tb.selftest_bench", name=name, env={"SENSE_RESULTS": str(results)})
+    harness.run(build, "sim.benches.selftest_bench", name=name, env={"SENSE_RESULTS": str(results)})
     return json.loads(results.read_text())["runs"]
 
 

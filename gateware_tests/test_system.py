@@ -17,8 +17,8 @@ from host.image import DESCRIPTOR_BYTES, HEADER_BYTES, pack_image
 from host.nn import Layer, Network, load_model
 from host.perf import accelerator_estimate
 from host.quant import quantize, quantize_input, run_int
-from host.sysrun import run_system
 from hw.config import SenseConfig
+from sim.sysrun import run_system
 
 CONFIG = SenseConfig.preset("small")
 # The weight buffer of this one holds 1,024 words: the ring test streams more than that.
@@ -223,7 +223,7 @@ def test_sense_sim_command(tmp_path, capsys):
     """`sense sim` end to end on the bundled model: exit 0, every image bit-exact, a report."""
     import json
 
-    from host.cli import main
+    from sense.cli import main
 
     report = tmp_path / "sim.json"
     assert main(["sim", "--images", "3", "--json", str(report)]) == 0

@@ -1,25 +1,18 @@
-"""`sense bench core`: the sparse core against the dense baseline of the same grid, in RTL.
-
-Every figure comes from the RTL simulation (cycles, counters, bit-exactness) except the PE
-utilisation's numerator, useful MACs, which host.perf.useful_macs counts from the layer.
-"""
+"""Benchmark workloads (the bench layers, random sparse layers, ResNet-50's shapes) and
+`sense bench pack`, the host packer's throughput. The RTL benches that run these workloads are in
+`sim.bench`."""
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
+from host import golden
+from host.buffers import ConvLayer, weight_slots
+from host.sparse import pad_channels, prune_balanced
 from hw.config import SenseConfig
 
-from . import golden
-from .buffers import ConvLayer, weight_slots
-from .corerun import layer_for_input, run_core
-from .perf import core_cycles, useful_macs
-from .sparse import pad_channels
-
-__all__ = ["relu_activations", "bench_layers", "fit_buffers", "bench_core", "bench_accel",
-           "one_layer_network"]
+__all__ = ["relu_activations", "bench_layers", "fit_buffers", "one_layer_network",
+           "layer_for_input", "random_layer", "resnet50_shapes", "bench_pack"]
 
 
 def relu_activations(rng, c, h, w, dead=0.1) -> np.ndarray:
@@ -70,45 +63,6 @@ def fit_buffers(config: SenseConfig, layers) -> SenseConfig:
     return config.replace(ifm_kib=ifm_kib, weight_kib=weight_kib)
 
 
-def bench_core(config: SenseConfig, *, seed: int = 7, log=sys.stderr) -> dict:
-    """Run the bench layers on the sparse core and on its dense baseline; return the report."""
-    sparse_cfg = fit_buffers(config.replace(sparse=True), bench_layers(config.group, seed))
-    dense_cfg = sparse_cfg.replace(sparse=False)
-    layers = bench_layers(config.group, seed)
-    print(f"bench core: {sparse_cfg.rows}x{sparse_cfg.cols} grid, M={sparse_cfg.group}; building "
-          f"and simulating the sparse core (first build of a configuration takes minutes)",
-          file=log, flush=True)
-    sparse = run_core(sparse_cfg, layers, name="bench-sparse")
-    print("bench core: sparse done; now the dense baseline", file=log, flush=True)
-    dense = run_core(dense_cfg, layers, name="bench-dense")
-    report = []
-    for layer, s, d in zip(layers, sparse["layers"], dense["layers"]):
-        model = core_cycles(layer, sparse_cfg)
-        groups = s["groups_issued"] + s["groups_skipped"]
-        k, c, r, _ = layer.w.shape
-        report.append({
-            "layer": layer.name,
-            "shape": {"in_channels": c, "out_channels": k, "in_hw": list(layer.x.shape[1:]),
-                      "kernel": r, "stride": layer.stride, "pad": layer.pad},
-            "ifm_zero_fraction": float((layer.x == 0).mean()),
-            "cycles_sparse": s["cycles"],
-            "cycles_dense": d["cycles"],
-            "cycles_model_sparse": model["cycles"],
-            "cycles_model_dense": core_cycles(layer, dense_cfg)["cycles"],
-            "speedup": d["cycles"] / s["cycles"],
-            "pe_utilization": useful_macs(layer, sparse_cfg) / (sparse_cfg.pes * s["cycles"]),
-            "pe_utilization_dense": useful_macs(layer, dense_cfg) / (dense_cfg.pes * d["cycles"]),
-            "groups_skipped_fraction": s["groups_skipped"] / groups if groups else 0.0,
-            "groups_skipped_fraction_dense": (d["groups_skipped"]
-                                              / max(1, d["groups_issued"] + d["groups_skipped"])),
-            "bit_exact": bool(s["bit_exact"] and d["bit_exact"]),
-            "sim_cycles_per_second": s["cycles"] / s["run_seconds"],
-            "sim_cycles_per_second_dense": d["cycles"] / d["run_seconds"],
-        })
-    return {"bench": "core", "config": sparse_cfg.to_dict(), "dense_config": dense_cfg.to_dict(),
-            "seed": seed, "layers": report}
-
-
 def resnet50_shapes():
     """(name, (K, C, R, S), input (C, H, W), stride, pad) of every ResNet-50 layer (25.5 M
     weights), the FC as a 1x1 convolution over the pooled 1x1 map."""
@@ -131,15 +85,45 @@ def resnet50_shapes():
     return layers
 
 
+def layer_for_input(rng, group: int, x: np.ndarray, *, k: int, r: int, stride: int = 1,
+                    pad: int = 0, relu: bool = True, bias_range: int = 5000,
+                    name: str = "layer") -> ConvLayer:
+    """A quantized layer on input `x` (C, H, W) with random balanced-sparse (M=`group`) weights,
+    random bias, and requantization scales chosen so that outputs use the whole int8 range."""
+    c = x.shape[0]
+    wt = rng.integers(-128, 128, size=(k, c, r, r)).astype(np.int8)
+    # Prune with the channels padded to a multiple of M, then drop the padding: groups keep at
+    # most M/2 nonzero weights, which is all the pattern asks of the real channels.
+    wt = prune_balanced(pad_channels(wt, group, axis=1), group)[0][:, :c]
+    bias = rng.integers(-bias_range, bias_range, size=k).astype(np.int32)
+    acc = golden.add_bias(golden.conv2d(x[None], wt, stride=stride, padding=pad), bias)
+    spread = np.maximum(np.abs(acc).max(axis=(0, 2, 3)), 1).astype(np.float64)
+    mult, shift = golden.scale_to_mult_shift(110.0 / spread)
+    return ConvLayer(x=x, w=wt, bias=bias, mult=mult, shift=shift, stride=stride, pad=pad,
+                     relu=relu, name=name)
+
+
+def random_layer(rng, config: SenseConfig, *, c: int, k: int, h: int, w: int, r: int = 3,
+                 stride: int = 1, pad: int = 0, zero_density: float = 0.5,
+                 dead_channels: float = 0.0, relu: bool = True, name: str = "layer") -> ConvLayer:
+    """A random layer for M of `config`: uniform int8 input with a fraction `zero_density` of
+    zeros (independently) and a fraction `dead_channels` of channels zero everywhere."""
+    x = rng.integers(-128, 128, size=(c, h, w)).astype(np.int8)
+    x[rng.random(x.shape) < zero_density] = 0
+    x[rng.random(c) < dead_channels] = 0
+    return layer_for_input(rng, config.group, x, k=k, r=r, stride=stride, pad=pad, relu=relu,
+                           name=name)
+
+
 def bench_pack(config: SenseConfig, seed: int = 0) -> dict:
     """Time balanced pruning plus packing (weight slots, weight words, parameters, descriptor,
     header, CRC) of random int8 weights with ResNet-50's shapes, one single-layer image per layer
     (ResNet-50 is not a chain). Throughput is counted in MB of dense int8 weights."""
     import time
 
-    from .image import pack_image
-    from .quant import QLayer, QNetwork
-    from .sparse import prune_balanced
+    from host.image import pack_image
+    from host.quant import QLayer, QNetwork
+    from host.sparse import prune_balanced
 
     rng = np.random.default_rng(seed)
     shapes = resnet50_shapes()
@@ -166,50 +150,8 @@ def bench_pack(config: SenseConfig, seed: int = 0) -> dict:
 
 def one_layer_network(layer: ConvLayer, group: int):
     """A ConvLayer as a one-layer quantized network (input scale 1), for the memory image."""
-    from .quant import QLayer, QNetwork
+    from host.quant import QLayer, QNetwork
 
     q = QLayer("conv", layer.name, layer.w, layer.bias, layer.mult, layer.shift, layer.stride,
                layer.pad, layer.relu)
     return QNetwork(tuple(layer.x.shape), [q], 1.0, [], group, layer.name)
-
-
-def bench_accel(config: SenseConfig, *, seed: int = 7, order: str = "auto",
-                log=sys.stderr) -> dict:
-    """The bench layers as one-layer networks on the whole accelerator (DMA, descriptor walk,
-    weight streaming, output writer) in RTL: cycles from the RTL counters, PE utilisation with
-    the DMA included, and the core alone (host.perf, exact) for comparison."""
-    from .image import describe, pack_image
-    from .perf import accelerator_estimate
-    from .sysrun import run_system
-
-    layers = bench_layers(config.group, seed)
-    cfg = fit_buffers(config.replace(sparse=True), layers)
-    steps, images = [], []
-    for layer in layers:
-        images.append(pack_image(one_layer_network(layer, cfg.group), cfg, order=order))
-        steps.append({"op": "run", "image": images[-1], "x": layer.x[None], "name": layer.name})
-    print(f"bench accel: {cfg.rows}x{cfg.cols} grid, M={cfg.group}; building and simulating the "
-          f"accelerator (first build of a configuration takes minutes)", file=log, flush=True)
-    res = run_system(cfg, steps, name="bench-accel", mem_size=1 << 23)
-    report = []
-    for layer, image, step in zip(layers, images, res["steps"]):
-        run = step["runs"][0]
-        got = step["outputs"][0]
-        core = core_cycles(layer, cfg)
-        est = accelerator_estimate(image, layer.x, cfg)
-        report.append({
-            "layer": layer.name,
-            "order": describe(image, cfg)["layers"][0]["order"],
-            "cycles": run["cycles"],
-            "cycles_core_only": core["cycles"],
-            "cycles_model": est["cycles"],
-            "model_error": (est["cycles"] - run["cycles"]) / run["cycles"],
-            "pe_utilization": useful_macs(layer, cfg) / (cfg.pes * run["cycles"]),
-            "pe_utilization_core_only": useful_macs(layer, cfg) / (cfg.pes * core["cycles"]),
-            "dram_read_bytes": run["dram_read_bytes"],
-            "dram_write_bytes": run["dram_write_bytes"],
-            "groups_skipped": run["groups_skipped"],
-            "bit_exact": bool((got == layer.reference()).all()),
-        })
-    return {"bench": "accel", "config": cfg.to_dict(), "seed": seed, "order": order,
-            "layers": report}

@@ -16,12 +16,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from host import golden
+from host.sparse import (
+    check_balanced,
+    compress,
+    group_counts,
+    groups_of,
+    pad_channels,
+    ungroup,
+)
 from hw.config import SenseConfig
-from hw.layouts import (BEAT_BYTES, CHANNEL_BITS, DIM_BITS, KERNEL_BITS, layer_layout, pack,
-                        pack_array, param_layout, weight_word_layout)
-
-from . import golden
-from .sparse import check_balanced, compress, group_counts, groups_of, pad_channels, ungroup
+from hw.layouts import (
+    BEAT_BYTES,
+    CHANNEL_BITS,
+    DIM_BITS,
+    KERNEL_BITS,
+    layer_layout,
+    pack,
+    pack_array,
+    param_layout,
+    weight_word_layout,
+)
 
 __all__ = ["ConvLayer", "layer_limit_problem", "ifm_words", "weight_words", "param_words", "layer_fields",
            "assemble_output", "to_activation", "from_activation", "ifm_lines"]

@@ -20,9 +20,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from host.nn import Network, forward
 from hw.config import SenseConfig
-
-from .nn import Network, forward
 
 __all__ = ["zero_blocks", "cluster_channels", "group_zero_fraction", "permute_edge",
            "cluster_network"]

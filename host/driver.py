@@ -6,7 +6,7 @@
     acc.counters()                     # the performance counters of the last run
 
 A backend moves 32-bit register words and DRAM bytes; its methods are coroutines so that the
-same driver code runs inside a cocotb simulation (`hw.tb.system_bench.CocotbBackend`: AxiLiteMaster
+same driver code runs inside a cocotb simulation (`sim.benches.system_bench.CocotbBackend`: AxiLiteMaster
 as the CPU, AxiRam as DDR) and on the board (`DevMemBackend`: /dev/mem or UIO, synchronous
 underneath; `run_sync` drives it without an event loop of its own). The backend owns one
 physically contiguous DRAM buffer; the driver puts the image at its start and the activation
@@ -23,12 +23,11 @@ import zlib
 
 import numpy as np
 
+from host.buffers import from_activation, to_activation
+from host.image import ImageError, layer_table, read_header
 from hw.config import FORMAT_VERSION, SenseConfig
 from hw.layouts import FLAG_POOL
-from hw.registers import COUNTERS, MAGIC, ErrorCode, register
-
-from .buffers import from_activation, to_activation
-from .image import ImageError, layer_table, read_header
+from hw.soc.registers import COUNTERS, MAGIC, ErrorCode, register
 
 __all__ = ["Accelerator", "AcceleratorError", "DevMemBackend", "MemoryBackend", "config_from_id",
            "run_sync", "buffer_layout", "ACT_ALIGN"]
@@ -55,7 +54,7 @@ def _reg(name: str) -> int:
 
 
 def config_from_id(ids: dict, clock_mhz: int | None = None) -> SenseConfig:
-    """The SenseConfig the ID registers describe (see hw.registers.id_values)."""
+    """The SenseConfig the ID registers describe (see hw.soc.registers.id_values)."""
     if ids["ID_MAGIC"] != MAGIC:
         raise AcceleratorError(f"no Sense accelerator at this address: ID_MAGIC reads "
                                f"{ids['ID_MAGIC']:#010x}, expected {MAGIC:#010x}")
@@ -146,7 +145,7 @@ class Accelerator:
         last = self.layers[-1]
         if not last["flags"] & FLAG_POOL:
             return (last["out_channels"], last["out_h"], last["out_w"])
-        from . import golden
+        from host import golden
         pk, ps, pp = last["pool_kernel"], last["pool_stride"], last["pool_pad"]
         return (last["out_channels"], golden.output_size(last["out_h"], pk, ps, pp),
                 golden.output_size(last["out_w"], pk, ps, pp))
@@ -221,14 +220,14 @@ def run_sync(coro):
 class MemoryBackend:
     """No hardware: the ID registers of `config`, the other registers in a dict, DRAM in a
     bytearray, and every register write recorded in order (`writes`). With it the driver's own
-    load sequence becomes data: the self-test system (`hw.selftest`) replays the recorded writes
+    load sequence becomes data: the self-test system (`hw.soc.selftest`) replays the recorded writes
     on the real register block, and the memory is its block RAM's initial contents."""
 
     time_unit = "cycles"
     default_timeout = 100
 
     def __init__(self, config: SenseConfig, mem_size: int, mem_base: int = 0):
-        from hw.registers import id_values
+        from hw.soc.registers import id_values
 
         self.regs = {_reg(k): v for k, v in id_values(config).items()}
         self.mem = bytearray(mem_size)

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .nn import Network
+from host.nn import Network
 
 __all__ = ["finetune", "to_torch", "from_torch"]
 

@@ -17,19 +17,30 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from host import golden
+from host.buffers import layer_limit_problem, weight_records, weight_slots_of
+from host.quant import QLayer, QNetwork
+from host.sparse import ungroup
 from hw.config import FORMAT_VERSION, SenseConfig
-from hw.registers import MAGIC
-from hw.layouts import (BEAT_BYTES, BLOCK_ALIGN, FLAG_IFM_STATIONARY, FLAG_POOL, FLAG_RELU,
-                        KIND_CONV, KIND_FC, image_header_layout, layer_descriptor_layout,
-                        pack_array, param_entry_layout, record_bytes, unpack_array,
-                        weight_word_layout)
+from hw.layouts import (
+    BEAT_BYTES,
+    BLOCK_ALIGN,
+    FLAG_IFM_STATIONARY,
+    FLAG_POOL,
+    FLAG_RELU,
+    KIND_CONV,
+    KIND_FC,
+    image_header_layout,
+    layer_descriptor_layout,
+    pack_array,
+    param_entry_layout,
+    record_bytes,
+    unpack_array,
+    weight_word_layout,
+)
 from hw.layouts import pack as pack_record
 from hw.layouts import unpack as unpack_record
-
-from . import golden
-from .buffers import layer_limit_problem, weight_records, weight_slots_of
-from .quant import QLayer, QNetwork
-from .sparse import ungroup
+from hw.soc.registers import MAGIC
 
 __all__ = ["ImageError", "pack", "unpack", "pack_image", "unpack_image", "read_header",
            "describe", "plan_layer", "layer_table", "shapes_of", "conv_output_size", "MAGIC",
@@ -137,8 +148,8 @@ def plan_layer(in_shape, layer: QLayer, config: SenseConfig, out_shape) -> Layer
 
 def _model_cycles(in_shape, layer: QLayer, config: SenseConfig, out_hw, k_tiles, flags) -> int:
     """The performance model's cycles for a layer in one order, on an input without zeros."""
-    from .buffers import ConvLayer
-    from .perf import layer_estimate
+    from host.buffers import ConvLayer
+    from host.perf import layer_estimate
 
     c, h, w = in_shape
     k, _, r, s = layer.w.shape

@@ -29,13 +29,12 @@ import dataclasses
 
 import numpy as np
 
+from host import golden
+from host.buffers import ConvLayer
+from host.sparse import pad_channels
 from hw.config import SenseConfig
-from hw.accelerator import whole_tile_writes
 from hw.layouts import FLAG_IFM_STATIONARY, FLAG_POOL, record_bytes, weight_word_layout
-
-from . import golden
-from .buffers import ConvLayer
-from .sparse import pad_channels
+from hw.soc.accelerator import whole_tile_writes
 
 __all__ = ["skip_mask", "core_cycles", "useful_macs", "layer_estimate", "accelerator_estimate",
            "SETUP_CYCLES", "OUTPUT_STAGES"]
@@ -163,7 +162,7 @@ RUN_STATES = 4
 
 
 def _bursts(addr: int, beats: int) -> int:
-    """AXI bursts the DMA splits `beats` beats from beat-aligned `addr` into (hw.dma: at most 16
+    """AXI bursts the DMA splits `beats` beats from beat-aligned `addr` into (hw.soc.dma: at most 16
     beats, never across 4 KiB)."""
     n = 0
     addr -= addr % 16
@@ -240,8 +239,8 @@ def layer_estimate(d: dict, layer: ConvLayer, config: SenseConfig) -> dict:
 def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig) -> dict:
     """Cycles and DRAM bytes of one run of `image` on input `x` (C, H, W) int8: `layer_estimate`
     for every layer, on the activations the golden model computes, plus the run's start."""
-    from .image import layer_table, unpack_image
-    from .quant import run_int
+    from host.image import layer_table, unpack_image
+    from host.quant import run_int
 
     _, descs = layer_table(image, config)
     qnet = unpack_image(image, config)

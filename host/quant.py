@@ -19,9 +19,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import golden
-from .nn import Network, forward
-from .sparse import check_balanced, kept_mask, pad_channels, prune_balanced
+from host import golden
+from host.nn import Network, forward
+from host.sparse import check_balanced, kept_mask, pad_channels, prune_balanced
 
 __all__ = ["QLayer", "QNetwork", "quantize", "prune_network", "run_int", "quantize_input",
            "predict_int", "predict_float"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 
-from .accelerator import Accelerator
-from .config import SenseConfig
-from .core import Core
-from .dma import Dma
-from .grid import Grid
-from .pe import PE
-from .registers import Registers
+from hw.config import SenseConfig
+from hw.core.core import Core
+from hw.core.grid import Grid
+from hw.core.pe import PE
+from hw.soc.accelerator import Accelerator
+from hw.soc.dma import Dma
+from hw.soc.registers import Registers
 
 __all__ = ["BLOCKS", "LARGEST_BLOCK", "make_block", "verilog", "toplevel_name"]
 

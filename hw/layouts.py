@@ -10,7 +10,7 @@ from __future__ import annotations
 from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data
 
-from .config import SenseConfig
+from hw.config import SenseConfig
 
 __all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "ifm_line_layout", "weight_entry_layout",
            "weight_word_layout", "param_layout", "layer_layout", "acc_row_layout",

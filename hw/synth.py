@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .config import SenseConfig
-from .generate import toplevel_name, verilog
+from hw.config import SenseConfig
+from hw.generate import toplevel_name, verilog
 
 __all__ = ["synthesize", "resources_of", "ZU9EG", "SynthError", "yosys_command"]
 

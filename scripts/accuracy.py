@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Test accuracy of the bundled digits model: float, int8 dense, and int8 balanced-sparse at
 M = 4, 8, 16 without fine-tuning (pruned by magnitude from the dense model) and with it
-(models/digits-m{M}.onnx from scripts/train_digits.py, loaded in --pruned mode). Calibration on
+(host/models/digits-m{M}.onnx from scripts/train_digits.py, loaded in --pruned mode). Calibration on
 the training split. Writes JSON (default docs/results/accuracy.json) and prints it.
 
     .venv/bin/python scripts/accuracy.py [--json FILE]
@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from host.digits import MODELS, load_split  # noqa: E402
-from host.files import atomic_write  # noqa: E402
 from host.nn import load_model  # noqa: E402
 from host.quant import predict_float, predict_int, quantize  # noqa: E402
+from hw.files import atomic_write  # noqa: E402
 
 
 def main():

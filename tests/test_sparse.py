@@ -128,8 +128,8 @@ def test_assemble_output_errors():
 
 
 def test_unbalanced_layer_refused_before_simulation():
-    from host.corerun import run_core
     from host.sparse import SparsityError
+    from sim.corerun import run_core
 
     cfg = SenseConfig(rows=2, cols=2, group=4)
     w = np.ones((2, 4, 1, 1), np.int8)          # 4 of 4 nonzero: not 2:4

@@ -1,4 +1,4 @@
-"""Run memory images on the simulated accelerator (hw.tb.system_bench) from Python."""
+"""Run memory images on the simulated accelerator (sim.benches.system_bench) from Python."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from hw.config import SenseConfig
-
-from .files import atomic_write
+from hw.files import atomic_write
 
 __all__ = ["run_system", "DEFAULT_MEM"]
 
@@ -46,12 +45,12 @@ def _bar(path: Path, stop: threading.Event, stream) -> None:
 def run_system(config: SenseConfig, steps: list[dict], *, pause: float = 0.0,
                monitor: bool = False, seed: int = 1, mem_size: int = DEFAULT_MEM,
                timeout: int = 10_000_000, name: str = "system", progress: bool = False) -> dict:
-    """Build (once) and simulate the accelerator on `steps` (see hw.tb.system_bench). Step
+    """Build (once) and simulate the accelerator on `steps` (see sim.benches.system_bench). Step
     images and inputs may be given as bytes / arrays ("image", "x"); they are written to files
     here. Returns the bench's results; run steps get their outputs under "outputs"."""
-    from hw import sim
+    from sim import harness
 
-    build = sim.build("accelerator", config)
+    build = harness.build("accelerator", config)
     work = build.build_dir / "jobs" / f"{name}-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
     job_steps = []
@@ -82,7 +81,7 @@ def run_system(config: SenseConfig, steps: list[dict], *, pause: float = 0.0,
         bar = threading.Thread(target=_bar, args=(progress_file, stop, sys.stderr), daemon=True)
         bar.start()
     try:
-        sim.run(build, "hw.tb.system_bench", name=name,
+        harness.run(build, "sim.benches.system_bench", name=name,
                 env={"SENSE_JOB": str(work / "job.json"), "SENSE_RESULTS": str(results)})
     finally:
         stop.set()

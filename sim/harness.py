@@ -26,10 +26,10 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from host.files import atomic_write
-
-from . import generate
-from .config import SenseConfig
+import hw
+from hw import generate
+from hw.config import SenseConfig
+from hw.files import atomic_write
 
 __all__ = ["SimBuild", "SimulationFailed", "SimSetupError", "build", "run", "lint", "simulator",
            "verilator_env", "VERILATOR_WAIVERS", "config_from_env"]
@@ -112,8 +112,9 @@ def build_root() -> Path:
 def _hw_digest() -> str:
     """Hash of the gateware sources: a changed block invalidates every cached build."""
     h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(path.name.encode())
+    root = Path(hw.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 
@@ -231,7 +232,7 @@ def config_from_env() -> SenseConfig:
     """Inside a cocotb test: the configuration the harness built the design for."""
     text = os.environ.get("SENSE_CONFIG")
     if not text:
-        raise SimSetupError("SENSE_CONFIG is not set: run this test through hw.sim.run")
+        raise SimSetupError("SENSE_CONFIG is not set: run this test through sim.harness.run")
     return SenseConfig.from_json(text)
 
 

@@ -1,12 +1,12 @@
-"""cocotb bench for hw.registers.Registers, driven by cocotbext-axi's AxiLiteMaster."""
+"""cocotb bench for hw.soc.registers.Registers, driven by cocotbext-axi's AxiLiteMaster."""
 
 import cocotb
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
-from hw.registers import COUNTERS, ErrorCode, id_values, register
-from hw.sim import config_from_env
-from hw.tb.util import start_clock_and_reset
+from hw.soc.registers import COUNTERS, ErrorCode, id_values, register
+from sim.benches.util import start_clock_and_reset
+from sim.harness import config_from_env
 
 OKAY, SLVERR = 0, 2
 

@@ -6,8 +6,8 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import SenseConfig
-from .layouts import ifm_layout, weight_op_layout
+from hw.config import SenseConfig
+from hw.layouts import ifm_layout, weight_op_layout
 
 __all__ = ["PE"]
 

@@ -28,11 +28,11 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .accelerator import Accelerator
-from .axi_ram import AxiRam
-from .config import SenseConfig
-from .dma import BEAT_BYTES, DATA_BITS
-from .registers import register
+from hw.config import SenseConfig
+from hw.soc.accelerator import Accelerator
+from hw.soc.axi_ram import AxiRam
+from hw.soc.dma import BEAT_BYTES, DATA_BITS
+from hw.soc.registers import register
 
 __all__ = ["SelfTest"]
 

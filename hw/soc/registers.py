@@ -14,7 +14,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import FORMAT_VERSION, SenseConfig
+from hw.config import FORMAT_VERSION, SenseConfig
 
 __all__ = ["Field", "Register", "ErrorCode", "register_map", "register", "id_values",
            "axi_lite_signature", "Registers", "registers_markdown", "MAGIC", "COUNTERS",

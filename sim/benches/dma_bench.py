@@ -1,4 +1,4 @@
-"""cocotb bench for hw.dma.Dma against cocotbext-axi's AxiRam, random latency and back-pressure."""
+"""cocotb bench for hw.soc.dma.Dma against cocotbext-axi's AxiRam, random latency and back-pressure."""
 
 import random
 
@@ -6,9 +6,9 @@ import cocotb
 from cocotb.triggers import FallingEdge, RisingEdge
 from cocotbext.axi import AxiBus, AxiRam
 
-from hw.dma import BEAT_BYTES, dma_command_layout
 from hw.layouts import pack
-from hw.tb.util import start_clock_and_reset
+from hw.soc.dma import BEAT_BYTES, dma_command_layout
+from sim.benches.util import start_clock_and_reset
 
 WINDOW = (0x1000, 0x9000)   # base, size
 RAM = 1 << 16

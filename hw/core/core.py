@@ -6,12 +6,26 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import SenseConfig
-from .decoders import (WEIGHT_INDEX_BITS, IfmDecoder, WeightDecoder, ifm_addr_bits, ifm_line_bits,
-                       tile_info_layout, weight_addr_bits)
-from .grid import Grid
-from .layouts import ifm_line_layout, ifm_word_layout, layer_layout, ofm_row_layout, param_layout, weight_word_layout
-from .output_stage import OutputStage
+from hw.config import SenseConfig
+from hw.core.decoders import (
+    WEIGHT_INDEX_BITS,
+    IfmDecoder,
+    WeightDecoder,
+    ifm_addr_bits,
+    ifm_line_bits,
+    tile_info_layout,
+    weight_addr_bits,
+)
+from hw.core.grid import Grid
+from hw.core.output_stage import OutputStage
+from hw.layouts import (
+    ifm_line_layout,
+    ifm_word_layout,
+    layer_layout,
+    ofm_row_layout,
+    param_layout,
+    weight_word_layout,
+)
 
 __all__ = ["Core"]
 

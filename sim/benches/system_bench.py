@@ -1,4 +1,4 @@
-"""cocotb bench for the whole accelerator (hw.accelerator.Accelerator), driven by host.driver.
+"""cocotb bench for the whole accelerator (hw.soc.accelerator.Accelerator), driven by host.driver.
 
 cocotbext-axi's AxiRam is the DDR (behind ``m_axi``), its AxiLiteMaster the CPU (on ``s_axil``),
 and `host.driver.Accelerator` runs on them through `CocotbBackend`: the same driver code as on
@@ -31,7 +31,7 @@ from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from host.driver import Accelerator, AcceleratorError
-from hw.tb.util import start_clock_and_reset
+from sim.benches.util import start_clock_and_reset
 
 CLOCK_NS = 10
 GUARD = 0x1000          # DRAM below and above the buffer, to catch stray accesses
@@ -90,7 +90,7 @@ async def _monitor(dut, seen):
 
 
 def _progress(path, done, total):
-    """Tell the caller how far the run is (host.sysrun draws the progress bar from it)."""
+    """Tell the caller how far the run is (sim.sysrun draws the progress bar from it)."""
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
         f.write(f"{done} {total}\n")

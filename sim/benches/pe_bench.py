@@ -1,4 +1,4 @@
-"""cocotb bench for hw.pe.PE: thousands of random weight operations against host.golden."""
+"""cocotb bench for hw.core.pe.PE: thousands of random weight operations against host.golden."""
 
 import os
 
@@ -7,10 +7,10 @@ import numpy as np
 from cocotb.triggers import FallingEdge
 
 from host import golden
+from hw.core.pe import PE
 from hw.layouts import ifm_layout, pack, unpack, weight_op_layout
-from hw.pe import PE
-from hw.sim import config_from_env
-from hw.tb.util import random_int8, start_clock_and_reset
+from sim.benches.util import random_int8, start_clock_and_reset
+from sim.harness import config_from_env
 
 
 def make_tiles(cfg, rng, count):

@@ -25,9 +25,17 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .config import SenseConfig
-from .layouts import (CHANNEL_BITS, DIM_BITS, ifm_layout, ifm_line_layout, ifm_word_layout,
-                      layer_layout, weight_op_layout, weight_word_layout)
+from hw.config import SenseConfig
+from hw.layouts import (
+    CHANNEL_BITS,
+    DIM_BITS,
+    ifm_layout,
+    ifm_line_layout,
+    ifm_word_layout,
+    layer_layout,
+    weight_op_layout,
+    weight_word_layout,
+)
 
 __all__ = ["IfmDecoder", "WeightDecoder", "tile_info_layout", "delayed", "WEIGHT_INDEX_BITS"]
 

@@ -16,7 +16,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .dma import ADDR_BITS, BEAT_BYTES, DATA_BITS, ID_BITS, axi_signature
+from hw.soc.dma import ADDR_BITS, BEAT_BYTES, DATA_BITS, ID_BITS, axi_signature
 
 __all__ = ["AxiRam"]
 

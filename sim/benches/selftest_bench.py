@@ -1,4 +1,4 @@
-"""cocotb bench for the self-test system (hw.selftest.SelfTest): no driver, no models of memory;
+"""cocotb bench for the self-test system (hw.soc.selftest.SelfTest): no driver, no models of memory;
 the design runs the network on its own. Reset, wait for ``passed`` or ``failed`` (at most
 SENSE_TIMEOUT cycles), pulse ``rerun`` and wait again. Results (SENSE_RESULTS, JSON): per run
 the outcome, STATUS's error code and the cycles from reset (or from the rerun pulse)."""
@@ -9,7 +9,7 @@ import os
 import cocotb
 from cocotb.triggers import FallingEdge
 
-from hw.tb.util import start_clock_and_reset
+from sim.benches.util import start_clock_and_reset
 
 
 async def wait_outcome(dut, timeout):

@@ -1,6 +1,6 @@
-"""cocotb bench for hw.core.Core: runs the layers of a case file and compares with host.golden.
+"""cocotb bench for hw.core.core.Core: runs the layers of a case file and compares with host.golden.
 
-Environment: SENSE_CASES (an .npz written by host.corerun.save_cases: layers, and per layer the
+Environment: SENSE_CASES (an .npz written by sim.corerun.save_cases: layers, and per layer the
 probability that the output consumer is ready in a cycle), SENSE_RESULTS (JSON written here: per
 layer bit_exact, counters, cycles, simulation wall time), SENSE_SEED.
 """
@@ -14,14 +14,19 @@ import numpy as np
 from cocotb.triggers import ClockCycles, FallingEdge, First, RisingEdge
 from cocotb.utils import get_sim_time
 
-from host.buffers import assemble_output, ifm_lines, layer_word, param_words, weight_words
-from host.corerun import load_cases
+from host.buffers import (
+    assemble_output,
+    ifm_lines,
+    layer_word,
+    param_words,
+    weight_words,
+)
 from hw.layouts import ofm_row_layout, unpack
-from hw.sim import config_from_env
-from hw.tb.util import start_clock_and_reset
+from sim.benches.util import start_clock_and_reset
+from sim.corerun import load_cases
+from sim.harness import config_from_env
 
-
-CLOCK_NS = 10  # hw.tb.util.start_clock_and_reset's default period
+CLOCK_NS = 10  # sim.benches.util.start_clock_and_reset's default period
 
 
 async def write_words(dut, prefix, words):

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from host.buffers import ConvLayer
 from hw.config import SenseConfig
 
-from .buffers import ConvLayer
-
-__all__ = ["save_cases", "load_cases", "run_core", "layer_for_input", "random_layer"]
+__all__ = ["save_cases", "load_cases", "run_core"]
 
 _FIELDS = ("x", "w", "bias", "mult", "shift")
 
@@ -56,51 +55,18 @@ def run_core(config: SenseConfig, layers: list[ConvLayer], *, ready=1.0, seed: i
 
     ready: probability that the output consumer accepts a row in a cycle (1.0 = always), one
     value or one per layer."""
-    from hw import sim
+    from sim import harness
 
     for layer in layers:
         layer.check(config)
-    build = sim.build("core", config)
+    build = harness.build("core", config)
     work = build.build_dir / "cases"
     work.mkdir(parents=True, exist_ok=True)
     stem = f"{name}-{os.getpid()}"
     cases, results = work / f"{stem}.npz", work / f"{stem}.json"
     save_cases(cases, layers, ready)
     results.unlink(missing_ok=True)
-    sim.run(build, "hw.tb.core_bench", name=name,
+    harness.run(build, "sim.benches.core_bench", name=name,
             env={"SENSE_CASES": str(cases), "SENSE_RESULTS": str(results),
                  "SENSE_SEED": str(seed)})
     return json.loads(results.read_text())
-
-
-def layer_for_input(rng, group: int, x: np.ndarray, *, k: int, r: int, stride: int = 1,
-                    pad: int = 0, relu: bool = True, bias_range: int = 5000,
-                    name: str = "layer") -> ConvLayer:
-    """A quantized layer on input `x` (C, H, W) with random balanced-sparse (M=`group`) weights,
-    random bias, and requantization scales chosen so that outputs use the whole int8 range."""
-    from . import golden
-    from .sparse import pad_channels, prune_balanced
-
-    c = x.shape[0]
-    wt = rng.integers(-128, 128, size=(k, c, r, r)).astype(np.int8)
-    # Prune with the channels padded to a multiple of M, then drop the padding: groups keep at
-    # most M/2 nonzero weights, which is all the pattern asks of the real channels.
-    wt = prune_balanced(pad_channels(wt, group, axis=1), group)[0][:, :c]
-    bias = rng.integers(-bias_range, bias_range, size=k).astype(np.int32)
-    acc = golden.add_bias(golden.conv2d(x[None], wt, stride=stride, padding=pad), bias)
-    spread = np.maximum(np.abs(acc).max(axis=(0, 2, 3)), 1).astype(np.float64)
-    mult, shift = golden.scale_to_mult_shift(110.0 / spread)
-    return ConvLayer(x=x, w=wt, bias=bias, mult=mult, shift=shift, stride=stride, pad=pad,
-                     relu=relu, name=name)
-
-
-def random_layer(rng, config: SenseConfig, *, c: int, k: int, h: int, w: int, r: int = 3,
-                 stride: int = 1, pad: int = 0, zero_density: float = 0.5,
-                 dead_channels: float = 0.0, relu: bool = True, name: str = "layer") -> ConvLayer:
-    """A random layer for M of `config`: uniform int8 input with a fraction `zero_density` of
-    zeros (independently) and a fraction `dead_channels` of channels zero everywhere."""
-    x = rng.integers(-128, 128, size=(c, h, w)).astype(np.int8)
-    x[rng.random(x.shape) < zero_density] = 0
-    x[rng.random(c) < dead_channels] = 0
-    return layer_for_input(rng, config.group, x, k=k, r=r, stride=stride, pad=pad, relu=relu,
-                           name=name)

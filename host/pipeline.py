@@ -1,0 +1,83 @@
+"""The model pipeline of `sense pack`, `sense sim` and the self-test build: load a float model,
+read its calibration inputs, cluster, prune and quantize it, pack the image. The command line
+only parses arguments and prints; everything a model goes through is here."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from host.cluster import cluster_network
+from host.digits import DEFAULT_MODEL, is_bundled, load_split
+from host.image import pack_image
+from host.nn import load_model
+from host.quant import QNetwork, quantize
+from hw.config import SenseConfig
+
+__all__ = ["PipelineError", "Prepared", "load_calibration", "prepare_model"]
+
+
+class PipelineError(ValueError):
+    """Bad input to the pipeline (a calibration file, a model option); the message names it."""
+
+
+@dataclass
+class Prepared:
+    """What the pipeline made of a model."""
+    qnet: QNetwork               # the quantized network (the golden model runs it)
+    image: bytes                 # the memory image
+    calib: np.ndarray            # the calibration inputs it was quantized with (float)
+    clustering: list | None      # per layer: zero-group fractions before/after, or None
+
+
+def load_calibration(path, model_path, input_shape) -> np.ndarray:
+    """Calibration inputs: FILE.npz with an array 'x' of shape (N, C, H, W), or, for the bundled
+    digits models, their training split."""
+    if path is None:
+        if is_bundled(model_path):
+            return load_split()[0]
+        raise PipelineError("--calib FILE.npz is required for this model (an array 'x' of "
+                            "calibration inputs, shape (N, C, H, W))")
+    try:
+        with np.load(path) as z:
+            if "x" not in z:
+                raise PipelineError(f"{path}: no array 'x' of calibration inputs")
+            x = z["x"].astype(np.float64)
+    except (OSError, ValueError) as e:
+        if isinstance(e, PipelineError):
+            raise
+        raise PipelineError(f"{path}: cannot read calibration inputs ({e})") from None
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(input_shape):
+        raise PipelineError(f"{path}: calibration inputs have shape {x.shape}; the model takes "
+                            f"(N, {', '.join(map(str, input_shape))})")
+    return x
+
+
+def prepare_model(config: SenseConfig, model=None, *, calib=None, cluster: bool = True,
+                  pruned: bool = False, order: str = "auto", log=sys.stderr) -> Prepared:
+    """Load `model` (default: the bundled digits model), cluster its channels (sparse
+    configurations, unless `cluster` is false or the weights are `pruned` already), prune and
+    quantize it with the calibration inputs `calib` (a .npz path, or None for the bundled
+    models' training split) and pack it for `config` with tile order `order`."""
+    model = str(model or DEFAULT_MODEL)
+    net = load_model(model)
+    x = load_calibration(calib, model, net.input_shape)
+    if cluster and pruned:
+        print("note: --pruned weights keep their channel order (clustering would break their "
+              "pattern); packing without clustering", file=log)
+    report = None
+    if cluster and config.sparse and not pruned:
+        net, report = cluster_network(net, x, config)
+    qnet = quantize(net, x, group=config.group if config.sparse else None, pruned=pruned)
+    return Prepared(qnet, pack_image(qnet, config, order=order), x, report)
+
+
+def default_inputs(model, calib: np.ndarray):
+    """Inputs to run when the user names none: (x, labels or None): the test split for the
+    bundled digits models, else the calibration set."""
+    if is_bundled(model or DEFAULT_MODEL):
+        _, _, x, labels = load_split()
+        return x, labels
+    return calib, None

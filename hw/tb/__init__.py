@@ -1,1 +1,0 @@
-"""cocotb benches that the product itself runs (``sense bench``, the simulated driver)."""

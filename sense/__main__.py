@@ -1,0 +1,5 @@
+import sys
+
+from sense.cli import main
+
+sys.exit(main())

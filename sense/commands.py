@@ -1,0 +1,274 @@
+"""What each `sense` command does: read the arguments, call the pipeline, print. Heavy or
+optional packages (the simulator, the board flows, Yosys) are imported by the command that needs
+them, so `sense --help` and the host-only commands start fast."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from hw.config import SenseConfig
+from hw.files import atomic_write
+
+__all__ = ["CommandError", "config_from_args"]
+
+
+class CommandError(Exception):
+    """A user error with a message for the terminal; exit status 1."""
+
+
+def _prepare(args, config):
+    from host.pipeline import prepare_model
+
+    return prepare_model(config, args.model, calib=args.calib, cluster=not args.no_cluster,
+                         pruned=args.pruned, order=args.order)
+
+
+def config_from_args(args) -> SenseConfig:
+    config = SenseConfig.preset(args.config)
+    return config.replace(rows=args.rows, cols=args.cols, group=args.group,
+                          sparse=False if args.dense else None, clock_mhz=args.clock)
+
+
+def cmd_elaborate(args) -> int:
+    from hw import generate
+    from sim import harness
+
+    config = config_from_args(args)
+    block = args.block or generate.LARGEST_BLOCK
+    text = generate.verilog(block, config)
+    path = atomic_write(args.output, text)
+    top = generate.toplevel_name(block)
+    print(f"wrote {path} ({len(text.splitlines())} lines): module {top}, {config.rows}x"
+          f"{config.cols} M={config.group} {'sparse' if config.sparse else 'dense'}")
+    if args.lint:
+        harness.lint(path, top)
+        print("verilator lint: clean")
+    return 0
+
+
+def _emit_report(report, path) -> None:
+    text = json.dumps(report, indent=2) + "\n"
+    if path:
+        atomic_write(path, text)
+        print(f"wrote {path}", file=sys.stderr)
+    sys.stdout.write(text)
+
+
+def cmd_bench_pack(args) -> int:
+    from host.bench import bench_pack
+
+    _emit_report(bench_pack(config_from_args(args), seed=args.seed), args.json)
+    return 0
+
+
+def cmd_bench_core(args) -> int:
+    from sim.bench import bench_core
+
+    report = bench_core(config_from_args(args), seed=args.seed)
+    _emit_report(report, args.json)
+    bad = [layer["layer"] for layer in report["layers"] if not layer["bit_exact"]]
+    if bad:
+        print(f"sense bench core: error: not bit-exact: {', '.join(bad)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_pack(args) -> int:
+    from host.image import describe
+
+    config = config_from_args(args)
+    prepared = _prepare(args, config)
+    image, report = prepared.image, prepared.clustering
+    cluster = report is not None
+    atomic_write(args.output, image)
+    info = describe(image, config)
+    print(f"wrote {args.output}: {len(image)} bytes, {len(info['layers'])} layers, "
+          f"{config.rows}x{config.cols} M={config.group} {'sparse' if config.sparse else 'dense'}")
+    if cluster:
+        for line in report:
+            print(f"  clustering {line['layer']}: zero groups {line['identity']:.1%} -> "
+                  f"{line['clustered']:.1%} of the calibration tiles")
+    return 0
+
+
+def cmd_sim(args) -> int:
+    import numpy as np
+
+    from host.digits import DEFAULT_MODEL
+    from host.pipeline import default_inputs
+    from sim.model_run import simulate_model
+
+    if args.images < 1:
+        raise CommandError(f"--images must be at least 1, not {args.images}")
+    args.model = args.model or str(DEFAULT_MODEL)
+    config = config_from_args(args)
+    prepared = _prepare(args, config)
+    if args.inputs:
+        with np.load(args.inputs) as z:
+            x = z["x"].astype(np.float64)
+            labels = z["y"] if "y" in z else None
+    else:
+        x, labels = default_inputs(args.model, prepared.calib)
+    x, labels = x[:args.images], (labels[:args.images] if labels is not None else None)
+    print(f"sense sim: {Path(args.model).name} on {config.rows}x{config.cols} M={config.group} "
+          f"{'sparse' if config.sparse else 'dense'}, {len(x)} images, image "
+          f"{len(prepared.image)} bytes; building the accelerator (the first build of a "
+          f"configuration takes minutes)", file=sys.stderr, flush=True)
+    report = simulate_model(config, prepared, x, labels, pause=args.pause, seed=args.seed,
+                            model=args.model)
+    if args.json:
+        atomic_write(args.json, json.dumps(report, indent=2) + "\n")
+    _print_sim(report, config)
+    wrong = report["images"] - report["bit_exact_images"]
+    if wrong:
+        print(f"sense sim: error: {wrong} images differ from the golden model", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_sim(report: dict, config) -> None:
+    n = report["images"]
+    acc = (f"{report['accuracy']:.1%} (golden model {report['golden_accuracy']:.1%})"
+           if report["accuracy"] is not None else "no labels")
+    error = report["model_cycle_error_max"]
+    print(f"  bit-exact:        {report['bit_exact_images']}/{n} images equal the golden model")
+    print(f"  accuracy:         {acc}")
+    print(f"  cycles/image:     {report['cycles_per_image']:.0f} "
+          f"({report['images_per_second_at_clock']:.0f} images/s at {config.clock_mhz} MHz); "
+          + (f"performance model within {error:.1%}" if error is not None
+             else "performance model not compared (DRAM stalls)"))
+    print(f"  PE utilisation:   {report['pe_utilization']:.1%} (issued MAC slots / PE cycles)")
+    print(f"  groups skipped:   {report['groups_skipped_fraction']:.1%}")
+    print(f"  DRAM bytes/image: {report['dram_read_bytes_per_image']:.0f} read, "
+          f"{report['dram_write_bytes_per_image']:.0f} written")
+
+
+def cmd_load(args) -> int:
+    import numpy as np
+
+    from host.driver import Accelerator, AcceleratorError, DevMemBackend, run_sync
+
+    try:
+        image = Path(args.image).read_bytes()
+    except OSError as e:
+        raise CommandError(f"{args.image}: {e.strerror}") from None
+    backend = DevMemBackend(args.regs, args.mem, args.mem_size, uio=args.uio)
+    acc = Accelerator(backend)
+    try:
+        config = run_sync(acc.identify())
+        print(f"accelerator: {config.rows}x{config.cols} M={config.group} "
+              f"{'sparse' if config.sparse else 'dense'} at {config.clock_mhz} MHz")
+        run_sync(acc.load(image))
+        print(f"loaded {args.image} ({len(image)} bytes) at {args.mem:#x}; CRC verified")
+        if args.inputs:
+            with np.load(args.inputs) as z:
+                x = z["x"]
+            out = run_sync(acc.run(x.astype(np.int8), timeout=args.timeout))
+            if args.output:
+                np.save(args.output, out)
+            print(f"ran {len(x)} inputs; counters of the last run: {acc.counters()}")
+    except AcceleratorError as e:
+        raise CommandError(str(e)) from None
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from hw.synth import synthesize
+
+    grid = None
+    if args.grid_report:
+        try:
+            grid = json.loads(Path(args.grid_report).read_text())
+        except (OSError, ValueError) as e:
+            raise CommandError(f"{args.grid_report}: cannot read the grid report ({e})") from None
+    report = synthesize(args.block, config_from_args(args), grid_report=grid)
+    _emit_report(report, args.json)
+    return 0
+
+
+def cmd_build(args) -> int:
+    from constraints.tree import write_tree
+
+    args.config = args.config or args.board
+    config = config_from_args(args)
+    outdir = Path(args.output or f"build/{args.board}")
+    if args.board == "zcu102":
+        from constraints.zcu102 import ZCU102_NAME, zcu102_files
+
+        tree = write_tree(zcu102_files(config), outdir)
+        print(f"wrote the Vivado build tree {tree}/ ({config.rows}x{config.cols} PEs, "
+              f"{config.clock_mhz} MHz). A ZU9EG bitstream needs Vivado licensed for the part: "
+              f"cd {tree} && sh build_{ZCU102_NAME}.sh (see {tree}/README.md)")
+        return 0
+    return _build_ulx3s(args, config, outdir)
+
+
+def _build_ulx3s(args, config, outdir) -> int:
+    from constraints.tree import write_tree
+    from constraints.ulx3s import run_ulx3s, ulx3s_files
+    from host.selftest import bundled_selftest
+
+    if args.model and not args.model.endswith(".onnx"):
+        raise CommandError(f"--model must be an .onnx file, not {args.model}")
+    selftest = bundled_selftest(config, args.model, args.index)
+    tree = write_tree(ulx3s_files(selftest), outdir)
+    print(f"wrote the ULX3S build tree {tree}/ (self-test: {config.rows}x{config.cols} PEs at "
+          f"{config.clock_mhz} MHz, {selftest.mem_size} bytes of block-RAM memory)",
+          file=sys.stderr)
+    if args.tree_only:
+        return 0
+    report = run_ulx3s(tree)
+    report["config"] = config.to_dict()
+    _emit_report(report, args.json)
+    atomic_write(tree / "report.json", json.dumps(report, indent=2) + "\n")
+    if not report["timing_met"]:
+        print(f"sense build: error: timing not met: {report['clocks']} (the bitstream is "
+              f"written but may not work; lower --clock)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_bench_accel(args) -> int:
+    from sim.bench import bench_accel
+
+    report = bench_accel(config_from_args(args), seed=args.seed, order=args.order)
+    _emit_report(report, args.json)
+    bad = [layer["layer"] for layer in report["layers"] if not layer["bit_exact"]]
+    if bad:
+        print(f"sense bench accel: error: not bit-exact: {', '.join(bad)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from host.image import describe
+
+    try:
+        data = Path(args.image).read_bytes()
+    except OSError as e:
+        raise CommandError(f"{args.image}: {e.strerror}") from None
+    config = config_from_args(args) if args.check else None
+    info = describe(data, config)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    hw = info["hardware"]
+    print(f"{args.image}: Sense image v{info['format_version']}, {info['image_bytes']} bytes, "
+          f"CRC-32 {info['crc32']} (valid)")
+    print(f"  hardware: {hw['rows']}x{hw['cols']} PEs, M={hw['group']}, "
+          f"{'sparse' if hw['sparse'] else 'dense'}, buffers IFM {hw['ifm_kib']} KiB, weights "
+          f"{hw['weight_kib']} KiB, OFM {hw['ofm_kib']} KiB, up to {hw['max_channels']} channels")
+    print(f"  input {tuple(info['input_shape'])} scale {info['input_scale']:.6g}; activations "
+          f"{info['activation_bytes']} bytes; host ops: {', '.join(info['host_ops']) or 'none'}")
+    print("  #  kind  input         output        kernel s p relu pool     density  tiles    "
+          "order              weights@offset")
+    for layer in info["layers"]:
+        pool = "x".join(map(str, layer["pool"][:2])) if layer["pool"] else "-"
+        print(f"  {layer['index']:<2} {layer['kind']:<5} {str(tuple(layer['input'])):<13} "
+              f"{str(tuple(layer['output'])):<13} {layer['kernel'][0]}x{layer['kernel'][1]:<4} "
+              f"{layer['stride']} {layer['pad']} {'yes' if layer['relu'] else 'no ':<4} "
+              f"{pool:<8} {layer['density']:6.1%}  {layer['k_tiles']}x{layer['p_tiles']:<6} "
+              f"{layer['order']:<18} {layer['weight_block'][1]}@{layer['weight_block'][0]}")
+    return 0
