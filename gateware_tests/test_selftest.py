@@ -5,8 +5,8 @@ passes; with a wrong expected output it fails; a wrong image ends in the acceler
 import json
 
 import pytest
-from host.selftest import bundled_selftest
 
+from host.selftest import bundled_selftest
 from hw.config import SenseConfig
 from hw.soc.registers import ErrorCode, register
 from hw.soc.selftest import SelfTest

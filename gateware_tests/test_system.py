@@ -2,7 +2,7 @@
 
 One Verilator build of the small configuration serves every test. Each test checks every output
 bit for bit against host.quant.run_int, the counters against the image, and the cycle count
-against host.perf.accelerator_estimate.
+against host.estimate.accelerator_estimate.
 """
 
 import struct
@@ -13,9 +13,9 @@ import pytest
 
 from host import golden
 from host.digits import DEFAULT_MODEL, load_split
+from host.estimate import accelerator_estimate
 from host.image import DESCRIPTOR_BYTES, HEADER_BYTES, pack_image
 from host.nn import Layer, Network, load_model
-from host.perf import accelerator_estimate
 from host.quant import quantize, quantize_input, run_int
 from hw.config import SenseConfig
 from sim.sysrun import run_system

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from host import golden
-from host.buffers import layer_limit_problem, weight_records, weight_slots_of
+from host.buffers import ConvLayer, layer_limit_problem, weight_records, weight_slots_of
+from host.perf import layer_estimate
 from host.quant import QLayer, QNetwork
 from host.sparse import ungroup
 from hw.config import FORMAT_VERSION, SenseConfig
@@ -148,9 +149,6 @@ def plan_layer(in_shape, layer: QLayer, config: SenseConfig, out_shape) -> Layer
 
 def _model_cycles(in_shape, layer: QLayer, config: SenseConfig, out_hw, k_tiles, flags) -> int:
     """The performance model's cycles for a layer in one order, on an input without zeros."""
-    from host.buffers import ConvLayer
-    from host.perf import layer_estimate
-
     c, h, w = in_shape
     k, _, r, s = layer.w.shape
     d = {"flags": flags, "out_channels": k, "in_h": h, "in_w": w,

@@ -36,8 +36,8 @@ from hw.config import SenseConfig
 from hw.layouts import FLAG_IFM_STATIONARY, FLAG_POOL, record_bytes, weight_word_layout
 from hw.soc.accelerator import whole_tile_writes
 
-__all__ = ["skip_mask", "core_cycles", "useful_macs", "layer_estimate", "accelerator_estimate",
-           "SETUP_CYCLES", "OUTPUT_STAGES"]
+__all__ = ["skip_mask", "core_cycles", "useful_macs", "layer_estimate", "SETUP_CYCLES",
+           "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD"]
 
 SETUP_CYCLES = 4    # start, and three cycles computing the walker's step products
 OUTPUT_STAGES = 4   # parameter read, bias add, multiply, shift and saturate
@@ -234,23 +234,3 @@ def layer_estimate(d: dict, layer: ConvLayer, config: SenseConfig) -> dict:
             + 4 + SEGMENT_OVERHEAD
     return {"cycles": int(cycles), "dram_read_bytes": read_bytes, "dram_write_bytes": write_bytes,
             "macs": core["slots_issued"] * config.pes, "groups_skipped": core["groups_skipped"]}
-
-
-def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig) -> dict:
-    """Cycles and DRAM bytes of one run of `image` on input `x` (C, H, W) int8: `layer_estimate`
-    for every layer, on the activations the golden model computes, plus the run's start."""
-    from host.image import layer_table, unpack_image
-    from host.quant import run_int
-
-    _, descs = layer_table(image, config)
-    qnet = unpack_image(image, config)
-    acts = run_int(qnet, np.asarray(x, np.int8)[None], return_all=True)
-    inputs = [np.asarray(x, np.int8)] + [a[0] for a in acts[:-1]]
-    total = {"cycles": RUN_STATES + READ_OVERHEAD + 4, "dram_read_bytes": 64,
-             "dram_write_bytes": 0, "macs": 0, "groups_skipped": 0}
-    for d, q, xin in zip(descs, qnet.layers, inputs):
-        layer = ConvLayer(x=xin, w=q.w, bias=q.bias, mult=q.mult, shift=q.shift,
-                          stride=q.stride, pad=q.pad, relu=q.relu)
-        for key, value in layer_estimate(d, layer, config).items():
-            total[key] += value
-    return total

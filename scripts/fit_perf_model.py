@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT / "gateware_tests"))
 from test_system import CONFIG, network_cases  # noqa: E402
 
 import host.perf as perf  # noqa: E402
+from host.estimate import accelerator_estimate  # noqa: E402
 from host.bench import bench_layers, fit_buffers, one_layer_network  # noqa: E402
 from host.image import pack_image  # noqa: E402
 from hw.config import SenseConfig  # noqa: E402
@@ -55,7 +56,7 @@ def main():
     best = None
     for r, s, b in itertools.product(range(2, 7), range(0, 7), range(0, 5)):
         perf.READ_OVERHEAD, perf.SEGMENT_OVERHEAD, perf.BURST_OVERHEAD = r, s, b
-        errors = [(perf.accelerator_estimate(img, xi, cfg)["cycles"] - c) / c
+        errors = [(accelerator_estimate(img, xi, cfg)["cycles"] - c) / c
                   for _, cfg, img, xi, c in runs]
         worst = max(map(abs, errors))
         if best is None or worst < best[0]:

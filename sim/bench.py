@@ -11,8 +11,9 @@ from __future__ import annotations
 import sys
 
 from host.bench import bench_layers, fit_buffers, one_layer_network
+from host.estimate import accelerator_estimate
 from host.image import describe, pack_image
-from host.perf import accelerator_estimate, core_cycles, useful_macs
+from host.perf import core_cycles, useful_macs
 from hw.config import SenseConfig
 from sim.corerun import run_core
 from sim.sysrun import run_system

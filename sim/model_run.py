@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from host.perf import accelerator_estimate
+from host.estimate import accelerator_estimate
 from host.pipeline import Prepared
 from host.quant import quantize_input, run_int
 from hw.config import SenseConfig

@@ -7,11 +7,18 @@ import re
 import pytest
 from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib import io
+
 from constraints.tree import write_tree
 from constraints.ulx3s import ecp5_pll
-from constraints.zcu102 import PS_BLOCK, ZCU102_REGS_BASE, zcu102_files
-
-from constraints.zcu102 import BUTTONS, LEDS, SWITCHES, ZCU102Platform
+from constraints.zcu102 import (
+    BUTTONS,
+    LEDS,
+    PS_BLOCK,
+    SWITCHES,
+    ZCU102_REGS_BASE,
+    ZCU102Platform,
+    zcu102_files,
+)
 from hw.config import SenseConfig
 
 

@@ -1,0 +1,33 @@
+"""Whole-run estimates from a memory image: the performance model (`host.perf`) applied to every
+layer of the image, on the activations the golden model computes for an input. Separate from
+`host.perf` so that the packer (`host.image`) can plan with the model and the model can read
+images without an import cycle."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from host import perf
+from host.buffers import ConvLayer
+from host.image import layer_table, unpack_image
+from host.quant import run_int
+from hw.config import SenseConfig
+
+__all__ = ["accelerator_estimate"]
+
+
+def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig) -> dict:
+    """Cycles and DRAM bytes of one run of `image` on input `x` (C, H, W) int8: `layer_estimate`
+    for every layer, on the activations the golden model computes, plus the run's start."""
+    _, descs = layer_table(image, config)
+    qnet = unpack_image(image, config)
+    acts = run_int(qnet, np.asarray(x, np.int8)[None], return_all=True)
+    inputs = [np.asarray(x, np.int8)] + [a[0] for a in acts[:-1]]
+    total = {"cycles": perf.RUN_STATES + perf.READ_OVERHEAD + 4, "dram_read_bytes": 64,
+             "dram_write_bytes": 0, "macs": 0, "groups_skipped": 0}
+    for d, q, xin in zip(descs, qnet.layers, inputs):
+        layer = ConvLayer(x=xin, w=q.w, bias=q.bias, mult=q.mult, shift=q.shift,
+                          stride=q.stride, pad=q.pad, relu=q.relu)
+        for key, value in perf.layer_estimate(d, layer, config).items():
+            total[key] += value
+    return total
