@@ -32,9 +32,9 @@ import numpy as np
 from host import golden
 from host.buffers import ConvLayer
 from host.sparse import pad_channels
-from hw.config import SenseConfig
+from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
 from hw.layouts import FLAG_IFM_STATIONARY, FLAG_POOL, record_bytes, weight_word_layout
-from hw.soc.accelerator import whole_tile_writes
+from hw.soc.output_writer import whole_tile_writes
 
 __all__ = ["skip_mask", "core_cycles", "useful_macs", "layer_estimate", "SETUP_CYCLES",
            "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD"]
@@ -165,10 +165,10 @@ def _bursts(addr: int, beats: int) -> int:
     """AXI bursts the DMA splits `beats` beats from beat-aligned `addr` into (hw.soc.dma: at most 16
     beats, never across 4 KiB)."""
     n = 0
-    addr -= addr % 16
+    addr -= addr % BEAT_BYTES
     while beats > 0:
-        size = min(16, beats, (4096 - addr % 4096) // 16)
-        addr += 16 * size
+        size = min(MAX_BURST, beats, (BURST_BOUNDARY - addr % BURST_BOUNDARY) // BEAT_BYTES)
+        addr += BEAT_BYTES * size
         beats -= size
         n += 1
     return n
@@ -181,7 +181,7 @@ def layer_estimate(d: dict, layer: ConvLayer, config: SenseConfig) -> dict:
     cycles are the core's exact recurrence plus the DMA phases (READ_OVERHEAD,
     SEGMENT_OVERHEAD, BURST_OVERHEAD) with DRAM that answers at once."""
     m = config.group
-    beat = 16
+    beat = BEAT_BYTES
     ifm_stationary = bool(d["flags"] & FLAG_IFM_STATIONARY)
     layer = dataclasses.replace(layer, ifm_stationary=ifm_stationary)
     k = d["out_channels"]
@@ -220,7 +220,7 @@ def layer_estimate(d: dict, layer: ConvLayer, config: SenseConfig) -> dict:
     cycles = (READ_OVERHEAD + 4) + LAYER_STATES + (READ_OVERHEAD + k) \
         + (READ_OVERHEAD + ifm_lines) + max(core["cycles"], core["writer_end"])
     weight_bytes = d["k_tiles"] * kt_words * word_beats * beat
-    read_bytes = 64 + 16 * k + ifm_lines * beat + weight_bytes
+    read_bytes = 64 + beat * k + ifm_lines * beat + weight_bytes
     write_bytes = pixels * kpad
     if d["flags"] & FLAG_POOL:
         out_lines = -(-(pixels * kpad) // beat)

@@ -12,10 +12,20 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-__all__ = ["SenseConfig", "ConfigError", "PRESETS", "FORMAT_VERSION"]
+__all__ = ["SenseConfig", "ConfigError", "PRESETS", "FORMAT_VERSION", "BEAT_BYTES",
+           "BLOCK_ALIGN", "MAX_BURST", "BURST_BOUNDARY"]
 
 #: Version of the memory-image format (SPEC section 5) that this gateware and packer speak.
 FORMAT_VERSION = 1
+
+#: Bytes of one AXI beat of the DMA port (128-bit, the ZCU102's HP ports): the unit of every DRAM
+#: transfer, of an IFM bank line and of an output bank line.
+BEAT_BYTES = 16
+#: Every block of the memory image starts on a multiple of this many bytes.
+BLOCK_ALIGN = 64
+#: Longest AXI burst the DMA issues, in beats, and the boundary no burst crosses (AXI4: 4 KiB).
+MAX_BURST = 16
+BURST_BOUNDARY = 4096
 
 GROUP_SIZES = (2, 4, 8, 16)
 GRID_RANGE = range(1, 65)
@@ -145,15 +155,15 @@ class SenseConfig:
 
     @property
     def ifm_words_per_line(self) -> int:
-        """IFM words in one 16-byte bank line (one AXI beat): the banks are written a beat per
-        cycle and read a word per cycle."""
-        return 16 // self.group
+        """IFM words in one bank line (one AXI beat): the banks are written a beat per cycle and
+        read a word per cycle."""
+        return BEAT_BYTES // self.group
 
     @property
     def ifm_bank_lines(self) -> int:
-        """16-byte lines in each column's IFM bank. Every column has its own bank holding the
+        """Beat-sized lines in each column's IFM bank. Every column has its own bank holding the
         same data, so ifm_kib is shared among the columns."""
-        return max(1, self.ifm_kib * 1024 // (self.cols * 16))
+        return max(1, self.ifm_kib * 1024 // (self.cols * BEAT_BYTES))
 
     @property
     def ifm_bank_depth(self) -> int:

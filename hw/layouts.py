@@ -10,7 +10,7 @@ from __future__ import annotations
 from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data
 
-from hw.config import SenseConfig
+from hw.config import BEAT_BYTES, BLOCK_ALIGN, SenseConfig
 
 __all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "ifm_line_layout", "weight_entry_layout",
            "weight_word_layout", "param_layout", "layer_layout", "acc_row_layout",
@@ -81,11 +81,9 @@ def param_layout(config: SenseConfig) -> data.StructLayout:
 
 # -- the memory image (SPEC section 5; bytes documented in docs/memory-image.md) -----------------
 
-BEAT_BYTES = 16      # one 128-bit AXI beat
 #: Layer descriptor `kind` values and `flags` bits (docs/memory-image.md).
 KIND_CONV, KIND_FC = 0, 1
 FLAG_RELU, FLAG_POOL, FLAG_IFM_STATIONARY = 1, 2, 4
-BLOCK_ALIGN = 64     # every block of the image starts on a 64-byte boundary
 
 
 def param_entry_layout(config: SenseConfig) -> data.StructLayout:

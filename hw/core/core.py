@@ -9,7 +9,6 @@ from amaranth.lib.wiring import In, Out
 from hw.config import SenseConfig
 from hw.core.decoders import (
     WEIGHT_INDEX_BITS,
-    IfmDecoder,
     WeightDecoder,
     ifm_addr_bits,
     ifm_line_bits,
@@ -17,6 +16,7 @@ from hw.core.decoders import (
     weight_addr_bits,
 )
 from hw.core.grid import Grid
+from hw.core.ifm_decoder import IfmDecoder
 from hw.core.output_stage import OutputStage
 from hw.layouts import (
     ifm_line_layout,

@@ -14,14 +14,14 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST
+
 __all__ = ["Dma", "DmaReader", "DmaWriter", "dma_command_layout", "axi_read_signature",
            "axi_write_signature", "axi_signature", "window_check", "window_end", "ADDR_BITS",
            "DATA_BITS", "BEAT_BYTES", "MAX_BURST"]
 
 ADDR_BITS = 48       # the ZCU102's HP ports take 49-bit addresses; DDR4 sits well below 2**48
-DATA_BITS = 128
-BEAT_BYTES = DATA_BITS // 8
-MAX_BURST = 16
+DATA_BITS = 8 * BEAT_BYTES
 LENGTH_BITS = 32
 ID_BITS = 4          # every transaction uses ID 0: responses come back in order
 
@@ -106,7 +106,9 @@ class _Planner:
     @staticmethod
     def burst_beats(addr, remaining):
         """Beats in the next burst: at most MAX_BURST, the beats left, and to the 4 KiB edge."""
-        to_edge = (4096 - addr[:12]) >> 4       # beats before the next 4 KiB boundary
+        # beats before the next 4 KiB boundary
+        to_edge = ((BURST_BOUNDARY - addr[:BURST_BOUNDARY.bit_length() - 1])
+                   >> (BEAT_BYTES.bit_length() - 1))
         limit = Mux(remaining < MAX_BURST, remaining, MAX_BURST)
         return Mux(to_edge < limit, to_edge, limit)
 

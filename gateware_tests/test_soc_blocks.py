@@ -1,0 +1,99 @@
+"""The accelerator's controllers on their own, in the Amaranth simulator: the weight loader's
+ring back-pressure and the layer check's verdicts. (Whole runs through every controller are in
+test_system.py.)"""
+
+from amaranth.sim import Simulator
+
+from hw.config import BEAT_BYTES, SenseConfig
+from hw.layouts import FLAG_POOL, layer_descriptor_layout
+from hw.soc.layer_check import CheckStep, LayerCheck
+from hw.soc.weight_loader import WeightLoader
+
+RING = SenseConfig(rows=4, cols=4, group=4, weight_kib=1)   # 256-word ring, one beat per word
+
+
+def _run(dut, bench):
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_weight_loader_fills_the_ring_and_waits_for_release():
+    dut = WeightLoader(RING)
+    depth = RING.weight_depth
+    assert dut.word_beats == 1
+
+    async def bench(ctx):
+        ctx.set(dut.clear, 1)
+        await ctx.tick()
+        ctx.set(dut.clear, 0)
+        written = []
+        for n in range(depth + 3):
+            ready = ctx.get(dut.ready)
+            if n < depth:
+                assert ready, f"word {n} refused with an empty ring"
+            else:
+                assert not ready, f"word {n} accepted over an unreleased word"
+                break
+            ctx.set(dut.payload, 0x1000 + n)
+            ctx.set(dut.accept, 1)
+            assert ctx.get(dut.wr_en) and ctx.get(dut.wr_addr) == n % depth
+            written.append(n)
+            await ctx.tick()
+            ctx.set(dut.accept, 0)
+        assert ctx.get(dut.avail) == depth
+        ctx.set(dut.release, 5)              # the core is done with words 0..4
+        assert ctx.get(dut.ready)
+        ctx.set(dut.accept, 1)
+        assert ctx.get(dut.wr_addr) == 0     # word 256 overwrites word 0 of the ring
+        await ctx.tick()
+        ctx.set(dut.accept, 0)
+        assert ctx.get(dut.avail) == depth + 1
+
+    _run(dut, bench)
+
+
+def _descriptor(**changes):
+    d = {name: 0 for name, _ in layer_descriptor_layout()}
+    d.update(kind=0, flags=0, in_channels=8, in_groups=2, in_h=6, in_w=6, out_channels=4,
+             out_h=6, out_w=6, kernel_h=3, kernel_w=3, stride=1, pad=1, k_tiles=1, p_tiles=9,
+             weight_offset=0x100, param_offset=0x40, in_offset=0, out_offset=0x400,
+             param_size=4 * BEAT_BYTES)
+    d.update(changes)
+    return d
+
+
+def _verdicts(config, desc, window=(0, 1 << 20)):
+    dut = LayerCheck(config)
+    out = {}
+
+    async def bench(ctx):
+        ctx.set(dut.desc, desc)
+        ctx.set(dut.window_base, window[0])
+        ctx.set(dut.window_end, window[0] + window[1])
+        for step in (CheckStep.A, CheckStep.B, CheckStep.C, CheckStep.HOLD, CheckStep.HOLD):
+            ctx.set(dut.step, step)
+            await ctx.tick()
+        out.update(consistent=ctx.get(dut.consistent), fits=ctx.get(dut.fits),
+                   in_window=ctx.get(dut.in_window), kpad=ctx.get(dut.kpad),
+                   ifm_bytes=ctx.get(dut.ifm_bytes))
+
+    _run(dut, bench)
+    return out
+
+
+def test_layer_check_verdicts():
+    cfg = SenseConfig.preset("small")
+    words = 3 * 3 * 2 * cfg.cycles_per_group       # one k tile's weight words
+    good = _descriptor(weight_size=words * BEAT_BYTES)
+    v = _verdicts(cfg, good)
+    assert v == {"consistent": 1, "fits": 1, "in_window": 1, "kpad": 4,
+                 "ifm_bytes": 6 * 6 * 2 * 4}
+    assert _verdicts(cfg, {**good, "out_h": 5})["consistent"] == 0      # not the conv's size
+    assert _verdicts(cfg, {**good, "weight_size": 16})["consistent"] == 0
+    assert _verdicts(cfg, {**good, "flags": FLAG_POOL})["consistent"] == 0   # no pool window
+    big = _descriptor(in_h=64, in_w=64, out_h=64, out_w=64, p_tiles=1024,
+                      weight_size=words * BEAT_BYTES)
+    assert _verdicts(cfg, big)["fits"] == 0                              # beyond one IFM bank
+    assert _verdicts(cfg, good, window=(0x200, 1 << 20))["in_window"] == 0

@@ -1,0 +1,145 @@
+"""Layer checks: a descriptor's derived sizes, its consistency, whether it fits the on-chip
+buffers, and whether every byte range it names lies in the DMA window, all decided before the
+layer issues a single transaction."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import enum, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.config import BEAT_BYTES, SenseConfig
+from hw.layouts import (
+    DIM_BITS,
+    FLAG_IFM_STATIONARY,
+    FLAG_POOL,
+    FLAG_RELU,
+    KIND_CONV,
+    KIND_FC,
+    layer_descriptor_layout,
+    record_bytes,
+    weight_word_layout,
+)
+from hw.soc.dma import ADDR_BITS, window_check
+
+__all__ = ["LayerCheck", "CheckStep", "FLAGS_KNOWN", "RANGES"]
+
+FLAGS_KNOWN = FLAG_RELU | FLAG_POOL | FLAG_IFM_STATIONARY
+#: The byte ranges of a layer that are checked against the DMA window.
+RANGES = ("weights", "params", "input", "output")
+
+
+class CheckStep(enum.Enum, shape=2):
+    """Which products the check computes this cycle: one multiplier deep each, so no carry chain
+    follows another in one cycle."""
+    HOLD = 0
+    A = 1
+    B = 2
+    C = 3
+
+
+class LayerCheck(wiring.Component):
+    """``desc`` (held stable from step A on) is checked in three steps, one a cycle (``step``
+    A, B, C); a cycle later the window verdicts settle and, the cycle after, ``consistent``
+    (BAD_DESCRIPTOR otherwise), ``fits`` (TOO_LARGE otherwise) and ``in_window``
+    (OUT_OF_WINDOW otherwise) are valid. The derived sizes stay valid for the whole layer:
+    ``gk`` output channel groups, ``kpad`` output channels padded to M, ``ifm_bytes``,
+    ``out_bytes`` (the convolution output), and the DRAM address of each range (``*_start``)."""
+
+    def __init__(self, config: SenseConfig):
+        self._config = config
+        members = {
+            "desc": In(layer_descriptor_layout()), "step": In(CheckStep),
+            "image_base": In(ADDR_BITS), "act_base": In(ADDR_BITS),
+            "window_base": In(64), "window_end": In(66),
+            "gk": Out(16), "kpad": Out(20), "ifm_bytes": Out(48), "out_bytes": Out(48),
+            "consistent": Out(1), "fits": Out(1), "in_window": Out(1),
+        }
+        members |= {f"{name}_start": Out(ADDR_BITS + 1) for name in RANGES}
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        D = self.desc
+        M = cfg.group
+        lg_m = M.bit_length() - 1
+        slots = cfg.cycles_per_group
+        word_bytes = record_bytes(weight_word_layout(cfg), BEAT_BYTES)
+        v = {name: Signal(width, name=name) for name, width in (
+            ("pix", 24), ("rs", 8), ("hw_in", 24), ("ohs", 24), ("ows", 24), ("kt_rows", 24),
+            ("pt_cols", 32), ("groups", 24), ("ifm_words", 40), ("out_words", 40),
+            ("w_words", 48))}
+        with m.Switch(self.step):
+            with m.Case(CheckStep.A):
+                m.d.sync += [
+                    self.gk.eq((D.out_channels + M - 1) >> lg_m),
+                    v["pix"].eq(D.out_h * D.out_w), v["rs"].eq(D.kernel_h * D.kernel_w),
+                    v["hw_in"].eq(D.in_h * D.in_w), v["ohs"].eq((D.out_h - 1) * D.stride),
+                    v["ows"].eq((D.out_w - 1) * D.stride), v["kt_rows"].eq(D.k_tiles * cfg.rows),
+                ]
+            with m.Case(CheckStep.B):
+                m.d.sync += [
+                    self.kpad.eq(self.gk << lg_m), v["groups"].eq(v["rs"] * D.in_groups),
+                    v["ifm_words"].eq(v["hw_in"] * D.in_groups),
+                    v["pt_cols"].eq(D.p_tiles * cfg.cols), v["out_words"].eq(v["pix"] * self.gk),
+                ]
+            with m.Case(CheckStep.C):
+                m.d.sync += [
+                    v["w_words"].eq(D.k_tiles * v["groups"] * slots),
+                    self.ifm_bytes.eq(v["ifm_words"] << lg_m),
+                    self.out_bytes.eq(v["out_words"] << lg_m),
+                    self.weights_start.eq(self.image_base + D.weight_offset),
+                    self.params_start.eq(self.image_base + D.param_offset),
+                    self.input_start.eq(self.act_base + D.in_offset),
+                    self.output_start.eq(self.act_base + D.out_offset),
+                ]
+        lengths = {"weights": D.weight_size, "params": D.param_size, "input": self.ifm_bytes,
+                   "output": self.out_bytes}
+        verdicts = []
+        for name in RANGES:
+            ok = Signal(name=f"{name}_ok")
+            m.d.sync += ok.eq(window_check(m, getattr(self, f"{name}_start"), lengths[name],
+                                           self.window_base, self.window_end, name)[2])
+            verdicts.append(ok)
+        m.d.comb += [self.in_window.eq(Cat(*verdicts).all()),
+                     self.consistent.eq(self._consistent(v, lg_m, word_bytes)),
+                     self.fits.eq(self._fits(v, slots))]
+        return m
+
+    def _consistent(self, v, lg_m, word_bytes):
+        cfg, D = self._config, self.desc
+        in_span_h = D.in_h + 2 * D.pad
+        in_span_w = D.in_w + 2 * D.pad
+        pool = (D.flags & FLAG_POOL) != 0
+        return Cat(
+            D.kind <= max(KIND_CONV, KIND_FC), (D.flags & ~FLAGS_KNOWN) == 0,
+            D.in_channels != 0, D.in_groups == ((D.in_channels + cfg.group - 1) >> lg_m),
+            D.in_groups < (1 << DIM_BITS), D.in_h != 0, D.in_h < (1 << DIM_BITS),
+            D.in_w != 0, D.in_w < (1 << DIM_BITS), D.out_h != 0, D.out_h < (1 << DIM_BITS),
+            D.out_w != 0, D.out_w < (1 << DIM_BITS),
+            D.out_channels != 0, D.out_channels <= cfg.max_channels,
+            D.kernel_h != 0, D.kernel_h < 16, D.kernel_w != 0, D.kernel_w < 16,
+            D.stride != 0, D.stride < 16, D.pad < 16,
+            v["ohs"] + D.kernel_h <= in_span_h, in_span_h < v["ohs"] + D.stride + D.kernel_h,
+            v["ows"] + D.kernel_w <= in_span_w, in_span_w < v["ows"] + D.stride + D.kernel_w,
+            v["kt_rows"] >= D.out_channels, v["kt_rows"] < D.out_channels + cfg.rows,
+            v["pt_cols"] >= v["pix"], v["pt_cols"] < v["pix"] + cfg.cols,
+            D.weight_size == v["w_words"] * word_bytes,
+            D.param_size == D.out_channels * BEAT_BYTES,
+            (D.weight_offset | D.param_offset | D.in_offset | D.out_offset)[:4] == 0,
+            ~pool | ((D.pool_kernel != 0) & (D.pool_stride != 0)
+                     & (D.pool_pad < D.pool_kernel)
+                     & (D.pool_kernel <= D.out_h + 2 * D.pool_pad)
+                     & (D.pool_kernel <= D.out_w + 2 * D.pool_pad)),
+        ).all()
+
+    def _fits(self, v, slots):
+        cfg, D = self._config, self.desc
+        pool = (D.flags & FLAG_POOL) != 0
+        return Cat(
+            v["ifm_words"] <= cfg.ifm_bank_depth,
+            v["groups"] * slots <= cfg.weight_depth,
+            ((D.flags & FLAG_IFM_STATIONARY) == 0) | (v["w_words"] <= cfg.weight_depth),
+            ~pool | (v["out_words"] <= cfg.ifm_bank_depth),
+        ).all()
