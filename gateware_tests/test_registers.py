@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from hw.config import SenseConfig
-from hw.soc.registers import register_map, registers_markdown
+from hw.regmap import register_map, registers_markdown
 from sim import harness
 
 HERE = Path(__file__).parent

@@ -8,7 +8,7 @@ import pytest
 
 from host.selftest import bundled_selftest
 from hw.config import SenseConfig
-from hw.soc.registers import ErrorCode, register
+from hw.regmap import ErrorCode, register
 from hw.soc.selftest import SelfTest
 from sim import harness
 

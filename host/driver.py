@@ -25,11 +25,11 @@ import numpy as np
 
 from host.buffers import from_activation, to_activation
 from host.image import ImageError, layer_table, read_header
-from hw.config import FORMAT_VERSION, SenseConfig
-from hw.layouts import FLAG_POOL
-from hw.soc.registers import COUNTERS, MAGIC, ErrorCode, register
+from hw.config import SenseConfig
+from hw.regmap import (COUNTERS, ERROR_TEXT, ErrorCode, IdError, config_from_id, id_values,
+                       register)
 
-__all__ = ["Accelerator", "AcceleratorError", "DevMemBackend", "MemoryBackend", "config_from_id",
+__all__ = ["Accelerator", "AcceleratorError", "DevMemBackend", "MemoryBackend",
            "run_sync", "buffer_layout", "ACT_ALIGN"]
 
 #: The activation region starts on a 4 KiB boundary of the buffer (bursts split there, so the
@@ -51,23 +51,6 @@ class AcceleratorError(RuntimeError):
 
 def _reg(name: str) -> int:
     return register(name).offset
-
-
-def config_from_id(ids: dict, clock_mhz: int | None = None) -> SenseConfig:
-    """The SenseConfig the ID registers describe (see hw.soc.registers.id_values)."""
-    if ids["ID_MAGIC"] != MAGIC:
-        raise AcceleratorError(f"no Sense accelerator at this address: ID_MAGIC reads "
-                               f"{ids['ID_MAGIC']:#010x}, expected {MAGIC:#010x}")
-    grid, buffers = ids["ID_GRID"], ids["ID_BUFFERS"]
-    version = grid & 0xFF
-    if version != FORMAT_VERSION:
-        raise AcceleratorError(f"the accelerator speaks image format {version}, this driver "
-                               f"{FORMAT_VERSION}")
-    return SenseConfig(rows=grid >> 8 & 0xFF, cols=grid >> 16 & 0xFF, group=grid >> 24 & 0xFF,
-                       sparse=bool(buffers & 1), ifm_kib=1 << (buffers >> 4 & 0xF),
-                       weight_kib=1 << (buffers >> 8 & 0xF), ofm_kib=1 << (buffers >> 12 & 0xF),
-                       max_channels=1 << (buffers >> 16 & 0x1F),
-                       clock_mhz=clock_mhz or ids["ID_CLOCK"] & 0xFFFF)
 
 
 class Accelerator:
@@ -98,7 +81,10 @@ class Accelerator:
     async def identify(self) -> SenseConfig:
         ids = {name: await self.read(name)
                for name in ("ID_MAGIC", "ID_GRID", "ID_BUFFERS", "ID_CLOCK")}
-        self.config = config_from_id(ids)
+        try:
+            self.config = config_from_id(ids)
+        except IdError as e:
+            raise AcceleratorError(str(e)) from None
         return self.config
 
     # -- load -------------------------------------------------------------------------------
@@ -143,33 +129,37 @@ class Accelerator:
     @property
     def output_shape(self):
         last = self.layers[-1]
-        if not last["flags"] & FLAG_POOL:
-            return (last["out_channels"], last["out_h"], last["out_w"])
+        if not last.pool:
+            return (last.out_channels, last.out_h, last.out_w)
         from host import golden
-        pk, ps, pp = last["pool_kernel"], last["pool_stride"], last["pool_pad"]
-        return (last["out_channels"], golden.output_size(last["out_h"], pk, ps, pp),
-                golden.output_size(last["out_w"], pk, ps, pp))
+        pk, ps, pp = last.pool_kernel, last.pool_stride, last.pool_pad
+        return (last.out_channels, golden.output_size(last.out_h, pk, ps, pp),
+                golden.output_size(last.out_w, pk, ps, pp))
 
     # -- run --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.write("CTRL", 1)
+        await self.write("CTRL", register("CTRL").pack(start=1))
 
     async def abort(self) -> None:
-        await self.write("CTRL", 2)
+        await self.write("CTRL", register("CTRL").pack(abort=1))
 
     async def wait(self, timeout: float) -> int:
         """Poll STATUS until the run ends; AcceleratorError on an error code or after `timeout`
         (the backend's unit: cycles in simulation, seconds on the board)."""
-        status = await self.backend.poll(_reg("STATUS"), lambda v: not v & 1, timeout)
+        fields = register("STATUS").unpack
+        status = await self.backend.poll(_reg("STATUS"), lambda v: not fields(v)["busy"], timeout)
         if status is None:
             raise AcceleratorError(f"the accelerator did not finish within {timeout} "
                                    f"{self.backend.time_unit}")
-        if status & 4:
-            code = status >> 8 & 0xFF
-            name = ErrorCode(code).name if code in ErrorCode._value2member_map_ else str(code)
+        st = fields(status)
+        if st["error"]:
+            code = st["error_code"]
+            known = code in ErrorCode._value2member_map_
+            name = ErrorCode(code).name if known else str(code)
+            text = f": {ERROR_TEXT[ErrorCode(code)]}" if known else ""
             raise AcceleratorError(f"run failed with error {name} ({code}) at layer "
-                                   f"{status >> 16 & 0xFFFF}")
+                                   f"{st['layer']}{text}")
         return status
 
     async def run_one(self, x: np.ndarray, timeout: float) -> np.ndarray:
@@ -181,14 +171,14 @@ class Accelerator:
             raise AcceleratorError(f"input must be int8 of shape {self.input_shape}, not "
                                    f"{x.dtype} {tuple(x.shape)}")
         first, last = self.layers[0], self.layers[-1]
-        await self.backend.write_mem(self.act_offset + first["in_offset"],
+        await self.backend.write_mem(self.act_offset + first.in_offset,
                                      to_activation(x, self.config))
         await self.start()
         await self.wait(timeout)
         shape = self.output_shape
         c, h, w = shape
         nbytes = h * w * -(-c // self.config.group) * self.config.group
-        data = await self.backend.read_mem(self.act_offset + last["out_offset"], nbytes)
+        data = await self.backend.read_mem(self.act_offset + last.out_offset, nbytes)
         self._counters = await self.read_counters()
         self.runs.append(dict(self._counters))
         return from_activation(data, shape, self.config)
@@ -227,7 +217,6 @@ class MemoryBackend:
     default_timeout = 100
 
     def __init__(self, config: SenseConfig, mem_size: int, mem_base: int = 0):
-        from hw.soc.registers import id_values
 
         self.regs = {_reg(k): v for k, v in id_values(config).items()}
         self.mem = bytearray(mem_size)

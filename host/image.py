@@ -26,13 +26,11 @@ from hw.config import FORMAT_VERSION, SenseConfig
 from hw.layouts import (
     BEAT_BYTES,
     BLOCK_ALIGN,
-    FLAG_IFM_STATIONARY,
-    FLAG_POOL,
-    FLAG_RELU,
-    KIND_CONV,
-    KIND_FC,
+    DESCRIPTOR_BYTES,
+    LayerDescriptor,
+    LayerFlags,
+    LayerKind,
     image_header_layout,
-    layer_descriptor_layout,
     pack_array,
     param_entry_layout,
     record_bytes,
@@ -41,17 +39,15 @@ from hw.layouts import (
 )
 from hw.layouts import pack as pack_record
 from hw.layouts import unpack as unpack_record
-from hw.soc.registers import MAGIC
+from hw.regmap import MAGIC
 
 __all__ = ["ImageError", "pack", "unpack", "pack_image", "unpack_image", "read_header",
            "describe", "plan_layer", "layer_table", "shapes_of", "conv_output_size", "MAGIC",
            "HEADER_BYTES", "DESCRIPTOR_BYTES"]
 
 HEADER = image_header_layout()
-DESCRIPTOR = layer_descriptor_layout()
 HEADER_BYTES = record_bytes(HEADER)
 HEADER_CRC_SPAN = 56  # header_crc32 covers bytes [0, 56); it sits at [56, 60), crc32 at [60, 64)
-DESCRIPTOR_BYTES = record_bytes(DESCRIPTOR)
 FLAG_SPARSE = 1
 HOST_SOFTMAX = 1
 
@@ -141,22 +137,36 @@ def plan_layer(in_shape, layer: QLayer, config: SenseConfig, out_shape) -> Layer
     is_ = ifm + weights * (1 if weights <= weight_capacity else blocks) + ofm
     plan = LayerPlan(k_tiles, p_tiles, ifm, weights, ofm, ws, is_)
     if ws == is_ and weights <= weight_capacity and k_tiles > 1 and ifm <= ifm_capacity:
+        d = layer_geometry(in_shape, layer, config)
         plan.cycles_weight_stationary, plan.cycles_ifm_stationary = (
-            _model_cycles(in_shape, layer, config, (oh, ow), k_tiles, flags)
-            for flags in (0, FLAG_IFM_STATIONARY))
+            _model_cycles(in_shape, layer, config, d.replace(flags=int(d.flags) | flag))
+            for flag in (0, LayerFlags.IFM_STATIONARY.value))
     return plan
 
 
-def _model_cycles(in_shape, layer: QLayer, config: SenseConfig, out_hw, k_tiles, flags) -> int:
-    """The performance model's cycles for a layer in one order, on an input without zeros."""
+def layer_geometry(in_shape, layer: QLayer, config: SenseConfig) -> LayerDescriptor:
+    """A layer's descriptor as far as its shape decides it: kind, ReLU and pool flags, sizes,
+    kernel, stride, padding, pool window and tiling (weight-stationary order, no offsets yet)."""
     c, h, w = in_shape
     k, _, r, s = layer.w.shape
-    d = {"flags": flags, "out_channels": k, "in_h": h, "in_w": w,
-         "in_groups": -(-c // config.group), "out_h": out_hw[0], "out_w": out_hw[1],
-         "k_tiles": k_tiles, "kernel_h": r, "kernel_w": s, "out_offset": 0}
+    oh, ow = conv_output_size(in_shape, layer)
+    pool = layer.pool or (0, 0, 0)
+    flags = (LayerFlags.RELU.value * bool(layer.relu)) | (LayerFlags.POOL.value * bool(layer.pool))
+    return LayerDescriptor(
+        kind=(LayerKind.FC if layer.kind == "fc" else LayerKind.CONV).value, flags=flags,
+        in_channels=c, in_groups=-(-c // config.group), in_h=h, in_w=w, out_channels=k,
+        out_h=oh, out_w=ow, kernel_h=r, kernel_w=s, stride=layer.stride, pad=layer.pad,
+        pool_kernel=pool[0], pool_stride=pool[1], pool_pad=pool[2],
+        k_tiles=-(-k // config.rows), p_tiles=-(-(oh * ow) // config.cols))
+
+
+def _model_cycles(in_shape, layer: QLayer, config: SenseConfig, d: LayerDescriptor) -> int:
+    """The performance model's cycles for a layer in one order, on an input without zeros,
+    without its max-pool pass (the same in both orders)."""
     conv = ConvLayer(x=np.ones(in_shape, np.int8), w=layer.w, bias=layer.bias, mult=layer.mult,
                      shift=layer.shift, stride=layer.stride, pad=layer.pad)
-    return layer_estimate(d, conv, config)["cycles"]
+    return layer_estimate(d.replace(flags=int(d.flags) & ~LayerFlags.POOL.value), conv,
+                          config)["cycles"]
 
 
 # -- pack -----------------------------------------------------------------------------------------------
@@ -223,8 +233,6 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto") -> byte
             ("param", "shift"): layer.shift,
             ("w_scale",): np.asarray(w_scale, np.float32).view(np.uint32),
         }, k)
-        oh = golden.output_size(in_shape[1], r, layer.stride, layer.pad)
-        ow = golden.output_size(in_shape[2], s, layer.stride, layer.pad)
         plan = plan_layer(in_shape, layer, config, shapes[i + 1])
         chosen = plan.order if order == "auto" else order
         w_off = offset
@@ -232,21 +240,13 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto") -> byte
         p_off = offset
         offset = _align(offset + params.nbytes)
         blocks += [(w_off, weights.tobytes()), (p_off, params.tobytes())]
-        pool = layer.pool or (0, 0, 0)
-        descriptors.append(pack_record(DESCRIPTOR, {
-            "kind": KIND_FC if layer.kind == "fc" else KIND_CONV,
-            "flags": (FLAG_RELU * bool(layer.relu) | FLAG_POOL * bool(layer.pool)
-                      | FLAG_IFM_STATIONARY * (chosen == "ifm")),
-            "in_channels": c, "in_groups": -(-c // config.group), "in_h": in_shape[1],
-            "in_w": in_shape[2], "out_channels": k, "out_h": oh, "out_w": ow,
-            "kernel_h": r, "kernel_w": s, "stride": layer.stride, "pad": layer.pad,
-            "pool_kernel": pool[0], "pool_stride": pool[1], "pool_pad": pool[2], "reserved0": 0,
-            "k_tiles": plan.k_tiles, "p_tiles": plan.p_tiles,
-            "weight_offset": w_off, "weight_size": weights.nbytes,
-            "param_offset": p_off, "param_size": params.nbytes,
-            "in_offset": act_max * (i % 2), "out_offset": act_max * ((i + 1) % 2),
-            "out_scale": _f32_bits(layer.out_scale), "reserved1": 0,
-        }).to_bytes(DESCRIPTOR_BYTES, "little"))
+        d = layer_geometry(in_shape, layer, config)
+        descriptors.append(d.replace(
+            flags=int(d.flags) | LayerFlags.IFM_STATIONARY.value * (chosen == "ifm"),
+            weight_offset=w_off, weight_size=weights.nbytes,
+            param_offset=p_off, param_size=params.nbytes,
+            in_offset=act_max * (i % 2), out_offset=act_max * ((i + 1) % 2),
+            out_scale=_f32_bits(layer.out_scale)).to_bytes())
     body = bytearray(offset - HEADER_BYTES)
     body[:table_size] = b"".join(descriptors)
     for off, blob in blocks:
@@ -328,13 +328,14 @@ def _header_config(h) -> SenseConfig:
         raise ImageError(f"image header names impossible hardware: {e}") from None
 
 
-def layer_table(data: bytes, config: SenseConfig | None = None) -> tuple[dict, list[dict]]:
-    """(header, descriptors) of a validated image, as dicts of the layouts' fields."""
+def layer_table(data: bytes, config: SenseConfig | None = None
+                ) -> tuple[dict, list[LayerDescriptor]]:
+    """(header as a dict of its layout's fields, descriptors) of a validated image."""
     h = read_header(data, config)
     return h, _descriptors(bytes(data), h)
 
 
-def _descriptors(data: bytes, h: dict) -> list[dict]:
+def _descriptors(data: bytes, h: dict) -> list[LayerDescriptor]:
     n = h["layer_count"]
     if n < 1:
         raise ImageError("image has no layers")
@@ -346,7 +347,7 @@ def _descriptors(data: bytes, h: dict) -> list[dict]:
     out = []
     for i in range(n):
         off = h["table_offset"] + i * DESCRIPTOR_BYTES
-        out.append(unpack_record(DESCRIPTOR, int.from_bytes(data[off:off + DESCRIPTOR_BYTES], "little")))
+        out.append(LayerDescriptor.from_bytes(data[off:off + DESCRIPTOR_BYTES]))
     return out
 
 
@@ -366,55 +367,55 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
     word_bytes = weight_word_bytes(cfg)
     for i, d in enumerate(_descriptors(data, h)):
         name = f"layer {i}"
-        if d["kind"] not in (KIND_CONV, KIND_FC):
-            raise ImageError(f"{name}: kind {d['kind']} is not conv (0) or fc (1)")
-        if d["flags"] & ~(FLAG_RELU | FLAG_POOL | FLAG_IFM_STATIONARY):
-            raise ImageError(f"{name}: unknown flags {d['flags']:#x}")
-        c, k, r, s = d["in_channels"], d["out_channels"], d["kernel_h"], d["kernel_w"]
-        if (c, d["in_h"], d["in_w"]) != shape:
-            raise ImageError(f"{name}: input shape {(c, d['in_h'], d['in_w'])} does not match "
+        if d.kind not in {k.value for k in LayerKind}:
+            raise ImageError(f"{name}: kind {d.kind} is not conv (0) or fc (1)")
+        if d.unknown_flags:
+            raise ImageError(f"{name}: unknown flags {d.flags:#x}")
+        c, k, r, s = d.in_channels, d.out_channels, d.kernel_h, d.kernel_w
+        if (c, d.in_h, d.in_w) != shape:
+            raise ImageError(f"{name}: input shape {(c, d.in_h, d.in_w)} does not match "
                              f"the previous layer's output {shape}")
-        if min(k, r, s, d["stride"]) < 1 or d["in_groups"] != -(-c // m):
+        if min(k, r, s, d.stride) < 1 or d.in_groups != -(-c // m):
             raise ImageError(f"{name}: malformed shape fields (channels {c}->{k}, kernel "
-                             f"{r}x{s}, stride {d['stride']}, groups {d['in_groups']})")
-        oh = golden.output_size(shape[1], r, d["stride"], d["pad"])
-        ow = golden.output_size(shape[2], s, d["stride"], d["pad"])
-        if (oh, ow) != (d["out_h"], d["out_w"]) or oh < 1 or ow < 1:
-            raise ImageError(f"{name}: output {d['out_h']}x{d['out_w']} is inconsistent with "
+                             f"{r}x{s}, stride {d.stride}, groups {d.in_groups})")
+        oh = golden.output_size(shape[1], r, d.stride, d.pad)
+        ow = golden.output_size(shape[2], s, d.stride, d.pad)
+        if (oh, ow) != (d.out_h, d.out_w) or oh < 1 or ow < 1:
+            raise ImageError(f"{name}: output {d.out_h}x{d.out_w} is inconsistent with "
                              f"input, kernel, stride and padding")
-        groups = r * s * d["in_groups"]
+        groups = r * s * d.in_groups
         k_tiles = -(-k // cfg.rows)
         words = k_tiles * groups * cfg.cycles_per_group
-        if d["weight_size"] != words * word_bytes or d["param_size"] != k * BEAT_BYTES:
-            raise ImageError(f"{name}: block sizes ({d['weight_size']}, {d['param_size']}) do "
+        if d.weight_size != words * word_bytes or d.param_size != k * BEAT_BYTES:
+            raise ImageError(f"{name}: block sizes ({d.weight_size}, {d.param_size}) do "
                              f"not match its shape")
         for what in ("weight", "param"):
-            lo, size = d[f"{what}_offset"], d[f"{what}_size"]
+            lo, size = getattr(d, f"{what}_offset"), getattr(d, f"{what}_size")
             if lo % BLOCK_ALIGN or lo < h["data_offset"] or lo + size > h["image_size"]:
                 raise ImageError(f"{name}: {what} block [{lo}, {lo + size}) is misaligned or "
                                  f"outside the image's data")
         pool = None
-        if d["flags"] & FLAG_POOL:
-            pool = (d["pool_kernel"], d["pool_stride"], d["pool_pad"])
+        if d.pool:
+            pool = (d.pool_kernel, d.pool_stride, d.pool_pad)
             if min(pool[:2]) < 1 or pool[2] >= pool[0]:
                 raise ImageError(f"{name}: malformed max-pool {pool}")
             oh, ow = (golden.output_size(oh, pool[0], pool[1], pool[2]),
                       golden.output_size(ow, pool[0], pool[1], pool[2]))
             if oh < 1 or ow < 1:
                 raise ImageError(f"{name}: max-pool {pool} does not fit its input")
-        raw = np.frombuffer(data, np.uint8, count=d["weight_size"], offset=d["weight_offset"])
+        raw = np.frombuffer(data, np.uint8, count=d.weight_size, offset=d.weight_offset)
         leaves = unpack_array(word, raw.reshape(words, word_bytes))
         w, mask = _weights_from_slots(leaves, cfg, k, c, r, s)
-        rawp = np.frombuffer(data, np.uint8, count=d["param_size"], offset=d["param_offset"])
+        rawp = np.frombuffer(data, np.uint8, count=d.param_size, offset=d.param_offset)
         p = unpack_array(param_entry_layout(cfg), rawp.reshape(k, BEAT_BYTES))
         shift = p[("param", "shift")]
         if shift.min() < golden.SHIFT_RANGE[0] or shift.max() > golden.SHIFT_RANGE[1]:
             raise ImageError(f"{name}: requantization shift outside {golden.SHIFT_RANGE}")
-        out_scale = _bits_f32(d["out_scale"])
+        out_scale = _bits_f32(d.out_scale)
         layers.append(QLayer(
-            "fc" if d["kind"] == KIND_FC else "conv", name, w,
+            "fc" if d.layer_kind == LayerKind.FC else "conv", name, w,
             p[("param", "bias")].astype(np.int32), p[("param", "mult")].astype(np.int32),
-            shift.astype(np.int32), d["stride"], d["pad"], bool(d["flags"] & FLAG_RELU), pool,
+            shift.astype(np.int32), d.stride, d.pad, d.relu, pool,
             in_scale, np.array([_bits_f32(v) for v in p[("w_scale",)]]), out_scale, mask))
         in_scale = out_scale
         shape = (k, oh, ow)
@@ -463,14 +464,14 @@ def describe(data: bytes, config: SenseConfig | None = None) -> dict:
             "relu": layer.relu, "pool": list(layer.pool) if layer.pool else None,
             "weights": int(layer.w.size), "nonzero_weights": nonzero,
             "density": nonzero / layer.w.size,
-            "k_tiles": d["k_tiles"], "p_tiles": d["p_tiles"],
-            "order": "ifm-stationary" if d["flags"] & FLAG_IFM_STATIONARY else "weight-stationary",
+            "k_tiles": d.k_tiles, "p_tiles": d.p_tiles,
+            "order": "ifm-stationary" if d.ifm_stationary else "weight-stationary",
             "dram_bytes_estimate": plan.traffic,
             "cycles_model": {"weight-stationary": plan.cycles_weight_stationary,
                              "ifm-stationary": plan.cycles_ifm_stationary},
-            "weight_block": [d["weight_offset"], d["weight_size"]],
-            "param_block": [d["param_offset"], d["param_size"]],
-            "activations": [d["in_offset"], d["out_offset"]],
+            "weight_block": [d.weight_offset, d.weight_size],
+            "param_block": [d.param_offset, d.param_size],
+            "activations": [d.in_offset, d.out_offset],
         })
     return {
         "format_version": h["version"], "image_bytes": h["image_size"], "crc32": f"{h['crc32']:#010x}",

@@ -33,7 +33,7 @@ from host import golden
 from host.buffers import ConvLayer
 from host.sparse import pad_channels
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
-from hw.layouts import FLAG_IFM_STATIONARY, FLAG_POOL, record_bytes, weight_word_layout
+from hw.layouts import LayerDescriptor, record_bytes, weight_word_layout
 from hw.soc.output_writer import whole_tile_writes
 
 __all__ = ["skip_mask", "core_cycles", "useful_macs", "layer_estimate", "SETUP_CYCLES",
@@ -174,29 +174,29 @@ def _bursts(addr: int, beats: int) -> int:
     return n
 
 
-def layer_estimate(d: dict, layer: ConvLayer, config: SenseConfig) -> dict:
-    """Cycles, DRAM bytes, MACs and skipped groups of one layer of a run: `d` its descriptor
-    (the fields of hw.layouts.layer_descriptor_layout that matter), `layer` its weights and input
+def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) -> dict:
+    """Cycles, DRAM bytes, MACs and skipped groups of one layer of a run: `d` its descriptor,
+    `layer` its weights and input
     (zero-group skipping depends on the data). DRAM bytes, MACs and skipped groups are exact;
     cycles are the core's exact recurrence plus the DMA phases (READ_OVERHEAD,
     SEGMENT_OVERHEAD, BURST_OVERHEAD) with DRAM that answers at once."""
     m = config.group
     beat = BEAT_BYTES
-    ifm_stationary = bool(d["flags"] & FLAG_IFM_STATIONARY)
+    ifm_stationary = d.ifm_stationary
     layer = dataclasses.replace(layer, ifm_stationary=ifm_stationary)
-    k = d["out_channels"]
+    k = d.out_channels
     kpad = -(-k // m) * m
-    ifm_bytes = d["in_h"] * d["in_w"] * d["in_groups"] * m
+    ifm_bytes = d.in_h * d.in_w * d.in_groups * m
     ifm_lines = -(-ifm_bytes // beat)
-    pixels = d["out_h"] * d["out_w"]
-    whole = whole_tile_writes(config, k, d["k_tiles"], ifm_stationary)
+    pixels = d.out_h * d.out_w
+    whole = whole_tile_writes(config, k, d.k_tiles, ifm_stationary)
 
     def tile_write(p, kt):
         k0 = kt * config.rows
         last_kt = k0 + config.rows >= k
         count = min(config.cols, pixels - p * config.cols)
         # The driver puts the activation region on a 4 KiB boundary (host.driver.ACT_ALIGN).
-        addr = d["out_offset"] + (p * config.cols) * kpad + k0
+        addr = d.out_offset + (p * config.cols) * kpad + k0
         if whole:
             if not last_kt:
                 return 0, False
@@ -210,7 +210,7 @@ def layer_estimate(d: dict, layer: ConvLayer, config: SenseConfig) -> dict:
         return total, True
 
     word_beats = record_bytes(weight_word_layout(config), beat) // beat
-    kt_words = d["kernel_h"] * d["kernel_w"] * d["in_groups"] * config.cycles_per_group
+    kt_words = d.kernel_h * d.kernel_w * d.in_groups * config.cycles_per_group
 
     def weights_in(kt):
         # The weight block streams at one beat per cycle from the core's start.
@@ -219,14 +219,14 @@ def layer_estimate(d: dict, layer: ConvLayer, config: SenseConfig) -> dict:
     core = core_cycles(layer, config, tile_write, weights_in)
     cycles = (READ_OVERHEAD + 4) + LAYER_STATES + (READ_OVERHEAD + k) \
         + (READ_OVERHEAD + ifm_lines) + max(core["cycles"], core["writer_end"])
-    weight_bytes = d["k_tiles"] * kt_words * word_beats * beat
+    weight_bytes = d.k_tiles * kt_words * word_beats * beat
     read_bytes = 64 + beat * k + ifm_lines * beat + weight_bytes
     write_bytes = pixels * kpad
-    if d["flags"] & FLAG_POOL:
+    if d.pool:
         out_lines = -(-(pixels * kpad) // beat)
-        pk, ps, pp = d["pool_kernel"], d["pool_stride"], d["pool_pad"]
-        poh = golden.output_size(d["out_h"], pk, ps, pp)
-        pow_ = golden.output_size(d["out_w"], pk, ps, pp)
+        pk, ps, pp = d.pool_kernel, d.pool_stride, d.pool_pad
+        poh = golden.output_size(d.out_h, pk, ps, pp)
+        pow_ = golden.output_size(d.out_w, pk, ps, pp)
         words = poh * pow_ * (kpad // m)
         read_bytes += out_lines * beat
         write_bytes += words * m

@@ -38,15 +38,15 @@ def selftest_system(config: SenseConfig, image: bytes, x: np.ndarray, expected: 
 
     async def load():
         await acc.load(image)
-        await backend.write_mem(acc.act_offset + acc.layers[0]["in_offset"], x_bytes)
+        await backend.write_mem(acc.act_offset + acc.layers[0].in_offset, x_bytes)
         await acc.start()
 
     run_sync(load())
-    in_offset = acc.act_offset + acc.layers[0]["in_offset"]
+    in_offset = acc.act_offset + acc.layers[0].in_offset
     expected = np.asarray(expected, np.int8)
     out = to_activation(expected, config)
     real = to_activation(np.ones(expected.shape, np.int8), config)  # 0 in padding channels
-    offset = acc.act_offset + acc.layers[-1]["out_offset"]
+    offset = acc.act_offset + acc.layers[-1].out_offset
     return SelfTest(config, memory=bytes(backend.mem), mem_size=need,
                     writes=backend.writes, check_offset=offset, expected=out,
                     mask=bytes(0xFF if b else 0 for b in real), input_offset=in_offset,

@@ -7,8 +7,10 @@ the two sides cannot drift apart.
 
 from __future__ import annotations
 
+import dataclasses
+
 from amaranth.hdl import Shape, signed, unsigned
-from amaranth.lib import data
+from amaranth.lib import data, enum
 
 from hw.config import BEAT_BYTES, BLOCK_ALIGN, SenseConfig
 
@@ -16,8 +18,8 @@ __all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "ifm_line_layout
            "weight_word_layout", "param_layout", "layer_layout", "acc_row_layout",
            "ofm_row_layout", "pack", "unpack", "DIM_BITS", "CHANNEL_BITS", "KERNEL_BITS",
            "param_entry_layout", "image_header_layout", "layer_descriptor_layout", "leaf_fields",
-           "record_bytes", "pack_array", "unpack_array", "BEAT_BYTES", "BLOCK_ALIGN", "KIND_CONV",
-           "KIND_FC", "FLAG_RELU", "FLAG_POOL", "FLAG_IFM_STATIONARY"]
+           "record_bytes", "pack_array", "unpack_array", "BEAT_BYTES", "BLOCK_ALIGN", "LayerKind",
+           "LayerFlags", "FLAGS_KNOWN", "flag_set", "LayerDescriptor", "DESCRIPTOR_BYTES"]
 
 DIM_BITS = 12      # feature-map height / width and channel groups: up to 4095
 CHANNEL_BITS = 16  # output channels of a layer (bounded further by config.max_channels)
@@ -81,9 +83,28 @@ def param_layout(config: SenseConfig) -> data.StructLayout:
 
 # -- the memory image (SPEC section 5; bytes documented in docs/memory-image.md) -----------------
 
-#: Layer descriptor `kind` values and `flags` bits (docs/memory-image.md).
-KIND_CONV, KIND_FC = 0, 1
-FLAG_RELU, FLAG_POOL, FLAG_IFM_STATIONARY = 1, 2, 4
+
+
+class LayerKind(enum.Enum, shape=8):
+    """A layer descriptor's `kind` (docs/memory-image.md)."""
+    CONV = 0
+    FC = 1            # a convolution whose kernel covers its input
+
+
+class LayerFlags(enum.Flag, shape=8):
+    """A layer descriptor's `flags` bits (docs/memory-image.md)."""
+    RELU = 1
+    POOL = 2          # max-pool after requantization (pool_kernel, pool_stride, pool_pad)
+    IFM_STATIONARY = 4  # tile loop order: pixel tile outer (else k tile outer)
+
+
+#: Every flag bit the hardware knows; a descriptor with another bit set is refused.
+FLAGS_KNOWN = LayerFlags.RELU | LayerFlags.POOL | LayerFlags.IFM_STATIONARY
+
+
+def flag_set(flags, flag: LayerFlags):
+    """Gateware: whether `flag` is set in a descriptor's `flags` field (a 1-bit value)."""
+    return (flags.as_value() & flag.value) != 0
 
 
 def param_entry_layout(config: SenseConfig) -> data.StructLayout:
@@ -134,8 +155,8 @@ def layer_descriptor_layout() -> data.StructLayout:
     """One layer's descriptor: 64 bytes (four AXI beats). Offsets of weight and parameter blocks
     are from the image start; activation offsets are from the activation base."""
     return data.StructLayout({
-        "kind": unsigned(8),            # 0 conv, 1 fc (a conv whose kernel covers its input)
-        "flags": unsigned(8),           # bit 0 relu, bit 1 max-pool, bit 2 IFM-stationary order
+        "kind": LayerKind,
+        "flags": LayerFlags,
         "in_channels": unsigned(16),
         "in_groups": unsigned(16),
         "in_h": unsigned(16),
@@ -162,6 +183,68 @@ def layer_descriptor_layout() -> data.StructLayout:
         "out_scale": unsigned(32),      # float32 bits
         "reserved1": unsigned(64),
     })
+
+
+#: Bytes of one layer descriptor in the image (four AXI beats).
+DESCRIPTOR_BYTES = 64
+
+
+class _Descriptor:
+    """Methods of `LayerDescriptor` (its fields come from `layer_descriptor_layout`)."""
+
+    def to_bytes(self) -> bytes:
+        """The descriptor's 64 bytes, as the hardware parses them (every field range-checked)."""
+        layout = layer_descriptor_layout()
+        values = {name: 0 for name, _ in layout}
+        values.update(dataclasses.asdict(self))
+        values["kind"] = int(values["kind"])
+        values["flags"] = int(values["flags"])
+        return pack(layout, values).to_bytes(DESCRIPTOR_BYTES, "little")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes):
+        """Parse 64 bytes; `kind` and `flags` stay integers (check them with `layer_kind` and
+        `unknown_flags`), so a corrupt image can be reported rather than fail to parse."""
+        values = unpack(layer_descriptor_layout(), int.from_bytes(raw[:DESCRIPTOR_BYTES], "little"))
+        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def layer_kind(self) -> LayerKind:
+        return LayerKind(int(self.kind))
+
+    @property
+    def unknown_flags(self) -> int:
+        return int(self.flags) & ~FLAGS_KNOWN.value
+
+    def has(self, flag: LayerFlags) -> bool:
+        return bool(int(self.flags) & flag.value)
+
+    @property
+    def relu(self) -> bool:
+        return self.has(LayerFlags.RELU)
+
+    @property
+    def pool(self) -> bool:
+        return self.has(LayerFlags.POOL)
+
+    @property
+    def ifm_stationary(self) -> bool:
+        return self.has(LayerFlags.IFM_STATIONARY)
+
+
+#: One layer's descriptor as the host sees it: the fields of `layer_descriptor_layout` (the
+#: reserved ones left out), all defaulting to 0. The planner and packer build it, the image
+#: holds its bytes (`to_bytes`), the driver, the performance model and `sense inspect` read it
+#: back (`from_bytes`), and the gateware parses the same bytes with the same layout.
+LayerDescriptor = dataclasses.make_dataclass(
+    "LayerDescriptor",
+    [(name, int, dataclasses.field(default=0)) for name, _ in layer_descriptor_layout()
+     if not name.startswith("reserved")],
+    bases=(_Descriptor,), frozen=True)
+LayerDescriptor.__module__ = __name__
 
 
 def leaf_fields(layout, prefix=()):

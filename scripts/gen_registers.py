@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hw.files import atomic_write  # noqa: E402
-from hw.soc.registers import registers_markdown  # noqa: E402
+from hw.regmap import registers_markdown  # noqa: E402
 
 if __name__ == "__main__":
     atomic_write(ROOT / "docs" / "registers.md", registers_markdown())

@@ -13,10 +13,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from host.image import DESCRIPTOR, HEADER, HEADER_BYTES, pack_image, weight_word_bytes  # noqa: E402
+from host.image import HEADER, HEADER_BYTES, pack_image, weight_word_bytes  # noqa: E402
 from host.quant import QLayer, QNetwork  # noqa: E402
 from hw.config import SenseConfig  # noqa: E402
 from hw.layouts import (  # noqa: E402
+    layer_descriptor_layout,
     leaf_fields,
     param_entry_layout,
     unpack,
@@ -44,8 +45,9 @@ def main():
     for path, off, width, _ in leaf_fields(HEADER):
         print(f"  {off // 8:3d}  {width // 8}  {path[0]:<18} {h[path[0]]:#x} ({h[path[0]]})")
     print("\n## Layer table (bytes 64-127): descriptor of layer 0\n")
-    d = unpack(DESCRIPTOR, int.from_bytes(image[64:128], "little"))
-    for path, off, width, _ in leaf_fields(DESCRIPTOR):
+    descriptor = layer_descriptor_layout()
+    d = unpack(descriptor, int.from_bytes(image[64:128], "little"))
+    for path, off, width, _ in leaf_fields(descriptor):
         print(f"  {64 + off // 8:3d}  {width // 8}  {path[0]:<16} {d[path[0]]:#x} ({d[path[0]]})")
     print(f"\n## Weight block (bytes {d['weight_offset']}-"
           f"{d['weight_offset'] + d['weight_size'] - 1}): one {weight_word_bytes(config)}-byte "

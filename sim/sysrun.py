@@ -6,7 +6,6 @@ import json
 import os
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,26 +19,28 @@ DEFAULT_MEM = 1 << 22     # 4 MiB of simulated DRAM for the buffer
 
 
 def _bar(path: Path, stop: threading.Event, stream) -> None:
-    last = None
-    t0 = time.perf_counter()
-    while True:
-        try:
-            done, total = map(int, path.read_text().split())
-        except (OSError, ValueError):
-            done, total = 0, None
-        if total and (done, total) != last:
-            last = (done, total)
-            width = 30
-            fill = width * done // total
-            rate = done / max(time.perf_counter() - t0, 1e-9)
-            stream.write(f"\r  [{'#' * fill}{'.' * (width - fill)}] {done}/{total} images "
-                         f"({rate:.1f}/s)")
-            stream.flush()
-        if stop.is_set():
-            if last:
-                stream.write("\n")
-            return
-        stop.wait(0.3)
+    """Follow the bench's progress file ("done total") with a tqdm bar: rate and ETA on a
+    terminal, nothing when the output is not one."""
+    from tqdm import tqdm
+
+    bar = None
+    try:
+        while True:
+            try:
+                done, total = map(int, path.read_text().split())
+            except (OSError, ValueError):
+                done, total = 0, None
+            if total and bar is None:
+                bar = tqdm(total=total, unit="image", file=stream, disable=None, leave=True,
+                           desc="  simulating")
+            if bar is not None and done > bar.n:
+                bar.update(done - bar.n)
+            if stop.is_set():
+                return
+            stop.wait(0.3)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def run_system(config: SenseConfig, steps: list[dict], *, pause: float = 0.0,

@@ -6,11 +6,11 @@ import asyncio
 import numpy as np
 import pytest
 
-from host.driver import Accelerator, AcceleratorError, MemoryBackend, config_from_id
+from host.driver import Accelerator, AcceleratorError, MemoryBackend
 from host.image import pack_image
 from host.quant import QLayer, QNetwork
 from hw.config import PRESETS, SenseConfig
-from hw.soc.registers import id_values, register
+from hw.regmap import IdError, config_from_id, id_values, register
 
 
 class FakeDram(MemoryBackend):
@@ -45,8 +45,12 @@ def test_id_registers_round_trip(name):
 def test_wrong_magic_is_refused():
     ids = id_values(SenseConfig())
     ids["ID_MAGIC"] = 0
-    with pytest.raises(AcceleratorError, match="no Sense accelerator"):
+    with pytest.raises(IdError, match="no Sense accelerator"):
         config_from_id(ids)
+    backend = MemoryBackend(SenseConfig(), 4096)
+    backend.regs[register("ID_MAGIC").offset] = 0
+    with pytest.raises(AcceleratorError, match="no Sense accelerator"):
+        asyncio.run(Accelerator(backend).identify())
 
 
 def test_load_sets_bases_and_window_to_the_buffer():

@@ -34,13 +34,13 @@ from amaranth.lib.wiring import Out
 from hw.config import BEAT_BYTES, FORMAT_VERSION, SenseConfig
 from hw.core.core import Core
 from hw.layouts import (
-    FLAG_IFM_STATIONARY,
-    FLAG_POOL,
-    FLAG_RELU,
+    LayerFlags,
+    flag_set,
     image_header_layout,
     layer_descriptor_layout,
     param_layout,
 )
+from hw.regmap import COUNTERS, MAGIC, ErrorCode
 from hw.soc.dma import (
     ADDR_BITS,
     DATA_BITS,
@@ -52,7 +52,7 @@ from hw.soc.dma import (
 from hw.soc.layer_check import CheckStep, LayerCheck
 from hw.soc.output_writer import OutputWriter
 from hw.soc.pool import PoolUnit
-from hw.soc.registers import COUNTERS, MAGIC, ErrorCode, Registers, axi_lite_signature
+from hw.soc.registers import Registers, axi_lite_signature
 from hw.soc.weight_loader import WeightLoader
 
 __all__ = ["Accelerator"]
@@ -145,7 +145,7 @@ class Accelerator(wiring.Component):
         banks."""
         D, check, writer, pool, dma, core = b.D, b.check, b.writer, b.pool, b.dma, b.core
         m.d.comb += [
-            writer.ifm_stationary.eq((D.flags & FLAG_IFM_STATIONARY) != 0),
+            writer.ifm_stationary.eq(flag_set(D.flags, LayerFlags.IFM_STATIONARY)),
             writer.k_tiles.eq(D.k_tiles), writer.kpad.eq(check.kpad),
             writer.out_channels.eq(D.out_channels), writer.base.eq(check.output_start),
             pool.out_h.eq(D.out_h), pool.out_w.eq(D.out_w), pool.gk.eq(check.gk),
@@ -355,8 +355,8 @@ class Accelerator(wiring.Component):
                 *(getattr(layer, f).eq(getattr(D, f)) for f in (
                     "in_groups", "in_h", "in_w", "out_h", "out_w", "out_channels", "kernel_h",
                     "kernel_w", "stride", "pad")),
-                layer.relu.eq((D.flags & FLAG_RELU) != 0),
-                layer.ifm_stationary.eq((D.flags & FLAG_IFM_STATIONARY) != 0),
+                layer.relu.eq(flag_set(D.flags, LayerFlags.RELU)),
+                layer.ifm_stationary.eq(flag_set(D.flags, LayerFlags.IFM_STATIONARY)),
             ]
             b.read(b.check.weights_start, D.weight_size, D.weight_size >> 4, "RUN")
         with m.State("RUN"):
@@ -364,7 +364,7 @@ class Accelerator(wiring.Component):
             with m.If(b.beat_in):
                 m.d.sync += b.count.eq(b.count - 1)
             with m.If(core.done & (b.count == 0) & b.writer.idle & ~dma.busy):
-                with m.If((D.flags & FLAG_POOL) != 0):
+                with m.If(flag_set(D.flags, LayerFlags.POOL)):
                     m.next = "POOL_LOAD"
                 with m.Else():
                     m.next = "LAYER_END"

@@ -11,20 +11,18 @@ from amaranth.lib.wiring import In, Out
 from hw.config import BEAT_BYTES, SenseConfig
 from hw.layouts import (
     DIM_BITS,
-    FLAG_IFM_STATIONARY,
-    FLAG_POOL,
-    FLAG_RELU,
-    KIND_CONV,
-    KIND_FC,
+    FLAGS_KNOWN,
+    LayerFlags,
+    LayerKind,
+    flag_set,
     layer_descriptor_layout,
     record_bytes,
     weight_word_layout,
 )
 from hw.soc.dma import ADDR_BITS, window_check
 
-__all__ = ["LayerCheck", "CheckStep", "FLAGS_KNOWN", "RANGES"]
+__all__ = ["LayerCheck", "CheckStep", "RANGES"]
 
-FLAGS_KNOWN = FLAG_RELU | FLAG_POOL | FLAG_IFM_STATIONARY
 #: The byte ranges of a layer that are checked against the DMA window.
 RANGES = ("weights", "params", "input", "output")
 
@@ -111,9 +109,10 @@ class LayerCheck(wiring.Component):
         cfg, D = self._config, self.desc
         in_span_h = D.in_h + 2 * D.pad
         in_span_w = D.in_w + 2 * D.pad
-        pool = (D.flags & FLAG_POOL) != 0
+        pool = flag_set(D.flags, LayerFlags.POOL)
         return Cat(
-            D.kind <= max(KIND_CONV, KIND_FC), (D.flags & ~FLAGS_KNOWN) == 0,
+            (D.kind == LayerKind.CONV) | (D.kind == LayerKind.FC),
+            (D.flags.as_value() & ~FLAGS_KNOWN.value) == 0,
             D.in_channels != 0, D.in_groups == ((D.in_channels + cfg.group - 1) >> lg_m),
             D.in_groups < (1 << DIM_BITS), D.in_h != 0, D.in_h < (1 << DIM_BITS),
             D.in_w != 0, D.in_w < (1 << DIM_BITS), D.out_h != 0, D.out_h < (1 << DIM_BITS),
@@ -136,10 +135,10 @@ class LayerCheck(wiring.Component):
 
     def _fits(self, v, slots):
         cfg, D = self._config, self.desc
-        pool = (D.flags & FLAG_POOL) != 0
+        pool = flag_set(D.flags, LayerFlags.POOL)
         return Cat(
             v["ifm_words"] <= cfg.ifm_bank_depth,
             v["groups"] * slots <= cfg.weight_depth,
-            ((D.flags & FLAG_IFM_STATIONARY) == 0) | (v["w_words"] <= cfg.weight_depth),
+            ~flag_set(D.flags, LayerFlags.IFM_STATIONARY) | (v["w_words"] <= cfg.weight_depth),
             ~pool | (v["out_words"] <= cfg.ifm_bank_depth),
         ).all()

@@ -29,10 +29,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.config import SenseConfig
+from hw.regmap import register
 from hw.soc.accelerator import Accelerator
 from hw.soc.axi_ram import AxiRam
 from hw.soc.dma import BEAT_BYTES, DATA_BITS
-from hw.soc.registers import register
 
 __all__ = ["SelfTest"]
 
@@ -60,7 +60,7 @@ class SelfTest(wiring.Component):
     def __init__(self, config: SenseConfig, *, memory: bytes, mem_size: int,
                  writes: list[tuple[int, int]], check_offset: int, expected: bytes,
                  mask: bytes | None = None, input_offset: int = 0, input_bytes: bytes = b""):
-        if not writes or writes[-1] != (register("CTRL").offset, 1):
+        if not writes or writes[-1] != (register("CTRL").offset, register("CTRL").pack(start=1)):
             raise ValueError("the register writes must end with CTRL.start")
         mask = bytes(b"\xff" * len(expected)) if mask is None else bytes(mask)
         if len(mask) != len(expected):
@@ -168,11 +168,12 @@ class SelfTest(wiring.Component):
             with m.State("POLL_RESP"):
                 m.d.comb += lite.rready.eq(1)
                 with m.If(lite.rvalid):
-                    with m.If(lite.rdata[2]):                     # STATUS.error
-                        m.d.sync += [self.error_code.eq(lite.rdata[8:16]),
+                    st = status.layout(lite.rdata)
+                    with m.If(st.error):
+                        m.d.sync += [self.error_code.eq(st.error_code),
                                      self.runs.eq(self.runs + 1)]
                         m.next = "FAIL"
-                    with m.Elif(lite.rdata[1] & ~lite.rdata[0]):  # STATUS.done, not busy
+                    with m.Elif(st.done & ~st.busy):
                         m.d.sync += [check.eq(0), comparing.eq(0), self.runs.eq(self.runs + 1)]
                         m.next = "CHECK"
                     with m.Else():

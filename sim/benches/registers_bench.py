@@ -4,7 +4,7 @@ import cocotb
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
-from hw.soc.registers import COUNTERS, ErrorCode, id_values, register
+from hw.regmap import COUNTERS, ErrorCode, id_values, register
 from sim.benches.util import start_clock_and_reset
 from sim.harness import config_from_env
 
@@ -64,26 +64,30 @@ async def start_is_a_single_pulse_and_status_follows_the_run(dut):
             pulses += dut.start.value == 1
     cocotb.start_soon(count())
     await write32(master, "IRQ_ENABLE", 1)
-    await write32(master, "CTRL", 1)
+    start = register("CTRL").pack(start=1)
+    status_of = register("STATUS").unpack
+    await write32(master, "CTRL", start)
     await ClockCycles(dut.clk, 3)
     assert pulses == 1
     await FallingEdge(dut.clk)
     dut.busy.value = 1
     dut.layer.value = 2
-    assert await read32(master, "STATUS") == 0x0002_0001          # busy, layer 2
+    assert await read32(master, "STATUS") == register("STATUS").pack(busy=1, layer=2)
     await FallingEdge(dut.clk)                                  # one clock edge: one pulse
     dut.busy.value = 0
     dut.error_code.value = int(ErrorCode.OUT_OF_WINDOW)
     dut.done_pulse.value = 1
     await FallingEdge(dut.clk)
     dut.done_pulse.value = 0
-    status = await read32(master, "STATUS")
-    assert status & 0b111 == 0b110 and (status >> 8) & 0xFF == ErrorCode.OUT_OF_WINDOW
+    status = status_of(await read32(master, "STATUS"))
+    assert status == {"busy": 0, "done": 1, "error": 1, "error_code": ErrorCode.OUT_OF_WINDOW,
+                      "layer": 2}
     assert dut.irq.value == 1 and await read32(master, "IRQ_STATUS") == 1
     await write32(master, "IRQ_STATUS", 1)
     assert dut.irq.value == 0
-    await write32(master, "CTRL", 1)                           # a new start clears done/error
-    assert await read32(master, "STATUS") & 0b110 == 0
+    await write32(master, "CTRL", start)                       # a new start clears done/error
+    status = status_of(await read32(master, "STATUS"))
+    assert status["done"] == status["error"] == 0
 
 
 @cocotb.test()

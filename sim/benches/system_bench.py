@@ -169,7 +169,7 @@ async def system(dut):
                               if t[1] < window[0] or t[1] + 16 * t[2] > window[0] + window[1]]
             out["status"] = await acc.read("STATUS")
         elif step["op"] == "reset":
-            await acc.backend.write_mem(acc.act_offset + acc.layers[0]["in_offset"],
+            await acc.backend.write_mem(acc.act_offset + acc.layers[0].in_offset,
                                         bytes(16))
             await acc.start()
             await ClockCycles(dut.clk, step["after"])
