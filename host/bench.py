@@ -4,10 +4,14 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from host import golden
 from host.buffers import ConvLayer, weight_slots
+from host.image import pack_image
+from host.quant import QLayer, QNetwork
 from host.sparse import pad_channels, prune_balanced
 from hw.config import SenseConfig
 
@@ -119,11 +123,6 @@ def bench_pack(config: SenseConfig, seed: int = 0) -> dict:
     """Time balanced pruning plus packing (weight slots, weight words, parameters, descriptor,
     header, CRC) of random int8 weights with ResNet-50's shapes, one single-layer image per layer
     (ResNet-50 is not a chain). Throughput is counted in MB of dense int8 weights."""
-    import time
-
-    from host.image import pack_image
-    from host.quant import QLayer, QNetwork
-    from host.sparse import prune_balanced
 
     rng = np.random.default_rng(seed)
     shapes = resnet50_shapes()
@@ -150,7 +149,6 @@ def bench_pack(config: SenseConfig, seed: int = 0) -> dict:
 
 def one_layer_network(layer: ConvLayer, group: int):
     """A ConvLayer as a one-layer quantized network (input scale 1), for the memory image."""
-    from host.quant import QLayer, QNetwork
 
     q = QLayer("conv", layer.name, layer.w, layer.bias, layer.mult, layer.shift, layer.stride,
                layer.pad, layer.relu)

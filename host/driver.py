@@ -23,11 +23,19 @@ import zlib
 
 import numpy as np
 
+from host import golden
 from host.buffers import from_activation, to_activation
 from host.image import ImageError, layer_table, read_header
 from hw.config import SenseConfig
-from hw.regmap import (COUNTERS, ERROR_TEXT, ErrorCode, IdError, config_from_id, id_values,
-                       register)
+from hw.regmap import (
+    COUNTERS,
+    ERROR_TEXT,
+    ErrorCode,
+    IdError,
+    config_from_id,
+    id_values,
+    register,
+)
 
 __all__ = ["Accelerator", "AcceleratorError", "DevMemBackend", "MemoryBackend",
            "run_sync", "buffer_layout", "ACT_ALIGN"]
@@ -131,7 +139,6 @@ class Accelerator:
         last = self.layers[-1]
         if not last.pool:
             return (last.out_channels, last.out_h, last.out_w)
-        from host import golden
         pk, ps, pp = last.pool_kernel, last.pool_stride, last.pool_pad
         return (last.out_channels, golden.output_size(last.out_h, pk, ps, pp),
                 golden.output_size(last.out_w, pk, ps, pp))

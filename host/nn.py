@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from host import golden
+from hw.files import atomic_write
 
 __all__ = ["Layer", "Network", "ModelError", "load_model", "load_onnx", "load_npz", "save_npz",
            "save_onnx", "forward",
@@ -350,5 +351,4 @@ def save_onnx(net: Network, path) -> None:
                               producer_name="sense")
     model.ir_version = 8
     onnx.checker.check_model(model)
-    from hw.files import atomic_write
     atomic_write(path, model.SerializeToString())

@@ -1,4 +1,4 @@
-"""Cycle model of the core (hw/core.py), exact for a consumer that is always ready.
+"""Cycle model of the core (hw/core/core.py), exact for a consumer that is always ready.
 
 The formula, derived from the RTL and documented in docs/architecture.md ("Cycle formula"):
 
@@ -142,7 +142,7 @@ def useful_macs(layer: ConvLayer, config: SenseConfig) -> int:
     return int(rows_valid.sum() * (slots * cols_valid).sum())
 
 
-# -- the whole accelerator (hw/accelerator.py) -------------------------------------------------
+# -- the whole accelerator (hw/soc/accelerator.py) ----------------------------------------------
 
 # The three overheads below are fitted to the RTL by scripts/fit_perf_model.py (simulated DRAM,
 # cocotbext-axi's AxiRam, answering at once); docs/results/perf-model-fit.json has the errors.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write docs/registers.md from the register map in hw/registers.py."""
+"""Write docs/registers.md from the register map in hw/regmap.py."""
 
 import sys
 from pathlib import Path

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Train the bundled digits CNN and its balanced-sparse fine-tuned variants (needs torch:
 `pip install torch==2.13.0 scikit-learn`). Writes host/models/digits-data.npz, host/models/digits.onnx and
-models/digits-m{4,8,16}.onnx. Deterministic for a given seed on one machine.
+host/models/digits-m{4,8,16}.onnx. Deterministic for a given seed on one machine.
 
 Model: 1x8x8 -> conv 3x3 16 (pad 1) -> ReLU -> conv 3x3 32 (pad 1) -> ReLU -> max-pool 2
        -> FC 512 -> 10 (softmax on the host).

@@ -11,6 +11,7 @@ import numpy as np
 
 from host.buffers import ConvLayer
 from hw.config import SenseConfig
+from sim import harness
 
 __all__ = ["save_cases", "load_cases", "run_core"]
 
@@ -55,8 +56,6 @@ def run_core(config: SenseConfig, layers: list[ConvLayer], *, ready=1.0, seed: i
 
     ready: probability that the output consumer accepts a row in a cycle (1.0 = always), one
     value or one per layer."""
-    from sim import harness
-
     for layer in layers:
         layer.check(config)
     build = harness.build("core", config)

@@ -12,6 +12,7 @@ import numpy as np
 
 from hw.config import SenseConfig
 from hw.files import atomic_write
+from sim import harness
 
 __all__ = ["run_system", "DEFAULT_MEM"]
 
@@ -49,8 +50,6 @@ def run_system(config: SenseConfig, steps: list[dict], *, pause: float = 0.0,
     """Build (once) and simulate the accelerator on `steps` (see sim.benches.system_bench). Step
     images and inputs may be given as bytes / arrays ("image", "x"); they are written to files
     here. Returns the bench's results; run steps get their outputs under "outputs"."""
-    from sim import harness
-
     build = harness.build("accelerator", config)
     work = build.build_dir / "jobs" / f"{name}-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ Cycle-level contract (one "slot" = one cycle of the grid; a group takes M/2 slot
 * In the cycle an operation issues, the IFM decoder tells the weight decoder (issue, first, last,
   null) and has already addressed the weight buffer, one cycle earlier, for that slot.
 * Both decoders register the operation (the *issue stage*) and delay row i / column j by i / j
-  cycles, so the grid's operands meet (see hw/grid.py).
+  cycles, so the grid's operands meet (see hw/core/grid.py).
 * ``first`` marks a tile's first operation. ``last`` marks its last: when the tile's last group is
   skipped, a null operation (value 0) carries the ``last`` flag in the skip cycle instead, so every
   tile ends with exactly one ``last``. A tile's last operation waits for ``last_ok`` (the previous

@@ -1,6 +1,6 @@
 """A self-contained accelerator system: Sense, its memory in block RAM, and a controller that
 runs a network and checks the result. It needs no processor and no DRAM, so it runs on any FPGA
-board with a few LEDs (`hw.board.Ulx3sTop`), and it is simulated like any other block.
+board with a few LEDs (`constraints.ulx3s.Ulx3sTop`), and it is simulated like any other block.
 
 `SelfTest(config, memory, writes, check_offset, expected)`:
 
