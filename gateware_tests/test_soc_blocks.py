@@ -5,7 +5,7 @@ test_system.py.)"""
 from amaranth.sim import Simulator
 
 from hw.config import BEAT_BYTES, SenseConfig
-from hw.layouts import FLAG_POOL, layer_descriptor_layout
+from hw.layouts import LayerFlags, layer_descriptor_layout
 from hw.soc.layer_check import CheckStep, LayerCheck
 from hw.soc.weight_loader import WeightLoader
 
@@ -92,7 +92,7 @@ def test_layer_check_verdicts():
                  "ifm_bytes": 6 * 6 * 2 * 4}
     assert _verdicts(cfg, {**good, "out_h": 5})["consistent"] == 0      # not the conv's size
     assert _verdicts(cfg, {**good, "weight_size": 16})["consistent"] == 0
-    assert _verdicts(cfg, {**good, "flags": FLAG_POOL})["consistent"] == 0   # no pool window
+    assert _verdicts(cfg, {**good, "flags": LayerFlags.POOL.value})["consistent"] == 0   # no pool window
     big = _descriptor(in_h=64, in_w=64, out_h=64, out_w=64, p_tiles=1024,
                       weight_size=words * BEAT_BYTES)
     assert _verdicts(cfg, big)["fits"] == 0                              # beyond one IFM bank

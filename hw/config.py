@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 
 __all__ = ["SenseConfig", "ConfigError", "PRESETS", "FORMAT_VERSION", "BEAT_BYTES",
-           "BLOCK_ALIGN", "MAX_BURST", "BURST_BOUNDARY"]
+           "LANE_BITS", "BLOCK_ALIGN", "MAX_BURST", "BURST_BOUNDARY"]
 
 #: Version of the memory-image format (SPEC section 5) that this gateware and packer speak.
 FORMAT_VERSION = 1
@@ -21,6 +21,8 @@ FORMAT_VERSION = 1
 #: Bytes of one AXI beat of the DMA port (128-bit, the ZCU102's HP ports): the unit of every DRAM
 #: transfer, of an IFM bank line and of an output bank line.
 BEAT_BYTES = 16
+#: Address bits that pick a byte inside a beat (log2 BEAT_BYTES).
+LANE_BITS = BEAT_BYTES.bit_length() - 1
 #: Every block of the memory image starts on a multiple of this many bytes.
 BLOCK_ALIGN = 64
 #: Longest AXI burst the DMA issues, in beats, and the boundary no burst crosses (AXI4: 4 KiB).

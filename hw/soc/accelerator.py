@@ -31,9 +31,10 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
-from hw.config import BEAT_BYTES, FORMAT_VERSION, SenseConfig
+from hw.config import BEAT_BYTES, BLOCK_ALIGN, FORMAT_VERSION, LANE_BITS, SenseConfig
 from hw.core.core import Core
 from hw.layouts import (
+    DESCRIPTOR_BYTES,
     LayerFlags,
     flag_set,
     image_header_layout,
@@ -58,7 +59,7 @@ from hw.soc.weight_loader import WeightLoader
 __all__ = ["Accelerator"]
 
 #: Bytes of the image header and of one layer descriptor (each four beats).
-RECORD_BYTES = 64
+RECORD_BYTES = DESCRIPTOR_BYTES
 RECORD_BEATS = RECORD_BYTES // BEAT_BYTES
 
 
@@ -252,7 +253,8 @@ class Accelerator(wiring.Component):
         with m.State("BASES"):                  # the header's window verdict settles
             m.next = "BASES_CHECK"
         with m.State("BASES_CHECK"):
-            with m.If((b.image_base[:6] != 0) | (b.act_base[:6] != 0)):
+            align = BLOCK_ALIGN.bit_length() - 1
+            with m.If((b.image_base[:align] != 0) | (b.act_base[:align] != 0)):
                 b.fail(ErrorCode.MISALIGNED)
             with m.Elif(~b.ok_h):
                 b.fail(ErrorCode.OUT_OF_WINDOW)
@@ -327,8 +329,8 @@ class Accelerator(wiring.Component):
             with m.If(b.count == 0):
                 m.next = "INPUT"
         with m.State("INPUT"):
-            b.read(check.input_start, check.ifm_bytes, (check.ifm_bytes + BEAT_BYTES - 1) >> 4,
-                   "LOAD")
+            b.read(check.input_start, check.ifm_bytes,
+                   (check.ifm_bytes + BEAT_BYTES - 1) >> LANE_BITS, "LOAD")
             m.d.sync += [b.line_addr.eq(0), b.pool_after_load.eq(0)]
         with m.State("LOAD"):
             m.d.comb += [rd_data.ready.eq(1), core.ifm_wr_en.eq(b.beat_in)]
@@ -341,8 +343,8 @@ class Accelerator(wiring.Component):
                 with m.Else():
                     m.next = "RUN_START"
         with m.State("POOL_LOAD"):
-            b.read(check.output_start, check.out_bytes, (check.out_bytes + BEAT_BYTES - 1) >> 4,
-                   "LOAD")
+            b.read(check.output_start, check.out_bytes,
+                   (check.out_bytes + BEAT_BYTES - 1) >> LANE_BITS, "LOAD")
             m.d.sync += [b.line_addr.eq(0), b.pool_after_load.eq(1)]
 
     def _compute_states(self, m, b):
@@ -358,7 +360,7 @@ class Accelerator(wiring.Component):
                 layer.relu.eq(flag_set(D.flags, LayerFlags.RELU)),
                 layer.ifm_stationary.eq(flag_set(D.flags, LayerFlags.IFM_STATIONARY)),
             ]
-            b.read(b.check.weights_start, D.weight_size, D.weight_size >> 4, "RUN")
+            b.read(b.check.weights_start, D.weight_size, D.weight_size >> LANE_BITS, "RUN")
         with m.State("RUN"):
             m.d.comb += [dma.rd_data.ready.eq(b.weights.ready), b.weights.accept.eq(b.beat_in)]
             with m.If(b.beat_in):

@@ -14,7 +14,7 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST
+from hw.config import BEAT_BYTES, BURST_BOUNDARY, LANE_BITS, MAX_BURST
 
 __all__ = ["Dma", "DmaReader", "DmaWriter", "dma_command_layout", "axi_read_signature",
            "axi_write_signature", "axi_signature", "window_check", "window_end", "ADDR_BITS",
@@ -107,8 +107,7 @@ class _Planner:
     def burst_beats(addr, remaining):
         """Beats in the next burst: at most MAX_BURST, the beats left, and to the 4 KiB edge."""
         # beats before the next 4 KiB boundary
-        to_edge = ((BURST_BOUNDARY - addr[:BURST_BOUNDARY.bit_length() - 1])
-                   >> (BEAT_BYTES.bit_length() - 1))
+        to_edge = (BURST_BOUNDARY - addr[:BURST_BOUNDARY.bit_length() - 1]) >> LANE_BITS
         limit = Mux(remaining < MAX_BURST, remaining, MAX_BURST)
         return Mux(to_edge < limit, to_edge, limit)
 
@@ -144,12 +143,12 @@ class DmaReader(wiring.Component):
         remaining = Signal(LENGTH_BITS)          # beats not yet requested
         active = Signal()
         in_flight = Signal(range(self._outstanding + 1))
-        m.d.comb += [axi.arsize.eq(4), axi.arburst.eq(1)]  # 16-byte beats, INCR
+        m.d.comb += [axi.arsize.eq(LANE_BITS), axi.arburst.eq(1)]  # whole beats, INCR
 
         m.d.comb += take.eq(valid & ~active)
         with m.If(take):
             with m.If(ok):
-                m.d.sync += [active.eq(1), addr.eq(first), remaining.eq((end - first) >> 4)]
+                m.d.sync += [active.eq(1), addr.eq(first), remaining.eq((end - first) >> LANE_BITS)]
             with m.Else():
                 m.d.sync += self.error.eq(1)
 
@@ -213,7 +212,7 @@ class DmaWriter(wiring.Component):
         hi = Signal(ADDR_BITS + 2)
         burst_left = Signal(range(MAX_BURST + 1))
         pending = Signal(range(self._outstanding + 1))   # bursts whose B has not come
-        m.d.comb += [axi.awsize.eq(4), axi.awburst.eq(1)]
+        m.d.comb += [axi.awsize.eq(LANE_BITS), axi.awburst.eq(1)]  # whole beats, INCR
         idle = Signal()
 
         with m.FSM():
@@ -221,7 +220,7 @@ class DmaWriter(wiring.Component):
                 m.d.comb += [take.eq(valid), idle.eq(~valid)]
                 with m.If(valid):
                     with m.If(ok):
-                        m.d.sync += [addr.eq(first), remaining.eq((end - first) >> 4),
+                        m.d.sync += [addr.eq(first), remaining.eq((end - first) >> LANE_BITS),
                                      lo.eq(held.addr), hi.eq(held.addr + held.length)]
                         m.next = "AW"
                     with m.Else():

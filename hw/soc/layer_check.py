@@ -8,10 +8,11 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.config import BEAT_BYTES, SenseConfig
+from hw.config import BEAT_BYTES, LANE_BITS, SenseConfig
 from hw.layouts import (
     DIM_BITS,
     FLAGS_KNOWN,
+    KERNEL_BITS,
     LayerFlags,
     LayerKind,
     flag_set,
@@ -110,6 +111,7 @@ class LayerCheck(wiring.Component):
         in_span_h = D.in_h + 2 * D.pad
         in_span_w = D.in_w + 2 * D.pad
         pool = flag_set(D.flags, LayerFlags.POOL)
+        small = 1 << KERNEL_BITS          # the core's kernel, stride and padding fields
         return Cat(
             (D.kind == LayerKind.CONV) | (D.kind == LayerKind.FC),
             (D.flags.as_value() & ~FLAGS_KNOWN.value) == 0,
@@ -118,15 +120,15 @@ class LayerCheck(wiring.Component):
             D.in_w != 0, D.in_w < (1 << DIM_BITS), D.out_h != 0, D.out_h < (1 << DIM_BITS),
             D.out_w != 0, D.out_w < (1 << DIM_BITS),
             D.out_channels != 0, D.out_channels <= cfg.max_channels,
-            D.kernel_h != 0, D.kernel_h < 16, D.kernel_w != 0, D.kernel_w < 16,
-            D.stride != 0, D.stride < 16, D.pad < 16,
+            D.kernel_h != 0, D.kernel_h < small, D.kernel_w != 0, D.kernel_w < small,
+            D.stride != 0, D.stride < small, D.pad < small,
             v["ohs"] + D.kernel_h <= in_span_h, in_span_h < v["ohs"] + D.stride + D.kernel_h,
             v["ows"] + D.kernel_w <= in_span_w, in_span_w < v["ows"] + D.stride + D.kernel_w,
             v["kt_rows"] >= D.out_channels, v["kt_rows"] < D.out_channels + cfg.rows,
             v["pt_cols"] >= v["pix"], v["pt_cols"] < v["pix"] + cfg.cols,
             D.weight_size == v["w_words"] * word_bytes,
             D.param_size == D.out_channels * BEAT_BYTES,
-            (D.weight_offset | D.param_offset | D.in_offset | D.out_offset)[:4] == 0,
+            (D.weight_offset | D.param_offset | D.in_offset | D.out_offset)[:LANE_BITS] == 0,
             ~pool | ((D.pool_kernel != 0) & (D.pool_stride != 0)
                      & (D.pool_pad < D.pool_kernel)
                      & (D.pool_kernel <= D.out_h + 2 * D.pool_pad)

@@ -14,12 +14,13 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.config import BEAT_BYTES, SenseConfig
+from hw.config import BEAT_BYTES, LANE_BITS, SenseConfig
 from hw.core.decoders import tile_info_layout
 from hw.layouts import ofm_row_layout
 from hw.soc.dma import ADDR_BITS, DATA_BITS, dma_command_layout
 
-__all__ = ["OutputWriter", "output_lines_per_slot", "output_slot_lines", "whole_tile_writes"]
+__all__ = ["OutputWriter", "output_lines_per_slot", "output_slot_lines", "whole_tile_rule",
+           "whole_tile_writes"]
 
 
 def output_lines_per_slot(config: SenseConfig) -> int:
@@ -36,13 +37,20 @@ def output_slot_lines(config: SenseConfig) -> int:
     return max(output_lines_per_slot(config), share)
 
 
+def whole_tile_rule(ifm_stationary, k_tiles, kpad, slot_lines):
+    """The rule for whole mode, on Python integers (the model) or Amaranth values (the gateware):
+    all k tiles of a pixel tile arrive one after the other (the IFM-stationary order or a single
+    k tile), and a pixel's padded channels are whole beats that fit a slot."""
+    return ((ifm_stationary | (k_tiles == 1)) & ((kpad & (BEAT_BYTES - 1)) == 0)
+            & ((kpad >> LANE_BITS) <= slot_lines))
+
+
 def whole_tile_writes(config: SenseConfig, out_channels: int, k_tiles: int,
                       ifm_stationary: bool) -> bool:
-    """Whether the writer sends a pixel tile's outputs as one contiguous command (the gateware
-    decides the same when a layer starts; host.perf and the compiler pass ask here)."""
+    """Whether the writer sends a pixel tile's outputs as one contiguous command (host.perf and
+    the compiler pass ask here; the gateware applies the same `whole_tile_rule`)."""
     kpad = -(-out_channels // config.group) * config.group
-    return ((ifm_stationary or k_tiles == 1) and kpad % BEAT_BYTES == 0
-            and kpad // BEAT_BYTES <= output_slot_lines(config))
+    return bool(whole_tile_rule(bool(ifm_stationary), k_tiles, kpad, output_slot_lines(config)))
 
 
 class OutputWriter(wiring.Component):
@@ -75,8 +83,8 @@ class OutputWriter(wiring.Component):
             banks.append((mem.write_port(granularity=8), mem.read_port(transparent_for=())))
         whole = Signal()
         with m.If(self.start):
-            m.d.sync += whole.eq((self.ifm_stationary | (self.k_tiles == 1))
-                                 & (self.kpad[:4] == 0) & ((self.kpad >> 4) <= slot_lines))
+            m.d.sync += whole.eq(whole_tile_rule(self.ifm_stationary, self.k_tiles, self.kpad,
+                                                 slot_lines))
         slot_full, rd_slot, info = self._fill(m, banks, whole, slot_lines)
         self._drain(m, banks, whole, slot_lines, slot_full, rd_slot, info)
         m.d.comb += self.idle.eq(~slot_full.any() & ~self.writing)
@@ -92,19 +100,20 @@ class OutputWriter(wiring.Component):
         row = self.rows.payload
         m.d.comb += self.rows.ready.eq(~slot_full.bit_select(wr_slot, 1))
         accept = self.rows.valid & self.rows.ready
-        # Segment mode: byte lane of channel k of pixel p is (p * kpad + k) mod 16 (the output
-        # region is beat-aligned); only the low four bits of the products matter. Whole mode:
+        # Segment mode: byte lane of channel k of pixel p is (p * kpad + k) mod BEAT_BYTES (the
+        # output region is beat-aligned); only the lane bits of the products matter. Whole mode:
         # pixel j's channels start a line, channel k is byte k.
-        tile_lo = (row.tile[:4] * (cfg.cols * kpad)[:4] + row.k0[:4])[:4]
+        lane = LANE_BITS
+        tile_lo = (row.tile[:lane] * (cfg.cols * kpad)[:lane] + row.k0[:lane])[:lane]
         d = (row.channel - row.k0)[:8]
         for j, (wp, _) in enumerate(banks):
-            off = (tile_lo + j * kpad[:4])[:4]
+            off = (tile_lo + j * kpad[:lane])[:lane]
             pos = Signal(range(slot_lines * BEAT_BYTES), name=f"obyte_{j}")
             m.d.comb += [
                 pos.eq(Mux(whole, row.channel, off + d)),
-                wp.addr.eq(Mux(wr_slot, slot_lines, 0) + (pos >> 4)),
+                wp.addr.eq(Mux(wr_slot, slot_lines, 0) + (pos >> lane)),
                 wp.data.eq(Cat(*([row.data[j].as_unsigned()] * BEAT_BYTES))),
-                wp.en.eq(Mux(accept, Const(1, BEAT_BYTES) << pos[:4], 0)),
+                wp.en.eq(Mux(accept, Const(1, BEAT_BYTES) << pos[:lane], 0)),
             ]
         tile_complete = row.last & (~whole | (row.k0 + cfg.rows >= self.out_channels))
         with m.If(accept & tile_complete):
@@ -128,7 +137,7 @@ class OutputWriter(wiring.Component):
         seg_j = Signal(range(cfg.cols + 1))
         seg_lines = Signal(range(slot_lines + 1))
         seg_line = Signal(range(slot_lines + 1))
-        seg_off = seg_addr[:4]
+        seg_off = seg_addr[:LANE_BITS]
         out_valid = Signal()
         out_line = Signal(range(slot_lines + 1))
         out_sel = Signal(range(max(cfg.cols, 2)))
@@ -153,9 +162,9 @@ class OutputWriter(wiring.Component):
                 m.d.comb += [self.writing.eq(1), cmd.valid.eq(1),
                              cmd.payload.addr.eq(seg_addr), cmd.payload.length.eq(seg_len)]
                 with m.If(cmd.ready):
+                    lines = (seg_off + seg_len + BEAT_BYTES - 1) >> LANE_BITS
                     m.d.sync += [seg_line.eq(0),
-                                 seg_lines.eq(Mux(whole, kpad >> 4,
-                                                  (seg_off + seg_len + BEAT_BYTES - 1) >> 4))]
+                                 seg_lines.eq(Mux(whole, kpad >> LANE_BITS, lines))]
                     m.next = "DATA"
             with m.State("DATA"):
                 m.d.comb += self.writing.eq(1)
