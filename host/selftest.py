@@ -12,7 +12,7 @@ from host.driver import Accelerator, MemoryBackend, buffer_layout, run_sync
 from host.image import ImageError, read_header
 from host.pipeline import prepare_model
 from host.quant import quantize_input, run_int
-from hw.config import SenseConfig
+from hw.config import BEAT_BYTES, SenseConfig
 from hw.soc.selftest import SelfTest
 
 __all__ = ["SelfTestError", "selftest_system", "bundled_selftest"]
@@ -30,10 +30,9 @@ def selftest_system(config: SenseConfig, image: bytes, x: np.ndarray, expected: 
         _, need = buffer_layout(image, read_header(image, config))
     except ImageError as e:
         raise SelfTestError(f"image refused: {e}") from None
-    need += -need % 16
+    need += -need % BEAT_BYTES            # the block RAM holds whole beats
     backend = MemoryBackend(config, need)
     acc = Accelerator(backend)
-    acc.config = config
     x_bytes = to_activation(np.asarray(x, np.int8), config)
 
     async def load():
