@@ -15,7 +15,8 @@ from host import golden
 from host.digits import DEFAULT_MODEL, load_split
 from host.estimate import accelerator_estimate
 from host.image import DESCRIPTOR_BYTES, HEADER_BYTES, pack_image
-from host.nn import Layer, Network, load_model
+from host.model_files import load_model
+from host.nn import Layer, Network
 from host.quant import quantize, quantize_input, run_int
 from hw.config import SenseConfig
 from hw.regmap import register

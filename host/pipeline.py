@@ -12,7 +12,7 @@ import numpy as np
 from host.cluster import cluster_network
 from host.digits import DEFAULT_MODEL, is_bundled, load_split
 from host.image import pack_image
-from host.nn import load_model
+from host.model_files import load_model
 from host.quant import QNetwork, quantize
 from hw.config import SenseConfig
 

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from host.digits import MODELS, load_split  # noqa: E402
-from host.nn import load_model  # noqa: E402
+from host.model_files import load_model  # noqa: E402
 from host.quant import predict_float, predict_int, quantize  # noqa: E402
 from hw.files import atomic_write  # noqa: E402
 

@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT / "gateware_tests"))
 from test_system import CONFIG, network_cases  # noqa: E402
 
 import host.perf as perf  # noqa: E402
-from host.estimate import accelerator_estimate  # noqa: E402
 from host.bench import bench_layers, fit_buffers, one_layer_network  # noqa: E402
+from host.estimate import accelerator_estimate  # noqa: E402
 from host.image import pack_image  # noqa: E402
 from hw.config import SenseConfig  # noqa: E402
 from hw.files import atomic_write  # noqa: E402

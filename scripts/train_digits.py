@@ -21,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from host.digits import DATA, MODELS, load_split  # noqa: E402
 from host.finetune import finetune  # noqa: E402
-from host.nn import Layer, Network, save_onnx  # noqa: E402
+from host.model_files import save_onnx  # noqa: E402
+from host.nn import Layer, Network  # noqa: E402
 from host.quant import predict_float, prune_network  # noqa: E402
 
 

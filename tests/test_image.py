@@ -27,7 +27,8 @@ from host.image import (
     read_header,
     unpack_image,
 )
-from host.nn import Layer, Network, forward, load_model
+from host.model_files import load_model
+from host.nn import Layer, Network, forward
 from host.quant import quantize, quantize_input, run_int
 from hw.config import SenseConfig
 from hw.layouts import image_header_layout, layer_descriptor_layout, pack, unpack
@@ -296,7 +297,7 @@ def test_cli_errors_write_nothing(tmp_path, args, message):
 
 def test_pack_requires_calibration_for_other_models(tmp_path):
     net = load_model(DEFAULT_MODEL)
-    from host.nn import save_onnx
+    from host.model_files import save_onnx
     save_onnx(net, tmp_path / "other.onnx")
     r = sense("pack", str(tmp_path / "other.onnx"), "-o", str(tmp_path / "x.img"))
     assert r.returncode == 1 and "--calib FILE.npz is required" in r.stderr

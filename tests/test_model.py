@@ -11,7 +11,8 @@ from onnx_ref import qlinear_conv
 
 from host import golden
 from host.digits import DEFAULT_MODEL, MODELS, load_split
-from host.nn import Layer, ModelError, Network, forward, load_model, save_npz, save_onnx
+from host.model_files import load_model, save_npz, save_onnx
+from host.nn import Layer, ModelError, Network, forward
 from host.quant import layer_int, prune_network, quantize, quantize_input, run_int
 from host.sparse import SparsityError, groups_of
 
@@ -96,13 +97,16 @@ W = {"w": np.ones((3, 2, 3, 3))}
     ([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 0, 1, 0])], W,
      "must be the same on every side"),
     ([helper.make_node("Conv", ["x", "w"], ["y"]), helper.make_node("Add", ["y", "y"], ["z"])], W,
-     "only a bias Add right after MatMul is supported"),
+     "residual adds of two tensors are not imported yet"),
     ([helper.make_node("Relu", ["x"], ["y"])], {}, "ReLU must follow a Conv"),
     ([helper.make_node("Conv", ["x", "w"], ["y"]), helper.make_node("Gemm", ["y", "w2"], ["z"])],
      {"w": np.ones((3, 2, 3, 3)), "w2": np.ones((48, 4))},
      "a fully-connected layer needs Flatten or Reshape"),
-    ([helper.make_node("Conv", ["x", "w"], ["y"]), helper.make_node("Softmax", ["y"], ["s"]),
-      helper.make_node("Relu", ["s"], ["z"])], W, "follows a host-side operator"),
+    ([helper.make_node("Conv", ["x", "w"], ["y"]), helper.make_node("Softmax", ["y"], ["s"])],
+     W, "softmax must be over the channels of a \\(N, K\\) output"),
+    ([helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("Gemm", ["f", "g"], ["y"]),
+      helper.make_node("Softmax", ["y"], ["s"]), helper.make_node("Relu", ["s"], ["z"])],
+     {"g": np.ones((72, 5))}, "follows a host-side operator"),
     ([helper.make_node("Conv", ["x", "w"], ["y"]), helper.make_node("Relu", ["y"], ["r"]),
       helper.make_node("BatchNormalization", ["r", "v", "v", "v", "v"], ["z"])],
      {"w": np.ones((3, 2, 3, 3)), "v": np.ones(3)}, "batch-norm must directly follow a Conv"),
