@@ -14,13 +14,14 @@ import pytest
 from host import golden
 from host.digits import DEFAULT_MODEL, load_split
 from host.estimate import accelerator_estimate
-from host.image import DESCRIPTOR_BYTES, HEADER_BYTES, pack_image
+from host.image import DESCRIPTOR_BYTES, HEADER_BYTES, ImageError, pack_image
 from host.model_files import load_model
 from host.nn import Layer, Network
 from host.quant import quantize, quantize_input, run_int
 from hw.config import SenseConfig
+from hw.layouts import image_header_layout
 from hw.regmap import register
-from sim.sysrun import run_system
+from sim.sysrun import RunError, run_system
 
 CONFIG = SenseConfig.preset("small")
 # The weight buffer of this one holds 1,024 words: the ring test streams more than that.
@@ -154,14 +155,27 @@ def small_image(rng, order="weight"):
     return pack_image(qnet, CONFIG, order=order), qnet, x
 
 
-def patch_descriptor(image, layer, offset, fmt, value):
-    """The image with one descriptor field changed and both CRCs fixed (the driver accepts it;
-    only the hardware can refuse it)."""
+def patched(image, offset, fmt, value):
+    """The image with the field at byte `offset` changed and both CRCs fixed (the driver accepts
+    it; only the hardware can refuse it)."""
     data = bytearray(image)
-    struct.pack_into(fmt, data, HEADER_BYTES + layer * DESCRIPTOR_BYTES + offset, value)
+    struct.pack_into(fmt, data, offset, value)
     struct.pack_into("<I", data, 60, zlib.crc32(bytes(data[HEADER_BYTES:])))
     struct.pack_into("<I", data, 56, zlib.crc32(bytes(data[:56])))
     return bytes(data)
+
+
+def patch_descriptor(image, layer, offset, fmt, value):
+    return patched(image, HEADER_BYTES + layer * DESCRIPTOR_BYTES + offset, fmt, value)
+
+
+def claim_hardware(image, config):
+    """An image packed for bigger buffers, relabelled as packed for `config`'s (the packer
+    refuses a layer that does not fit; the hardware must refuse it too)."""
+    header = image_header_layout()
+    for name in ("ifm_kib", "weight_kib"):
+        image = patched(image, header[name].offset // 8, "<H", getattr(config, name))
+    return image
 
 
 def test_errors_and_reset_mid_run():
@@ -208,17 +222,25 @@ def test_too_large_is_refused(order):
     if order == "ifm":
         net = random_network(rng, (64, 4, 4), [("conv", 40, 3, 1, 1, True, None)], "big")
         qnet, x = quantized(net, rng, RING, n=1)
-        image = pack_image(qnet, RING, order="ifm")
+        with pytest.raises(ImageError, match="all its weights .* stay on chip"):
+            pack_image(qnet, RING, order="ifm")
+        image = claim_hardware(pack_image(qnet, RING.replace(weight_kib=64), order="ifm"), RING)
         config = RING
     else:
         net = random_network(rng, (16, 20, 20), [("conv", 4, 1, 1, 0, True, None)], "wide")
         qnet, x = quantized(net, rng, CONFIG, n=1)
-        image = pack_image(qnet, CONFIG)        # 6,400 input bytes: a bank holds 4,096
+        with pytest.raises(ImageError, match="needs 6400 bytes; one IFM bank holds 4096 bytes"):
+            pack_image(qnet, CONFIG)
+        image = claim_hardware(pack_image(qnet, CONFIG.replace(ifm_kib=64)), CONFIG)
         config = CONFIG
     res = run_system(config, [{"op": "fail", "image": image, "expect": "TOO_LARGE"}],
                      name=f"system-large-{order}")
     step = res["steps"][0]
     assert step["error"] and "TOO_LARGE" in step["error"], step
+    # A run (as `sense sim` makes them) reports the error in one line, the layer named.
+    with pytest.raises(RunError, match=r"^run: run failed with error TOO_LARGE \(9\) at layer 0"):
+        run_system(config, [{"op": "run", "image": image, "x": x, "name": "run"}],
+                   name=f"system-large-run-{order}")
 
 
 def test_sense_sim_command(tmp_path, capsys):

@@ -35,10 +35,11 @@ from hw.layouts import (
     pack,
     pack_array,
     param_layout,
+    record_bytes,
     weight_word_layout,
 )
 
-__all__ = ["ConvLayer", "layer_limit_problem", "ifm_words", "weight_words", "param_words", "layer_fields",
+__all__ = ["ConvLayer", "layer_limit_problem", "buffer_problem", "ifm_words", "weight_words", "param_words", "layer_fields",
            "assemble_output", "to_activation", "from_activation", "ifm_lines"]
 
 
@@ -116,6 +117,32 @@ def layer_limit_problem(in_shape, w_shape, stride, pad, bias, config: SenseConfi
     if bound > golden.INT32_MAX:
         return (f"the accumulator could reach {bound}, beyond int32; the reduction "
                 f"({reduction}) or the bias is too large")
+    return None
+
+
+def buffer_problem(d, config: SenseConfig) -> str | None:
+    """What of a layer (its `hw.layouts.LayerDescriptor`) does not fit the on-chip buffers of
+    `config`, as a message naming the buffer, the bytes needed and the bytes there are; None
+    when it fits. The same four rules as the gateware's `LayerCheck` (TOO_LARGE)."""
+    m, depth = config.group, config.ifm_bank_depth
+    bank = f"one IFM bank holds {depth * m} bytes (ifm_kib {config.ifm_kib} over {config.cols} " \
+           f"columns, each with its own copy)"
+    ifm_words = d.in_h * d.in_w * d.in_groups
+    if ifm_words > depth:
+        return f"its input ({d.in_channels}x{d.in_h}x{d.in_w}) needs {ifm_words * m} bytes; {bank}"
+    out_words = d.out_h * d.out_w * -(-d.out_channels // m)
+    if d.pool and out_words > depth:
+        return (f"with max-pool, its convolution output ({d.out_channels}x{d.out_h}x{d.out_w}) "
+                f"is read back into an IFM bank and needs {out_words * m} bytes; {bank}")
+    word = record_bytes(weight_word_layout(config), BEAT_BYTES)
+    tile_words = d.kernel_h * d.kernel_w * d.in_groups * config.cycles_per_group
+    held = f"the weight buffer holds {config.weight_depth * word} bytes ({config.weight_depth} " \
+           f"words of {word})"
+    if tile_words > config.weight_depth:
+        return f"one k tile's weights need {tile_words * word} bytes; {held}"
+    if d.ifm_stationary and d.k_tiles * tile_words > config.weight_depth:
+        return (f"in the IFM-stationary order all its weights ({d.k_tiles * tile_words * word} "
+                f"bytes) stay on chip; {held}")
     return None
 
 

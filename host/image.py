@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from host import golden
-from host.buffers import ConvLayer, layer_limit_problem, weight_records, weight_slots_of
+from host.buffers import (ConvLayer, buffer_problem, layer_limit_problem, weight_records,
+                          weight_slots_of)
 from host.perf import layer_estimate
 from host.quant import QLayer, QNetwork
 from host.sparse import ungroup
@@ -144,6 +145,12 @@ def plan_layer(in_shape, layer: QLayer, config: SenseConfig, out_shape) -> Layer
     return plan
 
 
+def config_name(config: SenseConfig) -> str:
+    """How a message names the hardware: its grid, M and buffers."""
+    return (f"{config.rows}x{config.cols} M={config.group} (IFM {config.ifm_kib} KiB, weights "
+            f"{config.weight_kib} KiB)")
+
+
 def layer_geometry(in_shape, layer: QLayer, config: SenseConfig) -> LayerDescriptor:
     """A layer's descriptor as far as its shape decides it: kind, ReLU and pool flags, sizes,
     kernel, stride, padding, pool window and tiling (weight-stationary order, no offsets yet)."""
@@ -241,12 +248,17 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto") -> byte
         offset = _align(offset + params.nbytes)
         blocks += [(w_off, weights.tobytes()), (p_off, params.tobytes())]
         d = layer_geometry(in_shape, layer, config)
-        descriptors.append(d.replace(
+        d = d.replace(
             flags=int(d.flags) | LayerFlags.IFM_STATIONARY.value * (chosen == "ifm"),
             weight_offset=w_off, weight_size=weights.nbytes,
             param_offset=p_off, param_size=params.nbytes,
             in_offset=act_max * (i % 2), out_offset=act_max * ((i + 1) % 2),
-            out_scale=_f32_bits(layer.out_scale)).to_bytes())
+            out_scale=_f32_bits(layer.out_scale))
+        problem = buffer_problem(d, config)
+        if problem:
+            raise ImageError(f"layer {i} ({layer.name}) does not fit the {config_name(config)} "
+                             f"buffers: {problem}")
+        descriptors.append(d.to_bytes())
     body = bytearray(offset - HEADER_BYTES)
     body[:table_size] = b"".join(descriptors)
     for off, blob in blocks:
@@ -394,6 +406,10 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
             if lo % BLOCK_ALIGN or lo < h["data_offset"] or lo + size > h["image_size"]:
                 raise ImageError(f"{name}: {what} block [{lo}, {lo + size}) is misaligned or "
                                  f"outside the image's data")
+        problem = buffer_problem(d, cfg)
+        if problem:
+            raise ImageError(f"{name} does not fit the buffers of the hardware it was packed "
+                             f"for: {problem}")
         pool = None
         if d.pool:
             pool = (d.pool_kernel, d.pool_stride, d.pool_pad)

@@ -22,11 +22,28 @@ def load_npz(path) -> Network:
     ``{"input_shape": [C, H, W], "layers": [{"kind": "conv", "weight": "c1.w", "bias": "c1.b",
     "stride": 1, "pad": 1, "relu": true, "pool": [2, 2, 0]}, {"kind": "fc", ...}],
     "host_ops": ["softmax"]}``."""
-    with np.load(path) as z:
-        if "layers" not in z:
-            raise ModelError(f"{path}: no 'layers' entry (a JSON layer list)")
-        spec = json.loads(bytes(z["layers"]).decode())
-        arrays = {k: z[k] for k in z.files}
+    try:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ModelError(f"{path}: a model .npz holds several arrays and a 'layers' entry, "
+                             f"not a single array")
+        with z:
+            arrays = {k: z[k] for k in z.files}
+    except ModelError:
+        raise
+    except Exception as e:                   # OSError, ValueError, EOFError, BadZipFile
+        raise ModelError(f"{path}: not a readable .npz model ({type(e).__name__}: {e})") from None
+    if "layers" not in arrays:
+        raise ModelError(f"{path}: no 'layers' entry (a JSON layer list)")
+    try:
+        spec = json.loads(bytes(arrays["layers"]).decode())
+        if not isinstance(spec, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path}: the 'layers' entry is not a JSON layer list ({e})") from None
+    shape = spec.get("input_shape")
+    if not isinstance(shape, list) or len(shape) != 3 or not all(isinstance(v, int) for v in shape):
+        raise ModelError(f"{path}: the layer list needs 'input_shape': [C, H, W]")
     layers = []
     for i, entry in enumerate(spec.get("layers", [])):
         kind = entry.get("kind")
@@ -37,6 +54,15 @@ def load_npz(path) -> Network:
                 raise ModelError(f"{path}: layer {i} names {key} array {entry.get(key)!r}, "
                                  f"which is not in the file")
         pool = entry.get("pool")
+        if pool is not None and (not isinstance(pool, list) or len(pool) != 3
+                                 or not all(isinstance(v, int) and v >= 0 for v in pool)):
+            raise ModelError(f"{path}: layer {i} pool must be [kernel, stride, padding] "
+                             f"(integers), not {pool!r}")
+        for key in ("weight", "bias"):
+            a = np.asarray(arrays[entry[key]])
+            if a.dtype.kind not in "biuf" or (a.size and not np.isfinite(a).all()):
+                raise ModelError(f"{path}: layer {i} {key} array {entry[key]!r} holds values "
+                                 f"that are not real, finite numbers")
         layers.append(Layer(kind, entry.get("name", f"{kind}{i}"),
                             arrays[entry["weight"]].astype(np.float64),
                             arrays[entry["bias"]].astype(np.float64).reshape(-1),

@@ -13,10 +13,11 @@ from host.cluster import cluster_network
 from host.digits import DEFAULT_MODEL, is_bundled, load_split
 from host.image import pack_image
 from host.model_files import load_model
-from host.quant import QNetwork, quantize
+from host.quant import QNetwork, check_finite, quantize
 from hw.config import SenseConfig
 
-__all__ = ["PipelineError", "Prepared", "load_calibration", "prepare_model"]
+__all__ = ["PipelineError", "Prepared", "load_calibration", "prepare_model", "read_inputs",
+           "default_inputs"]
 
 
 class PipelineError(ValueError):
@@ -40,19 +41,41 @@ def load_calibration(path, model_path, input_shape) -> np.ndarray:
             return load_split()[0]
         raise PipelineError("--calib FILE.npz is required for this model (an array 'x' of "
                             "calibration inputs, shape (N, C, H, W))")
-    try:
-        with np.load(path) as z:
-            if "x" not in z:
-                raise PipelineError(f"{path}: no array 'x' of calibration inputs")
-            x = z["x"].astype(np.float64)
-    except (OSError, ValueError) as e:
-        if isinstance(e, PipelineError):
-            raise
-        raise PipelineError(f"{path}: cannot read calibration inputs ({e})") from None
-    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(input_shape):
+    x = read_inputs(path, "calibration inputs")
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(input_shape) or not len(x):
         raise PipelineError(f"{path}: calibration inputs have shape {x.shape}; the model takes "
-                            f"(N, {', '.join(map(str, input_shape))})")
+                            f"(N, {', '.join(map(str, input_shape))}) with N >= 1")
     return x
+
+
+def read_inputs(path, what: str, key: str = "x") -> np.ndarray:
+    """Array `key` of an .npz file as float64, refused with a one-line message when the file is
+    not an .npz, lacks the array, or holds anything but real, finite numbers."""
+    try:
+        z = np.load(path, allow_pickle=False)
+    except OSError as e:
+        raise PipelineError(f"{path}: cannot read {what} ({e.strerror or e})") from None
+    except (ValueError, EOFError) as e:
+        raise PipelineError(f"{path}: not a readable .npz file of {what} ({e})") from None
+    except Exception as e:                   # zipfile.BadZipFile and friends
+        raise PipelineError(f"{path}: not a readable .npz file of {what} "
+                            f"({type(e).__name__})") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise PipelineError(f"{path}: {what} must be an .npz file with an array {key!r}, not "
+                            f"a single array")
+    with z:
+        if key not in z.files:
+            raise PipelineError(f"{path}: no array {key!r} of {what} (it has "
+                                f"{', '.join(z.files) or 'none'})")
+        try:
+            x = z[key]
+        except Exception as e:
+            raise PipelineError(f"{path}: array {key!r} cannot be read ({e})") from None
+    try:
+        check_finite(f"{path}: {what}", x)
+    except ValueError as e:
+        raise PipelineError(str(e)) from None
+    return x.astype(np.float64)
 
 
 def prepare_model(config: SenseConfig, model=None, *, calib=None, cluster: bool = True,

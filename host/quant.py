@@ -93,9 +93,14 @@ def quantize(net: Network, calib: np.ndarray, group: int | None = None,
              pruned: bool = False) -> QNetwork:
     """Quantize `net` with activation ranges from `calib` (N, C, H, W) float inputs. With `group`
     (M), prune to balanced 1/2 sparsity first (or, with `pruned`, verify it)."""
-    if calib.ndim != 4 or tuple(calib.shape[1:]) != tuple(net.input_shape):
-        raise ValueError(f"calibration inputs must have shape (N, {', '.join(map(str, net.input_shape))}), "
-                         f"not {calib.shape}")
+    calib = np.asarray(calib)
+    if calib.ndim != 4 or tuple(calib.shape[1:]) != tuple(net.input_shape) or not len(calib):
+        raise ValueError(f"calibration inputs must have shape (N, "
+                         f"{', '.join(map(str, net.input_shape))}) with N >= 1, not {calib.shape}")
+    check_finite("the calibration inputs", calib)
+    for layer in net.layers:
+        check_finite(f"layer {layer.name}'s weights", layer.weight)
+        check_finite(f"layer {layer.name}'s bias", layer.bias)
     masks = [None] * len(net.layers)
     if group is not None:
         net, masks = prune_network(net, group, pruned)
@@ -119,6 +124,16 @@ def quantize(net: Network, calib: np.ndarray, group: int | None = None,
         s_in = s_out
     return QNetwork(tuple(net.input_shape), qlayers, input_scale, list(net.host_ops), group,
                     net.name)
+
+
+def check_finite(what: str, values) -> None:
+    """Refuse values that are not real, finite numbers (a NaN would silently become scale 1)."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must be real numbers, not {values.dtype}")
+    if values.size and not np.isfinite(values).all():
+        bad = int((~np.isfinite(values)).sum())
+        raise ValueError(f"{what} hold {bad} NaN or infinite values")
 
 
 def _scale(max_abs) -> float:

@@ -13,6 +13,8 @@ def atomic_write(path, data: bytes | str) -> Path:
     """Write `data` to `path` through a temporary file in the same directory and a rename, so a
     reader never sees a half-written file and an error leaves the old file (or none) in place."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(21, "is a directory; give a file name", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode() if isinstance(data, str) else bytes(data)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

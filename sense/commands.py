@@ -25,8 +25,15 @@ def _prepare(args, config):
                          pruned=args.pruned, order=args.order)
 
 
+#: What the RTL benches run on when no --config is given.
+BENCH_DEFAULT = "small with a 16x16 grid and buffers grown to hold the bench layers"
+
+
 def config_from_args(args) -> SenseConfig:
-    config = SenseConfig.preset(args.config)
+    if args.config is None and getattr(args, "bench", None) in ("core", "accel"):
+        config = SenseConfig.preset("small").replace(rows=16, cols=16)
+    else:
+        config = SenseConfig.preset(args.config)
     return config.replace(rows=args.rows, cols=args.cols, group=args.group,
                           sparse=False if args.dense else None, clock_mhz=args.clock)
 
@@ -97,7 +104,7 @@ def cmd_sim(args) -> int:
     import numpy as np
 
     from host.digits import DEFAULT_MODEL
-    from host.pipeline import default_inputs
+    from host.pipeline import default_inputs, read_inputs
     from sim.model_run import simulate_model
 
     if args.images < 1:
@@ -106,9 +113,13 @@ def cmd_sim(args) -> int:
     config = config_from_args(args)
     prepared = _prepare(args, config)
     if args.inputs:
+        x = read_inputs(args.inputs, "inputs")
+        want = tuple(prepared.qnet.input_shape)
+        if x.ndim != 4 or tuple(x.shape[1:]) != want or not len(x):
+            raise CommandError(f"{args.inputs}: inputs have shape {x.shape}; the model takes "
+                               f"(N, {', '.join(map(str, want))}) with N >= 1")
         with np.load(args.inputs) as z:
-            x = z["x"].astype(np.float64)
-            labels = z["y"] if "y" in z else None
+            labels = z["y"] if "y" in z.files else None
     else:
         x, labels = default_inputs(args.model, prepared.calib)
     x, labels = x[:args.images], (labels[:args.images] if labels is not None else None)
@@ -249,8 +260,8 @@ def cmd_inspect(args) -> int:
         data = Path(args.image).read_bytes()
     except OSError as e:
         raise CommandError(f"{args.image}: {e.strerror}") from None
-    config = config_from_args(args) if args.check else None
-    info = describe(data, config)
+    config = config_from_args(args)         # a bad --config is an error with or without --check
+    info = describe(data, config if args.check else None)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

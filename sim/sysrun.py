@@ -14,9 +14,13 @@ from hw.config import SenseConfig
 from hw.files import atomic_write
 from sim import harness
 
-__all__ = ["run_system", "DEFAULT_MEM"]
+__all__ = ["run_system", "RunError", "DEFAULT_MEM"]
 
 DEFAULT_MEM = 1 << 22     # 4 MiB of simulated DRAM for the buffer
+
+
+class RunError(RuntimeError):
+    """A "run" step ended with the accelerator's (or the driver's) error; one line."""
 
 
 def _bar(path: Path, stop: threading.Event, stream) -> None:
@@ -90,6 +94,8 @@ def run_system(config: SenseConfig, steps: list[dict], *, pause: float = 0.0,
     out = json.loads(results.read_text())
     for step in out["steps"]:
         npy = Path(f"{results}.{step['name']}.npy")
+        if step["op"] == "run" and step.get("error"):
+            raise RunError(f"{step['name']}: {step['error']}")
         if step["op"] == "run" and npy.exists():
             step["outputs"] = np.load(npy)
     return out

@@ -31,6 +31,7 @@ from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from host.driver import Accelerator, AcceleratorError
+from hw.regmap import register
 from sim.benches.util import start_clock_and_reset
 
 CLOCK_NS = 10
@@ -97,6 +98,21 @@ def _progress(path, done, total):
     os.replace(tmp, path)
 
 
+async def _run_step(acc, backend, step, out, progress):
+    """Run every input of a "run" step; the outputs go to an .npy beside the results."""
+    x = np.load(step["inputs"])["x"]
+    outputs = []
+    t_step = time.perf_counter()
+    for i, xi in enumerate(x):
+        outputs.append(await acc.run_one(xi, backend.default_timeout))
+        if progress:
+            _progress(progress, i + 1, len(x))
+    np.save(f"{os.environ['SENSE_RESULTS']}.{out['name']}.npy", np.stack(outputs))
+    out["runs"] = acc.runs
+    out["seconds"] = time.perf_counter() - t_step
+    out["error"] = None
+
+
 @cocotb.test()
 async def system(dut):
     job = json.loads(open(os.environ["SENSE_JOB"]).read())
@@ -132,20 +148,18 @@ async def system(dut):
                 out["error"] = str(e)
             results["steps"].append(out)
             continue
+        if step["op"] == "run":
+            # A refused image or a failed run ends the step with its one-line error.
+            try:
+                await acc.load(image)
+                await _run_step(acc, backend, step, out, job.get("progress"))
+            except AcceleratorError as e:
+                out["error"] = str(e)
+            results["steps"].append(out)
+            continue
         await acc.load(image)
         window = (GUARD, acc.act_offset + acc.header["act_size"])
-        if step["op"] == "run":
-            x = np.load(step["inputs"])["x"]
-            outputs = []
-            t_step = time.perf_counter()
-            for i, xi in enumerate(x):
-                outputs.append(await acc.run_one(xi, backend.default_timeout))
-                if job.get("progress"):
-                    _progress(job["progress"], i + 1, len(x))
-            np.save(f"{os.environ['SENSE_RESULTS']}.{out['name']}.npy", np.stack(outputs))
-            out["runs"] = acc.runs
-            out["seconds"] = time.perf_counter() - t_step
-        elif step["op"] == "timeout":
+        if step["op"] == "timeout":
             try:
                 await acc.run_one(np.zeros(acc.input_shape, np.int8), step["cycles"])
                 out["error"] = None
@@ -173,7 +187,7 @@ async def system(dut):
                                         bytes(16))
             await acc.start()
             await ClockCycles(dut.clk, step["after"])
-            out["busy_at_reset"] = bool(await acc.read("STATUS") & 1)
+            out["busy_at_reset"] = bool(register("STATUS").unpack(await acc.read("STATUS"))["busy"])
             dut.rst.value = 1
             await ClockCycles(dut.clk, 4)
             dut.rst.value = 0
