@@ -57,10 +57,19 @@ def test_core(key):
         assert got["bit_exact"], f"{layer.name}: {got['mismatches']} of {got['outputs']} wrong"
         assert got["groups_skipped"] == want["groups_skipped"], layer.name
         assert got["groups_issued"] == want["groups_issued"], layer.name
-        assert got["macs"] == got["slots_issued"] * config.pes, layer.name
+        # MAC slots from the model's own count (the skip mask of the layer's data), not from
+        # the RTL's definition of its counter.
+        assert got["slots_issued"] == want["slots_issued"], layer.name
+        assert got["macs"] == want["slots_issued"] * config.pes, layer.name
         if rd == 1.0:
             assert got["cycles"] == want["cycles"], (layer.name, got["cycles"], want["cycles"])
         else:
-            assert got["cycles"] >= want["cycles"], layer.name
+            # A consumer ready with probability rd takes about 1/rd cycles per output row; the
+            # stated bound: never fewer cycles than the model, never more than the model plus
+            # twice the rows drained divided by rd.
+            oh, ow = layer.out_shape()
+            tiles = -(-layer.w.shape[0] // config.rows) * -(-(oh * ow) // config.cols)
+            bound = want["cycles"] + 2 * tiles * config.rows / rd
+            assert want["cycles"] <= got["cycles"] <= bound, (layer.name, got["cycles"], bound)
         if layer.name.endswith("z100"):
             assert got["groups_issued"] == 0

@@ -26,7 +26,9 @@ from sim.sysrun import RunError, run_system
 CONFIG = SenseConfig.preset("small")
 # The weight buffer of this one holds 1,024 words: the ring test streams more than that.
 RING = SenseConfig(rows=4, cols=4, group=4, weight_kib=4)
-TOLERANCE = 0.05            # the performance model's cycle error bound
+#: The performance model's cycle error bound on the held-out networks: they reached 1.42 %
+#: (mean 0.58 %) when this was set; the fit set reaches 1.04 % (docs/results/perf-model-fit.json).
+TOLERANCE = 0.02
 
 
 def random_network(rng, input_shape, specs, name):
@@ -51,7 +53,8 @@ def random_network(rng, input_shape, specs, name):
     return Network(tuple(input_shape), layers, [], name)
 
 
-NETWORKS = {
+#: The networks scripts/fit_perf_model.py fits the performance model's constants on (seed 5).
+FIT_NETWORKS = {
     # stride 2, padding, 5x5 and 1x1 kernels, channel counts not multiples of M, FC
     "s2-5x5-1x1-fc": ((3, 12, 12), [("conv", 6, 5, 2, 2, True, None),
                                     ("conv", 10, 1, 1, 0, True, None),
@@ -64,6 +67,22 @@ NETWORKS = {
     "deep": ((8, 9, 9), [("conv", 17, 3, 2, 0, True, None),
                          ("conv", 24, 3, 1, 1, True, (2, 1, 0)),
                          ("fc", 3, 0, 1, 0, True, None)]),
+}
+
+#: Held out from the fit (other shapes, another seed): the model is checked on these.
+HELDOUT_NETWORKS = {
+    # 7x7 stride 2 with 3x3/s2/p1 max-pool (a ResNet stem in miniature), 3x3, FC
+    "stem-7x7s2-pool": ((4, 14, 14), [("conv", 8, 7, 2, 3, True, (3, 2, 1)),
+                                      ("conv", 12, 3, 1, 1, True, None),
+                                      ("fc", 6, 0, 1, 0, False, None)]),
+    # wide 1x1 then 3x3 with 2x2 max-pool, FC with ReLU
+    "1x1-wide-pool": ((12, 8, 8), [("conv", 20, 1, 1, 0, True, None),
+                                   ("conv", 7, 3, 1, 1, True, (2, 2, 0)),
+                                   ("fc", 9, 0, 1, 0, True, None)]),
+    # 3x3 stride 2 padded, then 3x3 unpadded with K = 16 (4 k tiles)
+    "3x3s2-k16": ((6, 11, 11), [("conv", 16, 3, 2, 1, True, None),
+                                ("conv", 16, 3, 1, 0, True, None),
+                                ("fc", 4, 0, 1, 0, False, None)]),
 }
 
 
@@ -91,17 +110,17 @@ def check_run(step, qnet, x, image, config):
         step.setdefault("model_errors", []).append(error)
 
 
-def network_cases(digits=4, n=3):
-    """(name, network, int8 inputs, order): the digits model on `digits` test images (compiler's
-    orders) and each built network on `n` random inputs in both orders. Also the calibration
-    set of scripts/fit_perf_model.py."""
-    rng = np.random.default_rng(5)
+def network_cases(digits=range(4), n=3, networks=None, seed=5):
+    """(name, network, int8 inputs, order): the digits model on the test images `digits`
+    (compiler's orders) and each of `networks` on `n` random inputs in both orders. With the
+    defaults (FIT_NETWORKS, seed 5), the calibration set of scripts/fit_perf_model.py."""
+    rng = np.random.default_rng(seed)
     cases = []
     net = load_model(DEFAULT_MODEL)
     xtr, _, xte, _ = load_split()
     qnet = quantize(net, xtr[:200], group=CONFIG.group)
-    cases.append(("digits", qnet, quantize_input(qnet, xte[:digits]), "auto"))
-    for name, (shape, specs) in NETWORKS.items():
+    cases.append(("digits", qnet, quantize_input(qnet, xte[list(digits)]), "auto"))
+    for name, (shape, specs) in (networks or FIT_NETWORKS).items():
         qnet, x = quantized(random_network(rng, shape, specs, name), rng, CONFIG, n=n)
         for order in ("weight", "ifm"):
             cases.append((f"{name}-{order}", qnet, x, order))
@@ -109,8 +128,9 @@ def network_cases(digits=4, n=3):
 
 
 def test_default_model_and_networks_both_orders():
-    """The bundled digits model and three built networks, in both tile orders, bit-exact."""
-    cases = network_cases()
+    """The bundled digits model and three built networks, in both tile orders, bit-exact; the
+    performance model checked on networks and images it was not fitted on."""
+    cases = network_cases(digits=range(10, 14), networks=HELDOUT_NETWORKS, seed=11)
     steps, images = [], {}
     for name, qnet, x, order in cases:
         images[name] = pack_image(qnet, CONFIG, order=order)
@@ -145,7 +165,7 @@ def test_random_dram_latency_and_weight_ring():
         assert run["dram_read_bytes"] == est["dram_read_bytes"]
         assert run["dram_write_bytes"] == est["dram_write_bytes"]
         assert run["macs"] == est["macs"]
-        assert est["cycles"] <= run["cycles"] * (1 + TOLERANCE), (run["cycles"], est["cycles"])
+        assert est["cycles"] <= run["cycles"], (run["cycles"], est["cycles"])
 
 
 def small_image(rng, order="weight"):

@@ -32,7 +32,7 @@ from sim.sysrun import run_system  # noqa: E402
 def cases():
     """(name, config, image, inputs) of every calibration run."""
     out = [(name, CONFIG, pack_image(qnet, CONFIG, order=order), x)
-           for name, qnet, x, order in network_cases(digits=2, n=1)]
+           for name, qnet, x, order in network_cases(digits=range(2), n=1)]
     layers = bench_layers(4, 7)
     big = fit_buffers(SenseConfig(rows=16, cols=16, group=4), layers)
     for layer in layers[1:]:      # the two 3x3 layers differ only in their input's zeros
