@@ -54,7 +54,7 @@ def main():
             for xi, run in zip(x, step["runs"]):
                 runs.append((name, cfg, img, xi, run["cycles"]))
     best = None
-    for r, s, b in itertools.product(range(2, 7), range(0, 7), range(0, 5)):
+    for r, s, b in itertools.product(range(2, 13), range(0, 9), range(0, 5)):
         perf.READ_OVERHEAD, perf.SEGMENT_OVERHEAD, perf.BURST_OVERHEAD = r, s, b
         errors = [(accelerator_estimate(img, xi, cfg)["cycles"] - c) / c
                   for _, cfg, img, xi, c in runs]

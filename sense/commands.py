@@ -63,6 +63,17 @@ def _emit_report(report, path) -> None:
     sys.stdout.write(text)
 
 
+def _bench_verdict(report, args) -> int:
+    """Print an RTL bench's report; exit 1 when a layer was not bit-exact."""
+    _emit_report(report, args.json)
+    bad = [layer["layer"] for layer in report["layers"] if not layer["bit_exact"]]
+    if bad:
+        print(f"sense bench {args.bench}: error: not bit-exact: {', '.join(bad)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_bench_pack(args) -> int:
     from host.bench import bench_pack
 
@@ -74,12 +85,7 @@ def cmd_bench_core(args) -> int:
     from sim.bench import bench_core
 
     report = bench_core(config_from_args(args), seed=args.seed)
-    _emit_report(report, args.json)
-    bad = [layer["layer"] for layer in report["layers"] if not layer["bit_exact"]]
-    if bad:
-        print(f"sense bench core: error: not bit-exact: {', '.join(bad)}", file=sys.stderr)
-        return 1
-    return 0
+    return _bench_verdict(report, args)
 
 
 def cmd_pack(args) -> int:
@@ -245,12 +251,7 @@ def cmd_bench_accel(args) -> int:
     from sim.bench import bench_accel
 
     report = bench_accel(config_from_args(args), seed=args.seed, order=args.order)
-    _emit_report(report, args.json)
-    bad = [layer["layer"] for layer in report["layers"] if not layer["bit_exact"]]
-    if bad:
-        print(f"sense bench accel: error: not bit-exact: {', '.join(bad)}", file=sys.stderr)
-        return 1
-    return 0
+    return _bench_verdict(report, args)
 
 
 def cmd_inspect(args) -> int:
