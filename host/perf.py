@@ -148,7 +148,7 @@ def useful_macs(layer: ConvLayer, config: SenseConfig) -> int:
 # cocotbext-axi's AxiRam, answering at once); docs/results/perf-model-fit.json has the errors.
 #: Cycles of a DMA read from the command to the sequencer's next state, beyond one per beat
 #: (command, AR, the DRAM's latency, the last beat).
-READ_OVERHEAD = 6
+READ_OVERHEAD = 8
 #: Cycles per output write command beyond one per beat (command, AW, next command).
 SEGMENT_OVERHEAD = 4
 #: Cycles per extra burst of a multi-burst write (the next AW; 0: it overlaps the last W).
