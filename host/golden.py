@@ -197,6 +197,76 @@ def maxpool2d(x: np.ndarray, kernel, stride=None, padding=0) -> np.ndarray:
     return conv_windows(x, (kh, kw), (sh, sw), (ph, pw), pad_value=INT8_MIN).max(axis=(4, 5))
 
 
+def residual_add(a: np.ndarray, b: np.ndarray, mult_a: int, mult_b: int, shift: int,
+                 relu: bool = False) -> np.ndarray:
+    """Residual add of two int8 tensors with their own scales into a third (SPEC section 8):
+    sat_int8((a * mult_a + b * mult_b + (1 << (shift - 1))) >> shift), then optional ReLU.
+    mult_a, mult_b in 0..2**16 - 1, shift in 1..47 (`add_mult_shift` makes them from scales)."""
+    a = _int_array("a", a, np.int8)
+    b = _int_array("b", b, np.int8)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape, not {a.shape} and {b.shape}")
+    for name, m in (("mult_a", mult_a), ("mult_b", mult_b)):
+        if not 0 <= int(m) < 1 << MULT_BITS:
+            raise ValueError(f"{name} must lie in 0..{(1 << MULT_BITS) - 1}, not {m}")
+    lo, hi = SHIFT_RANGE
+    if not lo <= int(shift) <= hi:
+        raise ValueError(f"shift must lie in {lo}..{hi}, not {shift}")
+    sh = np.int64(shift)
+    y = (a.astype(np.int64) * int(mult_a) + b.astype(np.int64) * int(mult_b)
+         + (np.int64(1) << (sh - 1))) >> sh
+    y = np.clip(y, INT8_MIN, INT8_MAX).astype(np.int8)
+    return np.maximum(y, np.int8(0)) if relu else y
+
+
+def add_mult_shift(scale_a: float, scale_b: float) -> tuple[int, int, int]:
+    """(mult_a, mult_b, shift) with mult_x / 2**shift ~ scale_x (the ratios of each input's
+    scale to the output's), sharing one shift chosen so the larger multiplier uses 16 bits."""
+    ratios = np.array([scale_a, scale_b], np.float64)
+    if not np.all(np.isfinite(ratios)) or np.any(ratios <= 0):
+        raise ValueError("scales must be finite and positive")
+    _, shift = scale_to_mult_shift(ratios.max())
+    shift = int(shift[0])
+    mult = np.rint(ratios * 2.0 ** shift).astype(np.int64)
+    return int(mult[0]), int(mult[1]), shift
+
+
+def avgpool2d(x: np.ndarray, kernel, stride=None, padding=0, count_include_pad: bool = False,
+              scale: float = 1.0) -> np.ndarray:
+    """Average pool of int8 (N, C, H, W) (SPEC section 8): per window, sum the int8 values and
+    divide by n as a multiplier and shift: sat_int8((sum * mult + (1 << (shift - 1))) >> shift)
+    with mult / 2**shift ~ scale / n (`scale`: input scale / output scale, 1 when pooling keeps
+    the scale). n is the window size with `count_include_pad` (ONNX), else the number of input
+    elements inside the window, so windows at a padded border have their own multiplier."""
+    x = _int_array("x", x, np.int8, ndim=4)
+    kh, kw = _pair("kernel", kernel, 1)
+    sh, sw = _pair("stride", kernel if stride is None else stride, 1)
+    ph, pw = _pair("padding", padding, 0)
+    if ph >= kh or pw >= kw:
+        raise ValueError(f"padding {(ph, pw)} must be smaller than the kernel {(kh, kw)}")
+    _, _, h, wd = x.shape
+    oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"pool kernel {kh}x{kw} does not fit the {h}x{wd} input")
+    sums = conv_windows(x.astype(np.int64), (kh, kw), (sh, sw), (ph, pw)).sum(axis=(4, 5))
+    if count_include_pad:
+        counts = np.full((oh, ow), kh * kw, np.int64)
+    else:
+        inside = np.ones((1, 1, h, wd), np.int64)
+        counts = conv_windows(inside, (kh, kw), (sh, sw), (ph, pw)).sum(axis=(4, 5))[0, 0]
+    mult, shift = scale_to_mult_shift(scale / counts.reshape(-1))
+    m = mult.astype(np.int64).reshape(oh, ow)
+    s = shift.astype(np.int64).reshape(oh, ow)
+    y = (sums * m + (np.int64(1) << (s - 1))) >> s
+    return np.clip(y, INT8_MIN, INT8_MAX).astype(np.int8)
+
+
+def global_avgpool(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """Global average pool of int8 (N, C, H, W) -> (N, C, 1, 1): `avgpool2d` over the whole map."""
+    x = _int_array("x", x, np.int8, ndim=4)
+    return avgpool2d(x, x.shape[2:], stride=1, scale=scale)
+
+
 # -- helpers for the numerics ---------------------------------------------------------------------
 
 def scale_to_mult_shift(scale) -> tuple[np.ndarray, np.ndarray]:
