@@ -23,7 +23,11 @@ from host.nn import Layer, ModelError, Network, check_shapes
 __all__ = ["load_onnx", "SUPPORTED"]
 
 SUPPORTED = ("Conv", "Gemm", "MatMul", "Add", "Relu", "MaxPool", "Flatten", "Reshape",
-             "BatchNormalization", "Softmax", "Dropout", "Identity", "Constant")
+             "BatchNormalization", "Softmax", "Dropout", "Identity", "Constant",
+             "ConstantOfShape (folded)")
+
+#: Operators evaluated at import when all their inputs are constants (constant subgraphs).
+FOLDABLE = ("ConstantOfShape", "Unsqueeze", "Reshape", "Transpose", "Identity")
 
 #: Attributes each operator may carry; any other attribute is refused by name.
 ATTRIBUTES = {
@@ -75,6 +79,9 @@ class _Graph:
                                      f"is supported, not {sorted(attrs)}")
                 self.consts[node.output[0]] = numpy_helper.to_array(attrs["value"])
                 continue
+            if node.op_type in FOLDABLE and all(n in self.consts for n in node.input if n):
+                self.consts[node.output[0]] = self.fold(node, attrs)
+                continue
             self.nodes.append((node, attrs))
         inputs = [i for i in graph.input if i.name not in self.consts]
         if len(inputs) != 1:
@@ -91,6 +98,37 @@ class _Graph:
             for name in dict.fromkeys(node.input):     # a node using a tensor twice is one user
                 if name and name not in self.consts:
                     self.consumers.setdefault(name, []).append((node, attrs))
+
+    def fold(self, node, attrs) -> np.ndarray:
+        """The value of a constant subgraph's node (exporters and model zoos build weights and
+        shapes this way: ConstantOfShape, Unsqueeze, Reshape, Transpose of constants)."""
+        from onnx import numpy_helper
+
+        ins = [np.asarray(self.consts[n]) if n else None for n in node.input]
+        op = node.op_type
+        try:
+            if op == "ConstantOfShape":
+                fill = (numpy_helper.to_array(attrs["value"]).reshape(-1)[0] if "value" in attrs
+                        else np.float32(0))
+                return np.full([int(v) for v in ins[0].reshape(-1)], fill)
+            if op == "Unsqueeze":
+                axes = ([int(v) for v in ins[1].reshape(-1)] if len(ins) > 1
+                        else [int(v) for v in attrs["axes"]])
+                out = ins[0]
+                rank = out.ndim + len(axes)
+                for axis in sorted(a % rank for a in axes):
+                    out = np.expand_dims(out, axis)
+                return out
+            if op == "Reshape":
+                shape = [int(v) for v in ins[1].reshape(-1)]
+                shape = [ins[0].shape[i] if v == 0 and not attrs.get("allowzero", 0) else v
+                         for i, v in enumerate(shape)]
+                return ins[0].reshape(shape)
+            if op == "Transpose":
+                return np.transpose(ins[0], attrs.get("perm"))
+            return ins[0]                                        # Identity
+        except (ValueError, IndexError, KeyError, TypeError) as e:
+            raise ModelError(f"{self.where(node)}: cannot fold this constant ({e})") from None
 
     @staticmethod
     def where(node) -> str:
