@@ -185,6 +185,13 @@ def relu(x: np.ndarray) -> np.ndarray:
 def maxpool2d(x: np.ndarray, kernel, stride=None, padding=0) -> np.ndarray:
     """Max-pool of int8 (N, C, H, W); padding counts as -128 (never wins, as ONNX's -inf)."""
     x = _int_array("x", x, np.int8, ndim=4)
+    k, st, pad, _ = _pool_args(x, kernel, stride, padding)
+    return conv_windows(x, k, st, pad, pad_value=INT8_MIN).max(axis=(4, 5))
+
+
+def _pool_args(x, kernel, stride, padding):
+    """Checked ((kh, kw), (sh, sw), (ph, pw), (oh, ow)) of a pooling window on x (N, C, H, W);
+    the stride defaults to the kernel."""
     kh, kw = _pair("kernel", kernel, 1)
     sh, sw = _pair("stride", kernel if stride is None else stride, 1)
     ph, pw = _pair("padding", padding, 0)
@@ -194,7 +201,7 @@ def maxpool2d(x: np.ndarray, kernel, stride=None, padding=0) -> np.ndarray:
     oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
     if oh < 1 or ow < 1:
         raise ValueError(f"pool kernel {kh}x{kw} does not fit the {h}x{wd} input")
-    return conv_windows(x, (kh, kw), (sh, sw), (ph, pw), pad_value=INT8_MIN).max(axis=(4, 5))
+    return (kh, kw), (sh, sw), (ph, pw), (oh, ow)
 
 
 def residual_add(a: np.ndarray, b: np.ndarray, mult_a: int, mult_b: int, shift: int,
@@ -239,21 +246,13 @@ def avgpool2d(x: np.ndarray, kernel, stride=None, padding=0, count_include_pad: 
     the scale). n is the window size with `count_include_pad` (ONNX), else the number of input
     elements inside the window, so windows at a padded border have their own multiplier."""
     x = _int_array("x", x, np.int8, ndim=4)
-    kh, kw = _pair("kernel", kernel, 1)
-    sh, sw = _pair("stride", kernel if stride is None else stride, 1)
-    ph, pw = _pair("padding", padding, 0)
-    if ph >= kh or pw >= kw:
-        raise ValueError(f"padding {(ph, pw)} must be smaller than the kernel {(kh, kw)}")
-    _, _, h, wd = x.shape
-    oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
-    if oh < 1 or ow < 1:
-        raise ValueError(f"pool kernel {kh}x{kw} does not fit the {h}x{wd} input")
-    sums = conv_windows(x.astype(np.int64), (kh, kw), (sh, sw), (ph, pw)).sum(axis=(4, 5))
+    k, st, pad, (oh, ow) = _pool_args(x, kernel, stride, padding)
+    sums = conv_windows(x.astype(np.int64), k, st, pad).sum(axis=(4, 5))
     if count_include_pad:
-        counts = np.full((oh, ow), kh * kw, np.int64)
+        counts = np.full((oh, ow), k[0] * k[1], np.int64)
     else:
-        inside = np.ones((1, 1, h, wd), np.int64)
-        counts = conv_windows(inside, (kh, kw), (sh, sw), (ph, pw)).sum(axis=(4, 5))[0, 0]
+        inside = np.ones((1, 1) + x.shape[2:], np.int64)
+        counts = conv_windows(inside, k, st, pad).sum(axis=(4, 5))[0, 0]
     mult, shift = scale_to_mult_shift(scale / counts.reshape(-1))
     m = mult.astype(np.int64).reshape(oh, ow)
     s = shift.astype(np.int64).reshape(oh, ow)
