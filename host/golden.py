@@ -20,11 +20,14 @@ Numerics
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
-    "conv2d", "fully_connected", "add_bias", "requantize", "relu", "maxpool2d",
+    "conv2d", "fully_connected", "add_bias", "requantize", "relu", "maxpool2d", "Window",
+    "avgpool2d", "global_avgpool", "residual_add", "add_mult_shift",
     "scale_to_mult_shift", "acc_bound", "MAX_REDUCTION", "MULT_BITS", "SHIFT_RANGE",
     "INT8_MIN", "INT8_MAX", "INT32_MIN", "INT32_MAX",
 ]
@@ -182,26 +185,107 @@ def relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, np.int8(0))
 
 
-def maxpool2d(x: np.ndarray, kernel, stride=None, padding=0) -> np.ndarray:
+@dataclass(frozen=True)
+class Window:
+    """A pooling window with every attribute ONNX's MaxPool / AveragePool accept: kernel, stride,
+    dilation (vertical, horizontal), explicit padding (top, left, bottom, right) and ceil_mode
+    (the output size rounded up; a window may then reach past the padding, and a window that
+    would start in the bottom/right padding is dropped, as onnxruntime does)."""
+
+    kernel: tuple
+    stride: tuple
+    pads: tuple = (0, 0, 0, 0)
+    dilation: tuple = (1, 1)
+    ceil_mode: bool = False
+
+    @staticmethod
+    def of(kernel, stride=None, padding=0, dilation=1, ceil_mode=False) -> "Window":
+        """A checked window; stride defaults to the kernel; padding an int, a pair or
+        (top, left, bottom, right)."""
+        k = _pair("kernel", kernel, 1)
+        st = _pair("stride", kernel if stride is None else stride, 1)
+        d = _pair("dilation", dilation, 1)
+        if isinstance(padding, (tuple, list)) and len(padding) == 4:
+            pads = tuple(int(v) for v in padding)
+            if min(pads) < 0:
+                raise ValueError(f"padding must be at least 0, not {padding!r}")
+        else:
+            ph, pw = _pair("padding", padding, 0)
+            pads = (ph, pw, ph, pw)
+        ext = [(k[i] - 1) * d[i] + 1 for i in range(2)]
+        if max(pads[0], pads[2]) >= ext[0] or max(pads[1], pads[3]) >= ext[1]:
+            raise ValueError(f"padding {padding!r} must be smaller than the kernel {k}")
+        return Window(k, st, pads, d, bool(ceil_mode))
+
+    @property
+    def symmetric(self) -> tuple | None:
+        """(kernel, stride, pad) if the window is square, undilated, equally padded and
+        ceil_mode does not change its output (decided per input size: see `simple_on`)."""
+        (kh, kw), (sh, sw), p = self.kernel, self.stride, self.pads
+        if kh == kw and sh == sw and len(set(p)) == 1 and self.dilation == (1, 1):
+            return kh, sh, p[0]
+        return None
+
+    def simple_on(self, h: int, w: int) -> tuple | None:
+        """(kernel, stride, pad) when this window on an h x w input is a plain symmetric one."""
+        plain = self.symmetric
+        if plain is None or self.out_size(h, w) != (output_size(h, *plain),
+                                                    output_size(w, *plain)):
+            return None
+        return plain
+
+    def out_size(self, h: int, w: int) -> tuple:
+        out = []
+        for axis, n in enumerate((h, w)):
+            k = (self.kernel[axis] - 1) * self.dilation[axis] + 1
+            s, begin, end = self.stride[axis], self.pads[axis], self.pads[axis + 2]
+            span = n + begin + end - k
+            o = (-(-span // s) if self.ceil_mode else span // s) + 1
+            if self.ceil_mode and (o - 1) * s >= n + begin:
+                o -= 1                 # the last window would start in the end padding
+            out.append(o)
+        return tuple(out)
+
+    def windows(self, x, pad_value, count_pad_value=None):
+        """(N, C, OH, OW, KH, KW) windows of x padded with `pad_value`; with `count_pad_value`,
+        the explicit padding is filled with it and the ceil_mode overhang with `pad_value`."""
+        oh, ow = self.out_size(*x.shape[2:])
+        ext = [(self.kernel[i] - 1) * self.dilation[i] + 1 for i in range(2)]
+        t, l, b, r = self.pads
+        extra_b = max((oh - 1) * self.stride[0] + ext[0] - (x.shape[2] + t + b), 0)
+        extra_r = max((ow - 1) * self.stride[1] + ext[1] - (x.shape[3] + l + r), 0)
+        inner = pad_value if count_pad_value is None else count_pad_value
+        xp = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=inner)
+        xp = np.pad(xp, ((0, 0), (0, 0), (0, extra_b), (0, extra_r)), constant_values=pad_value)
+        view = sliding_window_view(xp, ext, axis=(2, 3))
+        view = view[:, :, ::self.stride[0], ::self.stride[1]][:, :, :oh, :ow]
+        return view[..., ::self.dilation[0], ::self.dilation[1]]
+
+    def counts(self, h: int, w: int, count_include_pad: bool) -> np.ndarray:
+        """(OH, OW) number of elements each window averages over: those inside the input, plus
+        the explicit padding with `count_include_pad` (never the ceil_mode overhang)."""
+        ones = np.ones((1, 1, h, w), np.int64)
+        return self.windows(ones, 0, 1 if count_include_pad else 0).sum(axis=(4, 5))[0, 0]
+
+
+def maxpool2d(x: np.ndarray, kernel, stride=None, padding=0, dilation=1,
+              ceil_mode=False) -> np.ndarray:
     """Max-pool of int8 (N, C, H, W); padding counts as -128 (never wins, as ONNX's -inf)."""
     x = _int_array("x", x, np.int8, ndim=4)
-    k, st, pad, _ = _pool_args(x, kernel, stride, padding)
-    return conv_windows(x, k, st, pad, pad_value=INT8_MIN).max(axis=(4, 5))
+    window = _pool_window(x, kernel, stride, padding, dilation, ceil_mode)
+    return window.windows(x, INT8_MIN).max(axis=(4, 5))
 
 
-def _pool_args(x, kernel, stride, padding):
-    """Checked ((kh, kw), (sh, sw), (ph, pw), (oh, ow)) of a pooling window on x (N, C, H, W);
-    the stride defaults to the kernel."""
-    kh, kw = _pair("kernel", kernel, 1)
-    sh, sw = _pair("stride", kernel if stride is None else stride, 1)
-    ph, pw = _pair("padding", padding, 0)
-    if ph >= kh or pw >= kw:
-        raise ValueError(f"padding {(ph, pw)} must be smaller than the kernel {(kh, kw)}")
+def _pool_window(x, kernel, stride, padding, dilation=1, ceil_mode=False) -> Window:
+    """A checked `Window` that fits x (N, C, H, W)."""
+    window = kernel if isinstance(kernel, Window) else Window.of(kernel, stride, padding,
+                                                                  dilation, ceil_mode)
     _, _, h, wd = x.shape
-    oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
+    oh, ow = window.out_size(h, wd)
     if oh < 1 or ow < 1:
+        kh, kw = window.kernel
         raise ValueError(f"pool kernel {kh}x{kw} does not fit the {h}x{wd} input")
-    return (kh, kw), (sh, sw), (ph, pw), (oh, ow)
+    return window
 
 
 def residual_add(a: np.ndarray, b: np.ndarray, mult_a: int, mult_b: int, shift: int,
@@ -239,20 +323,17 @@ def add_mult_shift(scale_a: float, scale_b: float) -> tuple[int, int, int]:
 
 
 def avgpool2d(x: np.ndarray, kernel, stride=None, padding=0, count_include_pad: bool = False,
-              scale: float = 1.0) -> np.ndarray:
+              scale: float = 1.0, dilation=1, ceil_mode=False) -> np.ndarray:
     """Average pool of int8 (N, C, H, W) (SPEC section 8): per window, sum the int8 values and
     divide by n as a multiplier and shift: sat_int8((sum * mult + (1 << (shift - 1))) >> shift)
     with mult / 2**shift ~ scale / n (`scale`: input scale / output scale, 1 when pooling keeps
-    the scale). n is the window size with `count_include_pad` (ONNX), else the number of input
-    elements inside the window, so windows at a padded border have their own multiplier."""
+    the scale). n is `Window.counts` (ONNX's count_include_pad), so windows at a padded border
+    have their own multiplier. `kernel` may be a `Window`."""
     x = _int_array("x", x, np.int8, ndim=4)
-    k, st, pad, (oh, ow) = _pool_args(x, kernel, stride, padding)
-    sums = conv_windows(x.astype(np.int64), k, st, pad).sum(axis=(4, 5))
-    if count_include_pad:
-        counts = np.full((oh, ow), k[0] * k[1], np.int64)
-    else:
-        inside = np.ones((1, 1) + x.shape[2:], np.int64)
-        counts = conv_windows(inside, k, st, pad).sum(axis=(4, 5))[0, 0]
+    window = _pool_window(x, kernel, stride, padding, dilation, ceil_mode)
+    sums = window.windows(x.astype(np.int64), 0).sum(axis=(4, 5))
+    counts = window.counts(*x.shape[2:], count_include_pad)
+    oh, ow = counts.shape
     mult, shift = scale_to_mult_shift(scale / counts.reshape(-1))
     m = mult.astype(np.int64).reshape(oh, ow)
     s = shift.astype(np.int64).reshape(oh, ow)

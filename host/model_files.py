@@ -93,12 +93,14 @@ def save_npz(net: Network, path) -> None:
     np.savez(path, **arrays)
 
 
-def load_model(path) -> Network:
+def load_model(path, drop_lrn: bool = False) -> Network:
+    """A float network from .onnx or .npz; `drop_lrn` removes ONNX LRN nodes (refused
+    otherwise)."""
     path = Path(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file")
     if path.suffix == ".onnx":
-        return load_onnx(path)
+        return load_onnx(path, drop_lrn=drop_lrn)
     if path.suffix == ".npz":
         return load_npz(path)
     raise ModelError(f"{path}: model files are .onnx or .npz, not {path.suffix or 'no suffix'}")

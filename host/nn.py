@@ -1,6 +1,18 @@
-"""Float CNNs as Sense runs them: a chain of conv / fully-connected layers, each optionally followed
-by ReLU and max-pool, then host-side operators (softmax); evaluated in numpy (the float reference
-for quantization). Files: `host.model_files` (.npz, and ONNX through `host.onnx_import`).
+"""Float CNNs as Sense runs them: a graph of layers in topological order, evaluated in numpy (the
+float reference for quantization). Files: `host.model_files` (.npz, and ONNX through
+`host.onnx_import`).
+
+Layer kinds (SPEC section 8):
+
+* ``conv`` / ``fc``: weights and bias, optional ReLU and a fused max-pool after it;
+* ``add``: residual add of two tensors of one shape, optional ReLU;
+* ``concat``: its inputs stacked on the channel axis (a layout operation);
+* ``maxpool`` / ``avgpool``: a pooling window (kernel, stride, padding) on its own;
+* ``gap``: global average pooling to 1x1.
+
+Each layer reads the outputs of the layers named by `inputs` (indices into the layer list; -1 is
+the network input). `inputs=None` means the previous layer (or the network input for layer 0),
+so a chain needs no wiring. The network's output is the last layer's.
 """
 
 from __future__ import annotations
@@ -11,10 +23,15 @@ import numpy as np
 
 from host import golden
 
-__all__ = ["Layer", "Network", "ModelError", "forward", "check_shapes", "HOST_OPS"]
+__all__ = ["Layer", "Network", "ModelError", "forward", "check_shapes", "HOST_OPS", "KINDS",
+           "WEIGHT_KINDS", "layer_out_shape", "check_layer_inputs",
+           "simplify_chain"]
 
 #: Operators that run on the host after the accelerator's last layer (SPEC section 2).
 HOST_OPS = ("softmax",)
+#: Layer kinds with weights, and every layer kind.
+WEIGHT_KINDS = ("conv", "fc")
+KINDS = WEIGHT_KINDS + ("add", "concat", "maxpool", "avgpool", "gap")
 
 
 class ModelError(ValueError):
@@ -23,21 +40,28 @@ class ModelError(ValueError):
 
 @dataclass
 class Layer:
-    """One accelerator layer. conv: weight (K, C, R, S); fc: weight (K, C*H*W) over the flattened
-    input. pool = (kernel, stride, padding) of a max-pool after the ReLU, or None."""
+    """One layer (module docstring). conv: weight (K, C, R, S); fc: weight (K, C*H*W) over the
+    flattened input. pool: the max-pool (kernel, stride, padding) fused after a conv layer's ReLU,
+    or the `golden.Window` of a maxpool/avgpool layer."""
 
     kind: str
     name: str
-    weight: np.ndarray
-    bias: np.ndarray
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
     stride: int = 1
     pad: int = 0
     relu: bool = False
     pool: tuple | None = None
+    inputs: list | None = None
+    count_include_pad: bool = False
 
     @property
     def out_channels(self) -> int:
         return self.weight.shape[0]
+
+    @property
+    def has_weights(self) -> bool:
+        return self.kind in WEIGHT_KINDS
 
 
 @dataclass
@@ -46,27 +70,77 @@ class Network:
     layers: list[Layer]
     host_ops: list[str] = field(default_factory=list)
     name: str = "model"
+    dropped: list[str] = field(default_factory=list)    # operators removed at import (LRN)
+
+    def sources(self, i: int) -> list[int]:
+        """The producers of layer i's inputs (-1: the network input)."""
+        inputs = self.layers[i].inputs
+        return [i - 1] if inputs is None else list(inputs)
+
+    @property
+    def is_chain(self) -> bool:
+        """Every layer reads the previous one's output and only that."""
+        return all(self.sources(i) == [i - 1] for i in range(len(self.layers)))
+
+    def consumers(self) -> list[list[int]]:
+        """For every layer, the layers reading its output."""
+        users = [[] for _ in self.layers]
+        for i in range(len(self.layers)):
+            for j in self.sources(i):
+                if j >= 0:
+                    users[j].append(i)
+        return users
+
+    def out_shapes(self) -> list[tuple]:
+        """The (C, H, W) output shape of every layer (after its fused max-pool)."""
+        outs: list[tuple] = []
+        for i, layer in enumerate(self.layers):
+            ins = [tuple(self.input_shape) if j < 0 else outs[j] for j in self.sources(i)]
+            outs.append(layer_out_shape(layer, ins))
+        return outs
+
+    def in_shapes(self) -> list[list[tuple]]:
+        """The (C, H, W) shape of every input of every layer."""
+        outs = self.out_shapes()
+        return [[tuple(self.input_shape) if j < 0 else outs[j] for j in self.sources(i)]
+                for i in range(len(self.layers))]
 
     def shapes(self) -> list[tuple]:
-        """The (C, H, W) input shape of every layer, and the output shape last."""
-        shapes = [tuple(self.input_shape)]
-        c, h, w = self.input_shape
-        for layer in self.layers:
-            if layer.kind == "fc":
-                c, h, w = layer.out_channels, 1, 1
-            else:
-                _, _, r, s = layer.weight.shape
-                h = golden.output_size(h, r, layer.stride, layer.pad)
-                w = golden.output_size(w, s, layer.stride, layer.pad)
-                c = layer.out_channels
-            if layer.pool:
-                k, st, p = layer.pool
-                h, w = golden.output_size(h, k, st, p), golden.output_size(w, k, st, p)
-            shapes.append((c, h, w))
-        return shapes
+        """The network input shape, then every layer's output shape (for a chain: each layer's
+        input shape, and the output shape last)."""
+        return [tuple(self.input_shape)] + self.out_shapes()
 
     def with_layers(self, layers) -> "Network":
         return replace(self, layers=list(layers))
+
+
+def simplify_chain(net: Network) -> Network:
+    """The same network with `inputs=None` wherever a layer reads just the previous one."""
+    return net.with_layers(replace(layer, inputs=None) if net.sources(i) == [i - 1] else layer
+                           for i, layer in enumerate(net.layers))
+
+
+def window(pool) -> golden.Window:
+    """A layer's pool as a `golden.Window` (a fused (kernel, stride, pad) or a Window)."""
+    return pool if isinstance(pool, golden.Window) else golden.Window.of(*pool)
+
+
+def layer_out_shape(layer: Layer, ins: list[tuple]) -> tuple:
+    c, h, w = ins[0]
+    if layer.kind == "fc":
+        return (layer.out_channels, 1, 1)
+    if layer.kind == "conv":
+        _, _, r, s = layer.weight.shape
+        h = golden.output_size(h, r, layer.stride, layer.pad)
+        w = golden.output_size(w, s, layer.stride, layer.pad)
+        c = layer.out_channels
+    elif layer.kind == "concat":
+        c = sum(shape[0] for shape in ins)
+    elif layer.kind == "gap":
+        h = w = 1
+    if layer.pool:
+        h, w = window(layer.pool).out_size(h, w)
+    return (c, h, w)
 
 
 # -- float reference ------------------------------------------------------------------------------
@@ -77,18 +151,34 @@ def conv2d_float(x, w, stride, pad):
 
 
 def maxpool_float(x, pool):
-    k, s, p = pool
-    return golden.conv_windows(x, (k, k), (s, s), (p, p), pad_value=-np.inf).max(axis=(4, 5))
+    return window(pool).windows(x, -np.inf).max(axis=(4, 5))
 
 
-def layer_forward(layer: Layer, x: np.ndarray) -> np.ndarray:
-    """Float forward of one layer on (N, C, H, W) (fc flattens its input to (N, C*H*W, 1, 1))."""
+def avgpool_float(x, pool, count_include_pad):
+    win = window(pool)
+    return win.windows(x, 0.0).sum(axis=(4, 5)) / win.counts(*x.shape[2:], count_include_pad)
+
+
+def layer_forward(layer: Layer, *xs: np.ndarray) -> np.ndarray:
+    """Float forward of one layer on its (N, C, H, W) inputs (fc flattens its input to
+    (N, C*H*W) and returns (N, K, 1, 1))."""
+    x = xs[0]
     if layer.kind == "fc":
         y = x.reshape(x.shape[0], -1) @ layer.weight.T.astype(np.float64) + layer.bias
         y = y[:, :, None, None]
-    else:
+    elif layer.kind == "conv":
         y = conv2d_float(x, layer.weight.astype(np.float64), layer.stride, layer.pad)
         y = y + layer.bias[None, :, None, None]
+    elif layer.kind == "add":
+        y = xs[0] + xs[1]
+    elif layer.kind == "concat":
+        y = np.concatenate(xs, axis=1)
+    elif layer.kind == "gap":
+        y = x.mean(axis=(2, 3), keepdims=True)
+    elif layer.kind == "avgpool":
+        return avgpool_float(x, layer.pool, layer.count_include_pad)
+    else:                                       # maxpool
+        return maxpool_float(x, layer.pool)
     if layer.relu:
         y = np.maximum(y, 0)
     if layer.pool:
@@ -97,30 +187,66 @@ def layer_forward(layer: Layer, x: np.ndarray) -> np.ndarray:
 
 
 def forward(net: Network, x: np.ndarray, return_all: bool = False):
-    """Float forward of (N, C, H, W) inputs; returns the last layer's (N, K) output (before host
-    operators), or every layer's output with return_all."""
+    """Float forward of (N, C, H, W) inputs; returns the last layer's output as (N, features)
+    (before host operators), or every layer's (N, C, H, W) output with return_all."""
+    x = x.astype(np.float64)
     outs = []
-    y = x.astype(np.float64)
-    for layer in net.layers:
-        y = layer_forward(layer, y)
-        outs.append(y)
+    users = net.consumers()
+    for i, layer in enumerate(net.layers):
+        outs.append(layer_forward(layer, *(x if j < 0 else outs[j] for j in net.sources(i))))
+        if not return_all:                      # free what no later layer reads
+            for j in net.sources(i):
+                if j >= 0 and max(users[j]) == i:
+                    outs[j] = None
+    y = outs[-1]
     return outs if return_all else y.reshape(y.shape[0], -1)
 
 
 def check_shapes(net: Network):
-    """Every layer's weights take its input, and every layer's output (after its max-pool) is at
-    least 1x1; ModelError names the layer otherwise."""
-    shapes = net.shapes()
-    for layer, shape, out in zip(net.layers, shapes, shapes[1:]):
-        c, h, w = shape
-        if layer.kind == "conv" and layer.weight.shape[1] != c:
-            raise ModelError(f"layer {layer.name}: weights expect {layer.weight.shape[1]} input "
-                             f"channels, the input has {c}")
-        if layer.kind == "fc" and layer.weight.shape[1] != c * h * w:
-            raise ModelError(f"layer {layer.name}: weights expect {layer.weight.shape[1]} inputs, "
-                             f"the flattened input has {c * h * w}")
-        if min(shape[1:]) < 1:
-            raise ModelError(f"layer {layer.name}: input {shape} is empty")
+    """The graph is wired forward, every layer's kind and weights take its inputs, and every
+    output is at least 1x1; ModelError names the layer otherwise."""
+    outs: list[tuple] = []
+    for i, layer in enumerate(net.layers):
+        if layer.kind not in KINDS:
+            raise ModelError(f"layer {layer.name}: kind {layer.kind!r} is not one of "
+                             f"{', '.join(KINDS)}")
+        src = net.sources(i)
+        if not src or any(not -1 <= j < i for j in src):
+            raise ModelError(f"layer {layer.name}: inputs {src} must name earlier layers "
+                             f"(-1: the network input)")
+        ins = [tuple(net.input_shape) if j < 0 else outs[j] for j in src]
+        check_layer_inputs(layer, ins)
+        out = layer_out_shape(layer, ins)
         if min(out[1:]) < 1:
-            raise ModelError(f"layer {layer.name}: its kernel or max-pool window does not fit "
-                             f"its input {shape} (the output would be {out})")
+            raise ModelError(f"layer {layer.name}: its kernel or pooling window does not fit "
+                             f"its input {ins[0]} (the output would be {out})")
+        outs.append(out)
+    used = {j for i in range(len(net.layers)) for j in net.sources(i)}
+    dead = [layer.name for i, layer in enumerate(net.layers[:-1]) if i not in used]
+    if dead:
+        raise ModelError(f"layer {dead[0]}: its output is used by no layer and is not the "
+                         f"network output")
+
+
+def check_layer_inputs(layer: Layer, ins: list[tuple]):
+    arity = {"add": 2, "concat": None}.get(layer.kind, 1)
+    if (arity is None and len(ins) < 2) or (arity is not None and len(ins) != arity):
+        raise ModelError(f"layer {layer.name}: a {layer.kind} layer takes "
+                         f"{'two or more' if arity is None else arity} input(s), not {len(ins)}")
+    c, h, w = ins[0]
+    if min(c, h, w) < 1:
+        raise ModelError(f"layer {layer.name}: input {ins[0]} is empty")
+    if layer.kind == "conv" and layer.weight.shape[1] != c:
+        raise ModelError(f"layer {layer.name}: weights expect {layer.weight.shape[1]} input "
+                         f"channels, the input has {c}")
+    if layer.kind == "fc" and layer.weight.shape[1] != c * h * w:
+        raise ModelError(f"layer {layer.name}: weights expect {layer.weight.shape[1]} inputs, "
+                         f"the flattened input has {c * h * w}")
+    if layer.kind == "add" and ins[0] != ins[1]:
+        raise ModelError(f"layer {layer.name}: a residual add needs two inputs of one shape, "
+                         f"not {ins[0]} and {ins[1]}")
+    if layer.kind == "concat" and len({shape[1:] for shape in ins}) != 1:
+        raise ModelError(f"layer {layer.name}: concat inputs must share H and W, not "
+                         f"{', '.join(map(str, ins))}")
+    if layer.kind in ("maxpool", "avgpool") and not layer.pool:
+        raise ModelError(f"layer {layer.name}: a {layer.kind} layer needs its window (pool)")

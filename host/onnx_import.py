@@ -18,12 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from host import golden
-from host.nn import Layer, ModelError, Network, check_shapes
+from host.nn import (Layer, ModelError, Network, check_layer_inputs, check_shapes,
+                     layer_out_shape, simplify_chain)
 
 __all__ = ["load_onnx", "SUPPORTED"]
 
-SUPPORTED = ("Conv", "Gemm", "MatMul", "Add", "Relu", "MaxPool", "Flatten", "Reshape",
-             "BatchNormalization", "Softmax", "Dropout", "Identity", "Constant",
+SUPPORTED = ("Conv", "Gemm", "MatMul", "Add", "Sum", "Concat", "Relu", "MaxPool",
+             "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "BatchNormalization",
+             "Softmax", "Dropout", "Identity", "Constant", "LRN (dropped on request)",
              "ConstantOfShape (folded)")
 
 #: Operators evaluated at import when all their inputs are constants (constant subgraphs).
@@ -36,6 +38,10 @@ ATTRIBUTES = {
     "MatMul": set(), "Add": set(), "Relu": set(), "Identity": set(),
     "MaxPool": {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order",
                 "strides"},
+    "AveragePool": {"auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape",
+                    "pads", "strides"},
+    "GlobalAveragePool": set(), "Sum": set(), "Concat": {"axis"},
+    "LRN": {"alpha", "beta", "bias", "size"},
     "Flatten": {"axis"}, "Reshape": {"allowzero"},
     "BatchNormalization": {"epsilon", "momentum", "spatial", "training_mode"},
     "Softmax": {"axis"}, "Dropout": {"ratio", "seed", "is_test"},
@@ -68,6 +74,8 @@ class _Graph:
         from onnx import helper, numpy_helper
 
         self.path = path
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+                          13)
         graph = model.graph
         self.consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
         self.nodes = []
@@ -149,32 +157,66 @@ class _Graph:
             raise ModelError(f"{self.where(node)}: {what} {name!r} holds NaN or infinity")
         return value.astype(np.float64)
 
-    def path_nodes(self):
-        """The nodes from the input to the output, in data-flow order; refuses branches, dead
-        nodes and a graph whose output is not reached."""
-        tensor, order = self.input.name, []
-        while tensor != self.output:
-            users = self.consumers.get(tensor, [])
-            if not users:
-                raise ModelError(f"{self.path}: tensor {tensor!r} is used by no node, and it is "
-                                 f"not the graph output {self.output!r}")
-            if len(users) > 1:
-                names = ", ".join(self.where(n) for n, _ in users)
-                raise ModelError(f"{self.path}: tensor {tensor!r} feeds {len(users)} nodes "
-                                 f"({names}); Sense imports chains, not branches")
-            node, attrs = users[0]
-            live = [o for o in node.output if o]
-            used = [o for o in live if o in self.consumers or o == self.output]
-            if len(used) != 1 or used[0] != live[0]:
+    def live_nodes(self):
+        """The nodes in a topological order (the file's order where it allows); refuses nodes
+        whose result does not reach the output (dead or side branches) and a second used
+        output."""
+        producer = {o: (node, attrs) for node, attrs in self.nodes for o in node.output if o}
+        live, todo = set(), [self.output]
+        while todo:
+            name = todo.pop()
+            if name in producer and id(producer[name][0]) not in live:
+                node = producer[name][0]
+                live.add(id(node))
+                todo.extend(n for n in node.input if n and n not in self.consts)
+        if self.output not in producer:
+            raise ModelError(f"{self.path}: the graph output {self.output!r} is not computed "
+                             f"by any node from the input")
+        dead = [self.where(n) for n, _ in self.nodes if id(n) not in live]
+        if dead:
+            raise ModelError(f"{self.path}: {dead[0]} is not on a path from the input to the "
+                             f"output (a dead or side branch); remove it")
+        for node, _ in self.nodes:
+            used = [o for o in node.output if o and (o in self.consumers or o == self.output)]
+            if used != [node.output[0]]:
                 raise ModelError(f"{self.where(node)}: only its first output may be used "
                                  f"(outputs {list(node.output)})")
-            order.append((node, attrs))
-            tensor = node.output[0]
-        dead = [self.where(n) for n, _ in self.nodes if all(n is not m for m, _ in order)]
-        if dead:
-            raise ModelError(f"{self.path}: {dead[0]} is not on the path from the input to the "
-                             f"output (a dead or side branch); remove it")
+        done, order, pending = {self.input.name}, [], list(self.nodes)
+        while pending:
+            ready = [(n, a) for n, a in pending
+                     if all(i in done or i in self.consts or not i for i in n.input)]
+            if not ready:
+                raise ModelError(f"{self.path}: {self.where(pending[0][0])} reads a tensor no "
+                                 f"node computes (or the graph has a cycle)")
+            for n, a in ready:
+                done.add(n.output[0])
+                order.append((n, a))
+            pending = [(n, a) for n, a in pending if all(n is not m for m, _ in ready)]
         return order
+
+
+def _dense_kernel(where, w, group, dilations, channels):
+    """A grouped or dilated convolution as the plain one it equals: groups become a
+    block-diagonal kernel over all input channels, dilations a larger kernel with zero taps.
+    Exact, at the cost of the zero weights' MACs (docs/architecture.md, "Import")."""
+    k, cg, r, s = w.shape
+    if group < 1 or k % group or cg * group != channels:
+        raise ModelError(f"{where}: group {group} does not divide the weight {w.shape} over "
+                         f"{channels} input channels")
+    if len(dilations) != 2 or min(dilations) < 1:
+        raise ModelError(f"{where}: dilations {dilations} must be two values >= 1")
+    if group > 1:
+        full = np.zeros((k, channels, r, s))
+        kg = k // group
+        for g in range(group):
+            full[g * kg:(g + 1) * kg, g * cg:(g + 1) * cg] = w[g * kg:(g + 1) * kg]
+        w = full
+    dh, dw = dilations
+    if (dh, dw) != (1, 1):
+        big = np.zeros(w.shape[:2] + ((r - 1) * dh + 1, (s - 1) * dw + 1))
+        big[:, :, ::dh, ::dw] = w
+        w = big
+    return w
 
 
 def _ints(attrs, name, default):
@@ -218,23 +260,83 @@ def _window(where, attrs, hw, kernel, what):
 
 
 class _Importer:
-    def __init__(self, graph: _Graph, dims):
+    """Builds the layer graph: `refs` maps every followed tensor to the layer computing it (-1:
+    the network input) and whether it has been flattened to a vector."""
+
+    def __init__(self, graph: _Graph, dims, drop_lrn: bool):
         self.g = graph
         self.input_shape = tuple(dims[1:])
-        self.shape = self.input_shape      # (C, H, W) of the tensor being followed, or (F,)
         self.layers: list[Layer] = []
+        self.shapes: list[tuple] = []      # output shape of every layer
+        self.refs = {graph.input.name: (-1, False)}
         self.host_ops: list[str] = []
+        self.drop_lrn = drop_lrn
+        self.dropped: list[str] = []
 
-    def layer_open(self, node, what) -> Layer:
-        """The last layer, if `what` (ReLU, max-pool, bias) may still be applied to it."""
-        if not self.layers:
-            raise ModelError(f"{self.g.where(node)}: {what} must follow a Conv or "
-                             f"fully-connected layer")
-        return self.layers[-1]
+    # -- the tensors being followed ----------------------------------------------------------
+
+    def ref(self, node, index=0):
+        name = node.input[index] if len(node.input) > index else ""
+        if name in self.g.consts or not name:
+            raise ModelError(f"{self.g.where(node)}: input {index} must be a tensor computed "
+                             f"from the network input, not a constant")
+        return self.refs[name]
+
+    def shape(self, layer: int) -> tuple:
+        return self.input_shape if layer < 0 else self.shapes[layer]
+
+    def users(self, name) -> int:
+        return len(self.g.consumers.get(name, [])) + (name == self.g.output)
+
+    def fusable(self, node, what, kinds=("conv", "fc"), index=0) -> Layer:
+        """The layer computing the node's input, if `what` may be folded into it: it is one of
+        `kinds`, nothing else reads its output, and nothing after its own operation (ReLU,
+        pool) has been applied yet."""
+        layer, flat = self.ref(node, index)
+        if layer < 0 or self.layers[layer].kind not in kinds \
+                or (flat and self.layers[layer].kind != "fc") \
+                or self.users(node.input[index]) != 1:
+            raise ModelError(f"{self.g.where(node)}: {what} must directly follow a "
+                             f"{' or '.join(kinds)} layer whose output nothing else reads")
+        last = self.layers[layer]
+        if last.relu or last.pool:
+            raise ModelError(f"{self.g.where(node)}: {what} must directly follow its "
+                             f"{last.kind} layer (before ReLU and pooling)")
+        return last
+
+    def add(self, node, layer: Layer, where):
+        """Append a layer reading `layer.inputs` and map the node's output to it."""
+        layer.name = node.name or node.output[0]
+        ins = [self.shape(j) for j in layer.inputs]
+        try:
+            check_layer_inputs(layer, ins)
+            out = layer_out_shape(layer, ins)
+        except ModelError as e:
+            raise ModelError(f"{where}: {str(e).split(': ', 1)[-1]}") from None
+        if min(out[1:]) < 1:
+            raise ModelError(f"{where}: the window does not fit its input {ins[0]} (the output "
+                             f"would be {out})")
+        self.layers.append(layer)
+        self.shapes.append(out)
+        self.alias(node, (len(self.layers) - 1, layer.kind == "fc"))   # fc: a vector
+
+    def alias(self, node, ref):
+        self.refs[node.output[0]] = ref
+
+    def refresh(self, index: int):
+        """Recompute a layer's output shape after folding into it."""
+        ins = [self.shape(j) for j in self.layers[index].inputs]
+        self.shapes[index] = layer_out_shape(self.layers[index], ins)
+
+    # -- operators ---------------------------------------------------------------------------
 
     def node(self, node, attrs):
         op = node.op_type
         where = self.g.where(node)
+        if op == "LRN" and not self.drop_lrn:
+            raise ModelError(f"unsupported ONNX operator 'LRN' ({where}): Sense has no local "
+                             f"response normalization; import with drop_lrn (sense --drop-lrn) "
+                             f"to remove it (docs/architecture.md, 'LRN')")
         if op not in ATTRIBUTES:
             raise ModelError(f"unsupported ONNX operator {op!r} ({where}); Sense imports "
                              f"{', '.join(SUPPORTED)}")
@@ -247,26 +349,22 @@ class _Importer:
         getattr(self, f"op_{op}")(node, attrs, where)
 
     def op_Conv(self, node, attrs, where):
-        if len(self.shape) != 3:
-            raise ModelError(f"{where}: a Conv needs a (N, C, H, W) input, not {self.shape}")
-        if int(attrs.get("group", 1)) != 1:
-            raise ModelError(f"{where}: grouped or dilated convolutions are not supported "
-                             f"(group {attrs['group']})")
-        if any(d != 1 for d in _ints(attrs, "dilations", [1, 1])):
-            raise ModelError(f"{where}: grouped or dilated convolutions are not supported "
-                             f"(dilations {list(attrs['dilations'])})")
+        src, flat = self.ref(node)
+        if flat:
+            raise ModelError(f"{where}: a Conv needs a (N, C, H, W) input, not a flattened one")
         w = self.g.const(node, 1, "weight")
         if w.ndim != 4:
             raise ModelError(f"{where}: weight must be (K, C, R, S), not {w.shape}")
         if "kernel_shape" in attrs and _ints(attrs, "kernel_shape", []) != list(w.shape[2:]):
             raise ModelError(f"{where}: kernel_shape {list(attrs['kernel_shape'])} does not "
                              f"match the weight {w.shape}")
-        stride, pad = _window(where, attrs, self.shape[1:], w.shape[2:], "convolution")
+        w = _dense_kernel(where, w, int(attrs.get("group", 1)), _ints(attrs, "dilations", [1, 1]),
+                          self.shape(src)[0])
+        attrs = {k: v for k, v in attrs.items() if k != "dilations"}
+        stride, pad = _window(where, attrs, self.shape(src)[1:], w.shape[2:], "convolution")
         b = (self.g.const(node, 2, "bias").reshape(-1) if len(node.input) > 2 and node.input[2]
              else np.zeros(w.shape[0]))
-        self.layers.append(Layer("conv", node.name or f"conv{len(self.layers)}", w, b,
-                                 stride=stride, pad=pad))
-        self._advance(node)
+        self.add(node, Layer("conv", "", w, b, stride=stride, pad=pad, inputs=[src]), where)
 
     def op_Gemm(self, node, attrs, where):
         if int(attrs.get("transA", 0)):
@@ -284,24 +382,25 @@ class _Importer:
         self._fc(node, where, w.T, np.zeros(w.shape[1]))
 
     def _fc(self, node, where, w, b):
-        if len(self.shape) != 1:
+        src, flat = self.ref(node)
+        features = int(np.prod(self.shape(src)))
+        if not flat:
             raise ModelError(f"{where}: a fully-connected layer needs Flatten or Reshape before "
-                             f"it (its input is {self.shape})")
-        if w.ndim != 2 or w.shape[1] != self.shape[0]:
-            raise ModelError(f"{where}: weight {w.shape} does not take {self.shape[0]} inputs")
-        self.layers.append(Layer("fc", node.name or f"fc{len(self.layers)}", w, b))
-        self._advance(node)
+                             f"it (its input is {self.shape(src)})")
+        if w.ndim != 2 or w.shape[1] != features:
+            raise ModelError(f"{where}: weight {w.shape} does not take {features} inputs")
+        self.add(node, Layer("fc", "", w, b, inputs=[src]), where)
 
     def op_Add(self, node, attrs, where):
         consts = [i for i, n in enumerate(node.input) if n in self.g.consts]
-        if len(consts) != 1:
-            raise ModelError(f"{where}: only the Add of a constant bias to a Conv or "
-                             f"fully-connected layer is supported (residual adds of two tensors "
-                             f"are not imported yet)")
-        last = self.layer_open(node, "a bias Add")
-        if last.relu or last.pool:
-            raise ModelError(f"{where}: a bias Add must directly follow its Conv or "
-                             f"fully-connected layer")
+        if not consts:
+            self._residual(node, where)
+            return
+        if len(consts) != 1 or len(node.input) != 2:
+            raise ModelError(f"{where}: an Add of two constants or of more than two inputs is "
+                             f"not supported")
+        tensor = 1 - consts[0]
+        last = self.fusable(node, "a bias Add", index=tensor)
         k = last.out_channels
         bias = self.g.const(node, consts[0], "bias")
         want = {(k,), (1, k)} if last.kind == "fc" else {(k, 1, 1), (1, k, 1, 1)}
@@ -309,14 +408,37 @@ class _Importer:
             raise ModelError(f"{where}: bias shape {bias.shape} is not one value per output "
                              f"channel ({' or '.join(map(str, sorted(want)))})")
         last.bias = last.bias + np.broadcast_to(bias.reshape(-1), (k,))
+        self.alias(node, self.ref(node, tensor))
+
+    def op_Sum(self, node, attrs, where):
+        if len(node.input) != 2 or any(n in self.g.consts for n in node.input):
+            raise ModelError(f"{where}: only the Sum of two tensors (a residual add) is "
+                             f"supported, not of {len(node.input)} inputs or of constants")
+        self._residual(node, where)
+
+    def _residual(self, node, where):
+        refs = [self.ref(node, i) for i in range(len(node.input))]
+        if len(refs) != 2 or any(flat for _, flat in refs):
+            raise ModelError(f"{where}: a residual add takes two (N, C, H, W) tensors")
+        self.add(node, Layer("add", "", inputs=[r for r, _ in refs]), where)
+
+    def op_Concat(self, node, attrs, where):
+        if int(attrs.get("axis", 1)) not in (1, -3):
+            raise ModelError(f"{where}: Concat axis {attrs.get('axis')} is not supported (only "
+                             f"the channel axis 1)")
+        refs = [self.ref(node, i) for i in range(len(node.input))]
+        if any(flat for _, flat in refs):
+            raise ModelError(f"{where}: Concat of flattened tensors is not supported")
+        if len(refs) == 1:
+            self.alias(node, refs[0])
+            return
+        self.add(node, Layer("concat", "", inputs=[r for r, _ in refs]), where)
 
     def op_BatchNormalization(self, node, attrs, where):
         if int(attrs.get("training_mode", 0)) or not int(attrs.get("spatial", 1)):
             raise ModelError(f"{where}: only inference batch-norm (training_mode 0, spatial 1) "
                              f"is supported")
-        last = self.layers[-1] if self.layers else None
-        if last is None or last.kind != "conv" or last.relu or last.pool:
-            raise ModelError(f"{where}: batch-norm must directly follow a Conv to be folded")
+        last = self.fusable(node, "batch-norm", kinds=("conv",))
         scale, bias, mean, var = (self.g.const(node, i, n) for i, n in
                                   enumerate(("scale", "bias", "mean", "var"), start=1))
         k_out = last.weight.shape[0]
@@ -326,58 +448,108 @@ class _Importer:
         k = scale / np.sqrt(var + float(attrs.get("epsilon", 1e-5)))
         last.weight = last.weight * k[:, None, None, None]
         last.bias = (last.bias - mean) * k + bias
+        self.alias(node, self.ref(node))
 
     def op_Relu(self, node, attrs, where):
-        last = self.layer_open(node, "ReLU")
-        if last.relu or last.pool:
-            raise ModelError(f"{where}: ReLU must follow a Conv or fully-connected layer")
-        last.relu = True
+        src, flat = self.ref(node)
+        layer = self.layers[src] if src >= 0 else None
+        ok = (layer is not None and layer.kind in ("conv", "fc", "add") and not layer.relu
+              and (not flat or layer.kind == "fc") and self.users(node.input[0]) == 1)
+        if not ok:
+            raise ModelError(f"{where}: ReLU must follow a Conv, fully-connected layer or "
+                             f"residual add whose output nothing else reads")
+        layer.relu = True          # after a fused max-pool too: ReLU and max-pool commute
+        self.alias(node, (src, flat))
+
+    def _pool_window(self, node, attrs, where, what):
+        """(source layer, golden.Window) from every attribute ONNX pooling accepts."""
+        src, flat = self.ref(node)
+        if flat:
+            raise ModelError(f"{where}: {what} needs a (N, C, H, W) input")
+        ks = _ints(attrs, "kernel_shape", [])
+        if len(ks) != 2:
+            raise ModelError(f"{where}: {what} kernel_shape {ks} must have two values")
+        strides = _ints(attrs, "strides", [1, 1])
+        dilations = _ints(attrs, "dilations", [1, 1])
+        hw = self.shape(src)[1:]
+        mode = _text(attrs.get("auto_pad", "NOTSET"))
+        if mode in ("SAME_UPPER", "SAME_LOWER"):
+            ext = [(k - 1) * d + 1 for k, d in zip(ks, dilations)]
+            (t, b), (l, r) = (_same_pads(n, k, s, mode) for n, k, s in zip(hw, ext, strides))
+            pads = [t, l, b, r]
+        elif mode in ("NOTSET", "VALID"):
+            pads = _ints(attrs, "pads", [0, 0, 0, 0]) if mode == "NOTSET" else [0, 0, 0, 0]
+        else:
+            raise ModelError(f"{where}: auto_pad {mode!r} is not one of NOTSET, VALID, "
+                             f"SAME_UPPER, SAME_LOWER")
+        if len(pads) != 4:
+            raise ModelError(f"{where}: {what} pads {pads} must have four values")
+        try:
+            window = golden.Window.of(ks, strides, pads,
+                                      dilations, bool(int(attrs.get("ceil_mode", 0))))
+        except ValueError as e:
+            raise ModelError(f"{where}: {what} {e}") from None
+        if min(window.out_size(*hw)) < 1:
+            raise ModelError(f"{where}: {what} window {ks} does not fit its input {hw}")
+        return src, window
 
     def op_MaxPool(self, node, attrs, where):
-        if not self.layers or self.layers[-1].pool or len(self.shape) != 3:
-            raise ModelError(f"{where}: max-pool must follow a Conv layer")
         if int(attrs.get("storage_order", 0)):
             raise ModelError(f"{where}: storage_order {attrs['storage_order']} is not supported")
-        ks = _ints(attrs, "kernel_shape", [])
-        if len(ks) != 2 or ks[0] != ks[1]:
-            raise ModelError(f"{where}: max-pool kernel_shape {ks} must be square")
-        stride, pad = _window(where, attrs, self.shape[1:], ks, "max-pool")
-        if pad >= ks[0]:
-            raise ModelError(f"{where}: max-pool padding {pad} must be smaller than the kernel "
-                             f"{ks[0]}")
-        if int(attrs.get("ceil_mode", 0)):
-            for n in self.shape[1:]:
-                floor = golden.output_size(n, ks[0], stride, pad)
-                if -(-(n + 2 * pad - ks[0]) // stride) + 1 != floor:
-                    raise ModelError(f"{where}: ceil_mode 1 changes the output size here "
-                                     f"(rounding up {n} -> {floor + 1}); only floor rounding is "
-                                     f"supported")
-        self.layers[-1].pool = (ks[0], stride, pad)
-        self._advance(node)
+        src, window = self._pool_window(node, attrs, where, "max-pool")
+        layer = self.layers[src] if src >= 0 else None
+        plain = window.simple_on(*self.shape(src)[1:])
+        if (layer is not None and layer.kind == "conv" and not layer.pool and plain
+                and self.users(node.input[0]) == 1):
+            layer.pool = plain                   # fused after the conv's ReLU
+            self.refresh(src)
+            self.alias(node, (src, False))
+            return
+        self.add(node, Layer("maxpool", "", pool=window, inputs=[src]), where)
+
+    def op_AveragePool(self, node, attrs, where):
+        src, window = self._pool_window(node, attrs, where, "average pool")
+        self.add(node, Layer("avgpool", "", pool=window, inputs=[src],
+                             count_include_pad=bool(int(attrs.get("count_include_pad", 0)))),
+                 where)
+
+    def op_GlobalAveragePool(self, node, attrs, where):
+        src, flat = self.ref(node)
+        if flat:
+            raise ModelError(f"{where}: global average pooling needs a (N, C, H, W) input")
+        self.add(node, Layer("gap", "", inputs=[src]), where)
 
     def op_Flatten(self, node, attrs, where):
         if int(attrs.get("axis", 1)) != 1:
             raise ModelError(f"{where}: Flatten axis {attrs['axis']} is not supported (only 1)")
-        self.shape = (int(np.prod(self.shape)),)
+        self.alias(node, (self.ref(node)[0], True))
 
     def op_Reshape(self, node, attrs, where):
+        src, _ = self.ref(node)
         target = [int(v) for v in self.g.const(node, 1, "shape").reshape(-1)]
-        features = int(np.prod(self.shape))
+        features = int(np.prod(self.shape(src)))
         allowzero = int(attrs.get("allowzero", 0))
         ok = (len(target) == 2 and target[0] in (-1, 1) + ((0,) if not allowzero else ())
               and target[1] in (-1, features) and not (target[0] == -1 and target[1] == -1))
         if not ok:
             raise ModelError(f"{where}: Reshape to {target} is not supported: only to "
                              f"(N, {features}) (a flattened vector)")
-        self.shape = (features,)
+        self.alias(node, (src, True))
 
     def op_Softmax(self, node, attrs, where):
-        axis = int(attrs.get("axis", -1))
-        rank = len(self.shape) + 1
-        if len(self.shape) != 1 or axis not in (1, -1, rank - 1):
+        # Before opset 13 the default axis is 1 and the input is flattened from the axis on.
+        axis = int(attrs.get("axis", 1 if self.g.opset < 13 else -1))
+        src, flat = self.ref(node)
+        shape = (int(np.prod(self.shape(src))),) if flat else self.shape(src)
+        rank = len(shape) + 1
+        channels_only = len(shape) == 1 or (axis % rank == 1 and (self.g.opset < 13
+                                                                    or shape[1:] == (1, 1)))
+        if not channels_only or axis % rank not in (1, rank - 1) or \
+                (axis % rank == rank - 1 and rank != 2):
             raise ModelError(f"{where}: softmax must be over the channels of a (N, K) output "
-                             f"(axis {axis} on {self.shape})")
+                             f"(axis {axis} on {shape})")
         self.host_ops.append("softmax")
+        self.alias(node, (src, flat))
 
     def op_Dropout(self, node, attrs, where):
         if len(node.input) > 2 and node.input[2]:
@@ -386,20 +558,19 @@ class _Importer:
                 raise ModelError(f"{where}: training_mode true is not supported")
         if "is_test" in attrs and not int(attrs["is_test"]):
             raise ModelError(f"{where}: is_test 0 (training) is not supported")
+        self.alias(node, self.ref(node))
 
     def op_Identity(self, node, attrs, where):
-        pass
+        self.alias(node, self.ref(node))
 
-    def _advance(self, node):
-        """The followed tensor's shape after the last layer (and its pool)."""
-        check_shapes(Network(self.input_shape, self.layers))
-        self.shape = Network(self.input_shape, self.layers).shapes()[-1]
-        if self.layers[-1].kind == "fc":
-            self.shape = (self.shape[0],)
+    def op_LRN(self, node, attrs, where):
+        self.dropped.append(where)
+        self.alias(node, self.ref(node))
 
 
-def load_onnx(path) -> Network:
-    """Import a float CNN chain from ONNX, following the data flow (module docstring)."""
+def load_onnx(path, drop_lrn: bool = False) -> Network:
+    """Import a float CNN graph from ONNX, following the data flow (module docstring). With
+    `drop_lrn`, LRN nodes are removed (their names are in the network's `dropped`)."""
     model = _read(path)
     graph = _Graph(model, path)
     dims = [d.dim_value if d.HasField("dim_value") else 0
@@ -407,11 +578,17 @@ def load_onnx(path) -> Network:
     if len(dims) != 4 or min(dims[1:]) < 1:
         raise ModelError(f"{path}: input {graph.input.name!r} must be (N, C, H, W) with fixed "
                          f"C, H, W; it is {dims}")
-    importer = _Importer(graph, dims)
-    for node, attrs in graph.path_nodes():
+    importer = _Importer(graph, dims, drop_lrn)
+    for node, attrs in graph.live_nodes():
         importer.node(node, attrs)
     if not importer.layers:
         raise ModelError(f"{path}: no Conv or fully-connected layer found")
-    net = Network(tuple(dims[1:]), importer.layers, importer.host_ops, name=Path(path).stem)
+    out, _ = importer.refs[graph.output]
+    if out != len(importer.layers) - 1:
+        raise ModelError(f"{path}: the graph output {graph.output!r} is not computed by the "
+                         f"last layer")
+    net = Network(tuple(dims[1:]), importer.layers, importer.host_ops, name=Path(path).stem,
+                  dropped=importer.dropped)
+    net = simplify_chain(net)
     check_shapes(net)
     return net

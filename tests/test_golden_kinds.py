@@ -82,6 +82,49 @@ def test_avgpool_matches_qlinearaveragepool(kernel, stride, pad, include, hw):
         assert np.abs(got.astype(int) - want).max() <= 1, (ratio, got, want)
 
 
+# Every attribute ONNX pooling accepts: asymmetric pads (t, l, b, r), ceil_mode, dilations.
+WINDOWS = [  # kernel, stride, pads, dilation, ceil_mode, count_include_pad, input H x W
+    ((7, 7), (1, 1), (0, 0, 1, 1), (1, 1), 0, 0, (7, 7)),      # GoogLeNet's final pool (Caffe)
+    ((3, 3), (2, 2), (0, 0, 1, 1), (1, 1), 0, 1, (13, 13)),
+    ((3, 3), (2, 2), (0, 0, 0, 0), (1, 1), 1, 0, (8, 8)),       # ceil_mode changes the size
+    ((3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, 1, (8, 9)),
+    ((2, 3), (2, 1), (1, 0, 0, 2), (1, 1), 1, 0, (6, 7)),
+    ((2, 2), (1, 2), (0, 1, 1, 0), (2, 2), 0, 0, (7, 6)),      # dilated
+    ((3, 2), (2, 2), (1, 1, 2, 1), (2, 1), 1, 1, (9, 8)),
+]
+
+
+def _pool_model(op, x, window, attrs):
+    """onnxruntime's float MaxPool / AveragePool on x (exact on integer values for max)."""
+    node = helper.make_node(op, ["x"], ["y"], kernel_shape=list(window.kernel),
+                            strides=list(window.stride), pads=list(window.pads),
+                            ceil_mode=int(window.ceil_mode), **attrs)
+    graph = helper.make_graph([node], "p", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, list(x.shape))], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x.astype(np.float32)})[0]
+
+
+@pytest.mark.parametrize("kernel,stride,pads,dilation,ceil,include,hw", WINDOWS)
+def test_general_windows_match_onnxruntime(kernel, stride, pads, dilation, ceil, include, hw):
+    """Max-pool exactly equal, average pool within 1 LSB of onnxruntime's float average (whose
+    divisor follows count_include_pad), output sizes equal, on every window attribute."""
+    rng = np.random.default_rng(sum(hw))
+    x = rng.integers(-128, 128, size=(2, 3, *hw), dtype=np.int8)
+    window = golden.Window.of(kernel, stride, pads, dilation, bool(ceil))
+    got = golden.maxpool2d(x, window)
+    want = _pool_model("MaxPool", x, window, {"dilations": list(dilation)})
+    assert got.shape == want.shape and (got == want).all()
+    if dilation == (1, 1):             # onnxruntime's AveragePool has no dilations before 19
+        got = golden.avgpool2d(x, window, count_include_pad=bool(include))
+        want = _pool_model("AveragePool", x, window, {"count_include_pad": include})
+        assert got.shape == want.shape
+        assert np.abs(got - want).max() <= 0.5 + 1e-6
+
+
 @pytest.mark.parametrize("hw", [(7, 7), (1, 1), (3, 5)])
 def test_global_avgpool_matches_qlinearglobalaveragepool(hw):
     rng = np.random.default_rng(hw[0])
@@ -110,7 +153,7 @@ def test_avgpool_rounds_half_up_where_exact():
     (lambda: golden.residual_add(np.zeros(3, np.int8), np.zeros(3, np.int8), 1, 1, 0),
      "shift must lie in 1..47"),
     (lambda: golden.avgpool2d(np.zeros((1, 1, 4, 4), np.int8), 2, 2, 2),
-     "padding \\(2, 2\\) must be smaller than the kernel"),
+     "padding 2 must be smaller than the kernel"),
     (lambda: golden.avgpool2d(np.zeros((1, 1, 2, 2), np.int8), 3),
      "pool kernel 3x3 does not fit the 2x2 input"),
     (lambda: golden.add_mult_shift(0.0, 1.0), "scales must be finite and positive"),

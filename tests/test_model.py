@@ -92,12 +92,12 @@ W = {"w": np.ones((3, 2, 3, 3))}
 @pytest.mark.parametrize("nodes,inits,message", [
     ([helper.make_node("Conv", ["x", "w"], ["y"]), helper.make_node("Sigmoid", ["y"], ["z"])], W,
      "unsupported ONNX operator 'Sigmoid'"),
-    ([helper.make_node("Conv", ["x", "w"], ["y"], group=2)], {"w": np.ones((2, 1, 3, 3))},
-     "grouped or dilated convolutions are not supported"),
+    ([helper.make_node("Conv", ["x", "w"], ["y"], group=3)], {"w": np.ones((3, 1, 3, 3))},
+     "group 3 does not divide the weight"),
     ([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 0, 1, 0])], W,
      "must be the same on every side"),
-    ([helper.make_node("Conv", ["x", "w"], ["y"]), helper.make_node("Add", ["y", "y"], ["z"])], W,
-     "residual adds of two tensors are not imported yet"),
+    ([helper.make_node("Conv", ["x", "w"], ["y"]), helper.make_node("Add", ["x", "y"], ["z"])], W,
+     "a residual add needs two inputs of one shape"),
     ([helper.make_node("Relu", ["x"], ["y"])], {}, "ReLU must follow a Conv"),
     ([helper.make_node("Conv", ["x", "w"], ["y"]), helper.make_node("Gemm", ["y", "w2"], ["z"])],
      {"w": np.ones((3, 2, 3, 3)), "w2": np.ones((48, 4))},
@@ -109,12 +109,12 @@ W = {"w": np.ones((3, 2, 3, 3))}
      {"g": np.ones((72, 5))}, "follows a host-side operator"),
     ([helper.make_node("Conv", ["x", "w"], ["y"]), helper.make_node("Relu", ["y"], ["r"]),
       helper.make_node("BatchNormalization", ["r", "v", "v", "v", "v"], ["z"])],
-     {"w": np.ones((3, 2, 3, 3)), "v": np.ones(3)}, "batch-norm must directly follow a Conv"),
+     {"w": np.ones((3, 2, 3, 3)), "v": np.ones(3)}, "batch-norm must directly follow its conv layer"),
     ([helper.make_node("Conv", ["x", "w"], ["y"]),
       helper.make_node("BatchNormalization", ["y", "v", "v", "v", "v"], ["z"])],
      {"w": np.ones((3, 2, 3, 3)), "v": np.ones(4)}, "one entry per output channel \\(3\\)"),
     ([helper.make_node("Conv", ["x", "w"], ["y"])], {"w": np.ones((3, 5, 3, 3))},
-     "weights expect 5 input channels, the input has 2"),
+     "group 1 does not divide the weight \\(3, 5, 3, 3\\) over 2 input channels"),
 ])
 def test_import_errors_name_the_problem(tmp_path, nodes, inits, message):
     with pytest.raises(ModelError, match=message):

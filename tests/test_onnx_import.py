@@ -227,37 +227,10 @@ def test_side_branch_and_dead_nodes_are_refused(tmp_path):
     b.node("Relu", [])
     b.nodes.append(helper.make_node("Relu", [conv], ["side"], name="side"))
     b.save(tmp_path / "m.onnx")
-    with pytest.raises(ModelError, match="feeds 2 nodes"):
+    with pytest.raises(ModelError, match="'side' .* is not on a path from the input to the "
+                                         "output"):
         load_model(tmp_path / "m.onnx")
     b.nodes[-1] = helper.make_node("Conv", ["x", "c1"], ["unused"], name="unused")
     b.save(tmp_path / "m.onnx")
-    with pytest.raises(ModelError, match="feeds 2 nodes"):
+    with pytest.raises(ModelError, match="'unused' .* is not on a path"):
         load_model(tmp_path / "m.onnx")
-
-
-LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
-
-
-def test_light_vgg19_imports_with_its_constant_subgraphs_folded():
-    """The onnx wheel's VGG-19 builds its weights with ConstantOfShape: folded at import, the
-    network is 16 convolutions (5 max-pools) and 3 fully-connected layers, softmax on the host."""
-    net = load_model(LIGHT / "light_vgg19.onnx")
-    kinds = [layer.kind for layer in net.layers]
-    assert net.input_shape == (3, 224, 224)
-    assert kinds == ["conv"] * 16 + ["fc"] * 3
-    assert sum(1 for layer in net.layers if layer.pool) == 5
-    assert net.host_ops == ["softmax"]
-    assert net.shapes()[-1] == (1000, 1, 1)
-
-
-@pytest.mark.parametrize("name,message", [
-    ("light_bvlc_alexnet", "unsupported ONNX operator 'LRN'"),
-    ("light_zfnet512", "unsupported ONNX operator 'LRN'"),
-    ("light_resnet50", "feeds 2 nodes"),
-    ("light_inception_v1", "feeds 4 nodes"),
-    ("light_squeezenet", "feeds 2 nodes"),
-    ("light_densenet121", "feeds 2 nodes"),
-])
-def test_light_graphs_beyond_chains_are_refused_by_name(name, message):
-    with pytest.raises(ModelError, match=message):
-        load_model(LIGHT / f"{name}.onnx")
