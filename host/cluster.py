@@ -89,7 +89,12 @@ def cluster_network(net: Network, calib: np.ndarray, config: SenseConfig):
     acts = forward(net, calib, return_all=True)
     shapes = net.shapes()
     report = []
+    users = net.consumers()
     for i in range(len(layers) - 1):
+        # A graph's edges are clustered where one weight layer alone feeds the next one.
+        if not (layers[i].has_weights and layers[i + 1].has_weights and users[i] == [i + 1]
+                and net.sources(i + 1) == [i]):
+            continue
         z = zero_blocks(acts[i], config.cols)
         perm = cluster_channels(z, config.group)
         identity = np.arange(z.shape[0])

@@ -23,7 +23,7 @@ import numpy as np
 
 from host import golden
 
-__all__ = ["Layer", "Network", "ModelError", "forward", "check_shapes", "HOST_OPS", "KINDS",
+__all__ = ["Layer", "Network", "LayerGraph", "window", "ModelError", "forward", "check_shapes", "HOST_OPS", "KINDS",
            "WEIGHT_KINDS", "layer_out_shape", "check_layer_inputs",
            "simplify_chain"]
 
@@ -64,13 +64,9 @@ class Layer:
         return self.kind in WEIGHT_KINDS
 
 
-@dataclass
-class Network:
-    input_shape: tuple          # (C, H, W) of one image
-    layers: list[Layer]
-    host_ops: list[str] = field(default_factory=list)
-    name: str = "model"
-    dropped: list[str] = field(default_factory=list)    # operators removed at import (LRN)
+class LayerGraph:
+    """The wiring of a network's `layers` (each with `inputs`); shared by `Network` and the
+    quantized `host.quant.QNetwork`."""
 
     def sources(self, i: int) -> list[int]:
         """The producers of layer i's inputs (-1: the network input)."""
@@ -90,6 +86,28 @@ class Network:
                 if j >= 0:
                     users[j].append(i)
         return users
+
+    def evaluate(self, x, layer_fn, return_all: bool = False):
+        """Run `layer_fn(layer, *inputs)` over the graph from input x; the last output, or every
+        layer's output with return_all (else outputs are freed once no later layer reads them)."""
+        outs = []
+        users = self.consumers()
+        for i, layer in enumerate(self.layers):
+            outs.append(layer_fn(layer, *(x if j < 0 else outs[j] for j in self.sources(i))))
+            if not return_all:
+                for j in self.sources(i):
+                    if j >= 0 and max(users[j]) == i:
+                        outs[j] = None
+        return outs if return_all else outs[-1]
+
+
+@dataclass
+class Network(LayerGraph):
+    input_shape: tuple          # (C, H, W) of one image
+    layers: list[Layer]
+    host_ops: list[str] = field(default_factory=list)
+    name: str = "model"
+    dropped: list[str] = field(default_factory=list)    # operators removed at import (LRN)
 
     def out_shapes(self) -> list[tuple]:
         """The (C, H, W) output shape of every layer (after its fused max-pool)."""
@@ -189,17 +207,8 @@ def layer_forward(layer: Layer, *xs: np.ndarray) -> np.ndarray:
 def forward(net: Network, x: np.ndarray, return_all: bool = False):
     """Float forward of (N, C, H, W) inputs; returns the last layer's output as (N, features)
     (before host operators), or every layer's (N, C, H, W) output with return_all."""
-    x = x.astype(np.float64)
-    outs = []
-    users = net.consumers()
-    for i, layer in enumerate(net.layers):
-        outs.append(layer_forward(layer, *(x if j < 0 else outs[j] for j in net.sources(i))))
-        if not return_all:                      # free what no later layer reads
-            for j in net.sources(i):
-                if j >= 0 and max(users[j]) == i:
-                    outs[j] = None
-    y = outs[-1]
-    return outs if return_all else y.reshape(y.shape[0], -1)
+    y = net.evaluate(x.astype(np.float64), layer_forward, return_all)
+    return y if return_all else y.reshape(y.shape[0], -1)
 
 
 def check_shapes(net: Network):

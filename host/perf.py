@@ -36,16 +36,18 @@ from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
 from hw.layouts import LayerDescriptor, record_bytes, weight_word_layout
 from hw.soc.output_writer import whole_tile_writes
 
-__all__ = ["skip_mask", "core_cycles", "useful_macs", "layer_estimate", "SETUP_CYCLES",
+__all__ = ["skip_mask", "core_cycles", "tile_cycles", "useful_macs", "layer_estimate", "SETUP_CYCLES",
            "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD"]
 
 SETUP_CYCLES = 4    # start, and three cycles computing the walker's step products
 OUTPUT_STAGES = 4   # parameter read, bias add, multiply, shift and saturate
 
 
-def skip_mask(layer: ConvLayer, config: SenseConfig) -> np.ndarray:
+def skip_mask(layer: ConvLayer, config: SenseConfig, band_rows: int | None = None) -> np.ndarray:
     """(pixel tiles, G) bool: True where group g of the pixel tile is zero for every pixel, so the
-    IFM decoder skips it. Groups in reduction order (kh, kw, channel group)."""
+    IFM decoder skips it. Groups in reduction order (kh, kw, channel group). With `band_rows`,
+    the output rows are cut into bands of that many rows and each band's pixels are tiled on
+    their own (a tiled layer, host.plan); tiles in band order."""
     m = config.group
     x = pad_channels(layer.x, m, axis=0)
     c, h, w = x.shape
@@ -56,15 +58,20 @@ def skip_mask(layer: ConvLayer, config: SenseConfig) -> np.ndarray:
     # Pad generously so every window (including rows/cols beyond the map) is in range.
     big = np.zeros((c // m, p + oh * st + r, p + ow * st + s), bool)
     big[:, p:p + h, p:p + w] = nonzero
-    pixels = oh * ow
-    tiles = -(-pixels // config.cols)
+    bands = [(0, oh)] if not band_rows else [(y, min(y + band_rows, oh))
+                                             for y in range(0, oh, band_rows)]
     groups = []
     for kh in range(r):
         for kw in range(s):
             tap = big[:, kh:kh + oh * st:st, kw:kw + ow * st:st][:, :oh, :ow]   # (Gc, OH, OW)
-            flat = np.zeros((c // m, tiles * config.cols), bool)
-            flat[:, :pixels] = tap.reshape(c // m, pixels)
-            groups.append(flat.reshape(c // m, tiles, config.cols).any(axis=-1))  # (Gc, tiles)
+            per_band = []
+            for y0, y1 in bands:
+                pixels = (y1 - y0) * ow
+                tiles = -(-pixels // config.cols)
+                flat = np.zeros((c // m, tiles * config.cols), bool)
+                flat[:, :pixels] = tap[:, y0:y1].reshape(c // m, pixels)
+                per_band.append(flat.reshape(c // m, tiles, config.cols).any(axis=-1))
+            groups.append(np.concatenate(per_band, axis=1))             # (Gc, tiles)
     any_nonzero = np.concatenate(groups, axis=0)                       # (G, tiles)
     return ~any_nonzero.T
 
@@ -80,18 +87,28 @@ def core_cycles(layer: ConvLayer, config: SenseConfig, tile_write=None,
     weights_in: optional function k tile -> the cycle its last weight word is in the buffer (the
     accelerator streams them); a tile's last operation waits for it."""
     mask = skip_mask(layer, config)                       # (pixel tiles, G)
-    cpg = config.cycles_per_group
-    cost = np.where(mask, 1, cpg)                         # (pixel tiles, G)
-    per_tile = cost.sum(axis=1)
-    last_cost = cost[:, -1]
+    cost = np.where(mask, 1, config.cycles_per_group)     # (pixel tiles, G)
     k_tiles = -(-layer.w.shape[0] // config.rows)
-    rows, cols = config.rows, config.cols
+    out = tile_cycles(cost.sum(axis=1), cost[:, -1], k_tiles, config, layer.ifm_stationary,
+                      tile_write, weights_in)
+    groups = mask.size * k_tiles
+    skipped = int(mask.sum()) * k_tiles
+    out.update(groups_issued=groups - skipped, groups_skipped=skipped,
+               slots_issued=(groups - skipped) * config.cycles_per_group)
+    return out
 
+
+def tile_cycles(per_tile, last_cost, k_tiles: int, config: SenseConfig, ifm_stationary: bool,
+                tile_write=None, weights_in=None) -> dict:
+    """The core's tile recurrence (module docstring) for pixel tiles costing `per_tile` cycles
+    each (their last group `last_cost`), times `k_tiles` output-channel tiles, in the given
+    loop order; `tile_write` and `weights_in` as in `core_cycles`."""
+    rows, cols = config.rows, config.cols
     load = cols + SETUP_CYCLES
     read = load + 1
     drained = [0, 0]          # P_{n-2}, P_{n-1}
-    pixel_tiles = list(zip(per_tile.tolist(), last_cost.tolist()))
-    if layer.ifm_stationary:
+    pixel_tiles = list(zip(np.asarray(per_tile).tolist(), np.asarray(last_cost).tolist()))
+    if ifm_stationary:
         order = [(p, kt) for p in range(len(pixel_tiles)) for kt in range(k_tiles)]
     else:
         order = [(p, kt) for kt in range(k_tiles) for p in range(len(pixel_tiles))]
@@ -113,16 +130,10 @@ def core_cycles(layer: ConvLayer, config: SenseConfig, tile_write=None,
                 written = [written[1], start + cost]
         load = max(read + t - last, load + cols + 1)
         read = max(issue_last, load + 1)
-    end = drained[1]
-    groups = mask.size * k_tiles
-    skipped = int(mask.sum()) * k_tiles
     return {
-        "cycles": end + OUTPUT_STAGES - 1,
-        "tiles": per_tile.size * k_tiles,
-        "groups_issued": groups - skipped,
-        "groups_skipped": skipped,
-        "slots_issued": (groups - skipped) * cpg,
-        "compute_cycles": int(per_tile.sum()) * k_tiles,
+        "cycles": drained[1] + OUTPUT_STAGES - 1,
+        "tiles": len(pixel_tiles) * k_tiles,
+        "compute_cycles": int(np.sum(per_tile)) * k_tiles,
         "writer_end": written[1],
     }
 

@@ -3,7 +3,11 @@ balanced 1/2 pruning (SPEC section 3).
 
 * Weights: per-output-channel symmetric int8, scale max|w_k| / 127.
 * Activations: symmetric int8 (zero point 0), one scale per layer output, max |y| / 127 over the
-  calibration inputs (the network input likewise).
+  calibration inputs (the network input likewise). Tensors that must share a scale share the
+  largest range: a max-pool's input and output, and every input and the output of a concat
+  (SPEC section 8: a concat is a layout operation).
+* Residual add: (mult_a, mult_b, shift) from the two input scales over the output scale
+  (`golden.add_mult_shift`); average pooling: its divisor and input/output scale ratio.
 * Bias: int32, bias / (s_in * s_w[k]), rounded.
 * Requantization: s_in * s_w[k] / s_out as (mult, shift), see host.golden.scale_to_mult_shift.
 * A fully-connected layer runs as a convolution whose kernel covers its whole (C, H, W) input
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from host import golden
-from host.nn import Network, forward
+from host.nn import LayerGraph, Network, forward
 from host.sparse import check_balanced, kept_mask, pad_channels, prune_balanced
 
 __all__ = ["QLayer", "QNetwork", "quantize", "prune_network", "run_int", "quantize_input",
@@ -29,12 +33,12 @@ __all__ = ["QLayer", "QNetwork", "quantize", "prune_network", "run_int", "quanti
 
 @dataclass
 class QLayer:
-    kind: str                 # "conv" | "fc"
+    kind: str                 # a host.nn.KINDS entry
     name: str
-    w: np.ndarray             # int8 (K, C, R, S); fc: (K, C, H, W) over its (C, H, W) input
-    bias: np.ndarray          # int32 (K,)
-    mult: np.ndarray          # int32 (K,)
-    shift: np.ndarray         # int32 (K,)
+    w: np.ndarray | None      # int8 (K, C, R, S); fc: (K, C, H, W) over its (C, H, W) input
+    bias: np.ndarray | None   # int32 (K,)
+    mult: np.ndarray | None   # int32 (K,); add: (mult_a, mult_b)
+    shift: np.ndarray | None  # int32 (K,); add: (shift,)
     stride: int = 1
     pad: int = 0
     relu: bool = False
@@ -43,6 +47,9 @@ class QLayer:
     w_scale: np.ndarray | None = None
     out_scale: float = 1.0
     mask: np.ndarray | None = None   # kept mask (bool, like w) when pruned
+    inputs: list | None = None       # as host.nn.Layer.inputs
+    count_include_pad: bool = False  # avgpool
+    pool_scale: float = 1.0          # avgpool / gap: input scale / output scale
 
     @property
     def out_channels(self):
@@ -50,7 +57,7 @@ class QLayer:
 
 
 @dataclass
-class QNetwork:
+class QNetwork(LayerGraph):
     input_shape: tuple
     layers: list[QLayer]
     input_scale: float
@@ -73,8 +80,12 @@ def prune_network(net: Network, group: int, pruned: bool = False):
     """Balanced 1/2 pruning of every layer (by magnitude), or, with `pruned`, a check that the
     weights already follow the pattern. Returns (network with pruned weights, kept masks)."""
     layers, masks = [], []
-    for layer, shape in zip(net.layers, net.shapes()):
-        w = _as_conv(layer, shape)
+    for layer, ins in zip(net.layers, net.in_shapes()):
+        if not layer.has_weights:
+            layers.append(layer)
+            masks.append(None)
+            continue
+        w = _as_conv(layer, ins[0])
         c = w.shape[1]
         wp = pad_channels(w, group, axis=1)
         if pruned:
@@ -98,32 +109,65 @@ def quantize(net: Network, calib: np.ndarray, group: int | None = None,
         raise ValueError(f"calibration inputs must have shape (N, "
                          f"{', '.join(map(str, net.input_shape))}) with N >= 1, not {calib.shape}")
     check_finite("the calibration inputs", calib)
-    for layer in net.layers:
+    for layer in (layer for layer in net.layers if layer.has_weights):
         check_finite(f"layer {layer.name}'s weights", layer.weight)
         check_finite(f"layer {layer.name}'s bias", layer.bias)
     masks = [None] * len(net.layers)
     if group is not None:
         net, masks = prune_network(net, group, pruned)
     outs = forward(net, calib, return_all=True)
-    s_in = _scale(np.abs(calib).max())
-    input_scale = s_in
-    qlayers = []
-    for layer, shape, y, mask in zip(net.layers, net.shapes(), outs, masks):
-        w = _as_conv(layer, shape).astype(np.float64)
-        k = w.shape[0]
-        s_w = np.array([_scale(np.abs(w[i]).max()) for i in range(k)])
-        wq = np.clip(np.rint(w / s_w[:, None, None, None]), -127, 127).astype(np.int8)
-        if mask is not None:
-            wq = np.where(mask, wq, 0).astype(np.int8)
-        bias = np.clip(np.rint(layer.bias / (s_in * s_w)), golden.INT32_MIN, golden.INT32_MAX)
-        s_out = _scale(np.abs(y).max())
-        mult, shift = golden.scale_to_mult_shift(s_in * s_w / s_out)
-        qlayers.append(QLayer(layer.kind, layer.name, wq, bias.astype(np.int32), mult, shift,
-                              layer.stride, layer.pad, layer.relu, layer.pool, s_in, s_w, s_out,
-                              mask))
-        s_in = s_out
-    return QNetwork(tuple(net.input_shape), qlayers, input_scale, list(net.host_ops), group,
+    scales = _shared_scales(net, [np.abs(calib).max()] + [np.abs(y).max() for y in outs])
+    qlayers = [_quantize_layer(layer, ins[0], [scales[j + 1] for j in net.sources(i)],
+                               scales[i + 1], masks[i])
+               for i, (layer, ins) in enumerate(zip(net.layers, net.in_shapes()))]
+    return QNetwork(tuple(net.input_shape), qlayers, scales[0], list(net.host_ops), group,
                     net.name)
+
+
+def _shared_scales(net: Network, ranges: list) -> list[float]:
+    """Scale of the network input (index 0) and of every layer output (index i + 1): max |y| /
+    127, the largest range of every set of tensors that must share one scale (module
+    docstring)."""
+    parent = list(range(len(ranges)))
+
+    def root(t):
+        while parent[t] != t:
+            parent[t] = parent[parent[t]]
+            t = parent[t]
+        return t
+
+    for i, layer in enumerate(net.layers):
+        if layer.kind in ("maxpool", "concat"):
+            for j in net.sources(i):
+                parent[root(j + 1)] = root(i + 1)
+    group_max = {}
+    for t, r in enumerate(ranges):
+        group_max[root(t)] = max(group_max.get(root(t), 0.0), float(r))
+    return [_scale(group_max[root(t)]) for t in range(len(ranges))]
+
+
+def _quantize_layer(layer, in_shape, s_ins, s_out, mask) -> QLayer:
+    """One layer's integer form, from its input scales and output scale."""
+    s_in = s_ins[0]
+    common = dict(relu=layer.relu, pool=layer.pool, in_scale=s_in, out_scale=s_out,
+                  inputs=layer.inputs, count_include_pad=layer.count_include_pad)
+    if layer.kind == "add":
+        ma, mb, shift = golden.add_mult_shift(s_ins[0] / s_out, s_ins[1] / s_out)
+        return QLayer("add", layer.name, None, None, np.array([ma, mb], np.int32),
+                      np.array([shift], np.int32), **common)
+    if not layer.has_weights:
+        return QLayer(layer.kind, layer.name, None, None, None, None, pool_scale=s_in / s_out,
+                      **common)
+    w = _as_conv(layer, in_shape).astype(np.float64)
+    k = w.shape[0]
+    s_w = np.array([_scale(np.abs(w[i]).max()) for i in range(k)])
+    wq = np.clip(np.rint(w / s_w[:, None, None, None]), -127, 127).astype(np.int8)
+    if mask is not None:
+        wq = np.where(mask, wq, 0).astype(np.int8)
+    bias = np.clip(np.rint(layer.bias / (s_in * s_w)), golden.INT32_MIN, golden.INT32_MAX)
+    mult, shift = golden.scale_to_mult_shift(s_in * s_w / s_out)
+    return QLayer(layer.kind, layer.name, wq, bias.astype(np.int32), mult, shift, layer.stride,
+                  layer.pad, w_scale=s_w, mask=mask, **common)
 
 
 def check_finite(what: str, values) -> None:
@@ -144,8 +188,22 @@ def quantize_input(qnet: QNetwork, x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x / qnet.input_scale), -128, 127).astype(np.int8)
 
 
-def layer_int(layer: QLayer, x: np.ndarray) -> np.ndarray:
-    """One integer layer on (N, C, H, W) int8, exactly as the accelerator computes it."""
+def layer_int(layer: QLayer, *xs: np.ndarray) -> np.ndarray:
+    """One integer layer on its (N, C, H, W) int8 inputs, exactly as the accelerator computes it
+    (host.golden)."""
+    x = xs[0]
+    if layer.kind == "add":
+        return golden.residual_add(xs[0], xs[1], int(layer.mult[0]), int(layer.mult[1]),
+                                   int(layer.shift[0]), relu=layer.relu)
+    if layer.kind == "concat":
+        return np.concatenate(xs, axis=1)
+    if layer.kind == "maxpool":
+        return golden.maxpool2d(x, layer.pool)
+    if layer.kind == "avgpool":
+        return golden.avgpool2d(x, layer.pool, count_include_pad=layer.count_include_pad,
+                                scale=layer.pool_scale)
+    if layer.kind == "gap":
+        return golden.global_avgpool(x, scale=layer.pool_scale)
     acc = golden.conv2d(x, layer.w, stride=layer.stride, padding=layer.pad)
     y = golden.requantize(golden.add_bias(acc, layer.bias), layer.mult, layer.shift)
     if layer.relu:
@@ -158,13 +216,9 @@ def layer_int(layer: QLayer, x: np.ndarray) -> np.ndarray:
 
 def run_int(qnet: QNetwork, xq: np.ndarray, return_all: bool = False):
     """The integer network (host.golden) on int8 inputs; the last layer's int8 output (N, K), or
-    every layer's output (each layer's input is the previous one's) with return_all."""
-    outs = []
-    y = xq
-    for layer in qnet.layers:
-        y = layer_int(layer, y)
-        outs.append(y)
-    return outs if return_all else y.reshape(y.shape[0], -1)
+    every layer's (N, C, H, W) output with return_all."""
+    y = qnet.evaluate(xq, layer_int, return_all)
+    return y if return_all else y.reshape(y.shape[0], -1)
 
 
 def predict_int(qnet: QNetwork, x: np.ndarray) -> np.ndarray:

@@ -168,6 +168,45 @@ def _build_parser(sub) -> None:
     p.set_defaults(func=commands.cmd_build)
 
 
+def _estimate_parser(sub) -> None:
+    p = sub.add_parser(
+        "estimate", help="predict a whole network's speed: per layer and images/s",
+        description="Plan every layer of a network (tiling that fits the buffers, tile order, "
+                    "DRAM traffic) and predict its cycles with the performance model; print per "
+                    "layer MACs, cycles, PE use, DRAM bytes, tiling and what limits it, and the "
+                    "totals (images/s, GOP/s dense-equivalent, DRAM MB/image) for the whole "
+                    "network and its conv layers. MODEL is a file (.onnx, .npz) or a built-in "
+                    "network: alexnet, vgg16, vgg19, resnet50, googlenet.")
+    p.add_argument("model", metavar="MODEL", help="float model file, or a built-in network name")
+    _add_config_args(p, default="zcu102")
+    p.add_argument("--batch", type=int, default=1,
+                   help="images per run; fully-connected layers take the batch as their pixels "
+                        "(default 1)")
+    g = p.add_argument_group("the hardware modelled (defaults: the next hardware, docs/"
+                             "architecture.md 'Architecture study')")
+    g.add_argument("--ifm", choices=("shared", "copies"), default="shared",
+                   help="IFM memory: shared (ifm_kib of distinct data) or copies (today: one copy "
+                        "per column) (default shared)")
+    g.add_argument("--ports", type=int, default=2, help="DRAM AXI ports (default 2)")
+    g.add_argument("--port-bits", type=int, default=128, help="bits per port (default 128)")
+    g.add_argument("--latency", type=int, default=None,
+                   help="DRAM cycles per transfer before its first beat (default: the fitted "
+                        "READ_OVERHEAD)")
+    g.add_argument("--no-fuse-add", action="store_true",
+                   help="run residual adds as layers of their own")
+    g.add_argument("--no-resident", action="store_true",
+                   help="write every activation to DRAM (no on-chip hand-over)")
+    p.add_argument("--ifm-skip", type=float, default=0.0, metavar="F",
+                   help="fraction of input channel groups assumed zero (skipped); 0 = weight "
+                        "sparsity only (default 0)")
+    p.add_argument("--drop-lrn", action="store_true", help="remove LRN nodes of an ONNX model")
+    p.add_argument("--json", metavar="FILE", help="also write the plan as JSON")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="write a per-layer compute / DRAM-stall figure (needs matplotlib)")
+    p.add_argument("--quiet", "-q", action="store_true", help="totals only, no layer table")
+    p.set_defaults(func=commands.cmd_estimate)
+
+
 def _bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="measure the gateware in RTL simulation (JSON)",
                        description="Benchmarks that run the RTL and print JSON.")
@@ -213,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sense {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_elaborate_parser, _pack_parser, _sim_parser, _load_parser, _inspect_parser,
-                _synth_parser, _build_parser, _bench_parser):
+                _estimate_parser, _synth_parser, _build_parser, _bench_parser):
         add(sub)
     return parser
 

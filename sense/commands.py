@@ -247,6 +247,34 @@ def _build_ulx3s(args, config, outdir) -> int:
     return 0
 
 
+def cmd_estimate(args) -> int:
+    from host import zoo
+    from host.model_files import load_model
+    from host.plan import Target, plan_network
+    from host.report import estimate_lines, plot_estimate
+
+    config = config_from_args(args)
+    if args.model in zoo.NETWORKS:
+        net = zoo.build(args.model, weights="none")
+    else:
+        net = load_model(args.model, drop_lrn=args.drop_lrn)
+    latency = {} if args.latency is None else {"latency": args.latency}
+    target = Target(config, ifm=args.ifm, ports=args.ports, port_bits=args.port_bits,
+                    fuse_add=not args.no_fuse_add, resident=not args.no_resident, **latency)
+    plan = plan_network(net, target, batch=args.batch, ifm_skip=args.ifm_skip)
+    if net.dropped:
+        plan["dropped"] = net.dropped
+    print("\n".join(estimate_lines(plan, every_layer=not args.quiet)))
+    if args.json:
+        atomic_write(args.json, json.dumps(plan, indent=1) + "\n")
+    if args.plot:
+        try:
+            plot_estimate(plan, args.plot)
+        except ImportError:
+            raise CommandError("--plot needs matplotlib: pip install -e '.[plot]'") from None
+    return 0
+
+
 def cmd_bench_accel(args) -> int:
     from sim.bench import bench_accel
 
