@@ -107,38 +107,22 @@ def load_model(path, drop_lrn: bool = False) -> Network:
 
 
 def save_onnx(net: Network, path) -> None:
-    """Write `net` as a float ONNX model (Conv/Gemm, Relu, MaxPool, Flatten, Softmax), opset 13."""
+    """Write `net` as a float ONNX model, opset 13: Conv / Flatten+Gemm (+Relu, +MaxPool), Add
+    (+Relu), Concat, MaxPool, AveragePool, GlobalAveragePool, Softmax."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
-    nodes, inits = [], []
-    cur = "input"
+    nodes, inits, names = [], [], []
     for i, layer in enumerate(net.layers):
-        w, b = f"{layer.name}.weight", f"{layer.name}.bias"
-        if layer.kind == "fc":
-            nodes.append(helper.make_node("Flatten", [cur], [f"t{i}_flat"], axis=1))
-            inits += [numpy_helper.from_array(layer.weight.astype(np.float32), w),
-                      numpy_helper.from_array(layer.bias.astype(np.float32), b)]
-            nodes.append(helper.make_node("Gemm", [f"t{i}_flat", w, b], [f"t{i}"], transB=1,
-                                          name=layer.name))
-        else:
-            inits += [numpy_helper.from_array(layer.weight.astype(np.float32), w),
-                      numpy_helper.from_array(layer.bias.astype(np.float32), b)]
-            nodes.append(helper.make_node("Conv", [cur, w, b], [f"t{i}"], name=layer.name,
-                                          strides=[layer.stride] * 2, pads=[layer.pad] * 4,
-                                          kernel_shape=list(layer.weight.shape[2:])))
-        cur = f"t{i}"
-        if layer.relu:
-            nodes.append(helper.make_node("Relu", [cur], [f"{cur}_relu"]))
-            cur = f"{cur}_relu"
-        if layer.pool:
-            k, s, p = layer.pool
-            nodes.append(helper.make_node("MaxPool", [cur], [f"{cur}_pool"], kernel_shape=[k, k],
-                                          strides=[s, s], pads=[p] * 4))
-            cur = f"{cur}_pool"
+        ins = ["input" if j < 0 else names[j] for j in net.sources(i)]
+        names.append(_onnx_layer(layer, i, ins, nodes, inits))
     last = net.shapes()[-1]
+    cur = names[-1]
     out_shape = [None, last[0]] if net.layers[-1].kind == "fc" else [None, *last]
     if "softmax" in net.host_ops:
+        if net.layers[-1].kind != "fc":
+            nodes.append(helper.make_node("Flatten", [cur], [f"{cur}_flat"], axis=1))
+            cur, out_shape = f"{cur}_flat", [None, int(np.prod(last))]
         nodes.append(helper.make_node("Softmax", [cur], ["probs"], axis=1))
         cur = "probs"
     graph = helper.make_graph(
@@ -150,3 +134,52 @@ def save_onnx(net: Network, path) -> None:
     model.ir_version = 8
     onnx.checker.check_model(model)
     atomic_write(path, model.SerializeToString())
+
+
+def _window_attrs(pool) -> dict:
+    from host.nn import window
+
+    win = window(pool)
+    return dict(kernel_shape=list(win.kernel), strides=list(win.stride), pads=list(win.pads),
+                ceil_mode=int(win.ceil_mode))
+
+
+def _onnx_layer(layer, i, ins, nodes, inits) -> str:
+    """Append the ONNX nodes of one layer; returns its output tensor's name."""
+    from onnx import helper, numpy_helper
+
+    out = f"t{i}"
+    kind = layer.kind
+    if kind in ("conv", "fc"):
+        w, b = f"{layer.name}.weight", f"{layer.name}.bias"
+        inits += [numpy_helper.from_array(np.asarray(layer.weight, np.float32), w),
+                  numpy_helper.from_array(np.asarray(layer.bias, np.float32), b)]
+        if kind == "fc":
+            nodes.append(helper.make_node("Flatten", ins, [f"{out}_flat"], axis=1))
+            nodes.append(helper.make_node("Gemm", [f"{out}_flat", w, b], [out], transB=1,
+                                          name=layer.name))
+        else:
+            nodes.append(helper.make_node("Conv", [ins[0], w, b], [out], name=layer.name,
+                                          strides=[layer.stride] * 2, pads=[layer.pad] * 4,
+                                          kernel_shape=list(layer.weight.shape[2:])))
+    elif kind == "add":
+        nodes.append(helper.make_node("Add", ins, [out], name=layer.name))
+    elif kind == "concat":
+        nodes.append(helper.make_node("Concat", ins, [out], axis=1, name=layer.name))
+    elif kind == "gap":
+        nodes.append(helper.make_node("GlobalAveragePool", ins, [out], name=layer.name))
+    elif kind == "maxpool":
+        nodes.append(helper.make_node("MaxPool", ins, [out], name=layer.name,
+                                      **_window_attrs(layer.pool)))
+    else:                                   # avgpool
+        nodes.append(helper.make_node("AveragePool", ins, [out], name=layer.name,
+                                      count_include_pad=int(layer.count_include_pad),
+                                      **_window_attrs(layer.pool)))
+    if layer.relu:
+        nodes.append(helper.make_node("Relu", [out], [f"{out}_relu"]))
+        out = f"{out}_relu"
+    if layer.pool and kind in ("conv", "fc"):
+        nodes.append(helper.make_node("MaxPool", [out], [f"{out}_pool"],
+                                      **_window_attrs(layer.pool)))
+        out = f"{out}_pool"
+    return out

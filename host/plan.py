@@ -222,18 +222,20 @@ def _tilings(g: _Geometry, t: Target):
         if g.fc:
             return [(1, kb, cb)]
         row = g.w * c_blk
-        largest = 0
-        while largest < g.oh and _rows_needed(g, largest + 1) * row <= t.ifm_bytes // 2:
-            largest += 1
-        bands = {b for b in (1 << i for i in range(12)) if b <= largest}
-        if largest:
-            bands.add(largest)
-        if g.h * row <= t.ifm_bytes:
-            bands.add(g.oh)
-        if bands:
-            return [(b, kb, cb) for b in sorted(bands)]
-    raise ValueError(f"no tiling fits: one output row of a {g.r}x{g.s} kernel over "
-                     f"{g.c}x{g.w} needs more than the buffers hold")
+        for capacity in (t.ifm_bytes // 2, t.ifm_bytes):     # double-, else single-buffered
+            largest = 0
+            while largest < g.oh and _rows_needed(g, largest + 1) * row <= capacity:
+                largest += 1
+            bands = {b for b in (1 << i for i in range(12)) if b <= largest}
+            if largest:
+                bands.add(largest)
+            if g.h * row <= t.ifm_bytes:
+                bands.add(g.oh)
+            if bands:
+                return [(b, kb, cb) for b in sorted(bands)]
+    raise ValueError(f"no tiling fits: the input rows of one output row of a {g.r}x{g.s} kernel "
+                     f"over {g.c}x{g.w} exceed the IFM memory ({t.ifm_bytes} bytes), and Sense "
+                     f"does not split rows by width")
 
 
 def _rows_needed(g: _Geometry, band: int) -> int:
@@ -251,6 +253,8 @@ def _weight_layer(layer, in_shape, out_shape, t: Target, batch: int, ifm_skip: f
     tilings = _tilings(g, t)
     if chip[0]:                             # the whole input is on chip already: one band
         tilings = [(g.oh, kb, cb) for _, kb, cb in tilings[:1]]
+    elif batch == 1 and buffer_problem(_descriptor(g, layer, cfg, "weight"), cfg) is None:
+        tilings = [(g.oh, -(-g.k // cfg.rows), 1)]   # today's hardware runs it whole: its model
     for band, kb, cb in tilings:
         for order in ("weight", "ifm"):
             est = _tiled(g, layer, in_shape, out_shape, t, x, (band, kb, cb), order, chip)
@@ -302,6 +306,8 @@ def _tiled(g, layer, in_shape, out_shape, t: Target, x, tiling, order, chip) -> 
             + min(weights, kb * groups * cpg * t.weight_word)
         transfers = len(bands) * k_blocks * cb * 2 + 2
         dram = (reads + writes) / t.bytes_per_cycle + transfers * t.latency
+        if len(bands) > 1 and _rows_needed(g, band) * row * 2 > t.ifm_bytes:
+            first = reads - weights       # single-buffered bands: every IFM load is exposed
         # The output streams out tile by tile: only the last pixel tile's write is exposed.
         exposed = (first + out_bytes / len(valid)) / t.bytes_per_cycle + 2 * t.latency
         cycles = int(np.ceil(perf.LAYER_STATES + perf.READ_OVERHEAD + g.k + exposed
@@ -411,8 +417,9 @@ def plan_network(net: Network, target: Target, batch: int = 1, ifm_skip: float =
     cfg = target.config
     layers = []
     users = net.consumers()
-    fused = _fused_adds(net, users) if target.fuse_add else {}
-    resident = _resident(net, users, target, fused) if target.resident else set()
+    shared = target.ifm == "shared"      # both need distinct on-chip storage
+    fused = _fused_adds(net, users) if target.fuse_add and shared else {}
+    resident = _resident(net, users, target, fused) if target.resident and shared else set()
     for i, (layer, ins, out) in enumerate(zip(net.layers, net.in_shapes(), net.out_shapes())):
         if layer.has_weights:
             chip = (net.sources(i)[0] in resident, i in resident)
