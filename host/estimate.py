@@ -9,9 +9,9 @@ import numpy as np
 
 from host import perf
 from host.buffers import ConvLayer
-from host.image import layer_table, unpack_image
+from host.image import HEADER_BYTES, layer_table, unpack_image
 from host.quant import run_int
-from hw.config import SenseConfig
+from hw.config import BEAT_BYTES, SenseConfig
 
 __all__ = ["accelerator_estimate"]
 
@@ -23,7 +23,8 @@ def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig) -> di
     qnet = unpack_image(image, config)
     acts = run_int(qnet, np.asarray(x, np.int8)[None], return_all=True)
     inputs = [np.asarray(x, np.int8)] + [a[0] for a in acts[:-1]]
-    total = {"cycles": perf.RUN_STATES + perf.READ_OVERHEAD + 4, "dram_read_bytes": 64,
+    total = {"cycles": perf.RUN_STATES + perf.READ_OVERHEAD + HEADER_BYTES // BEAT_BYTES,
+             "dram_read_bytes": HEADER_BYTES,
              "dram_write_bytes": 0, "macs": 0, "groups_skipped": 0}
     for d, q, xin in zip(descs, qnet.layers, inputs):
         layer = ConvLayer(x=xin, w=q.w, bias=q.bias, mult=q.mult, shift=q.shift,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from host import golden
 from host.buffers import (ConvLayer, buffer_problem, layer_limit_problem, weight_records,
                           weight_slots_of)
 from host.perf import layer_estimate
+from host.plan import Target, allocate, layer_tiling
 from host.quant import QLayer, QNetwork
 from host.sparse import ungroup
 from hw.config import FORMAT_VERSION, SenseConfig
@@ -186,29 +187,73 @@ def conv_output_size(in_shape, layer: QLayer) -> tuple:
             golden.output_size(w, s, layer.stride, layer.pad))
 
 
+def graph_shapes(qnet: QNetwork):
+    """Per layer: the shapes of its inputs, of its convolution output (before a fused max-pool;
+    None for other kinds) and of its output."""
+    ins, convs, outs = [], [], []
+    for i, layer in enumerate(qnet.layers):
+        src = [tuple(qnet.input_shape) if j < 0 else outs[j] for j in qnet.sources(i)]
+        c, h, w = src[0]
+        conv = None
+        if layer.kind in ("conv", "fc"):
+            conv = (layer.w.shape[0],) + conv_output_size(src[0], layer)
+            c, (h, w) = conv[0], conv[1:]
+            if layer.pool:
+                h, w = golden.Window.of(*layer.pool).out_size(h, w)
+        elif layer.kind == "concat":
+            c = sum(shape[0] for shape in src)
+        elif layer.kind in ("maxpool", "avgpool"):
+            h, w = layer.pool.out_size(h, w)
+        elif layer.kind == "gap":
+            h = w = 1
+        ins.append(src)
+        convs.append(conv)
+        outs.append((c, h, w))
+    return ins, convs, outs
+
+
 def shapes_of(qnet: QNetwork) -> list[tuple]:
     """(C, H, W) of the network's input and of every layer's output (after max-pool)."""
-    shapes = [tuple(qnet.input_shape)]
-    for layer in qnet.layers:
-        k = layer.w.shape[0]
-        oh, ow = conv_output_size(shapes[-1], layer)
-        if layer.pool:
-            pk, ps, pp = layer.pool
-            oh, ow = golden.output_size(oh, pk, ps, pp), golden.output_size(ow, pk, ps, pp)
-        shapes.append((k, oh, ow))
-    return shapes
+    return [tuple(qnet.input_shape)] + graph_shapes(qnet)[2]
 
 
 def _check_layer(i, layer: QLayer, in_shape, config: SenseConfig):
+    if layer.kind not in ("conv", "fc"):
+        return
     problem = layer_limit_problem(in_shape, layer.w.shape, layer.stride, layer.pad, layer.bias,
                                   config, layer.pool)
     if problem:
         raise ImageError(f"layer {i} ({layer.name}): {problem}")
 
 
+def _concat_targets(qnet: QNetwork, outs, m: int) -> dict:
+    """layer -> (concat layer, first channel) for every layer whose output is a concat input: it
+    writes that channel range of the concat's tensor. Refuses what the layout cannot express."""
+    users = qnet.consumers()
+    into = {}
+    for i, layer in enumerate(qnet.layers):
+        if layer.kind != "concat":
+            continue
+        first = 0
+        for j in qnet.sources(i):
+            where = f"layer {i} ({layer.name})"
+            if j < 0 or j in into or users[j] != [i] or qnet.layers[j].kind == "concat":
+                raise ImageError(f"{where}: a concat input must be a layer's output that only "
+                                 f"the concat reads (input {j})")
+            if outs[j][0] % m or first % m:
+                raise ImageError(f"{where}: concat input {qnet.layers[j].name} has "
+                                 f"{outs[j][0]} channels; the hardware writes channel ranges in "
+                                 f"words of M={m}")
+            into[j] = (i, first)
+            first += outs[j][0]
+    return into
+
+
 def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto") -> bytes:
-    """The memory image of `qnet` for the hardware `config`. `order` is each layer's tile loop
-    order: "auto" (the compiler pass, `plan_layer`), or "weight" / "ifm" for every layer."""
+    """The memory image of `qnet` (a layer graph) for the hardware `config`. `order` is each
+    weight layer's tile loop order: "auto" (the compiler pass), or "weight" / "ifm" for every
+    layer. Layers today's buffers cannot hold are tiled for the whole-network hardware
+    (`host.plan`); activations get liveness-based DRAM offsets (`host.plan.allocate`)."""
     if order not in ("auto", "weight", "ifm"):
         raise ImageError(f"order must be auto, weight or ifm, not {order!r}")
     if config.sparse and qnet.group != config.group:
@@ -217,50 +262,135 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto") -> byte
                          f"M={config.group}: quantize it with group={config.group}")
     if not qnet.layers:
         raise ImageError("the network has no layers")
-    shapes = shapes_of(qnet)
-    table_offset = HEADER_BYTES
+    m = config.group
+    ins, convs, outs = graph_shapes(qnet)
+    into = _concat_targets(qnet, outs, m)
+    # A max-pooled layer first writes its whole convolution output to its output tensor.
+    sizes = [act_bytes(qnet.input_shape, m)] + [
+        max(act_bytes(o, m), act_bytes(c, m) if c else 0) for o, c in zip(outs, convs)]
+    alloc = allocate(qnet, m, sizes)
+    offsets = alloc["offsets"]
     table_size = DESCRIPTOR_BYTES * len(qnet.layers)
-    offset = _align(table_offset + table_size)
+    offset = _align(HEADER_BYTES + table_size)
     data_offset = offset
-    # A max-pooled layer first writes its whole convolution output to its output buffer.
-    conv_shapes = [(layer.w.shape[0],) + conv_output_size(shapes[i], layer)
-                   for i, layer in enumerate(qnet.layers)]
-    act_max = _align(max(act_bytes(s, config.group) for s in shapes + conv_shapes))
     blocks, descriptors = [], []
     for i, layer in enumerate(qnet.layers):
-        in_shape = shapes[i]
-        _check_layer(i, layer, in_shape, config)
-        k, c, r, s = layer.w.shape
-        slots = weight_slots_of(layer.w, config, mask=layer.mask if config.sparse else None,
-                                name=f"layer {i} ({layer.name})")
-        weights = weight_records(slots, config)
-        w_scale = layer.w_scale if layer.w_scale is not None else np.ones(k)
-        params = pack_array(param_entry_layout(config), {
-            ("param", "bias"): layer.bias, ("param", "mult"): layer.mult,
-            ("param", "shift"): layer.shift,
-            ("w_scale",): np.asarray(w_scale, np.float32).view(np.uint32),
-        }, k)
-        plan = plan_layer(in_shape, layer, config, shapes[i + 1])
-        chosen = plan.order if order == "auto" else order
-        w_off = offset
-        offset = _align(offset + weights.nbytes)
-        p_off = offset
-        offset = _align(offset + params.nbytes)
-        blocks += [(w_off, weights.tobytes()), (p_off, params.tobytes())]
-        d = layer_geometry(in_shape, layer, config)
-        d = d.replace(
-            flags=int(d.flags) | LayerFlags.IFM_STATIONARY.value * (chosen == "ifm"),
-            weight_offset=w_off, weight_size=weights.nbytes,
-            param_offset=p_off, param_size=params.nbytes,
-            in_offset=act_max * (i % 2), out_offset=act_max * ((i + 1) % 2),
-            out_scale=_f32_bits(layer.out_scale))
-        problem = buffer_problem(d, config)
-        if problem:
-            raise ImageError(f"layer {i} ({layer.name}) does not fit the {config_name(config)} "
-                             f"buffers: {problem}")
-        descriptors.append(d.to_bytes())
+        _check_layer(i, layer, ins[i][0], config)
+        src = qnet.sources(i)
+        links = {"links.in_layer": src[0] + 1, "links.tensor_channels": outs[i][0]}
+        d = LayerDescriptor(in_offset=offsets[src[0] + 1], out_offset=offsets[i + 1],
+                            out_scale=_f32_bits(layer.out_scale))
+        if i in into:
+            concat, first = into[i]
+            links.update({"exec.out_c_offset": first,
+                          "exec.out_c_total": -(-outs[concat][0] // m) * m,
+                          "links.tensor_channels": outs[concat][0],
+                          "links.concat": concat + 1})
+        record = (_weight_record if layer.kind in ("conv", "fc") else _other_record)
+        d, layer_blocks = record(i, layer, qnet, ins[i], outs[i], config, order, d, links,
+                                 offsets)
+        for what, blob in layer_blocks.items():
+            d = d.replace(**{f"{what}_offset": offset, f"{what}_size": len(blob)})
+            blocks.append((offset, blob))
+            offset = _align(offset + len(blob))
+        descriptors.append(d)
+    return _assemble(qnet, config, descriptors, blocks, offset, data_offset, table_size,
+                     alloc["bytes"])
+
+
+def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph, offsets):
+    """A conv / fc layer: its descriptor (tiled if today's buffers cannot hold it) and its
+    weight and parameter blocks."""
+    k = layer.w.shape[0]
+    slots = weight_slots_of(layer.w, config, mask=layer.mask if config.sparse else None,
+                            name=f"layer {i} ({layer.name})")
+    weights = weight_records(slots, config)
+    w_scale = layer.w_scale if layer.w_scale is not None else np.ones(k)
+    params = pack_array(param_entry_layout(config), {
+        ("param", "bias"): layer.bias, ("param", "mult"): layer.mult,
+        ("param", "shift"): layer.shift,
+        ("w_scale",): np.asarray(w_scale, np.float32).view(np.uint32),
+    }, k)
+    geo = layer_geometry(in_shapes[0], layer, config)
+    if buffer_problem(geo, config) is None and not graph.get("exec.out_c_total"):
+        chosen = plan_layer(in_shapes[0], layer, config, out_shape).order
+    else:
+        est = layer_tiling(layer.kind, layer.w, layer.stride, layer.pad, layer.pool, layer.relu,
+                           in_shapes[0], out_shape, Target(config))
+        chosen = est["order"]
+        graph = dict(graph)
+        if est["bands"] > 1:
+            graph["exec.band_rows"] = est["band_rows"]
+        if est["k_blocks"] > 1:
+            graph["exec.k_block"] = est["k_block_tiles"]
+        if est["c_blocks"] > 1:
+            graph["exec.c_blocks"] = est["c_blocks"]
+    chosen = chosen if order == "auto" else order
+    d = geo.replace(
+        flags=int(geo.flags) | LayerFlags.IFM_STATIONARY.value * (chosen == "ifm"),
+        in_offset=d.in_offset, out_offset=d.out_offset, out_scale=d.out_scale,
+        graph={k: v for k, v in graph.items() if v})
+    return d, {"weight": weights.tobytes(), "param": params.tobytes()}
+
+
+def _other_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph, offsets):
+    """A residual add, concat, pooling or global-average-pooling layer: its descriptor, and for
+    average pooling the parameter block of (mult, shift) per window count n = 1..N."""
+    m = config.group
+    c, h, w = in_shapes[0]
+    kind = {"add": LayerKind.ADD, "concat": LayerKind.CONCAT, "maxpool": LayerKind.MAXPOOL,
+            "avgpool": LayerKind.AVGPOOL, "gap": LayerKind.GAP}[layer.kind]
+    flags = LayerFlags.RELU.value * bool(layer.relu)
+    graph = dict(graph)
+    fields = dict(kind=kind.value, in_channels=c, in_groups=-(-c // m), in_h=h, in_w=w,
+                  out_channels=out_shape[0], out_h=out_shape[1], out_w=out_shape[2],
+                  kernel_h=1, kernel_w=1, stride=1)
+    blocks = {}
+    if layer.kind == "add":
+        src2 = qnet.sources(i)[1]
+        graph.update({"exec.in2_offset": offsets[src2 + 1], "links.in2_layer": src2 + 1,
+                      "exec.add_mult_a": int(layer.mult[0]),
+                      "exec.add_mult_b": int(layer.mult[1]),
+                      "exec.add_shift": int(layer.shift[0])})
+    elif layer.kind == "concat":
+        fields.update(in_channels=out_shape[0], in_groups=-(-out_shape[0] // m))
+        graph["links.in2_layer"] = len(qnet.sources(i))
+        d = d.replace(in_offset=d.out_offset)
+    elif layer.kind in ("maxpool", "avgpool"):
+        win = layer.pool
+        (kh, kw), (sh, sw), (t, left, b, r), (dh, dw) = (win.kernel, win.stride, win.pads,
+                                                         win.dilation)
+        fields.update(pool_kernel=kh, pool_stride=sh, pool_pad=t)
+        flags |= LayerFlags.CEIL.value * win.ceil_mode
+        flags |= LayerFlags.COUNT_PAD.value * bool(layer.count_include_pad)
+        graph.update({"exec.pool_kernel_w": kw, "exec.pool_stride_w": sw, "exec.pool_pad_b": b,
+                      "exec.pool_pad_l": left, "exec.pool_pad_r": r,
+                      "exec.pool_dilation": (dh - 1) | (dw - 1) << 4})
+        if layer.kind == "avgpool":
+            blocks["param"] = _divisor_block(layer.pool_scale, kh * kw, config)
+    if layer.kind in ("avgpool", "gap"):
+        graph["exec.pool_scale"] = _f32_bits(layer.pool_scale)
+        if layer.kind == "gap":
+            blocks["param"] = _divisor_block(layer.pool_scale, h * w, config, only_last=True)
+    d = d.replace(flags=flags, graph={k: v for k, v in graph.items() if v}, **fields)
+    return d, blocks
+
+
+def _divisor_block(scale: float, n: int, config, only_last: bool = False) -> bytes:
+    """(mult, shift) of scale / count for count = 1..n (GAP: n only), as parameter entries."""
+    counts = np.array([n] if only_last else range(1, n + 1), np.float64)
+    mult, shift = golden.scale_to_mult_shift(scale / counts)
+    return pack_array(param_entry_layout(config), {
+        ("param", "bias"): np.zeros(len(counts), np.int32), ("param", "mult"): mult,
+        ("param", "shift"): shift, ("w_scale",): np.zeros(len(counts), np.uint32),
+    }, len(counts)).tobytes()
+
+
+def _assemble(qnet, config, descriptors, blocks, offset, data_offset, table_size,
+              act_size) -> bytes:
+    """Header, layer table and blocks into one image (CRCs last)."""
     body = bytearray(offset - HEADER_BYTES)
-    body[:table_size] = b"".join(descriptors)
+    body[:table_size] = b"".join(d.to_bytes() for d in descriptors)
     for off, blob in blocks:
         body[off - HEADER_BYTES: off - HEADER_BYTES + len(blob)] = blob
     c, h, w = qnet.input_shape
@@ -273,9 +403,9 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto") -> byte
         "max_channels_log2": config.max_channels.bit_length() - 1,
         "host_ops": HOST_SOFTMAX * ("softmax" in qnet.host_ops),
         "input_c": c, "input_h": h, "input_w": w,
-        "table_offset": table_offset, "table_size": table_size,
+        "table_offset": HEADER_BYTES, "table_size": table_size,
         "data_offset": data_offset, "data_size": offset - data_offset, "image_size": offset,
-        "act_size": 2 * act_max, "input_scale": _f32_bits(qnet.input_scale),
+        "act_size": act_size, "input_scale": _f32_bits(qnet.input_scale),
         "header_crc32": 0, "crc32": zlib.crc32(body),
     }).to_bytes(HEADER_BYTES, "little")
     header = header[:HEADER_CRC_SPAN] + struct.pack("<I", zlib.crc32(header[:HEADER_CRC_SPAN])) \
@@ -369,75 +499,162 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
     h = read_header(data, config)
     data = bytes(data)
     cfg = _header_config(h)
-    m = cfg.group
     shape = (h["input_c"], h["input_h"], h["input_w"])
     if min(shape) < 1:
         raise ImageError(f"input shape {shape} is empty")
-    layers = []
-    in_scale = _bits_f32(h["input_scale"])
-    word = weight_word_layout(cfg)
-    word_bytes = weight_word_bytes(cfg)
-    for i, d in enumerate(_descriptors(data, h)):
+    descs = _descriptors(data, h)
+    layers, outs = [], []
+    scales = [_bits_f32(h["input_scale"])]
+    for i, d in enumerate(descs):
         name = f"layer {i}"
         if d.kind not in {k.value for k in LayerKind}:
-            raise ImageError(f"{name}: kind {d.kind} is not conv (0) or fc (1)")
+            raise ImageError(f"{name}: kind {d.kind} is not one of "
+                             f"{', '.join(f'{k.name.lower()} ({k.value})' for k in LayerKind)}")
         if d.unknown_flags:
             raise ImageError(f"{name}: unknown flags {d.flags:#x}")
-        c, k, r, s = d.in_channels, d.out_channels, d.kernel_h, d.kernel_w
-        if (c, d.in_h, d.in_w) != shape:
-            raise ImageError(f"{name}: input shape {(c, d.in_h, d.in_w)} does not match "
-                             f"the previous layer's output {shape}")
-        if min(k, r, s, d.stride) < 1 or d.in_groups != -(-c // m):
-            raise ImageError(f"{name}: malformed shape fields (channels {c}->{k}, kernel "
-                             f"{r}x{s}, stride {d.stride}, groups {d.in_groups})")
-        oh = golden.output_size(shape[1], r, d.stride, d.pad)
-        ow = golden.output_size(shape[2], s, d.stride, d.pad)
-        if (oh, ow) != (d.out_h, d.out_w) or oh < 1 or ow < 1:
-            raise ImageError(f"{name}: output {d.out_h}x{d.out_w} is inconsistent with "
-                             f"input, kernel, stride and padding")
-        groups = r * s * d.in_groups
-        k_tiles = -(-k // cfg.rows)
-        words = k_tiles * groups * cfg.cycles_per_group
-        if d.weight_size != words * word_bytes or d.param_size != k * BEAT_BYTES:
-            raise ImageError(f"{name}: block sizes ({d.weight_size}, {d.param_size}) do "
-                             f"not match its shape")
-        for what in ("weight", "param"):
-            lo, size = getattr(d, f"{what}_offset"), getattr(d, f"{what}_size")
-            if lo % BLOCK_ALIGN or lo < h["data_offset"] or lo + size > h["image_size"]:
-                raise ImageError(f"{name}: {what} block [{lo}, {lo + size}) is misaligned or "
-                                 f"outside the image's data")
+        src = d.g("links.in_layer") - 1
+        if not -1 <= src < i:
+            raise ImageError(f"{name}: its input names layer {src}, not an earlier one")
+        in_shape = shape if src < 0 else outs[src]
+        kind = d.layer_kind
+        if kind == LayerKind.CONCAT:
+            parts = _concat_parts(descs, i, d, outs)
+            layer = QLayer("concat", name, None, None, None, None, inputs=parts)
+            out = (sum(outs[j][0] for j in parts),) + outs[parts[0]][1:]
+        else:
+            if (d.in_channels, d.in_h, d.in_w) != in_shape:
+                raise ImageError(f"{name}: input shape {(d.in_channels, d.in_h, d.in_w)} does "
+                                 f"not match its input's shape {in_shape}")
+            if kind in (LayerKind.CONV, LayerKind.FC):
+                layer, out = _unpack_weight_layer(name, d, in_shape, cfg, h, data)
+            else:
+                layer, out = _unpack_other_layer(name, d, descs, in_shape, outs, data, cfg)
+            layer.inputs = [src] + ([d.g("links.in2_layer") - 1] if kind == LayerKind.ADD
+                                    else [])
+        layer.in_scale = scales[layer.inputs[0] + 1] if layer.inputs else scales[0]
+        layer.out_scale = _bits_f32(d.out_scale)
+        scales.append(layer.out_scale)
+        layers.append(layer)
+        outs.append(out)
+    host_ops = ["softmax"] if h["host_ops"] & HOST_SOFTMAX else []
+    qnet = QNetwork(shape, layers, _bits_f32(h["input_scale"]), host_ops,
+                    cfg.group if cfg.sparse else None, "image")
+    return qnet.with_layers(replace(layer, inputs=None) if qnet.sources(i) == [i - 1] else layer
+                            for i, layer in enumerate(qnet.layers))
+
+
+def _concat_parts(descs, i, d, outs) -> list[int]:
+    """The layers writing channel ranges of concat i's tensor, in channel order."""
+    parts = sorted((p.g("exec.out_c_offset"), j) for j, p in enumerate(descs[:i])
+                   if p.g("links.concat") == i + 1)
+    if any(descs[j].out_offset != d.out_offset for _, j in parts):
+        raise ImageError(f"layer {i}: a layer writing into this concat's tensor names another "
+                         f"output offset")
+    first = 0
+    for offset, j in parts:
+        if offset != first:
+            raise ImageError(f"layer {i}: concat inputs do not tile its channels (layer {j} "
+                             f"writes from channel {offset}, expected {first})")
+        first += outs[j][0]
+    if len(parts) != d.g("links.in2_layer") or first != d.out_channels or len(parts) < 2:
+        raise ImageError(f"layer {i}: concat of {d.out_channels} channels does not match the "
+                         f"{len(parts)} layers writing its tensor")
+    return [j for _, j in parts]
+
+
+def _unpack_other_layer(name, d, descs, in_shape, outs, data, cfg):
+    """An add, pooling or global-average-pooling layer from its descriptor."""
+    kind = d.layer_kind
+    c, ih, iw = in_shape
+    if kind == LayerKind.ADD:
+        j = d.g("links.in2_layer") - 1
+        if not -1 <= j < len(outs) or (outs[j] if j >= 0 else None) != in_shape:
+            raise ImageError(f"{name}: a residual add's second input (layer {j}) does not "
+                             f"have its first input's shape {in_shape}")
+        shift = d.g("exec.add_shift")
+        if not golden.SHIFT_RANGE[0] <= shift <= golden.SHIFT_RANGE[1]:
+            raise ImageError(f"{name}: add shift {shift} outside {golden.SHIFT_RANGE}")
+        layer = QLayer("add", name, None, None,
+                       np.array([d.g("exec.add_mult_a"), d.g("exec.add_mult_b")], np.int32),
+                       np.array([shift], np.int32), relu=d.relu)
+        return layer, in_shape
+    if kind == LayerKind.GAP:
+        layer = QLayer("gap", name, None, None, None, None,
+                       pool_scale=_bits_f32(d.g("exec.pool_scale")))
+        return layer, (c, 1, 1)
+    dil = d.g("exec.pool_dilation")
+    try:
+        win = golden.Window.of((d.pool_kernel, d.g("exec.pool_kernel_w")),
+                               (d.pool_stride, d.g("exec.pool_stride_w")),
+                               (d.pool_pad, d.g("exec.pool_pad_l"), d.g("exec.pool_pad_b"),
+                                d.g("exec.pool_pad_r")),
+                               ((dil & 15) + 1, (dil >> 4) + 1), d.has(LayerFlags.CEIL))
+    except ValueError as e:
+        raise ImageError(f"{name}: malformed pooling window ({e})") from None
+    out = (c,) + win.out_size(ih, iw)
+    if min(out[1:]) < 1 or out != (d.out_channels, d.out_h, d.out_w):
+        raise ImageError(f"{name}: pooling output {(d.out_channels, d.out_h, d.out_w)} is "
+                         f"inconsistent with its window and input")
+    layer = QLayer(kind.name.lower(), name, None, None, None, None, pool=win,
+                   count_include_pad=d.has(LayerFlags.COUNT_PAD),
+                   pool_scale=_bits_f32(d.g("exec.pool_scale")) if kind == LayerKind.AVGPOOL
+                   else 1.0)
+    return layer, out
+
+
+def _unpack_weight_layer(name, d, shape, cfg, h, data):
+    """A conv / fc layer: shape fields, blocks, weights and parameters, all checked."""
+    m = cfg.group
+    word = weight_word_layout(cfg)
+    word_bytes = weight_word_bytes(cfg)
+    c, k, r, s = d.in_channels, d.out_channels, d.kernel_h, d.kernel_w
+    if min(k, r, s, d.stride) < 1 or d.in_groups != -(-c // m):
+        raise ImageError(f"{name}: malformed shape fields (channels {c}->{k}, kernel "
+                         f"{r}x{s}, stride {d.stride}, groups {d.in_groups})")
+    oh = golden.output_size(shape[1], r, d.stride, d.pad)
+    ow = golden.output_size(shape[2], s, d.stride, d.pad)
+    if (oh, ow) != (d.out_h, d.out_w) or oh < 1 or ow < 1:
+        raise ImageError(f"{name}: output {d.out_h}x{d.out_w} is inconsistent with "
+                         f"input, kernel, stride and padding")
+    groups = r * s * d.in_groups
+    k_tiles = -(-k // cfg.rows)
+    words = k_tiles * groups * cfg.cycles_per_group
+    if d.weight_size != words * word_bytes or d.param_size != k * BEAT_BYTES:
+        raise ImageError(f"{name}: block sizes ({d.weight_size}, {d.param_size}) do "
+                         f"not match its shape")
+    for what in ("weight", "param"):
+        lo, size = getattr(d, f"{what}_offset"), getattr(d, f"{what}_size")
+        if lo % BLOCK_ALIGN or lo < h["data_offset"] or lo + size > h["image_size"]:
+            raise ImageError(f"{name}: {what} block [{lo}, {lo + size}) is misaligned or "
+                             f"outside the image's data")
+    if d.plain:
         problem = buffer_problem(d, cfg)
         if problem:
             raise ImageError(f"{name} does not fit the buffers of the hardware it was packed "
-                             f"for: {problem}")
-        pool = None
-        if d.pool:
-            pool = (d.pool_kernel, d.pool_stride, d.pool_pad)
-            if min(pool[:2]) < 1 or pool[2] >= pool[0]:
-                raise ImageError(f"{name}: malformed max-pool {pool}")
-            oh, ow = (golden.output_size(oh, pool[0], pool[1], pool[2]),
-                      golden.output_size(ow, pool[0], pool[1], pool[2]))
-            if oh < 1 or ow < 1:
-                raise ImageError(f"{name}: max-pool {pool} does not fit its input")
-        raw = np.frombuffer(data, np.uint8, count=d.weight_size, offset=d.weight_offset)
-        leaves = unpack_array(word, raw.reshape(words, word_bytes))
-        w, mask = _weights_from_slots(leaves, cfg, k, c, r, s)
-        rawp = np.frombuffer(data, np.uint8, count=d.param_size, offset=d.param_offset)
-        p = unpack_array(param_entry_layout(cfg), rawp.reshape(k, BEAT_BYTES))
-        shift = p[("param", "shift")]
-        if shift.min() < golden.SHIFT_RANGE[0] or shift.max() > golden.SHIFT_RANGE[1]:
-            raise ImageError(f"{name}: requantization shift outside {golden.SHIFT_RANGE}")
-        out_scale = _bits_f32(d.out_scale)
-        layers.append(QLayer(
-            "fc" if d.layer_kind == LayerKind.FC else "conv", name, w,
-            p[("param", "bias")].astype(np.int32), p[("param", "mult")].astype(np.int32),
-            shift.astype(np.int32), d.stride, d.pad, d.relu, pool,
-            in_scale, np.array([_bits_f32(v) for v in p[("w_scale",)]]), out_scale, mask))
-        in_scale = out_scale
-        shape = (k, oh, ow)
-    host_ops = ["softmax"] if h["host_ops"] & HOST_SOFTMAX else []
-    return QNetwork((h["input_c"], h["input_h"], h["input_w"]), layers,
-                    _bits_f32(h["input_scale"]), host_ops, m if cfg.sparse else None, "image")
+                             f"for, and it is not tiled: {problem}")
+    pool = None
+    if d.pool:
+        pool = (d.pool_kernel, d.pool_stride, d.pool_pad)
+        if min(pool[:2]) < 1 or pool[2] >= pool[0]:
+            raise ImageError(f"{name}: malformed max-pool {pool}")
+        oh, ow = (golden.output_size(oh, pool[0], pool[1], pool[2]),
+                  golden.output_size(ow, pool[0], pool[1], pool[2]))
+        if oh < 1 or ow < 1:
+            raise ImageError(f"{name}: max-pool {pool} does not fit its input")
+    raw = np.frombuffer(data, np.uint8, count=d.weight_size, offset=d.weight_offset)
+    leaves = unpack_array(word, raw.reshape(words, word_bytes))
+    w, mask = _weights_from_slots(leaves, cfg, k, c, r, s)
+    rawp = np.frombuffer(data, np.uint8, count=d.param_size, offset=d.param_offset)
+    p = unpack_array(param_entry_layout(cfg), rawp.reshape(k, BEAT_BYTES))
+    shift = p[("param", "shift")]
+    if shift.min() < golden.SHIFT_RANGE[0] or shift.max() > golden.SHIFT_RANGE[1]:
+        raise ImageError(f"{name}: requantization shift outside {golden.SHIFT_RANGE}")
+    layer = QLayer(
+        "fc" if d.layer_kind == LayerKind.FC else "conv", name, w,
+        p[("param", "bias")].astype(np.int32), p[("param", "mult")].astype(np.int32),
+        shift.astype(np.int32), d.stride, d.pad, d.relu, pool,
+        w_scale=np.array([_bits_f32(v) for v in p[("w_scale",)]]), mask=mask)
+    return layer, (k, oh, ow)
 
 
 def _weights_from_slots(leaves, cfg: SenseConfig, k, c, r, s):

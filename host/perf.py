@@ -33,7 +33,7 @@ from host import golden
 from host.buffers import ConvLayer
 from host.sparse import pad_channels
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
-from hw.layouts import LayerDescriptor, record_bytes, weight_word_layout
+from hw.layouts import DESCRIPTOR_BYTES, LayerDescriptor, record_bytes, weight_word_layout
 from hw.soc.output_writer import whole_tile_writes
 
 __all__ = ["skip_mask", "core_cycles", "tile_cycles", "useful_macs", "layer_estimate", "SETUP_CYCLES",
@@ -228,10 +228,10 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) ->
         return READ_OVERHEAD + (kt + 1) * kt_words * word_beats
 
     core = core_cycles(layer, config, tile_write, weights_in)
-    cycles = (READ_OVERHEAD + 4) + LAYER_STATES + (READ_OVERHEAD + k) \
+    cycles = (READ_OVERHEAD + DESCRIPTOR_BYTES // beat) + LAYER_STATES + (READ_OVERHEAD + k) \
         + (READ_OVERHEAD + ifm_lines) + max(core["cycles"], core["writer_end"])
     weight_bytes = d.k_tiles * kt_words * word_beats * beat
-    read_bytes = 64 + beat * k + ifm_lines * beat + weight_bytes
+    read_bytes = DESCRIPTOR_BYTES + beat * k + ifm_lines * beat + weight_bytes
     write_bytes = pixels * kpad
     if d.pool:
         out_lines = -(-(pixels * kpad) // beat)

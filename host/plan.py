@@ -9,8 +9,9 @@ offset with liveness-based reuse (`allocate`).
 How cycles are predicted (docs/architecture.md, "Whole-network estimate"):
 
 * A convolution or fully-connected layer that today's hardware runs as it is (one tile in each
-  dimension; `host.buffers.buffer_problem` finds nothing) gets `host.perf.layer_estimate`, the
-  model fitted to the RTL: the same figure, not a second model.
+  dimension; `host.buffers.buffer_problem` finds nothing), on today's DRAM port (one beat per
+  cycle), gets `host.perf.layer_estimate`, the model fitted to the RTL: the same figure, not a
+  second model.
 * A tiled layer (the next hardware, issue 14): its compute is the core's exact tile recurrence
   (`host.perf.tile_cycles`) over the pixel tiles of every band, its DRAM time is bytes over the
   port's bytes per cycle plus a latency per transfer, and the two overlap (double-buffered bands
@@ -39,7 +40,7 @@ from hw.config import BEAT_BYTES, SenseConfig
 from hw.layouts import DESCRIPTOR_BYTES, LayerDescriptor, LayerFlags, LayerKind, record_bytes, \
     weight_word_layout
 
-__all__ = ["Target", "plan_network", "allocate", "IFM_LAYOUTS"]
+__all__ = ["Target", "plan_network", "allocate", "layer_tiling", "IFM_LAYOUTS"]
 
 IFM_LAYOUTS = ("shared", "copies")
 #: Bytes the streaming units (add, pooling) take per cycle: one beat.
@@ -253,7 +254,8 @@ def _weight_layer(layer, in_shape, out_shape, t: Target, batch: int, ifm_skip: f
     tilings = _tilings(g, t)
     if chip[0]:                             # the whole input is on chip already: one band
         tilings = [(g.oh, kb, cb) for _, kb, cb in tilings[:1]]
-    elif batch == 1 and buffer_problem(_descriptor(g, layer, cfg, "weight"), cfg) is None:
+    elif batch == 1 and t.bytes_per_cycle == BEAT_BYTES \
+            and buffer_problem(_descriptor(g, layer, cfg, "weight"), cfg) is None:
         tilings = [(g.oh, -(-g.k // cfg.rows), 1)]   # today's hardware runs it whole: its model
     for band, kb, cb in tilings:
         for order in ("weight", "ifm"):
@@ -296,7 +298,7 @@ def _tiled(g, layer, in_shape, out_shape, t: Target, x, tiling, order, chip) -> 
     compute = core["cycles"] + (cb - 1) * (2 * cfg.rows + 2 * cfg.cols + 10)
     d = _descriptor(g, layer, cfg, order)
     if len(bands) == 1 and k_blocks == 1 and cb == 1 and g.batch == 1 and not any(chip) \
-            and buffer_problem(d, cfg) is None:
+            and t.bytes_per_cycle == BEAT_BYTES and buffer_problem(d, cfg) is None:
         # Today's hardware runs this layer as it is: its fitted model, nothing else.
         est = perf.layer_estimate(d, _conv_layer(g, x), cfg)
         cycles, model = est["cycles"], "perf.layer_estimate"
@@ -318,9 +320,23 @@ def _tiled(g, layer, in_shape, out_shape, t: Target, x, tiling, order, chip) -> 
     est = dict(kind=layer.kind, order=order, cycles=cycles, compute_cycles=compute,
                dram_read_bytes=int(reads), dram_write_bytes=int(writes), model=model,
                macs=g.k * g.c * g.r * g.s * g.oh * g.ow * g.batch, useful_macs=useful,
-               pe_util=util, bands=len(bands), band_rows=band, k_blocks=k_blocks, c_blocks=cb)
+               pe_util=util, bands=len(bands), band_rows=band, k_blocks=k_blocks,
+               k_block_tiles=kb, c_blocks=cb)
     est["limit"] = _limit(est, dram_cycles, util, valid, rows_valid, cfg)
     return est
+
+
+def layer_tiling(kind, weight, stride, pad, pool, relu, in_shape, out_shape,
+                 target: Target) -> dict:
+    """The planner's choice for one conv / fc layer given by its fields (weight: conv (K, C, R, S),
+    fc (K, C*H*W) or (K, C, H, W)): the estimate dict of `plan_network`'s layers."""
+    from types import SimpleNamespace
+
+    if kind == "fc":
+        weight = weight.reshape(weight.shape[0], -1)
+    layer = SimpleNamespace(kind=kind, weight=weight, stride=stride, pad=pad, pool=pool,
+                            relu=relu)
+    return _weight_layer(layer, in_shape, out_shape, target, 1, 0.0)
 
 
 def _limit(est, dram_cycles, util, valid, rows_valid, cfg) -> str:
@@ -357,13 +373,17 @@ def _stream_layer(layer, ins, out_shape, t: Target) -> dict:
 
 # -- the network -------------------------------------------------------------------------------
 
-def allocate(net: Network, group: int) -> dict:
-    """DRAM offsets of every activation (network input and layer outputs) with liveness-based
-    reuse: a tensor's bytes are free again after its last reader. A concat's inputs are channel
-    ranges of its output (one tensor). Returns offsets, the size needed, and the size without
-    reuse."""
+def allocate(net, group: int, sizes: list | None = None) -> dict:
+    """DRAM offsets of every activation (tensor 0 the network input, tensor i + 1 layer i's
+    output) with liveness-based reuse: a tensor's bytes are free again after its last reader. A
+    concat's inputs are channel ranges of its output (one tensor). `net` is a Network or
+    QNetwork; `sizes` (bytes per tensor) default to the activation layout of its shapes. Returns
+    offsets (4 KiB aligned), the size needed, and the size without reuse."""
     n = len(net.layers)
-    shapes = [tuple(net.input_shape)] + net.out_shapes()        # tensor t = layer t - 1
+    if sizes is None:
+        shapes = [tuple(net.input_shape)] + net.out_shapes()
+        sizes = [_act_bytes(s, group) for s in shapes]
+    owner = list(range(n + 1))                                   # tensor -> tensor it lives in
     owner = list(range(n + 1))                                   # tensor -> tensor it lives in
     for i, layer in enumerate(net.layers):
         if layer.kind == "concat":
@@ -386,7 +406,7 @@ def allocate(net: Network, group: int) -> dict:
         r = root(t)
         lo, hi = life.get(r, (start[t], end[t]))
         life[r] = (min(lo, start[t]), max(hi, end[t]))
-    sizes = {r: _act_bytes(shapes[r], group) for r in life}
+    sizes = {r: sizes[r] for r in life}
     placed = []                                                  # (offset, size, lo, hi)
     offsets = {}
     for r in sorted(life, key=lambda r: -sizes[r]):

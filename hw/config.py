@@ -16,7 +16,7 @@ __all__ = ["SenseConfig", "ConfigError", "PRESETS", "FORMAT_VERSION", "BEAT_BYTE
            "LANE_BITS", "BLOCK_ALIGN", "MAX_BURST", "BURST_BOUNDARY"]
 
 #: Version of the memory-image format (SPEC section 5) that this gateware and packer speak.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: Bytes of one AXI beat of the DMA port (128-bit, the ZCU102's HP ports): the unit of every DRAM
 #: transfer, of an IFM bank line and of an output bank line.

@@ -19,7 +19,8 @@ __all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "ifm_line_layout
            "ofm_row_layout", "pack", "unpack", "DIM_BITS", "CHANNEL_BITS", "KERNEL_BITS",
            "param_entry_layout", "image_header_layout", "layer_descriptor_layout", "leaf_fields",
            "record_bytes", "pack_array", "unpack_array", "BEAT_BYTES", "BLOCK_ALIGN", "LayerKind",
-           "LayerFlags", "FLAGS_KNOWN", "flag_set", "LayerDescriptor", "DESCRIPTOR_BYTES"]
+           "LayerFlags", "FLAGS_KNOWN", "flag_set", "LayerDescriptor", "DESCRIPTOR_BYTES", "KINDS_RUN",
+           "graph_layout"]
 
 DIM_BITS = 12      # feature-map height / width and channel groups: up to 4095
 CHANNEL_BITS = 16  # output channels of a layer (bounded further by config.max_channels)
@@ -86,9 +87,20 @@ def param_layout(config: SenseConfig) -> data.StructLayout:
 
 
 class LayerKind(enum.Enum, shape=8):
-    """A layer descriptor's `kind` (docs/memory-image.md)."""
+    """A layer descriptor's `kind` (docs/memory-image.md). Today's gateware runs CONV and FC;
+    the others are the whole-network kinds of SPEC section 8 (a concat has no descriptor: its
+    producers write channel ranges of one tensor)."""
     CONV = 0
     FC = 1            # a convolution whose kernel covers its input
+    ADD = 2           # residual add of two tensors (graph.add_mult_a/b, add_shift)
+    MAXPOOL = 3       # pooling window on its own (pool_* fields and graph.pool_*)
+    AVGPOOL = 4
+    GAP = 5           # global average pooling
+    CONCAT = 6        # moves no data: names the tensor its producers wrote channel ranges of
+
+
+#: The kinds today's gateware runs.
+KINDS_RUN = (LayerKind.CONV, LayerKind.FC)
 
 
 class LayerFlags(enum.Flag, shape=8):
@@ -96,10 +108,13 @@ class LayerFlags(enum.Flag, shape=8):
     RELU = 1
     POOL = 2          # max-pool after requantization (pool_kernel, pool_stride, pool_pad)
     IFM_STATIONARY = 4  # tile loop order: pixel tile outer (else k tile outer)
+    COUNT_PAD = 8       # average pooling: the divisor counts the explicit padding
+    CEIL = 16           # pooling window: ceil_mode (output size rounded up)
 
 
 #: Every flag bit the hardware knows; a descriptor with another bit set is refused.
-FLAGS_KNOWN = LayerFlags.RELU | LayerFlags.POOL | LayerFlags.IFM_STATIONARY
+FLAGS_KNOWN = (LayerFlags.RELU | LayerFlags.POOL | LayerFlags.IFM_STATIONARY
+               | LayerFlags.COUNT_PAD | LayerFlags.CEIL)
 
 
 def flag_set(flags, flag: LayerFlags):
@@ -151,9 +166,45 @@ def image_header_layout() -> data.StructLayout:
     })
 
 
+def graph_layout() -> data.StructLayout:
+    """The second half of a descriptor: what whole networks add (SPEC section 8). `exec` fields
+    change what the hardware does; all zero means a plain layer (one band, every k tile in one
+    weight block, one input-channel block, a whole output tensor of its own), which is all
+    today's gateware runs (it refuses anything else with UNSUPPORTED). `links` is for the host
+    (the graph's wiring, shown by `sense inspect`); the hardware ignores it."""
+    return data.StructLayout({
+        "exec": data.StructLayout({
+            "in2_offset": unsigned(32),     # ADD: the second input's activation offset
+            "out_c_offset": unsigned(16),   # first channel written in the output tensor (concat)
+            "out_c_total": unsigned(16),    # channels per pixel of the output tensor (0: own)
+            "band_rows": unsigned(16),      # output rows per band (0: one band)
+            "k_block": unsigned(16),        # k tiles per weight block (0: all of them)
+            "c_blocks": unsigned(8),        # input-channel blocks (0: one)
+            "pool_kernel_w": unsigned(8),   # pooling layers: window width, stride, padding,
+            "pool_stride_w": unsigned(8),   # dilations (0: as the square window fields)
+            "pool_pad_b": unsigned(8),
+            "pool_pad_l": unsigned(8),
+            "pool_pad_r": unsigned(8),
+            "pool_dilation": unsigned(8),   # (dh - 1) | (dw - 1) << 4
+            "add_shift": unsigned(8),       # ADD: shared shift
+            "add_mult_a": unsigned(16),     # ADD: multipliers of the two inputs
+            "add_mult_b": unsigned(16),
+            "pool_scale": unsigned(32),     # AVGPOOL / GAP: input / output scale (float32 bits)
+            "reserved": unsigned(64),
+        }),
+        "links": data.StructLayout({
+            "in_layer": unsigned(16),       # producer of the input: layer index + 1, 0 = image
+            "in2_layer": unsigned(16),      # ADD: producer of the second input
+            "tensor_channels": unsigned(16),  # channels of the tensor this layer writes
+            "concat": unsigned(16),         # the concat (index + 1) whose tensor it writes into
+            "reserved": unsigned(192),
+        }),
+    })
+
+
 def layer_descriptor_layout() -> data.StructLayout:
-    """One layer's descriptor: 64 bytes (four AXI beats). Offsets of weight and parameter blocks
-    are from the image start; activation offsets are from the activation base."""
+    """One layer's descriptor: 128 bytes (eight AXI beats). Offsets of weight and parameter
+    blocks are from the image start; activation offsets are from the activation base."""
     return data.StructLayout({
         "kind": LayerKind,
         "flags": LayerFlags,
@@ -182,31 +233,53 @@ def layer_descriptor_layout() -> data.StructLayout:
         "out_offset": unsigned(32),
         "out_scale": unsigned(32),      # float32 bits
         "reserved1": unsigned(64),
+        "graph": graph_layout(),
     })
 
 
-#: Bytes of one layer descriptor in the image (four AXI beats).
-DESCRIPTOR_BYTES = 64
+#: Bytes of one layer descriptor in the image (eight AXI beats).
+DESCRIPTOR_BYTES = 128
 
 
 class _Descriptor:
     """Methods of `LayerDescriptor` (its fields come from `layer_descriptor_layout`)."""
 
     def to_bytes(self) -> bytes:
-        """The descriptor's 64 bytes, as the hardware parses them (every field range-checked)."""
+        """The descriptor's bytes, as the hardware parses them (every field range-checked)."""
         layout = layer_descriptor_layout()
-        values = {name: 0 for name, _ in layout}
-        values.update(dataclasses.asdict(self))
-        values["kind"] = int(values["kind"])
-        values["flags"] = int(values["flags"])
+        values = _zeros(layout)
+        for name, value in dataclasses.asdict(self).items():
+            if name != "graph":
+                values[name] = int(value)
+        for dotted, value in self.graph.items():
+            *path, leaf = dotted.split(".")
+            node = values["graph"]
+            for key in path:
+                node = node[key]
+            if leaf not in node:
+                raise ValueError(f"descriptor has no graph field {dotted!r}")
+            node[leaf] = int(value)
         return pack(layout, values).to_bytes(DESCRIPTOR_BYTES, "little")
 
     @classmethod
     def from_bytes(cls, raw: bytes):
-        """Parse 64 bytes; `kind` and `flags` stay integers (check them with `layer_kind` and
+        """Parse the bytes; `kind` and `flags` stay integers (check them with `layer_kind` and
         `unknown_flags`), so a corrupt image can be reported rather than fail to parse."""
         values = unpack(layer_descriptor_layout(), int.from_bytes(raw[:DESCRIPTOR_BYTES], "little"))
-        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+        graph = {f"{part}.{name}": v for part, fields in values["graph"].items()
+                 for name, v in fields.items() if name != "reserved" and v}
+        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)
+                      if f.name != "graph"}, graph=graph)
+
+    def g(self, name: str) -> int:
+        """A graph field by its dotted name ("exec.band_rows"), 0 when unset."""
+        return int(self.graph.get(name, 0))
+
+    @property
+    def plain(self) -> bool:
+        """Runs on today's gateware: a CONV/FC kind and every graph.exec field zero."""
+        return (int(self.kind) in [k.value for k in KINDS_RUN]
+                and not any(v for k, v in self.graph.items() if k.startswith("exec.")))
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -242,9 +315,16 @@ class _Descriptor:
 LayerDescriptor = dataclasses.make_dataclass(
     "LayerDescriptor",
     [(name, int, dataclasses.field(default=0)) for name, _ in layer_descriptor_layout()
-     if not name.startswith("reserved")],
+     if not name.startswith("reserved") and name != "graph"]
+    + [("graph", dict, dataclasses.field(default_factory=dict))],
     bases=(_Descriptor,), frozen=True)
 LayerDescriptor.__module__ = __name__
+
+
+def _zeros(layout) -> dict:
+    """A nested dict of zeros for every field of a StructLayout."""
+    return {key: _zeros(field.shape) if isinstance(field.shape, data.Layout) else 0
+            for key, field in _fields(layout)}
 
 
 def leaf_fields(layout, prefix=()):

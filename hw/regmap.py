@@ -43,6 +43,7 @@ class ErrorCode(enum.IntEnum, shape=8):
     ABORTED = 7
     MISALIGNED = 8
     TOO_LARGE = 9
+    UNSUPPORTED = 10
 
 
 #: What each error code means: the docs' table and the driver's messages.
@@ -61,6 +62,9 @@ ERROR_TEXT = {
                          "(or, with max-pool, its convolution output) beyond one IFM bank, one k "
                          "tile's weights beyond the weight buffer, or, in the IFM-stationary "
                          "order, all its weights beyond the weight buffer",
+    ErrorCode.UNSUPPORTED: "a layer needs the whole-network hardware (a residual add, pooling "
+                           "layer, tiling in bands or channel blocks, or a concat's channel "
+                           "range), which this gateware does not have",
 }
 
 

@@ -85,7 +85,7 @@ def test_round_trip(data, config, group):
 def test_image_layout_basics(image4):
     h = read_header(image4, SMALL)
     assert image4[:4] == b"SENS" and h["layer_count"] == 3
-    assert h["table_offset"] == HEADER_BYTES == 64 and DESCRIPTOR_BYTES == 64
+    assert h["table_offset"] == HEADER_BYTES == 64 and DESCRIPTOR_BYTES == 128
     assert h["image_size"] == len(image4) and h["data_offset"] % 64 == 0
     info = describe(image4)
     for layer in info["layers"]:

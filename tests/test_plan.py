@@ -68,7 +68,7 @@ def test_estimate_is_the_performance_model_for_layers_todays_hardware_runs(prese
     config = SenseConfig.preset(preset)
     prepared = prepare_model(config, DEFAULT_MODEL, cluster=False)
     net = load_model(DEFAULT_MODEL)
-    plan = plan_network(net, Target(config, ifm="copies", ports=1))
+    plan = plan_network(net, Target(config, ifm="copies", ports=1))   # today: one 128-bit port
     _, descs = layer_table(prepared.image, config)
     shapes = net.shapes()
     for est, d, q, shape in zip(plan["layers"], descs, prepared.qnet.layers, shapes):

@@ -5,7 +5,8 @@ with no CPU in between:
 
 1. header: 4 beats; magic, format version and the hardware fields are checked against this
    elaboration (BAD_MAGIC, BAD_VERSION, HW_MISMATCH);
-2. per layer: the descriptor (4 beats) is checked for consistency (BAD_DESCRIPTOR), for the
+2. per layer: the descriptor (8 beats) is checked for consistency (BAD_DESCRIPTOR), for what
+   this gateware runs (UNSUPPORTED: whole-network kinds and tiling), for the
    on-chip buffers (TOO_LARGE) and, every byte range it names, against the DMA window
    (OUT_OF_WINDOW), all before any transaction for the layer;
 3. the parameter block goes to the bias/requant memory (one beat per output channel), the input
@@ -40,6 +41,7 @@ from hw.layouts import (
     image_header_layout,
     layer_descriptor_layout,
     param_layout,
+    record_bytes,
 )
 from hw.regmap import COUNTERS, MAGIC, ErrorCode
 from hw.soc.dma import (
@@ -59,8 +61,10 @@ from hw.soc.weight_loader import WeightLoader
 __all__ = ["Accelerator"]
 
 #: Bytes of the image header and of one layer descriptor (each four beats).
-RECORD_BYTES = DESCRIPTOR_BYTES
-RECORD_BEATS = RECORD_BYTES // BEAT_BYTES
+HEADER_BYTES = record_bytes(image_header_layout())
+HEADER_BEATS = HEADER_BYTES // BEAT_BYTES
+DESC_BEATS = DESCRIPTOR_BYTES // BEAT_BYTES
+RECORD_BEATS = max(HEADER_BEATS, DESC_BEATS)     # the shift register records are read into
 
 
 class Accelerator(wiring.Component):
@@ -133,8 +137,9 @@ class Accelerator(wiring.Component):
             m.d.sync += b.abort_pending.eq(1)
         # The header's and the descriptor's window verdicts, registered like the layer's.
         b.ok_h, b.ok_d = Signal(name="header_ok"), Signal(name="desc_ok")
-        for ok, start, name in ((b.ok_h, b.image_base, "header"), (b.ok_d, b.desc_addr, "desc")):
-            m.d.sync += ok.eq(window_check(m, start, RECORD_BYTES, regs.window_base, b.win_end,
+        for ok, start, size, name in ((b.ok_h, b.image_base, HEADER_BYTES, "header"),
+                                      (b.ok_d, b.desc_addr, DESCRIPTOR_BYTES, "desc")):
+            m.d.sync += ok.eq(window_check(m, start, size, regs.window_base, b.win_end,
                                            name)[2])
         check = b.check
         m.d.comb += [check.desc.eq(b.D), check.image_base.eq(b.image_base),
@@ -220,14 +225,16 @@ class Accelerator(wiring.Component):
                 m.d.sync += b.count.eq(nbeats)
                 m.next = next_state
 
-        def capture(target, next_state):
-            """Shift the beats of a 64-byte record in, then latch it into `target`."""
+        def capture(target, nbeats, next_state):
+            """Shift the `nbeats` beats of a record (header or descriptor) in, then latch it
+            into `target` (the beats arrive at the top of the shift register)."""
             m.d.comb += b.dma.rd_data.ready.eq(1)
             with m.If(b.beat_in):
                 m.d.sync += [b.record.eq(Cat(b.record[DATA_BITS:], b.dma.rd_data.payload)),
                              b.beats.eq(b.beats + 1)]
-            with m.If(b.beats == RECORD_BEATS):
-                m.d.sync += target.eq(b.record[:len(target.as_value())])
+            with m.If(b.beats == nbeats):
+                first = (RECORD_BEATS - nbeats) * DATA_BITS
+                m.d.sync += target.eq(b.record[first:first + len(target.as_value())])
                 m.next = next_state
 
         b.fail, b.read, b.capture = fail, read, capture
@@ -259,10 +266,10 @@ class Accelerator(wiring.Component):
             with m.Elif(~b.ok_h):
                 b.fail(ErrorCode.OUT_OF_WINDOW)
             with m.Else():
-                b.read(b.image_base, RECORD_BYTES, RECORD_BEATS, "HEADER")
+                b.read(b.image_base, HEADER_BYTES, HEADER_BEATS, "HEADER")
                 m.d.sync += b.beats.eq(0)
         with m.State("HEADER"):
-            b.capture(hdr, "HEADER_CHECK")
+            b.capture(hdr, HEADER_BEATS, "HEADER_CHECK")
         with m.State("HEADER_CHECK"):
             hw_ok = Cat(
                 hdr.rows == cfg.rows, hdr.cols == cfg.cols, hdr.group == cfg.group,
@@ -271,7 +278,7 @@ class Accelerator(wiring.Component):
                 hdr.max_channels_log2 == cfg.max_channels.bit_length() - 1).all()
             with m.If(hdr.magic != MAGIC):
                 b.fail(ErrorCode.BAD_MAGIC)
-            with m.Elif((hdr.version != FORMAT_VERSION) | (hdr.header_size != RECORD_BYTES)):
+            with m.Elif((hdr.version != FORMAT_VERSION) | (hdr.header_size != HEADER_BYTES)):
                 b.fail(ErrorCode.BAD_VERSION)
             with m.Elif(~hw_ok):
                 b.fail(ErrorCode.HW_MISMATCH)
@@ -285,7 +292,7 @@ class Accelerator(wiring.Component):
         check = b.check
         with m.State("DESC"):                   # the descriptor's address
             m.d.sync += b.desc_addr.eq(b.image_base + b.hdr.table_offset
-                                       + (b.layer << (RECORD_BYTES.bit_length() - 1)))
+                                       + (b.layer << (DESCRIPTOR_BYTES.bit_length() - 1)))
             m.next = "DESC_WAIT"
         with m.State("DESC_WAIT"):              # its window verdict
             m.next = "DESC_CHECK"
@@ -293,10 +300,10 @@ class Accelerator(wiring.Component):
             with m.If(~b.ok_d):
                 b.fail(ErrorCode.OUT_OF_WINDOW)
             with m.Else():
-                b.read(b.desc_addr, RECORD_BYTES, RECORD_BEATS, "DESC_DATA")
+                b.read(b.desc_addr, DESCRIPTOR_BYTES, DESC_BEATS, "DESC_DATA")
                 m.d.sync += b.beats.eq(0)
         with m.State("DESC_DATA"):
-            b.capture(b.D, "CHECK_A")
+            b.capture(b.D, DESC_BEATS, "CHECK_A")
         for state, step, after in (("CHECK_A", CheckStep.A, "CHECK_B"),
                                    ("CHECK_B", CheckStep.B, "CHECK_C"),
                                    ("CHECK_C", CheckStep.C, "CHECK_D")):
@@ -308,6 +315,8 @@ class Accelerator(wiring.Component):
         with m.State("CHECK_E"):
             with m.If(~check.consistent):
                 b.fail(ErrorCode.BAD_DESCRIPTOR)
+            with m.Elif(~check.supported):
+                b.fail(ErrorCode.UNSUPPORTED)
             with m.Elif(~check.fits):
                 b.fail(ErrorCode.TOO_LARGE)
             with m.Elif(~check.in_window):

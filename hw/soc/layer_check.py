@@ -41,7 +41,8 @@ class LayerCheck(wiring.Component):
     """``desc`` (held stable from step A on) is checked in three steps, one a cycle (``step``
     A, B, C); a cycle later the window verdicts settle and, the cycle after, ``consistent``
     (BAD_DESCRIPTOR otherwise), ``fits`` (TOO_LARGE otherwise) and ``in_window``
-    (OUT_OF_WINDOW otherwise) are valid. The derived sizes stay valid for the whole layer:
+    (OUT_OF_WINDOW otherwise) are valid, and ``supported``: a CONV / FC layer without the
+    whole-network fields (UNSUPPORTED otherwise; docs/memory-image.md). The derived sizes stay valid for the whole layer:
     ``gk`` output channel groups, ``kpad`` output channels padded to M, ``ifm_bytes``,
     ``out_bytes`` (the convolution output), and the DRAM address of each range (``*_start``)."""
 
@@ -52,7 +53,7 @@ class LayerCheck(wiring.Component):
             "image_base": In(ADDR_BITS), "act_base": In(ADDR_BITS),
             "window_base": In(64), "window_end": In(66),
             "gk": Out(16), "kpad": Out(20), "ifm_bytes": Out(48), "out_bytes": Out(48),
-            "consistent": Out(1), "fits": Out(1), "in_window": Out(1),
+            "consistent": Out(1), "supported": Out(1), "fits": Out(1), "in_window": Out(1),
         }
         members |= {f"{name}_start": Out(ADDR_BITS + 1) for name in RANGES}
         super().__init__(members)
@@ -103,6 +104,8 @@ class LayerCheck(wiring.Component):
             verdicts.append(ok)
         m.d.comb += [self.in_window.eq(Cat(*verdicts).all()),
                      self.consistent.eq(self._consistent(v, lg_m, word_bytes)),
+                     self.supported.eq(((D.kind == LayerKind.CONV) | (D.kind == LayerKind.FC))
+                                       & (D.graph.exec.as_value() == 0)),
                      self.fits.eq(self._fits(v, slots))]
         return m
 
@@ -113,7 +116,7 @@ class LayerCheck(wiring.Component):
         pool = flag_set(D.flags, LayerFlags.POOL)
         small = 1 << KERNEL_BITS          # the core's kernel, stride and padding fields
         return Cat(
-            (D.kind == LayerKind.CONV) | (D.kind == LayerKind.FC),
+            D.kind.as_value() <= max(k.value for k in LayerKind),
             (D.flags.as_value() & ~FLAGS_KNOWN.value) == 0,
             D.in_channels != 0, D.in_groups == ((D.in_channels + cfg.group - 1) >> lg_m),
             D.in_groups < (1 << DIM_BITS), D.in_h != 0, D.in_h < (1 << DIM_BITS),
