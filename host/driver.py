@@ -25,7 +25,7 @@ import numpy as np
 
 from host import golden
 from host.buffers import from_activation, to_activation
-from host.image import ImageError, layer_table, read_header
+from host.image import ImageError, layer_table, read_header, unsupported_problem
 from hw.config import SenseConfig
 from hw.regmap import (
     COUNTERS,
@@ -97,16 +97,20 @@ class Accelerator:
 
     # -- load -------------------------------------------------------------------------------
 
-    async def load(self, image: bytes) -> None:
-        """Check the image against the hardware (refusing a mismatch with the fields named),
-        copy it to the start of the DRAM buffer, read it back and check its CRC, and set the
-        base and window registers."""
+    async def load(self, image: bytes, refuse_unsupported: bool = True) -> None:
+        """Check the image against the hardware (refusing a mismatch with the fields named, and
+        layers this gateware cannot run, unless `refuse_unsupported` is false), copy it to the
+        start of the DRAM buffer, read it back and check its CRC, and set the base and window
+        registers."""
         config = self.config or await self.identify()
         image = bytes(image)
         try:
             header, layers = layer_table(image, config)
         except ImageError as e:
             raise AcceleratorError(f"image refused: {e}") from None
+        problem = unsupported_problem(layers) if refuse_unsupported else None
+        if problem:
+            raise AcceleratorError(f"image refused: {problem}")
         self.act_offset, need = buffer_layout(image, header)
         if need > self.backend.mem_size:
             raise AcceleratorError(f"the image and its activations need {need} bytes of DRAM, "

@@ -21,8 +21,8 @@ from host import golden
 from host.buffers import (ConvLayer, buffer_problem, layer_limit_problem, weight_records,
                           weight_slots_of)
 from host.perf import layer_estimate
-from host.plan import Target, allocate, layer_tiling
-from host.quant import QLayer, QNetwork
+from host.plan import Target, allocate, layer_tiling, plan_network
+from host.quant import QLayer, QNetwork, as_network
 from host.sparse import ungroup
 from hw.config import FORMAT_VERSION, SenseConfig
 from hw.layouts import (
@@ -43,7 +43,7 @@ from hw.layouts import pack as pack_record
 from hw.layouts import unpack as unpack_record
 from hw.regmap import MAGIC
 
-__all__ = ["ImageError", "pack", "unpack", "pack_image", "unpack_image", "read_header",
+__all__ = ["ImageError", "unsupported_problem", "graph_shapes", "pack", "unpack", "pack_image", "unpack_image", "read_header",
            "describe", "plan_layer", "layer_table", "shapes_of", "conv_output_size", "MAGIC",
            "HEADER_BYTES", "DESCRIPTOR_BYTES"]
 
@@ -681,36 +681,72 @@ def _weights_from_slots(leaves, cfg: SenseConfig, k, c, r, s):
     return np.ascontiguousarray(w), (np.ascontiguousarray(mask) if mask is not None else None)
 
 
+def unsupported_problem(descs) -> str | None:
+    """Why today's gateware cannot run an image (the first layer it would stop at with
+    UNSUPPORTED), or None."""
+    for i, d in enumerate(descs):
+        if d.plain:
+            continue
+        kind = LayerKind(int(d.kind)).name.lower() if d.kind in {k.value for k in LayerKind} \
+            else str(d.kind)
+        needs = [what for what, on in (
+            (f"{kind} layers", not int(d.kind) in (LayerKind.CONV.value, LayerKind.FC.value)),
+            (f"bands of {d.g('exec.band_rows')} rows", d.g("exec.band_rows")),
+            (f"weight blocks of {d.g('exec.k_block')} k tiles", d.g("exec.k_block")),
+            (f"{d.g('exec.c_blocks')} input-channel blocks", d.g("exec.c_blocks")),
+            ("writing a concat's channel range", d.g("exec.out_c_total"))) if on]
+        needs = ", ".join(needs) or "graph fields"
+        return (f"layer {i} ({kind}) needs the whole-network hardware ({needs}); this gateware "
+                f"runs conv and fully-connected layers that fit its buffers whole")
+    return None
+
+
 def describe(data: bytes, config: SenseConfig | None = None) -> dict:
-    """A validated summary of an image for `sense inspect`."""
+    """A validated summary of an image for `sense inspect`: the graph, every layer's shapes,
+    tiling and DRAM traffic (`host.plan`, one 128-bit port, no fused adds or on-chip hand-over:
+    what the image itself encodes), and whether this gateware runs it."""
     qnet = unpack_image(data, config)
-    h = read_header(data)
+    h, descs = layer_table(data)
     cfg = _header_config(h)
+    ins, _, outs = graph_shapes(qnet)
+    plan = plan_network(as_network(qnet), Target(cfg, fuse_add=False, resident=False))
     layers = []
-    shapes = shapes_of(qnet)
-    for i, (layer, d) in enumerate(zip(qnet.layers, _descriptors(bytes(data), h))):
-        plan = plan_layer(shapes[i], layer, cfg, shapes[i + 1])
-        nonzero = int((layer.w != 0).sum())
-        layers.append({
-            "index": i, "kind": layer.kind, "input": list(shapes[i]), "output": list(shapes[i + 1]),
-            "kernel": list(layer.w.shape[2:]), "stride": layer.stride, "pad": layer.pad,
-            "relu": layer.relu, "pool": list(layer.pool) if layer.pool else None,
-            "weights": int(layer.w.size), "nonzero_weights": nonzero,
-            "density": nonzero / layer.w.size,
-            "k_tiles": d.k_tiles, "p_tiles": d.p_tiles,
-            "order": "ifm-stationary" if d.ifm_stationary else "weight-stationary",
-            "dram_bytes_estimate": plan.traffic,
-            "cycles_model": {"weight-stationary": plan.cycles_weight_stationary,
-                             "ifm-stationary": plan.cycles_ifm_stationary},
-            "weight_block": [d.weight_offset, d.weight_size],
-            "param_block": [d.param_offset, d.param_size],
+    for i, (layer, d, est) in enumerate(zip(qnet.layers, descs, plan["layers"])):
+        entry = {
+            "index": i, "kind": layer.kind, "inputs": qnet.sources(i),
+            "input": list(ins[i][0]), "output": list(outs[i]), "relu": layer.relu,
+            "tiling": {"band_rows": d.g("exec.band_rows"), "k_block": d.g("exec.k_block"),
+                       "c_blocks": d.g("exec.c_blocks"),
+                       "concat_channels": ([d.g("exec.out_c_offset"), d.g("exec.out_c_total")]
+                                           if d.g("exec.out_c_total") else None)},
+            "dram_read_bytes": est["dram_read_bytes"], "dram_write_bytes": est["dram_write_bytes"],
+            "cycles_estimate": est["cycles"], "runs_on_this_gateware": bool(d.plain),
             "activations": [d.in_offset, d.out_offset],
-        })
+        }
+        if layer.kind in ("conv", "fc"):
+            nonzero = int((layer.w != 0).sum())
+            entry.update({
+                "kernel": list(layer.w.shape[2:]), "stride": layer.stride, "pad": layer.pad,
+                "pool": list(layer.pool) if layer.pool else None,
+                "weights": int(layer.w.size), "nonzero_weights": nonzero,
+                "density": nonzero / layer.w.size, "k_tiles": d.k_tiles, "p_tiles": d.p_tiles,
+                "order": "ifm-stationary" if d.ifm_stationary else "weight-stationary",
+                "weight_block": [d.weight_offset, d.weight_size],
+                "param_block": [d.param_offset, d.param_size]})
+        elif layer.kind in ("maxpool", "avgpool"):
+            win = layer.pool
+            entry["window"] = {"kernel": list(win.kernel), "stride": list(win.stride),
+                               "pads": list(win.pads), "dilation": list(win.dilation),
+                               "ceil_mode": win.ceil_mode}
+        layers.append(entry)
     return {
-        "format_version": h["version"], "image_bytes": h["image_size"], "crc32": f"{h['crc32']:#010x}",
-        "hardware": cfg.to_dict(), "input_shape": list(qnet.input_shape),
-        "input_scale": qnet.input_scale, "host_ops": qnet.host_ops,
-        "activation_bytes": h["act_size"], "layers": layers,
+        "format_version": h["version"], "image_bytes": h["image_size"],
+        "crc32": f"{h['crc32']:#010x}", "hardware": cfg.to_dict(),
+        "input_shape": list(qnet.input_shape), "input_scale": qnet.input_scale,
+        "host_ops": qnet.host_ops, "activation_bytes": h["act_size"],
+        "dram_bytes": sum(e["dram_read_bytes"] + e["dram_write_bytes"] for e in layers),
+        "runs_on_this_gateware": unsupported_problem(descs) is None,
+        "unsupported": unsupported_problem(descs), "layers": layers,
     }
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from host.nn import HOST_OPS, Layer, ModelError, Network, check_shapes
+from host import golden
+from host.nn import (HOST_OPS, KINDS, WEIGHT_KINDS, Layer, ModelError, Network, check_shapes,
+                     simplify_chain)
 from host.onnx_import import load_onnx
 from hw.files import atomic_write
 
@@ -21,7 +23,33 @@ def load_npz(path) -> Network:
     """An .npz holding the weights and a JSON layer list under key "layers":
     ``{"input_shape": [C, H, W], "layers": [{"kind": "conv", "weight": "c1.w", "bias": "c1.b",
     "stride": 1, "pad": 1, "relu": true, "pool": [2, 2, 0]}, {"kind": "fc", ...}],
-    "host_ops": ["softmax"]}``."""
+    "host_ops": ["softmax"]}``. Graphs: every entry may name its `inputs` (earlier layer
+    indices, -1 the network input; default the previous layer); kinds add, concat, maxpool,
+    avgpool (with "window": {"kernel", "stride", "pads", "dilation", "ceil_mode"} and
+    "count_include_pad") and gap need no arrays."""
+    arrays = _read_npz(path)
+    try:
+        spec = json.loads(bytes(arrays["layers"]).decode())
+        if not isinstance(spec, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path}: the 'layers' entry is not a JSON layer list ({e})") from None
+    shape = spec.get("input_shape")
+    if not isinstance(shape, list) or len(shape) != 3 or not all(isinstance(v, int) for v in shape):
+        raise ModelError(f"{path}: the layer list needs 'input_shape': [C, H, W]")
+    layers = [_npz_layer(path, i, entry, arrays) for i, entry in enumerate(spec.get("layers", []))]
+    if not layers:
+        raise ModelError(f"{path}: the layer list is empty")
+    bad = [op for op in spec.get("host_ops", []) if op not in HOST_OPS]
+    if bad:
+        raise ModelError(f"{path}: unknown host operator {bad[0]!r}; known: {', '.join(HOST_OPS)}")
+    net = simplify_chain(Network(tuple(spec["input_shape"]), layers,
+                                 list(spec.get("host_ops", [])), name=Path(path).stem))
+    check_shapes(net)
+    return net
+
+
+def _read_npz(path) -> dict:
     try:
         z = np.load(path, allow_pickle=False)
         if not isinstance(z, np.lib.npyio.NpzFile):
@@ -35,59 +63,69 @@ def load_npz(path) -> Network:
         raise ModelError(f"{path}: not a readable .npz model ({type(e).__name__}: {e})") from None
     if "layers" not in arrays:
         raise ModelError(f"{path}: no 'layers' entry (a JSON layer list)")
-    try:
-        spec = json.loads(bytes(arrays["layers"]).decode())
-        if not isinstance(spec, dict):
-            raise ValueError("not a JSON object")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ModelError(f"{path}: the 'layers' entry is not a JSON layer list ({e})") from None
-    shape = spec.get("input_shape")
-    if not isinstance(shape, list) or len(shape) != 3 or not all(isinstance(v, int) for v in shape):
-        raise ModelError(f"{path}: the layer list needs 'input_shape': [C, H, W]")
-    layers = []
-    for i, entry in enumerate(spec.get("layers", [])):
-        kind = entry.get("kind")
-        if kind not in ("conv", "fc"):
-            raise ModelError(f"{path}: layer {i} has kind {kind!r}; kinds are conv, fc")
-        for key in ("weight", "bias"):
-            if entry.get(key) not in arrays:
-                raise ModelError(f"{path}: layer {i} names {key} array {entry.get(key)!r}, "
-                                 f"which is not in the file")
-        pool = entry.get("pool")
-        if pool is not None and (not isinstance(pool, list) or len(pool) != 3
-                                 or not all(isinstance(v, int) and v >= 0 for v in pool)):
-            raise ModelError(f"{path}: layer {i} pool must be [kernel, stride, padding] "
-                             f"(integers), not {pool!r}")
-        for key in ("weight", "bias"):
-            a = np.asarray(arrays[entry[key]])
-            if a.dtype.kind not in "biuf" or (a.size and not np.isfinite(a).all()):
-                raise ModelError(f"{path}: layer {i} {key} array {entry[key]!r} holds values "
-                                 f"that are not real, finite numbers")
-        layers.append(Layer(kind, entry.get("name", f"{kind}{i}"),
-                            arrays[entry["weight"]].astype(np.float64),
-                            arrays[entry["bias"]].astype(np.float64).reshape(-1),
-                            stride=int(entry.get("stride", 1)), pad=int(entry.get("pad", 0)),
-                            relu=bool(entry.get("relu", False)),
-                            pool=tuple(pool) if pool else None))
-    if not layers:
-        raise ModelError(f"{path}: the layer list is empty")
-    bad = [op for op in spec.get("host_ops", []) if op not in HOST_OPS]
-    if bad:
-        raise ModelError(f"{path}: unknown host operator {bad[0]!r}; known: {', '.join(HOST_OPS)}")
-    net = Network(tuple(spec["input_shape"]), layers, list(spec.get("host_ops", [])),
-                  name=Path(path).stem)
-    check_shapes(net)
-    return net
+    return arrays
+
+
+def _npz_layer(path, i, entry, arrays) -> Layer:
+    kind = entry.get("kind") if isinstance(entry, dict) else None
+    if kind not in KINDS:
+        raise ModelError(f"{path}: layer {i} has kind {kind!r}; kinds are {', '.join(KINDS)}")
+    inputs = entry.get("inputs")
+    if inputs is not None and (not isinstance(inputs, list)
+                               or not all(isinstance(v, int) for v in inputs)):
+        raise ModelError(f"{path}: layer {i} inputs must be a list of layer indices, not "
+                         f"{inputs!r}")
+    name = entry.get("name", f"{kind}{i}")
+    if kind in ("maxpool", "avgpool"):
+        win = entry.get("window")
+        try:
+            window = golden.Window.of(win["kernel"], win.get("stride"), win.get("pads", 0),
+                                      win.get("dilation", 1), bool(win.get("ceil_mode", False)))
+        except (TypeError, KeyError, ValueError) as e:
+            raise ModelError(f"{path}: layer {i} needs a 'window' with kernel, stride, pads "
+                             f"({e})") from None
+        return Layer(kind, name, pool=window, inputs=inputs,
+                     count_include_pad=bool(entry.get("count_include_pad", False)))
+    if kind not in WEIGHT_KINDS:
+        return Layer(kind, name, relu=bool(entry.get("relu", False)), inputs=inputs)
+    for key in ("weight", "bias"):
+        if entry.get(key) not in arrays:
+            raise ModelError(f"{path}: layer {i} names {key} array {entry.get(key)!r}, "
+                             f"which is not in the file")
+    pool = entry.get("pool")
+    if pool is not None and (not isinstance(pool, list) or len(pool) != 3
+                             or not all(isinstance(v, int) and v >= 0 for v in pool)):
+        raise ModelError(f"{path}: layer {i} pool must be [kernel, stride, padding] "
+                         f"(integers), not {pool!r}")
+    for key in ("weight", "bias"):
+        a = np.asarray(arrays[entry[key]])
+        if a.dtype.kind not in "biuf" or (a.size and not np.isfinite(a).all()):
+            raise ModelError(f"{path}: layer {i} {key} array {entry[key]!r} holds values "
+                             f"that are not real, finite numbers")
+    return Layer(kind, name, arrays[entry["weight"]].astype(np.float64),
+                 arrays[entry["bias"]].astype(np.float64).reshape(-1),
+                 stride=int(entry.get("stride", 1)), pad=int(entry.get("pad", 0)),
+                 relu=bool(entry.get("relu", False)), pool=tuple(pool) if pool else None,
+                 inputs=inputs)
 
 
 def save_npz(net: Network, path) -> None:
     arrays, entries = {}, []
     for i, layer in enumerate(net.layers):
-        arrays[f"{i}.weight"] = layer.weight
-        arrays[f"{i}.bias"] = layer.bias
-        entries.append({"kind": layer.kind, "name": layer.name, "weight": f"{i}.weight",
-                        "bias": f"{i}.bias", "stride": layer.stride, "pad": layer.pad,
-                        "relu": layer.relu, "pool": list(layer.pool) if layer.pool else None})
+        entry = {"kind": layer.kind, "name": layer.name, "relu": layer.relu,
+                 "inputs": net.sources(i)}
+        if layer.has_weights:
+            arrays[f"{i}.weight"] = layer.weight
+            arrays[f"{i}.bias"] = layer.bias
+            entry.update({"weight": f"{i}.weight", "bias": f"{i}.bias", "stride": layer.stride,
+                          "pad": layer.pad, "pool": list(layer.pool) if layer.pool else None})
+        elif layer.kind in ("maxpool", "avgpool"):
+            win = layer.pool
+            entry.update({"window": {"kernel": list(win.kernel), "stride": list(win.stride),
+                                     "pads": list(win.pads), "dilation": list(win.dilation),
+                                     "ceil_mode": win.ceil_mode},
+                          "count_include_pad": layer.count_include_pad})
+        entries.append(entry)
     spec = {"input_shape": list(net.input_shape), "layers": entries, "host_ops": net.host_ops}
     arrays["layers"] = np.frombuffer(json.dumps(spec).encode(), np.uint8)
     np.savez(path, **arrays)

@@ -358,8 +358,11 @@ class _Importer:
         if "kernel_shape" in attrs and _ints(attrs, "kernel_shape", []) != list(w.shape[2:]):
             raise ModelError(f"{where}: kernel_shape {list(attrs['kernel_shape'])} does not "
                              f"match the weight {w.shape}")
-        w = _dense_kernel(where, w, int(attrs.get("group", 1)), _ints(attrs, "dilations", [1, 1]),
-                          self.shape(src)[0])
+        dilations = _ints(attrs, "dilations", [1, 1])
+        if dilations != [1, 1] and _text(attrs.get("auto_pad", "NOTSET")).startswith("SAME"):
+            raise ModelError(f"{where}: auto_pad {_text(attrs['auto_pad'])} with dilations "
+                             f"{dilations} is not supported (onnxruntime refuses it too)")
+        w = _dense_kernel(where, w, int(attrs.get("group", 1)), dilations, self.shape(src)[0])
         attrs = {k: v for k, v in attrs.items() if k != "dilations"}
         stride, pad = _window(where, attrs, self.shape(src)[1:], w.shape[2:], "convolution")
         b = (self.g.const(node, 2, "bias").reshape(-1) if len(node.input) > 2 and node.input[2]

@@ -27,7 +27,7 @@ from host import golden
 from host.nn import LayerGraph, Network, forward
 from host.sparse import check_balanced, kept_mask, pad_channels, prune_balanced
 
-__all__ = ["QLayer", "QNetwork", "quantize", "prune_network", "run_int", "quantize_input",
+__all__ = ["QLayer", "QNetwork", "as_network", "quantize", "prune_network", "run_int", "quantize_input",
            "predict_int", "predict_float"]
 
 
@@ -219,6 +219,25 @@ def run_int(qnet: QNetwork, xq: np.ndarray, return_all: bool = False):
     every layer's (N, C, H, W) output with return_all."""
     y = qnet.evaluate(xq, layer_int, return_all)
     return y if return_all else y.reshape(y.shape[0], -1)
+
+
+def as_network(qnet: QNetwork) -> Network:
+    """The layer graph of a quantized network as a float `Network` (the integer weights as
+    floats): what the planner and estimate (`host.plan`) read."""
+    from host.nn import Layer
+
+    layers = []
+    for q in qnet.layers:
+        weight = None
+        if q.w is not None:
+            weight = q.w.astype(np.float64)
+            if q.kind == "fc":
+                weight = weight.reshape(weight.shape[0], -1)
+        layers.append(Layer(q.kind, q.name, weight,
+                            None if q.bias is None else q.bias.astype(np.float64),
+                            stride=q.stride, pad=q.pad, relu=q.relu, pool=q.pool,
+                            inputs=q.inputs, count_include_pad=q.count_include_pad))
+    return Network(tuple(qnet.input_shape), layers, list(qnet.host_ops), qnet.name)
 
 
 def predict_int(qnet: QNetwork, x: np.ndarray) -> np.ndarray:

@@ -301,14 +301,27 @@ def cmd_inspect(args) -> int:
           f"{'sparse' if hw['sparse'] else 'dense'}, buffers IFM {hw['ifm_kib']} KiB, weights "
           f"{hw['weight_kib']} KiB, OFM {hw['ofm_kib']} KiB, up to {hw['max_channels']} channels")
     print(f"  input {tuple(info['input_shape'])} scale {info['input_scale']:.6g}; activations "
-          f"{info['activation_bytes']} bytes; host ops: {', '.join(info['host_ops']) or 'none'}")
-    print("  #  kind  input         output        kernel s p relu pool     density  tiles    "
-          "order              weights@offset")
-    for layer in info["layers"]:
-        pool = "x".join(map(str, layer["pool"][:2])) if layer["pool"] else "-"
-        print(f"  {layer['index']:<2} {layer['kind']:<5} {str(tuple(layer['input'])):<13} "
-              f"{str(tuple(layer['output'])):<13} {layer['kernel'][0]}x{layer['kernel'][1]:<4} "
-              f"{layer['stride']} {layer['pad']} {'yes' if layer['relu'] else 'no ':<4} "
-              f"{pool:<8} {layer['density']:6.1%}  {layer['k_tiles']}x{layer['p_tiles']:<6} "
-              f"{layer['order']:<18} {layer['weight_block'][1]}@{layer['weight_block'][0]}")
+          f"{info['activation_bytes']} bytes; host ops: {', '.join(info['host_ops']) or 'none'}; "
+          f"DRAM traffic {info['dram_bytes']} bytes per run")
+    print("  #   kind    inputs    input           output          k s p relu pool  density "
+          "tiling          order   DRAM bytes  here")
+    for e in info["layers"]:
+        pool = "x".join(map(str, e["pool"][:2])) if e.get("pool") else "-"
+        if "window" in e:
+            pool = "x".join(map(str, e["window"]["kernel"]))
+        t = e["tiling"]
+        tiling = (f"{t['band_rows'] or '-'}r/{t['k_block'] or '-'}k/{t['c_blocks'] or 1}c"
+                  + (f" c{t['concat_channels'][0]}+" if t["concat_channels"] else ""))
+        kernel = "x".join(map(str, e["kernel"])) if "kernel" in e else "-"
+        density = f"{e['density']:6.1%}" if "density" in e else "     -"
+        order = e.get("order", "-").split("-")[0]
+        print(f"  {e['index']:<3} {e['kind']:<7} {','.join(map(str, e['inputs'])):<9} "
+              f"{str(tuple(e['input'])):<15} {str(tuple(e['output'])):<15} {kernel:<3} "
+              f"{e.get('stride', '-')} {e.get('pad', '-')} {'yes' if e['relu'] else 'no ':<4} "
+              f"{pool:<5} {density}  {tiling:<15} {order:<7} "
+              f"{e['dram_read_bytes'] + e['dram_write_bytes']:>10}  "
+              f"{'yes' if e['runs_on_this_gateware'] else 'no'}")
+    if info["unsupported"]:
+        print(f"  note: {info['unsupported']} (it stops with UNSUPPORTED; the whole-network "
+              f"hardware of docs/architecture.md runs it)")
     return 0

@@ -82,6 +82,30 @@ def test_load_refuses_other_hardware_corrupt_images_and_small_buffers():
         asyncio.run(Accelerator(FakeDram(config, corrupt=True)).load(image))
 
 
+def test_load_refuses_what_this_gateware_cannot_run():
+    """A residual add, or a layer tiled for the whole-network hardware: refused at load with
+    the layer and the reason named (the gateware would stop with UNSUPPORTED)."""
+    config = SenseConfig()
+    w = np.zeros((4, 4, 1, 1), np.int8)
+    w[:, :2] = 1
+    conv = QLayer("conv", "c", w, np.zeros(4, np.int32), np.full(4, 1 << 15), np.full(4, 16),
+                  relu=True, out_scale=0.5)
+    add = QLayer("add", "a", None, None, np.array([1 << 14, 1 << 14]), np.array([15]),
+                 inputs=[-1, 0])
+    image = pack_image(QNetwork((4, 2, 2), [conv, add], 1.0, [], config.group), config)
+    with pytest.raises(AcceleratorError, match=r"layer 1 \(add\) needs the whole-network "
+                                               r"hardware \(add layers\)"):
+        asyncio.run(Accelerator(FakeDram(config)).load(image))
+    big = QLayer("conv", "big", np.zeros((4, 16, 1, 1), np.int8), np.zeros(4, np.int32),
+                 np.full(4, 1 << 15), np.full(4, 16), relu=True)
+    image = pack_image(QNetwork((16, 20, 20), [big], 1.0, [], config.group), config)
+    with pytest.raises(AcceleratorError, match=r"layer 0 \(conv\) needs the whole-network "
+                                               r"hardware \(bands of \d+ rows\)"):
+        asyncio.run(Accelerator(FakeDram(config, mem_size=1 << 20)).load(image))
+    asyncio.run(Accelerator(FakeDram(config, mem_size=1 << 20)).load(image,
+                                                                  refuse_unsupported=False))
+
+
 def test_run_needs_an_image_and_the_right_input():
     config = SenseConfig()
     acc = Accelerator(FakeDram(config))

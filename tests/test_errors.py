@@ -34,6 +34,16 @@ def _wide_npz(path):
                 layers=np.frombuffer(json.dumps(spec).encode(), np.uint8))
 
 
+def _concat_npz(path):
+    """Two convs of 3 channels concatenated: a channel range not aligned to M=4."""
+    spec = {"input_shape": [4, 4, 4],
+            "layers": [{"kind": "conv", "weight": "w", "bias": "b", "inputs": [-1]},
+                       {"kind": "conv", "weight": "w", "bias": "b", "inputs": [-1]},
+                       {"kind": "concat", "inputs": [0, 1]}]}
+    return _npz(path, w=np.ones((3, 4, 1, 1)), b=np.zeros(3),
+                layers=np.frombuffer(json.dumps(spec).encode(), np.uint8))
+
+
 def _write(path, data):
     path.write_bytes(data)
     return str(path)
@@ -86,10 +96,11 @@ CASES = [
      "calibration inputs have shape \\(2, 1, 9, 9\\)"),
     ("output is a directory", lambda t: ["pack", DIGITS, "-o", str(t)],
      "is a directory; give a file name"),
-    ("a layer too large for the buffers", lambda t: ["pack", _wide_npz(t / "w.npz"), "--calib",
-                                                     _npz(t / "c.npz", x=np.ones((1, 16, 20, 20))),
-                                                     "--config", "small"],
-     "does not fit the 4x4 M=4 .* needs 6400 bytes; one IFM bank holds 4096 bytes"),
+    ("a channel count a concat cannot hold", lambda t: ["pack", _concat_npz(t / "k.npz"),
+                                                        "--calib", _npz(t / "c.npz",
+                                                                        x=np.ones((1, 4, 4, 4))),
+                                                        "--config", "small"],
+     "concat input .* has 3 channels; the hardware writes channel ranges in words of M=4"),
     ("sim inputs without x", lambda t: ["sim", "--inputs", _npz(t / "i.npz", y=np.ones(3))],
      "no array 'x' of inputs"),
     ("sim inputs as .npy", lambda t: ["sim", "--inputs", str(_npy(t / "i.npy"))],
