@@ -16,7 +16,8 @@ from host.sparse import pad_channels, prune_balanced
 from hw.config import SenseConfig
 
 __all__ = ["relu_activations", "bench_layers", "fit_buffers", "one_layer_network",
-           "layer_for_input", "random_layer", "resnet50_shapes", "bench_pack"]
+           "layer_for_input", "random_layer", "resnet50_shapes", "bench_pack",
+           "bench_pack_network"]
 
 
 def relu_activations(rng, c, h, w, dead=0.1) -> np.ndarray:
@@ -153,3 +154,52 @@ def one_layer_network(layer: ConvLayer, group: int):
     q = QLayer("conv", layer.name, layer.w, layer.bias, layer.mult, layer.shift, layer.stride,
                layer.pad, layer.relu)
     return QNetwork(tuple(layer.x.shape), [q], 1.0, [], group, layer.name)
+
+
+def bench_pack_network(config: SenseConfig, name: str, calib_images: int = 8,
+                       seed: int = 0) -> dict:
+    """`sense bench pack --model NAME`: the whole `sense pack` pipeline on a built-in network
+    (random weights, `calib_images` random calibration inputs): build, cluster, prune, quantize,
+    plan, pack, then the int8 golden output of one random input. Seconds per phase and the peak
+    resident memory of the process (run it in a fresh process for a clean figure)."""
+    import resource
+
+    from host import zoo
+    from host.cluster import cluster_network
+    from host.image import layer_table, unsupported_problem
+    from host.quant import quantize, quantize_input, run_int
+
+    times = {}
+    t0 = time.perf_counter()
+    net = zoo.build(name, seed=seed)
+    times["build"] = time.perf_counter() - t0
+    rng = np.random.default_rng(seed)
+    calib = rng.normal(size=(calib_images, *net.input_shape))
+    t = time.perf_counter()
+    if config.sparse:
+        net, _ = cluster_network(net, calib, config)
+    times["cluster"] = time.perf_counter() - t
+    t = time.perf_counter()
+    qnet = quantize(net, calib, group=config.group if config.sparse else None)
+    times["prune_quantize"] = time.perf_counter() - t
+    t = time.perf_counter()
+    image = pack_image(qnet, config)
+    times["pack"] = time.perf_counter() - t
+    pack_seconds = time.perf_counter() - t0
+    t = time.perf_counter()
+    x = quantize_input(qnet, rng.normal(size=(1, *net.input_shape)))
+    logits = run_int(qnet, x)[0].astype(int)
+    times["golden_run"] = time.perf_counter() - t
+    _, descs = layer_table(image, config)
+    params = sum(layer.weight.size for layer in net.layers if layer.has_weights)
+    return {"bench": "pack-network", "model": name, "params": int(params),
+            "layers": len(net.layers), "calib_images": calib_images,
+            "seconds": pack_seconds, "phases": times,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "image_bytes": len(image), "activation_bytes": int(layer_table(image)[0]["act_size"]),
+            "layers_today": sum(d.plain for d in descs),
+            "unsupported_today": unsupported_problem(descs),
+            "golden_output": {"top5": np.argsort(-logits)[:5].tolist(),
+                              "top5_int8": np.sort(logits)[::-1][:5].tolist(),
+                              "sum": int(logits.sum())},
+            "config": config.to_dict()}

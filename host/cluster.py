@@ -20,7 +20,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from host.nn import Network, forward
+from host.nn import Network
+from host.quant import calibration_forward
 from hw.config import SenseConfig
 
 __all__ = ["zero_blocks", "cluster_channels", "group_zero_fraction", "permute_edge",
@@ -86,7 +87,7 @@ def cluster_network(net: Network, calib: np.ndarray, config: SenseConfig):
     """Cluster every layer-to-layer edge of `net` on the calibration inputs. Returns the permuted
     network and, per edge, the fraction of all-zero groups before and after."""
     layers = list(net.layers)
-    acts = forward(net, calib, return_all=True)
+    acts = calibration_forward(net, calib)
     shapes = net.shapes()
     report = []
     users = net.consumers()

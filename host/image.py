@@ -319,8 +319,8 @@ def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph
                            in_shapes[0], out_shape, Target(config))
         chosen = est["order"]
         graph = dict(graph)
-        if est["bands"] > 1:
-            graph["exec.band_rows"] = est["band_rows"]
+        # Always set: a layer today's buffers cannot hold is never plain, even in one band.
+        graph["exec.band_rows"] = est["band_rows"]
         if est["k_blocks"] > 1:
             graph["exec.k_block"] = est["k_block_tiles"]
         if est["c_blocks"] > 1:

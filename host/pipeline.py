@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from host import zoo
 from host.cluster import cluster_network
 from host.digits import DEFAULT_MODEL, is_bundled, load_split
 from host.image import pack_image
@@ -16,8 +17,8 @@ from host.model_files import load_model
 from host.quant import QNetwork, check_finite, quantize
 from hw.config import SenseConfig
 
-__all__ = ["PipelineError", "Prepared", "load_calibration", "prepare_model", "read_inputs",
-           "default_inputs"]
+__all__ = ["PipelineError", "Prepared", "load_calibration", "load_network", "prepare_model",
+           "read_inputs", "default_inputs", "ZOO_CALIBRATION"]
 
 
 class PipelineError(ValueError):
@@ -33,12 +34,19 @@ class Prepared:
     clustering: list | None      # per layer: zero-group fractions before/after, or None
 
 
+#: Calibration images the built-in networks (host.zoo) get when none are given: random normal
+#: inputs (their weights are random too, so there is no data set to calibrate on).
+ZOO_CALIBRATION = 8
+
+
 def load_calibration(path, model_path, input_shape) -> np.ndarray:
     """Calibration inputs: FILE.npz with an array 'x' of shape (N, C, H, W), or, for the bundled
-    digits models, their training split."""
+    digits models, their training split, or, for a built-in network, random inputs."""
     if path is None:
         if is_bundled(model_path):
             return load_split()[0]
+        if str(model_path) in zoo.NETWORKS:
+            return np.random.default_rng(0).normal(size=(ZOO_CALIBRATION, *input_shape))
         raise PipelineError("--calib FILE.npz is required for this model (an array 'x' of "
                             "calibration inputs, shape (N, C, H, W))")
     x = read_inputs(path, "calibration inputs")
@@ -78,14 +86,23 @@ def read_inputs(path, what: str, key: str = "x") -> np.ndarray:
     return x.astype(np.float64)
 
 
+def load_network(model, drop_lrn: bool = False):
+    """A float network: a model file, or a built-in network by name (random weights)."""
+    if str(model) in zoo.NETWORKS:
+        return zoo.build(str(model))
+    return load_model(model, drop_lrn=drop_lrn)
+
+
 def prepare_model(config: SenseConfig, model=None, *, calib=None, cluster: bool = True,
-                  pruned: bool = False, order: str = "auto", log=sys.stderr) -> Prepared:
-    """Load `model` (default: the bundled digits model), cluster its channels (sparse
-    configurations, unless `cluster` is false or the weights are `pruned` already), prune and
-    quantize it with the calibration inputs `calib` (a .npz path, or None for the bundled
-    models' training split) and pack it for `config` with tile order `order`."""
+                  pruned: bool = False, order: str = "auto", drop_lrn: bool = False,
+                  log=sys.stderr) -> Prepared:
+    """Load `model` (default: the bundled digits model; or a built-in network name), cluster its
+    channels (sparse configurations, unless `cluster` is false or the weights are `pruned`
+    already), prune and quantize it with the calibration inputs `calib` (a .npz path, or None
+    for the bundled models' training split and the built-in networks' random inputs) and pack
+    it for `config` with tile order `order`."""
     model = str(model or DEFAULT_MODEL)
-    net = load_model(model)
+    net = load_network(model, drop_lrn)
     x = load_calibration(calib, model, net.input_shape)
     if cluster and pruned:
         print("note: --pruned weights keep their channel order (clustering would break their "

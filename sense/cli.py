@@ -50,8 +50,12 @@ def _pack_parser(sub) -> None:
         description="Import a float CNN (.onnx or .npz), cluster its channels, prune it to "
                     "balanced 1/2 sparsity (M of the configuration), quantize it to int8 with "
                     "calibration inputs, and write the accelerator's memory image atomically.")
-    p.add_argument("model", metavar="MODEL", help="float model: .onnx or .npz")
+    p.add_argument("model", metavar="MODEL",
+                   help="float model: .onnx or .npz, or a built-in network (alexnet, vgg16, "
+                        "vgg19, resnet50, googlenet: random weights, random calibration)")
     p.add_argument("-o", "--output", required=True, metavar="IMAGE", help="image file to write")
+    p.add_argument("--drop-lrn", action="store_true",
+                   help="remove LRN nodes of an ONNX model (Sense has no LRN; refused otherwise)")
     _add_config_args(p)
     p.add_argument("--calib", metavar="FILE.npz",
                    help="calibration inputs (array 'x', shape (N, C, H, W)); the bundled digits "
@@ -168,6 +172,29 @@ def _build_parser(sub) -> None:
     p.set_defaults(func=commands.cmd_build)
 
 
+def _eval_parser(sub) -> None:
+    p = sub.add_parser(
+        "eval", help="accuracy: float, int8 dense and int8 balanced-sparse (golden model)",
+        description="Top-1 accuracy of a model on labelled inputs: the float model, int8 dense "
+                    "and int8 balanced-sparse (M of the configuration) through the golden model, "
+                    "in batches. Inputs: FILE.npz with 'x' (float (N, C, H, W), or uint8 images "
+                    "with --scale) and labels 'y'.")
+    p.add_argument("model", metavar="MODEL", help="float model: .onnx or .npz")
+    p.add_argument("--inputs", required=True, metavar="FILE.npz",
+                   help="'x' (N, C, H, W) float or uint8, 'y' (N,) integer labels")
+    p.add_argument("--calib", metavar="FILE.npz",
+                   help="calibration inputs (array 'x'); the bundled digits models default to "
+                        "their training split")
+    p.add_argument("--pruned", action="store_true",
+                   help="the weights are already balanced-sparse: no float / dense figures")
+    p.add_argument("--scale", type=float, help="uint8 inputs: float = uint8 * SCALE + OFFSET")
+    p.add_argument("--offset", type=float, default=0.0, help="uint8 inputs: see --scale")
+    p.add_argument("--drop-lrn", action="store_true", help="remove LRN nodes of an ONNX model")
+    _add_config_args(p)
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.set_defaults(func=commands.cmd_eval)
+
+
 def _estimate_parser(sub) -> None:
     p = sub.add_parser(
         "estimate", help="predict a whole network's speed: per layer and images/s",
@@ -234,11 +261,17 @@ def _bench_parser(sub) -> None:
     _add_order_arg(p)
     p.set_defaults(func=commands.cmd_bench_accel)
     p = bench.add_parser(
-        "pack", help="host packing throughput on ResNet-50-sized weights",
+        "pack", help="host packing throughput: ResNet-50-sized weights, or a whole network",
         description="Prune and pack random int8 weights with ResNet-50's layer shapes (25.5 M "
                     "parameters) into memory images; print params, seconds and MB/s of dense "
-                    "weights as JSON. Default configuration zcu102.")
+                    "weights as JSON. With --model NAME, the whole pack pipeline on a built-in "
+                    "network (alexnet, vgg16, vgg19, resnet50, googlenet; random weights and "
+                    "calibration): seconds per phase, peak memory, image size and the int8 "
+                    "golden output of a random input. Default configuration zcu102.")
     _add_config_args(p, default="zcu102")
+    p.add_argument("--model", metavar="NAME", help="a built-in network to pack whole")
+    p.add_argument("--calib-images", type=int, default=8,
+                   help="calibration inputs for --model (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
     p.set_defaults(func=commands.cmd_bench_pack)
@@ -252,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sense {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_elaborate_parser, _pack_parser, _sim_parser, _load_parser, _inspect_parser,
-                _estimate_parser, _synth_parser, _build_parser, _bench_parser):
+                _estimate_parser, _eval_parser, _synth_parser, _build_parser, _bench_parser):
         add(sub)
     return parser
 

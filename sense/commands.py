@@ -22,7 +22,8 @@ def _prepare(args, config):
     from host.pipeline import prepare_model
 
     return prepare_model(config, args.model, calib=args.calib, cluster=not args.no_cluster,
-                         pruned=args.pruned, order=args.order)
+                         pruned=args.pruned, order=args.order,
+                         drop_lrn=getattr(args, "drop_lrn", False))
 
 
 #: What the RTL benches run on when no --config is given.
@@ -75,9 +76,18 @@ def _bench_verdict(report, args) -> int:
 
 
 def cmd_bench_pack(args) -> int:
-    from host.bench import bench_pack
+    from host import zoo
+    from host.bench import bench_pack, bench_pack_network
 
-    _emit_report(bench_pack(config_from_args(args), seed=args.seed), args.json)
+    config = config_from_args(args)
+    if args.model is None:
+        _emit_report(bench_pack(config, seed=args.seed), args.json)
+    elif args.model not in zoo.NETWORKS:
+        raise CommandError(f"--model {args.model!r} is not a built-in network; known: "
+                           f"{', '.join(zoo.NETWORKS)}")
+    else:
+        _emit_report(bench_pack_network(config, args.model, args.calib_images, args.seed),
+                     args.json)
     return 0
 
 
@@ -89,16 +99,19 @@ def cmd_bench_core(args) -> int:
 
 
 def cmd_pack(args) -> int:
-    from host.image import describe
+    from host.image import layer_table, unsupported_problem
 
     config = config_from_args(args)
     prepared = _prepare(args, config)
     image, report = prepared.image, prepared.clustering
     cluster = report is not None
     atomic_write(args.output, image)
-    info = describe(image, config)
-    print(f"wrote {args.output}: {len(image)} bytes, {len(info['layers'])} layers, "
+    _, descs = layer_table(image, config)
+    print(f"wrote {args.output}: {len(image)} bytes, {len(descs)} layers, "
           f"{config.rows}x{config.cols} M={config.group} {'sparse' if config.sparse else 'dense'}")
+    problem = unsupported_problem(descs)
+    if problem:
+        print(f"  note: {problem}; `sense inspect` shows the tiling, `sense estimate` the speed")
     if cluster:
         for line in report:
             print(f"  clustering {line['layer']}: zero groups {line['identity']:.1%} -> "
@@ -247,6 +260,48 @@ def _build_ulx3s(args, config, outdir) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from host.evaluate import as_float_inputs, evaluate
+    from host.pipeline import load_calibration, load_network
+
+    config = config_from_args(args)
+    net = load_network(args.model, args.drop_lrn)
+    x = as_float_inputs(_read_raw(args.inputs, "x"), args.scale, args.offset)
+    y = _read_raw(args.inputs, "y")
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(net.input_shape):
+        raise CommandError(f"{args.inputs}: inputs have shape {x.shape}; the model takes "
+                           f"(N, {', '.join(map(str, net.input_shape))})")
+    if y.dtype.kind not in "iu" or y.shape != (len(x),):
+        raise CommandError(f"{args.inputs}: labels 'y' must be {len(x)} integers, not "
+                           f"{y.dtype} {y.shape}")
+    calib = load_calibration(args.calib, args.model, net.input_shape)
+    result = evaluate(net, x, y, calib, config.group, pruned=args.pruned)
+    result.update(model=str(args.model))
+    for key in ("float", "float_pruned", "int8_dense", "int8_sparse"):
+        if key in result:
+            label = key.replace("int8_sparse", f"int8 balanced-sparse (M={config.group})")
+            print(f"{label.replace('_', ' '):32} {result[key]:.2%}")
+    print(f"{result['images']} images, {result['images_per_minute']:.0f} images/minute through "
+          f"the golden model")
+    if args.json:
+        atomic_write(args.json, json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def _read_raw(path, key):
+    """Array `key` of an .npz in its own dtype (uint8 images stay uint8), one-line errors."""
+    import numpy as np
+
+    from host.pipeline import PipelineError, read_inputs
+
+    read_inputs(path, "inputs", key)                 # every check of the pipeline's reader
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return z[key]
+    except Exception as e:
+        raise PipelineError(f"{path}: {e}") from None
+
+
 def cmd_estimate(args) -> int:
     from host import zoo
     from host.model_files import load_model
@@ -255,7 +310,7 @@ def cmd_estimate(args) -> int:
 
     config = config_from_args(args)
     if args.model in zoo.NETWORKS:
-        net = zoo.build(args.model, weights="none")
+        net = zoo.build(args.model, weights="none")       # the estimate needs only shapes
     else:
         net = load_model(args.model, drop_lrn=args.drop_lrn)
     latency = {} if args.latency is None else {"latency": args.latency}

@@ -3,7 +3,6 @@ operators with random attributes, some with unsupported operators, attribute val
 dead nodes) are either refused with ModelError or imported with a float forward equal to
 onnxruntime's output (relative tolerance 1e-5 of the output's range). Never a third outcome."""
 
-from pathlib import Path
 
 import numpy as np
 import onnx

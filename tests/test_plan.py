@@ -7,7 +7,7 @@ import pytest
 
 from host import perf, zoo
 from host.buffers import ConvLayer
-from host.digits import DEFAULT_MODEL, load_split
+from host.digits import DEFAULT_MODEL
 from host.image import layer_table
 from host.model_files import load_model, save_onnx
 from host.nn import forward

@@ -1,0 +1,73 @@
+"""The whole-network commands end to end: `sense estimate`, `sense eval`, `sense pack` and
+`sense inspect` of a built-in graph network, `sense bench pack --model`."""
+
+import json
+
+import numpy as np
+import pytest
+
+from host.digits import DEFAULT_MODEL, load_split
+from sense.cli import main
+
+ACCURACY = json.loads((DEFAULT_MODEL.parent.parent.parent / "docs" / "results" /
+                       "accuracy.json").read_text()) if (
+    DEFAULT_MODEL.parent.parent.parent / "docs" / "results" / "accuracy.json").exists() else None
+
+
+def test_estimate_prints_layers_and_writes_json_and_plot(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    png = tmp_path / "r.png"
+    assert main(["estimate", "resnet50", "--json", str(out), "--plot", str(png)]) == 0
+    text = capsys.readouterr().out
+    assert "layer1.0.conv2" in text and "whole network:" in text and "paper: 53" in text
+    plan = json.loads(out.read_text())
+    assert len(plan["layers"]) == 71 and plan["total"]["images_per_s"] > 10
+    assert plan["target"]["ports"] == 2 and plan["target"]["ifm"] == "shared"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["estimate", "resnet51"], "resnet51: no such file"),
+    (["estimate", "resnet50", "--batch", "0"], "batch must be at least 1"),
+    (["estimate", "resnet50", "--ifm-skip", "1.5"], "ifm_skip must lie in"),
+    (["bench", "pack", "--model", "lenet"], "is not a built-in network"),
+])
+def test_estimate_errors_are_one_line(argv, message, capsys):
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_eval_digits_matches_the_accuracy_table(tmp_path, capsys):
+    _, _, x, y = load_split()
+    np.savez(tmp_path / "t.npz", x=x, y=y)
+    np.savez(tmp_path / "u.npz", x=np.rint(x * 16).astype(np.uint8), y=y)
+    assert main(["eval", str(DEFAULT_MODEL), "--inputs", str(tmp_path / "t.npz"), "--json",
+                 str(tmp_path / "e.json")]) == 0
+    got = json.loads((tmp_path / "e.json").read_text())
+    assert got["images"] == len(y)
+    if ACCURACY:
+        assert got["float"] == ACCURACY["float"]
+        assert got["int8_dense"] == ACCURACY["int8_dense"]
+        assert got["int8_sparse"] == ACCURACY["int8_sparse"]["M4"]["pruned"]
+    assert main(["eval", str(DEFAULT_MODEL), "--inputs", str(tmp_path / "u.npz")]) == 1
+    assert "give the model's scaling with --scale" in capsys.readouterr().err
+    assert main(["eval", str(DEFAULT_MODEL), "--inputs", str(tmp_path / "u.npz"), "--scale",
+                 "0.0625", "--json", str(tmp_path / "u.json")]) == 0
+    assert json.loads((tmp_path / "u.json").read_text())["float"] == got["float"]
+
+
+def test_pack_and_inspect_a_graph_network(tmp_path, capsys):
+    image = tmp_path / "g.img"
+    assert main(["pack", "googlenet", "-o", str(image), "--config", "zcu102"]) == 0
+    out = capsys.readouterr().out
+    assert "81 layers" in out and "needs the whole-network hardware" in out
+    assert main(["inspect", str(image), "--check", "--config", "zcu102"]) == 0
+    out = capsys.readouterr().out
+    assert "concat" in out and "maxpool" in out and "gap" in out and "UNSUPPORTED" in out
+    assert main(["inspect", str(image), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    kinds = {e["kind"] for e in info["layers"]}
+    assert kinds == {"conv", "maxpool", "concat", "gap", "fc"}
+    assert any(e["tiling"]["concat_channels"] for e in info["layers"])
+    assert info["activation_bytes"] < 4 << 20 and not info["runs_on_this_gateware"]
