@@ -5,7 +5,7 @@ test_system.py.)"""
 from amaranth.sim import Simulator
 
 from hw.config import BEAT_BYTES, SenseConfig
-from hw.layouts import LayerFlags, layer_descriptor_layout
+from hw.layouts import LayerFlags, LayerKind, graph_layout, layer_descriptor_layout, unpack
 from hw.soc.layer_check import CheckStep, LayerCheck
 from hw.soc.weight_loader import WeightLoader
 
@@ -55,7 +55,8 @@ def test_weight_loader_fills_the_ring_and_waits_for_release():
 
 
 def _descriptor(**changes):
-    d = {name: 0 for name, _ in layer_descriptor_layout()}
+    d = {name: 0 for name, _ in layer_descriptor_layout() if name != "graph"}
+    d["graph"] = 0                      # every whole-network field zero: a plain layer
     d.update(kind=0, flags=0, in_channels=8, in_groups=2, in_h=6, in_w=6, out_channels=4,
              out_h=6, out_w=6, kernel_h=3, kernel_w=3, stride=1, pad=1, k_tiles=1, p_tiles=9,
              weight_offset=0x100, param_offset=0x40, in_offset=0, out_offset=0x400,
@@ -69,13 +70,16 @@ def _verdicts(config, desc, window=(0, 1 << 20)):
     out = {}
 
     async def bench(ctx):
-        ctx.set(dut.desc, desc)
+        # The graph half as its bits (an int), the rest by field.
+        graph = unpack(graph_layout(), desc.get("graph", 0))
+        ctx.set(dut.desc, {**desc, "graph": graph})
         ctx.set(dut.window_base, window[0])
         ctx.set(dut.window_end, window[0] + window[1])
         for step in (CheckStep.A, CheckStep.B, CheckStep.C, CheckStep.HOLD, CheckStep.HOLD):
             ctx.set(dut.step, step)
             await ctx.tick()
         out.update(consistent=ctx.get(dut.consistent), fits=ctx.get(dut.fits),
+                   supported=ctx.get(dut.supported),
                    in_window=ctx.get(dut.in_window), kpad=ctx.get(dut.kpad),
                    ifm_bytes=ctx.get(dut.ifm_bytes))
 
@@ -88,8 +92,14 @@ def test_layer_check_verdicts():
     words = 3 * 3 * 2 * cfg.cycles_per_group       # one k tile's weight words
     good = _descriptor(weight_size=words * BEAT_BYTES)
     v = _verdicts(cfg, good)
-    assert v == {"consistent": 1, "fits": 1, "in_window": 1, "kpad": 4,
+    assert v == {"consistent": 1, "fits": 1, "in_window": 1, "supported": 1, "kpad": 4,
                  "ifm_bytes": 6 * 6 * 2 * 4}
+    # Whole-network kinds and fields are consistent but not run by this gateware.
+    add = _verdicts(cfg, {**good, "kind": LayerKind.ADD.value})
+    assert add["consistent"] == 1 and add["supported"] == 0
+    banded = _verdicts(cfg, {**good, "graph": 6 << 64})       # exec.band_rows = 6
+    assert banded["consistent"] == 1 and banded["supported"] == 0
+    assert _verdicts(cfg, {**good, "graph": 1 << 300})["supported"] == 1   # links: host only
     assert _verdicts(cfg, {**good, "out_h": 5})["consistent"] == 0      # not the conv's size
     assert _verdicts(cfg, {**good, "weight_size": 16})["consistent"] == 0
     assert _verdicts(cfg, {**good, "flags": LayerFlags.POOL.value})["consistent"] == 0   # no pool window

@@ -249,8 +249,8 @@ def test_too_large_is_refused(order):
     else:
         net = random_network(rng, (16, 20, 20), [("conv", 4, 1, 1, 0, True, None)], "wide")
         qnet, x = quantized(net, rng, CONFIG, n=1)
-        with pytest.raises(ImageError, match="needs 6400 bytes; one IFM bank holds 4096 bytes"):
-            pack_image(qnet, CONFIG)
+        # Packed for `small`, the layer is planned in bands for the whole-network hardware;
+        # packed for bigger buffers and relabelled, it reaches this gateware's TOO_LARGE check.
         image = claim_hardware(pack_image(qnet, CONFIG.replace(ifm_kib=64)), CONFIG)
         config = CONFIG
     res = run_system(config, [{"op": "fail", "image": image, "expect": "TOO_LARGE"}],
@@ -261,6 +261,31 @@ def test_too_large_is_refused(order):
     with pytest.raises(RunError, match=r"^run: run failed with error TOO_LARGE \(9\) at layer 0"):
         run_system(config, [{"op": "run", "image": image, "x": x, "name": "run"}],
                    name=f"system-large-run-{order}")
+
+
+def test_whole_network_layers_stop_with_unsupported():
+    """An image with a residual add, and one whose layer is planned in bands for the
+    whole-network hardware: this gateware stops each with UNSUPPORTED at that layer (the driver
+    refuses both at load unless told not to), never a hang, nothing outside the window."""
+    from host.nn import Layer, Network
+
+    rng = np.random.default_rng(17)
+    w = rng.normal(size=(8, 8, 3, 3)) / 8
+    graph = Network((8, 6, 6), [
+        Layer("conv", "a", w, np.zeros(8), pad=1, relu=True, inputs=[-1]),
+        Layer("add", "sum", relu=True, inputs=[-1, 0]),
+    ], [], "residual")
+    qgraph = quantize(graph, rng.normal(size=(4, 8, 6, 6)), group=CONFIG.group)
+    wide = random_network(rng, (16, 20, 20), [("conv", 4, 1, 1, 0, True, None)], "wide")
+    qwide, _ = quantized(wide, rng, CONFIG, n=1)
+    steps = [{"op": "fail", "image": pack_image(qgraph, CONFIG), "expect": "UNSUPPORTED"},
+             {"op": "fail", "image": pack_image(qwide, CONFIG), "expect": "UNSUPPORTED"},
+             {"op": "refuse", "image": pack_image(qgraph, CONFIG)}]
+    res = run_system(CONFIG, steps, name="system-unsupported")
+    for step, layer in zip(res["steps"][:2], (1, 0)):
+        assert step["error"] and f"UNSUPPORTED (10) at layer {layer}" in step["error"], step
+        assert step["outside"] == []
+    assert "layer 1 (add) needs the whole-network hardware" in res["steps"][2]["error"]
 
 
 def test_sense_sim_command(tmp_path, capsys):

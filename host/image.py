@@ -330,6 +330,10 @@ def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph
         flags=int(geo.flags) | LayerFlags.IFM_STATIONARY.value * (chosen == "ifm"),
         in_offset=d.in_offset, out_offset=d.out_offset, out_scale=d.out_scale,
         graph={k: v for k, v in graph.items() if v})
+    problem = buffer_problem(d, config) if d.plain else None
+    if problem:                               # a forced order the buffers cannot take
+        raise ImageError(f"layer {i} ({layer.name}) does not fit the {config_name(config)} "
+                         f"buffers in the {chosen} order: {problem}")
     return d, {"weight": weights.tobytes(), "param": params.tobytes()}
 
 

@@ -58,7 +58,9 @@ class Target:
     the conv reads the other input and writes the sum (one tensor read and two written less).
     With `resident`, an output that only the next layer reads and that fits half the IFM memory
     stays on chip (written into the other half, which the next layer then reads): no DRAM
-    traffic for it. Both need only "shared" IFM memory (distinct data)."""
+    traffic for it. Both need only "shared" IFM memory (distinct data). With `prefetch`, a
+    tiled layer's first band and weight block are fetched while the previous layer computes
+    (its DRAM time still counts, but not as a stall before the first tile)."""
 
     config: SenseConfig
     ifm: str = "shared"
@@ -67,6 +69,7 @@ class Target:
     latency: int = perf.READ_OVERHEAD
     fuse_add: bool = True
     resident: bool = True
+    prefetch: bool = True
 
     def __post_init__(self):
         if self.ifm not in IFM_LAYOUTS:
@@ -102,7 +105,7 @@ class Target:
                 "weight_bytes": self.weight_bytes, "ports": self.ports,
                 "port_bits": self.port_bits, "dram_gb_per_s": self.gb_per_s,
                 "dram_latency_cycles": self.latency, "fuse_add": self.fuse_add,
-                "resident": self.resident,
+                "resident": self.resident, "prefetch": self.prefetch,
                 "peak_gops": c.peak_gops}
 
 
@@ -227,7 +230,10 @@ def _tilings(g: _Geometry, t: Target):
             largest = 0
             while largest < g.oh and _rows_needed(g, largest + 1) * row <= capacity:
                 largest += 1
+            # Powers of two, and multiples of the band that fills whole pixel tiles.
+            aligned = cfg.cols // np.gcd(g.ow, cfg.cols)
             bands = {b for b in (1 << i for i in range(12)) if b <= largest}
+            bands |= {aligned << i for i in range(12) if aligned << i <= largest}
             if largest:
                 bands.add(largest)
             if g.h * row <= t.ifm_bytes:
@@ -310,10 +316,13 @@ def _tiled(g, layer, in_shape, out_shape, t: Target, x, tiling, order, chip) -> 
         dram = (reads + writes) / t.bytes_per_cycle + transfers * t.latency
         if len(bands) > 1 and _rows_needed(g, band) * row * 2 > t.ifm_bytes:
             first = reads - weights       # single-buffered bands: every IFM load is exposed
+        if t.prefetch and t.ifm == "shared":
+            first = 0                     # fetched during the previous layer's compute
         # The output streams out tile by tile: only the last pixel tile's write is exposed.
         exposed = (first + out_bytes / len(valid)) / t.bytes_per_cycle + 2 * t.latency
-        cycles = int(np.ceil(perf.LAYER_STATES + perf.READ_OVERHEAD + g.k + exposed
-                             + max(compute, dram - exposed)))
+        setup = perf.LAYER_STATES + (0 if t.prefetch and t.ifm == "shared"
+                                     else perf.READ_OVERHEAD + g.k)
+        cycles = int(np.ceil(setup + exposed + max(compute, dram - exposed)))
         model = "tiled"
     util = useful / (cfg.pes * cycles)
     dram_cycles = (reads + writes) / t.bytes_per_cycle

@@ -13,7 +13,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from host.image import HEADER, HEADER_BYTES, pack_image, weight_word_bytes  # noqa: E402
+from host.image import (  # noqa: E402
+    DESCRIPTOR_BYTES,
+    HEADER,
+    HEADER_BYTES,
+    pack_image,
+    weight_word_bytes,
+)
+from host import golden  # noqa: E402
 from host.quant import QLayer, QNetwork  # noqa: E402
 from hw.config import SenseConfig  # noqa: E402
 from hw.layouts import (  # noqa: E402
@@ -44,11 +51,15 @@ def main():
     h = unpack(HEADER, int.from_bytes(image[:HEADER_BYTES], "little"))
     for path, off, width, _ in leaf_fields(HEADER):
         print(f"  {off // 8:3d}  {width // 8}  {path[0]:<18} {h[path[0]]:#x} ({h[path[0]]})")
-    print("\n## Layer table (bytes 64-127): descriptor of layer 0\n")
+    end = HEADER_BYTES + DESCRIPTOR_BYTES
+    print(f"\n## Layer table (bytes 64-{end - 1}): descriptor of layer 0\n")
     descriptor = layer_descriptor_layout()
-    d = unpack(descriptor, int.from_bytes(image[64:128], "little"))
+    d = unpack(descriptor, int.from_bytes(image[HEADER_BYTES:end], "little"))
     for path, off, width, _ in leaf_fields(descriptor):
-        print(f"  {64 + off // 8:3d}  {width // 8}  {path[0]:<16} {d[path[0]]:#x} ({d[path[0]]})")
+        value = d
+        for key in path:
+            value = value[key]
+        print(f"  {64 + off // 8:3d}  {width // 8:2d}  {'.'.join(path):<28} {value:#x} ({value})")
     print(f"\n## Weight block (bytes {d['weight_offset']}-"
           f"{d['weight_offset'] + d['weight_size'] - 1}): one {weight_word_bytes(config)}-byte "
           f"word per (k tile, group, slot)\n")
@@ -73,5 +84,55 @@ def main():
         print(f"  {off:04x}: {image[off:off + 16].hex(' ')}")
 
 
+def graph_example():
+    """A small graph packed for `small`: a stem conv, a residual block (two 3x3 convs and the
+    add), a two-branch concat (a 1x1 conv and a max-pool into a 1x1 conv), global average pool
+    and FC. Prints what `sense inspect` prints, then every layer's graph fields."""
+    from host.image import describe, layer_table
+    from host.nn import Layer, Network
+    from host.quant import quantize
+
+    rng = np.random.default_rng(0)
+
+    def w(*shape):
+        return rng.normal(size=shape) / np.sqrt(np.prod(shape[1:]))
+
+    win = golden.Window.of(3, 1, 1)
+    net = Network((8, 24, 24), [
+        Layer("conv", "stem", w(16, 8, 3, 3), np.zeros(16), pad=1, relu=True, inputs=[-1]),
+        Layer("conv", "res_a", w(16, 16, 3, 3), np.zeros(16), pad=1, relu=True, inputs=[0]),
+        Layer("conv", "res_b", w(16, 16, 3, 3), np.zeros(16), pad=1, inputs=[1]),
+        Layer("add", "res_add", relu=True, inputs=[2, 0]),
+        Layer("conv", "br_1x1", w(8, 16, 1, 1), np.zeros(8), relu=True, inputs=[3]),
+        Layer("maxpool", "br_pool", pool=win, inputs=[3]),
+        Layer("conv", "br_proj", w(8, 16, 1, 1), np.zeros(8), relu=True, inputs=[5]),
+        Layer("concat", "cat", inputs=[4, 6]),
+        Layer("gap", "gap", inputs=[7]),
+        Layer("fc", "fc", w(10, 16), np.zeros(10), inputs=[8]),
+    ], [], "graph")
+    config = SenseConfig.preset("small")
+    qnet = quantize(net, rng.normal(size=(4, 8, 24, 24)), group=config.group)
+    image = pack_image(qnet, config)
+    info = describe(image, config)
+    print(f"# {len(image)} bytes, {len(info['layers'])} layers, activations "
+          f"{info['activation_bytes']} bytes, DRAM traffic {info['dram_bytes']} bytes per run\n")
+    print("  #  kind     inputs  input         output        tiling (rows/k/c)  DRAM bytes  here")
+    for e in info["layers"]:
+        t = e["tiling"]
+        tiling = f"{t['band_rows'] or '-'}/{t['k_block'] or '-'}/{t['c_blocks'] or 1}"
+        print(f"  {e['index']}  {e['kind']:<8} {','.join(map(str, e['inputs'])):<7} "
+              f"{str(tuple(e['input'])):<13} {str(tuple(e['output'])):<13} {tiling:<18} "
+              f"{e['dram_read_bytes'] + e['dram_write_bytes']:>10}  "
+              f"{'yes' if e['runs_on_this_gateware'] else 'no'}")
+    print("\n  graph fields (nonzero) and activation offsets:")
+    for i, d in enumerate(layer_table(image)[1]):
+        fields = ", ".join(f"{k} {v}" for k, v in sorted(d.graph.items()))
+        print(f"  {i}: in {d.in_offset} out {d.out_offset}; {fields}")
+    print(f"\n  {info['unsupported']}")
+
+
 if __name__ == "__main__":
-    main()
+    if "--graph" in sys.argv:
+        graph_example()
+    else:
+        main()

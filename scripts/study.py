@@ -7,6 +7,7 @@ batch 8, 200 MHz unless stated) every option below and prints Markdown tables:
 
 1. IFM storage: today's copies (every column its own copy: ifm_kib / cols distinct) against
    shared storage of distinct data, with and without the on-chip hand-over and fused adds;
+   and with the next layer's first band prefetched during the current layer;
 2. DRAM: 1 or 2 AXI ports of 128 or 256 bits;
 3. IFM memory size (256 / 512 / 1024 KiB distinct) and weight buffer (512 / 1024 KiB);
 4. grid shape (32x32, 32x64, 64x32, 48x48) at the chosen memory and DRAM;
@@ -69,10 +70,12 @@ def main(argv=None):
 
     section("ifm", "IFM storage (32x32, 1 port of 128 bits, batch 1)", [
         ("copies (today): 16 KiB distinct", BASE, dict(ifm="copies", ports=1, fuse_add=False,
-                                                       resident=False)),
+                                                       resident=False, prefetch=False)),
         ("shared 512 KiB, every activation through DRAM", BASE,
+         dict(ports=1, fuse_add=False, resident=False, prefetch=False)),
+        ("shared + next layer's first band prefetched", BASE,
          dict(ports=1, fuse_add=False, resident=False)),
-        ("shared 512 KiB + fused adds + on-chip hand-over", BASE, dict(ports=1)),
+        ("shared + prefetch + fused adds + on-chip hand-over", BASE, dict(ports=1)),
     ])
     section("dram", "DRAM bandwidth (32x32, shared 512 KiB, batch 1)", [
         (f"{ports} x {bits} bits ({ports * bits / 8 * 0.2:.1f} GB/s)", BASE,
