@@ -6,7 +6,7 @@ with no CPU in between:
 1. header: 4 beats; magic, format version and the hardware fields are checked against this
    elaboration (BAD_MAGIC, BAD_VERSION, HW_MISMATCH);
 2. per layer: the descriptor (8 beats) is checked for consistency (BAD_DESCRIPTOR), for what
-   this gateware runs (UNSUPPORTED: whole-network kinds and tiling), for the
+   this gateware runs (UNSUPPORTED: whole-network kinds and tiling, checked first), for the
    on-chip buffers (TOO_LARGE) and, every byte range it names, against the DMA window
    (OUT_OF_WINDOW), all before any transaction for the layer;
 3. the parameter block goes to the bias/requant memory (one beat per output channel), the input
@@ -313,10 +313,10 @@ class Accelerator(wiring.Component):
         with m.State("CHECK_D"):                # the window verdicts of the four ranges
             m.next = "CHECK_E"
         with m.State("CHECK_E"):
-            with m.If(~check.consistent):
-                b.fail(ErrorCode.BAD_DESCRIPTOR)
-            with m.Elif(~check.supported):
+            with m.If(~check.supported):
                 b.fail(ErrorCode.UNSUPPORTED)
+            with m.Elif(~check.consistent):
+                b.fail(ErrorCode.BAD_DESCRIPTOR)
             with m.Elif(~check.fits):
                 b.fail(ErrorCode.TOO_LARGE)
             with m.Elif(~check.in_window):

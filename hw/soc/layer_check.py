@@ -104,8 +104,12 @@ class LayerCheck(wiring.Component):
             verdicts.append(ok)
         m.d.comb += [self.in_window.eq(Cat(*verdicts).all()),
                      self.consistent.eq(self._consistent(v, lg_m, word_bytes)),
-                     self.supported.eq(((D.kind == LayerKind.CONV) | (D.kind == LayerKind.FC))
-                                       & (D.graph.exec.as_value() == 0)),
+                     # A known whole-network kind or field: UNSUPPORTED (checked before
+                     # consistency, whose rules are the conv's); an unknown kind stays
+                     # "supported" here and fails the consistency check instead.
+                     self.supported.eq((((D.kind == LayerKind.CONV) | (D.kind == LayerKind.FC))
+                                        & (D.graph.exec.as_value() == 0))
+                                       | (D.kind.as_value() > max(k.value for k in LayerKind))),
                      self.fits.eq(self._fits(v, slots))]
         return m
 
