@@ -150,16 +150,18 @@ def save_onnx(net: Network, path) -> None:
     atomic_write(path, to_onnx(net).SerializeToString())
 
 
-def to_onnx(net: Network, every_layer: bool = False):
+def to_onnx(net: Network, every_layer: bool = False, weights: dict | None = None):
     """`net` as an ONNX ModelProto (see `save_onnx`); with `every_layer`, every layer's output
-    (N, C, H, W) is a graph output too, in layer order after the network's output."""
+    (N, C, H, W) is a graph output too, in layer order after the network's output. With a
+    `weights` dict, weights and biases are not copied into the model: they become graph inputs
+    and the dict receives their float32 arrays (for onnxruntime's `add_initializer`)."""
     import onnx
     from onnx import TensorProto, helper
 
     nodes, inits, names = [], [], []
     for i, layer in enumerate(net.layers):
         ins = ["input" if j < 0 else names[j] for j in net.sources(i)]
-        names.append(_onnx_layer(layer, i, ins, nodes, inits))
+        names.append(_onnx_layer(layer, i, ins, nodes, inits, weights))
     last = net.shapes()[-1]
     cur = names[-1]
     out_shape = [None, last[0]] if net.layers[-1].kind == "fc" else [None, *last]
@@ -173,10 +175,10 @@ def to_onnx(net: Network, every_layer: bool = False):
     if every_layer:
         outputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names
                     if n != cur]
-    graph = helper.make_graph(
-        nodes, net.name,
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, *net.input_shape])],
-        outputs, initializer=inits)
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, *net.input_shape])]
+    inputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, list(a.shape))
+               for name, a in (weights or {}).items()]
+    graph = helper.make_graph(nodes, net.name, inputs, outputs, initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
                               producer_name="sense")
     model.ir_version = 8
@@ -190,10 +192,13 @@ def forward_onnxruntime(net: Network, x: np.ndarray) -> list:
     what `host.nn.forward(net, x, return_all=True)` computes, much faster on large networks."""
     import onnxruntime as ort
 
-    model = to_onnx(net, every_layer=True)
+    weights = {}
+    model = to_onnx(net, every_layer=True, weights=weights)
     names = [o.name for o in model.graph.output]
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = dict(zip(names, sess.run(None, {"input": np.asarray(x, np.float32)})))
+    # The weights are fed as inputs: onnxruntime reads the numpy arrays, no copy in a protobuf.
+    feed = {"input": np.asarray(x, np.float32), **weights}
+    got = dict(zip(names, sess.run(None, feed)))
     outs = []
     for i, layer in enumerate(net.layers):
         y = got[_tensor_name(layer, i, names)]
@@ -218,7 +223,7 @@ def _tensor_name(layer, i, names) -> str:
     return name
 
 
-def _onnx_layer(layer, i, ins, nodes, inits) -> str:
+def _onnx_layer(layer, i, ins, nodes, inits, weights=None) -> str:
     """Append the ONNX nodes of one layer; returns its output tensor's name."""
     from onnx import helper, numpy_helper
 
@@ -226,8 +231,12 @@ def _onnx_layer(layer, i, ins, nodes, inits) -> str:
     kind = layer.kind
     if kind in ("conv", "fc"):
         w, b = f"{layer.name}.weight", f"{layer.name}.bias"
-        inits += [numpy_helper.from_array(np.asarray(layer.weight, np.float32), w),
-                  numpy_helper.from_array(np.asarray(layer.bias, np.float32), b)]
+        arrays = {w: np.ascontiguousarray(layer.weight, np.float32),
+                  b: np.ascontiguousarray(layer.bias, np.float32)}
+        if weights is None:
+            inits += [numpy_helper.from_array(a, n) for n, a in arrays.items()]
+        else:
+            weights.update(arrays)
         if kind == "fc":
             nodes.append(helper.make_node("Flatten", ins, [f"{out}_flat"], axis=1))
             nodes.append(helper.make_node("Gemm", [f"{out}_flat", w, b], [out], transB=1,

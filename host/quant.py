@@ -170,6 +170,10 @@ def _shared_scales(net: Network, ranges: list) -> list[float]:
     return [_scale(group_max[root(t)]) for t in range(len(ranges))]
 
 
+#: Output channels quantized at a time.
+QUANT_BLOCK = 256
+
+
 def _quantize_layer(layer, in_shape, s_ins, s_out, mask) -> QLayer:
     """One layer's integer form, from its input scales and output scale."""
     s_in = s_ins[0]
@@ -182,10 +186,14 @@ def _quantize_layer(layer, in_shape, s_ins, s_out, mask) -> QLayer:
     if not layer.has_weights:
         return QLayer(layer.kind, layer.name, None, None, None, None, pool_scale=s_in / s_out,
                       **common)
-    w = _as_conv(layer, in_shape).astype(np.float64)
+    w = _as_conv(layer, in_shape)
     k = w.shape[0]
     s_w = np.array([_scale(np.abs(w[i]).max()) for i in range(k)])
-    wq = np.clip(np.rint(w / s_w[:, None, None, None]), -127, 127).astype(np.int8)
+    wq = np.empty(w.shape, np.int8)
+    for k0 in range(0, k, QUANT_BLOCK):          # float64 in blocks: bounded temporaries
+        block = w[k0:k0 + QUANT_BLOCK].astype(np.float64)
+        wq[k0:k0 + QUANT_BLOCK] = np.clip(
+            np.rint(block / s_w[k0:k0 + QUANT_BLOCK, None, None, None]), -127, 127)
     if mask is not None:
         wq = np.where(mask, wq, 0).astype(np.int8)
     bias = np.clip(np.rint(layer.bias / (s_in * s_w)), golden.INT32_MIN, golden.INT32_MAX)

@@ -81,6 +81,10 @@ def _kth_largest(key: np.ndarray, k: int) -> np.ndarray:
     return cols[m - k]
 
 
+#: Output channels pruned at a time (the float path's temporaries are 10 bytes per weight).
+PRUNE_BLOCK = 256
+
+
 def prune_balanced(w: np.ndarray, group: int) -> tuple[np.ndarray, np.ndarray]:
     """Magnitude-prune (K, C, R, S) weights (C a multiple of M) to M/2 kept per group.
 
@@ -88,6 +92,10 @@ def prune_balanced(w: np.ndarray, group: int) -> tuple[np.ndarray, np.ndarray]:
     position, so the result is deterministic.
     """
     _check_group(group)
+    if w.shape[0] > PRUNE_BLOCK:       # output channels in blocks: bounded temporaries
+        parts = [prune_balanced(w[k:k + PRUNE_BLOCK], group)
+                 for k in range(0, w.shape[0], PRUNE_BLOCK)]
+        return (np.concatenate([p for p, _ in parts]), np.concatenate([m for _, m in parts]))
     g = groups_of(w, group)
     if g.dtype.kind in "iu" and g.dtype.itemsize == 1:
         # int8: a unique key per weight, magnitude first, lower position winning ties; keep the
