@@ -476,8 +476,13 @@ class _Importer:
         dilations = _ints(attrs, "dilations", [1, 1])
         hw = self.shape(src)[1:]
         mode = _text(attrs.get("auto_pad", "NOTSET"))
+        if mode in ("SAME_UPPER", "SAME_LOWER") and dilations != [1, 1]:
+            # onnxruntime pads for the undilated kernel here, the ONNX shape rule for the dilated
+            # one: the two disagree on the output size, so there is no reference to match.
+            raise ModelError(f"{where}: {what} auto_pad {mode} with dilations {dilations} is not "
+                             f"supported (onnxruntime and the ONNX shape rule disagree on it)")
         if mode in ("SAME_UPPER", "SAME_LOWER"):
-            ext = [(k - 1) * d + 1 for k, d in zip(ks, dilations)]
+            ext = list(ks)
             (t, b), (l, r) = (_same_pads(n, k, s, mode) for n, k, s in zip(hw, ext, strides))
             pads = [t, l, b, r]
         elif mode in ("NOTSET", "VALID"):
