@@ -195,6 +195,14 @@ class _Graph:
         return order
 
 
+def _refuse_same_dilated(where, what, attrs, dilations, why):
+    """auto_pad SAME_* with dilations > 1 has no reference to check against: refuse it."""
+    mode = _text(attrs.get("auto_pad", "NOTSET"))
+    if dilations != [1, 1] and mode.startswith("SAME"):
+        raise ModelError(f"{where}: {what} auto_pad {mode} with dilations {dilations} is not "
+                         f"supported ({why})")
+
+
 def _dense_kernel(where, w, group, dilations, channels):
     """A grouped or dilated convolution as the plain one it equals: groups become a
     block-diagonal kernel over all input channels, dilations a larger kernel with zero taps.
@@ -359,9 +367,7 @@ class _Importer:
             raise ModelError(f"{where}: kernel_shape {list(attrs['kernel_shape'])} does not "
                              f"match the weight {w.shape}")
         dilations = _ints(attrs, "dilations", [1, 1])
-        if dilations != [1, 1] and _text(attrs.get("auto_pad", "NOTSET")).startswith("SAME"):
-            raise ModelError(f"{where}: auto_pad {_text(attrs['auto_pad'])} with dilations "
-                             f"{dilations} is not supported (onnxruntime refuses it too)")
+        _refuse_same_dilated(where, "Conv", attrs, dilations, "onnxruntime refuses it too")
         w = _dense_kernel(where, w, int(attrs.get("group", 1)), dilations, self.shape(src)[0])
         attrs = {k: v for k, v in attrs.items() if k != "dilations"}
         stride, pad = _window(where, attrs, self.shape(src)[1:], w.shape[2:], "convolution")
@@ -476,14 +482,12 @@ class _Importer:
         dilations = _ints(attrs, "dilations", [1, 1])
         hw = self.shape(src)[1:]
         mode = _text(attrs.get("auto_pad", "NOTSET"))
-        if mode in ("SAME_UPPER", "SAME_LOWER") and dilations != [1, 1]:
-            # onnxruntime pads for the undilated kernel here, the ONNX shape rule for the dilated
-            # one: the two disagree on the output size, so there is no reference to match.
-            raise ModelError(f"{where}: {what} auto_pad {mode} with dilations {dilations} is not "
-                             f"supported (onnxruntime and the ONNX shape rule disagree on it)")
+        # onnxruntime pads pooling for the undilated kernel, the ONNX shape rule for the dilated
+        # one: they disagree on the output size, so there is no reference to match.
+        _refuse_same_dilated(where, what, attrs, dilations,
+                             "onnxruntime and the ONNX shape rule disagree on it")
         if mode in ("SAME_UPPER", "SAME_LOWER"):
-            ext = list(ks)
-            (t, b), (l, r) = (_same_pads(n, k, s, mode) for n, k, s in zip(hw, ext, strides))
+            (t, b), (l, r) = (_same_pads(n, k, s, mode) for n, k, s in zip(hw, ks, strides))
             pads = [t, l, b, r]
         elif mode in ("NOTSET", "VALID"):
             pads = _ints(attrs, "pads", [0, 0, 0, 0]) if mode == "NOTSET" else [0, 0, 0, 0]

@@ -233,3 +233,17 @@ def test_side_branch_and_dead_nodes_are_refused(tmp_path):
     b.save(tmp_path / "m.onnx")
     with pytest.raises(ModelError, match="'unused' .* is not on a path"):
         load_model(tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool", "Conv"])
+def test_same_padding_with_dilations_is_refused(tmp_path, op):
+    """onnxruntime and the ONNX shape rule disagree on pooling with auto_pad SAME and dilations
+    (3x3 input, 2x2 kernel, dilation 2: onnxruntime 2x2, ONNX 3x3); onnxruntime refuses the
+    conv. Without a reference, the import refuses each, naming the attributes."""
+    b = Builder(np.random.default_rng(0), (1, 3, 3))
+    inputs = [b.const(np.ones((1, 1, 2, 2)))] if op == "Conv" else []
+    b.node(op, inputs, kernel_shape=[2, 2], auto_pad="SAME_UPPER", dilations=[2, 2])
+    b.save(tmp_path / "m.onnx")
+    with pytest.raises(ModelError, match=f"\\({op}\\): .*auto_pad SAME_UPPER with dilations "
+                                         f"\\[2, 2\\] is not supported"):
+        load_model(tmp_path / "m.onnx")
