@@ -9,6 +9,7 @@ from hw.core.core import Core
 from hw.core.grid import Grid
 from hw.core.pe import PE
 from hw.soc.accelerator import Accelerator
+from hw.soc.memsystem import MemSystem
 from hw.soc.dma import Dma
 from hw.soc.registers import Registers
 
@@ -22,6 +23,7 @@ BLOCKS = {
     "grid": Grid,
     "core": Core,
     "accelerator": Accelerator,
+    "memsystem": MemSystem,
 }
 LARGEST_BLOCK = "accelerator"
 

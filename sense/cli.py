@@ -85,7 +85,12 @@ def _sim_parser(sub) -> None:
     p.add_argument("--pruned", action="store_true", help="as for pack")
     p.add_argument("--no-cluster", action="store_true", help="as for pack")
     p.add_argument("--pause", type=float, default=0.0, metavar="P",
-                   help="probability that a DRAM channel stalls in a cycle (default 0)")
+                   help="probability that a DRAM channel stalls in a cycle (default 0; "
+                        "> 0 needs --dram cocotb)")
+    p.add_argument("--dram", choices=("design", "cocotb"), default=None,
+                   help="DRAM model: design (a memory inside the simulated design, fast; the "
+                        "default) or cocotb (cocotbext-axi's AxiRam in Python, with --pause "
+                        "stalls; the default when --pause is given)")
     p.add_argument("--seed", type=int, default=1, help="seed of the DRAM stalls (default 1)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     _add_order_arg(p)

@@ -128,6 +128,11 @@ def cmd_sim(args) -> int:
 
     if args.images < 1:
         raise CommandError(f"--images must be at least 1, not {args.images}")
+    if args.pause < 0 or args.pause >= 1:
+        raise CommandError(f"--pause must be in [0, 1), not {args.pause}")
+    if args.dram == "design" and args.pause:
+        raise CommandError("--pause needs --dram cocotb (the in-design DRAM never stalls)")
+    dram = args.dram or ("cocotb" if args.pause else "design")
     args.model = args.model or str(DEFAULT_MODEL)
     config = config_from_args(args)
     prepared = _prepare(args, config)
@@ -147,7 +152,7 @@ def cmd_sim(args) -> int:
           f"{len(prepared.image)} bytes; building the accelerator (the first build of a "
           f"configuration takes minutes)", file=sys.stderr, flush=True)
     report = simulate_model(config, prepared, x, labels, pause=args.pause, seed=args.seed,
-                            model=args.model)
+                            model=args.model, dram=dram)
     if args.json:
         atomic_write(args.json, json.dumps(report, indent=2) + "\n")
     _print_sim(report, config)

@@ -19,6 +19,7 @@ import importlib.util
 import itertools
 import json
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ SIMULATORS = ("verilator", "icarus")
 #: selects written as wide shifts and sign-extensions left implicit (WIDTHTRUNC, WIDTHEXPAND),
 #: per-field wires of packed ports that are declared but not all read (UNUSEDSIGNAL), and
 #: m.Switch's `case` without `default`, the default being assigned before it (CASEINCOMPLETE).
+#: Undo the runner's --public-flat-rw, keep the top level's signals (the ports) public.
+VERILATOR_PORTS_ONLY = ["--no-public-flat-rw", "--public-depth", "1"]
 VERILATOR_WAIVERS = ["-Wno-PROCASSINIT", "-Wno-WIDTHTRUNC", "-Wno-WIDTHEXPAND",
                      "-Wno-UNUSEDSIGNAL", "-Wno-CASEINCOMPLETE"]
 
@@ -120,21 +123,31 @@ def _hw_digest() -> str:
 
 
 def build(block: str, config: SenseConfig, *, sim: str | None = None,
-          waves: bool | None = None, component=None, tag: str = "") -> SimBuild:
+          waves: bool | None = None, component=None, tag: str = "",
+          ports_only: bool = False) -> SimBuild:
     """Elaborate `block` for `config` and build its simulation model, once per configuration.
 
     A design that is not one of `hw.generate.BLOCKS` (a board system with memory contents, for
     example) is passed as `component`, named by `block`; `tag` must then name everything about
-    it that the configuration does not (it goes into the cache key)."""
+    it that the configuration does not (it goes into the cache key).
+
+    `ports_only` (Verilator): only the top level's ports are visible to cocotb. cocotb's runner
+    makes every signal of the design public (``--public-flat-rw``), which stops Verilator from
+    optimising across the hierarchy; a bench that touches nothing but the ports runs several
+    times faster without it."""
     sim = sim or simulator()
     waves = _waves() if waves is None else waves
     _prepare_tools(sim)
     top = generate.toplevel_name(block)
-    key = f"{block}-{config.key()}{'-' + tag if tag else ''}-{sim}{'-waves' if waves else ''}"
+    ports_only = ports_only and sim == "verilator" and not waves
+    key = (f"{block}-{config.key()}{'-' + tag if tag else ''}-{sim}{'-waves' if waves else ''}"
+           f"{'-ports' if ports_only else ''}")
     build_dir = build_root() / "sim" / key
     result = SimBuild(block, config, sim, top, build_dir, build_dir / f"{top}.v", waves)
     stamp_text = json.dumps({"hw": _hw_digest(), "config": config.to_dict(), "sim": sim,
-                             "waves": waves, "waivers": VERILATOR_WAIVERS, "tag": tag},
+                             "waves": waves, "waivers": VERILATOR_WAIVERS, "tag": tag,
+                             "ports_only": VERILATOR_PORTS_ONLY if ports_only else None,
+                             "zero_init_stripped": sim == "verilator"},
                             sort_keys=True)
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(build_dir) + ".lock"):
@@ -143,17 +156,20 @@ def build(block: str, config: SenseConfig, *, sim: str | None = None,
             return result
         stamp.unlink(missing_ok=True)
         if component is None:
-            atomic_write(result.verilog, generate.verilog(block, config))
+            text = generate.verilog(block, config)
         else:
             from amaranth.back import verilog as back
 
-            atomic_write(result.verilog, back.convert(component, name=top, emit_src=False))
+            text = back.convert(component, name=top, emit_src=False)
+        atomic_write(result.verilog, strip_zero_memory_init(text) if sim == "verilator" else text)
         from cocotb_tools.runner import get_runner
 
         runner = get_runner(sim)
         build_args = list(VERILATOR_WAIVERS) if sim == "verilator" else []
         if sim == "verilator" and waves:
             build_args.append("--trace-structs")
+        if ports_only:
+            build_args += VERILATOR_PORTS_ONLY
         log = build_dir / "build.log"
         try:
             runner.build(sources=[result.verilog], hdl_toplevel=top, build_dir=build_dir,
@@ -165,6 +181,16 @@ def build(block: str, config: SenseConfig, *, sim: str | None = None,
                                 f"log {log}:\n{tail}") from None
         atomic_write(stamp, stamp_text)
     return result
+
+
+_ZERO_INIT = re.compile(r"  initial begin\n(?:    [\w\\$.]+\[\d+\] = \d+'h0+;\n)+  end\n")
+
+
+def strip_zero_memory_init(verilog: str) -> str:
+    """Drop the `initial` blocks that set every word of a memory to zero. Amaranth writes one
+    line per word (262,656 for the in-design DRAM), which costs Verilator's C++ compile minutes;
+    Verilator starts every variable at zero anyway (+verilator+rand+reset+0, its default)."""
+    return _ZERO_INIT.sub("", verilog)
 
 
 _run_counter = itertools.count()

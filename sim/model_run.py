@@ -15,13 +15,18 @@ __all__ = ["simulate_model"]
 
 
 def simulate_model(config: SenseConfig, prepared: Prepared, x: np.ndarray, labels=None, *,
-                   pause: float = 0.0, seed: int = 1, model: str = "") -> dict:
+                   pause: float = 0.0, seed: int = 1, model: str = "",
+                   dram: str = "design") -> dict:
     """Run the float inputs `x` (quantized with the network's input scale) through the whole
-    accelerator in RTL; the report compares every output with the golden model."""
+    accelerator in RTL; the report compares every output with the golden model. dram "design"
+    (the DRAM inside the simulated design, fast) or "cocotb" (cocotbext-axi's AxiRam; needed
+    for random stalls, `pause` > 0)."""
     qnet, image = prepared.qnet, prepared.image
     xq = quantize_input(qnet, x)
+    if pause and dram != "cocotb":
+        raise ValueError("DRAM stalls (pause > 0) need dram='cocotb'")
     res = run_system(config, [{"op": "run", "image": image, "x": xq, "name": "sim"}],
-                     pause=pause, seed=seed, name="sense-sim", progress=True)
+                     pause=pause, seed=seed, name="sense-sim", progress=True, dram=dram)
     step = res["steps"][0]
     got = step["outputs"].reshape(len(xq), -1)
     want = run_int(qnet, xq)
@@ -45,5 +50,7 @@ def simulate_model(config: SenseConfig, prepared: Prepared, x: np.ndarray, label
         "dram_write_bytes_per_image": mean["dram_write_bytes"],
         "images_per_second_at_clock": config.clock_mhz * 1e6 / mean["cycles"],
         "model_cycle_error_max": model_error if not pause else None,
-        "simulation_seconds": step["seconds"], "runs": runs,
+        "simulation_seconds": step["seconds"], "dram": dram,
+        "simulated_cycles_per_second": sum(r["cycles"] for r in runs) / step["seconds"],
+        "runs": runs,
     }

@@ -12,6 +12,7 @@ import numpy as np
 
 from hw.config import SenseConfig
 from hw.files import atomic_write
+from hw.soc.memsystem import MEM_SYSTEM_BYTES
 from sim import harness
 
 __all__ = ["run_system", "RunError", "DEFAULT_MEM"]
@@ -50,11 +51,21 @@ def _bar(path: Path, stop: threading.Event, stream) -> None:
 
 def run_system(config: SenseConfig, steps: list[dict], *, pause: float = 0.0,
                monitor: bool = False, seed: int = 1, mem_size: int = DEFAULT_MEM,
-               timeout: int = 10_000_000, name: str = "system", progress: bool = False) -> dict:
+               timeout: int = 10_000_000, name: str = "system", progress: bool = False,
+               dram: str = "cocotb") -> dict:
     """Build (once) and simulate the accelerator on `steps` (see sim.benches.system_bench). Step
     images and inputs may be given as bytes / arrays ("image", "x"); they are written to files
-    here. Returns the bench's results; run steps get their outputs under "outputs"."""
-    build = harness.build("accelerator", config)
+    here. Returns the bench's results; run steps get their outputs under "outputs".
+
+    dram "cocotb": cocotbext-axi's AxiRam in Python answers every beat (random stalls, the bus
+    monitor, fault steps); "design": `hw.soc.memsystem.MemSystem`, the DRAM inside the
+    simulated design (run and refuse steps; many times faster)."""
+    if dram not in ("cocotb", "design"):
+        raise ValueError(f"dram must be cocotb or design, not {dram!r}")
+    if dram == "design" and mem_size + 2 * 0x1000 > MEM_SYSTEM_BYTES:
+        raise ValueError(f"the in-design DRAM holds {MEM_SYSTEM_BYTES - 2 * 0x1000} bytes, not "
+                         f"{mem_size}")
+    build = harness.build("memsystem" if dram == "design" else "accelerator", config)
     work = build.build_dir / "jobs" / f"{name}-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
     job_steps = []
@@ -75,7 +86,7 @@ def run_system(config: SenseConfig, steps: list[dict], *, pause: float = 0.0,
     results.unlink(missing_ok=True)
     progress_file.unlink(missing_ok=True)
     job = {"steps": job_steps, "pause": pause, "monitor": monitor, "seed": seed,
-           "mem_size": mem_size, "timeout": timeout}
+           "mem_size": mem_size, "timeout": timeout, "dram": dram}
     if progress:
         job["progress"] = str(progress_file)
     atomic_write(work / "job.json", json.dumps(job).encode())
