@@ -128,18 +128,28 @@ def network_cases(digits=range(4), n=3, networks=None, seed=5):
 
 
 def test_default_model_and_networks_both_orders():
-    """The bundled digits model and three built networks, in both tile orders, bit-exact; the
-    performance model checked on networks and images it was not fitted on."""
+    """The bundled digits model and three built networks, in both tile orders, bit-exact with
+    either DRAM (cocotbext-axi's AxiRam, and the in-design one `sense sim` uses): the same
+    outputs and counters, cycles within 0.2 %; the performance model checked on networks and
+    images it was not fitted on."""
     cases = network_cases(digits=range(10, 14), networks=HELDOUT_NETWORKS, seed=11)
     steps, images = [], {}
     for name, qnet, x, order in cases:
         images[name] = pack_image(qnet, CONFIG, order=order)
         steps.append({"op": "run", "image": images[name], "x": x, "name": name})
     res = run_system(CONFIG, steps, name="system-networks")
+    fast = run_system(CONFIG, steps, name="system-networks-design", dram="design")
     errors = []
-    for step, (name, qnet, x, order) in zip(res["steps"], cases):
+    for step, in_design, (name, qnet, x, order) in zip(res["steps"], fast["steps"], cases):
         check_run(step, qnet, x, images[name], CONFIG)
+        check_run(in_design, qnet, x, images[name], CONFIG)
         errors += step["model_errors"]
+        for a, b in zip(step["runs"], in_design["runs"]):
+            assert abs(a["cycles"] - b["cycles"]) <= 0.002 * a["cycles"], (name, a, b)
+            assert abs(a["busy_cycles"] - b["busy_cycles"]) <= 0.002 * a["busy_cycles"]
+            same = ("macs", "groups_issued", "groups_skipped", "dram_read_bytes",
+                    "dram_write_bytes")
+            assert [a[k] for k in same] == [b[k] for k in same], (name, a, b)
     print(f"cycle model error: max {max(errors):.2%}, mean {np.mean(errors):.2%}")
 
 
@@ -300,7 +310,24 @@ def test_sense_sim_command(tmp_path, capsys):
     assert data["bit_exact_images"] == 3 and data["images"] == 3
     assert data["accuracy"] is not None and data["model_cycle_error_max"] <= TOLERANCE
     assert data["dram_read_bytes_per_image"] > 0 and data["cycles_per_image"] > 0
+    assert data["dram"] == "design" and data["simulated_cycles_per_second"] > 0
     out = capsys.readouterr().out
     assert "3/3 images equal the golden model" in out
     assert main(["sim", "--images", "0"]) == 1
     assert "--images must be at least 1" in capsys.readouterr().err
+
+
+def test_bench_sim_command(tmp_path, capsys):
+    """`sense bench sim` on small: both DRAMs bit-exact, simulated cycles per second in JSON."""
+    import json
+
+    from sense.cli import main
+
+    report = tmp_path / "bench-sim.json"
+    assert main(["bench", "sim", "--config", "small", "--images", "2", "--baseline-images", "1",
+                 "--json", str(report)]) == 0
+    runs = json.loads(report.read_text())["runs"]
+    assert [(r["dram"], r["images"], r["bit_exact"]) for r in runs] == [
+        ("design", 2, True), ("cocotb", 1, True)]
+    assert all(r["simulated_cycles_per_second"] > 0 for r in runs)
+    assert runs[0]["speedup_over_cocotb"] > 0

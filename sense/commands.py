@@ -35,6 +35,11 @@ def config_from_args(args) -> SenseConfig:
         config = SenseConfig.preset("small").replace(rows=16, cols=16)
     else:
         config = SenseConfig.preset(args.config)
+    return _overridden(config, args)
+
+
+def _overridden(config: SenseConfig, args) -> SenseConfig:
+    """`config` with the fields given on the command line (--rows, --cols, ...) replaced."""
     return config.replace(rows=args.rows, cols=args.cols, group=args.group,
                           sparse=False if args.dense else None, clock_mhz=args.clock)
 
@@ -67,7 +72,8 @@ def _emit_report(report, path) -> None:
 def _bench_verdict(report, args) -> int:
     """Print an RTL bench's report; exit 1 when a layer was not bit-exact."""
     _emit_report(report, args.json)
-    bad = [layer["layer"] for layer in report["layers"] if not layer["bit_exact"]]
+    bad = [row.get("layer", row.get("name")) for row in report.get("layers", report.get("runs"))
+           if not row["bit_exact"]]
     if bad:
         print(f"sense bench {args.bench}: error: not bit-exact: {', '.join(bad)}",
               file=sys.stderr)
@@ -333,6 +339,21 @@ def cmd_estimate(args) -> int:
         except ImportError:
             raise CommandError("--plot needs matplotlib: pip install -e '.[plot]'") from None
     return 0
+
+
+def cmd_bench_sim(args) -> int:
+    from sim.bench import bench_sim, sim_bench_configs
+
+    if args.images < 1 or args.baseline_images < 0:
+        raise CommandError(f"--images must be at least 1 and --baseline-images at least 0, not "
+                           f"{args.images} and {args.baseline_images}")
+    if args.config is None:
+        configs = [(name, _overridden(config, args)) for name, config in sim_bench_configs()]
+    else:
+        configs = [(args.config, config_from_args(args))]
+    report = bench_sim(configs, images=args.images, baseline_images=args.baseline_images,
+                       seed=args.seed)
+    return _bench_verdict(report, args)
 
 
 def cmd_bench_accel(args) -> int:

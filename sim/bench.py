@@ -1,4 +1,5 @@
-"""`sense bench core` and `sense bench accel`: the bench layers (host.bench) in RTL simulation.
+"""`sense bench core` and `sense bench accel`: the bench layers (host.bench) in RTL simulation;
+`sense bench sim`: the speed of whole-network RTL simulation.
 
 `bench_core` runs them on the sparse core and on the dense baseline of the same grid; every figure
 comes from the RTL simulation (cycles, counters, bit-exactness) except the PE utilisation's
@@ -9,6 +10,7 @@ as one-layer networks through the whole accelerator.
 from __future__ import annotations
 
 import sys
+import time
 
 from host.bench import bench_layers, fit_buffers, one_layer_network
 from host.estimate import accelerator_estimate
@@ -18,7 +20,7 @@ from hw.config import SenseConfig
 from sim.corerun import run_core
 from sim.sysrun import run_system
 
-__all__ = ["bench_core", "bench_accel"]
+__all__ = ["bench_core", "bench_accel", "bench_sim", "sim_bench_configs"]
 
 
 def bench_core(config: SenseConfig, *, seed: int = 7, log=sys.stderr) -> dict:
@@ -96,3 +98,52 @@ def bench_accel(config: SenseConfig, *, seed: int = 7, order: str = "auto",
         })
     return {"bench": "accel", "config": cfg.to_dict(), "seed": seed, "order": order,
             "layers": report}
+
+
+def sim_bench_configs() -> list[tuple[str, SenseConfig]]:
+    """The configurations `sense bench sim` measures by default: `small`, and `small` with a
+    16x16 grid and 32 KiB of IFM buffer (every column holds its own copy of the layer input: the
+    digits model's second layer needs 32 KiB over 16 columns)."""
+    small = SenseConfig.preset("small")
+    return [("small", small), ("small-16x16", small.replace(rows=16, cols=16, ifm_kib=32))]
+
+
+def bench_sim(configs: list[tuple[str, SenseConfig]], *, images: int = 100,
+              baseline_images: int = 5, seed: int = 1, log=sys.stderr) -> dict:
+    """Speed of whole-network RTL simulation: the bundled digits model, image by image through
+    the whole accelerator and the driver, with the DRAM inside the simulated design (`sense
+    sim`'s default) and, as the baseline, cocotbext-axi's AxiRam answering every beat in Python.
+    Simulated cycles per second count the run steps only (loading the image, building and
+    starting the simulator are reported apart, in the wall time)."""
+    from host.digits import DEFAULT_MODEL
+    from host.pipeline import default_inputs, prepare_model
+    from sim.model_run import simulate_model
+
+    model = str(DEFAULT_MODEL)
+    rows = []
+    for name, config in configs:
+        prepared = prepare_model(config, model, log=log)
+        x, labels = default_inputs(model, prepared.calib)
+        for dram, n in (("design", images), ("cocotb", baseline_images)):
+            if n <= 0:
+                continue
+            print(f"bench sim: {name} ({config.rows}x{config.cols}), DRAM {dram}, {n} images",
+                  file=log, flush=True)
+            t0 = time.perf_counter()
+            rep = simulate_model(config, prepared, x[:n], labels[:n], seed=seed, model=model,
+                                 dram=dram)
+            rows.append({
+                "name": f"{name}/{dram}", "config_name": name, "config": config.to_dict(), "dram": dram, "images": n,
+                "cycles_per_image": rep["cycles_per_image"],
+                "simulated_cycles": sum(r["cycles"] for r in rep["runs"]),
+                "simulation_seconds": rep["simulation_seconds"],
+                "simulated_cycles_per_second": rep["simulated_cycles_per_second"],
+                "wall_seconds_with_build": time.perf_counter() - t0,
+                "bit_exact": rep["bit_exact_images"] == n,
+            })
+    for name, _ in configs:
+        both = {r["dram"]: r for r in rows if r["config_name"] == name}
+        if len(both) == 2:
+            both["design"]["speedup_over_cocotb"] = (both["design"]["simulated_cycles_per_second"]
+                                                     / both["cocotb"]["simulated_cycles_per_second"])
+    return {"bench": "sim", "model": "digits", "seed": seed, "runs": rows}

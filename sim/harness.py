@@ -19,7 +19,6 @@ import importlib.util
 import itertools
 import json
 import os
-import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -42,10 +41,13 @@ SIMULATORS = ("verilator", "icarus")
 #: selects written as wide shifts and sign-extensions left implicit (WIDTHTRUNC, WIDTHEXPAND),
 #: per-field wires of packed ports that are declared but not all read (UNUSEDSIGNAL), and
 #: m.Switch's `case` without `default`, the default being assigned before it (CASEINCOMPLETE).
-#: Undo the runner's --public-flat-rw, keep the top level's signals (the ports) public.
-VERILATOR_PORTS_ONLY = ["--no-public-flat-rw", "--public-depth", "1"]
 VERILATOR_WAIVERS = ["-Wno-PROCASSINIT", "-Wno-WIDTHTRUNC", "-Wno-WIDTHEXPAND",
                      "-Wno-UNUSEDSIGNAL", "-Wno-CASEINCOMPLETE"]
+#: Undo the runner's --public-flat-rw, keep the top level's signals (the ports) public.
+VERILATOR_PORTS_ONLY = ["--no-public-flat-rw", "--public-depth", "1"]
+#: The C++ optimisation of a ports-only model (Verilator's default is -Os): about 10 % more
+#: simulated cycles per second for the same compile time.
+PORTS_ONLY_OPT = "OPT_FAST=-O2"
 
 TIMESCALE = ("1ns", "1ps")
 
@@ -146,8 +148,8 @@ def build(block: str, config: SenseConfig, *, sim: str | None = None,
     result = SimBuild(block, config, sim, top, build_dir, build_dir / f"{top}.v", waves)
     stamp_text = json.dumps({"hw": _hw_digest(), "config": config.to_dict(), "sim": sim,
                              "waves": waves, "waivers": VERILATOR_WAIVERS, "tag": tag,
-                             "ports_only": VERILATOR_PORTS_ONLY if ports_only else None,
-                             "zero_init_stripped": sim == "verilator"},
+                             "ports_only": ([*VERILATOR_PORTS_ONLY, PORTS_ONLY_OPT] if ports_only
+                                            else None)},
                             sort_keys=True)
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(build_dir) + ".lock"):
@@ -158,10 +160,8 @@ def build(block: str, config: SenseConfig, *, sim: str | None = None,
         if component is None:
             text = generate.verilog(block, config)
         else:
-            from amaranth.back import verilog as back
-
-            text = back.convert(component, name=top, emit_src=False)
-        atomic_write(result.verilog, strip_zero_memory_init(text) if sim == "verilator" else text)
+            text = generate.component_verilog(component, top)
+        atomic_write(result.verilog, text)
         from cocotb_tools.runner import get_runner
 
         runner = get_runner(sim)
@@ -171,6 +171,9 @@ def build(block: str, config: SenseConfig, *, sim: str | None = None,
         if ports_only:
             build_args += VERILATOR_PORTS_ONLY
         log = build_dir / "build.log"
+        makeflags = os.environ.get("MAKEFLAGS")
+        if ports_only:
+            os.environ["MAKEFLAGS"] = f"{makeflags or ''} {PORTS_ONLY_OPT}".strip()
         try:
             runner.build(sources=[result.verilog], hdl_toplevel=top, build_dir=build_dir,
                          build_args=build_args, waves=waves, timescale=TIMESCALE,
@@ -179,18 +182,13 @@ def build(block: str, config: SenseConfig, *, sim: str | None = None,
             tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
             raise SimSetupError(f"building {top} with {sim} failed ({e!r}); "
                                 f"log {log}:\n{tail}") from None
+        finally:
+            if makeflags is None:
+                os.environ.pop("MAKEFLAGS", None)
+            else:
+                os.environ["MAKEFLAGS"] = makeflags
         atomic_write(stamp, stamp_text)
     return result
-
-
-_ZERO_INIT = re.compile(r"  initial begin\n(?:    [\w\\$.]+\[\d+\] = \d+'h0+;\n)+  end\n")
-
-
-def strip_zero_memory_init(verilog: str) -> str:
-    """Drop the `initial` blocks that set every word of a memory to zero. Amaranth writes one
-    line per word (262,656 for the in-design DRAM), which costs Verilator's C++ compile minutes;
-    Verilator starts every variable at zero anyway (+verilator+rand+reset+0, its default)."""
-    return _ZERO_INIT.sub("", verilog)
 
 
 _run_counter = itertools.count()

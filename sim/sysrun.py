@@ -65,7 +65,10 @@ def run_system(config: SenseConfig, steps: list[dict], *, pause: float = 0.0,
     if dram == "design" and mem_size + 2 * 0x1000 > MEM_SYSTEM_BYTES:
         raise ValueError(f"the in-design DRAM holds {MEM_SYSTEM_BYTES - 2 * 0x1000} bytes, not "
                          f"{mem_size}")
-    build = harness.build("memsystem" if dram == "design" else "accelerator", config)
+    if dram == "design":
+        build = harness.build("memsystem", config, ports_only=True)
+    else:
+        build = harness.build("accelerator", config)
     work = build.build_dir / "jobs" / f"{name}-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
     job_steps = []

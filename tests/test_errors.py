@@ -108,6 +108,11 @@ CASES = [
     ("sim inputs of the wrong shape",
      lambda t: ["sim", "--inputs", _npz(t / "i.npz", x=np.ones((2, 1, 4, 4)))],
      "inputs have shape \\(2, 1, 4, 4\\); the model takes \\(N, 1, 8, 8\\)"),
+    ("sim stalls with the in-design DRAM", lambda t: ["sim", "--dram", "design", "--pause", "0.1"],
+     "--pause needs --dram cocotb"),
+    ("sim pause out of range", lambda t: ["sim", "--pause", "1.5"], "--pause must be in \\[0, 1\\)"),
+    ("bench sim without images", lambda t: ["bench", "sim", "--images", "0"],
+     "--images must be at least 1"),
     ("inspect with an unknown preset",
      lambda t: ["inspect", _write(t / "i.img", b"x" * 64), "--config", "nonsense"],
      "nonsense"),
@@ -126,7 +131,8 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path, capsys, make_args, message):
         args += ["-o", str(tmp_path / "out.img")]
     assert main(args) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err and err[-1].startswith(f"sense {args[0]}: error: "), err
+    command = " ".join(args[:2] if args[0] == "bench" else args[:1])
+    assert err and err[-1].startswith(f"sense {command}: error: "), err
     assert len([line for line in err if "error" in line]) == 1, err
     import re
     assert re.search(message, err[-1]), err[-1]

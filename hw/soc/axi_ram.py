@@ -1,35 +1,74 @@
 """An AXI4 slave memory in block RAM: the DRAM of boards without one (the ULX3S self-test).
 
 `AxiRam(size, init)` answers the accelerator's 128-bit AXI4 master: INCR bursts of any length,
-one read and one write burst at a time (reads and writes independently), a beat per cycle, byte
-strobes honoured. An address at or beyond `size` answers SLVERR (writes there are dropped), so
+reads and writes independently, each served in order and back to back (up to `QUEUE` burst
+addresses wait while one is served), a beat per cycle, the first read beat two cycles after its
+address, byte strobes honoured. An address at or beyond `size` answers SLVERR (writes there are dropped), so
 a stray access shows up as the accelerator's AXI_ERROR. A second read port (`peek_addr` /
 `peek_data`, one cycle of latency, in 16-byte words) lets on-chip logic read the memory, for
 example to check a result, and `poke_addr` / `poke_data` / `poke_strb` write it (byte strobes;
 an AXI write beat in the same cycle wins).
+
+`storage="array"` keeps the words in a plain Verilog array (`ARRAY_VERILOG`, appended to the
+design's Verilog by `hw.generate.verilog`) instead of an Amaranth `Memory`: same ports, same
+timing, no initial contents. Amaranth writes every bit of a Memory's initial contents into its
+netlist (33 million for 4 MiB, minutes of elaboration); the array costs nothing at any size. It
+is the storage of the simulation top `hw.soc.memsystem.MemSystem`.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, Signal
 from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.soc.dma import ADDR_BITS, BEAT_BYTES, DATA_BITS, ID_BITS, axi_signature
 
-__all__ = ["AxiRam"]
+__all__ = ["AxiRam", "ARRAY_MODULE", "ARRAY_VERILOG"]
+
+ARRAY_MODULE = "sense_axi_ram_array"
+#: The "array" storage: a synchronous read port (with enable), a peek port read every cycle, one
+#: write port with byte enables; reads return the word before a same-cycle write, as the Memory
+#: storage's non-transparent read ports do.
+ARRAY_VERILOG = f"""
+module {ARRAY_MODULE} #(parameter WORDS = 1, parameter ABITS = 1) (
+  input clk,
+  input rd_en, input [ABITS-1:0] rd_addr, output reg [{DATA_BITS - 1}:0] rd_data,
+  input [ABITS-1:0] peek_addr, output reg [{DATA_BITS - 1}:0] peek_data,
+  input [ABITS-1:0] wr_addr, input [{DATA_BITS - 1}:0] wr_data, input [{BEAT_BYTES - 1}:0] wr_en
+);
+  reg [{DATA_BITS - 1}:0] mem [0:WORDS-1];
+  integer i;
+  always @(posedge clk) begin
+    if (rd_en) rd_data <= mem[rd_addr];
+    peek_data <= mem[peek_addr];
+    for (i = 0; i < {BEAT_BYTES}; i = i + 1)
+      if (wr_en[i]) mem[wr_addr][i*8 +: 8] <= wr_data[i*8 +: 8];
+  end
+endmodule
+"""
 
 RESP_OKAY, RESP_SLVERR = 0, 2
+#: Read and write burst addresses accepted ahead of the burst being served.
+QUEUE = 4
 
 
 class AxiRam(wiring.Component):
-    def __init__(self, size: int, init: bytes = b""):
+    def __init__(self, size: int, init: bytes = b"", storage: str = "memory"):
+        if storage not in ("memory", "array"):
+            raise ValueError(f"storage must be memory or array, not {storage!r}")
+        if storage == "array" and init:
+            raise ValueError("the array storage has no initial contents")
         if size <= 0 or size % BEAT_BYTES:
             raise ValueError(f"size must be a positive multiple of {BEAT_BYTES}, not {size}")
         if len(init) > size:
             raise ValueError(f"{len(init)} bytes of initial contents do not fit {size} bytes")
         self.size = size
+        self.storage = storage
         self.depth = size // BEAT_BYTES
         padded = bytes(init) + bytes(-len(init) % BEAT_BYTES)
         self._init = [int.from_bytes(padded[i:i + BEAT_BYTES], "little")
@@ -42,57 +81,90 @@ class AxiRam(wiring.Component):
             "poke_strb": In(BEAT_BYTES),
         })
 
+    def _storage(self, m):
+        """The read, peek and write ports (Memory port objects, or signals named alike)."""
+        if self.storage == "memory":
+            m.submodules.mem = mem = Memory(shape=DATA_BITS, depth=self.depth, init=self._init)
+            return mem.read_port(), mem.read_port(), mem.write_port(granularity=8)
+        abits = max(1, (self.depth - 1).bit_length())
+
+        def port(name, **widths):
+            return SimpleNamespace(**{k: Signal(w, name=f"{name}_{k}") for k, w in widths.items()})
+        rd = port("rd", addr=abits, en=1, data=DATA_BITS)
+        peek = port("peek", addr=abits, data=DATA_BITS)
+        wr = port("wr", addr=abits, data=DATA_BITS, en=BEAT_BYTES)
+        m.submodules.array = Instance(
+            ARRAY_MODULE, p_WORDS=self.depth, p_ABITS=abits, i_clk=ClockSignal("sync"),
+            i_rd_en=rd.en, i_rd_addr=rd.addr, o_rd_data=rd.data,
+            i_peek_addr=peek.addr, o_peek_data=peek.data,
+            i_wr_addr=wr.addr, i_wr_data=wr.data, i_wr_en=wr.en)
+        return rd, peek, wr
+
     def elaborate(self, platform):
         m = Module()
         axi = self.axi
-        m.submodules.mem = mem = Memory(shape=DATA_BITS, depth=self.depth, init=self._init)
-        rd = mem.read_port()
-        peek = mem.read_port()
-        wr = mem.write_port(granularity=8)
+        rd, peek, wr = self._storage(m)
         m.d.comb += [peek.addr.eq(self.peek_addr), self.peek_data.eq(peek.data)]
 
-        # -- reads: one burst at a time; the read port's output register is the R beat --------
-        r_active = Signal()
-        r_addr = Signal(ADDR_BITS)
-        r_left = Signal(9)
-        r_id = Signal(ID_BITS)
-        m.d.comb += [axi.arready.eq(~r_active), axi.rdata.eq(rd.data), axi.rid.eq(r_id)]
-        with m.If(axi.arvalid & axi.arready):
-            m.d.sync += [r_active.eq(1), r_addr.eq(axi.araddr), r_left.eq(axi.arlen + 1),
-                         r_id.eq(axi.arid)]
-        advance = r_active & (r_left != 0) & (~axi.rvalid | axi.rready)
-        m.d.comb += [rd.addr.eq(r_addr[4:]), rd.en.eq(advance)]
+        self._reads(m, rd)
+        self._writes(m, wr)
+        return m
+
+    def _reads(self, m, rd):
+        """Read bursts back to back: up to `QUEUE` addresses wait in a FIFO while a burst is
+        served; an idle RAM reads a burst's first word in the cycle its address leaves the FIFO,
+        a busy one in the cycle after the last word of the burst before."""
+        axi = self.axi
+        m.submodules.ar = ar = SyncFIFO(width=ADDR_BITS + 9 + ID_BITS, depth=QUEUE)
+        m.d.comb += [ar.w_en.eq(axi.arvalid), axi.arready.eq(ar.w_rdy),
+                     ar.w_data.eq(Cat(axi.araddr, axi.arlen + 1, axi.arid))]
+        addr, left, rid = Signal(ADDR_BITS), Signal(9), Signal(ID_BITS)
+        head_addr, head_left, head_id = Signal(ADDR_BITS), Signal(9), Signal(ID_BITS)
+        m.d.comb += Cat(head_addr, head_left, head_id).eq(ar.r_data)
+        # The burst a word is read for: the current one, or the queue's head when idle.
+        idle = left == 0
+        cur_addr, cur_left, cur_id = Signal(ADDR_BITS), Signal(9), Signal(ID_BITS)
+        m.d.comb += [cur_addr.eq(Mux(idle, head_addr, addr)),
+                     cur_left.eq(Mux(idle, Mux(ar.r_rdy, head_left, 0), left)),
+                     cur_id.eq(Mux(idle, head_id, rid))]
+        advance = (cur_left != 0) & (~axi.rvalid | axi.rready)
+        m.d.comb += [rd.addr.eq(cur_addr[4:]), rd.en.eq(advance), axi.rdata.eq(rd.data)]
+        with m.If(idle & ar.r_rdy):
+            m.d.comb += ar.r_en.eq(1)
+            m.d.sync += [addr.eq(head_addr), left.eq(head_left), rid.eq(head_id)]
         with m.If(advance):
-            m.d.sync += [r_addr.eq(r_addr + BEAT_BYTES), r_left.eq(r_left - 1),
-                         axi.rvalid.eq(1), axi.rlast.eq(r_left == 1),
-                         axi.rresp.eq(Mux(r_addr < self.size, RESP_OKAY, RESP_SLVERR))]
+            m.d.sync += [addr.eq(cur_addr + BEAT_BYTES), left.eq(cur_left - 1),
+                         axi.rvalid.eq(1), axi.rlast.eq(cur_left == 1), axi.rid.eq(cur_id),
+                         axi.rresp.eq(Mux(cur_addr < self.size, RESP_OKAY, RESP_SLVERR))]
         with m.Elif(axi.rready):
             m.d.sync += axi.rvalid.eq(0)
-        with m.If(axi.rvalid & axi.rready & axi.rlast):
-            m.d.sync += r_active.eq(0)
 
-        # -- writes: address, then the burst's beats, then one B response ----------------------
-        w_active = Signal()
-        w_addr = Signal(ADDR_BITS)
-        w_id = Signal(ID_BITS)
-        w_err = Signal()
-        m.d.comb += [axi.awready.eq(~w_active & ~axi.bvalid), axi.wready.eq(w_active),
-                     axi.bid.eq(w_id), axi.bresp.eq(Mux(w_err, RESP_SLVERR, RESP_OKAY))]
-        with m.If(axi.awvalid & axi.awready):
-            m.d.sync += [w_active.eq(1), w_addr.eq(axi.awaddr), w_id.eq(axi.awid),
-                         w_err.eq(0)]
-        in_range = w_addr < self.size
-        m.d.comb += [wr.addr.eq(w_addr[4:]), wr.data.eq(axi.wdata)]
-        with m.If(axi.wvalid & axi.wready):
-            m.d.comb += wr.en.eq(Mux(in_range, axi.wstrb, 0))
-            m.d.sync += w_addr.eq(w_addr + BEAT_BYTES)
-            with m.If(~in_range):
-                m.d.sync += w_err.eq(1)
+    def _writes(self, m, wr):
+        """Write bursts back to back: up to `QUEUE` addresses wait in a FIFO; an idle RAM takes
+        a burst's first beat in the cycle its address leaves the FIFO; one B response per burst.
+        A poke writes in a cycle without a W beat."""
+        axi = self.axi
+        m.submodules.aw = aw = SyncFIFO(width=ADDR_BITS + ID_BITS, depth=QUEUE)
+        m.d.comb += [aw.w_en.eq(axi.awvalid), axi.awready.eq(aw.w_rdy),
+                     aw.w_data.eq(Cat(axi.awaddr, axi.awid))]
+        active, addr, wid, err = Signal(), Signal(ADDR_BITS), Signal(ID_BITS), Signal()
+        head_addr, head_id = Signal(ADDR_BITS), Signal(ID_BITS)
+        m.d.comb += Cat(head_addr, head_id).eq(aw.r_data)
+        # The burst a beat belongs to: the current one, or the queue's head when idle.
+        cur_addr, cur_id = Mux(active, addr, head_addr), Mux(active, wid, head_id)
+        bad = (active & err) | (cur_addr >= self.size)
+        beat = axi.wvalid & axi.wready
+        m.d.comb += [axi.wready.eq((active | aw.r_rdy) & (~axi.bvalid | axi.bready)),
+                     wr.addr.eq(cur_addr[4:]), wr.data.eq(axi.wdata)]
+        with m.If(beat):
+            m.d.comb += [wr.en.eq(Mux(cur_addr < self.size, axi.wstrb, 0)), aw.r_en.eq(~active)]
+            m.d.sync += [addr.eq(cur_addr + BEAT_BYTES), wid.eq(cur_id), err.eq(bad),
+                         active.eq(~axi.wlast)]
             with m.If(axi.wlast):
-                m.d.sync += [w_active.eq(0), axi.bvalid.eq(1)]
+                m.d.sync += [axi.bvalid.eq(1), axi.bid.eq(cur_id),
+                             axi.bresp.eq(Mux(bad, RESP_SLVERR, RESP_OKAY))]
         with m.Elif(self.poke_strb.any()):
             m.d.comb += [wr.addr.eq(self.poke_addr), wr.data.eq(self.poke_data),
                          wr.en.eq(self.poke_strb)]
-        with m.If(axi.bvalid & axi.bready):
+        with m.If(axi.bvalid & axi.bready & ~(beat & axi.wlast)):
             m.d.sync += axi.bvalid.eq(0)
-        return m

@@ -1,10 +1,10 @@
-"""The accelerator with its DRAM inside the design: `MemSystem(config, mem_size)` joins the
-accelerator's AXI4 master to an `AxiRam` in block RAM and exposes the register port, the
-interrupt, `busy` and the RAM's word port (`poke_*` to write, `peek_*` to read, 16 bytes at a
-time). It is the fast simulation top (`sense sim`'s default): the DRAM answers in the simulator
-itself, so the only Python left on the bus is the driver's register traffic and its image and
-input writes (one word per cycle through the poke port); and a way to run Sense on a board whose
-fabric has block RAM but no DRAM controller."""
+"""The accelerator with its DRAM inside the design, for simulation: `MemSystem(config,
+mem_size)` joins the accelerator's AXI4 master to an `AxiRam` whose words are a plain Verilog
+array (`storage="array"`), and exposes the register port, the interrupt, `busy` and the RAM's
+word port (`poke_*` to write, `peek_*` to read, 16 bytes at a time). It is the fast simulation
+top (`sense sim`'s default): the DRAM answers in the simulator itself, so the only Python left on
+the bus is the driver's register traffic and its image and input writes (one word per cycle
+through the poke port)."""
 
 from __future__ import annotations
 
@@ -14,17 +14,21 @@ from amaranth.lib.wiring import In, Out
 
 from hw.config import SenseConfig
 from hw.soc.accelerator import Accelerator
-from hw.soc.axi_ram import AxiRam
+from hw.soc.axi_ram import ARRAY_VERILOG, AxiRam
 from hw.soc.dma import DATA_BITS
 from hw.soc.registers import axi_lite_signature
 
 __all__ = ["MemSystem", "MEM_SYSTEM_BYTES"]
 
-#: DRAM of the simulation top: 4 MiB for images and activations, plus 8 KiB of guard.
-MEM_SYSTEM_BYTES = (1 << 22) + (1 << 13)
+#: DRAM of the simulation top: 64 MiB for images and activations, plus 8 KiB of guard (the
+#: array's size costs the simulator's memory only).
+MEM_SYSTEM_BYTES = (1 << 26) + (1 << 13)
 
 
 class MemSystem(wiring.Component):
+    #: Verilog modules the design instantiates (`hw.generate.verilog` appends them).
+    verilog_modules = (ARRAY_VERILOG,)
+
     def __init__(self, config: SenseConfig, mem_size: int = MEM_SYSTEM_BYTES):
         self.config = config
         self.mem_size = mem_size
@@ -40,7 +44,7 @@ class MemSystem(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.accel = accel = Accelerator(self.config)
-        m.submodules.ram = ram = AxiRam(self.mem_size)
+        m.submodules.ram = ram = AxiRam(self.mem_size, storage="array")
         wiring.connect(m, accel.m_axi, ram.axi)
         wiring.connect(m, wiring.flipped(self.s_axil), accel.s_axil)
         m.d.comb += [self.irq.eq(accel.irq), self.busy.eq(accel.busy),

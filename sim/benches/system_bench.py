@@ -26,7 +26,7 @@ import time
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, FallingEdge, First, ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles, FallingEdge, First, ReadOnly, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
@@ -178,7 +178,8 @@ class DesignBackend(CocotbBackend):
             if left <= 0:
                 return None
             if self.dut.busy.value == 1:
-                await First(FallingEdge(self.dut.busy), ClockCycles(self.dut.clk, left))
+                # A Timer is one simulator callback; ClockCycles would wake Python every cycle.
+                await First(FallingEdge(self.dut.busy), Timer(left * CLOCK_NS, "ns"))
             else:
                 await ClockCycles(self.dut.clk, 8)
 
