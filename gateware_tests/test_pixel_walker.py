@@ -2,10 +2,10 @@
 both tile orders, with the coordinates and word addresses the group sequencer reads from."""
 
 import pytest
-from amaranth.sim import Simulator
 
 from hw.config import SenseConfig
 from hw.core.pixel_walker import PixelWalker
+from sim.amaranth_sim import run_testbench
 
 CONFIG = SenseConfig(rows=4, cols=3, group=4)
 
@@ -81,8 +81,5 @@ def test_walker_emits_every_tile_in_order(layer, ifm_stationary):
                 break
         assert not ctx.get(dut.busy), "the walker never finished"
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    run_testbench(dut, bench)
     assert got == want

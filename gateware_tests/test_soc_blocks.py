@@ -2,21 +2,14 @@
 ring back-pressure and the layer check's verdicts. (Whole runs through every controller are in
 test_system.py.)"""
 
-from amaranth.sim import Simulator
 
 from hw.config import BEAT_BYTES, SenseConfig
 from hw.layouts import LayerFlags, LayerKind, graph_layout, layer_descriptor_layout, unpack
 from hw.soc.layer_check import CheckStep, LayerCheck
 from hw.soc.weight_loader import WeightLoader
+from sim.amaranth_sim import run_testbench
 
 RING = SenseConfig(rows=4, cols=4, group=4, weight_kib=1)   # 256-word ring, one beat per word
-
-
-def _run(dut, bench):
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
 
 
 def test_weight_loader_fills_the_ring_and_waits_for_release():
@@ -51,7 +44,7 @@ def test_weight_loader_fills_the_ring_and_waits_for_release():
         ctx.set(dut.accept, 0)
         assert ctx.get(dut.avail) == depth + 1
 
-    _run(dut, bench)
+    run_testbench(dut, bench)
 
 
 def _descriptor(**changes):
@@ -83,7 +76,7 @@ def _verdicts(config, desc, window=(0, 1 << 20)):
                    in_window=ctx.get(dut.in_window), kpad=ctx.get(dut.kpad),
                    ifm_bytes=ctx.get(dut.ifm_bytes))
 
-    _run(dut, bench)
+    run_testbench(dut, bench)
     return out
 
 
@@ -95,8 +88,8 @@ def test_layer_check_verdicts():
     assert v == {"consistent": 1, "fits": 1, "in_window": 1, "supported": 1, "kpad": 4,
                  "ifm_bytes": 6 * 6 * 2 * 4}
     # Whole-network kinds and fields are consistent but not run by this gateware.
-    add = _verdicts(cfg, {**good, "kind": LayerKind.ADD.value})
-    assert add["consistent"] == 1 and add["supported"] == 0
+    gap = _verdicts(cfg, {**good, "kind": LayerKind.GAP.value})
+    assert gap["consistent"] == 1 and gap["supported"] == 0
     banded = _verdicts(cfg, {**good, "graph": 6 << 64})       # exec.band_rows = 6
     assert banded["consistent"] == 1 and banded["supported"] == 0
     assert _verdicts(cfg, {**good, "graph": 1 << 300})["supported"] == 1   # links: host only
@@ -107,3 +100,34 @@ def test_layer_check_verdicts():
                       weight_size=words * BEAT_BYTES)
     assert _verdicts(cfg, big)["fits"] == 0                              # beyond one IFM bank
     assert _verdicts(cfg, good, window=(0x200, 1 << 20))["in_window"] == 0
+
+
+def _exec_bits(**fields):
+    """The graph half of a descriptor with the given graph.exec fields, as an int."""
+    layout = graph_layout()
+    base = layout["exec"].offset
+    return sum(v << (base + layout["exec"].shape[name].offset) for name, v in fields.items())
+
+
+def test_layer_check_verdicts_for_residual_adds():
+    cfg = SenseConfig.preset("small")
+    good = _descriptor(kind=LayerKind.ADD.value, flags=LayerFlags.RELU.value, out_channels=8,
+                       kernel_h=1, kernel_w=1, pad=0, k_tiles=0, p_tiles=0, weight_offset=0,
+                       param_offset=0, param_size=0,
+                       graph=_exec_bits(in2_offset=0x800, add_shift=16, add_mult_a=40000,
+                                        add_mult_b=20000))
+    v = _verdicts(cfg, good)
+    assert v == {"consistent": 1, "fits": 1, "in_window": 1, "supported": 1, "kpad": 8,
+                 "ifm_bytes": 6 * 6 * 2 * 4}
+    huge = {**good, "in_h": 200, "in_w": 200, "out_h": 200, "out_w": 200}
+    assert _verdicts(cfg, huge, window=(0, 1 << 24))["fits"] == 1       # chunked: any size
+    # The second input must lie in the window too (the others do here).
+    assert _verdicts(cfg, good, window=(0, 0x600))["in_window"] == 0
+    for bad in ({"graph": _exec_bits(in2_offset=0x800, add_mult_a=1)},   # shift 0
+                {"graph": _exec_bits(in2_offset=0x800, add_shift=48)},   # shift beyond 47
+                {"graph": _exec_bits(in2_offset=0x808, add_shift=16)},   # misaligned
+                {"out_channels": 4}, {"out_w": 5},                       # shapes differ
+                {"flags": LayerFlags.POOL.value}):
+        assert _verdicts(cfg, {**good, **bad})["consistent"] == 0, bad
+    tiled = {**good, "graph": good["graph"] | _exec_bits(band_rows=3)}
+    assert _verdicts(cfg, tiled)["supported"] == 0

@@ -19,7 +19,7 @@ from host.model_files import load_model
 from host.nn import Layer, Network
 from host.quant import quantize, quantize_input, run_int
 from hw.config import SenseConfig
-from hw.layouts import image_header_layout
+from hw.layouts import graph_layout, image_header_layout, layer_descriptor_layout
 from hw.regmap import register
 from sim.sysrun import RunError, run_system
 
@@ -210,17 +210,32 @@ def claim_hardware(image, config):
 
 def test_errors_and_reset_mid_run():
     """A window that excludes the weights (OUT_OF_WINDOW, no transaction outside the window),
-    malformed descriptors (BAD_DESCRIPTOR), an image for other hardware (refused by the driver),
-    the driver's timeout, and a reset in the middle of a run followed by a correct run."""
+    malformed descriptors (BAD_DESCRIPTOR), a residual add whose second input lies outside the
+    window, whose shift is 0, whose output shape differs from its inputs', or which sets a field
+    an ADD does not take; an image for other hardware (refused by the driver), the driver's
+    timeout, and a reset in the middle of a run followed by a correct run."""
     rng = np.random.default_rng(11)
     image, qnet, x = small_image(rng)
     first_weights = int.from_bytes(image[HEADER_BYTES + 28:HEADER_BYTES + 32], "little")
     bad_shape = patch_descriptor(image, 0, 12, "<H", 7)        # out_h inconsistent
     bad_kind = patch_descriptor(image, 1, 0, "<B", 9)           # unknown kind
+    net = residual_networks(rng)["two-chunk-add"]
+    add = pack_image(quantize(net, rng.normal(size=(4,) + net.input_shape), group=CONFIG.group),
+                     CONFIG)
+    exec_at = layer_descriptor_layout()["graph"].offset // 8      # graph.exec.in2_offset
+    add_fields = {name: exec_at + graph_layout()["exec"].shape[name].offset // 8
+                  for name in ("in2_offset", "add_shift", "band_rows")}
     steps = [
         {"op": "fail", "image": image, "window": [0, first_weights], "expect": "OUT_OF_WINDOW"},
         {"op": "fail", "image": bad_shape, "expect": "BAD_DESCRIPTOR"},
         {"op": "fail", "image": bad_kind, "expect": "BAD_DESCRIPTOR"},
+        {"op": "fail", "image": patch_descriptor(add, 2, add_fields["in2_offset"], "<I",
+                                                 0x0FFF_FFF0), "expect": "OUT_OF_WINDOW"},
+        {"op": "fail", "image": patch_descriptor(add, 2, add_fields["add_shift"], "<B", 0),
+         "expect": "BAD_DESCRIPTOR"},
+        {"op": "fail", "image": patch_descriptor(add, 2, 12, "<H", 14), "expect": "BAD_DESCRIPTOR"},
+        {"op": "fail", "image": patch_descriptor(add, 2, add_fields["band_rows"], "<H", 5),
+         "expect": "UNSUPPORTED"},
         {"op": "refuse", "image": pack_image(qnet, CONFIG.replace(cols=3))},
         {"op": "timeout", "image": image, "cycles": 50},
         {"op": "reset", "image": image, "after": 300},
@@ -273,18 +288,70 @@ def test_too_large_is_refused(order):
                    name=f"system-large-run-{order}")
 
 
+def _conv(rng, name, k, c, r, inputs, relu=True, pad=None):
+    w = rng.normal(size=(k, c, r, r)) / np.sqrt(c * r * r)
+    return Layer("conv", name, w, rng.normal(size=k) * 0.1, 1, r // 2 if pad is None else pad,
+                 relu, None, inputs)
+
+
+def residual_networks(rng):
+    """Residual stages in miniature: a basic block with an identity shortcut, then a
+    1x1-3x3-1x1 bottleneck with a 1x1 projection shortcut, then FC; and two 3x3 convs whose
+    sum (20 channels of 15x15, 4,500 bytes) takes two chunks of the add unit, the second
+    ending in a partial beat."""
+    stage = Network((8, 12, 12), [
+        _conv(rng, "a", 8, 8, 3, [-1]),
+        _conv(rng, "b", 8, 8, 3, [0], relu=False),
+        Layer("add", "sum1", relu=True, inputs=[1, -1]),
+        _conv(rng, "reduce", 4, 8, 1, [2]),
+        _conv(rng, "mid", 4, 4, 3, [3]),
+        _conv(rng, "expand", 16, 4, 1, [4], relu=False),
+        _conv(rng, "project", 16, 8, 1, [2], relu=False),
+        Layer("add", "sum2", relu=True, inputs=[5, 6]),
+        Layer("fc", "fc", rng.normal(size=(5, 16 * 12 * 12)) / 48, rng.normal(size=5) * 0.1,
+              inputs=[7]),
+    ], [], "residual-stage")
+    wide = Network((8, 15, 15), [
+        _conv(rng, "left", 20, 8, 3, [-1], relu=False),
+        _conv(rng, "right", 20, 8, 3, [-1]),
+        Layer("add", "sum", relu=False, inputs=[0, 1]),
+    ], [], "two-chunk-add")
+    return {"residual-stage": stage, "two-chunk-add": wide}
+
+
+def test_residual_adds_both_orders_and_both_drams():
+    """Residual adds run on the accelerator: every output bit-exact in both tile orders with
+    either DRAM and with random DRAM stalls; counters and the model as in every run."""
+    rng = np.random.default_rng(23)
+    steps, cases = [], []
+    for name, net in residual_networks(rng).items():
+        qnet = quantize(net, rng.normal(size=(16,) + net.input_shape), group=CONFIG.group)
+        x = quantize_input(qnet, rng.normal(size=(2,) + net.input_shape))
+        for order in ("weight", "ifm"):
+            image = pack_image(qnet, CONFIG, order=order)
+            cases.append((f"{name}-{order}", qnet, x, image))
+            steps.append({"op": "run", "image": image, "x": x, "name": f"{name}-{order}"})
+    fast = run_system(CONFIG, steps, name="system-residual-design", dram="design")
+    stalled = run_system(CONFIG, steps[::2], name="system-residual-stalls", pause=0.3, seed=3)
+    for step, (name, qnet, x, image) in zip(fast["steps"], cases):
+        check_run(step, qnet, x, image, CONFIG)
+        print(f"{name}: cycles {[r['cycles'] for r in step['runs']]}, model error "
+              f"{max(step['model_errors']):.2%}")
+    for step, (name, qnet, x, image) in zip(stalled["steps"], cases[::2]):
+        want = run_int(qnet, x, return_all=True)[-1]
+        assert (step["outputs"] == want).all(), name
+
+
 def test_whole_network_layers_stop_with_unsupported():
-    """An image with a residual add, and one whose layer is planned in bands for the
+    """An image with a global average pooling, and one whose layer is planned in bands for the
     whole-network hardware: this gateware stops each with UNSUPPORTED at that layer (the driver
     refuses both at load unless told not to), never a hang, nothing outside the window."""
-    from host.nn import Layer, Network
-
     rng = np.random.default_rng(17)
     w = rng.normal(size=(8, 8, 3, 3)) / 8
     graph = Network((8, 6, 6), [
         Layer("conv", "a", w, np.zeros(8), pad=1, relu=True, inputs=[-1]),
-        Layer("add", "sum", relu=True, inputs=[-1, 0]),
-    ], [], "residual")
+        Layer("gap", "pool", inputs=[0]),
+    ], [], "gap")
     qgraph = quantize(graph, rng.normal(size=(4, 8, 6, 6)), group=CONFIG.group)
     wide = random_network(rng, (16, 20, 20), [("conv", 4, 1, 1, 0, True, None)], "wide")
     qwide, _ = quantized(wide, rng, CONFIG, n=1)
@@ -295,7 +362,7 @@ def test_whole_network_layers_stop_with_unsupported():
     for step, layer in zip(res["steps"][:2], (1, 0)):
         assert step["error"] and f"UNSUPPORTED (10) at layer {layer}" in step["error"], step
         assert step["outside"] == []
-    assert "layer 1 (add) needs the whole-network hardware" in res["steps"][2]["error"]
+    assert "layer 1 (gap) needs the whole-network hardware" in res["steps"][2]["error"]
 
 
 def test_sense_sim_command(tmp_path, capsys):
@@ -331,3 +398,45 @@ def test_bench_sim_command(tmp_path, capsys):
         ("design", 2, True), ("cocotb", 1, True)]
     assert all(r["simulated_cycles_per_second"] > 0 for r in runs)
     assert runs[0]["speedup_over_cocotb"] > 0
+
+
+def test_sense_sim_runs_a_residual_onnx_model(tmp_path, capsys):
+    """`sense sim --model` on an ONNX graph with a residual add: imported, packed, run on the
+    simulated accelerator, every output bit-exact."""
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from sense.cli import main
+
+    rng = np.random.default_rng(29)
+
+    def const(name, shape, scale):
+        return numpy_helper.from_array((rng.normal(size=shape) * scale).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["r1", "c2"], ["s"]),
+        helper.make_node("Relu", ["s"], ["r2"]),
+        helper.make_node("Flatten", ["r2"], ["f"]),
+        helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], transB=1),
+    ]
+    inits = [const("w1", (8, 4, 3, 3), 0.3), const("b1", (8,), 0.1),
+             const("w2", (8, 8, 3, 3), 0.2), const("b2", (8,), 0.1),
+             const("w3", (5, 8 * 8 * 8), 0.05), const("b3", (5,), 0.1)]
+    graph = helper.make_graph(nodes, "residual", [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])], inits)
+    model = tmp_path / "residual.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=rng.normal(size=(16, 4, 8, 8)))
+    report = tmp_path / "sim.json"
+    assert main(["sim", "--model", str(model), "--calib", str(calib), "--images", "3",
+                 "--json", str(report)]) == 0
+    data = json.loads(report.read_text())
+    assert data["bit_exact_images"] == 3 and data["model_cycle_error_max"] <= TOLERANCE
+    assert "3/3 images equal the golden model" in capsys.readouterr().out

@@ -12,6 +12,7 @@ from host.buffers import ConvLayer
 from host.image import HEADER_BYTES, layer_table, unpack_image
 from host.quant import run_int
 from hw.config import BEAT_BYTES, SenseConfig
+from hw.layouts import LayerKind
 
 __all__ = ["accelerator_estimate"]
 
@@ -21,14 +22,20 @@ def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig) -> di
     for every layer, on the activations the golden model computes, plus the run's start."""
     _, descs = layer_table(image, config)
     qnet = unpack_image(image, config)
-    acts = run_int(qnet, np.asarray(x, np.int8)[None], return_all=True)
-    inputs = [np.asarray(x, np.int8)] + [a[0] for a in acts[:-1]]
+    x = np.asarray(x, np.int8)
+    acts = run_int(qnet, x[None], return_all=True)
     total = {"cycles": perf.RUN_STATES + perf.READ_OVERHEAD + HEADER_BYTES // BEAT_BYTES,
              "dram_read_bytes": HEADER_BYTES,
              "dram_write_bytes": 0, "macs": 0, "groups_skipped": 0}
-    for d, q, xin in zip(descs, qnet.layers, inputs):
-        layer = ConvLayer(x=xin, w=q.w, bias=q.bias, mult=q.mult, shift=q.shift,
-                          stride=q.stride, pad=q.pad, relu=q.relu)
-        for key, value in perf.layer_estimate(d, layer, config).items():
+    for i, (d, q) in enumerate(zip(descs, qnet.layers)):
+        if int(d.kind) == LayerKind.ADD.value:
+            est = perf.add_estimate(d, config)
+        else:
+            src = qnet.sources(i)[0]
+            xin = x if src < 0 else acts[src][0]
+            layer = ConvLayer(x=xin, w=q.w, bias=q.bias, mult=q.mult, shift=q.shift,
+                              stride=q.stride, pad=q.pad, relu=q.relu)
+            est = perf.layer_estimate(d, layer, config)
+        for key, value in est.items():
             total[key] += value
     return total

@@ -31,6 +31,7 @@ from hw.layouts import (
     DESCRIPTOR_BYTES,
     LayerDescriptor,
     LayerFlags,
+    KINDS_RUN,
     LayerKind,
     image_header_layout,
     pack_array,
@@ -532,7 +533,8 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
             if kind in (LayerKind.CONV, LayerKind.FC):
                 layer, out = _unpack_weight_layer(name, d, in_shape, cfg, h, data)
             else:
-                layer, out = _unpack_other_layer(name, d, descs, in_shape, outs, data, cfg)
+                layer, out = _unpack_other_layer(name, d, descs, in_shape, outs, data, cfg,
+                                                 shape)
             layer.inputs = [src] + ([d.g("links.in2_layer") - 1] if kind == LayerKind.ADD
                                     else [])
         layer.in_scale = scales[layer.inputs[0] + 1] if layer.inputs else scales[0]
@@ -566,13 +568,14 @@ def _concat_parts(descs, i, d, outs) -> list[int]:
     return [j for _, j in parts]
 
 
-def _unpack_other_layer(name, d, descs, in_shape, outs, data, cfg):
-    """An add, pooling or global-average-pooling layer from its descriptor."""
+def _unpack_other_layer(name, d, descs, in_shape, outs, data, cfg, net_shape):
+    """An add, pooling or global-average-pooling layer from its descriptor (`outs`: the output
+    shapes of the layers before it, `net_shape` the network input's)."""
     kind = d.layer_kind
     c, ih, iw = in_shape
     if kind == LayerKind.ADD:
         j = d.g("links.in2_layer") - 1
-        if not -1 <= j < len(outs) or (outs[j] if j >= 0 else None) != in_shape:
+        if not -1 <= j < len(outs) or (outs[j] if j >= 0 else net_shape) != in_shape:
             raise ImageError(f"{name}: a residual add's second input (layer {j}) does not "
                              f"have its first input's shape {in_shape}")
         shift = d.g("exec.add_shift")
@@ -694,14 +697,15 @@ def unsupported_problem(descs) -> str | None:
         kind = LayerKind(int(d.kind)).name.lower() if d.kind in {k.value for k in LayerKind} \
             else str(d.kind)
         needs = [what for what, on in (
-            (f"{kind} layers", not int(d.kind) in (LayerKind.CONV.value, LayerKind.FC.value)),
+            (f"{kind} layers", int(d.kind) not in [k.value for k in KINDS_RUN]),
             (f"bands of {d.g('exec.band_rows')} rows", d.g("exec.band_rows")),
             (f"weight blocks of {d.g('exec.k_block')} k tiles", d.g("exec.k_block")),
             (f"{d.g('exec.c_blocks')} input-channel blocks", d.g("exec.c_blocks")),
             ("writing a concat's channel range", d.g("exec.out_c_total"))) if on]
         needs = ", ".join(needs) or "graph fields"
         return (f"layer {i} ({kind}) needs the whole-network hardware ({needs}); this gateware "
-                f"runs conv and fully-connected layers that fit its buffers whole")
+                f"runs conv and fully-connected layers that fit its buffers whole, and residual "
+                f"adds")
     return None
 
 

@@ -34,10 +34,11 @@ from host.buffers import ConvLayer
 from host.sparse import pad_channels
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
 from hw.layouts import DESCRIPTOR_BYTES, LayerDescriptor, record_bytes, weight_word_layout
+from hw.soc.add_unit import CHUNK_BEATS
 from hw.soc.output_writer import whole_tile_writes
 
 __all__ = ["skip_mask", "core_cycles", "tile_cycles", "useful_macs", "layer_estimate", "SETUP_CYCLES",
-           "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD"]
+           "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD", "add_estimate"]
 
 SETUP_CYCLES = 4    # start, and three cycles computing the walker's step products
 OUTPUT_STAGES = 4   # parameter read, bias add, multiply, shift and saturate
@@ -170,6 +171,31 @@ LAYER_STATES = 10
 #: Start of a run: start, base check (two states: the window verdict is registered), header
 #: check.
 RUN_STATES = 4
+
+
+#: ADD layers (hw/soc/add_unit.py, the sequencer's ADD_* states): sequencer states of the layer
+#: beyond the descriptor read; cycles of each chunk beyond two per beat (its two reads) and one
+#: per 16-beat burst (chunk state, both read commands and the DRAM's latency, the add pipeline,
+#: the last write's response). Fitted on add-only networks (scripts/fit_add_model.py), checked
+#: on the residual networks of gateware_tests/test_system.py.
+ADD_LAYER_STATES = 1
+ADD_CHUNK_OVERHEAD = 13
+
+
+def add_estimate(d: LayerDescriptor, config: SenseConfig) -> dict:
+    """Cycles and DRAM bytes of an ADD layer: chunks of at most CHUNK_BEATS beats, each the
+    first input's chunk read into the add unit, then the second input's streamed through it
+    while the sums are written."""
+    tensor = d.in_h * d.in_w * d.in_groups * config.group
+    cycles = READ_OVERHEAD + DESCRIPTOR_BYTES // BEAT_BYTES + ADD_LAYER_STATES
+    read_bytes = DESCRIPTOR_BYTES
+    chunk = CHUNK_BEATS * BEAT_BYTES
+    for start in range(0, tensor, chunk):
+        beats = -(-min(chunk, tensor - start) // BEAT_BYTES)
+        cycles += ADD_CHUNK_OVERHEAD + 2 * beats + -(-beats // MAX_BURST)
+        read_bytes += 2 * beats * BEAT_BYTES
+    return {"cycles": cycles, "dram_read_bytes": read_bytes, "dram_write_bytes": tensor,
+            "macs": 0, "groups_skipped": 0}
 
 
 def _bursts(addr: int, beats: int) -> int:

@@ -20,6 +20,7 @@ __all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "ifm_line_layout
            "param_entry_layout", "image_header_layout", "layer_descriptor_layout", "leaf_fields",
            "record_bytes", "pack_array", "unpack_array", "BEAT_BYTES", "BLOCK_ALIGN", "LayerKind",
            "LayerFlags", "FLAGS_KNOWN", "flag_set", "LayerDescriptor", "DESCRIPTOR_BYTES", "KINDS_RUN",
+           "ADD_EXEC_FIELDS", "MAX_SHIFT",
            "graph_layout"]
 
 DIM_BITS = 12      # feature-map height / width and channel groups: up to 4095
@@ -87,7 +88,7 @@ def param_layout(config: SenseConfig) -> data.StructLayout:
 
 
 class LayerKind(enum.Enum, shape=8):
-    """A layer descriptor's `kind` (docs/memory-image.md). Today's gateware runs CONV and FC;
+    """A layer descriptor's `kind` (docs/memory-image.md). Today's gateware runs CONV, FC and ADD;
     the others are the whole-network kinds of SPEC section 8 (a concat has no descriptor: its
     producers write channel ranges of one tensor)."""
     CONV = 0
@@ -100,7 +101,12 @@ class LayerKind(enum.Enum, shape=8):
 
 
 #: The kinds today's gateware runs.
-KINDS_RUN = (LayerKind.CONV, LayerKind.FC)
+KINDS_RUN = (LayerKind.CONV, LayerKind.FC, LayerKind.ADD)
+#: The graph.exec fields an ADD layer sets (every other exec field of a layer this gateware
+#: runs is zero).
+ADD_EXEC_FIELDS = ("in2_offset", "add_shift", "add_mult_a", "add_mult_b")
+#: The largest requantization shift (parameter entries, ADD layers); the smallest is 1.
+MAX_SHIFT = 47
 
 
 class LayerFlags(enum.Flag, shape=8):
@@ -277,9 +283,13 @@ class _Descriptor:
 
     @property
     def plain(self) -> bool:
-        """Runs on today's gateware: a CONV/FC kind and every graph.exec field zero."""
+        """Runs on today's gateware: a CONV/FC kind with every graph.exec field zero, or an ADD
+        with only its own exec fields (`ADD_EXEC_FIELDS`) set."""
+        allowed = ({f"exec.{n}" for n in ADD_EXEC_FIELDS} if int(self.kind) == LayerKind.ADD.value
+                   else set())
         return (int(self.kind) in [k.value for k in KINDS_RUN]
-                and not any(v for k, v in self.graph.items() if k.startswith("exec.")))
+                and not any(v for k, v in self.graph.items()
+                            if k.startswith("exec.") and k not in allowed))
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

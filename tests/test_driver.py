@@ -83,8 +83,9 @@ def test_load_refuses_other_hardware_corrupt_images_and_small_buffers():
 
 
 def test_load_refuses_what_this_gateware_cannot_run():
-    """A residual add, or a layer tiled for the whole-network hardware: refused at load with
-    the layer and the reason named (the gateware would stop with UNSUPPORTED)."""
+    """A global average pooling, or a layer tiled for the whole-network hardware: refused at
+    load with the layer and the reason named (the gateware would stop with UNSUPPORTED); a
+    residual add loads."""
     config = SenseConfig()
     w = np.zeros((4, 4, 1, 1), np.int8)
     w[:, :2] = 1
@@ -93,8 +94,11 @@ def test_load_refuses_what_this_gateware_cannot_run():
     add = QLayer("add", "a", None, None, np.array([1 << 14, 1 << 14]), np.array([15]),
                  inputs=[-1, 0])
     image = pack_image(QNetwork((4, 2, 2), [conv, add], 1.0, [], config.group), config)
-    with pytest.raises(AcceleratorError, match=r"layer 1 \(add\) needs the whole-network "
-                                               r"hardware \(add layers\)"):
+    asyncio.run(Accelerator(FakeDram(config)).load(image))
+    gap = QLayer("gap", "g", None, None, None, None, inputs=[0])
+    image = pack_image(QNetwork((4, 2, 2), [conv, gap], 1.0, [], config.group), config)
+    with pytest.raises(AcceleratorError, match=r"layer 1 \(gap\) needs the whole-network "
+                                               r"hardware \(gap layers\)"):
         asyncio.run(Accelerator(FakeDram(config)).load(image))
     big = QLayer("conv", "big", np.zeros((4, 16, 1, 1), np.int8), np.zeros(4, np.int32),
                  np.full(4, 1 << 15), np.full(4, 16), relu=True)

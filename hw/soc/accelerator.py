@@ -6,7 +6,8 @@ with no CPU in between:
 1. header: 4 beats; magic, format version and the hardware fields are checked against this
    elaboration (BAD_MAGIC, BAD_VERSION, HW_MISMATCH);
 2. per layer: the descriptor (8 beats) is checked for consistency (BAD_DESCRIPTOR), for what
-   this gateware runs (UNSUPPORTED: whole-network kinds and tiling, checked first), for the
+   this gateware runs (UNSUPPORTED: the whole-network kinds other than ADD, and tiling, checked
+   first), for the
    on-chip buffers (TOO_LARGE) and, every byte range it names, against the DMA window
    (OUT_OF_WINDOW), all before any transaction for the layer;
 3. the parameter block goes to the bias/requant memory (one beat per output channel), the input
@@ -17,7 +18,10 @@ with no CPU in between:
    DRAM: per pixel, the k tile's channels are contiguous, so each (pixel, k tile) of a finished
    tile is one short burst (double-buffered: one tile fills while the other is written);
 5. with max-pool, the convolution output is read back into the IFM banks and pooled, one word
-   per cycle, into the layer's output.
+   per cycle, into the layer's output;
+6. a residual ADD runs instead of 3-5, in chunks of up to 4 KiB: the first input's chunk into
+   the add unit's buffer, then the second input's chunk streamed through the add unit
+   (`hw.soc.add_unit`), which writes the sums, a beat per cycle.
 
 Errors end the run with STATUS.error and the code; nothing outside the window is touched (the
 ranges are checked first, and the DMA engines check every command again). CTRL.abort stops the
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
@@ -52,6 +56,7 @@ from hw.soc.dma import (
     window_check,
     window_end,
 )
+from hw.soc.add_unit import CHUNK_BEATS, AddUnit
 from hw.soc.layer_check import CheckStep, LayerCheck
 from hw.soc.output_writer import OutputWriter
 from hw.soc.pool import PoolUnit
@@ -101,6 +106,7 @@ class Accelerator(wiring.Component):
         m.submodules.weights = b.weights = WeightLoader(cfg)
         m.submodules.writer = b.writer = OutputWriter(cfg)
         m.submodules.pool = b.pool = PoolUnit(cfg)
+        m.submodules.add = b.add = AddUnit()
         wiring.connect(m, wiring.flipped(self.s_axil), b.regs.axil)
         wiring.connect(m, b.dma.m_axi, wiring.flipped(self.m_axi))
         wiring.connect(m, b.core.ofm, b.writer.rows)
@@ -129,6 +135,9 @@ class Accelerator(wiring.Component):
         b.count = Signal(40)                  # beats (or lines) left of the current block
         b.record = Signal(RECORD_BEATS * DATA_BITS)
         b.beats = Signal(range(RECORD_BEATS + 1))
+        b.add_offset = Signal(48)             # ADD: bytes of the tensor done
+        b.add_bytes = Signal(range(CHUNK_BEATS * BEAT_BYTES + 1))   # ADD: the chunk's bytes
+        b.add_line = Signal(range(CHUNK_BEATS + 1))
         regs = b.regs
         m.d.comb += [regs.busy.eq(b.running), regs.done_pulse.eq(b.done_pulse),
                      regs.error_code.eq(b.error_code), regs.layer.eq(b.layer),
@@ -147,9 +156,11 @@ class Accelerator(wiring.Component):
                      check.window_end.eq(b.win_end)]
 
     def _wire_store_side(self, m, b):
-        """Writer and pool pass share the DMA write channel; the pool reads the core's IFM
-        banks."""
+        """Writer, pool pass and add unit share the DMA write channel (one at a time: the pool
+        pass starts when the writer is idle, an ADD layer runs alone); the pool reads the core's
+        IFM banks."""
         D, check, writer, pool, dma, core = b.D, b.check, b.writer, b.pool, b.dma, b.core
+        add = b.add
         m.d.comb += [
             writer.ifm_stationary.eq(flag_set(D.flags, LayerFlags.IFM_STATIONARY)),
             writer.k_tiles.eq(D.k_tiles), writer.kpad.eq(check.kpad),
@@ -159,19 +170,26 @@ class Accelerator(wiring.Component):
             pool.base.eq(check.output_start), pool.dma_busy.eq(dma.busy),
             core.ifm_rd_addr.eq(pool.rd_addr), core.ifm_rd_en.eq(pool.rd_en),
             pool.rd_data.eq(core.ifm_rd_data),
-            # Commands: never both valid (the pool pass starts when the writer is idle).
-            dma.wr_cmd.valid.eq(writer.cmd.valid | pool.cmd.valid),
+            # Commands: never two valid at once.
+            dma.wr_cmd.valid.eq(writer.cmd.valid | pool.cmd.valid | add.cmd.valid),
             writer.cmd.ready.eq(dma.wr_cmd.ready), pool.cmd.ready.eq(dma.wr_cmd.ready),
+            add.cmd.ready.eq(dma.wr_cmd.ready),
             writer.data.ready.eq(dma.wr_data.ready),
-            pool.data.ready.eq(~writer.writing & dma.wr_data.ready),
+            pool.data.ready.eq(~writer.writing & ~check.is_add & dma.wr_data.ready),
+            add.data.ready.eq(check.is_add & dma.wr_data.ready),
         ]
         with m.If(writer.cmd.valid):
             m.d.comb += dma.wr_cmd.payload.eq(writer.cmd.payload)
+        with m.Elif(add.cmd.valid):
+            m.d.comb += dma.wr_cmd.payload.eq(add.cmd.payload)
         with m.Else():
             m.d.comb += dma.wr_cmd.payload.eq(pool.cmd.payload)
         with m.If(writer.writing):
             m.d.comb += [dma.wr_data.valid.eq(writer.data.valid),
                          dma.wr_data.payload.eq(writer.data.payload)]
+        with m.Elif(check.is_add):
+            m.d.comb += [dma.wr_data.valid.eq(add.data.valid),
+                         dma.wr_data.payload.eq(add.data.payload)]
         with m.Else():
             m.d.comb += [dma.wr_data.valid.eq(pool.data.valid),
                          dma.wr_data.payload.eq(pool.data.payload)]
@@ -243,6 +261,7 @@ class Accelerator(wiring.Component):
             self._descriptor_states(m, b)
             self._load_states(m, b)
             self._compute_states(m, b)
+            self._add_states(m, b)
             self._end_states(m, b)
 
     def _run_states(self, m, b):
@@ -321,6 +340,9 @@ class Accelerator(wiring.Component):
                 b.fail(ErrorCode.TOO_LARGE)
             with m.Elif(~check.in_window):
                 b.fail(ErrorCode.OUT_OF_WINDOW)
+            with m.Elif(check.is_add):
+                m.d.sync += b.add_offset.eq(0)
+                m.next = "ADD_CHUNK"
             with m.Else():
                 m.next = "PARAMS"
 
@@ -383,12 +405,52 @@ class Accelerator(wiring.Component):
             with m.If(b.pool.done):
                 m.next = "LAYER_END"
 
+    def _add_states(self, m, b):
+        """An ADD layer, chunk by chunk: the first input's chunk into the add unit's buffer, then
+        the second input's chunk through the add unit, which writes the sums."""
+        D, check, add, rd_data = b.D, b.check, b.add, b.dma.rd_data
+        chunk_bytes = CHUNK_BEATS * BEAT_BYTES
+        left = check.ifm_bytes - b.add_offset
+        m.d.comb += [add.mult_a.eq(D.graph.exec.add_mult_a), add.mult_b.eq(D.graph.exec.add_mult_b),
+                     add.shift.eq(D.graph.exec.add_shift),
+                     add.relu.eq(flag_set(D.flags, LayerFlags.RELU)),
+                     add.base.eq(check.output_start + b.add_offset), add.length.eq(b.add_bytes),
+                     add.a_data.eq(rd_data.payload), add.a_addr.eq(b.add_line),
+                     add.b.payload.eq(rd_data.payload)]
+        beats = (b.add_bytes + BEAT_BYTES - 1) >> LANE_BITS
+        with m.State("ADD_CHUNK"):
+            m.d.sync += [b.add_bytes.eq(Mux(left > chunk_bytes, chunk_bytes, left)),
+                         b.add_line.eq(0)]
+            m.next = "ADD_A"
+        with m.State("ADD_A"):
+            b.read(check.input_start + b.add_offset, b.add_bytes, beats, "ADD_A_DATA")
+        with m.State("ADD_A_DATA"):
+            m.d.comb += [rd_data.ready.eq(1), add.a_en.eq(b.beat_in)]
+            with m.If(b.beat_in):
+                m.d.sync += [b.add_line.eq(b.add_line + 1), b.count.eq(b.count - 1)]
+            with m.If(b.count == 0):
+                m.d.comb += add.start.eq(1)
+                m.next = "ADD_B"
+        with m.State("ADD_B"):
+            b.read(check.input2_start + b.add_offset, b.add_bytes, beats, "ADD_B_DATA")
+        with m.State("ADD_B_DATA"):
+            m.d.comb += [add.b.valid.eq(rd_data.valid), rd_data.ready.eq(add.b.ready)]
+            with m.If(b.beat_in):
+                m.d.sync += b.count.eq(b.count - 1)
+            with m.If((b.count == 0) & ~add.busy & ~b.dma.busy):
+                m.d.sync += b.add_offset.eq(b.add_offset + b.add_bytes)
+                with m.If(b.add_offset + b.add_bytes == check.ifm_bytes):
+                    m.next = "LAYER_END"
+                with m.Else():
+                    m.next = "ADD_CHUNK"
+
     def _end_states(self, m, b):
         """A layer's end: counters, errors, abort, the next layer or the run's end."""
         core, dma, totals = b.core, b.dma, b.totals
         with m.State("LAYER_END"):
-            m.d.sync += [totals[n].eq(totals[n] + getattr(core, n))
-                         for n in ("macs", "groups_issued", "groups_skipped")]
+            with m.If(~b.check.is_add):         # the core did not run for an ADD
+                m.d.sync += [totals[n].eq(totals[n] + getattr(core, n))
+                             for n in ("macs", "groups_issued", "groups_skipped")]
             with m.If(dma.error):
                 b.fail(ErrorCode.AXI_ERROR)
             with m.Elif(b.abort_pending):

@@ -4,16 +4,18 @@ layer issues a single transaction."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.config import BEAT_BYTES, LANE_BITS, SenseConfig
 from hw.layouts import (
+    ADD_EXEC_FIELDS,
     DIM_BITS,
     FLAGS_KNOWN,
     KERNEL_BITS,
     LayerFlags,
+    MAX_SHIFT,
     LayerKind,
     flag_set,
     layer_descriptor_layout,
@@ -24,8 +26,10 @@ from hw.soc.dma import ADDR_BITS, window_check
 
 __all__ = ["LayerCheck", "CheckStep", "RANGES"]
 
-#: The byte ranges of a layer that are checked against the DMA window.
-RANGES = ("weights", "params", "input", "output")
+#: The byte ranges of a layer that are checked against the DMA window (an ADD has no weights
+#: and parameters, a convolution no second input).
+RANGES = ("weights", "params", "input", "output", "input2")
+ADD_RANGES = ("input", "output", "input2")
 
 
 class CheckStep(enum.Enum, shape=2):
@@ -42,9 +46,11 @@ class LayerCheck(wiring.Component):
     A, B, C); a cycle later the window verdicts settle and, the cycle after, ``consistent``
     (BAD_DESCRIPTOR otherwise), ``fits`` (TOO_LARGE otherwise) and ``in_window``
     (OUT_OF_WINDOW otherwise) are valid, and ``supported``: a CONV / FC layer without the
-    whole-network fields (UNSUPPORTED otherwise; docs/memory-image.md). The derived sizes stay valid for the whole layer:
-    ``gk`` output channel groups, ``kpad`` output channels padded to M, ``ifm_bytes``,
-    ``out_bytes`` (the convolution output), and the DRAM address of each range (``*_start``)."""
+    whole-network fields, or an ADD with only its own (UNSUPPORTED otherwise;
+    docs/memory-image.md). ``is_add``: the layer is an ADD. The derived sizes stay valid for the
+    whole layer: ``gk`` output channel groups, ``kpad`` output channels padded to M,
+    ``ifm_bytes`` (an ADD's tensor), ``out_bytes`` (the convolution output), and the DRAM
+    address of each range (``*_start``)."""
 
     def __init__(self, config: SenseConfig):
         self._config = config
@@ -54,6 +60,7 @@ class LayerCheck(wiring.Component):
             "window_base": In(64), "window_end": In(66),
             "gk": Out(16), "kpad": Out(20), "ifm_bytes": Out(48), "out_bytes": Out(48),
             "consistent": Out(1), "supported": Out(1), "fits": Out(1), "in_window": Out(1),
+            "is_add": Out(1),
         }
         members |= {f"{name}_start": Out(ADDR_BITS + 1) for name in RANGES}
         super().__init__(members)
@@ -93,25 +100,50 @@ class LayerCheck(wiring.Component):
                     self.params_start.eq(self.image_base + D.param_offset),
                     self.input_start.eq(self.act_base + D.in_offset),
                     self.output_start.eq(self.act_base + D.out_offset),
+                    self.input2_start.eq(self.act_base + D.graph.exec.in2_offset),
                 ]
         lengths = {"weights": D.weight_size, "params": D.param_size, "input": self.ifm_bytes,
-                   "output": self.out_bytes}
-        verdicts = []
+                   "output": self.out_bytes, "input2": self.ifm_bytes}
+        verdicts = {}
         for name in RANGES:
-            ok = Signal(name=f"{name}_ok")
+            ok = verdicts[name] = Signal(name=f"{name}_ok")
             m.d.sync += ok.eq(window_check(m, getattr(self, f"{name}_start"), lengths[name],
                                            self.window_base, self.window_end, name)[2])
-            verdicts.append(ok)
-        m.d.comb += [self.in_window.eq(Cat(*verdicts).all()),
-                     self.consistent.eq(self._consistent(v, lg_m, word_bytes)),
+        conv_ranges = Cat(*(verdicts[n] for n in RANGES if n != "input2")).all()
+        add_ranges = Cat(*(verdicts[n] for n in ADD_RANGES)).all()
+        exec_fields = D.graph.exec
+        not_add = Cat(*(exec_fields[n] for n, _ in exec_fields.shape()
+                        if n not in ADD_EXEC_FIELDS))
+        m.d.comb += [self.is_add.eq(D.kind == LayerKind.ADD),
+                     self.in_window.eq(Mux(self.is_add, add_ranges, conv_ranges)),
+                     self.consistent.eq(Mux(self.is_add, self._add_consistent(),
+                                            self._consistent(v, lg_m, word_bytes))),
                      # A known whole-network kind or field: UNSUPPORTED (checked before
                      # consistency, whose rules are the conv's); an unknown kind stays
                      # "supported" here and fails the consistency check instead.
                      self.supported.eq((((D.kind == LayerKind.CONV) | (D.kind == LayerKind.FC))
-                                        & (D.graph.exec.as_value() == 0))
+                                        & (exec_fields.as_value() == 0))
+                                       | (self.is_add & (not_add == 0))
                                        | (D.kind.as_value() > max(k.value for k in LayerKind))),
-                     self.fits.eq(self._fits(v, slots))]
+                     # An ADD runs in chunks through its own buffer: it always fits.
+                     self.fits.eq(self.is_add | self._fits(v, slots))]
         return m
+
+    def _add_consistent(self):
+        """An ADD: two inputs and an output of one shape, RELU the only flag, a shift in
+        1..MAX_SHIFT, beat-aligned offsets."""
+        cfg, D = self._config, self.desc
+        x = D.graph.exec
+        return Cat(
+            D.in_channels != 0, D.in_groups == ((D.in_channels + cfg.group - 1)
+                                                >> (cfg.group.bit_length() - 1)),
+            D.in_groups < (1 << DIM_BITS), D.in_h != 0, D.in_h < (1 << DIM_BITS),
+            D.in_w != 0, D.in_w < (1 << DIM_BITS),
+            D.out_channels == D.in_channels, D.out_h == D.in_h, D.out_w == D.in_w,
+            (D.flags.as_value() & ~LayerFlags.RELU.value) == 0,
+            x.add_shift != 0, x.add_shift <= MAX_SHIFT,
+            (D.in_offset | D.out_offset | x.in2_offset)[:LANE_BITS] == 0,
+        ).all()
 
     def _consistent(self, v, lg_m, word_bytes):
         cfg, D = self._config, self.desc

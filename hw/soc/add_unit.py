@@ -1,0 +1,117 @@
+"""The residual add (SPEC section 8): two int8 tensors of the same shape, each with its own
+multiplier, into a third, one 128-bit beat (16 channels of the activation layout) per cycle.
+
+The sequencer runs an ADD layer in chunks of at most `CHUNK_BEATS` beats: it reads the chunk of
+the first input into this unit's buffer (``a_*``), then starts the unit (``start``, with the
+chunk's output address and length) and reads the chunk of the second input into ``b``. The unit
+issues the chunk's DMA write command and turns every ``b`` beat and the buffered beat of the
+same index into an output beat:
+
+    y = sat_int8((a * mult_a + b * mult_b + (1 << (shift - 1))) >> shift), then ReLU if ``relu``
+
+per byte lane (channel padding is zero in both inputs and stays zero: the rounding term is less
+than one step). `host.golden.residual_add` is the same arithmetic.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.soc.dma import ADDR_BITS, BEAT_BYTES, DATA_BITS, LENGTH_BITS, dma_command_layout
+
+__all__ = ["AddUnit", "CHUNK_BEATS", "add_lane", "add_shift"]
+
+#: Beats of the first input buffered per chunk (4 KiB).
+CHUNK_BEATS = 256
+#: A shift this large or larger gives 0 for every pair of int8 inputs and 16-bit multipliers
+#: (|a * mult_a + b * mult_b| < 2**25), so the datapath clamps the shift to it.
+MAX_USEFUL_SHIFT = 27
+
+
+def add_shift(m, shift):
+    """(shift clamped to MAX_USEFUL_SHIFT, the rounding term 1 << (shift - 1)) as signals."""
+    sh = Signal(range(MAX_USEFUL_SHIFT + 1))
+    half = Signal(range(MAX_USEFUL_SHIFT))
+    rounding = Signal(MAX_USEFUL_SHIFT)
+    m.d.comb += [sh.eq(Mux(shift > MAX_USEFUL_SHIFT, MAX_USEFUL_SHIFT, shift)),
+                 half.eq(sh - 1), rounding.eq(Const(1, MAX_USEFUL_SHIFT) << half)]
+    return sh, rounding
+
+
+def add_lane(m, a, b, mult_a, mult_b, shift, relu):
+    """One lane of the add: int8 `a`, `b` (signed values) -> the int8 result (a signal);
+    `shift` is the pair `add_shift` returns."""
+    sh, rounding = shift
+    total = Signal(signed(MAX_USEFUL_SHIFT + 2))
+    m.d.comb += total.eq(a * mult_a + b * mult_b + rounding)
+    shifted = Signal(signed(MAX_USEFUL_SHIFT + 2))
+    out = Signal(signed(8))
+    m.d.comb += shifted.eq(total >> sh)
+    with m.If(shifted > 127):
+        m.d.comb += out.eq(127)
+    with m.Elif(shifted < Mux(relu, 0, -128)):
+        m.d.comb += out.eq(Mux(relu, 0, -128))
+    with m.Else():
+        m.d.comb += out.eq(shifted)
+    return out
+
+
+class AddUnit(wiring.Component):
+    """``a_en`` / ``a_addr`` / ``a_data``: a beat of the first input into the buffer. ``start``
+    (one cycle, with ``base``, the chunk's output address, and ``length``, its bytes): issue the
+    write command, then take ``b`` beats (in order; the buffered beat of the same index is the
+    other operand) and send the sums on ``data``, one per cycle when the DMA keeps up. ``busy``
+    from ``start`` until the last beat of the chunk has been handed over."""
+
+    def __init__(self):
+        super().__init__({
+            "a_en": In(1), "a_addr": In(range(CHUNK_BEATS)), "a_data": In(DATA_BITS),
+            "start": In(1), "base": In(ADDR_BITS), "length": In(LENGTH_BITS),
+            "mult_a": In(16), "mult_b": In(16), "shift": In(8), "relu": In(1),
+            "b": In(stream.Signature(DATA_BITS)),
+            "cmd": Out(stream.Signature(dma_command_layout())),
+            "data": Out(stream.Signature(DATA_BITS)),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.buf = buf = Memory(shape=DATA_BITS, depth=CHUNK_BEATS, init=[])
+        wr, rd = buf.write_port(), buf.read_port()
+        m.d.comb += [wr.en.eq(self.a_en), wr.addr.eq(self.a_addr), wr.data.eq(self.a_data)]
+
+        left = Signal(range(CHUNK_BEATS + 1))       # beats still to send
+        index = Signal(range(CHUNK_BEATS))          # buffer index of the next b beat
+        cmd_pending = Signal()
+        with m.If(self.start):
+            m.d.sync += [cmd_pending.eq(1), index.eq(0),
+                         left.eq((self.length + BEAT_BYTES - 1) >> 4),
+                         self.cmd.payload.addr.eq(self.base),
+                         self.cmd.payload.length.eq(self.length)]
+        m.d.comb += self.cmd.valid.eq(cmd_pending)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += cmd_pending.eq(0)
+
+        # Stage 1 holds a b beat while the buffer read of its partner completes; the output
+        # register is stage 2. Both move together whenever the output register can take a beat.
+        advance = ~self.data.valid | self.data.ready
+        held = Signal(DATA_BITS)
+        held_valid = Signal()
+        m.d.comb += [self.b.ready.eq(advance), rd.addr.eq(index), rd.en.eq(advance)]
+        with m.If(advance):
+            m.d.sync += [held.eq(self.b.payload), held_valid.eq(self.b.valid)]
+            with m.If(self.b.valid):
+                m.d.sync += index.eq(index + 1)
+        shift = add_shift(m, self.shift)
+        lanes = [add_lane(m, rd.data[8 * i:8 * i + 8].as_signed(),
+                          held[8 * i:8 * i + 8].as_signed(), self.mult_a, self.mult_b,
+                          shift, self.relu) for i in range(BEAT_BYTES)]
+        with m.If(advance):
+            m.d.sync += self.data.valid.eq(held_valid)
+            with m.If(held_valid):
+                m.d.sync += [self.data.payload.eq(Cat(*lanes)), left.eq(left - 1)]
+        m.d.comb += self.busy.eq(cmd_pending | (left != 0) | held_valid | self.data.valid)
+        return m

@@ -1,0 +1,69 @@
+"""Fit the ADD layer's constants of host.perf (ADD_LAYER_STATES, ADD_CHUNK_OVERHEAD) to the RTL.
+
+Runs, in RTL simulation (`small`, the DRAM inside the design), networks made of one residual add
+of the network input with itself, of five sizes: four beats, exactly one chunk, a chunk and 16
+beats, two chunks, four chunks with a partial last one. The constants were read off the first
+three (the layer's fixed cost, a chunk's fixed cost, one cycle per 16-beat burst); this script
+checks them on all five and writes everything to docs/results/add-model-fit.json. The residual networks of
+gateware_tests/test_system.py (adds among convolutions) are the held-out check.
+
+    .venv/bin/python scripts/fit_add_model.py
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import host.perf as perf  # noqa: E402
+from host.estimate import accelerator_estimate  # noqa: E402
+from host.image import pack_image  # noqa: E402
+from host.nn import Layer, Network  # noqa: E402
+from host.quant import quantize, quantize_input, run_int  # noqa: E402
+from hw.config import SenseConfig  # noqa: E402
+from hw.files import atomic_write  # noqa: E402
+from sim.sysrun import run_system  # noqa: E402
+
+CONFIG = SenseConfig.preset("small")
+SHAPES = [(4, 4, 4), (16, 16, 16), (16, 16, 17), (32, 16, 16), (32, 20, 21)]
+
+
+def main():
+    rng = np.random.default_rng(1)
+    steps, cases = [], []
+    for shape in SHAPES:
+        net = Network(shape, [Layer("add", "sum", inputs=[-1, -1])], [], "add")
+        qnet = quantize(net, rng.normal(size=(8,) + shape), group=CONFIG.group)
+        x = quantize_input(qnet, rng.normal(size=(1,) + shape))
+        image = pack_image(qnet, CONFIG)
+        steps.append({"op": "run", "image": image, "x": x, "name": "x".join(map(str, shape))})
+        cases.append((qnet, x, image))
+    res = run_system(CONFIG, steps, name="fit-add", dram="design")
+    rows = []
+    for step, (qnet, x, image) in zip(res["steps"], cases):
+        run, est = step["runs"][0], accelerator_estimate(image, x[0], CONFIG)
+        rows.append({"network": step["name"],
+                     "bit_exact": bool((step["outputs"].reshape(-1)
+                                        == run_int(qnet, x).reshape(-1)).all()),
+                     "cycles": run["cycles"], "cycles_model": est["cycles"],
+                     "error": (est["cycles"] - run["cycles"]) / run["cycles"],
+                     "dram_bytes_exact": (run["dram_read_bytes"], run["dram_write_bytes"])
+                     == (est["dram_read_bytes"], est["dram_write_bytes"])})
+        print(f"{step['name']:>10}: RTL {run['cycles']:6d}  model {est['cycles']:6d}  "
+              f"({rows[-1]['error']:+.2%}), bit-exact {rows[-1]['bit_exact']}, DRAM bytes "
+              f"exact {rows[-1]['dram_bytes_exact']}")
+    report = {"config": CONFIG.to_dict(), "dram": "design",
+              "constants": {"ADD_LAYER_STATES": perf.ADD_LAYER_STATES,
+                            "ADD_CHUNK_OVERHEAD": perf.ADD_CHUNK_OVERHEAD},
+              "runs": rows, "max_abs_error": max(abs(r["error"]) for r in rows)}
+    atomic_write(ROOT / "docs/results/add-model-fit.json", json.dumps(report, indent=2) + "\n")
+    print(f"max error {report['max_abs_error']:.2%}; wrote docs/results/add-model-fit.json")
+    return 0 if all(r["bit_exact"] and r["dram_bytes_exact"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
