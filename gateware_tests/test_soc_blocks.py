@@ -131,3 +131,28 @@ def test_layer_check_verdicts_for_residual_adds():
         assert _verdicts(cfg, {**good, **bad})["consistent"] == 0, bad
     tiled = {**good, "graph": good["graph"] | _exec_bits(band_rows=3)}
     assert _verdicts(cfg, tiled)["supported"] == 0
+
+
+def test_layer_check_verdicts_for_concat_ranges():
+    cfg = SenseConfig.preset("small")
+    words = 3 * 3 * 2 * cfg.cycles_per_group
+    conv = _descriptor(weight_size=words * BEAT_BYTES)          # 4 output channels: kpad 4
+    into = {**conv, "graph": _exec_bits(out_c_offset=4, out_c_total=16)}
+    v = _verdicts(cfg, into)
+    assert (v["consistent"], v["supported"], v["fits"], v["in_window"]) == (1, 1, 1, 1)
+    # The output range is 36 pixels 16 bytes apart from channel 4: it ends at 0x400 + 4 + 35 *
+    # 16 + 4 = 0x638, so a window ending at 0x630 (beat-rounded: 0x640 needed) excludes it.
+    assert _verdicts(cfg, into, window=(0, 0x630))["in_window"] == 0
+    assert _verdicts(cfg, into, window=(0, 0x640))["in_window"] == 1
+    for bad in ({"out_c_offset": 2, "out_c_total": 16},      # not a whole word of M channels
+                {"out_c_offset": 16, "out_c_total": 16},     # past the tensor's channels
+                {"out_c_offset": 4, "out_c_total": 18}):     # tensor channels not padded to M
+        assert _verdicts(cfg, {**conv, "graph": _exec_bits(**bad)})["consistent"] == 0, bad
+    pooled = {**into, "flags": LayerFlags.POOL.value, "pool_kernel": 2, "pool_stride": 2}
+    assert _verdicts(cfg, pooled)["supported"] == 0           # fused max-pool into a concat
+    concat = _descriptor(kind=LayerKind.CONCAT.value, out_channels=8, kernel_h=1, kernel_w=1,
+                         pad=0)
+    v = _verdicts(cfg, concat, window=(0x10000, 16))           # it touches no memory
+    assert (v["consistent"], v["supported"], v["fits"], v["in_window"]) == (1, 1, 1, 1)
+    assert _verdicts(cfg, {**concat, "flags": 1})["consistent"] == 0
+    assert _verdicts(cfg, {**concat, "graph": _exec_bits(band_rows=2)})["supported"] == 0

@@ -30,6 +30,8 @@ def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig) -> di
     for i, (d, q) in enumerate(zip(descs, qnet.layers)):
         if int(d.kind) == LayerKind.ADD.value:
             est = perf.add_estimate(d, config)
+        elif int(d.kind) == LayerKind.CONCAT.value:
+            est = perf.concat_estimate()
         else:
             src = qnet.sources(i)[0]
             xin = x if src < 0 else acts[src][0]

@@ -313,7 +313,7 @@ def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph
         ("w_scale",): np.asarray(w_scale, np.float32).view(np.uint32),
     }, k)
     geo = layer_geometry(in_shapes[0], layer, config)
-    if buffer_problem(geo, config) is None and not graph.get("exec.out_c_total"):
+    if buffer_problem(geo, config) is None and not (graph.get("exec.out_c_total") and layer.pool):
         chosen = plan_layer(in_shapes[0], layer, config, out_shape).order
     else:
         est = layer_tiling(layer.kind, layer.w, layer.stride, layer.pad, layer.pool, layer.relu,

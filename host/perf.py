@@ -38,7 +38,8 @@ from hw.soc.add_unit import CHUNK_BEATS
 from hw.soc.output_writer import whole_tile_writes
 
 __all__ = ["skip_mask", "core_cycles", "tile_cycles", "useful_macs", "layer_estimate", "SETUP_CYCLES",
-           "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD", "add_estimate"]
+           "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD", "add_estimate",
+           "concat_estimate"]
 
 SETUP_CYCLES = 4    # start, and three cycles computing the walker's step products
 OUTPUT_STAGES = 4   # parameter read, bias add, multiply, shift and saturate
@@ -180,6 +181,15 @@ RUN_STATES = 4
 #: on the residual networks of gateware_tests/test_system.py.
 ADD_LAYER_STATES = 1
 ADD_CHUNK_OVERHEAD = 13
+#: A CONCAT's sequencer states beyond its descriptor read (address, checks, layer end).
+CONCAT_STATES = 9
+
+
+def concat_estimate() -> dict:
+    """A CONCAT layer: its descriptor is read and checked; its producers wrote its tensor."""
+    return {"cycles": READ_OVERHEAD + DESCRIPTOR_BYTES // BEAT_BYTES + CONCAT_STATES,
+            "dram_read_bytes": DESCRIPTOR_BYTES, "dram_write_bytes": 0, "macs": 0,
+            "groups_skipped": 0}
 
 
 def add_estimate(d: LayerDescriptor, config: SenseConfig) -> dict:
@@ -226,14 +236,16 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) ->
     ifm_bytes = d.in_h * d.in_w * d.in_groups * m
     ifm_lines = -(-ifm_bytes // beat)
     pixels = d.out_h * d.out_w
-    whole = whole_tile_writes(config, k, d.k_tiles, ifm_stationary)
+    # A concat's channel range: pixels `stride` bytes apart, from channel out_c_offset.
+    stride = d.g("exec.out_c_total") or kpad
+    whole = whole_tile_writes(config, k, d.k_tiles, ifm_stationary, stride != kpad)
 
     def tile_write(p, kt):
         k0 = kt * config.rows
         last_kt = k0 + config.rows >= k
         count = min(config.cols, pixels - p * config.cols)
         # The driver puts the activation region on a 4 KiB boundary (host.driver.ACT_ALIGN).
-        addr = d.out_offset + (p * config.cols) * kpad + k0
+        addr = d.out_offset + d.g("exec.out_c_offset") + (p * config.cols) * stride + k0
         if whole:
             if not last_kt:
                 return 0, False
@@ -242,7 +254,7 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) ->
         seg = kpad - k0 if last_kt else config.rows
         total = 0
         for j in range(count):
-            a = addr + j * kpad
+            a = addr + j * stride
             total += SEGMENT_OVERHEAD + (a % beat + seg + beat - 1) // beat
         return total, True
 

@@ -20,7 +20,7 @@ __all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "ifm_line_layout
            "param_entry_layout", "image_header_layout", "layer_descriptor_layout", "leaf_fields",
            "record_bytes", "pack_array", "unpack_array", "BEAT_BYTES", "BLOCK_ALIGN", "LayerKind",
            "LayerFlags", "FLAGS_KNOWN", "flag_set", "LayerDescriptor", "DESCRIPTOR_BYTES", "KINDS_RUN",
-           "ADD_EXEC_FIELDS", "MAX_SHIFT",
+           "ADD_EXEC_FIELDS", "CONCAT_EXEC_FIELDS", "MAX_SHIFT",
            "graph_layout"]
 
 DIM_BITS = 12      # feature-map height / width and channel groups: up to 4095
@@ -88,9 +88,9 @@ def param_layout(config: SenseConfig) -> data.StructLayout:
 
 
 class LayerKind(enum.Enum, shape=8):
-    """A layer descriptor's `kind` (docs/memory-image.md). Today's gateware runs CONV, FC and ADD;
-    the others are the whole-network kinds of SPEC section 8 (a concat has no descriptor: its
-    producers write channel ranges of one tensor)."""
+    """A layer descriptor's `kind` (docs/memory-image.md). Today's gateware runs CONV, FC, ADD and
+    CONCAT; the others are the whole-network kinds of SPEC section 8 still to build (a CONCAT
+    moves no data: its producers write channel ranges of its tensor)."""
     CONV = 0
     FC = 1            # a convolution whose kernel covers its input
     ADD = 2           # residual add of two tensors (graph.add_mult_a/b, add_shift)
@@ -101,10 +101,13 @@ class LayerKind(enum.Enum, shape=8):
 
 
 #: The kinds today's gateware runs.
-KINDS_RUN = (LayerKind.CONV, LayerKind.FC, LayerKind.ADD)
+KINDS_RUN = (LayerKind.CONV, LayerKind.FC, LayerKind.ADD, LayerKind.CONCAT)
 #: The graph.exec fields an ADD layer sets (every other exec field of a layer this gateware
 #: runs is zero).
 ADD_EXEC_FIELDS = ("in2_offset", "add_shift", "add_mult_a", "add_mult_b")
+#: The graph.exec fields a CONV / FC layer may set: the channel range of a concat's tensor it
+#: writes.
+CONCAT_EXEC_FIELDS = ("out_c_offset", "out_c_total")
 #: The largest requantization shift (parameter entries, ADD layers); the smallest is 1.
 MAX_SHIFT = 47
 
@@ -283,11 +286,17 @@ class _Descriptor:
 
     @property
     def plain(self) -> bool:
-        """Runs on today's gateware: a CONV/FC kind with every graph.exec field zero, or an ADD
-        with only its own exec fields (`ADD_EXEC_FIELDS`) set."""
-        allowed = ({f"exec.{n}" for n in ADD_EXEC_FIELDS} if int(self.kind) == LayerKind.ADD.value
-                   else set())
-        return (int(self.kind) in [k.value for k in KINDS_RUN]
+        """Runs on today's gateware: a CONV/FC kind with no graph.exec field but a concat's
+        channel range (`CONCAT_EXEC_FIELDS`, not with a fused max-pool), an ADD with only its own
+        (`ADD_EXEC_FIELDS`), or a CONCAT (moves no data)."""
+        kind = int(self.kind)
+        if kind == LayerKind.ADD.value:
+            allowed = {f"exec.{n}" for n in ADD_EXEC_FIELDS}
+        elif kind in (LayerKind.CONV.value, LayerKind.FC.value) and not self.pool:
+            allowed = {f"exec.{n}" for n in CONCAT_EXEC_FIELDS}
+        else:
+            allowed = set()
+        return (kind in [k.value for k in KINDS_RUN]
                 and not any(v for k, v in self.graph.items()
                             if k.startswith("exec.") and k not in allowed))
 

@@ -21,7 +21,8 @@ with no CPU in between:
    per cycle, into the layer's output;
 6. a residual ADD runs instead of 3-5, in chunks of up to 4 KiB: the first input's chunk into
    the add unit's buffer, then the second input's chunk streamed through the add unit
-   (`hw.soc.add_unit`), which writes the sums, a beat per cycle.
+   (`hw.soc.add_unit`), which writes the sums, a beat per cycle; a CONCAT is only checked (its
+   producers wrote its tensor, each into its channel range).
 
 Errors end the run with STATUS.error and the code; nothing outside the window is touched (the
 ranges are checked first, and the DMA engines check every command again). CTRL.abort stops the
@@ -165,6 +166,7 @@ class Accelerator(wiring.Component):
             writer.ifm_stationary.eq(flag_set(D.flags, LayerFlags.IFM_STATIONARY)),
             writer.k_tiles.eq(D.k_tiles), writer.kpad.eq(check.kpad),
             writer.out_channels.eq(D.out_channels), writer.base.eq(check.output_start),
+            writer.stride.eq(check.out_stride),
             pool.out_h.eq(D.out_h), pool.out_w.eq(D.out_w), pool.gk.eq(check.gk),
             pool.kernel.eq(D.pool_kernel), pool.stride.eq(D.pool_stride), pool.pad.eq(D.pool_pad),
             pool.base.eq(check.output_start), pool.dma_busy.eq(dma.busy),
@@ -343,6 +345,8 @@ class Accelerator(wiring.Component):
             with m.Elif(check.is_add):
                 m.d.sync += b.add_offset.eq(0)
                 m.next = "ADD_CHUNK"
+            with m.Elif(check.is_concat):         # its producers wrote its tensor
+                m.next = "LAYER_END"
             with m.Else():
                 m.next = "PARAMS"
 
@@ -448,7 +452,7 @@ class Accelerator(wiring.Component):
         """A layer's end: counters, errors, abort, the next layer or the run's end."""
         core, dma, totals = b.core, b.dma, b.totals
         with m.State("LAYER_END"):
-            with m.If(~b.check.is_add):         # the core did not run for an ADD
+            with m.If(~b.check.is_add & ~b.check.is_concat):   # the core ran
                 m.d.sync += [totals[n].eq(totals[n] + getattr(core, n))
                              for n in ("macs", "groups_issued", "groups_skipped")]
             with m.If(dma.error):

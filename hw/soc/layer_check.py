@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 from hw.config import BEAT_BYTES, LANE_BITS, SenseConfig
 from hw.layouts import (
     ADD_EXEC_FIELDS,
+    CONCAT_EXEC_FIELDS,
     DIM_BITS,
     FLAGS_KNOWN,
     KERNEL_BITS,
@@ -47,8 +48,10 @@ class LayerCheck(wiring.Component):
     (BAD_DESCRIPTOR otherwise), ``fits`` (TOO_LARGE otherwise) and ``in_window``
     (OUT_OF_WINDOW otherwise) are valid, and ``supported``: a CONV / FC layer without the
     whole-network fields, or an ADD with only its own (UNSUPPORTED otherwise;
-    docs/memory-image.md). ``is_add``: the layer is an ADD. The derived sizes stay valid for the
-    whole layer: ``gk`` output channel groups, ``kpad`` output channels padded to M,
+    docs/memory-image.md), or a CONCAT (moves no data). ``is_add`` / ``is_concat``: the kind.
+    ``out_stride``: bytes from one output pixel to the next in DRAM (the padded channels, or the
+    concat tensor's `out_c_total`); ``output_start`` includes `out_c_offset`. The derived sizes
+    stay valid for the whole layer: ``gk`` output channel groups, ``kpad`` output channels padded to M,
     ``ifm_bytes`` (an ADD's tensor), ``out_bytes`` (the convolution output), and the DRAM
     address of each range (``*_start``)."""
 
@@ -60,7 +63,7 @@ class LayerCheck(wiring.Component):
             "window_base": In(64), "window_end": In(66),
             "gk": Out(16), "kpad": Out(20), "ifm_bytes": Out(48), "out_bytes": Out(48),
             "consistent": Out(1), "supported": Out(1), "fits": Out(1), "in_window": Out(1),
-            "is_add": Out(1),
+            "is_add": Out(1), "is_concat": Out(1), "out_stride": Out(20),
         }
         members |= {f"{name}_start": Out(ADDR_BITS + 1) for name in RANGES}
         super().__init__(members)
@@ -76,7 +79,7 @@ class LayerCheck(wiring.Component):
         v = {name: Signal(width, name=name) for name, width in (
             ("pix", 24), ("rs", 8), ("hw_in", 24), ("ohs", 24), ("ows", 24), ("kt_rows", 24),
             ("pt_cols", 32), ("groups", 24), ("ifm_words", 40), ("out_words", 40),
-            ("w_words", 48))}
+            ("w_words", 48), ("out_span", 48))}
         with m.Switch(self.step):
             with m.Case(CheckStep.A):
                 m.d.sync += [
@@ -99,11 +102,14 @@ class LayerCheck(wiring.Component):
                     self.weights_start.eq(self.image_base + D.weight_offset),
                     self.params_start.eq(self.image_base + D.param_offset),
                     self.input_start.eq(self.act_base + D.in_offset),
-                    self.output_start.eq(self.act_base + D.out_offset),
+                    self.output_start.eq(self.act_base + D.out_offset
+                                         + D.graph.exec.out_c_offset),
+                    v["out_span"].eq((v["pix"] - 1) * D.graph.exec.out_c_total + self.kpad),
                     self.input2_start.eq(self.act_base + D.graph.exec.in2_offset),
                 ]
         lengths = {"weights": D.weight_size, "params": D.param_size, "input": self.ifm_bytes,
-                   "output": self.out_bytes, "input2": self.ifm_bytes}
+                   "output": Mux(D.graph.exec.out_c_total != 0, v["out_span"], self.out_bytes),
+                   "input2": self.ifm_bytes}
         verdicts = {}
         for name in RANGES:
             ok = verdicts[name] = Signal(name=f"{name}_ok")
@@ -114,20 +120,35 @@ class LayerCheck(wiring.Component):
         exec_fields = D.graph.exec
         not_add = Cat(*(exec_fields[n] for n, _ in exec_fields.shape()
                         if n not in ADD_EXEC_FIELDS))
+        not_conv = Cat(*(exec_fields[n] for n, _ in exec_fields.shape()
+                         if n not in CONCAT_EXEC_FIELDS))
+        pool = flag_set(D.flags, LayerFlags.POOL)
+        concat_range = exec_fields.out_c_total != 0
         m.d.comb += [self.is_add.eq(D.kind == LayerKind.ADD),
-                     self.in_window.eq(Mux(self.is_add, add_ranges, conv_ranges)),
+                     self.is_concat.eq(D.kind == LayerKind.CONCAT),
+                     self.out_stride.eq(Mux(concat_range, exec_fields.out_c_total, self.kpad)),
+                     # A CONCAT touches no memory.
+                     self.in_window.eq(self.is_concat
+                                       | Mux(self.is_add, add_ranges, conv_ranges)),
                      self.consistent.eq(Mux(self.is_add, self._add_consistent(),
-                                            self._consistent(v, lg_m, word_bytes))),
+                                            Mux(self.is_concat, self._concat_consistent(),
+                                                self._consistent(v, lg_m, word_bytes)))),
                      # A known whole-network kind or field: UNSUPPORTED (checked before
                      # consistency, whose rules are the conv's); an unknown kind stays
                      # "supported" here and fails the consistency check instead.
                      self.supported.eq((((D.kind == LayerKind.CONV) | (D.kind == LayerKind.FC))
-                                        & (exec_fields.as_value() == 0))
+                                        & (not_conv == 0) & ~(pool & concat_range))
                                        | (self.is_add & (not_add == 0))
+                                       | (self.is_concat & (exec_fields.as_value() == 0))
                                        | (D.kind.as_value() > max(k.value for k in LayerKind))),
                      # An ADD runs in chunks through its own buffer: it always fits.
-                     self.fits.eq(self.is_add | self._fits(v, slots))]
+                     self.fits.eq(self.is_add | self.is_concat | self._fits(v, slots))]
         return m
+
+    def _concat_consistent(self):
+        """A CONCAT names its tensor (its producers wrote it): a known kind, no flags."""
+        D = self.desc
+        return (D.flags.as_value() == 0) & (D.in_channels != 0) & (D.out_channels != 0)
 
     def _add_consistent(self):
         """An ADD: two inputs and an output of one shape, RELU the only flag, a shift in
@@ -168,6 +189,11 @@ class LayerCheck(wiring.Component):
             D.weight_size == v["w_words"] * word_bytes,
             D.param_size == D.out_channels * BEAT_BYTES,
             (D.weight_offset | D.param_offset | D.in_offset | D.out_offset)[:LANE_BITS] == 0,
+            # A concat's channel range: M-aligned, inside the tensor's channels.
+            (D.graph.exec.out_c_total == 0)
+            | ((D.graph.exec.out_c_offset + self.kpad <= D.graph.exec.out_c_total)
+               & (D.graph.exec.out_c_offset[:lg_m] == 0)
+               & (D.graph.exec.out_c_total[:lg_m] == 0)),
             ~pool | ((D.pool_kernel != 0) & (D.pool_stride != 0)
                      & (D.pool_pad < D.pool_kernel)
                      & (D.pool_kernel <= D.out_h + 2 * D.pool_pad)

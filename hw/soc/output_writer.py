@@ -37,28 +37,31 @@ def output_slot_lines(config: SenseConfig) -> int:
     return max(output_lines_per_slot(config), share)
 
 
-def whole_tile_rule(ifm_stationary, k_tiles, kpad, slot_lines):
+def whole_tile_rule(ifm_stationary, k_tiles, kpad, slot_lines, concat=False):
     """The rule for whole mode, on Python integers (the model) or Amaranth values (the gateware):
     all k tiles of a pixel tile arrive one after the other (the IFM-stationary order or a single
-    k tile), and a pixel's padded channels are whole beats that fit a slot."""
+    k tile), a pixel's padded channels are whole beats that fit a slot, and the layer does not
+    write a channel range of a concat's tensor (its pixels are not contiguous then)."""
     return ((ifm_stationary | (k_tiles == 1)) & ((kpad & (BEAT_BYTES - 1)) == 0)
-            & ((kpad >> LANE_BITS) <= slot_lines))
+            & ((kpad >> LANE_BITS) <= slot_lines) & (concat == 0))
 
 
 def whole_tile_writes(config: SenseConfig, out_channels: int, k_tiles: int,
-                      ifm_stationary: bool) -> bool:
+                      ifm_stationary: bool, concat: bool = False) -> bool:
     """Whether the writer sends a pixel tile's outputs as one contiguous command (host.perf and
     the compiler pass ask here; the gateware applies the same `whole_tile_rule`)."""
     kpad = -(-out_channels // config.group) * config.group
-    return bool(whole_tile_rule(bool(ifm_stationary), k_tiles, kpad, output_slot_lines(config)))
+    return bool(whole_tile_rule(bool(ifm_stationary), k_tiles, kpad, output_slot_lines(config),
+                                bool(concat)))
 
 
 class OutputWriter(wiring.Component):
     """``rows`` (the core's output rows) in; ``cmd`` and ``data`` (DMA write commands and beats)
     out. ``start`` (one cycle, before the layer's first row) takes the layer's ``ifm_stationary``,
     ``k_tiles`` and ``kpad`` (output channels padded to M) to choose the mode; ``base`` is the
-    output's DRAM address, ``out_channels`` the real channel count (padding bytes are written as
-    0). ``writing`` is high while a command or its beats are out; ``idle`` when both slots are
+    output's DRAM address (of channel 0 of pixel 0: with a concat, where its channel range
+    starts), ``stride`` the bytes from one pixel to the next (``kpad``, or a concat tensor's
+    channels), ``out_channels`` the real channel count (padding bytes are written as 0). ``writing`` is high while a command or its beats are out; ``idle`` when both slots are
     empty and nothing is being written. A row is accepted whenever its slot is free."""
 
     def __init__(self, config: SenseConfig):
@@ -68,7 +71,7 @@ class OutputWriter(wiring.Component):
             "cmd": Out(stream.Signature(dma_command_layout())),
             "data": Out(stream.Signature(DATA_BITS)),
             "start": In(1), "ifm_stationary": In(1), "k_tiles": In(16), "kpad": In(20),
-            "out_channels": In(16), "base": In(ADDR_BITS + 1),
+            "out_channels": In(16), "base": In(ADDR_BITS + 1), "stride": In(20),
             "writing": Out(1), "idle": Out(1),
         })
 
@@ -84,7 +87,7 @@ class OutputWriter(wiring.Component):
         whole = Signal()
         with m.If(self.start):
             m.d.sync += whole.eq(whole_tile_rule(self.ifm_stationary, self.k_tiles, self.kpad,
-                                                 slot_lines))
+                                                 slot_lines, self.stride != self.kpad))
         slot_full, rd_slot, info = self._fill(m, banks, whole, slot_lines)
         self._drain(m, banks, whole, slot_lines, slot_full, rd_slot, info)
         m.d.comb += self.idle.eq(~slot_full.any() & ~self.writing)
@@ -100,14 +103,16 @@ class OutputWriter(wiring.Component):
         row = self.rows.payload
         m.d.comb += self.rows.ready.eq(~slot_full.bit_select(wr_slot, 1))
         accept = self.rows.valid & self.rows.ready
-        # Segment mode: byte lane of channel k of pixel p is (p * kpad + k) mod BEAT_BYTES (the
-        # output region is beat-aligned); only the lane bits of the products matter. Whole mode:
-        # pixel j's channels start a line, channel k is byte k.
+        # Segment mode: byte lane of channel k of pixel p is (base + p * stride + k) mod
+        # BEAT_BYTES; only the lane bits of the products matter. Whole mode: pixel j's channels
+        # start a line, channel k is byte k.
         lane = LANE_BITS
-        tile_lo = (row.tile[:lane] * (cfg.cols * kpad)[:lane] + row.k0[:lane])[:lane]
+        stride = self.stride
+        tile_lo = (self.base[:lane] + row.tile[:lane] * (cfg.cols * stride)[:lane]
+                   + row.k0[:lane])[:lane]
         d = (row.channel - row.k0)[:8]
         for j, (wp, _) in enumerate(banks):
-            off = (tile_lo + j * kpad[:lane])[:lane]
+            off = (tile_lo + j * stride[:lane])[:lane]
             pos = Signal(range(slot_lines * BEAT_BYTES), name=f"obyte_{j}")
             m.d.comb += [
                 pos.eq(Mux(whole, row.channel, off + d)),
@@ -146,7 +151,7 @@ class OutputWriter(wiring.Component):
         with m.FSM(name="writer"):
             with m.State("IDLE"):
                 with m.If(slot_full.bit_select(rd_slot, 1)):
-                    base = self.base + info.tile * (cfg.cols * kpad)
+                    base = self.base + info.tile * (cfg.cols * self.stride)
                     with m.If(whole):
                         m.d.sync += [seg_addr.eq(base), seg_len.eq(info.count * kpad),
                                      seg_keep.eq(self.out_channels)]
@@ -184,7 +189,7 @@ class OutputWriter(wiring.Component):
                     m.d.sync += out_valid.eq(issue)
                 with m.If(~out_valid & (seg_line == seg_lines)):
                     # Command done: the next pixel's segment, or the slot is free.
-                    m.d.sync += [seg_j.eq(seg_j + 1), seg_addr.eq(seg_addr + kpad)]
+                    m.d.sync += [seg_j.eq(seg_j + 1), seg_addr.eq(seg_addr + self.stride)]
                     with m.If(whole | ~more_pixels):
                         m.d.sync += [slot_full.bit_select(rd_slot, 1).eq(0), rd_slot.eq(~rd_slot)]
                         m.next = "IDLE"
