@@ -1,42 +1,51 @@
 """The pixel walker (hw.core.pixel_walker) in the Amaranth simulator: every tile of a layer, in
-both tile orders, with the coordinates and word addresses the group sequencer reads from."""
+both tile orders, with the coordinates and the virtual raster index (the IFM store's pixel index
+of the tile's first pixel) the group sequencer reads from; tiles that stay in one output row for
+a valid convolution."""
 
 import pytest
 
 from hw.config import SenseConfig
-from hw.core.pixel_walker import PixelWalker
+from hw.core.ifm_store import ifm_geometry
+from hw.core.pixel_walker import PixelWalker, pixel_tiles
 from sim.amaranth_sim import run_testbench
 
 CONFIG = SenseConfig(rows=4, cols=3, group=4)
 
 
+def _geometry(cfg, layer):
+    return ifm_geometry(layer["in_h"], layer["in_w"], layer["in_groups"], layer["stride"],
+                        layer["pad"], layer["out_w"], cfg)
+
+
 def expected_tiles(cfg, layer):
-    """(k0, tile, count, new_kt, w_zero, [(valid, iy0, ix0, base)] * cols) in issue order."""
-    pixels = layer["out_h"] * layer["out_w"]
-    p_tiles = -(-pixels // cfg.cols)
+    """(k0, p0, count, new_kt, w_zero, (pi_hi, pi_lo), [(valid, iy0, ix0)] * cols) in issue
+    order."""
+    g = _geometry(cfg, layer)
+    tiles_p = pixel_tiles(layer["out_h"], layer["out_w"], cfg.cols, g.seg)
     k0s = range(0, layer["out_channels"], cfg.rows)
     if layer["ifm_stationary"]:
-        order = [(k0, t) for t in range(p_tiles) for k0 in k0s]
+        order = [(k0, t) for t in range(len(tiles_p)) for k0 in k0s]
     else:
-        order = [(k0, t) for k0 in k0s for t in range(p_tiles)]
+        order = [(k0, t) for k0 in k0s for t in range(len(tiles_p))]
     tiles = []
     for n, (k0, t) in enumerate(order):
+        p0, count = tiles_p[t]
         cols = []
         for j in range(cfg.cols):
-            p = t * cfg.cols + j
-            oy, ox = divmod(p, layer["out_w"])
+            oy, ox = divmod(p0 + j, layer["out_w"])
             iy0 = oy * layer["stride"] - layer["pad"]
             ix0 = ox * layer["stride"] - layer["pad"]
-            if p < pixels:
-                cols.append((1, iy0, ix0, (iy0 * layer["in_w"] + ix0) * layer["in_groups"]))
-            else:
-                cols.append(0)
-        count = min(cfg.cols, pixels - t * cfg.cols)
+            cols.append((1, iy0, ix0) if j < count else 0)
+        oy, ox = divmod(p0, layer["out_w"])
+        pi = oy * g.v + ox
+        b = cfg.ifm_banks
+        pi_split = ((pi // b) * g.gl % cfg.ifm_bank_lines, pi % b)
         if layer["ifm_stationary"]:
             new_kt, w_zero = 1, int(k0 == 0)
         else:
             new_kt, w_zero = int(t == 0), int(n == 0)
-        tiles.append((k0, t, count, new_kt, w_zero, cols))
+        tiles.append((k0, p0, count, new_kt, w_zero, pi_split, cols))
     return tiles
 
 
@@ -47,11 +56,13 @@ LAYERS = [
     dict(in_h=7, in_w=3, in_groups=1, out_h=4, out_w=2, out_channels=3, stride=2, pad=0),
     # a 1x1 map (fully connected), 9 output channels
     dict(in_h=1, in_w=1, in_groups=3, out_h=1, out_w=1, out_channels=9, stride=1, pad=0),
+    # a valid convolution: 7 input columns, 5 output columns (tiles stay in a row)
+    dict(in_h=6, in_w=7, in_groups=5, out_h=4, out_w=5, out_channels=5, stride=1, pad=0),
 ]
 
 
 @pytest.mark.parametrize("ifm_stationary", [0, 1], ids=["weight", "ifm"])
-@pytest.mark.parametrize("layer", LAYERS, ids=["3x3p1", "s2", "fc"])
+@pytest.mark.parametrize("layer", LAYERS, ids=["3x3p1", "s2", "fc", "valid"])
 def test_walker_emits_every_tile_in_order(layer, ifm_stationary):
     layer = {**layer, "kernel_h": 3, "kernel_w": 3, "relu": 0, "ifm_stationary": ifm_stationary}
     dut = PixelWalker(CONFIG)
@@ -61,6 +72,11 @@ def test_walker_emits_every_tile_in_order(layer, ifm_stationary):
     async def bench(ctx):
         for name, value in layer.items():
             ctx.set(getattr(dut.layer, name), value)
+        g = _geometry(CONFIG, layer)
+        b = CONFIG.ifm_banks
+        for name, value in (("gl", g.gl), ("v_hi", (g.v // b) * g.gl % CONFIG.ifm_bank_lines),
+                            ("v_lo", g.v % b), ("seg", int(g.seg))):
+            ctx.set(getattr(dut.k, name), value)
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
@@ -70,9 +86,9 @@ def test_walker_emits_every_tile_in_order(layer, ifm_stationary):
                 cols = []
                 for j in range(CONFIG.cols):
                     c = ctx.get(dut.tile[j])
-                    cols.append((1, c.iy0, c.ix0, c.base) if c.valid else 0)
-                got.append((info.k0, info.tile, info.count, ctx.get(dut.new_kt),
-                            ctx.get(dut.w_zero), cols))
+                    cols.append((1, c.iy0, c.ix0) if c.valid else 0)
+                got.append((info.k0, info.p0, info.count, ctx.get(dut.new_kt),
+                            ctx.get(dut.w_zero), (ctx.get(dut.pi_hi), ctx.get(dut.pi_lo)), cols))
                 ctx.set(dut.take, 1)
             else:
                 ctx.set(dut.take, 0)

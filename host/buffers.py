@@ -1,13 +1,13 @@
 """Contents of the core's on-chip buffers for one layer, in exactly the order the core reads them.
 
-* IFM: one word per (pixel, channel group): M int8 values; word address
-  ``(y * W + x) * G_c + cg`` (G_c = padded channels / M). Every column's bank holds all of it.
+* IFM: the input tensor's DRAM bytes (`to_activation`: per pixel its padded channels), which
+  the IFM store places itself (hw.core.ifm_store: each pixel in one bank, once).
 * Weights: one word per (k tile, group, slot): one (value, position) entry per grid row, row i
   for output channel ``kt * rows + i`` (0 beyond the last channel). Sparse: the M/2 kept weights of
   the group in ascending position order; dense baseline: all M weights, position implied by slot.
 * Parameters: bias, mult, shift per output channel.
-* Output: one row per (output channel, pixel tile): ``cols`` int8 for pixels
-  ``tile * cols + j``, of which the first ``count`` are real.
+* Output: one row per (output channel, pixel tile): ``cols`` int8 for pixels ``p0 + j``, of
+  which the first ``count`` are real (the tiles: `ConvLayer.tiles`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from host.sparse import (
     ungroup,
 )
 from hw.config import SenseConfig
+from hw.core.ifm_store import STRIDES, ifm_geometry, ifm_seg
+from hw.core.pixel_walker import pixel_tiles
 from hw.layouts import (
     BEAT_BYTES,
     CHANNEL_BITS,
@@ -40,7 +42,7 @@ from hw.layouts import (
 )
 
 __all__ = ["ConvLayer", "layer_limit_problem", "buffer_problem", "ifm_words", "weight_words", "param_words", "layer_fields",
-           "assemble_output", "to_activation", "from_activation", "ifm_lines"]
+           "assemble_output", "to_activation", "from_activation", "activation_beats"]
 
 
 @dataclass
@@ -71,6 +73,18 @@ class ConvLayer:
         y = golden.requantize(golden.add_bias(acc, self.bias), self.mult, self.shift)[0]
         return golden.relu(y) if self.relu else y
 
+    def geometry(self, config: SenseConfig):
+        """The input's placement in the IFM store (`hw.core.ifm_store.ifm_geometry`)."""
+        c, h, wd = self.x.shape
+        return ifm_geometry(h, wd, -(-c // config.group), self.stride, self.pad,
+                            self.out_shape()[1], config)
+
+    def tiles(self, config: SenseConfig, band_rows: int = 0):
+        """The core's pixel tiles [(first pixel, valid pixels)] (`pixel_tiles`)."""
+        oh, ow = self.out_shape()
+        seg = ifm_seg(self.x.shape[2], self.stride, ow)
+        return pixel_tiles(oh, ow, config.cols, seg, band_rows)
+
     def check(self, config: SenseConfig) -> None:
         """Refuse a layer the core cannot hold or compute exactly, naming the limit."""
         c, h, wd = self.x.shape
@@ -84,10 +98,10 @@ class ConvLayer:
             raise ValueError(f"{self.name}: kernel {r}x{s} does not fit the {h}x{wd} input")
         if config.sparse:
             check_balanced(pad_channels(self.w, config.group, axis=1), config.group, self.name)
-        words = h * wd * padded(c, config.group) // config.group
-        if words > config.ifm_bank_depth:
-            raise ValueError(f"{self.name}: input needs {words} IFM words per column bank, the "
-                             f"configuration has {config.ifm_bank_depth}")
+        geometry = self.geometry(config)
+        if not geometry.fits(config):
+            raise ValueError(f"{self.name}: input needs {geometry.lines} lines of each IFM bank, "
+                             f"the configuration has {config.ifm_bank_lines}")
         wwords = len(weight_slots(self, config))
         if wwords > config.weight_depth:
             raise ValueError(f"{self.name}: weights need {wwords} weight buffer words, the "
@@ -106,6 +120,9 @@ def layer_limit_problem(in_shape, w_shape, stride, pad, bias, config: SenseConfi
               ("kernel width", s, (1 << KERNEL_BITS) - 1),
               ("stride", stride, (1 << KERNEL_BITS) - 1), ("padding", pad, (1 << KERNEL_BITS) - 1),
               ("output channels", k, min(config.max_channels, (1 << CHANNEL_BITS) - 1))]
+    if stride not in STRIDES:
+        return (f"stride {stride} is not one the IFM store places "
+                f"({', '.join(map(str, STRIDES))})")
     if pool:
         limits += [("pool kernel", pool[0], 255), ("pool stride", pool[1], 255),
                    ("pool padding", pool[2], 255)]
@@ -124,16 +141,22 @@ def buffer_problem(d, config: SenseConfig) -> str | None:
     """What of a layer (its `hw.layouts.LayerDescriptor`) does not fit the on-chip buffers of
     `config`, as a message naming the buffer, the bytes needed and the bytes there are; None
     when it fits. The same four rules as the gateware's `LayerCheck` (TOO_LARGE)."""
-    m, depth = config.group, config.ifm_bank_depth
-    bank = f"one IFM bank holds {depth * m} bytes (ifm_kib {config.ifm_kib} over {config.cols} " \
-           f"columns, each with its own copy)"
-    ifm_words = d.in_h * d.in_w * d.in_groups
-    if ifm_words > depth:
-        return f"its input ({d.in_channels}x{d.in_h}x{d.in_w}) needs {ifm_words * m} bytes; {bank}"
-    out_words = d.out_h * d.out_w * -(-d.out_channels // m)
-    if d.pool and out_words > depth:
+    m = config.group
+    store = (f"the IFM store holds {config.ifm_kib} KiB ({config.ifm_banks} banks of "
+             f"{config.ifm_bank_lines} lines of {BEAT_BYTES} bytes)")
+    if d.stride not in STRIDES:
+        return f"stride {d.stride} is not one the IFM store places"
+    g = ifm_geometry(d.in_h, d.in_w, d.in_groups, d.stride, d.pad, d.out_w, config)
+    if not g.fits(config):
+        return (f"its input ({d.in_channels}x{d.in_h}x{d.in_w}) needs {g.lines} lines of each "
+                f"IFM bank ({g.lines * config.ifm_banks * BEAT_BYTES} bytes placed for stride "
+                f"{d.stride}); {store}")
+    gk = -(-d.out_channels // m)
+    back = ifm_geometry(d.out_h, d.out_w, gk, 1, 0, d.out_w, config)
+    if d.pool and not back.fits(config):
         return (f"with max-pool, its convolution output ({d.out_channels}x{d.out_h}x{d.out_w}) "
-                f"is read back into an IFM bank and needs {out_words * m} bytes; {bank}")
+                f"is read back into the IFM store and needs {back.lines} lines of each bank; "
+                f"{store}")
     word = record_bytes(weight_word_layout(config), BEAT_BYTES)
     tile_words = d.kernel_h * d.kernel_w * d.in_groups * config.cycles_per_group
     held = f"the weight buffer holds {config.weight_depth * word} bytes ({config.weight_depth} " \
@@ -172,8 +195,9 @@ def from_activation(data: bytes, shape, config: SenseConfig) -> np.ndarray:
     return np.ascontiguousarray(a.transpose(2, 0, 1)[:c])
 
 
-def ifm_lines(x: np.ndarray, config: SenseConfig) -> list[int]:
-    """(C, H, W) int8 -> IFM bank lines (16 bytes, one AXI beat each) as integers."""
+def activation_beats(x: np.ndarray, config: SenseConfig) -> list[int]:
+    """(C, H, W) int8 -> the tensor's DRAM beats (16 bytes each, the last zero-filled) as integers:
+    what the IFM store's loader takes."""
     data = to_activation(x, config)
     data += bytes(-len(data) % BEAT_BYTES)
     return [int.from_bytes(data[i:i + BEAT_BYTES], "little")
@@ -273,25 +297,25 @@ def layer_word(layer: ConvLayer, config: SenseConfig) -> int:
 
 
 def assemble_output(rows, layer: ConvLayer, config: SenseConfig) -> np.ndarray:
-    """Output rows [(channel, tile, count, data)] -> (K, OH, OW) int8. Raises ValueError when a row
-    is missing, repeated, or has the wrong pixel count."""
+    """Output rows [(channel, first pixel, count, data)] -> (K, OH, OW) int8. Raises ValueError
+    when a row is missing, repeated, or has the wrong pixel count."""
     k = layer.w.shape[0]
     oh, ow = layer.out_shape()
     pixels = oh * ow
-    tiles = -(-pixels // config.cols)
-    out = np.zeros((k, tiles * config.cols), np.int8)
-    seen = np.zeros((k, tiles), bool)
-    for channel, tile, count, data in rows:
-        if not (0 <= channel < k and 0 <= tile < tiles):
-            raise ValueError(f"output row for channel {channel}, tile {tile} is out of range")
-        if seen[channel, tile]:
-            raise ValueError(f"output row for channel {channel}, tile {tile} came twice")
-        want = min(config.cols, pixels - tile * config.cols)
-        if count != want:
-            raise ValueError(f"output row for channel {channel}, tile {tile} has count {count}, "
-                             f"expected {want}")
-        seen[channel, tile] = True
-        out[channel, tile * config.cols: tile * config.cols + config.cols] = data
+    tiles = dict(layer.tiles(config))
+    index = {p0: i for i, p0 in enumerate(tiles)}
+    out = np.zeros((k, pixels + config.cols), np.int8)
+    seen = np.zeros((k, len(tiles)), bool)
+    for channel, p0, count, data in rows:
+        if not (0 <= channel < k and p0 in index):
+            raise ValueError(f"output row for channel {channel}, pixel {p0} is out of range")
+        if seen[channel, index[p0]]:
+            raise ValueError(f"output row for channel {channel}, pixel {p0} came twice")
+        if count != tiles[p0]:
+            raise ValueError(f"output row for channel {channel}, pixel {p0} has count {count}, "
+                             f"expected {tiles[p0]}")
+        seen[channel, index[p0]] = True
+        out[channel, p0:p0 + count] = np.asarray(data[:count], np.int8)
     if not seen.all():
         missing = np.argwhere(~seen)[0]
         raise ValueError(f"{int((~seen).sum())} output rows missing, first channel {missing[0]}, "

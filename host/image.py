@@ -25,6 +25,8 @@ from host.plan import Target, allocate, layer_tiling, plan_network
 from host.quant import QLayer, QNetwork, as_network
 from host.sparse import ungroup
 from hw.config import FORMAT_VERSION, SenseConfig
+from hw.core.ifm_store import STRIDES, ifm_geometry
+from hw.core.pixel_walker import tile_count
 from hw.layouts import (
     BEAT_BYTES,
     BLOCK_ALIGN,
@@ -127,19 +129,21 @@ def plan_layer(in_shape, layer: QLayer, config: SenseConfig, out_shape) -> Layer
     oh = golden.output_size(h, r, layer.stride, layer.pad)
     ow = golden.output_size(w, s, layer.stride, layer.pad)
     k_tiles = -(-k // config.rows)
-    p_tiles = -(-(oh * ow) // config.cols)
+    p_tiles = tile_count(w, layer.stride, oh, ow, config.cols)
     ifm = act_bytes(in_shape, config.group)
     slots = config.cycles_per_group
     groups = r * s * (-(-in_shape[0] // config.group))
     weights = k_tiles * groups * slots * weight_word_bytes(config)
     ofm = act_bytes(out_shape, config.group)
-    ifm_capacity = config.ifm_kib * 1024 // config.cols
+    # The IFM store holds the input once (hw.core.ifm_store); its placement decides the fit.
+    ifm_fits = layer.stride not in STRIDES or ifm_geometry(
+        h, w, -(-in_shape[0] // config.group), layer.stride, layer.pad, ow, config).fits(config)
     weight_capacity = config.weight_depth * weight_word_bytes(config)
-    ws = weights + ifm * (1 if ifm <= ifm_capacity else k_tiles) + ofm
-    blocks = -(-ifm // ifm_capacity)
+    ws = weights + ifm * (1 if ifm_fits else k_tiles) + ofm
+    blocks = -(-ifm // (config.ifm_kib * 1024))
     is_ = ifm + weights * (1 if weights <= weight_capacity else blocks) + ofm
     plan = LayerPlan(k_tiles, p_tiles, ifm, weights, ofm, ws, is_)
-    if ws == is_ and weights <= weight_capacity and k_tiles > 1 and ifm <= ifm_capacity:
+    if ws == is_ and weights <= weight_capacity and k_tiles > 1 and ifm_fits:
         d = layer_geometry(in_shape, layer, config)
         plan.cycles_weight_stationary, plan.cycles_ifm_stationary = (
             _model_cycles(in_shape, layer, config, d.replace(flags=int(d.flags) | flag))
@@ -166,7 +170,7 @@ def layer_geometry(in_shape, layer: QLayer, config: SenseConfig) -> LayerDescrip
         in_channels=c, in_groups=-(-c // config.group), in_h=h, in_w=w, out_channels=k,
         out_h=oh, out_w=ow, kernel_h=r, kernel_w=s, stride=layer.stride, pad=layer.pad,
         pool_kernel=pool[0], pool_stride=pool[1], pool_pad=pool[2],
-        k_tiles=-(-k // config.rows), p_tiles=-(-(oh * ow) // config.cols))
+        k_tiles=-(-k // config.rows), p_tiles=tile_count(w, layer.stride, oh, ow, config.cols))
 
 
 def _model_cycles(in_shape, layer: QLayer, config: SenseConfig, d: LayerDescriptor) -> int:

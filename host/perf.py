@@ -33,6 +33,7 @@ from host import golden
 from host.buffers import ConvLayer
 from host.sparse import pad_channels
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
+from hw.core.ifm_store import load_pieces
 from hw.layouts import DESCRIPTOR_BYTES, LayerDescriptor, record_bytes, weight_word_layout
 from hw.soc.add_unit import CHUNK_BEATS
 from hw.soc.output_writer import whole_tile_writes
@@ -47,9 +48,9 @@ OUTPUT_STAGES = 4   # parameter read, bias add, multiply, shift and saturate
 
 def skip_mask(layer: ConvLayer, config: SenseConfig, band_rows: int | None = None) -> np.ndarray:
     """(pixel tiles, G) bool: True where group g of the pixel tile is zero for every pixel, so the
-    IFM decoder skips it. Groups in reduction order (kh, kw, channel group). With `band_rows`,
-    the output rows are cut into bands of that many rows and each band's pixels are tiled on
-    their own (a tiled layer, host.plan); tiles in band order."""
+    IFM decoder skips it. Groups in reduction order (kh, kw, channel group); pixel tiles as the
+    walker makes them (`ConvLayer.tiles`). With `band_rows`, the output rows are cut into bands
+    of that many rows and each band's pixels are tiled on their own (a tiled layer, host.plan)."""
     m = config.group
     x = pad_channels(layer.x, m, axis=0)
     c, h, w = x.shape
@@ -60,20 +61,12 @@ def skip_mask(layer: ConvLayer, config: SenseConfig, band_rows: int | None = Non
     # Pad generously so every window (including rows/cols beyond the map) is in range.
     big = np.zeros((c // m, p + oh * st + r, p + ow * st + s), bool)
     big[:, p:p + h, p:p + w] = nonzero
-    bands = [(0, oh)] if not band_rows else [(y, min(y + band_rows, oh))
-                                             for y in range(0, oh, band_rows)]
+    starts = [p0 for p0, _ in layer.tiles(config, band_rows or 0)]
     groups = []
     for kh in range(r):
         for kw in range(s):
             tap = big[:, kh:kh + oh * st:st, kw:kw + ow * st:st][:, :oh, :ow]   # (Gc, OH, OW)
-            per_band = []
-            for y0, y1 in bands:
-                pixels = (y1 - y0) * ow
-                tiles = -(-pixels // config.cols)
-                flat = np.zeros((c // m, tiles * config.cols), bool)
-                flat[:, :pixels] = tap[:, y0:y1].reshape(c // m, pixels)
-                per_band.append(flat.reshape(c // m, tiles, config.cols).any(axis=-1))
-            groups.append(np.concatenate(per_band, axis=1))             # (Gc, tiles)
+            groups.append(np.logical_or.reduceat(tap.reshape(c // m, oh * ow), starts, axis=1))
     any_nonzero = np.concatenate(groups, axis=0)                       # (G, tiles)
     return ~any_nonzero.T
 
@@ -147,9 +140,7 @@ def useful_macs(layer: ConvLayer, config: SenseConfig) -> int:
     mask = skip_mask(layer, config)                                   # (pixel tiles, G)
     slots = (~mask).sum(axis=1) * config.cycles_per_group             # issued slots per tile
     k = layer.w.shape[0]
-    oh, ow = layer.out_shape()
-    pixels = oh * ow
-    cols_valid = np.minimum(config.cols, pixels - np.arange(mask.shape[0]) * config.cols)
+    cols_valid = np.array([count for _, count in layer.tiles(config)])
     k_tiles = -(-k // config.rows)
     rows_valid = np.minimum(config.rows, k - np.arange(k_tiles) * config.rows)
     return int(rows_valid.sum() * (slots * cols_valid).sum())
@@ -235,7 +226,10 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) ->
     kpad = -(-k // m) * m
     ifm_bytes = d.in_h * d.in_w * d.in_groups * m
     ifm_lines = -(-ifm_bytes // beat)
+    # The IFM store's loader takes a piece a cycle (hw.core.ifm_store.load_pieces).
+    ifm_load = load_pieces(d.in_h * d.in_w, d.in_groups * m)
     pixels = d.out_h * d.out_w
+    tiles = layer.tiles(config)
     # A concat's channel range: pixels `stride` bytes apart, from channel out_c_offset.
     stride = d.g("exec.out_c_total") or kpad
     whole = whole_tile_writes(config, k, d.k_tiles, ifm_stationary, stride != kpad)
@@ -243,9 +237,9 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) ->
     def tile_write(p, kt):
         k0 = kt * config.rows
         last_kt = k0 + config.rows >= k
-        count = min(config.cols, pixels - p * config.cols)
+        p0, count = tiles[p]
         # The driver puts the activation region on a 4 KiB boundary (host.driver.ACT_ALIGN).
-        addr = d.out_offset + d.g("exec.out_c_offset") + (p * config.cols) * stride + k0
+        addr = d.out_offset + d.g("exec.out_c_offset") + p0 * stride + k0
         if whole:
             if not last_kt:
                 return 0, False
@@ -267,7 +261,7 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) ->
 
     core = core_cycles(layer, config, tile_write, weights_in)
     cycles = (READ_OVERHEAD + DESCRIPTOR_BYTES // beat) + LAYER_STATES + (READ_OVERHEAD + k) \
-        + (READ_OVERHEAD + ifm_lines) + max(core["cycles"], core["writer_end"])
+        + (READ_OVERHEAD + ifm_load) + max(core["cycles"], core["writer_end"])
     weight_bytes = d.k_tiles * kt_words * word_beats * beat
     read_bytes = DESCRIPTOR_BYTES + beat * k + ifm_lines * beat + weight_bytes
     write_bytes = pixels * kpad

@@ -37,6 +37,7 @@ from host import perf
 from host.buffers import ConvLayer, buffer_problem
 from host.nn import Network
 from hw.config import BEAT_BYTES, SenseConfig
+from hw.core.pixel_walker import tile_count
 from hw.layouts import DESCRIPTOR_BYTES, LayerDescriptor, LayerFlags, LayerKind, record_bytes, \
     weight_word_layout
 
@@ -156,7 +157,8 @@ def _descriptor(g: _Geometry, layer, config: SenseConfig, order: str) -> LayerDe
         in_groups=-(-g.c // config.group), in_h=g.h, in_w=g.w, out_channels=g.k, out_h=g.oh,
         out_w=g.ow, kernel_h=g.r, kernel_w=g.s, stride=g.stride, pad=g.pad,
         pool_kernel=pool[0], pool_stride=pool[1], pool_pad=pool[2],
-        k_tiles=-(-g.k // config.rows), p_tiles=-(-(g.oh * g.ow) // config.cols))
+        k_tiles=-(-g.k // config.rows),
+        p_tiles=tile_count(g.w, g.stride, g.oh, g.ow, config.cols))
 
 
 def _input(g: _Geometry, m: int, ifm_skip: float) -> np.ndarray:
@@ -187,13 +189,9 @@ def _tile_costs(g: _Geometry, config: SenseConfig, x, band_rows):
         mask = np.repeat(mask, tiles, axis=0)
         valid = np.minimum(config.cols, g.batch - np.arange(tiles) * config.cols)
     else:
-        mask = perf.skip_mask(_conv_layer(g, x), config, band_rows)
-        valid = []
-        for y0 in range(0, g.oh, band_rows):
-            pixels = (min(y0 + band_rows, g.oh) - y0) * g.ow
-            n = -(-pixels // config.cols)
-            valid += np.minimum(config.cols, pixels - np.arange(n) * config.cols).tolist()
-        valid = np.array(valid)
+        layer = _conv_layer(g, x)
+        mask = perf.skip_mask(layer, config, band_rows)
+        valid = np.array([count for _, count in layer.tiles(config, band_rows)])
     cost = np.where(mask, 1, cpg)
     return cost.sum(axis=1), cost[:, -1], valid, (~mask).sum(axis=1) * cpg
 

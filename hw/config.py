@@ -162,14 +162,19 @@ class SenseConfig:
         return BEAT_BYTES // self.group
 
     @property
+    def ifm_banks(self) -> int:
+        """IFM banks: the smallest power of two >= cols. Each pixel of the layer input is in one
+        of them (hw.core.ifm_store), so ifm_kib holds distinct data."""
+        return 1 << (self.cols - 1).bit_length()
+
+    @property
     def ifm_bank_lines(self) -> int:
-        """Beat-sized lines in each column's IFM bank. Every column has its own bank holding the
-        same data, so ifm_kib is shared among the columns."""
-        return max(1, self.ifm_kib * 1024 // (self.cols * BEAT_BYTES))
+        """Beat-sized lines in each IFM bank (a power of two): ifm_kib over the banks."""
+        return max(1, self.ifm_kib * 1024 // (self.ifm_banks * BEAT_BYTES))
 
     @property
     def ifm_bank_depth(self) -> int:
-        """Words (one group of M int8 values at one pixel) in each column's IFM bank."""
+        """Words (one group of M int8 values at one pixel) in each IFM bank."""
         return self.ifm_bank_lines * self.ifm_words_per_line
 
     @property

@@ -431,7 +431,7 @@ def layer_layout(config: SenseConfig) -> data.StructLayout:
 def _row_header(config):
     return {
         "channel": unsigned(CHANNEL_BITS),
-        "tile": unsigned(2 * DIM_BITS),
+        "p0": unsigned(2 * DIM_BITS),       # the tile's first output pixel (raster index)
         "count": unsigned(config.cols.bit_length()),
         "k0": unsigned(CHANNEL_BITS + 1),   # first output channel of the row's k tile
         "last": unsigned(1),                # the tile's last row (channel k0)

@@ -10,16 +10,16 @@ from hw.config import SenseConfig
 from hw.core.decoders import (
     WEIGHT_INDEX_BITS,
     WeightDecoder,
-    ifm_addr_bits,
-    ifm_line_bits,
     tile_info_layout,
     weight_addr_bits,
 )
+from hw.config import BEAT_BYTES
 from hw.core.grid import Grid
 from hw.core.ifm_decoder import IfmDecoder
+from hw.core.ifm_store import ifm_geom_layout
 from hw.core.output_stage import OutputStage
 from hw.layouts import (
-    ifm_line_layout,
+    DIM_BITS,
     ifm_word_layout,
     layer_layout,
     ofm_row_layout,
@@ -33,14 +33,16 @@ __all__ = ["Core"]
 class Core(wiring.Component):
     """One convolution (or FC) layer from preloaded on-chip buffers to a stream of output rows.
 
-    Load the buffers through ``ifm_wr_*`` (IFM lines of 16 / M words, hw.layouts.ifm_line_layout,
-    written to every column's bank), ``w_wr_*`` (weight words, a ring: word n of the layer at
+    Load the buffers: the IFM store (hw.core.ifm_store) with ``ifm_setup`` and ``ifm_geom``
+    (the layer input's geometry; wait for ``ifm_ready``), ``ifm_load`` and the input tensor's
+    DRAM beats on the ``ifm_beat`` stream (until ``ifm_loading`` falls), ``w_wr_*`` (weight words, a ring: word n of the layer at
     n mod weight_depth, issued once ``w_avail`` > n, overwritable below ``w_release``) and
     ``par_wr_*`` (per-channel bias/mult/shift); set ``layer`` and pulse ``start``. The core walks
     every (k tile, pixel tile) in the order ``layer.ifm_stationary`` names and streams one ``ofm``
     row (ofm_row_layout: channel, pixel tile, valid pixel count, k tile's first channel, last row
     of the tile, cols int8) per output channel per pixel tile, in tile order, bottom grid row
-    first within a tile. ``ifm_rd_*`` reads back one IFM word (one cycle later) while idle. ``busy`` is high
+    first within a tile. ``ifm_rd_*`` reads back one IFM word of a stride-1 placement (pixel index,
+    channel group; one cycle later) while idle. ``busy`` is high
     from ``start`` until the last row has left; ``done`` then stays high until the next start.
 
     Drain: when the grid's corner PE finishes a tile, its result bank is shifted out into the
@@ -62,15 +64,16 @@ class Core(wiring.Component):
             "start": In(1),
             "busy": Out(1),
             "done": Out(1),
-            "ifm_wr_addr": In(unsigned(ifm_line_bits(config))),
-            "ifm_wr_data": In(ifm_line_layout(config)),
-            "ifm_wr_en": In(1),
+            "ifm_setup": In(1), "ifm_geom": In(ifm_geom_layout()), "ifm_ready": Out(1),
+            "ifm_load": In(1), "ifm_beat": In(stream.Signature(8 * BEAT_BYTES)),
+            "ifm_loading": Out(1),
             "w_wr_addr": In(unsigned(weight_addr_bits(config))),
             "w_wr_data": In(weight_word_layout(config)),
             "w_wr_en": In(1),
             "w_avail": In(WEIGHT_INDEX_BITS),
             "w_release": Out(WEIGHT_INDEX_BITS),
-            "ifm_rd_addr": In(unsigned(ifm_addr_bits(config))),
+            "ifm_rd_pixel": In(unsigned(2 * DIM_BITS)),
+            "ifm_rd_cg": In(unsigned(DIM_BITS)),
             "ifm_rd_en": In(1),
             "ifm_rd_data": Out(ifm_word_layout(config)),
             "par_wr_addr": In(unsigned(par_bits)),
@@ -98,12 +101,14 @@ class Core(wiring.Component):
 
         m.d.comb += [
             ifm.layer.eq(self.layer), ifm.start.eq(self.start),
-            ifm.wr_addr.eq(self.ifm_wr_addr), ifm.wr_data.eq(self.ifm_wr_data),
-            ifm.wr_en.eq(self.ifm_wr_en),
+            ifm.ifm_setup.eq(self.ifm_setup), ifm.ifm_geom.eq(self.ifm_geom),
+            self.ifm_ready.eq(ifm.ifm_ready), ifm.ifm_load.eq(self.ifm_load),
+            self.ifm_loading.eq(ifm.ifm_loading),
             wdec.wr_addr.eq(self.w_wr_addr), wdec.wr_data.eq(self.w_wr_data),
             wdec.wr_en.eq(self.w_wr_en),
             ifm.w_avail.eq(self.w_avail), self.w_release.eq(ifm.w_release),
-            ifm.aux_addr.eq(self.ifm_rd_addr), ifm.aux_en.eq(self.ifm_rd_en),
+            ifm.aux_pixel.eq(self.ifm_rd_pixel), ifm.aux_cg.eq(self.ifm_rd_cg),
+            ifm.aux_en.eq(self.ifm_rd_en),
             self.ifm_rd_data.eq(ifm.aux_data),
             out.par_wr_addr.eq(self.par_wr_addr), out.par_wr_data.eq(self.par_wr_data),
             out.par_wr_en.eq(self.par_wr_en),
@@ -112,6 +117,7 @@ class Core(wiring.Component):
             grid.w_in.eq(wdec.ops), grid.x_in.eq(ifm.x_out),
         ]
         wiring.connect(m, out.o, wiring.flipped(self.ofm))
+        wiring.connect(m, wiring.flipped(self.ifm_beat), ifm.ifm_beat)
 
         out_channels = Signal.like(self.layer.out_channels)
         relu = Signal()
@@ -137,7 +143,7 @@ class Core(wiring.Component):
         m.d.comb += [
             out.i.valid.eq(emit),
             out.i.payload.channel.eq(channel),
-            out.i.payload.tile.eq(info.tile),
+            out.i.payload.p0.eq(info.p0),
             out.i.payload.count.eq(info.count),
             out.i.payload.k0.eq(info.k0),
             out.i.payload.last.eq(row == 0),

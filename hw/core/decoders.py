@@ -52,7 +52,7 @@ def delayed(m: Module, value, cycles: int, name: str):
 def tile_info_layout(config: SenseConfig) -> data.StructLayout:
     return data.StructLayout({
         "k0": unsigned(CHANNEL_BITS + 1),
-        "tile": unsigned(2 * DIM_BITS),
+        "p0": unsigned(2 * DIM_BITS),      # the tile's first output pixel (raster index)
         "count": unsigned(config.cols.bit_length()),
     })
 

@@ -1,30 +1,28 @@
-"""The IFM sparsity decoder: IFM banks, the pixel walker (`hw.core.pixel_walker`), the group
-sequencer with zero-group skipping, and the column issue stage. The cycle-level contract it shares
-with the weight decoder is in `hw.core.decoders`."""
+"""The IFM sparsity decoder: the IFM store (`hw.core.ifm_store`), the pixel walker
+(`hw.core.pixel_walker`), the group sequencer with zero-group skipping, and the column issue
+stage. The cycle-level contract it shares with the weight decoder is in `hw.core.decoders`."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, wiring
-from amaranth.lib.memory import Memory
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.config import SenseConfig
+from hw.config import BEAT_BYTES, SenseConfig
 from hw.core.decoders import (
     WEIGHT_INDEX_BITS,
     delayed,
-    ifm_addr_bits,
-    ifm_line_bits,
     tile_info_layout,
     weight_addr_bits,
 )
-from hw.core.pixel_walker import PixelWalker, pixel_column_layout, word_bits
+from hw.core.ifm_store import IfmStore, ifm_constants_layout, ifm_geom_layout, lam_add, line_bits
+from hw.core.ifm_store import step_x, step_y
+from hw.core.pixel_walker import PixelWalker, pixel_column_layout
 from hw.layouts import (
     DIM_BITS,
     ifm_layout,
-    ifm_line_layout,
     ifm_word_layout,
     layer_layout,
 )
@@ -33,14 +31,14 @@ __all__ = ["IfmDecoder"]
 
 
 class IfmDecoder(wiring.Component):
-    """IFM banks, pixel walker, group sequencer with zero-group skipping, and column issue stage.
+    """IFM store, pixel walker, group sequencer with zero-group skipping, and column issue stage.
 
-    ``aux_*`` reads one word of bank 0 while the decoder is idle (one cycle latency).
-    ``layer`` is latched on ``start``. IFM bank j (``ifm_bank_lines`` lines of 16 bytes) serves
-    column j; ``wr_*`` writes one line (16 / M words, one AXI beat) to all banks at once. A word
-    for channel group cg of pixel (y, x) is at word address ``(y * in_w + x) * in_groups + cg``
-    (line = address / (16 / M)). ``x_out[j]`` is column j's issued IFM, j cycles after the issue
-    stage. ``tile_done`` pulses with a tile's last operation, with ``tile_info``. ``busy`` is
+    The store's ports are the decoder's: ``ifm_setup`` with ``ifm_geom`` (the input's
+    geometry; ``ifm_ready`` when placed), ``ifm_load`` and the ``ifm_beat`` stream (the input
+    tensor's DRAM beats; ``ifm_loading`` until all are in), ``aux_*`` (one word of a stride-1
+    placement by pixel index and channel group, one cycle later, while the decoder is idle).
+    ``layer`` is latched on ``start``; the store must hold the layer's input, placed for it.
+    ``x_out[j]`` is column j's issued IFM, j cycles after the issue stage. ``tile_done`` pulses with a tile's last operation, with ``tile_info``. ``busy`` is
     high from ``start`` until every operation has been issued.
 
     Tile order: k tile outer, pixel tile inner (``layer.ifm_stationary`` = 0), or pixel tile
@@ -53,18 +51,18 @@ class IfmDecoder(wiring.Component):
 
     def __init__(self, config: SenseConfig):
         self._config = config
-        self.aw = ifm_addr_bits(config)
         super().__init__({
             "layer": In(layer_layout(config)),
             "start": In(1),
             "last_ok": In(1),
-            "wr_addr": In(unsigned(ifm_line_bits(config))),
-            "wr_data": In(ifm_line_layout(config)),
-            "wr_en": In(1),
+            "ifm_setup": In(1), "ifm_geom": In(ifm_geom_layout()), "ifm_ready": Out(1),
+            "ifm_load": In(1), "ifm_beat": In(stream.Signature(8 * BEAT_BYTES)),
+            "ifm_loading": Out(1),
             "w_rd_addr": Out(unsigned(weight_addr_bits(config))),
             "w_avail": In(WEIGHT_INDEX_BITS),
             "w_release": Out(WEIGHT_INDEX_BITS),
-            "aux_addr": In(unsigned(self.aw)),
+            "aux_pixel": In(unsigned(2 * DIM_BITS)),
+            "aux_cg": In(unsigned(DIM_BITS)),
             "aux_en": In(1),
             "aux_data": Out(ifm_word_layout(config)),
             "issue": Out(1),
@@ -84,9 +82,16 @@ class IfmDecoder(wiring.Component):
         m = Module()
         cfg = self._config
         m.submodules.walker = walker = PixelWalker(cfg)
-        m.d.comb += [walker.start.eq(self.start), walker.layer.eq(self.layer)]
-        s = SimpleNamespace(walker=walker, L=walker.params)
-        self._banks(m, s)
+        m.submodules.store = store = IfmStore(cfg)
+        m.d.comb += [walker.start.eq(self.start), walker.layer.eq(self.layer),
+                     walker.k.eq(store.k),
+                     store.setup.eq(self.ifm_setup), store.geom.eq(self.ifm_geom),
+                     self.ifm_ready.eq(store.ready), store.load.eq(self.ifm_load),
+                     self.ifm_loading.eq(store.loading)]
+        wiring.connect(m, wiring.flipped(self.ifm_beat), store.beat)
+        s = SimpleNamespace(walker=walker, L=walker.params, store=store, k=store.k)
+        s.bank_words = [store.col[j].word for j in range(cfg.cols)]
+        s.bank_nz = [store.col[j].nz for j in range(cfg.cols)]
         self._group_state(m, s)
         self._issue_decision(m, s)
         self._sequence(m, s)
@@ -96,44 +101,21 @@ class IfmDecoder(wiring.Component):
         self._status(m, s)
         return m
 
-    def _banks(self, m, s):
-        """IFM banks: beat-sized lines, each word with its nonzero bit; a read fetches a line,
-        the candidate's sub-address picks the word."""
-        cfg = self._config
-        cols = cfg.cols
-        wpl = cfg.ifm_words_per_line
-        s.sub_bits = (wpl - 1).bit_length()
-        s.cand_sub = [Signal(range(max(wpl, 2)), name=f"cand_sub_{j}") for j in range(cols)]
-        s.banks = []
-        bank_line = data.StructLayout({"data": ifm_line_layout(cfg), "nz": wpl})
-        for j in range(cols):
-            mem = Memory(shape=bank_line, depth=cfg.ifm_bank_lines, init=[])
-            m.submodules[f"bank{j}"] = mem
-            wr = mem.write_port()
-            rd = mem.read_port(transparent_for=())
-            m.d.comb += [wr.addr.eq(self.wr_addr), wr.data.data.eq(self.wr_data),
-                         wr.data.nz.eq(Cat(self.wr_data[i].as_value().any() for i in range(wpl))),
-                         wr.en.eq(self.wr_en)]
-            s.banks.append(rd)
-        if s.sub_bits:
-            s.bank_words = [s.banks[j].data.data[s.cand_sub[j]] for j in range(cols)]
-            s.bank_nz = [s.banks[j].data.nz.bit_select(s.cand_sub[j], 1) for j in range(cols)]
-        else:
-            s.bank_words = [s.banks[j].data.data[0] for j in range(cols)]
-            s.bank_nz = [s.banks[j].data.nz[0] for j in range(cols)]
-
     def _group_state(self, m, s):
         """The current tile (`cur`), its group counters, and the staged candidate group."""
         cfg = self._config
-        cols, sw = cfg.cols, word_bits(cfg)
+        cols, lb, bl = cfg.cols, line_bits(cfg), max(1, cfg.ifm_banks.bit_length() - 1)
         s.cur = Signal(data.ArrayLayout(pixel_column_layout(cfg), cols))
+        s.cur_hi, s.cur_lo = Signal(lb), Signal(bl)       # the tile's virtual raster index
         s.cur_valid = Signal()
         s.cur_info = Signal(tile_info_layout(cfg))
         s.kh = Signal(unsigned(4))
         s.kw = Signal(unsigned(4))
         s.cg = Signal(unsigned(DIM_BITS))
-        s.offset = Signal(signed(sw))
-        s.kh_row = Signal(signed(sw))  # kh * in_w * in_groups
+        # The tap's pixel-index offset tau (hi, lo), that of its kernel row's first tap, and
+        # the tap's phase (store placement).
+        s.tau_hi, s.tau_lo, s.row_hi, s.row_lo = Signal(lb), Signal(bl), Signal(lb), Signal(bl)
+        s.phx, s.phy = Signal(3), Signal(3)
         s.grp_last_kw = s.kw + 1 == s.L.kernel_w
         s.grp_last_cg = s.cg + 1 == s.L.in_groups
         s.grp_last = s.grp_last_cg & s.grp_last_kw & (s.kh + 1 == s.L.kernel_h)
@@ -187,41 +169,47 @@ class IfmDecoder(wiring.Component):
 
     def _sequence(self, m, s):
         """The next candidate is read in the cycle the current one is consumed: channel group
-        innermost, then kernel column, then kernel row."""
-        cfg = self._config
-        L, cur = s.L, s.cur
+        innermost, then kernel column, then kernel row. The store reads pixel index
+        ``pi(tile) + tau(kh, kw)`` for column 0 and its successors for the other columns."""
+        cfg, k = self._config, s.k
+        L, cur, store = s.L, s.cur, s.store
+        bb = cfg.ifm_banks.bit_length() - 1
+        s_m1 = (Const(1, 4) << k.ls) - 1
+        lam_hi, lam_lo = lam_add(s.cur_hi, s.cur_lo, s.tau_hi, s.tau_lo, k.gl, bb)
+        m.d.comb += [store.rd_hi.eq(lam_hi), store.rd_lo.eq(lam_lo), store.rd_cg.eq(s.cg),
+                     store.rd_en.eq(s.read_next)]
         with m.If(s.read_next):
             inb = Signal(cfg.cols)
             for j in range(cfg.cols):
                 iy = cur[j].iy0 + s.kh
                 ix = cur[j].ix0 + s.kw
-                m.d.comb += [
-                    inb[j].eq(cur[j].valid & (iy >= 0) & (iy < L.in_h) & (ix >= 0)
-                              & (ix < L.in_w)),
-                    s.banks[j].addr.eq((cur[j].base + s.offset)[s.sub_bits:self.aw]),
-                ]
+                m.d.comb += inb[j].eq(cur[j].valid & (iy >= 0) & (iy < L.in_h) & (ix >= 0)
+                                      & (ix < L.in_w))
             m.d.sync += [s.cand_valid.eq(1), s.cand_last.eq(s.grp_last),
                          s.cand_info.eq(s.cur_info), s.cand_wbase.eq(s.w_next),
                          s.cand_kt_base.eq(s.w_kt_base), s.cand_inb.eq(inb)]
-            if s.sub_bits:
-                for j in range(cfg.cols):
-                    m.d.sync += s.cand_sub[j].eq((cur[j].base + s.offset)[:s.sub_bits])
             with m.If(s.grp_last):
-                m.d.sync += [s.cur_valid.eq(0), s.kh.eq(0), s.kw.eq(0), s.cg.eq(0),
-                             s.offset.eq(0), s.kh_row.eq(0)]
+                m.d.sync += [s.cur_valid.eq(0), s.kh.eq(0), s.kw.eq(0), s.cg.eq(0)]
+                self._tau_reset(m, s)
             with m.Elif(s.grp_last_cg & s.grp_last_kw):
-                row_words = s.walker.row_words
+                hi, lo = step_y(k, s.phy, (s.row_hi, s.row_lo), bb)
                 m.d.sync += [s.cg.eq(0), s.kw.eq(0), s.kh.eq(s.kh + 1),
-                             s.kh_row.eq(s.kh_row + row_words),
-                             s.offset.eq(s.kh_row + row_words)]
+                             s.row_hi.eq(hi), s.row_lo.eq(lo), s.tau_hi.eq(hi), s.tau_lo.eq(lo),
+                             s.phy.eq(Mux(s.phy == s_m1, 0, s.phy + 1)), s.phx.eq(k.ph0)]
             with m.Elif(s.grp_last_cg):
-                m.d.sync += [s.cg.eq(0), s.kw.eq(s.kw + 1), s.offset.eq(s.offset + 1)]
+                hi, lo = step_x(k, s.phx, bb)((s.tau_hi, s.tau_lo))
+                m.d.sync += [s.cg.eq(0), s.kw.eq(s.kw + 1), s.tau_hi.eq(hi), s.tau_lo.eq(lo),
+                             s.phx.eq(Mux(s.phx == s_m1, 0, s.phx + 1))]
             with m.Else():
-                m.d.sync += [s.cg.eq(s.cg + 1), s.offset.eq(s.offset + 1)]
+                m.d.sync += s.cg.eq(s.cg + 1)
         with m.Elif(s.consume):
             m.d.sync += s.cand_valid.eq(0)
-        for bank in s.banks:
-            m.d.comb += bank.en.eq(s.read_next)
+
+    def _tau_reset(self, m, s):
+        """Back to tap (0, 0): tau0 and the padding's phase."""
+        k = s.k
+        m.d.sync += [s.tau_hi.eq(k.tau0_hi), s.tau_lo.eq(k.tau0_lo), s.row_hi.eq(k.tau0_hi),
+                     s.row_lo.eq(k.tau0_lo), s.phx.eq(k.ph0), s.phy.eq(k.ph0)]
 
     def _weights(self, m, s):
         """Weight-word indices: each tile restarts at its k tile's first word; the weight
@@ -230,7 +218,8 @@ class IfmDecoder(wiring.Component):
         walker = s.walker
         w_after = Mux(s.read_next, s.w_next + cpg, s.w_next)
         with m.If(s.load):
-            m.d.sync += [s.cur.eq(walker.tile), s.cur_valid.eq(1), s.cur_info.eq(walker.info)]
+            m.d.sync += [s.cur.eq(walker.tile), s.cur_valid.eq(1), s.cur_info.eq(walker.info),
+                         s.cur_hi.eq(walker.pi_hi), s.cur_lo.eq(walker.pi_lo)]
             with m.If(walker.w_zero):
                 m.d.sync += [s.w_kt_base.eq(0), s.w_next.eq(0)]
             with m.Elif(walker.new_kt):
@@ -241,23 +230,20 @@ class IfmDecoder(wiring.Component):
             m.d.sync += s.w_next.eq(w_after)
         with m.If(self.start):
             m.d.sync += [s.cur_valid.eq(0), s.cand_valid.eq(0), s.slot.eq(0), s.started.eq(0),
-                         s.kh.eq(0), s.kw.eq(0), s.cg.eq(0), s.offset.eq(0), s.kh_row.eq(0),
+                         s.kh.eq(0), s.kw.eq(0), s.cg.eq(0),
                          s.w_next.eq(0), s.w_kt_base.eq(0), s.cand_kt_base.eq(0)]
+            self._tau_reset(m, s)
         with m.If(s.read_next):
             m.d.comb += self.w_rd_addr.eq(s.w_next)
         with m.Else():
             m.d.comb += self.w_rd_addr.eq(s.cand_wbase + s.slot + s.issue)  # truncated: the ring
 
     def _aux_read(self, m, s):
-        """Auxiliary read of bank 0 (one word, one cycle later on aux_data) while the core is
-        idle: the max-pool pass reads the conv output back through it."""
-        wpl, sub_bits, bank = self._config.ifm_words_per_line, s.sub_bits, s.banks[0]
-        aux_sub = Signal(range(max(wpl, 2)))
-        with m.If(self.aux_en):
-            m.d.comb += [bank.addr.eq(self.aux_addr[sub_bits:]), bank.en.eq(1)]
-            if sub_bits:
-                m.d.sync += aux_sub.eq(self.aux_addr[:sub_bits])
-        m.d.comb += self.aux_data.eq(bank.data.data[aux_sub] if sub_bits else bank.data.data[0])
+        """Auxiliary read (one word, one cycle later on aux_data) while the core is idle: the
+        max-pool pass reads the conv output back through it."""
+        store = s.store
+        m.d.comb += [store.aux_en.eq(self.aux_en), store.aux_pixel.eq(self.aux_pixel),
+                     store.aux_cg.eq(self.aux_cg), self.aux_data.eq(store.aux_data)]
 
     def _issue_stage(self, m, s):
         """Column issue stage and skew: column j's IFM leaves j cycles after the issue stage."""

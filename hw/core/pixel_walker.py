@@ -3,51 +3,75 @@ per-column base coordinates of each tile's pixels."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.config import SenseConfig
-from hw.core.decoders import ifm_addr_bits, tile_info_layout
+from hw.core.decoders import tile_info_layout
+from hw.core.ifm_store import ifm_constants_layout, ifm_seg, lam_add, line_bits
 from hw.layouts import CHANNEL_BITS, DIM_BITS, layer_layout
 
-__all__ = ["PixelWalker", "pixel_column_layout", "word_bits", "COORD_BITS"]
+__all__ = ["PixelWalker", "pixel_column_layout", "COORD_BITS", "pixel_tiles", "tile_count"]
 
 #: Signed pixel coordinates (room for the padding offsets).
 COORD_BITS = DIM_BITS + 6
 
 
-def word_bits(config: SenseConfig) -> int:
-    """Signed word-address arithmetic: an IFM word address plus room for padding offsets."""
-    return ifm_addr_bits(config) + 8
+def pixel_tiles(out_h: int, out_w: int, cols: int, seg: bool, band_rows: int = 0):
+    """The walker's pixel tiles as (first pixel, valid pixels), in order: `cols` consecutive
+    output pixels in raster order, or (`seg`, the IFM store's valid-convolution placement) at
+    most `cols` pixels of one output row. With `band_rows`, tiles do not cross a band of that
+    many output rows (the planner's tiled layers)."""
+    bands = [(0, out_h)] if not band_rows else [(y, min(y + band_rows, out_h))
+                                                for y in range(0, out_h, band_rows)]
+    tiles = []
+    for y0, y1 in bands:
+        if seg:
+            tiles += [(y * out_w + x, min(cols, out_w - x)) for y in range(y0, y1)
+                      for x in range(0, out_w, cols)]
+        else:
+            first, end = y0 * out_w, y1 * out_w
+            tiles += [(p, min(cols, end - p)) for p in range(first, end, cols)]
+    return tiles
+
+
+def tile_count(in_w: int, stride: int, out_h: int, out_w: int, cols: int) -> int:
+    """Pixel tiles of a layer (the descriptor's p_tiles): `pixel_tiles` of the walker, row
+    segments for a valid convolution (`hw.core.ifm_store.ifm_seg`)."""
+    if ifm_seg(in_w, stride, out_w):
+        return out_h * -(-out_w // cols)
+    return -(-(out_h * out_w) // cols)
 
 
 def pixel_column_layout(config: SenseConfig) -> data.StructLayout:
-    """One column's pixel of a tile: whether it is a real pixel, the input coordinates of its
-    window's top-left tap (may be negative: padding), and the word address of that tap's channel
-    group 0 (``(iy0 * in_w + ix0) * in_groups``)."""
-    return data.StructLayout({"valid": 1, "iy0": signed(COORD_BITS), "ix0": signed(COORD_BITS),
-                              "base": signed(word_bits(config))})
+    """One column's pixel of a tile: whether it is a real pixel and the input coordinates of its
+    window's top-left tap (may be negative: padding)."""
+    return data.StructLayout({"valid": 1, "iy0": signed(COORD_BITS), "ix0": signed(COORD_BITS)})
 
 
 class PixelWalker(wiring.Component):
     """``start`` latches ``layer`` (held on ``params``); three cycles later the walker begins.
     It fills ``tile`` (one `pixel_column_layout` per column, the output pixels p0 .. p0 + cols - 1
-    in raster order, pixels past the map invalid) one column per cycle and then raises ``ready``
-    with ``info`` (k0, pixel tile, valid pixels), ``new_kt`` (the tile starts a k tile) and
+    in raster order, pixels past the map invalid; with the store's ``k.seg`` a tile ends with its
+    output row, the rest of its columns invalid) one column per cycle and then raises ``ready``
+    with ``info`` (k0, first pixel p0, valid pixels), ``pi_hi``/``pi_lo`` (column 0's virtual
+    raster index ``oy * V + ox`` in the store's (hi, lo) form), ``new_kt`` (the tile starts a k
+    tile) and
     ``w_zero`` (its weights start again at word 0: the layer's first tile, and in the pixel-outer
     order every pixel tile's first k tile). ``take`` (one cycle, while ``ready``) hands the tile
     over; the walker then takes one cycle to step to the next tile. Tile order: k tile outer,
-    pixel tile inner (``ifm_stationary`` = 0), or pixel tile outer. ``row_words`` is
-    in_w * in_groups, for the group sequencer. ``busy`` until the last tile has been taken."""
+    pixel tile inner (``ifm_stationary`` = 0), or pixel tile outer. ``k`` (the IFM store's
+    constants) must hold from ``start`` on. ``busy`` until the last tile has been taken."""
 
     def __init__(self, config: SenseConfig):
         self._config = config
         cols = config.cols
         super().__init__({
-            "start": In(1), "layer": In(layer_layout(config)),
-            "params": Out(layer_layout(config)), "row_words": Out(signed(word_bits(config))),
+            "start": In(1), "layer": In(layer_layout(config)), "k": In(ifm_constants_layout(config)),
+            "params": Out(layer_layout(config)),
             "tile": Out(data.ArrayLayout(pixel_column_layout(config), cols)),
+            "pi_hi": Out(line_bits(config)), "pi_lo": Out(max(1, config.ifm_banks.bit_length() - 1)),
             "ready": Out(1), "take": In(1), "info": Out(tile_info_layout(config)),
             "new_kt": Out(1), "w_zero": Out(1), "busy": Out(1),
         })
@@ -55,74 +79,78 @@ class PixelWalker(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
-        sw = word_bits(cfg)
         L = self.params
-        # The products the walker steps by.
-        steps = {name: Signal(signed(sw), name=name) for name in (
-            "s_words", "p_words", "s_row", "p_row")}   # stride/pad * in_groups, * row_words
         init = Signal(2)
+        lb, bl = line_bits(cfg), max(1, cfg.ifm_banks.bit_length() - 1)
         # Walker position and the start of the current pixel tile (the pixel-outer order
-        # revisits it for every k tile).
+        # revisits it for every k tile): output pixel, its input window's corner, its real
+        # raster index p and its virtual raster index (hi, lo), and that of its row's start.
         pos = {"oy": Signal(unsigned(DIM_BITS + 1)), "ox": Signal(unsigned(DIM_BITS + 1)),
                "iy0": Signal(signed(COORD_BITS)), "ix0": Signal(signed(COORD_BITS)),
-               "rowbase": Signal(signed(sw)), "base": Signal(signed(sw))}
+               "p": Signal(unsigned(2 * DIM_BITS)), "hi": Signal(lb), "lo": Signal(bl),
+               "row_hi": Signal(lb), "row_lo": Signal(bl)}
         saved = {k: Signal.like(v, name=f"sv_{k}") for k, v in pos.items()}
         wk = {"active": Signal(), "wrap": Signal(), "count": Signal(range(cfg.cols + 1)),
               "valid": Signal(range(cfg.cols + 1)), "k0": Signal(unsigned(CHANNEL_BITS + 1)),
-              "tile": Signal(unsigned(2 * DIM_BITS)), "new_kt": Signal(), "w_zero": Signal()}
+              "p0": Signal(unsigned(2 * DIM_BITS)), "new_kt": Signal(), "w_zero": Signal(),
+              "row_end": Signal()}
         with m.If(self.start):
             m.d.sync += [L.eq(self.layer), init.eq(1), wk["active"].eq(0), self.ready.eq(0)]
         with m.Elif(init == 1):
-            m.d.sync += [self.row_words.eq(L.in_w * L.in_groups),
-                         steps["s_words"].eq(L.stride * L.in_groups),
-                         steps["p_words"].eq(L.pad * L.in_groups), init.eq(2)]
+            m.d.sync += init.eq(2)
         with m.Elif(init == 2):
-            m.d.sync += [steps["s_row"].eq(L.stride * self.row_words),
-                         steps["p_row"].eq(L.pad * self.row_words), init.eq(3)]
+            m.d.sync += init.eq(3)
         with m.Elif(init == 3):
-            origin = (0, 0, -L.pad, -L.pad, -steps["p_row"], -steps["p_row"] - steps["p_words"])
+            origin = (0, 0, -L.pad, -L.pad, 0, 0, 0, 0, 0)
             m.d.sync += [
-                init.eq(0), wk["active"].eq(1), wk["wrap"].eq(0),
+                init.eq(0), wk["active"].eq(1), wk["wrap"].eq(0), wk["row_end"].eq(0),
                 *(r.eq(v) for r, v in zip(pos.values(), origin)),
                 *(r.eq(v) for r, v in zip(saved.values(), origin)),
-                wk["count"].eq(0), wk["valid"].eq(0), wk["k0"].eq(0), wk["tile"].eq(0),
+                wk["count"].eq(0), wk["valid"].eq(0), wk["k0"].eq(0),
                 wk["new_kt"].eq(1), wk["w_zero"].eq(1),
             ]
         with m.If(self.take):
             m.d.sync += self.ready.eq(0)
-        self._emit(m, pos, wk, steps, init)
+        self._emit(m, pos, wk, init)
         self._next_tile(m, pos, saved, wk)
         m.d.comb += self.busy.eq(wk["active"] | self.ready | (init != 0))
         return m
 
-    def _emit(self, m, pos, wk, steps, init):
+    def _emit(self, m, pos, wk, init):
         """One column per cycle into the tile; the tile is ready after the last column."""
-        cols, L = self._config.cols, self.params
-        pixel_valid = pos["oy"] < L.out_h
+        cfg, L, k = self._config, self.params, self.k
+        cols, bb = cfg.cols, cfg.ifm_banks.bit_length() - 1
+        pixel_valid = (pos["oy"] < L.out_h) & ~wk["row_end"]
         emit = wk["active"] & ~self.ready & ~wk["wrap"] & (init == 0) & ~self.start
         with m.If(emit):
             new = Signal(pixel_column_layout(self._config))
             m.d.comb += [new.valid.eq(pixel_valid), new.iy0.eq(pos["iy0"]),
-                         new.ix0.eq(pos["ix0"]), new.base.eq(pos["base"])]
+                         new.ix0.eq(pos["ix0"])]
             for j in range(cols - 1):
                 m.d.sync += self.tile[j].eq(self.tile[j + 1])
             m.d.sync += [self.tile[cols - 1].eq(new), wk["count"].eq(wk["count"] + 1),
                          wk["valid"].eq(wk["valid"] + pixel_valid)]
+            with m.If(wk["count"] == 0):
+                m.d.sync += [self.pi_hi.eq(pos["hi"]), self.pi_lo.eq(pos["lo"]),
+                             wk["p0"].eq(pos["p"])]
             with m.If(pixel_valid):
+                m.d.sync += pos["p"].eq(pos["p"] + 1)
                 with m.If(pos["ox"] + 1 == L.out_w):
+                    hi, lo = lam_add(pos["row_hi"], pos["row_lo"], k.v_hi, k.v_lo, k.gl, bb)
                     m.d.sync += [pos["ox"].eq(0), pos["oy"].eq(pos["oy"] + 1),
                                  pos["ix0"].eq(-L.pad), pos["iy0"].eq(pos["iy0"] + L.stride),
-                                 pos["rowbase"].eq(pos["rowbase"] + steps["s_row"]),
-                                 pos["base"].eq(pos["rowbase"] + steps["s_row"]
-                                                - steps["p_words"])]
+                                 pos["hi"].eq(hi), pos["lo"].eq(lo), pos["row_hi"].eq(hi),
+                                 pos["row_lo"].eq(lo), wk["row_end"].eq(k.seg)]
                 with m.Else():
+                    hi, lo = lam_add(pos["hi"], pos["lo"], 0, 1, k.gl, bb)
                     m.d.sync += [pos["ox"].eq(pos["ox"] + 1),
                                  pos["ix0"].eq(pos["ix0"] + L.stride),
-                                 pos["base"].eq(pos["base"] + steps["s_words"])]
+                                 pos["hi"].eq(hi), pos["lo"].eq(lo)]
             with m.If(wk["count"] == cols - 1):
                 m.d.sync += [
                     self.ready.eq(1), wk["wrap"].eq(1),
-                    self.info.k0.eq(wk["k0"]), self.info.tile.eq(wk["tile"]),
+                    self.info.k0.eq(wk["k0"]),
+                    self.info.p0.eq(Mux(wk["count"] == 0, pos["p"], wk["p0"])),
                     self.info.count.eq(wk["valid"] + pixel_valid), self.new_kt.eq(wk["new_kt"]),
                     self.w_zero.eq(wk["w_zero"]),
                 ]
@@ -133,7 +161,7 @@ class PixelWalker(wiring.Component):
         walker, mark = list(pos.values()), list(saved.values())
         with m.If(wk["wrap"] & ~self.start):
             m.d.sync += [wk["wrap"].eq(0), wk["count"].eq(0), wk["valid"].eq(0),
-                         wk["new_kt"].eq(0), wk["w_zero"].eq(0)]
+                         wk["new_kt"].eq(0), wk["w_zero"].eq(0), wk["row_end"].eq(0)]
             more_k = wk["k0"] + cfg.rows < L.out_channels
             with m.If(L.ifm_stationary):
                 # Pixel tile outer: the next k tile of the same pixels, or k tile 0 of the next
@@ -143,17 +171,15 @@ class PixelWalker(wiring.Component):
                                  wk["k0"].eq(wk["k0"] + cfg.rows), wk["new_kt"].eq(1)]
                 with m.Else():
                     m.d.sync += [*(r.eq(v) for r, v in zip(mark, walker)),
-                                 wk["k0"].eq(0), wk["tile"].eq(wk["tile"] + 1),
-                                 wk["new_kt"].eq(1), wk["w_zero"].eq(1)]
+                                 wk["k0"].eq(0), wk["new_kt"].eq(1), wk["w_zero"].eq(1)]
                     with m.If(pos["oy"] >= L.out_h):
                         m.d.sync += wk["active"].eq(0)
             with m.Else():
                 # K tile outer: the next pixel tile, or the next k tile at the end of the map.
-                m.d.sync += wk["tile"].eq(wk["tile"] + 1)
                 with m.If(pos["oy"] >= L.out_h):
                     m.d.sync += [
                         *(r.eq(v) for r, v in zip(walker, mark)),
-                        wk["k0"].eq(wk["k0"] + cfg.rows), wk["tile"].eq(0), wk["new_kt"].eq(1),
+                        wk["k0"].eq(wk["k0"] + cfg.rows), wk["new_kt"].eq(1),
                     ]
                     with m.If(~more_k):
                         m.d.sync += wk["active"].eq(0)

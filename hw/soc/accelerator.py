@@ -170,7 +170,8 @@ class Accelerator(wiring.Component):
             pool.out_h.eq(D.out_h), pool.out_w.eq(D.out_w), pool.gk.eq(check.gk),
             pool.kernel.eq(D.pool_kernel), pool.stride.eq(D.pool_stride), pool.pad.eq(D.pool_pad),
             pool.base.eq(check.output_start), pool.dma_busy.eq(dma.busy),
-            core.ifm_rd_addr.eq(pool.rd_addr), core.ifm_rd_en.eq(pool.rd_en),
+            core.ifm_rd_pixel.eq(pool.rd_pixel), core.ifm_rd_cg.eq(pool.rd_cg),
+            core.ifm_rd_en.eq(pool.rd_en),
             pool.rd_data.eq(core.ifm_rd_data),
             # Commands: never two valid at once.
             dma.wr_cmd.valid.eq(writer.cmd.valid | pool.cmd.valid | add.cmd.valid),
@@ -201,13 +202,21 @@ class Accelerator(wiring.Component):
         cfg, core, weights, rd_data = self._config, b.core, b.weights, b.dma.rd_data
         b.beat_in = rd_data.valid & rd_data.ready
         b.par_addr = Signal(range(cfg.max_channels))
-        b.line_addr = Signal(range(max(cfg.ifm_bank_lines, 2)))
         b.pool_after_load = Signal()          # the IFM load in progress is the pool read-back
+        D, geom = b.D, core.ifm_geom
+        # The IFM store's geometry: the layer's input, or (pool read-back) its conv output.
+        m.d.comb += [
+            geom.in_h.eq(Mux(b.pool_after_load, D.out_h, D.in_h)),
+            geom.in_w.eq(Mux(b.pool_after_load, D.out_w, D.in_w)),
+            geom.in_groups.eq(Mux(b.pool_after_load, b.check.gk, D.in_groups)),
+            geom.stride.eq(Mux(b.pool_after_load, 1, D.stride)),
+            geom.pad.eq(Mux(b.pool_after_load, 0, D.pad)),
+            geom.out_w.eq(D.out_w),
+            core.ifm_beat.payload.eq(rd_data.payload),
+        ]
         m.d.comb += [
             core.par_wr_addr.eq(b.par_addr),
             core.par_wr_data.eq(rd_data.payload[:param_layout(cfg).size]),
-            core.ifm_wr_addr.eq(b.line_addr),
-            core.ifm_wr_data.eq(rd_data.payload),
             weights.payload.eq(rd_data.payload),
             core.w_wr_addr.eq(weights.wr_addr), core.w_wr_data.eq(weights.wr_data),
             core.w_wr_en.eq(weights.wr_en), core.w_avail.eq(weights.avail),
@@ -348,6 +357,8 @@ class Accelerator(wiring.Component):
             with m.Elif(check.is_concat):         # its producers wrote its tensor
                 m.next = "LAYER_END"
             with m.Else():
+                # The IFM store places the layer's input: set up now, ready by INPUT.
+                m.d.comb += core.ifm_setup.eq(1)
                 m.next = "PARAMS"
 
     def _load_states(self, m, b):
@@ -364,23 +375,34 @@ class Accelerator(wiring.Component):
             with m.If(b.count == 0):
                 m.next = "INPUT"
         with m.State("INPUT"):
-            b.read(check.input_start, check.ifm_bytes,
-                   (check.ifm_bytes + BEAT_BYTES - 1) >> LANE_BITS, "LOAD")
-            m.d.sync += [b.line_addr.eq(0), b.pool_after_load.eq(0)]
+            # (the store was set up for this input when the checks passed)
+            with m.If(core.ifm_ready):
+                m.d.comb += core.ifm_load.eq(1)
+                b.read(check.input_start, check.ifm_bytes,
+                       (check.ifm_bytes + BEAT_BYTES - 1) >> LANE_BITS, "LOAD")
         with m.State("LOAD"):
-            m.d.comb += [rd_data.ready.eq(1), core.ifm_wr_en.eq(b.beat_in)]
+            m.d.comb += [rd_data.ready.eq(core.ifm_beat.ready),
+                         core.ifm_beat.valid.eq(rd_data.valid)]
             with m.If(b.beat_in):
-                m.d.sync += [b.line_addr.eq(b.line_addr + 1), b.count.eq(b.count - 1)]
-            with m.If(b.count == 0):
+                m.d.sync += b.count.eq(b.count - 1)
+            with m.If((b.count == 0) & ~core.ifm_loading):
                 with m.If(b.pool_after_load):
                     m.d.comb += b.pool.start.eq(1)
                     m.next = "POOL"
                 with m.Else():
                     m.next = "RUN_START"
         with m.State("POOL_LOAD"):
-            b.read(check.output_start, check.out_bytes,
-                   (check.out_bytes + BEAT_BYTES - 1) >> LANE_BITS, "LOAD")
-            m.d.sync += [b.line_addr.eq(0), b.pool_after_load.eq(1)]
+            # The store is set up for the conv output (stride 1); then the read-back.
+            m.d.sync += b.pool_after_load.eq(1)
+            m.next = "POOL_SETUP"
+        with m.State("POOL_SETUP"):
+            m.d.comb += core.ifm_setup.eq(1)
+            m.next = "POOL_INPUT"
+        with m.State("POOL_INPUT"):
+            with m.If(core.ifm_ready):
+                m.d.comb += core.ifm_load.eq(1)
+                b.read(check.output_start, check.out_bytes,
+                       (check.out_bytes + BEAT_BYTES - 1) >> LANE_BITS, "LOAD")
 
     def _compute_states(self, m, b):
         """The core runs while the weights stream in and the writer drains; then the pool pass."""
@@ -407,6 +429,7 @@ class Accelerator(wiring.Component):
                     m.next = "LAYER_END"
         with m.State("POOL"):
             with m.If(b.pool.done):
+                m.d.sync += b.pool_after_load.eq(0)
                 m.next = "LAYER_END"
 
     def _add_states(self, m, b):

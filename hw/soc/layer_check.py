@@ -23,6 +23,7 @@ from hw.layouts import (
     record_bytes,
     weight_word_layout,
 )
+from hw.core.ifm_store import STRIDES, geometry_regs, ifm_geom_layout
 from hw.soc.dma import ADDR_BITS, window_check
 
 __all__ = ["LayerCheck", "CheckStep", "RANGES"]
@@ -70,6 +71,7 @@ class LayerCheck(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        self._geo = self._store_geometry(m)
         cfg = self._config
         D = self.desc
         M = cfg.group
@@ -78,6 +80,7 @@ class LayerCheck(wiring.Component):
         word_bytes = record_bytes(weight_word_layout(cfg), BEAT_BYTES)
         v = {name: Signal(width, name=name) for name, width in (
             ("pix", 24), ("rs", 8), ("hw_in", 24), ("ohs", 24), ("ows", 24), ("kt_rows", 24),
+            ("ohc", 24),
             ("pt_cols", 32), ("groups", 24), ("ifm_words", 40), ("out_words", 40),
             ("w_words", 48), ("out_span", 48))}
         with m.Switch(self.step):
@@ -87,6 +90,7 @@ class LayerCheck(wiring.Component):
                     v["pix"].eq(D.out_h * D.out_w), v["rs"].eq(D.kernel_h * D.kernel_w),
                     v["hw_in"].eq(D.in_h * D.in_w), v["ohs"].eq((D.out_h - 1) * D.stride),
                     v["ows"].eq((D.out_w - 1) * D.stride), v["kt_rows"].eq(D.k_tiles * cfg.rows),
+                    v["ohc"].eq(D.out_h * cfg.cols),
                 ]
             with m.Case(CheckStep.B):
                 m.d.sync += [
@@ -137,13 +141,32 @@ class LayerCheck(wiring.Component):
                      # consistency, whose rules are the conv's); an unknown kind stays
                      # "supported" here and fails the consistency check instead.
                      self.supported.eq((((D.kind == LayerKind.CONV) | (D.kind == LayerKind.FC))
-                                        & (not_conv == 0) & ~(pool & concat_range))
+                                        & (not_conv == 0) & ~(pool & concat_range)
+                                        & self._stride_placed())
                                        | (self.is_add & (not_add == 0))
                                        | (self.is_concat & (exec_fields.as_value() == 0))
                                        | (D.kind.as_value() > max(k.value for k in LayerKind))),
                      # An ADD runs in chunks through its own buffer: it always fits.
                      self.fits.eq(self.is_add | self.is_concat | self._fits(v, slots))]
         return m
+
+    def _store_geometry(self, m):
+        """The IFM store's placement of the input, and of the conv output a max-pool reads
+        back (hw.core.ifm_store.geometry_regs: valid in CHECK_E, four cycles after step A)."""
+        cfg, D = self._config, self.desc
+        g_in, g_back = Signal(ifm_geom_layout()), Signal(ifm_geom_layout())
+        m.d.comb += [g_in.in_h.eq(D.in_h), g_in.in_w.eq(D.in_w), g_in.in_groups.eq(D.in_groups),
+                     g_in.stride.eq(D.stride), g_in.pad.eq(D.pad), g_in.out_w.eq(D.out_w),
+                     g_back.in_h.eq(D.out_h), g_back.in_w.eq(D.out_w),
+                     g_back.in_groups.eq((D.out_channels + cfg.group - 1)
+                                         >> (cfg.group.bit_length() - 1)),
+                     g_back.stride.eq(1), g_back.pad.eq(0), g_back.out_w.eq(D.out_w)]
+        return geometry_regs(m, g_in, cfg, "chk_in"), geometry_regs(m, g_back, cfg, "chk_back")
+
+    def _stride_placed(self):
+        """The IFM store places strides 1, 2, 4 and 8 (0 is left to the consistency check)."""
+        stride = self.desc.stride
+        return ((stride & (stride - 1)) == 0) & (stride <= max(STRIDES))
 
     def _concat_consistent(self):
         """A CONCAT names its tensor (its producers wrote it): a known kind, no flags."""
@@ -185,7 +208,10 @@ class LayerCheck(wiring.Component):
             v["ohs"] + D.kernel_h <= in_span_h, in_span_h < v["ohs"] + D.stride + D.kernel_h,
             v["ows"] + D.kernel_w <= in_span_w, in_span_w < v["ows"] + D.stride + D.kernel_w,
             v["kt_rows"] >= D.out_channels, v["kt_rows"] < D.out_channels + cfg.rows,
-            v["pt_cols"] >= v["pix"], v["pt_cols"] < v["pix"] + cfg.cols,
+            # pixel tiles: cols pixels in raster order, or (a valid convolution, the store's
+            # `seg`) ceil(OW / cols) per output row (checked as bounds: OH tiles of cols)
+            v["pt_cols"] >= v["pix"],
+            v["pt_cols"] < v["pix"] + Mux(self._geo[0].seg, v["ohc"], cfg.cols),
             D.weight_size == v["w_words"] * word_bytes,
             D.param_size == D.out_channels * BEAT_BYTES,
             (D.weight_offset | D.param_offset | D.in_offset | D.out_offset)[:LANE_BITS] == 0,
@@ -203,9 +229,10 @@ class LayerCheck(wiring.Component):
     def _fits(self, v, slots):
         cfg, D = self._config, self.desc
         pool = flag_set(D.flags, LayerFlags.POOL)
+        g_in, g_back = self._geo
         return Cat(
-            v["ifm_words"] <= cfg.ifm_bank_depth,
+            g_in.lines <= cfg.ifm_bank_lines,
             v["groups"] * slots <= cfg.weight_depth,
             ~flag_set(D.flags, LayerFlags.IFM_STATIONARY) | (v["w_words"] <= cfg.weight_depth),
-            ~pool | (v["out_words"] <= cfg.ifm_bank_depth),
+            ~pool | (g_back.lines <= cfg.ifm_bank_lines),
         ).all()

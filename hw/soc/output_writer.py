@@ -108,8 +108,7 @@ class OutputWriter(wiring.Component):
         # start a line, channel k is byte k.
         lane = LANE_BITS
         stride = self.stride
-        tile_lo = (self.base[:lane] + row.tile[:lane] * (cfg.cols * stride)[:lane]
-                   + row.k0[:lane])[:lane]
+        tile_lo = (self.base[:lane] + row.p0[:lane] * stride[:lane] + row.k0[:lane])[:lane]
         d = (row.channel - row.k0)[:8]
         for j, (wp, _) in enumerate(banks):
             off = (tile_lo + j * stride[:lane])[:lane]
@@ -125,7 +124,7 @@ class OutputWriter(wiring.Component):
             m.d.sync += [slot_full.bit_select(wr_slot, 1).eq(1), wr_slot.eq(~wr_slot)]
             for s in range(2):
                 with m.If(wr_slot == s):
-                    m.d.sync += [slot_info[s].tile.eq(row.tile), slot_info[s].k0.eq(row.k0),
+                    m.d.sync += [slot_info[s].p0.eq(row.p0), slot_info[s].k0.eq(row.k0),
                                  slot_info[s].count.eq(row.count)]
         rd_slot = Signal()
         info = Signal(tile_info_layout(self._config))
@@ -151,7 +150,7 @@ class OutputWriter(wiring.Component):
         with m.FSM(name="writer"):
             with m.State("IDLE"):
                 with m.If(slot_full.bit_select(rd_slot, 1)):
-                    base = self.base + info.tile * (cfg.cols * self.stride)
+                    base = self.base + info.p0 * self.stride
                     with m.If(whole):
                         m.d.sync += [seg_addr.eq(base), seg_len.eq(info.count * kpad),
                                      seg_keep.eq(self.out_channels)]

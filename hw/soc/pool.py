@@ -8,8 +8,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.config import SenseConfig
-from hw.core.decoders import ifm_addr_bits
-from hw.layouts import ifm_word_layout
+from hw.layouts import DIM_BITS, ifm_word_layout
 from hw.soc.dma import ADDR_BITS, DATA_BITS, dma_command_layout
 
 __all__ = ["PoolUnit"]
@@ -20,8 +19,8 @@ class PoolUnit(wiring.Component):
     channel groups, is in the IFM banks) pools it with window ``kernel``, ``stride``, ``pad``:
     it counts the pooled size, issues one DMA write ``cmd`` for the whole output at ``base``,
     then walks the windows (pooled row, column, channel group outer; window row, column inner),
-    reading one word per cycle through ``rd_*`` (the core's IFM read port, two cycles of
-    latency) and sending whole ``data`` beats. ``done`` is high for the one cycle in which the
+    reading one word per cycle through ``rd_*`` (the core's IFM read port by pixel index
+    ``y * out_w + x`` and channel group, two cycles of latency) and sending whole ``data`` beats. ``done`` is high for the one cycle in which the
     last beat has gone and the DMA is idle (``dma_busy`` low)."""
 
     def __init__(self, config: SenseConfig):
@@ -30,7 +29,8 @@ class PoolUnit(wiring.Component):
             "start": In(1), "done": Out(1), "dma_busy": In(1),
             "out_h": In(16), "out_w": In(16), "gk": In(16),
             "kernel": In(8), "stride": In(8), "pad": In(8), "base": In(ADDR_BITS + 1),
-            "rd_addr": Out(unsigned(ifm_addr_bits(config))), "rd_en": Out(1),
+            "rd_pixel": Out(unsigned(2 * DIM_BITS)), "rd_cg": Out(unsigned(DIM_BITS)),
+            "rd_en": Out(1),
             "rd_data": In(ifm_word_layout(config)),
             "cmd": Out(stream.Signature(dma_command_layout())),
             "data": Out(stream.Signature(DATA_BITS)),
@@ -106,7 +106,7 @@ class PoolUnit(wiring.Component):
                 idx1.eq(y[:12] * self.out_w + x[:12]), cg1.eq(walk["cg"]),
                 st2.eq(st1), st3.eq(st2),
             ]
-        m.d.comb += [self.rd_addr.eq(idx1 * self.gk + cg1),
+        m.d.comb += [self.rd_pixel.eq(idx1), self.rd_cg.eq(cg1),
                      self.rd_en.eq(advance & st1.valid & st1.inb)]
         # (stage 2 holds the read; its data is on rd_data in stage 3)
         with m.If(advance & st2.valid):

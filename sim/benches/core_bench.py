@@ -11,17 +11,18 @@ import time
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, FallingEdge, First, RisingEdge
+from cocotb.triggers import ClockCycles, FallingEdge, First, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
 from host.buffers import (
+    activation_beats,
     assemble_output,
-    ifm_lines,
     layer_word,
     param_words,
     weight_words,
 )
-from hw.layouts import ofm_row_layout, unpack
+from hw.core.ifm_store import ifm_geom_layout
+from hw.layouts import ofm_row_layout, pack, unpack
 from sim.benches.util import start_clock_and_reset
 from sim.corerun import load_cases
 from sim.harness import config_from_env
@@ -39,8 +40,41 @@ async def write_words(dut, prefix, words):
     en.value = 0
 
 
+async def load_input(dut, cfg, layer):
+    """Place the layer input in the IFM store: its geometry, then its DRAM beats."""
+    c, h, w = layer.x.shape
+    fields = {"in_h": h, "in_w": w, "in_groups": -(-c // cfg.group), "stride": layer.stride,
+              "pad": layer.pad, "out_w": layer.out_shape()[1]}
+    dut.ifm_geom.value = pack(ifm_geom_layout(), fields)
+    dut.ifm_setup.value = 1
+    await FallingEdge(dut.clk)
+    dut.ifm_setup.value = 0
+    while dut.ifm_ready.value != 1:
+        await FallingEdge(dut.clk)
+    dut.ifm_load.value = 1
+    await FallingEdge(dut.clk)
+    dut.ifm_load.value = 0
+    beats = activation_beats(layer.x, cfg)
+    budget = 16 * len(beats) + 100
+    dut.ifm_beat__valid.value = 1
+    for beat in beats:
+        dut.ifm_beat__payload.value = beat
+        await ReadOnly()
+        while dut.ifm_beat__ready.value != 1:
+            await FallingEdge(dut.clk)
+            await ReadOnly()
+            budget -= 1
+            assert budget > 0, "the IFM store stopped taking beats"
+        await FallingEdge(dut.clk)
+    dut.ifm_beat__valid.value = 0
+    while dut.ifm_loading.value == 1:
+        await FallingEdge(dut.clk)
+        budget -= 1
+        assert budget > 0, "the IFM store did not finish loading"
+
+
 async def run_layer(dut, cfg, layer, rng, ready_p, timeout):
-    await write_words(dut, "ifm", ifm_lines(layer.x, cfg))
+    await load_input(dut, cfg, layer)
     weights = weight_words(layer, cfg)
     await write_words(dut, "w", weights)
     dut.w_avail.value = len(weights)
@@ -60,7 +94,7 @@ async def run_layer(dut, cfg, layer, rng, ready_p, timeout):
         valid = dut.ofm__valid.value == 1
         if ready and valid:
             row = unpack(layout, dut.ofm__payload.value.to_unsigned())
-            rows.append((row["channel"], row["tile"], row["count"], row["data"]))
+            rows.append((row["channel"], row["p0"], row["count"], row["data"]))
         if dut.done.value == 1:
             break
         cycles = int(get_sim_time("ns") - t_start) // CLOCK_NS
@@ -87,8 +121,8 @@ async def core_matches_golden(dut):
     cfg = config_from_env()
     layers = load_cases(os.environ["SENSE_CASES"])
     rng = np.random.default_rng(int(os.environ.get("SENSE_SEED", "1")))
-    for name in ("ifm_wr_en", "w_wr_en", "par_wr_en", "start", "ofm__ready", "w_avail",
-                 "ifm_rd_en"):
+    for name in ("ifm_setup", "ifm_load", "ifm_beat__valid", "w_wr_en", "par_wr_en", "start",
+                 "ofm__ready", "w_avail", "ifm_rd_en"):
         getattr(dut, name).value = 0
     await start_clock_and_reset(dut)
     results = []

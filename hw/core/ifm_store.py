@@ -1,0 +1,384 @@
+"""The IFM store: the layer input on chip once, in `banks` banks, read by every column at once.
+
+Each column needs the group of its own pixel in the same cycle. Instead of giving every column a
+copy of the input, the store places each pixel in one bank so that the pixels a tile reads in one
+cycle always lie in different banks, and turns the banks' words to the columns with a rotator.
+
+Placement (SPEC section 4's "IFM buffer", docs/architecture.md "IFM store"): with stride s (a
+power of two), input pixel (y, x) belongs to phase ``(y mod s, x mod s)`` and has phase
+coordinates ``(Y, X) = (y div s, x div s)``. Its *pixel index* is
+
+    lam(y, x) = ((y mod s) * s + (x mod s)) * RS + Y * V + X
+
+where V = max(ceil(W / s), OW) is the virtual row width and RS the phase region size, a multiple
+of the bank count B (a power of two >= cols). The pixel lives in bank ``lam mod B``, lines
+``(lam div B) * GL`` .. ``+ GL - 1`` (GL = lines per pixel: its groups, 16 / M to a line).
+
+The window tap (kh, kw) of output pixel (oy, ox) is input pixel (oy s + kh - pad, ox s + kw -
+pad), whose index is ``tau(kh, kw) + pi(oy, ox)`` with ``pi = oy * V + ox``: a constant per tap
+plus the output pixel's virtual raster index. A tile's columns are consecutive output pixels, so
+(when V = OW, or when the tile stays in one output row) their pixel indices are consecutive and
+fall in consecutive banks: column j reads bank ``(Lam + j) mod B`` where Lam is column 0's
+index. Every bank reads one line (two candidate addresses: Lam's line, or the next for the banks
+below Lam mod B), the same word of it for every bank, and a rotation by Lam mod B hands the words
+to the columns. Layers whose ceil(W / s) exceeds OW (valid convolutions) use V = ceil(W / s);
+their tiles stay in one output row (`seg`).
+
+Everything here is an index in (hi, lo) form: ``hi = (lam div B) * GL`` (a line address, modulo
+the bank depth, a power of two) and ``lo = lam mod B``; the store, the loader and the decoder
+only ever add such pairs, so no division or multiplication happens per cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.config import BEAT_BYTES, LANE_BITS, SenseConfig
+from hw.layouts import DIM_BITS, KERNEL_BITS, ifm_word_layout
+
+__all__ = ["IfmStore", "IfmGeometry", "ifm_geometry", "STRIDES", "ifm_geom_layout",
+           "ifm_constants_layout", "ifm_col_layout", "line_bits", "load_pieces", "ifm_seg"]
+
+#: Strides the store places (phases are bit fields of the coordinates).
+STRIDES = (1, 2, 4, 8)
+#: Bits of a pixel index kept while computing (signed: padding taps are negative).
+LAM_BITS = 2 * DIM_BITS + 2 * 3 + 2
+
+
+def line_bits(config: SenseConfig) -> int:
+    """Bits of a bank line address (the depth is a power of two, so line arithmetic wraps)."""
+    return max(1, (config.ifm_bank_lines - 1).bit_length())
+
+
+def _lg(n: int) -> int:
+    return n.bit_length() - 1
+
+
+@dataclass(frozen=True)
+class IfmGeometry:
+    """The placement of one layer input (ints; the gateware computes the same, checked by
+    gateware_tests/test_ifm_store.py)."""
+    banks: int
+    wpl: int          # words (channel groups) per line
+    stride: int
+    xn: int           # ceil(W / s), ceil(H / s): phase coordinates
+    yn: int
+    v: int            # virtual row width
+    seg: bool         # tiles stay in one output row (ceil(W / s) > OW)
+    gl: int           # lines per pixel
+    rs: int           # phase region size, pixels (a multiple of banks)
+    lines: int        # lines of every bank the input occupies
+    tau0: int         # pixel index of tap (0, 0) of output pixel (0, 0), minus pi = 0
+
+    def lam(self, y, x):
+        s = self.stride
+        return ((y % s) * s + x % s) * self.rs + (y // s) * self.v + x // s
+
+    def place(self, y, x, cg):
+        """(bank, line, word) of channel group cg of input pixel (y, x)."""
+        lam = self.lam(y, x)
+        return (lam % self.banks, (lam // self.banks) * self.gl + cg // self.wpl,
+                cg % self.wpl)
+
+    def tau(self, kh, kw, pad):
+        s = self.stride
+        return (((kh - pad) % s) * s + (kw - pad) % s) * self.rs + ((kh - pad) // s) * self.v \
+            + (kw - pad) // s
+
+    def fits(self, config: SenseConfig) -> bool:
+        return self.lines <= config.ifm_bank_lines
+
+
+def ifm_seg(in_w: int, stride: int, out_w: int) -> bool:
+    """Whether a layer's tiles stay in one output row: its input has more phase columns
+    (ceil(W / s)) than its output pixels in a row (a valid convolution)."""
+    return -(-in_w // stride) > out_w
+
+
+def ifm_geometry(in_h, in_w, in_groups, stride, pad, out_w, config: SenseConfig) -> IfmGeometry:
+    """Where a layer input of in_groups x in_h x in_w (groups of M channels) sits in the store
+    for a convolution with this stride and padding and output width."""
+    if stride not in STRIDES:
+        raise ValueError(f"the IFM store places strides {STRIDES}, not {stride}")
+    b, wpl = config.ifm_banks, config.ifm_words_per_line
+    xn, yn = -(-in_w // stride), -(-in_h // stride)
+    v = max(xn, out_w)
+    gl = -(-in_groups // wpl)
+    rs = -(-(yn * v) // b) * b
+    lines = stride * stride * (rs // b) * gl
+    ph0, d0 = (-pad) % stride, (-pad) // stride
+    tau0 = (ph0 * stride + ph0) * rs + d0 * v + d0
+    return IfmGeometry(b, wpl, stride, xn, yn, v, xn > out_w, gl, rs, lines, tau0)
+
+
+def load_pieces(pixels: int, pixel_bytes: int) -> int:
+    """Cycles the loader takes for a tensor of `pixels` pixels of `pixel_bytes` bytes (one piece
+    a cycle: the bytes of one beat that belong to one line of one pixel)."""
+    pieces, pos = 0, 0
+    total = pixels * pixel_bytes
+    while pos < total:
+        off = pos % pixel_bytes
+        n = min(BEAT_BYTES - pos % BEAT_BYTES, pixel_bytes - off, BEAT_BYTES - off % BEAT_BYTES)
+        pos += n
+        pieces += 1
+    return pieces
+
+
+def ifm_geom_layout() -> data.StructLayout:
+    """What the store needs to place a layer input."""
+    return data.StructLayout({
+        "in_h": unsigned(DIM_BITS), "in_w": unsigned(DIM_BITS), "in_groups": unsigned(DIM_BITS),
+        "stride": unsigned(KERNEL_BITS), "pad": unsigned(KERNEL_BITS), "out_w": unsigned(DIM_BITS),
+    })
+
+
+def ifm_constants_layout(config: SenseConfig) -> data.StructLayout:
+    """The per-layer constants the loader and the decoder step with (a line address is modulo
+    the bank depth; ``lo`` fields are modulo the bank count)."""
+    lb, bb = line_bits(config), max(1, _lg(config.ifm_banks))
+    return data.StructLayout({
+        "ls": unsigned(2),                 # log2 stride
+        "gl": unsigned(lb + 1),            # lines per pixel
+        "rl": unsigned(lb),                # lines per phase region (RS / B * GL)
+        "v": unsigned(DIM_BITS + 1),       # virtual row width
+        "v_hi": unsigned(lb),              # (V div B) * GL
+        "v_lo": unsigned(bb),              # V mod B
+        "tau0_hi": unsigned(lb), "tau0_lo": unsigned(bb),
+        "ph0": unsigned(3),                # phase of tap 0 ((-pad) mod s)
+        "seg": unsigned(1),
+        "lines": unsigned(2 * DIM_BITS + 8),
+    })
+
+
+def ifm_col_layout(config: SenseConfig) -> data.StructLayout:
+    """One column's read: its word and whether it is nonzero."""
+    return data.StructLayout({"word": ifm_word_layout(config), "nz": 1})
+
+
+#: Cycles after which `geometry_regs` is valid once its input is stable.
+SETTLE = 4
+
+
+def geometry_regs(m, g, config: SenseConfig, name: str):
+    """`ifm_geometry` in gateware: registers that follow the (stable) `ifm_geom_layout` value
+    `g`, each from earlier ones, valid SETTLE cycles after `g` settles (the store latches its
+    geometry; LayerCheck feeds a descriptor's and checks ``lines``)."""
+    k = Signal(ifm_constants_layout(config), name=f"{name}_k")
+    b, lg_wpl = config.ifm_banks, _lg(config.ifm_words_per_line)
+    bb = _lg(b)
+    ls = Signal(2, name=f"{name}_ls")
+    m.d.comb += ls.eq(Mux(g.stride[3], 3, Mux(g.stride[2], 2, Mux(g.stride[1], 1, 0))))
+    mask = (Const(1, 4) << ls) - 1
+    xn, yn = Signal(DIM_BITS + 1, name=f"{name}_xn"), Signal(DIM_BITS + 1, name=f"{name}_yn")
+    gl = Signal(DIM_BITS + 1, name=f"{name}_gl")
+    rp = Signal(2 * DIM_BITS + 2, name=f"{name}_rp")
+    d0 = Signal(signed(KERNEL_BITS + 2), name=f"{name}_d0")
+    t = Signal(signed(LAM_BITS), name=f"{name}_t")
+    m.d.comb += d0.eq((-g.pad) >> ls)
+    m.d.sync += [
+        # cycle 1
+        k.ls.eq(ls), xn.eq((g.in_w + mask) >> ls), yn.eq((g.in_h + mask) >> ls),
+        gl.eq((g.in_groups + (1 << lg_wpl) - 1) >> lg_wpl), k.gl.eq(gl),
+        k.ph0.eq((-g.pad)[:3] & mask),
+        # cycle 2
+        k.v.eq(Mux(xn > g.out_w, xn, g.out_w)), k.seg.eq(xn > g.out_w),
+        # cycle 3
+        rp.eq((yn * k.v + b - 1) >> bb), t.eq(d0 * k.v + d0),
+        k.v_hi.eq((k.v >> bb) * gl), k.v_lo.eq(k.v[:max(1, bb)] if bb else 0),
+        # cycle 4
+        k.rl.eq(rp * gl), k.lines.eq((rp * gl) << (2 * k.ls)),
+        k.tau0_hi.eq(((k.ph0 * ((Const(1, 4) << k.ls) + 1)) * rp + (t >> bb)) * gl),
+        k.tau0_lo.eq(t[:max(1, bb)] if bb else 0),
+    ]
+    return k
+
+
+def lam_add(hi, lo, d_hi, d_lo, gl, bank_bits):
+    """(hi, lo) + (d_hi, d_lo): the sum's (hi, lo) as expressions."""
+    if bank_bits == 0:          # one bank: every index step is whole lines
+        return hi + d_hi + d_lo * gl, Const(0, 1)
+    total = lo + d_lo
+    carry = total[bank_bits]
+    return hi + d_hi + Mux(carry, gl, 0), total[:bank_bits]
+
+
+class IfmStore(wiring.Component):
+    """``setup`` latches ``geom``; ``ready`` rises when the constants ``k`` are valid (a few
+    cycles later, before any load or read). ``load`` starts the loader: ``beat`` then takes the
+    input tensor's DRAM beats in order (pixels of ``in_groups * M`` bytes, channels
+    contiguous) and writes one piece a cycle (the bytes of one beat that belong to one line of
+    one pixel; a beat of whole lines takes a cycle); ``loading`` until the last pixel is in.
+
+    ``rd_en`` with ``rd_hi``/``rd_lo`` (column 0's pixel index) and ``rd_cg`` reads, one cycle
+    later, column j's word of pixel index ``Lam + j`` on ``col[j]`` (words of columns whose
+    pixel is outside the input are whatever the bank holds: the decoder masks them).
+    ``aux_en`` with ``aux_pixel`` (a pixel index, stride-1 placement) and ``aux_cg`` reads one
+    word onto ``aux_data`` a cycle later (the max-pool pass); it must not coincide with
+    ``rd_en``."""
+
+    def __init__(self, config: SenseConfig):
+        self._config = config
+        lb = line_bits(config)
+        self._bb = max(0, _lg(config.ifm_banks))
+        super().__init__({
+            "setup": In(1), "geom": In(ifm_geom_layout()), "ready": Out(1),
+            "k": Out(ifm_constants_layout(config)),
+            "load": In(1), "beat": In(stream.Signature(8 * BEAT_BYTES)), "loading": Out(1),
+            "rd_en": In(1), "rd_hi": In(unsigned(lb)), "rd_lo": In(unsigned(max(1, self._bb))),
+            "rd_cg": In(unsigned(DIM_BITS)),
+            "col": Out(data.ArrayLayout(ifm_col_layout(config), config.cols)),
+            "aux_en": In(1), "aux_pixel": In(unsigned(2 * DIM_BITS)),
+            "aux_cg": In(unsigned(DIM_BITS)), "aux_data": Out(ifm_word_layout(config)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        g = Signal(ifm_geom_layout())
+        with m.If(self.setup):
+            m.d.sync += g.eq(self.geom)
+        self._constants(m, g)
+        banks = self._banks(m)
+        self._loader(m, g, banks)
+        self._reads(m, banks)
+        return m
+
+    def _constants(self, m, g):
+        """The constants, SETTLE cycles after setup."""
+        settle = Signal(range(SETTLE + 2))
+        with m.If(self.setup):
+            m.d.sync += settle.eq(SETTLE + 1)
+        with m.Elif(settle != 0):
+            m.d.sync += settle.eq(settle - 1)
+        m.d.comb += [self.ready.eq((settle == 0) & ~self.setup),
+                     self.k.eq(geometry_regs(m, g, self._config, "st"))]
+
+    def _banks(self, m):
+        cfg = self._config
+        word = ifm_col_layout(cfg)
+        line = data.ArrayLayout(word, cfg.ifm_words_per_line)
+        banks = []
+        for i in range(cfg.ifm_banks):
+            mem = Memory(shape=line, depth=cfg.ifm_bank_lines, init=[])
+            m.submodules[f"bank{i}"] = mem
+            banks.append((mem.write_port(granularity=1), mem.read_port(transparent_for=())))
+        return banks
+
+    def _loader(self, m, g, banks):
+        """One piece a cycle: the bytes of the current beat that belong to the current line of
+        the current pixel, rotated into their lanes and written with word enables."""
+        cfg, k, bb = self._config, self.k, self._bb
+        M, wpl = cfg.group, cfg.ifm_words_per_line
+        lg_m = _lg(M)
+        left = Signal(2 * DIM_BITS + 1)          # pixels still to place
+        off = Signal(DIM_BITS + lg_m + 1)        # byte offset in the pixel
+        pos = Signal(LANE_BITS + 1)              # byte offset in the beat
+        x, phx, phy = Signal(DIM_BITS), Signal(3), Signal(3)
+        cur_hi, cur_lo = Signal(line_bits(cfg)), Signal(max(1, bb))
+        row_hi, row_lo = Signal(line_bits(cfg)), Signal(max(1, bb))
+        pixel_bytes = g.in_groups << lg_m
+        lane = off[:LANE_BITS]
+        n = Signal(LANE_BITS + 1)
+        a, b_, c = BEAT_BYTES - pos, pixel_bytes - off, BEAT_BYTES - lane
+        m.d.comb += n.eq(Mux(a < b_, Mux(a < c, a, c), Mux(b_ < c, b_, c)))
+        m.d.comb += self.loading.eq(left != 0)
+        with m.If(self.load):
+            m.d.sync += [left.eq(g.in_h * g.in_w), off.eq(0), pos.eq(0), x.eq(0), phx.eq(0),
+                         phy.eq(0), cur_hi.eq(0), cur_lo.eq(0), row_hi.eq(0), row_lo.eq(0)]
+        # The piece: beat byte pos + i goes to lane byte lane + i.
+        shift = (pos - lane)[:LANE_BITS]
+        beat = self.beat.payload
+        rotated = Signal(8 * BEAT_BYTES)
+        m.d.comb += rotated.eq(Cat(beat, beat).bit_select(shift * 8, 8 * BEAT_BYTES))
+        first_w, end_w = lane >> lg_m, (lane + n) >> lg_m
+        active = (left != 0) & self.beat.valid & ~self.load
+        for i, (wr, _rd) in enumerate(banks):
+            m.d.comb += wr.addr.eq(cur_hi + off[LANE_BITS:])
+            for w in range(wpl):
+                word = rotated[w * 8 * M:(w + 1) * 8 * M]
+                m.d.comb += [wr.data[w].word.eq(word), wr.data[w].nz.eq(word.any()),
+                             wr.en[w].eq(active & (cur_lo == i if bb else 1)
+                                         & (w >= first_w) & (w < end_w))]
+        done_pixel = off + n == pixel_bytes
+        last_pixel = left == 1
+        beat_used = (pos + n == BEAT_BYTES) | (done_pixel & last_pixel)
+        m.d.comb += self.beat.ready.eq(((left == 0) | (active & beat_used)) & ~self.load)
+        with m.If(active):
+            m.d.sync += pos.eq(Mux(beat_used, 0, pos + n))
+            with m.If(done_pixel):
+                m.d.sync += [off.eq(0), left.eq(left - 1)]
+                self._next_pixel(m, g, x, phx, phy, (cur_hi, cur_lo), (row_hi, row_lo))
+            with m.Else():
+                m.d.sync += off.eq(off + n)
+
+    def _next_pixel(self, m, g, x, phx, phy, cur, row):
+        """Step the current pixel's index to the next pixel in DRAM order (additions only)."""
+        k, bb = self.k, self._bb
+        s_m1 = (Const(1, 4) << k.ls) - 1
+        x_step = step_x(k, phx, bb)
+        with m.If(x + 1 == g.in_w):
+            nxt = step_y(k, phy, row, bb)
+            m.d.sync += [x.eq(0), phx.eq(0), phy.eq(Mux(phy == s_m1, 0, phy + 1)),
+                         cur[0].eq(nxt[0]), cur[1].eq(nxt[1]), row[0].eq(nxt[0]),
+                         row[1].eq(nxt[1])]
+        with m.Else():
+            hi, lo = x_step(cur)
+            m.d.sync += [x.eq(x + 1), phx.eq(Mux(phx == s_m1, 0, phx + 1)),
+                         cur[0].eq(hi), cur[1].eq(lo)]
+
+    def _reads(self, m, banks):
+        """Every bank reads Lam's line or the next; the rotator turns the words to the columns."""
+        cfg, k, bb = self._config, self.k, self._bb
+        B, wpl, cols = cfg.ifm_banks, cfg.ifm_words_per_line, cfg.cols
+        sub = _lg(wpl)
+        base = self.rd_hi + (self.rd_cg >> sub)
+        rot, word_sel = Signal(max(1, bb)), Signal(max(1, sub))
+        aux_bank = Signal(max(1, bb))
+        aux_line = (self.aux_pixel >> bb) * k.gl + (self.aux_cg >> sub)
+        for i, (_wr, rd) in enumerate(banks):
+            # (the last bank is never below Lam mod B: no comparison for it)
+            below = (Const(i, max(1, bb)) < self.rd_lo) if i < B - 1 else Const(0)
+            with m.If(self.aux_en):
+                m.d.comb += [rd.addr.eq(aux_line), rd.en.eq(1)]
+            with m.Else():
+                m.d.comb += [rd.addr.eq(base + Mux(below, k.gl, 0)), rd.en.eq(self.rd_en)]
+        with m.If(self.rd_en):
+            m.d.sync += [rot.eq(self.rd_lo), word_sel.eq(self.rd_cg[:max(1, sub)] if sub else 0)]
+        with m.If(self.aux_en):
+            m.d.sync += [aux_bank.eq(self.aux_pixel[:max(1, bb)] if bb else 0),
+                         word_sel.eq(self.aux_cg[:max(1, sub)] if sub else 0)]
+        words = [rd.data[word_sel] if sub else rd.data[0] for _wr, rd in banks]
+        for level in range(bb):
+            step = 1 << level
+            words = [Mux(rot[level], words[(i + step) % B], words[i]) for i in range(B)]
+        for j in range(cols):
+            m.d.comb += self.col[j].eq(words[j])
+        raw = [rd.data[word_sel] if sub else rd.data[0] for _wr, rd in banks]
+        aux = raw[0].word
+        for i in range(1, B):
+            aux = Mux(aux_bank == i, raw[i].word, aux)
+        m.d.comb += self.aux_data.eq(aux)
+
+
+def step_x(k, phx, bb):
+    """The (hi, lo) step to the next input column: the next phase region, or back to region 0
+    of this row and one phase column on."""
+    def step(cur):
+        wrap = phx == (Const(1, 4) << k.ls) - 1
+        hi, lo = cur
+        nxt_hi, nxt_lo = lam_add(hi, lo, -(((Const(1, 4) << k.ls) - 1) * k.rl), 1, k.gl, bb)
+        return Mux(wrap, nxt_hi, hi + k.rl), Mux(wrap, nxt_lo, lo)
+    return step
+
+
+def step_y(k, phy, row, bb):
+    """The (hi, lo) of the next input row's first pixel from this row's first pixel."""
+    s = Const(1, 4) << k.ls
+    wrap = phy == s - 1
+    hi, lo = row
+    nxt_hi, nxt_lo = lam_add(hi, lo, k.v_hi - ((s - 1) * s * k.rl), k.v_lo, k.gl, bb)
+    return Mux(wrap, nxt_hi, hi + s * k.rl), Mux(wrap, nxt_lo, lo)
