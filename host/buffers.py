@@ -120,15 +120,15 @@ def layer_limit_problem(in_shape, w_shape, stride, pad, bias, config: SenseConfi
               ("kernel width", s, (1 << KERNEL_BITS) - 1),
               ("stride", stride, (1 << KERNEL_BITS) - 1), ("padding", pad, (1 << KERNEL_BITS) - 1),
               ("output channels", k, min(config.max_channels, (1 << CHANNEL_BITS) - 1))]
-    if stride not in STRIDES:
-        return (f"stride {stride} is not one the IFM store places "
-                f"({', '.join(map(str, STRIDES))})")
     if pool:
         limits += [("pool kernel", pool[0], 255), ("pool stride", pool[1], 255),
                    ("pool padding", pool[2], 255)]
     for what, value, hi in limits:
         if value > hi:
             return f"{what} {value} exceeds the hardware limit {hi}"
+    if stride not in STRIDES:
+        return (f"stride {stride} is not one the IFM store places "
+                f"({', '.join(map(str, STRIDES))})")
     reduction = r * s * padded(c, config.group)
     bound = golden.acc_bound(reduction, int(np.abs(np.asarray(bias, np.int64)).max(initial=0)))
     if bound > golden.INT32_MAX:

@@ -102,7 +102,7 @@ def test_load_refuses_what_this_gateware_cannot_run():
         asyncio.run(Accelerator(FakeDram(config)).load(image))
     big = QLayer("conv", "big", np.zeros((4, 16, 1, 1), np.int8), np.zeros(4, np.int32),
                  np.full(4, 1 << 15), np.full(4, 16), relu=True)
-    image = pack_image(QNetwork((16, 20, 20), [big], 1.0, [], config.group), config)
+    image = pack_image(QNetwork((16, 40, 40), [big], 1.0, [], config.group), config)
     with pytest.raises(AcceleratorError, match=r"layer 0 \(conv\) needs the whole-network "
                                                r"hardware \(bands of \d+ rows\)"):
         asyncio.run(Accelerator(FakeDram(config, mem_size=1 << 20)).load(image))

@@ -96,8 +96,8 @@ def test_layer_check_errors():
         return ConvLayer(x=np.zeros((c, h, w), np.int8), w=np.zeros((k, c, r, r), np.int8),
                          bias=np.full(k, bias, np.int32), mult=np.ones(k, np.int32),
                          shift=np.ones(k, np.int32), stride=stride, pad=pad, name="L")
-    with pytest.raises(ValueError, match="L: input needs 144 IFM words per column bank, the "
-                                         "configuration has 128"):
+    with pytest.raises(ValueError, match="L: input needs 72 lines of each IFM bank, the "
+                                         "configuration has 32"):
         layer(h=12, w=12).check(cfg)
     with pytest.raises(ValueError, match="L: stride 16 exceeds the hardware limit 15"):
         layer(stride=16).check(cfg)
@@ -115,14 +115,14 @@ def test_assemble_output_errors():
     layer = ConvLayer(x=np.zeros((2, 1, 3), np.int8), w=np.zeros((1, 2, 1, 1), np.int8),
                       bias=np.zeros(1, np.int32), mult=np.ones(1, np.int32),
                       shift=np.ones(1, np.int32))
-    good = [(0, 0, 2, [1, 2]), (0, 1, 1, [3, 0])]
+    good = [(0, 0, 2, [1, 2]), (0, 2, 1, [3, 0])]           # (channel, first pixel, count)
     assert assemble_output(good, layer, cfg).tolist() == [[[1, 2, 3]]]
     with pytest.raises(ValueError, match="came twice"):
         assemble_output(good + [good[0]], layer, cfg)
     with pytest.raises(ValueError, match="1 output rows missing"):
         assemble_output(good[:1], layer, cfg)
     with pytest.raises(ValueError, match="has count 2, expected 1"):
-        assemble_output([good[0], (0, 1, 2, [3, 0])], layer, cfg)
+        assemble_output([good[0], (0, 2, 2, [3, 0])], layer, cfg)
     with pytest.raises(ValueError, match="out of range"):
         assemble_output([(1, 0, 2, [0, 0])], layer, cfg)
 

@@ -358,7 +358,7 @@ class Accelerator(wiring.Component):
                 m.next = "LAYER_END"
             with m.Else():
                 # The IFM store places the layer's input: set up now, ready by INPUT.
-                m.d.comb += core.ifm_setup.eq(1)
+                m.d.comb += b.core.ifm_setup.eq(1)
                 m.next = "PARAMS"
 
     def _load_states(self, m, b):
