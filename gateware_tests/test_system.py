@@ -261,7 +261,7 @@ def test_errors_and_reset_mid_run():
 
 @pytest.mark.parametrize("order", ["weight", "ifm"])
 def test_too_large_is_refused(order):
-    """Weights beyond the buffer in the IFM-stationary order, and an input beyond an IFM bank:
+    """Weights beyond the buffer in the IFM-stationary order, and an input beyond the IFM store:
     TOO_LARGE, never a hang."""
     rng = np.random.default_rng(13)
     if order == "ifm":
@@ -272,7 +272,7 @@ def test_too_large_is_refused(order):
         image = claim_hardware(pack_image(qnet, RING.replace(weight_kib=64), order="ifm"), RING)
         config = RING
     else:
-        net = random_network(rng, (16, 20, 20), [("conv", 4, 1, 1, 0, True, None)], "wide")
+        net = random_network(rng, (16, 40, 40), [("conv", 4, 1, 1, 0, True, None)], "wide")
         qnet, x = quantized(net, rng, CONFIG, n=1)
         # Packed for `small`, the layer is planned in bands for the whole-network hardware;
         # packed for bigger buffers and relabelled, it reaches this gateware's TOO_LARGE check.
@@ -394,7 +394,7 @@ def test_whole_network_layers_stop_with_unsupported():
         Layer("gap", "pool", inputs=[0]),
     ], [], "gap")
     qgraph = quantize(graph, rng.normal(size=(4, 8, 6, 6)), group=CONFIG.group)
-    wide = random_network(rng, (16, 20, 20), [("conv", 4, 1, 1, 0, True, None)], "wide")
+    wide = random_network(rng, (16, 40, 40), [("conv", 4, 1, 1, 0, True, None)], "wide")
     qwide, _ = quantized(wide, rng, CONFIG, n=1)
     steps = [{"op": "fail", "image": pack_image(qgraph, CONFIG), "expect": "UNSUPPORTED"},
              {"op": "fail", "image": pack_image(qwide, CONFIG), "expect": "UNSUPPORTED"},

@@ -7,6 +7,7 @@ import os
 from hw.config import SenseConfig
 from hw.core.core import Core
 from hw.core.grid import Grid
+from hw.core.ifm_decoder import IfmDecoder
 from hw.core.pe import PE
 from hw.soc.accelerator import Accelerator
 from hw.soc.memsystem import MemSystem
@@ -20,6 +21,7 @@ BLOCKS = {
     "registers": Registers,
     "dma": lambda config: Dma(),
     "pe": PE,
+    "ifm": IfmDecoder,
     "grid": Grid,
     "core": Core,
     "accelerator": Accelerator,
