@@ -59,12 +59,14 @@ ERROR_TEXT = {
     ErrorCode.ABORTED: "software wrote CTRL.abort; the run stopped after the layer in progress",
     ErrorCode.MISALIGNED: "IMAGE_BASE or ACT_BASE is not 64-byte aligned",
     ErrorCode.TOO_LARGE: "a layer needs more on-chip buffer than this hardware has: its input "
-                         "(or, with max-pool, its convolution output) beyond one IFM bank, one k "
-                         "tile's weights beyond the weight buffer, or, in the IFM-stationary "
-                         "order, all its weights beyond the weight buffer",
-    ErrorCode.UNSUPPORTED: "a layer needs the whole-network hardware (a residual add, pooling "
-                           "layer, tiling in bands or channel blocks, or a concat's channel "
-                           "range), which this gateware does not have",
+                         "(or, with max-pool, its convolution output) beyond the IFM store as "
+                         "placed for its stride, one k tile's weights beyond the weight buffer, "
+                         "or, in the IFM-stationary order, all its weights beyond the weight "
+                         "buffer",
+    ErrorCode.UNSUPPORTED: "a layer needs the whole-network hardware (a pooling layer, tiling "
+                           "in bands or channel blocks, a max-pool after a concat's channel "
+                           "range, or a stride other than 1, 2, 4, 8), which this gateware "
+                           "does not have",
 }
 
 
