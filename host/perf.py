@@ -33,7 +33,7 @@ from host import golden
 from host.buffers import ConvLayer
 from host.sparse import pad_channels
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
-from hw.core.ifm_store import load_pieces
+from hw.core.ifm_store import SETTLE, load_pieces
 from hw.layouts import DESCRIPTOR_BYTES, LayerDescriptor, record_bytes, weight_word_layout
 from hw.soc.add_unit import CHUNK_BEATS
 from hw.soc.output_writer import whole_tile_writes
@@ -160,6 +160,9 @@ BURST_OVERHEAD = 0
 #: Sequencer states per layer that move no data (descriptor address, window verdicts, checks,
 #: start, end).
 LAYER_STATES = 10
+#: Cycles from the max-pool pass's first state to its read-back command (the IFM store's
+#: set-up for the conv output: two states, then its constants settle).
+POOL_SETUP_CYCLES = 2 + SETTLE + 1
 #: Start of a run: start, base check (two states: the window verdict is registered), header
 #: check.
 RUN_STATES = 4
@@ -273,7 +276,9 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) ->
         words = poh * pow_ * (kpad // m)
         read_bytes += out_lines * beat
         write_bytes += words * m
-        cycles += (READ_OVERHEAD + out_lines) + max(poh, pow_) + 2 + words * pk * pk \
-            + 4 + SEGMENT_OVERHEAD
+        # The IFM store is set up for the read-back (POOL_LOAD, POOL_SETUP, then SETTLE + 1
+        # cycles until its constants are valid), which it loads a piece a cycle.
+        cycles += POOL_SETUP_CYCLES + (READ_OVERHEAD + load_pieces(pixels, kpad)) \
+            + max(poh, pow_) + 2 + words * pk * pk + 4 + SEGMENT_OVERHEAD
     return {"cycles": int(cycles), "dram_read_bytes": read_bytes, "dram_write_bytes": write_bytes,
             "macs": core["slots_issued"] * config.pes, "groups_skipped": core["groups_skipped"]}
