@@ -20,6 +20,8 @@ CASES = [
     (4, 2, 6, 11, 11, 11, 4, 2),
     (5, 8, 24, 5, 7, 2, 2, 1),
     (1, 2, 5, 6, 5, 3, 2, 1),      # one column, one bank
+    (4, 4, 8, 5, 8, 3, 1, 1, 0),   # a band of a tiled layer: no padding rows above
+    (4, 4, 12, 6, 8, 3, 2, 1, 0),
 ]
 
 
@@ -27,14 +29,14 @@ def _out(n, k, s, p):
     return (n + 2 * p - k) // s + 1
 
 
-def _geom(cfg, c, h, w, k, s, p):
+def _geom(cfg, c, h, w, k, s, p, pt=None):
     ow = _out(w, k, s, p)
-    return ifm_geometry(h, w, -(-c // cfg.group), s, p, ow, cfg), ow
+    return ifm_geometry(h, w, -(-c // cfg.group), s, p, ow, cfg, pt), ow
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c)))
 def test_placement_is_collision_free_and_fits_its_lines(case):
-    cols, M, c, h, w, k, s, p = case
+    cols, M, c, h, w, k, s, p, *_ = case
     cfg = SenseConfig(rows=2, cols=cols, group=M, ifm_kib=16)
     g, ow = _geom(cfg, c, h, w, k, s, p)
     groups = -(-c // M)
@@ -59,8 +61,9 @@ def test_placement_is_collision_free_and_fits_its_lines(case):
                 assert len(set(banks)) == len(banks)
 
 
-def _tensor_beats(x):
-    data = np.ascontiguousarray(x.transpose(1, 2, 0)).astype(np.int8).tobytes()
+def _tensor_beats(x, lane=0):
+    data = bytes(range(0x55, 0x55 + lane))          # bytes of whatever precedes the tensor
+    data += np.ascontiguousarray(x.transpose(1, 2, 0)).astype(np.int8).tobytes()
     data += bytes(-len(data) % BEAT_BYTES)
     return [int.from_bytes(data[i:i + BEAT_BYTES], "little")
             for i in range(0, len(data), BEAT_BYTES)]
@@ -68,16 +71,18 @@ def _tensor_beats(x):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c)))
 def test_store_loads_and_reads_every_column(case):
-    cols, M, c, h, w, k, s, p = case
+    cols, M, c, h, w, k, s, p, *top = case
+    pt = top[0] if top else p
     cfg = SenseConfig(rows=2, cols=cols, group=M, ifm_kib=16)
-    g, ow = _geom(cfg, c, h, w, k, s, p)
+    g, ow = _geom(cfg, c, h, w, k, s, p, pt)
     groups = -(-c // M)
     rng = np.random.default_rng(sum(case))
     x = rng.integers(-128, 128, (groups * M, h, w)).astype(np.int8)
     x[:, rng.random((h, w)) < 0.3] = 0
     dut = IfmStore(cfg)
-    beats = _tensor_beats(x)
-    oh = _out(h, k, s, p)
+    lane = 0 if pt == p else 4 * (groups % 4)     # bands may start inside a beat
+    beats = _tensor_beats(x, lane)
+    oh = _out(h, k, s, p) if pt == p else (h - k) // s + 1     # a band: its output rows
     B = cfg.ifm_banks
 
     def split(lam):
@@ -85,7 +90,7 @@ def test_store_loads_and_reads_every_column(case):
 
     async def bench(ctx):
         for name, value in (("in_h", h), ("in_w", w), ("in_groups", groups), ("stride", s),
-                            ("pad", p), ("out_w", ow)):
+                            ("pad", p), ("pad_top", pt), ("out_w", ow)):
             ctx.set(getattr(dut.geom, name), value)
         ctx.set(dut.setup, 1)
         await ctx.tick()
@@ -97,6 +102,7 @@ def test_store_loads_and_reads_every_column(case):
         assert ctx.get(kc.seg) == g.seg and ctx.get(kc.gl) == g.gl
         assert (ctx.get(kc.tau0_hi), ctx.get(kc.tau0_lo)) == split(g.tau0)
         ctx.set(dut.load, 1)
+        ctx.set(dut.load_lane, lane)
         await ctx.tick()
         ctx.set(dut.load, 0)
         cycles, pending = 0, list(beats)
@@ -111,12 +117,12 @@ def test_store_loads_and_reads_every_column(case):
             if taken:
                 pending.pop(0)
         ctx.set(dut.beat.valid, 0)
-        assert cycles >= load_pieces(h * w, groups * M)
+        assert cycles >= load_pieces(h * w, groups * M, lane)
         # Reads: random tiles and taps; each column's word against the tensor.
         for _ in range(40):
             oy, ox = int(rng.integers(oh)), int(rng.integers(ow))
             kh, kw, cg = int(rng.integers(k)), int(rng.integers(k)), int(rng.integers(groups))
-            lam = g.tau(kh, kw, p) + oy * g.v + ox
+            lam = g.tau(kh, kw, p, pt) + oy * g.v + ox
             hi, lo = split(lam)
             ctx.set(dut.rd_en, 1)
             ctx.set(dut.rd_hi, hi)
@@ -130,7 +136,7 @@ def test_store_loads_and_reads_every_column(case):
                     py, px = oy + (ox + j) // ow, (ox + j) % ow
                 elif px >= ow:
                     continue
-                iy, ix = py * s + kh - p, px * s + kw - p
+                iy, ix = py * s + kh - pt, px * s + kw - p
                 if not (0 <= iy < h and 0 <= ix < w):
                     continue
                 want = x[cg * M:(cg + 1) * M, iy, ix]
@@ -151,7 +157,7 @@ def test_aux_port_reads_a_stride_1_placement():
 
     async def bench(ctx):
         for name, value in (("in_h", h), ("in_w", w), ("in_groups", groups), ("stride", 1),
-                            ("pad", 0), ("out_w", w)):
+                            ("pad", 0), ("pad_top", 0), ("out_w", w)):
             ctx.set(getattr(dut.geom, name), value)
         ctx.set(dut.setup, 1)
         await ctx.tick()
@@ -187,3 +193,4 @@ def test_load_pieces():
     assert load_pieces(8, 4) == 8               # four pixels a beat: a piece each
     assert load_pieces(4, 32) == 8              # two beats a pixel
     assert load_pieces(4, 20) == 11             # 80 bytes: pixel ends and lines cut beats
+    assert load_pieces(2, 16, lane=4) == 4      # a band starting inside a beat

@@ -15,7 +15,7 @@ CONFIG = SenseConfig(rows=4, cols=3, group=4)
 
 def _geometry(cfg, layer):
     return ifm_geometry(layer["in_h"], layer["in_w"], layer["in_groups"], layer["stride"],
-                        layer["pad"], layer["out_w"], cfg)
+                        layer["pad"], layer["out_w"], cfg, layer["pad_top"])
 
 
 def expected_tiles(cfg, layer):
@@ -34,7 +34,7 @@ def expected_tiles(cfg, layer):
         cols = []
         for j in range(cfg.cols):
             oy, ox = divmod(p0 + j, layer["out_w"])
-            iy0 = oy * layer["stride"] - layer["pad"]
+            iy0 = oy * layer["stride"] - layer["pad_top"]
             ix0 = ox * layer["stride"] - layer["pad"]
             cols.append((1, iy0, ix0) if j < count else 0)
         oy, ox = divmod(p0, layer["out_w"])
@@ -58,13 +58,17 @@ LAYERS = [
     dict(in_h=1, in_w=1, in_groups=3, out_h=1, out_w=1, out_channels=9, stride=1, pad=0),
     # a valid convolution: 7 input columns, 5 output columns (tiles stay in a row)
     dict(in_h=6, in_w=7, in_groups=5, out_h=4, out_w=5, out_channels=5, stride=1, pad=0),
+    # a middle band of a tiled layer: padding at the sides, none above
+    dict(in_h=4, in_w=6, in_groups=2, out_h=2, out_w=6, out_channels=4, stride=1, pad=1,
+         pad_top=0),
 ]
 
 
 @pytest.mark.parametrize("ifm_stationary", [0, 1], ids=["weight", "ifm"])
-@pytest.mark.parametrize("layer", LAYERS, ids=["3x3p1", "s2", "fc", "valid"])
+@pytest.mark.parametrize("layer", LAYERS, ids=["3x3p1", "s2", "fc", "valid", "band"])
 def test_walker_emits_every_tile_in_order(layer, ifm_stationary):
-    layer = {**layer, "kernel_h": 3, "kernel_w": 3, "relu": 0, "ifm_stationary": ifm_stationary}
+    layer = {"pad_top": layer["pad"], **layer, "kernel_h": 3, "kernel_w": 3, "relu": 0,
+             "ifm_stationary": ifm_stationary}
     dut = PixelWalker(CONFIG)
     want = expected_tiles(CONFIG, layer)
     got = []

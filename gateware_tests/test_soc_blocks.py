@@ -90,15 +90,22 @@ def test_layer_check_verdicts():
     # Whole-network kinds and fields are consistent but not run by this gateware.
     gap = _verdicts(cfg, {**good, "kind": LayerKind.GAP.value})
     assert gap["consistent"] == 1 and gap["supported"] == 0
-    banded = _verdicts(cfg, {**good, "graph": 6 << 64})       # exec.band_rows = 6
-    assert banded["consistent"] == 1 and banded["supported"] == 0
+    # Bands: any height up to out_h; weight and input-channel blocks are not run yet.
+    banded = _verdicts(cfg, {**good, "graph": _exec_bits(band_rows=4)})
+    assert banded["consistent"] == 1 and banded["supported"] == 1 and banded["fits"] == 1
+    assert _verdicts(cfg, {**good, "graph": _exec_bits(band_rows=7)})["consistent"] == 0
+    assert _verdicts(cfg, {**good, "graph": _exec_bits(c_blocks=2)})["supported"] == 0
+    assert _verdicts(cfg, {**good, "graph": _exec_bits(k_block=1)})["supported"] == 1
     assert _verdicts(cfg, {**good, "graph": 1 << 300})["supported"] == 1   # links: host only
     assert _verdicts(cfg, {**good, "out_h": 5})["consistent"] == 0      # not the conv's size
     assert _verdicts(cfg, {**good, "weight_size": 16})["consistent"] == 0
     assert _verdicts(cfg, {**good, "flags": LayerFlags.POOL.value})["consistent"] == 0   # no pool window
     big = _descriptor(in_h=64, in_w=64, out_h=64, out_w=64, p_tiles=1024,
                       weight_size=words * BEAT_BYTES)
-    assert _verdicts(cfg, big)["fits"] == 0                              # beyond one IFM bank
+    assert _verdicts(cfg, big)["fits"] == 0                       # beyond the IFM store
+    # In bands of 8 rows (10 input rows of 64 x 8 bytes) it fits; in bands of 60 it does not.
+    assert _verdicts(cfg, {**big, "graph": _exec_bits(band_rows=8)})["fits"] == 1
+    assert _verdicts(cfg, {**big, "graph": _exec_bits(band_rows=60)})["fits"] == 0
     assert _verdicts(cfg, good, window=(0x200, 1 << 20))["in_window"] == 0
 
 

@@ -14,7 +14,7 @@ import pytest
 from host import golden
 from host.digits import DEFAULT_MODEL, load_split
 from host.estimate import accelerator_estimate
-from host.image import DESCRIPTOR_BYTES, HEADER_BYTES, ImageError, pack_image
+from host.image import DESCRIPTOR_BYTES, HEADER_BYTES, ImageError, layer_table, pack_image
 from host.model_files import load_model
 from host.nn import Layer, Network
 from host.quant import quantize, quantize_input, run_int
@@ -384,8 +384,8 @@ def test_inception_concat_both_orders():
 
 
 def test_whole_network_layers_stop_with_unsupported():
-    """An image with a global average pooling, and one whose layer is planned in bands for the
-    whole-network hardware: this gateware stops each with UNSUPPORTED at that layer (the driver
+    """An image with a global average pooling, and one whose layer is planned in input-channel
+    blocks for the whole-network hardware: this gateware stops each with UNSUPPORTED at that layer (the driver
     refuses both at load unless told not to), never a hang, nothing outside the window."""
     rng = np.random.default_rng(17)
     w = rng.normal(size=(8, 8, 3, 3)) / 8
@@ -394,7 +394,8 @@ def test_whole_network_layers_stop_with_unsupported():
         Layer("gap", "pool", inputs=[0]),
     ], [], "gap")
     qgraph = quantize(graph, rng.normal(size=(4, 8, 6, 6)), group=CONFIG.group)
-    wide = random_network(rng, (16, 40, 40), [("conv", 4, 1, 1, 0, True, None)], "wide")
+    # One k tile's weights beyond the weight buffer: planned in input-channel blocks.
+    wide = random_network(rng, (2048, 3, 3), [("conv", 4, 3, 1, 0, True, None)], "wide")
     qwide, _ = quantized(wide, rng, CONFIG, n=1)
     steps = [{"op": "fail", "image": pack_image(qgraph, CONFIG), "expect": "UNSUPPORTED"},
              {"op": "fail", "image": pack_image(qwide, CONFIG), "expect": "UNSUPPORTED"},
@@ -481,3 +482,42 @@ def test_sense_sim_runs_a_residual_onnx_model(tmp_path, capsys):
     data = json.loads(report.read_text())
     assert data["bit_exact_images"] == 3 and data["model_cycle_error_max"] <= TOLERANCE
     assert "3/3 images equal the golden model" in capsys.readouterr().out
+
+
+def vgg_style_network(rng):
+    """A VGG-style stack whose first layers exceed `small`'s 16 KiB IFM store, so they run in
+    bands: a 3x3 conv at 40x40 (25.6 KB input), a stride-2 3x3 conv at 40x40 with a fused 2x2
+    max-pool (bands, then the read-back of its 20x20 conv output), a valid 3x3 conv (row
+    tiles), a stride-2 conv, then FC."""
+    return random_network(rng, (16, 40, 40), [
+        ("conv", 16, 3, 1, 1, True, None),          # 40x40x16 in: bands
+        ("conv", 16, 3, 2, 1, True, (2, 2, 0)),     # bands at stride 2, then the pool pass
+        ("conv", 20, 3, 1, 0, True, None),          # 10x10 -> 8x8, valid: row tiles
+        ("conv", 24, 3, 2, 1, True, None),          # stride 2
+        ("fc", 10, 0, 1, 0, False, None),
+    ], "vgg")
+
+
+def test_tiled_layers_run_in_bands():
+    """Layers whose input exceeds the IFM store run in bands of output rows (the halo rows
+    loaded again, padding rows never), bit-exact in both tile orders, with the in-design DRAM
+    and with DRAM stalls; counters, DRAM bytes and the model as in every run."""
+    rng = np.random.default_rng(29)
+    net = vgg_style_network(rng)
+    qnet = quantize(net, rng.normal(size=(16,) + net.input_shape), group=CONFIG.group)
+    x = quantize_input(qnet, rng.normal(size=(1,) + net.input_shape))
+    steps, cases = [], []
+    for order in ("weight", "ifm"):
+        image = pack_image(qnet, CONFIG, order=order)
+        bands = [d.g("exec.band_rows") for d in layer_table(image)[1]]
+        assert bands[0] and bands[1], bands            # the 40x40 layers run in bands
+        cases.append((f"vgg-{order}", qnet, x, image))
+        steps.append({"op": "run", "image": image, "x": x, "name": f"vgg-{order}"})
+    fast = run_system(CONFIG, steps, name="system-bands-design", dram="design")
+    for step, (name, qnet_, x_, image) in zip(fast["steps"], cases):
+        check_run(step, qnet_, x_, image, CONFIG)
+        print(f"{name}: cycles {[r['cycles'] for r in step['runs']]}, model error "
+              f"{max(step['model_errors']):.2%}")
+    stalled = run_system(CONFIG, steps[:1], name="system-bands-stalls", pause=0.3, seed=5)
+    want = run_int(qnet, x, return_all=True)[-1]
+    assert (stalled["steps"][0]["outputs"] == want).all()

@@ -41,7 +41,7 @@ from hw.layouts import (
     weight_word_layout,
 )
 
-__all__ = ["ConvLayer", "layer_limit_problem", "buffer_problem", "ifm_words", "weight_words", "param_words", "layer_fields",
+__all__ = ["ConvLayer", "layer_limit_problem", "buffer_problem", "layer_bands", "band_geometry", "ifm_words", "weight_words", "param_words", "layer_fields",
            "assemble_output", "to_activation", "from_activation", "activation_beats"]
 
 
@@ -146,10 +146,13 @@ def buffer_problem(d, config: SenseConfig) -> str | None:
              f"{config.ifm_bank_lines} lines of {BEAT_BYTES} bytes)")
     if d.stride not in STRIDES:
         return f"stride {d.stride} is not one the IFM store places"
-    g = ifm_geometry(d.in_h, d.in_w, d.in_groups, d.stride, d.pad, d.out_w, config)
+    g = band_geometry(d, config)
     if not g.fits(config):
-        return (f"its input ({d.in_channels}x{d.in_h}x{d.in_w}) needs {g.lines} lines of each "
-                f"IFM bank ({g.lines * config.ifm_banks * BEAT_BYTES} bytes placed for stride "
+        what = (f"its input ({d.in_channels}x{d.in_h}x{d.in_w})" if g.yn * d.stride >= d.in_h
+                else f"a band of {d.g('exec.band_rows')} output rows of its input "
+                     f"({d.in_channels}x{d.in_h}x{d.in_w})")
+        return (f"{what} needs {g.lines} lines of each IFM bank "
+                f"({g.lines * config.ifm_banks * BEAT_BYTES} bytes placed for stride "
                 f"{d.stride}); {store}")
     gk = -(-d.out_channels // m)
     back = ifm_geometry(d.out_h, d.out_w, gk, 1, 0, d.out_w, config)
@@ -167,6 +170,29 @@ def buffer_problem(d, config: SenseConfig) -> str | None:
         return (f"in the IFM-stationary order all its weights ({d.k_tiles * tile_words * word} "
                 f"bytes) stay on chip; {held}")
     return None
+
+
+def layer_bands(d) -> list[tuple[int, int, int, int, int]]:
+    """The bands a conv / FC descriptor runs in, as the accelerator's BAND states compute them:
+    (first output row, output rows, first input row, input rows, padding rows above)."""
+    per = d.g("exec.band_rows") or d.out_h
+    bands = []
+    for y in range(0, d.out_h, per):
+        n = min(per, d.out_h - y)
+        y0 = y * d.stride - d.pad
+        start, end = max(0, y0), min(d.in_h, y0 + (n - 1) * d.stride + d.kernel_h)
+        bands.append((y, n, start, end - start, start - y0))
+    return bands
+
+
+def band_geometry(d, config: SenseConfig):
+    """The IFM store placement of a descriptor's largest band input (the whole input when it
+    runs in one band): what LayerCheck's TOO_LARGE rule compares with the store."""
+    rows = d.g("exec.band_rows")
+    banded = 0 < rows < d.out_h
+    in_h = min(d.in_h, (rows - 1) * d.stride + d.kernel_h) if banded else d.in_h
+    return ifm_geometry(in_h, d.in_w, d.in_groups, d.stride, d.pad, d.out_w, config,
+                        pad_top=0 if banded else d.pad)
 
 
 def padded(channels, group):
@@ -288,7 +314,8 @@ def layer_fields(layer: ConvLayer, config: SenseConfig) -> dict:
     oh, ow = layer.out_shape()
     return {"in_groups": padded(c, config.group) // config.group, "in_h": h, "in_w": w,
             "out_h": oh, "out_w": ow, "out_channels": k, "kernel_h": r, "kernel_w": s,
-            "stride": layer.stride, "pad": layer.pad, "relu": int(layer.relu),
+            "stride": layer.stride, "pad": layer.pad, "pad_top": layer.pad,
+            "relu": int(layer.relu),
             "ifm_stationary": int(layer.ifm_stationary)}
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from host import golden
-from host.buffers import (ConvLayer, buffer_problem, layer_limit_problem, weight_records,
+from host.buffers import (ConvLayer, band_geometry, buffer_problem, layer_limit_problem, weight_records,
                           weight_slots_of)
 from host.perf import layer_estimate
 from host.plan import Target, allocate, layer_tiling, plan_network
@@ -325,7 +325,7 @@ def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph
         chosen = est["order"]
         graph = dict(graph)
         # Always set: a layer today's buffers cannot hold is never plain, even in one band.
-        graph["exec.band_rows"] = est["band_rows"]
+        graph["exec.band_rows"] = _band_that_fits(geo, est["band_rows"], config)
         if est["k_blocks"] > 1:
             graph["exec.k_block"] = est["k_block_tiles"]
         if est["c_blocks"] > 1:
@@ -340,6 +340,15 @@ def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph
         raise ImageError(f"layer {i} ({layer.name}) does not fit the {config_name(config)} "
                          f"buffers in the {chosen} order: {problem}")
     return d, {"weight": weights.tobytes(), "param": params.tobytes()}
+
+
+def _band_that_fits(geo, rows: int, config: SenseConfig) -> int:
+    """The planner's band height, lowered until a band's input fits the IFM store as placed
+    (the gateware's rule, `band_geometry`; the planner counts raw bytes)."""
+    while rows > 1 and geo.stride in STRIDES and not band_geometry(
+            geo.replace(graph={"exec.band_rows": rows}), config).fits(config):
+        rows -= 1
+    return rows
 
 
 def _other_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph, offsets):
@@ -702,14 +711,14 @@ def unsupported_problem(descs) -> str | None:
             else str(d.kind)
         needs = [what for what, on in (
             (f"{kind} layers", int(d.kind) not in [k.value for k in KINDS_RUN]),
-            (f"bands of {d.g('exec.band_rows')} rows", d.g("exec.band_rows")),
-            (f"weight blocks of {d.g('exec.k_block')} k tiles", d.g("exec.k_block")),
-            (f"{d.g('exec.c_blocks')} input-channel blocks", d.g("exec.c_blocks")),
+            (f"weight blocks of {d.g('exec.k_block')} k tiles",
+             0 < d.g("exec.k_block") < d.k_tiles),
+            (f"{d.g('exec.c_blocks')} input-channel blocks", d.g("exec.c_blocks") > 1),
             ("writing a concat's channel range", d.g("exec.out_c_total"))) if on]
         needs = ", ".join(needs) or "graph fields"
         return (f"layer {i} ({kind}) needs the whole-network hardware ({needs}); this gateware "
-                f"runs conv and fully-connected layers that fit its buffers whole, and residual "
-                f"adds")
+                f"runs conv and fully-connected layers (in bands of output rows when their input "
+                f"does not fit), concats and residual adds")
     return None
 
 

@@ -30,7 +30,7 @@ import dataclasses
 import numpy as np
 
 from host import golden
-from host.buffers import ConvLayer
+from host.buffers import ConvLayer, layer_bands
 from host.sparse import pad_channels
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
 from hw.core.ifm_store import SETTLE, load_pieces
@@ -160,6 +160,11 @@ BURST_OVERHEAD = 0
 #: Sequencer states per layer that move no data (descriptor address, window verdicts, checks,
 #: start, end).
 LAYER_STATES = 10
+#: Sequencer states of each band of a conv / FC layer that move no data (BAND_A..C, the
+#: store's set-up, BAND_END); after the first band the input also waits for the store's
+#: constants (the first band's wait hides behind the parameter load).
+BAND_STATES = 5
+BAND_SETUP_WAIT = SETTLE + 1
 #: Cycles from the max-pool pass's first state to its read-back command (the IFM store's
 #: set-up for the conv output: two states, then its constants settle).
 POOL_SETUP_CYCLES = 2 + SETTLE + 1
@@ -220,27 +225,34 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) ->
     `layer` its weights and input
     (zero-group skipping depends on the data). DRAM bytes, MACs and skipped groups are exact;
     cycles are the core's exact recurrence plus the DMA phases (READ_OVERHEAD,
-    SEGMENT_OVERHEAD, BURST_OVERHEAD) with DRAM that answers at once."""
+    SEGMENT_OVERHEAD, BURST_OVERHEAD) with DRAM that answers at once. A layer in bands
+    (`graph.exec.band_rows`, host.buffers.layer_bands) runs band after band: each loads its input
+    rows, then the core computes its output rows (the parameters, and weights that fit the
+    weight buffer, load with the first band only)."""
     m = config.group
     beat = BEAT_BYTES
     ifm_stationary = d.ifm_stationary
     layer = dataclasses.replace(layer, ifm_stationary=ifm_stationary)
     k = d.out_channels
     kpad = -(-k // m) * m
-    ifm_bytes = d.in_h * d.in_w * d.in_groups * m
-    ifm_lines = -(-ifm_bytes // beat)
-    # The IFM store's loader takes a piece a cycle (hw.core.ifm_store.load_pieces).
-    ifm_load = load_pieces(d.in_h * d.in_w, d.in_groups * m)
+    pixel_bytes = d.in_groups * m
+    band_rows = d.g("exec.band_rows")
     pixels = d.out_h * d.out_w
-    tiles = layer.tiles(config)
+    tiles = layer.tiles(config, band_rows)
+    mask = skip_mask(layer, config, band_rows)
+    cost = np.where(mask, 1, config.cycles_per_group)
     # A concat's channel range: pixels `stride` bytes apart, from channel out_c_offset.
     stride = d.g("exec.out_c_total") or kpad
     whole = whole_tile_writes(config, k, d.k_tiles, ifm_stationary, stride != kpad)
+    word_beats = record_bytes(weight_word_layout(config), beat) // beat
+    kt_words = d.kernel_h * d.kernel_w * d.in_groups * config.cycles_per_group
+    weight_bytes = d.k_tiles * kt_words * word_beats * beat
+    resident = d.k_tiles * kt_words <= config.weight_depth
 
     def tile_write(p, kt):
         k0 = kt * config.rows
         last_kt = k0 + config.rows >= k
-        p0, count = tiles[p]
+        p0, count = band_tiles[p]
         # The driver puts the activation region on a 4 KiB boundary (host.driver.ACT_ALIGN).
         addr = d.out_offset + d.g("exec.out_c_offset") + p0 * stride + k0
         if whole:
@@ -255,18 +267,35 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) ->
             total += SEGMENT_OVERHEAD + (a % beat + seg + beat - 1) // beat
         return total, True
 
-    word_beats = record_bytes(weight_word_layout(config), beat) // beat
-    kt_words = d.kernel_h * d.kernel_w * d.in_groups * config.cycles_per_group
-
     def weights_in(kt):
         # The weight block streams at one beat per cycle from the core's start.
         return READ_OVERHEAD + (kt + 1) * kt_words * word_beats
 
-    core = core_cycles(layer, config, tile_write, weights_in)
-    cycles = (READ_OVERHEAD + DESCRIPTOR_BYTES // beat) + LAYER_STATES + (READ_OVERHEAD + k) \
-        + (READ_OVERHEAD + ifm_load) + max(core["cycles"], core["writer_end"])
-    weight_bytes = d.k_tiles * kt_words * word_beats * beat
-    read_bytes = DESCRIPTOR_BYTES + beat * k + ifm_lines * beat + weight_bytes
+    cycles = (READ_OVERHEAD + DESCRIPTOR_BYTES // beat) + LAYER_STATES + (READ_OVERHEAD + k)
+    read_bytes = DESCRIPTOR_BYTES + beat * k
+    core = {"slots_issued": 0, "groups_skipped": 0}
+    first_tile = 0
+    for i, (y, n, start, rows, _top) in enumerate(layer_bands(d)):
+        n_tiles = sum(1 for p0, _ in tiles[first_tile:] if p0 < (y + n) * d.out_w)
+        band_tiles = tiles[first_tile:first_tile + n_tiles]
+        band_cost = cost[first_tile:first_tile + n_tiles]
+        first_tile += n_tiles
+        addr = d.in_offset + start * d.in_w * pixel_bytes
+        lane = addr % beat
+        in_beats = -(-(lane + rows * d.in_w * pixel_bytes) // beat)
+        read_bytes += in_beats * beat
+        streamed = i == 0 or not resident
+        if streamed:
+            read_bytes += weight_bytes
+        band_core = tile_cycles(band_cost.sum(axis=1), band_cost[:, -1], d.k_tiles, config,
+                                ifm_stationary, tile_write, weights_in if streamed else None)
+        # Bands after the first: their states and the store's set-up before the input loads.
+        cycles += (BAND_STATES + (0 if i == 0 else BAND_SETUP_WAIT)
+                   + READ_OVERHEAD + load_pieces(rows * d.in_w, pixel_bytes, lane)
+                   + max(band_core["cycles"], band_core["writer_end"]))
+        band_mask = mask[first_tile - n_tiles:first_tile]
+        core["slots_issued"] += int((~band_mask).sum()) * d.k_tiles * config.cycles_per_group
+        core["groups_skipped"] += int(band_mask.sum()) * d.k_tiles
     write_bytes = pixels * kpad
     if d.pool:
         out_lines = -(-(pixels * kpad) // beat)

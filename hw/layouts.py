@@ -20,7 +20,7 @@ __all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "ifm_line_layout
            "param_entry_layout", "image_header_layout", "layer_descriptor_layout", "leaf_fields",
            "record_bytes", "pack_array", "unpack_array", "BEAT_BYTES", "BLOCK_ALIGN", "LayerKind",
            "LayerFlags", "FLAGS_KNOWN", "flag_set", "LayerDescriptor", "DESCRIPTOR_BYTES", "KINDS_RUN",
-           "ADD_EXEC_FIELDS", "CONCAT_EXEC_FIELDS", "MAX_SHIFT",
+           "ADD_EXEC_FIELDS", "CONCAT_EXEC_FIELDS", "BAND_EXEC_FIELDS", "MAX_SHIFT",
            "graph_layout"]
 
 DIM_BITS = 12      # feature-map height / width and channel groups: up to 4095
@@ -108,6 +108,9 @@ ADD_EXEC_FIELDS = ("in2_offset", "add_shift", "add_mult_a", "add_mult_b")
 #: The graph.exec fields a CONV / FC layer may set: the channel range of a concat's tensor it
 #: writes.
 CONCAT_EXEC_FIELDS = ("out_c_offset", "out_c_total")
+#: Fields of a conv / FC layer run in bands (`k_block` and `c_blocks` only at their plain
+#: values: all k tiles in one block, one input-channel block).
+BAND_EXEC_FIELDS = ("band_rows", "k_block", "c_blocks")
 #: The largest requantization shift (parameter entries, ADD layers); the smallest is 1.
 MAX_SHIFT = 47
 
@@ -287,13 +290,19 @@ class _Descriptor:
     @property
     def plain(self) -> bool:
         """Runs on today's gateware: a CONV/FC kind with no graph.exec field but a concat's
-        channel range (`CONCAT_EXEC_FIELDS`, not with a fused max-pool), an ADD with only its own
+        channel range (`CONCAT_EXEC_FIELDS`, not with a fused max-pool) and bands
+        (`BAND_EXEC_FIELDS`, no weight or channel blocking), an ADD with only its own
         (`ADD_EXEC_FIELDS`), or a CONCAT (moves no data)."""
         kind = int(self.kind)
         if kind == LayerKind.ADD.value:
             allowed = {f"exec.{n}" for n in ADD_EXEC_FIELDS}
-        elif kind in (LayerKind.CONV.value, LayerKind.FC.value) and not self.pool:
-            allowed = {f"exec.{n}" for n in CONCAT_EXEC_FIELDS}
+        elif kind in (LayerKind.CONV.value, LayerKind.FC.value):
+            allowed = {f"exec.{n}" for n in BAND_EXEC_FIELDS}
+            if not self.pool:
+                allowed |= {f"exec.{n}" for n in CONCAT_EXEC_FIELDS}
+            if self.g("exec.k_block") and self.g("exec.k_block") < self.k_tiles \
+                    or self.g("exec.c_blocks") > 1:
+                return False
         else:
             allowed = set()
         return (kind in [k.value for k in KINDS_RUN]
@@ -423,6 +432,7 @@ def layer_layout(config: SenseConfig) -> data.StructLayout:
         "kernel_w": unsigned(KERNEL_BITS),
         "stride": unsigned(KERNEL_BITS),
         "pad": unsigned(KERNEL_BITS),
+        "pad_top": unsigned(KERNEL_BITS),  # padding rows above the input (a band: 0 but first)
         "relu": unsigned(1),
         "ifm_stationary": unsigned(1),   # tile order: 0 k tile outer, 1 pixel tile outer
     })

@@ -83,9 +83,9 @@ def test_load_refuses_other_hardware_corrupt_images_and_small_buffers():
 
 
 def test_load_refuses_what_this_gateware_cannot_run():
-    """A global average pooling, or a layer tiled for the whole-network hardware: refused at
-    load with the layer and the reason named (the gateware would stop with UNSUPPORTED); a
-    residual add loads."""
+    """A global average pooling, or a layer blocked by input channels: refused at load with the
+    layer and the reason named (the gateware would stop with UNSUPPORTED); a residual add and a
+    layer in bands load."""
     config = SenseConfig()
     w = np.zeros((4, 4, 1, 1), np.int8)
     w[:, :2] = 1
@@ -102,9 +102,15 @@ def test_load_refuses_what_this_gateware_cannot_run():
         asyncio.run(Accelerator(FakeDram(config)).load(image))
     big = QLayer("conv", "big", np.zeros((4, 16, 1, 1), np.int8), np.zeros(4, np.int32),
                  np.full(4, 1 << 15), np.full(4, 16), relu=True)
+    # An input beyond the IFM store runs in bands: it loads.
     image = pack_image(QNetwork((16, 40, 40), [big], 1.0, [], config.group), config)
+    asyncio.run(Accelerator(FakeDram(config, mem_size=1 << 20)).load(image))
+    # One k tile's weights beyond the weight buffer need input-channel blocks: refused.
+    huge = QLayer("conv", "huge", np.zeros((4, 2048, 3, 3), np.int8), np.zeros(4, np.int32),
+                  np.full(4, 1 << 15), np.full(4, 16), relu=True)
+    image = pack_image(QNetwork((2048, 3, 3), [huge], 1.0, [], config.group), config)
     with pytest.raises(AcceleratorError, match=r"layer 0 \(conv\) needs the whole-network "
-                                               r"hardware \(bands of \d+ rows\)"):
+                                               r"hardware \(3 input-channel blocks\)"):
         asyncio.run(Accelerator(FakeDram(config, mem_size=1 << 20)).load(image))
     asyncio.run(Accelerator(FakeDram(config, mem_size=1 << 20)).load(image,
                                                                   refuse_unsupported=False))

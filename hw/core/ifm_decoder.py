@@ -56,7 +56,8 @@ class IfmDecoder(wiring.Component):
             "start": In(1),
             "last_ok": In(1),
             "ifm_setup": In(1), "ifm_geom": In(ifm_geom_layout()), "ifm_ready": Out(1),
-            "ifm_load": In(1), "ifm_beat": In(stream.Signature(8 * BEAT_BYTES)),
+            "ifm_load": In(1), "ifm_load_lane": In(4),
+            "ifm_beat": In(stream.Signature(8 * BEAT_BYTES)),
             "ifm_loading": Out(1),
             "w_rd_addr": Out(unsigned(weight_addr_bits(config))),
             "w_avail": In(WEIGHT_INDEX_BITS),
@@ -87,6 +88,7 @@ class IfmDecoder(wiring.Component):
                      walker.k.eq(store.k),
                      store.setup.eq(self.ifm_setup), store.geom.eq(self.ifm_geom),
                      self.ifm_ready.eq(store.ready), store.load.eq(self.ifm_load),
+                     store.load_lane.eq(self.ifm_load_lane),
                      self.ifm_loading.eq(store.loading)]
         wiring.connect(m, wiring.flipped(self.ifm_beat), store.beat)
         s = SimpleNamespace(walker=walker, L=walker.params, store=store, k=store.k)
@@ -209,7 +211,7 @@ class IfmDecoder(wiring.Component):
         """Back to tap (0, 0): tau0 and the padding's phase."""
         k = s.k
         m.d.sync += [s.tau_hi.eq(k.tau0_hi), s.tau_lo.eq(k.tau0_lo), s.row_hi.eq(k.tau0_hi),
-                     s.row_lo.eq(k.tau0_lo), s.phx.eq(k.ph0), s.phy.eq(k.ph0)]
+                     s.row_lo.eq(k.tau0_lo), s.phx.eq(k.ph0), s.phy.eq(k.ph0y)]
 
     def _weights(self, m, s):
         """Weight-word indices: each tile restarts at its k tile's first word; the weight

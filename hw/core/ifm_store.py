@@ -85,9 +85,10 @@ class IfmGeometry:
         return (lam % self.banks, (lam // self.banks) * self.gl + cg // self.wpl,
                 cg % self.wpl)
 
-    def tau(self, kh, kw, pad):
-        s = self.stride
-        return (((kh - pad) % s) * s + (kw - pad) % s) * self.rs + ((kh - pad) // s) * self.v \
+    def tau(self, kh, kw, pad, pad_top=None):
+        """Pixel index offset of tap (kh, kw) (rows padded by `pad_top`, default `pad`)."""
+        s, pt = self.stride, pad if pad_top is None else pad_top
+        return (((kh - pt) % s) * s + (kw - pad) % s) * self.rs + ((kh - pt) // s) * self.v \
             + (kw - pad) // s
 
     def fits(self, config: SenseConfig) -> bool:
@@ -100,9 +101,12 @@ def ifm_seg(in_w: int, stride: int, out_w: int) -> bool:
     return -(-in_w // stride) > out_w
 
 
-def ifm_geometry(in_h, in_w, in_groups, stride, pad, out_w, config: SenseConfig) -> IfmGeometry:
+def ifm_geometry(in_h, in_w, in_groups, stride, pad, out_w, config: SenseConfig,
+                 pad_top=None) -> IfmGeometry:
     """Where a layer input of in_groups x in_h x in_w (groups of M channels) sits in the store
-    for a convolution with this stride and padding and output width."""
+    for a convolution with this stride and padding and output width (`pad_top`: the rows above
+    the input that are padding, default `pad`; a band of a tiled layer has none but the
+    first)."""
     if stride not in STRIDES:
         raise ValueError(f"the IFM store places strides {STRIDES}, not {stride}")
     b, wpl = config.ifm_banks, config.ifm_words_per_line
@@ -111,18 +115,21 @@ def ifm_geometry(in_h, in_w, in_groups, stride, pad, out_w, config: SenseConfig)
     gl = -(-in_groups // wpl)
     rs = -(-(yn * v) // b) * b
     lines = stride * stride * (rs // b) * gl
+    pt = pad if pad_top is None else pad_top
     ph0, d0 = (-pad) % stride, (-pad) // stride
-    tau0 = (ph0 * stride + ph0) * rs + d0 * v + d0
+    phy, dy = (-pt) % stride, (-pt) // stride
+    tau0 = (phy * stride + ph0) * rs + dy * v + d0
     return IfmGeometry(b, wpl, stride, xn, yn, v, xn > out_w, gl, rs, lines, tau0)
 
 
-def load_pieces(pixels: int, pixel_bytes: int) -> int:
-    """Cycles the loader takes for a tensor of `pixels` pixels of `pixel_bytes` bytes (one piece
-    a cycle: the bytes of one beat that belong to one line of one pixel)."""
-    pieces, pos = 0, 0
-    total = pixels * pixel_bytes
+def load_pieces(pixels: int, pixel_bytes: int, lane: int = 0) -> int:
+    """Cycles the loader takes for a tensor of `pixels` pixels of `pixel_bytes` bytes starting at
+    byte `lane` of its first beat (one piece a cycle: the bytes of one beat that belong to one
+    line of one pixel)."""
+    pieces, pos = 0, lane
+    total = lane + pixels * pixel_bytes
     while pos < total:
-        off = pos % pixel_bytes
+        off = (pos - lane) % pixel_bytes
         n = min(BEAT_BYTES - pos % BEAT_BYTES, pixel_bytes - off, BEAT_BYTES - off % BEAT_BYTES)
         pos += n
         pieces += 1
@@ -133,7 +140,8 @@ def ifm_geom_layout() -> data.StructLayout:
     """What the store needs to place a layer input."""
     return data.StructLayout({
         "in_h": unsigned(DIM_BITS), "in_w": unsigned(DIM_BITS), "in_groups": unsigned(DIM_BITS),
-        "stride": unsigned(KERNEL_BITS), "pad": unsigned(KERNEL_BITS), "out_w": unsigned(DIM_BITS),
+        "stride": unsigned(KERNEL_BITS), "pad": unsigned(KERNEL_BITS),
+        "pad_top": unsigned(KERNEL_BITS), "out_w": unsigned(DIM_BITS),
     })
 
 
@@ -149,7 +157,8 @@ def ifm_constants_layout(config: SenseConfig) -> data.StructLayout:
         "v_hi": unsigned(lb),              # (V div B) * GL
         "v_lo": unsigned(bb),              # V mod B
         "tau0_hi": unsigned(lb), "tau0_lo": unsigned(bb),
-        "ph0": unsigned(3),                # phase of tap 0 ((-pad) mod s)
+        "ph0": unsigned(3),                # phase of tap 0's column ((-pad) mod s)
+        "ph0y": unsigned(3),               # and of its row ((-pad_top) mod s)
         "seg": unsigned(1),
         "lines": unsigned(2 * DIM_BITS + 8),
     })
@@ -179,20 +188,21 @@ def geometry_regs(m, g, config: SenseConfig, name: str):
     rp = Signal(2 * DIM_BITS + 2, name=f"{name}_rp")
     d0 = Signal(signed(KERNEL_BITS + 2), name=f"{name}_d0")
     t = Signal(signed(LAM_BITS), name=f"{name}_t")
-    m.d.comb += d0.eq((-g.pad) >> ls)
+    d0y = Signal(signed(KERNEL_BITS + 2), name=f"{name}_d0y")
+    m.d.comb += [d0.eq((-g.pad) >> ls), d0y.eq((-g.pad_top) >> ls)]
     m.d.sync += [
         # cycle 1
         k.ls.eq(ls), xn.eq((g.in_w + mask) >> ls), yn.eq((g.in_h + mask) >> ls),
         gl.eq((g.in_groups + (1 << lg_wpl) - 1) >> lg_wpl), k.gl.eq(gl),
-        k.ph0.eq((-g.pad)[:3] & mask),
+        k.ph0.eq((-g.pad)[:3] & mask), k.ph0y.eq((-g.pad_top)[:3] & mask),
         # cycle 2
         k.v.eq(Mux(xn > g.out_w, xn, g.out_w)), k.seg.eq(xn > g.out_w),
         # cycle 3
-        rp.eq((yn * k.v + b - 1) >> bb), t.eq(d0 * k.v + d0),
+        rp.eq((yn * k.v + b - 1) >> bb), t.eq(d0y * k.v + d0),
         k.v_hi.eq((k.v >> bb) * gl), k.v_lo.eq(k.v[:max(1, bb)] if bb else 0),
         # cycle 4
         k.rl.eq(rp * gl), k.lines.eq((rp * gl) << (2 * k.ls)),
-        k.tau0_hi.eq(((k.ph0 * ((Const(1, 4) << k.ls) + 1)) * rp + (t >> bb)) * gl),
+        k.tau0_hi.eq(((k.ph0y * (Const(1, 4) << k.ls) + k.ph0) * rp + (t >> bb)) * gl),
         k.tau0_lo.eq(t[:max(1, bb)] if bb else 0),
     ]
     return k
@@ -228,7 +238,8 @@ class IfmStore(wiring.Component):
         super().__init__({
             "setup": In(1), "geom": In(ifm_geom_layout()), "ready": Out(1),
             "k": Out(ifm_constants_layout(config)),
-            "load": In(1), "beat": In(stream.Signature(8 * BEAT_BYTES)), "loading": Out(1),
+            "load": In(1), "load_lane": In(LANE_BITS),
+            "beat": In(stream.Signature(8 * BEAT_BYTES)), "loading": Out(1),
             "rd_en": In(1), "rd_hi": In(unsigned(lb)), "rd_lo": In(unsigned(max(1, self._bb))),
             "rd_cg": In(unsigned(DIM_BITS)),
             "col": Out(data.ArrayLayout(ifm_col_layout(config), config.cols)),
@@ -287,7 +298,8 @@ class IfmStore(wiring.Component):
         m.d.comb += n.eq(Mux(a < b_, Mux(a < c, a, c), Mux(b_ < c, b_, c)))
         m.d.comb += self.loading.eq(left != 0)
         with m.If(self.load):
-            m.d.sync += [left.eq(g.in_h * g.in_w), off.eq(0), pos.eq(0), x.eq(0), phx.eq(0),
+            m.d.sync += [left.eq(g.in_h * g.in_w), off.eq(0), pos.eq(self.load_lane), x.eq(0),
+                         phx.eq(0),
                          phy.eq(0), cur_hi.eq(0), cur_lo.eq(0), row_hi.eq(0), row_lo.eq(0)]
         # The piece: beat byte pos + i goes to lane byte lane + i.
         shift = (pos - lane)[:LANE_BITS]

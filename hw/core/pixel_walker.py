@@ -101,7 +101,7 @@ class PixelWalker(wiring.Component):
         with m.Elif(init == 2):
             m.d.sync += init.eq(3)
         with m.Elif(init == 3):
-            origin = (0, 0, -L.pad, -L.pad, 0, 0, 0, 0, 0)
+            origin = (0, 0, -L.pad_top, -L.pad, 0, 0, 0, 0, 0)
             m.d.sync += [
                 init.eq(0), wk["active"].eq(1), wk["wrap"].eq(0), wk["row_end"].eq(0),
                 *(r.eq(v) for r, v in zip(pos.values(), origin)),

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
@@ -139,6 +139,17 @@ class Accelerator(wiring.Component):
         b.add_offset = Signal(48)             # ADD: bytes of the tensor done
         b.add_bytes = Signal(range(CHUNK_BEATS * BEAT_BYTES + 1))   # ADD: the chunk's bytes
         b.add_line = Signal(range(CHUNK_BEATS + 1))
+        # The band of a tiled layer in progress (one band: the whole layer): its first output
+        # row, output rows, the input rows it loads and the padding rows above them, its input
+        # and output addresses; `first`: the layer's first band (parameters and weights load).
+        b.band = SimpleNamespace(
+            y=Signal(16, name="band_y"), out_rows=Signal(16, name="band_out_rows"),
+            rows=Signal(16, name="band_rows_in"), pad_top=Signal(8, name="band_pad_top"),
+            y0=Signal(signed(20), name="band_y0"), y_end=Signal(signed(20), name="band_y_end"),
+            row_bytes=Signal(32, name="band_row_bytes"), out_row=Signal(32, name="band_out_row"),
+            in_addr=Signal(ADDR_BITS + 1, name="band_in_addr"),
+            in_bytes=Signal(48, name="band_in_bytes"),
+            out_addr=Signal(ADDR_BITS + 1, name="band_out_addr"), first=Signal(name="band_first"))
         regs = b.regs
         m.d.comb += [regs.busy.eq(b.running), regs.done_pulse.eq(b.done_pulse),
                      regs.error_code.eq(b.error_code), regs.layer.eq(b.layer),
@@ -165,7 +176,7 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             writer.ifm_stationary.eq(flag_set(D.flags, LayerFlags.IFM_STATIONARY)),
             writer.k_tiles.eq(D.k_tiles), writer.kpad.eq(check.kpad),
-            writer.out_channels.eq(D.out_channels), writer.base.eq(check.output_start),
+            writer.out_channels.eq(D.out_channels), writer.base.eq(b.band.out_addr),
             writer.stride.eq(check.out_stride),
             pool.out_h.eq(D.out_h), pool.out_w.eq(D.out_w), pool.gk.eq(check.gk),
             pool.kernel.eq(D.pool_kernel), pool.stride.eq(D.pool_stride), pool.pad.eq(D.pool_pad),
@@ -206,11 +217,12 @@ class Accelerator(wiring.Component):
         D, geom = b.D, core.ifm_geom
         # The IFM store's geometry: the layer's input, or (pool read-back) its conv output.
         m.d.comb += [
-            geom.in_h.eq(Mux(b.pool_after_load, D.out_h, D.in_h)),
+            geom.in_h.eq(Mux(b.pool_after_load, D.out_h, b.band.rows)),
             geom.in_w.eq(Mux(b.pool_after_load, D.out_w, D.in_w)),
             geom.in_groups.eq(Mux(b.pool_after_load, b.check.gk, D.in_groups)),
             geom.stride.eq(Mux(b.pool_after_load, 1, D.stride)),
             geom.pad.eq(Mux(b.pool_after_load, 0, D.pad)),
+            geom.pad_top.eq(Mux(b.pool_after_load, 0, b.band.pad_top)),
             geom.out_w.eq(D.out_w),
             core.ifm_beat.payload.eq(rd_data.payload),
         ]
@@ -270,6 +282,7 @@ class Accelerator(wiring.Component):
         with m.FSM(name="sequencer"):
             self._run_states(m, b)
             self._descriptor_states(m, b)
+            self._band_states(m, b)
             self._load_states(m, b)
             self._compute_states(m, b)
             self._add_states(m, b)
@@ -357,9 +370,46 @@ class Accelerator(wiring.Component):
             with m.Elif(check.is_concat):         # its producers wrote its tensor
                 m.next = "LAYER_END"
             with m.Else():
-                # The IFM store places the layer's input: set up now, ready by INPUT.
-                m.d.comb += b.core.ifm_setup.eq(1)
+                m.d.sync += [b.band.y.eq(0), b.band.first.eq(1)]
+                m.next = "BAND_A"
+
+    def _band_states(self, m, b):
+        """A conv / FC layer runs in bands of `graph.exec.band_rows` output rows (0: one band):
+        each band's input rows (its halo included; padding rows are not loaded) are placed in
+        the IFM store, then the core computes the band's output rows. Three cycles of band
+        arithmetic (a multiplier deep each), the store set up in the third; the first band then
+        loads the parameters, every band its input."""
+        D, check, band = b.D, b.check, b.band
+        lg_m = self._config.group.bit_length() - 1
+        rows_per = Mux(D.graph.exec.band_rows == 0, D.out_h, D.graph.exec.band_rows)
+        ys = Signal(20, name="band_ys")
+        with m.State("BAND_A"):
+            left = D.out_h - band.y
+            m.d.sync += [band.out_rows.eq(Mux(left < rows_per, left, rows_per)),
+                         ys.eq(band.y * D.stride),
+                         band.row_bytes.eq((D.in_w * D.in_groups) << lg_m),
+                         band.out_row.eq(D.out_w * check.out_stride)]
+            m.next = "BAND_B"
+        with m.State("BAND_B"):
+            y0 = ys.as_signed() - D.pad
+            m.d.sync += [band.y0.eq(y0),
+                         band.y_end.eq(y0 + (band.out_rows - 1) * D.stride + D.kernel_h),
+                         band.out_addr.eq(check.output_start + band.y * band.out_row)]
+            m.next = "BAND_C"
+        with m.State("BAND_C"):
+            y_start = Mux(band.y0 < 0, 0, band.y0)
+            y_end = Mux(band.y_end > D.in_h, D.in_h, band.y_end)
+            rows = y_end - y_start
+            m.d.sync += [band.rows.eq(rows), band.pad_top.eq(y_start - band.y0),
+                         band.in_addr.eq(check.input_start + y_start * band.row_bytes),
+                         band.in_bytes.eq(rows * band.row_bytes)]
+            m.next = "BAND_SETUP"
+        with m.State("BAND_SETUP"):
+            m.d.comb += b.core.ifm_setup.eq(1)
+            with m.If(band.first):
                 m.next = "PARAMS"
+            with m.Else():
+                m.next = "INPUT"
 
     def _load_states(self, m, b):
         """Parameters into the bias/requant memory, the input (or the pool read-back) into the
@@ -375,11 +425,13 @@ class Accelerator(wiring.Component):
             with m.If(b.count == 0):
                 m.next = "INPUT"
         with m.State("INPUT"):
-            # (the store was set up for this input when the checks passed)
+            # (the store was set up for this band in BAND_C)
             with m.If(core.ifm_ready):
-                m.d.comb += core.ifm_load.eq(1)
-                b.read(check.input_start, check.ifm_bytes,
-                       (check.ifm_bytes + BEAT_BYTES - 1) >> LANE_BITS, "LOAD")
+                # (a band may start inside a beat: the loader skips to its first byte)
+                lane = b.band.in_addr[:LANE_BITS]
+                m.d.comb += [core.ifm_load.eq(1), core.ifm_load_lane.eq(lane)]
+                b.read(b.band.in_addr, b.band.in_bytes,
+                       (lane + b.band.in_bytes + BEAT_BYTES - 1) >> LANE_BITS, "LOAD")
         with m.State("LOAD"):
             m.d.comb += [rd_data.ready.eq(core.ifm_beat.ready),
                          core.ifm_beat.valid.eq(rd_data.valid)]
@@ -410,23 +462,39 @@ class Accelerator(wiring.Component):
         with m.State("RUN_START"):
             layer = core.layer
             m.d.comb += [
-                core.start.eq(1), b.weights.clear.eq(1), b.writer.start.eq(1),
+                core.start.eq(1), b.writer.start.eq(1),
                 *(getattr(layer, f).eq(getattr(D, f)) for f in (
-                    "in_groups", "in_h", "in_w", "out_h", "out_w", "out_channels", "kernel_h",
+                    "in_groups", "in_w", "out_w", "out_channels", "kernel_h",
                     "kernel_w", "stride", "pad")),
+                layer.in_h.eq(b.band.rows), layer.out_h.eq(b.band.out_rows),
+                layer.pad_top.eq(b.band.pad_top),
                 layer.relu.eq(flag_set(D.flags, LayerFlags.RELU)),
                 layer.ifm_stationary.eq(flag_set(D.flags, LayerFlags.IFM_STATIONARY)),
             ]
-            b.read(b.check.weights_start, D.weight_size, D.weight_size >> LANE_BITS, "RUN")
+            # Weights that fit the buffer stay from the first band on (the ring never wraps).
+            with m.If(b.band.first | ~b.check.weights_fit):
+                m.d.comb += b.weights.clear.eq(1)
+                b.read(b.check.weights_start, D.weight_size, D.weight_size >> LANE_BITS, "RUN")
+            with m.Else():
+                m.d.sync += b.count.eq(0)
+                m.next = "RUN"
         with m.State("RUN"):
             m.d.comb += [dma.rd_data.ready.eq(b.weights.ready), b.weights.accept.eq(b.beat_in)]
             with m.If(b.beat_in):
                 m.d.sync += b.count.eq(b.count - 1)
             with m.If(core.done & (b.count == 0) & b.writer.idle & ~dma.busy):
-                with m.If(flag_set(D.flags, LayerFlags.POOL)):
-                    m.next = "POOL_LOAD"
-                with m.Else():
-                    m.next = "LAYER_END"
+                m.next = "BAND_END"
+        with m.State("BAND_END"):
+            # The core's counters of this band; then the next band, the pool pass, or the end.
+            m.d.sync += [b.totals[n].eq(b.totals[n] + getattr(core, n))
+                         for n in ("macs", "groups_issued", "groups_skipped")]
+            m.d.sync += [b.band.y.eq(b.band.y + b.band.out_rows), b.band.first.eq(0)]
+            with m.If(b.band.y + b.band.out_rows < D.out_h):
+                m.next = "BAND_A"
+            with m.Elif(flag_set(D.flags, LayerFlags.POOL)):
+                m.next = "POOL_LOAD"
+            with m.Else():
+                m.next = "LAYER_END"
         with m.State("POOL"):
             with m.If(b.pool.done):
                 m.d.sync += b.pool_after_load.eq(0)
@@ -475,9 +543,6 @@ class Accelerator(wiring.Component):
         """A layer's end: counters, errors, abort, the next layer or the run's end."""
         core, dma, totals = b.core, b.dma, b.totals
         with m.State("LAYER_END"):
-            with m.If(~b.check.is_add & ~b.check.is_concat):   # the core ran
-                m.d.sync += [totals[n].eq(totals[n] + getattr(core, n))
-                             for n in ("macs", "groups_issued", "groups_skipped")]
             with m.If(dma.error):
                 b.fail(ErrorCode.AXI_ERROR)
             with m.Elif(b.abort_pending):

@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 from hw.config import BEAT_BYTES, LANE_BITS, SenseConfig
 from hw.layouts import (
     ADD_EXEC_FIELDS,
+    BAND_EXEC_FIELDS,
     CONCAT_EXEC_FIELDS,
     DIM_BITS,
     FLAGS_KNOWN,
@@ -65,6 +66,7 @@ class LayerCheck(wiring.Component):
             "gk": Out(16), "kpad": Out(20), "ifm_bytes": Out(48), "out_bytes": Out(48),
             "consistent": Out(1), "supported": Out(1), "fits": Out(1), "in_window": Out(1),
             "is_add": Out(1), "is_concat": Out(1), "out_stride": Out(20),
+            "weights_fit": Out(1),
         }
         members |= {f"{name}_start": Out(ADDR_BITS + 1) for name in RANGES}
         super().__init__(members)
@@ -125,7 +127,11 @@ class LayerCheck(wiring.Component):
         not_add = Cat(*(exec_fields[n] for n, _ in exec_fields.shape()
                         if n not in ADD_EXEC_FIELDS))
         not_conv = Cat(*(exec_fields[n] for n, _ in exec_fields.shape()
-                         if n not in CONCAT_EXEC_FIELDS))
+                         if n not in CONCAT_EXEC_FIELDS + BAND_EXEC_FIELDS))
+        # Bands of any height; a k block of all the k tiles and one input-channel block are
+        # the plain layer's (weight and channel blocking are not built yet).
+        blocks_plain = (((exec_fields.k_block == 0) | (exec_fields.k_block >= D.k_tiles))
+                        & (exec_fields.c_blocks <= 1))
         pool = flag_set(D.flags, LayerFlags.POOL)
         concat_range = exec_fields.out_c_total != 0
         m.d.comb += [self.is_add.eq(D.kind == LayerKind.ADD),
@@ -142,10 +148,11 @@ class LayerCheck(wiring.Component):
                      # "supported" here and fails the consistency check instead.
                      self.supported.eq((((D.kind == LayerKind.CONV) | (D.kind == LayerKind.FC))
                                         & (not_conv == 0) & ~(pool & concat_range)
-                                        & self._stride_placed())
+                                        & blocks_plain & self._stride_placed())
                                        | (self.is_add & (not_add == 0))
                                        | (self.is_concat & (exec_fields.as_value() == 0))
                                        | (D.kind.as_value() > max(k.value for k in LayerKind))),
+                     self.weights_fit.eq(v["w_words"] <= cfg.weight_depth),
                      # An ADD runs in chunks through its own buffer: it always fits.
                      self.fits.eq(self.is_add | self.is_concat | self._fits(v, slots))]
         return m
@@ -155,12 +162,21 @@ class LayerCheck(wiring.Component):
         back (hw.core.ifm_store.geometry_regs: valid in CHECK_E, four cycles after step A)."""
         cfg, D = self._config, self.desc
         g_in, g_back = Signal(ifm_geom_layout()), Signal(ifm_geom_layout())
-        m.d.comb += [g_in.in_h.eq(D.in_h), g_in.in_w.eq(D.in_w), g_in.in_groups.eq(D.in_groups),
-                     g_in.stride.eq(D.stride), g_in.pad.eq(D.pad), g_in.out_w.eq(D.out_w),
+        # Bands: the largest is a middle band, (band_rows - 1) * stride + kernel_h input rows
+        # without padding above.
+        rows = D.graph.exec.band_rows
+        banded = (rows != 0) & (rows < D.out_h)
+        band_in = Signal(20)
+        m.d.comb += band_in.eq((rows - 1) * D.stride + D.kernel_h)
+        m.d.comb += [g_in.in_h.eq(Mux(banded & (band_in < D.in_h), band_in, D.in_h)),
+                     g_in.in_w.eq(D.in_w), g_in.in_groups.eq(D.in_groups),
+                     g_in.stride.eq(D.stride), g_in.pad.eq(D.pad),
+                     g_in.pad_top.eq(Mux(banded, 0, D.pad)), g_in.out_w.eq(D.out_w),
                      g_back.in_h.eq(D.out_h), g_back.in_w.eq(D.out_w),
                      g_back.in_groups.eq((D.out_channels + cfg.group - 1)
                                          >> (cfg.group.bit_length() - 1)),
-                     g_back.stride.eq(1), g_back.pad.eq(0), g_back.out_w.eq(D.out_w)]
+                     g_back.stride.eq(1), g_back.pad.eq(0), g_back.pad_top.eq(0),
+                     g_back.out_w.eq(D.out_w)]
         return geometry_regs(m, g_in, cfg, "chk_in"), geometry_regs(m, g_back, cfg, "chk_back")
 
     def _stride_placed(self):
@@ -215,6 +231,7 @@ class LayerCheck(wiring.Component):
             D.weight_size == v["w_words"] * word_bytes,
             D.param_size == D.out_channels * BEAT_BYTES,
             (D.weight_offset | D.param_offset | D.in_offset | D.out_offset)[:LANE_BITS] == 0,
+            D.graph.exec.band_rows <= D.out_h,
             # A concat's channel range: M-aligned, inside the tensor's channels.
             (D.graph.exec.out_c_total == 0)
             | ((D.graph.exec.out_c_offset + self.kpad <= D.graph.exec.out_c_total)

@@ -44,7 +44,7 @@ async def load_input(dut, cfg, layer):
     """Place the layer input in the IFM store: its geometry, then its DRAM beats."""
     c, h, w = layer.x.shape
     fields = {"in_h": h, "in_w": w, "in_groups": -(-c // cfg.group), "stride": layer.stride,
-              "pad": layer.pad, "out_w": layer.out_shape()[1]}
+              "pad": layer.pad, "pad_top": layer.pad, "out_w": layer.out_shape()[1]}
     dut.ifm_geom.value = pack(ifm_geom_layout(), fields)
     dut.ifm_setup.value = 1
     await FallingEdge(dut.clk)
@@ -121,7 +121,7 @@ async def core_matches_golden(dut):
     cfg = config_from_env()
     layers = load_cases(os.environ["SENSE_CASES"])
     rng = np.random.default_rng(int(os.environ.get("SENSE_SEED", "1")))
-    for name in ("ifm_setup", "ifm_load", "ifm_beat__valid", "w_wr_en", "par_wr_en", "start",
+    for name in ("ifm_setup", "ifm_load", "ifm_load_lane", "ifm_beat__valid", "w_wr_en", "par_wr_en", "start",
                  "ofm__ready", "w_avail", "ifm_rd_en"):
         getattr(dut, name).value = 0
     await start_clock_and_reset(dut)
