@@ -13,9 +13,9 @@ from host.buffers import ConvLayer, weight_slots
 from host.image import pack_image
 from host.quant import QLayer, QNetwork
 from host.sparse import pad_channels, prune_balanced
-from hw.config import SenseConfig
+from hw.config import BEAT_BYTES, SenseConfig
 
-__all__ = ["relu_activations", "bench_layers", "fit_buffers", "one_layer_network",
+__all__ = ["relu_activations", "bench_layers", "tiled_bench_layer", "fit_buffers", "one_layer_network",
            "layer_for_input", "random_layer", "resnet50_shapes", "bench_pack",
            "bench_pack_network"]
 
@@ -53,6 +53,14 @@ def bench_layers(group: int, seed: int = 7) -> list[ConvLayer]:
     ]
 
 
+def tiled_bench_layer(group: int, seed: int = 7) -> ConvLayer:
+    """The tiled benchmark layer: the bench's 3x3 64 -> 64 layer on a 48x48 map (a 147 KB input,
+    nine times the IFM store `fit_buffers` sizes for the bench layers): it runs in bands."""
+    rng = np.random.default_rng(seed + 100)
+    return layer_for_input(rng, group, relu_activations(rng, 64, 48, 48), k=64, r=3, stride=1,
+                           pad=1, bias_range=20000, name="conv3x3_64to64_48x48_relu_input_bands")
+
+
 def fit_buffers(config: SenseConfig, layers) -> SenseConfig:
     """The configuration with IFM and weight buffers grown (powers of two) to hold every layer."""
     def kib_for(nbytes):
@@ -61,8 +69,9 @@ def fit_buffers(config: SenseConfig, layers) -> SenseConfig:
             kib *= 2
         return kib
 
-    ifm = max(pad_channels(layer.x, config.group, axis=0).size for layer in layers)
-    ifm_kib = max(config.ifm_kib, kib_for(ifm * config.cols))
+    # The IFM store's placement (whole lines a pixel, phase regions of whole bank rows).
+    ifm = max(layer.geometry(config).lines for layer in layers)
+    ifm_kib = max(config.ifm_kib, kib_for(ifm * config.ifm_banks * BEAT_BYTES))
     weight_words = max(len(weight_slots(layer, config.replace(sparse=False))) for layer in layers)
     weight_kib = max(config.weight_kib, kib_for(weight_words * config.rows))
     return config.replace(ifm_kib=ifm_kib, weight_kib=weight_kib)

@@ -51,9 +51,9 @@ STREAM_BYTES = BEAT_BYTES
 @dataclass(frozen=True)
 class Target:
     """The hardware an estimate is for: a configuration, how its IFM memory is organised, and the
-    DRAM port(s). ifm "copies" is today's design (every column holds a copy of the input, so the
-    distinct capacity is ifm_kib / cols); "shared" holds ifm_kib of distinct data (the study's
-    choice for the next hardware). DRAM: `ports` AXI ports of `port_bits` at the clock, and
+    DRAM port(s). ifm "copies" is the design before issue 14 (every column held a copy of the
+    input, so the distinct capacity is ifm_kib / cols); "shared" holds ifm_kib of distinct data
+    (the study's choice, built as the IFM store). DRAM: `ports` AXI ports of `port_bits` at the clock, and
     `latency` cycles from a transfer's command to its first beat. With `fuse_add`, a residual
     add whose one input comes from a conv read by nothing else runs in that conv's output path:
     the conv reads the other input and writes the sum (one tensor read and two written less).

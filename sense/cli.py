@@ -217,8 +217,8 @@ def _estimate_parser(sub) -> None:
     g = p.add_argument_group("the hardware modelled (defaults: the next hardware, docs/"
                              "architecture.md 'Architecture study')")
     g.add_argument("--ifm", choices=("shared", "copies"), default="shared",
-                   help="IFM memory: shared (ifm_kib of distinct data) or copies (today: one copy "
-                        "per column) (default shared)")
+                   help="IFM memory: shared (ifm_kib of distinct data: the IFM store) or copies "
+                        "(one copy per column, the design before issue 14) (default shared)")
     g.add_argument("--ports", type=int, default=2, help="DRAM AXI ports (default 2)")
     g.add_argument("--port-bits", type=int, default=128, help="bits per port (default 128)")
     g.add_argument("--latency", type=int, default=None,
