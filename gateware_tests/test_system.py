@@ -288,10 +288,10 @@ def test_too_large_is_refused(order):
                    name=f"system-large-run-{order}")
 
 
-def _conv(rng, name, k, c, r, inputs, relu=True, pad=None):
+def _conv(rng, name, k, c, r, inputs, relu=True, pad=None, stride=1):
     w = rng.normal(size=(k, c, r, r)) / np.sqrt(c * r * r)
-    return Layer("conv", name, w, rng.normal(size=k) * 0.1, 1, r // 2 if pad is None else pad,
-                 relu, None, inputs)
+    return Layer("conv", name, w, rng.normal(size=k) * 0.1, stride,
+                 r // 2 if pad is None else pad, relu, None, inputs)
 
 
 def residual_networks(rng):
@@ -521,3 +521,42 @@ def test_tiled_layers_run_in_bands():
     stalled = run_system(CONFIG, steps[:1], name="system-bands-stalls", pause=0.3, seed=5)
     want = run_int(qnet, x, return_all=True)[-1]
     assert (stalled["steps"][0]["outputs"] == want).all()
+
+
+def maxpool_network(rng):
+    """Standalone max-pooling layers (SPEC section 8): one on the network input, a ResNet-stem
+    3x3 stride-2 padded one after a conv that a second branch also reads (so it cannot be
+    fused), a 2x2 one, then a residual add of the branches and FC."""
+    window = golden.Window.of
+    return Network((8, 13, 13), [
+        Layer("maxpool", "in_pool", pool=window(2, 1, 0), inputs=[-1]),      # 12x12
+        _conv(rng, "stem", 8, 8, 3, [0]),
+        Layer("maxpool", "stem_pool", pool=window(3, 2, 1), inputs=[1]),     # 6x6
+        _conv(rng, "branch", 8, 8, 3, [1], stride=2),                        # 6x6
+        Layer("add", "sum", relu=True, inputs=[2, 3]),
+        Layer("maxpool", "pool2", pool=window(2, 2, 0), inputs=[4]),         # 3x3
+        Layer("fc", "fc", rng.normal(size=(5, 8 * 3 * 3)) / 8, rng.normal(size=5) * 0.1,
+              inputs=[5]),
+    ], [], "maxpools")
+
+
+def test_standalone_maxpool_layers():
+    """MAXPOOL layers run as the pool pass on their input placed in the IFM store: bit-exact
+    in both tile orders, with stalls; DRAM bytes exact, the model as in every run."""
+    rng = np.random.default_rng(31)
+    net = maxpool_network(rng)
+    qnet = quantize(net, rng.normal(size=(16,) + net.input_shape), group=CONFIG.group)
+    x = quantize_input(qnet, rng.normal(size=(2,) + net.input_shape))
+    steps, cases = [], []
+    for order in ("weight", "ifm"):
+        image = pack_image(qnet, CONFIG, order=order)
+        assert all(d.plain for d in layer_table(image)[1])
+        cases.append((f"maxpool-{order}", qnet, x, image))
+        steps.append({"op": "run", "image": image, "x": x, "name": f"maxpool-{order}"})
+    fast = run_system(CONFIG, steps, name="system-maxpool-design", dram="design")
+    for step, (name, qnet_, x_, image) in zip(fast["steps"], cases):
+        check_run(step, qnet_, x_, image, CONFIG)
+        print(f"{name}: cycles {[r['cycles'] for r in step['runs']]}, model error "
+              f"{max(step['model_errors']):.2%}")
+    stalled = run_system(CONFIG, steps[:1], name="system-maxpool-stalls", pause=0.3, seed=7)
+    assert (stalled["steps"][0]["outputs"] == run_int(qnet, x, return_all=True)[-1]).all()

@@ -32,6 +32,8 @@ def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig) -> di
             est = perf.add_estimate(d, config)
         elif int(d.kind) == LayerKind.CONCAT.value:
             est = perf.concat_estimate()
+        elif int(d.kind) == LayerKind.MAXPOOL.value:
+            est = perf.maxpool_estimate(d, config)
         else:
             src = qnet.sources(i)[0]
             xin = x if src < 0 else acts[src][0]

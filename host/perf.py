@@ -39,7 +39,8 @@ from hw.soc.add_unit import CHUNK_BEATS
 from hw.soc.output_writer import whole_tile_writes
 
 __all__ = ["skip_mask", "core_cycles", "tile_cycles", "useful_macs", "layer_estimate", "SETUP_CYCLES",
-           "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD", "add_estimate",
+           "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD", "add_estimate", "pool_pass",
+           "maxpool_estimate",
            "concat_estimate"]
 
 SETUP_CYCLES = 4    # start, and three cycles computing the walker's step products
@@ -182,6 +183,36 @@ ADD_LAYER_STATES = 1
 ADD_CHUNK_OVERHEAD = 13
 #: A CONCAT's sequencer states beyond its descriptor read (address, checks, layer end).
 CONCAT_STATES = 9
+#: A MAXPOOL's sequencer states beyond its descriptor read and its pool pass (address,
+#: checks, layer end).
+MAXPOOL_STATES = 9
+
+
+def pool_pass(h: int, w: int, groups: int, kernel: int, stride: int, pad: int,
+              config: SenseConfig) -> dict:
+    """The pool pass (hw.soc.pool.PoolUnit) over an h x w map of `groups` channel groups in
+    DRAM: the IFM store is set up for it (POOL_LOAD, POOL_SETUP, then SETTLE + 1 cycles until
+    its constants are valid), loads it a piece a cycle, then the unit sizes the output (one
+    cycle per output row or column), reads one word per window tap and writes the pooled words
+    in one command."""
+    m = config.group
+    pixels = h * w
+    lines = -(-(pixels * groups * m) // BEAT_BYTES)
+    oh, ow = golden.output_size(h, kernel, stride, pad), golden.output_size(w, kernel, stride, pad)
+    words = oh * ow * groups
+    cycles = POOL_SETUP_CYCLES + (READ_OVERHEAD + load_pieces(pixels, groups * m)) \
+        + max(oh, ow) + 2 + words * kernel * kernel + 4 + SEGMENT_OVERHEAD
+    return {"cycles": cycles, "dram_read_bytes": lines * BEAT_BYTES,
+            "dram_write_bytes": words * m}
+
+
+def maxpool_estimate(d: LayerDescriptor, config: SenseConfig) -> dict:
+    """A MAXPOOL layer: its descriptor read and checked, then the pool pass on its input."""
+    pool = pool_pass(d.in_h, d.in_w, d.in_groups, d.pool_kernel, d.pool_stride, d.pool_pad,
+                     config)
+    return {"cycles": READ_OVERHEAD + DESCRIPTOR_BYTES // BEAT_BYTES + MAXPOOL_STATES
+            + pool["cycles"], "dram_read_bytes": DESCRIPTOR_BYTES + pool["dram_read_bytes"],
+            "dram_write_bytes": pool["dram_write_bytes"], "macs": 0, "groups_skipped": 0}
 
 
 def concat_estimate() -> dict:
@@ -298,16 +329,10 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) ->
         core["groups_skipped"] += int(band_mask.sum()) * d.k_tiles
     write_bytes = pixels * kpad
     if d.pool:
-        out_lines = -(-(pixels * kpad) // beat)
-        pk, ps, pp = d.pool_kernel, d.pool_stride, d.pool_pad
-        poh = golden.output_size(d.out_h, pk, ps, pp)
-        pow_ = golden.output_size(d.out_w, pk, ps, pp)
-        words = poh * pow_ * (kpad // m)
-        read_bytes += out_lines * beat
-        write_bytes += words * m
-        # The IFM store is set up for the read-back (POOL_LOAD, POOL_SETUP, then SETTLE + 1
-        # cycles until its constants are valid), which it loads a piece a cycle.
-        cycles += POOL_SETUP_CYCLES + (READ_OVERHEAD + load_pieces(pixels, kpad)) \
-            + max(poh, pow_) + 2 + words * pk * pk + 4 + SEGMENT_OVERHEAD
+        pool = pool_pass(d.out_h, d.out_w, kpad // m, d.pool_kernel, d.pool_stride, d.pool_pad,
+                         config)
+        cycles += pool["cycles"]
+        read_bytes += pool["dram_read_bytes"]
+        write_bytes += pool["dram_write_bytes"]
     return {"cycles": int(cycles), "dram_read_bytes": read_bytes, "dram_write_bytes": write_bytes,
             "macs": core["slots_issued"] * config.pes, "groups_skipped": core["groups_skipped"]}

@@ -20,7 +20,8 @@ __all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "ifm_line_layout
            "param_entry_layout", "image_header_layout", "layer_descriptor_layout", "leaf_fields",
            "record_bytes", "pack_array", "unpack_array", "BEAT_BYTES", "BLOCK_ALIGN", "LayerKind",
            "LayerFlags", "FLAGS_KNOWN", "flag_set", "LayerDescriptor", "DESCRIPTOR_BYTES", "KINDS_RUN",
-           "ADD_EXEC_FIELDS", "CONCAT_EXEC_FIELDS", "BAND_EXEC_FIELDS", "MAX_SHIFT",
+           "ADD_EXEC_FIELDS", "CONCAT_EXEC_FIELDS", "BAND_EXEC_FIELDS", "POOL_EXEC_FIELDS",
+           "MAX_SHIFT",
            "graph_layout"]
 
 DIM_BITS = 12      # feature-map height / width and channel groups: up to 4095
@@ -88,8 +89,8 @@ def param_layout(config: SenseConfig) -> data.StructLayout:
 
 
 class LayerKind(enum.Enum, shape=8):
-    """A layer descriptor's `kind` (docs/memory-image.md). Today's gateware runs CONV, FC, ADD and
-    CONCAT; the others are the whole-network kinds of SPEC section 8 still to build (a CONCAT
+    """A layer descriptor's `kind` (docs/memory-image.md). Today's gateware runs CONV, FC, ADD,
+    MAXPOOL (square windows) and CONCAT; the others are the whole-network kinds of SPEC section 8 still to build (a CONCAT
     moves no data: its producers write channel ranges of its tensor)."""
     CONV = 0
     FC = 1            # a convolution whose kernel covers its input
@@ -101,13 +102,16 @@ class LayerKind(enum.Enum, shape=8):
 
 
 #: The kinds today's gateware runs.
-KINDS_RUN = (LayerKind.CONV, LayerKind.FC, LayerKind.ADD, LayerKind.CONCAT)
+KINDS_RUN = (LayerKind.CONV, LayerKind.FC, LayerKind.ADD, LayerKind.MAXPOOL, LayerKind.CONCAT)
 #: The graph.exec fields an ADD layer sets (every other exec field of a layer this gateware
 #: runs is zero).
 ADD_EXEC_FIELDS = ("in2_offset", "add_shift", "add_mult_a", "add_mult_b")
 #: The graph.exec fields a CONV / FC layer may set: the channel range of a concat's tensor it
 #: writes.
 CONCAT_EXEC_FIELDS = ("out_c_offset", "out_c_total")
+#: A pooling layer's window fields (MAXPOOL runs when they equal the square ones).
+POOL_EXEC_FIELDS = ("pool_kernel_w", "pool_stride_w", "pool_pad_b", "pool_pad_l", "pool_pad_r",
+                    "pool_dilation")
 #: Fields of a conv / FC layer run in bands (`k_block` and `c_blocks` only at their plain
 #: values: all k tiles in one block, one input-channel block).
 BAND_EXEC_FIELDS = ("band_rows", "k_block", "c_blocks")
@@ -292,7 +296,8 @@ class _Descriptor:
         """Runs on today's gateware: a CONV/FC kind with no graph.exec field but a concat's
         channel range (`CONCAT_EXEC_FIELDS`, not with a fused max-pool) and bands
         (`BAND_EXEC_FIELDS`, no weight or channel blocking), an ADD with only its own
-        (`ADD_EXEC_FIELDS`), or a CONCAT (moves no data)."""
+        (`ADD_EXEC_FIELDS`), a MAXPOOL with a square, undilated, equally padded window and no
+        ReLU, or a CONCAT (moves no data)."""
         kind = int(self.kind)
         if kind == LayerKind.ADD.value:
             allowed = {f"exec.{n}" for n in ADD_EXEC_FIELDS}
@@ -302,6 +307,15 @@ class _Descriptor:
                 allowed |= {f"exec.{n}" for n in CONCAT_EXEC_FIELDS}
             if self.g("exec.k_block") and self.g("exec.k_block") < self.k_tiles \
                     or self.g("exec.c_blocks") > 1:
+                return False
+        elif kind == LayerKind.MAXPOOL.value:
+            allowed = {f"exec.{n}" for n in POOL_EXEC_FIELDS}
+            square = (self.g("exec.pool_kernel_w"), self.g("exec.pool_stride_w"),
+                      self.g("exec.pool_pad_l"), self.g("exec.pool_pad_b"),
+                      self.g("exec.pool_pad_r"), self.g("exec.pool_dilation"))
+            if square != (self.pool_kernel, self.pool_stride, self.pool_pad, self.pool_pad,
+                          self.pool_pad, 0) or self.has(LayerFlags.RELU) \
+                    or self.has(LayerFlags.COUNT_PAD):
                 return False
         else:
             allowed = set()

@@ -178,7 +178,10 @@ class Accelerator(wiring.Component):
             writer.k_tiles.eq(D.k_tiles), writer.kpad.eq(check.kpad),
             writer.out_channels.eq(D.out_channels), writer.base.eq(b.band.out_addr),
             writer.stride.eq(check.out_stride),
-            pool.out_h.eq(D.out_h), pool.out_w.eq(D.out_w), pool.gk.eq(check.gk),
+            # the map the pool pass pools: a conv's output, or a MAXPOOL's input
+            pool.out_h.eq(Mux(check.is_maxpool, D.in_h, D.out_h)),
+            pool.out_w.eq(Mux(check.is_maxpool, D.in_w, D.out_w)),
+            pool.gk.eq(Mux(check.is_maxpool, D.in_groups, check.gk)),
             pool.kernel.eq(D.pool_kernel), pool.stride.eq(D.pool_stride), pool.pad.eq(D.pool_pad),
             pool.base.eq(check.output_start), pool.dma_busy.eq(dma.busy),
             core.ifm_rd_pixel.eq(pool.rd_pixel), core.ifm_rd_cg.eq(pool.rd_cg),
@@ -217,13 +220,13 @@ class Accelerator(wiring.Component):
         D, geom = b.D, core.ifm_geom
         # The IFM store's geometry: the layer's input, or (pool read-back) its conv output.
         m.d.comb += [
-            geom.in_h.eq(Mux(b.pool_after_load, D.out_h, b.band.rows)),
-            geom.in_w.eq(Mux(b.pool_after_load, D.out_w, D.in_w)),
-            geom.in_groups.eq(Mux(b.pool_after_load, b.check.gk, D.in_groups)),
+            geom.in_h.eq(Mux(b.pool_after_load, b.pool.out_h, b.band.rows)),
+            geom.in_w.eq(Mux(b.pool_after_load, b.pool.out_w, D.in_w)),
+            geom.in_groups.eq(Mux(b.pool_after_load, b.pool.gk, D.in_groups)),
             geom.stride.eq(Mux(b.pool_after_load, 1, D.stride)),
             geom.pad.eq(Mux(b.pool_after_load, 0, D.pad)),
             geom.pad_top.eq(Mux(b.pool_after_load, 0, b.band.pad_top)),
-            geom.out_w.eq(D.out_w),
+            geom.out_w.eq(Mux(b.pool_after_load, b.pool.out_w, D.out_w)),
             core.ifm_beat.payload.eq(rd_data.payload),
         ]
         m.d.comb += [
@@ -369,6 +372,8 @@ class Accelerator(wiring.Component):
                 m.next = "ADD_CHUNK"
             with m.Elif(check.is_concat):         # its producers wrote its tensor
                 m.next = "LAYER_END"
+            with m.Elif(check.is_maxpool):        # the pool pass on the layer's input
+                m.next = "POOL_LOAD"
             with m.Else():
                 m.d.sync += [b.band.y.eq(0), b.band.first.eq(1)]
                 m.next = "BAND_A"
@@ -451,10 +456,12 @@ class Accelerator(wiring.Component):
             m.d.comb += core.ifm_setup.eq(1)
             m.next = "POOL_INPUT"
         with m.State("POOL_INPUT"):
+            # a fused max-pool reads the conv output back, a MAXPOOL its input
+            start = Mux(check.is_maxpool, check.input_start, check.output_start)
+            nbytes = Mux(check.is_maxpool, check.ifm_bytes, check.out_bytes)
             with m.If(core.ifm_ready):
                 m.d.comb += core.ifm_load.eq(1)
-                b.read(check.output_start, check.out_bytes,
-                       (check.out_bytes + BEAT_BYTES - 1) >> LANE_BITS, "LOAD")
+                b.read(start, nbytes, (nbytes + BEAT_BYTES - 1) >> LANE_BITS, "LOAD")
 
     def _compute_states(self, m, b):
         """The core runs while the weights stream in and the writer drains; then the pool pass."""

@@ -12,6 +12,7 @@ from hw.config import BEAT_BYTES, LANE_BITS, SenseConfig
 from hw.layouts import (
     ADD_EXEC_FIELDS,
     BAND_EXEC_FIELDS,
+    POOL_EXEC_FIELDS,
     CONCAT_EXEC_FIELDS,
     DIM_BITS,
     FLAGS_KNOWN,
@@ -66,7 +67,7 @@ class LayerCheck(wiring.Component):
             "gk": Out(16), "kpad": Out(20), "ifm_bytes": Out(48), "out_bytes": Out(48),
             "consistent": Out(1), "supported": Out(1), "fits": Out(1), "in_window": Out(1),
             "is_add": Out(1), "is_concat": Out(1), "out_stride": Out(20),
-            "weights_fit": Out(1),
+            "weights_fit": Out(1), "is_maxpool": Out(1),
         }
         members |= {f"{name}_start": Out(ADDR_BITS + 1) for name in RANGES}
         super().__init__(members)
@@ -134,15 +135,19 @@ class LayerCheck(wiring.Component):
                         & (exec_fields.c_blocks <= 1))
         pool = flag_set(D.flags, LayerFlags.POOL)
         concat_range = exec_fields.out_c_total != 0
+        pool_ranges = verdicts["input"] & verdicts["output"]
         m.d.comb += [self.is_add.eq(D.kind == LayerKind.ADD),
                      self.is_concat.eq(D.kind == LayerKind.CONCAT),
+                     self.is_maxpool.eq(D.kind == LayerKind.MAXPOOL),
                      self.out_stride.eq(Mux(concat_range, exec_fields.out_c_total, self.kpad)),
                      # A CONCAT touches no memory.
                      self.in_window.eq(self.is_concat
-                                       | Mux(self.is_add, add_ranges, conv_ranges)),
+                                       | Mux(self.is_add, add_ranges,
+                                             Mux(self.is_maxpool, pool_ranges, conv_ranges))),
                      self.consistent.eq(Mux(self.is_add, self._add_consistent(),
                                             Mux(self.is_concat, self._concat_consistent(),
-                                                self._consistent(v, lg_m, word_bytes)))),
+                                                Mux(self.is_maxpool, self._maxpool_consistent(),
+                                                    self._consistent(v, lg_m, word_bytes))))),
                      # A known whole-network kind or field: UNSUPPORTED (checked before
                      # consistency, whose rules are the conv's); an unknown kind stays
                      # "supported" here and fails the consistency check instead.
@@ -151,10 +156,14 @@ class LayerCheck(wiring.Component):
                                         & blocks_plain & self._stride_placed())
                                        | (self.is_add & (not_add == 0))
                                        | (self.is_concat & (exec_fields.as_value() == 0))
+                                       | (self.is_maxpool & self._maxpool_plain())
                                        | (D.kind.as_value() > max(k.value for k in LayerKind))),
                      self.weights_fit.eq(v["w_words"] <= cfg.weight_depth),
                      # An ADD runs in chunks through its own buffer: it always fits.
-                     self.fits.eq(self.is_add | self.is_concat | self._fits(v, slots))]
+                     self.fits.eq(self.is_add | self.is_concat
+                                  | Mux(self.is_maxpool,
+                                        self._geo[1].lines <= cfg.ifm_bank_lines,
+                                        self._fits(v, slots)))]
         return m
 
     def _store_geometry(self, m):
@@ -162,6 +171,7 @@ class LayerCheck(wiring.Component):
         back (hw.core.ifm_store.geometry_regs: valid in CHECK_E, four cycles after step A)."""
         cfg, D = self._config, self.desc
         g_in, g_back = Signal(ifm_geom_layout()), Signal(ifm_geom_layout())
+        maxpool = D.kind == LayerKind.MAXPOOL
         # Bands: the largest is a middle band, (band_rows - 1) * stride + kernel_h input rows
         # without padding above.
         rows = D.graph.exec.band_rows
@@ -172,17 +182,51 @@ class LayerCheck(wiring.Component):
                      g_in.in_w.eq(D.in_w), g_in.in_groups.eq(D.in_groups),
                      g_in.stride.eq(D.stride), g_in.pad.eq(D.pad),
                      g_in.pad_top.eq(Mux(banded, 0, D.pad)), g_in.out_w.eq(D.out_w),
-                     g_back.in_h.eq(D.out_h), g_back.in_w.eq(D.out_w),
-                     g_back.in_groups.eq((D.out_channels + cfg.group - 1)
-                                         >> (cfg.group.bit_length() - 1)),
+                     # what the pool pass reads: a conv's output, or a MAXPOOL's input
+                     g_back.in_h.eq(Mux(maxpool, D.in_h, D.out_h)),
+                     g_back.in_w.eq(Mux(maxpool, D.in_w, D.out_w)),
+                     g_back.in_groups.eq(Mux(maxpool, D.in_groups,
+                                             (D.out_channels + cfg.group - 1)
+                                             >> (cfg.group.bit_length() - 1))),
                      g_back.stride.eq(1), g_back.pad.eq(0), g_back.pad_top.eq(0),
-                     g_back.out_w.eq(D.out_w)]
+                     g_back.out_w.eq(Mux(maxpool, D.in_w, D.out_w))]
         return geometry_regs(m, g_in, cfg, "chk_in"), geometry_regs(m, g_back, cfg, "chk_back")
 
     def _stride_placed(self):
         """The IFM store places strides 1, 2, 4 and 8 (0 is left to the consistency check)."""
         stride = self.desc.stride
         return ((stride & (stride - 1)) == 0) & (stride <= max(STRIDES))
+
+    def _maxpool_plain(self):
+        """A MAXPOOL the pool pass runs: a square, undilated, equally padded window (its
+        graph.exec window fields equal to the square ones), no ReLU, no count flag."""
+        D = self.desc
+        x = D.graph.exec
+        others = Cat(*(x[n] for n, _ in x.shape() if n not in POOL_EXEC_FIELDS))
+        return Cat(others == 0, x.pool_kernel_w == D.pool_kernel,
+                   x.pool_stride_w == D.pool_stride, x.pool_pad_l == D.pool_pad,
+                   x.pool_pad_b == D.pool_pad, x.pool_pad_r == D.pool_pad,
+                   x.pool_dilation == 0,
+                   (D.flags.as_value() & (LayerFlags.RELU | LayerFlags.COUNT_PAD).value) == 0,
+                   ).all()
+
+    def _maxpool_consistent(self):
+        """A MAXPOOL: its input's fields, the channels kept, a valid window whose (floor)
+        output size is the descriptor's, known flags, beat-aligned offsets."""
+        cfg, D = self._config, self.desc
+        k, s, p = D.pool_kernel, D.pool_stride, D.pool_pad
+        span_h, span_w = D.in_h + 2 * p, D.in_w + 2 * p
+        return Cat(
+            (D.flags.as_value() & ~FLAGS_KNOWN.value) == 0,
+            D.in_channels != 0, D.in_groups == ((D.in_channels + cfg.group - 1)
+                                                >> (cfg.group.bit_length() - 1)),
+            D.in_groups < (1 << DIM_BITS), D.in_h != 0, D.in_h < (1 << DIM_BITS),
+            D.in_w != 0, D.in_w < (1 << DIM_BITS), D.out_channels == D.in_channels,
+            D.out_h != 0, D.out_w != 0, k != 0, s != 0, p < k,
+            (D.out_h - 1) * s + k <= span_h, span_h < D.out_h * s + k,
+            (D.out_w - 1) * s + k <= span_w, span_w < D.out_w * s + k,
+            (D.in_offset | D.out_offset)[:LANE_BITS] == 0,
+        ).all()
 
     def _concat_consistent(self):
         """A CONCAT names its tensor (its producers wrote it): a known kind, no flags."""
