@@ -163,3 +163,25 @@ def test_layer_check_verdicts_for_concat_ranges():
     assert (v["consistent"], v["supported"], v["fits"], v["in_window"]) == (1, 1, 1, 1)
     assert _verdicts(cfg, {**concat, "flags": 1})["consistent"] == 0
     assert _verdicts(cfg, {**concat, "graph": _exec_bits(band_rows=2)})["supported"] == 0
+
+
+def test_layer_check_verdicts_for_maxpool_layers():
+    """A MAXPOOL with a square window runs (its input placed at stride 1 must fit the IFM
+    store); asymmetric, dilated or ReLU windows are UNSUPPORTED; a wrong output size or window
+    is BAD_DESCRIPTOR."""
+    cfg = SenseConfig.preset("small")
+    window = dict(pool_kernel_w=3, pool_stride_w=2, pool_pad_l=1, pool_pad_b=1, pool_pad_r=1)
+    good = _descriptor(kind=LayerKind.MAXPOOL.value, in_channels=8, out_channels=8, out_h=3,
+                       out_w=3, kernel_h=1, kernel_w=1, pad=0, k_tiles=0, p_tiles=0,
+                       weight_offset=0, param_offset=0, param_size=0, pool_kernel=3,
+                       pool_stride=2, pool_pad=1, graph=_exec_bits(**window))
+    v = _verdicts(cfg, good)
+    assert (v["consistent"], v["supported"], v["fits"], v["in_window"]) == (1, 1, 1, 1), v
+    for bad in ({"pool_pad_r": 0}, {"pool_kernel_w": 2}, {"pool_dilation": 1}):
+        assert _verdicts(cfg, {**good, "graph": _exec_bits(**{**window, **bad})}) \
+            ["supported"] == 0, bad
+    assert _verdicts(cfg, {**good, "flags": LayerFlags.RELU.value})["supported"] == 0
+    for bad in ({"out_h": 4}, {"out_channels": 4}, {"pool_stride": 0}, {"in_offset": 8}):
+        assert _verdicts(cfg, {**good, **bad})["consistent"] == 0, bad
+    big = {**good, "in_h": 64, "in_w": 64, "out_h": 32, "out_w": 32}
+    assert _verdicts(cfg, big, window=(0, 1 << 24))["fits"] == 0           # 32 KiB input

@@ -714,11 +714,13 @@ def unsupported_problem(descs) -> str | None:
             (f"weight blocks of {d.g('exec.k_block')} k tiles",
              0 < d.g("exec.k_block") < d.k_tiles),
             (f"{d.g('exec.c_blocks')} input-channel blocks", d.g("exec.c_blocks") > 1),
-            ("writing a concat's channel range", d.g("exec.out_c_total"))) if on]
+            ("writing a concat's channel range", d.g("exec.out_c_total")),
+            ("a max-pool window that is not square, undilated and equally padded, or a ReLU "
+             "after it", int(d.kind) == LayerKind.MAXPOOL.value)) if on]
         needs = ", ".join(needs) or "graph fields"
         return (f"layer {i} ({kind}) needs the whole-network hardware ({needs}); this gateware "
                 f"runs conv and fully-connected layers (in bands of output rows when their input "
-                f"does not fit), concats and residual adds")
+                f"does not fit), concats, residual adds and square max-pooling layers")
     return None
 
 

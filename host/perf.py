@@ -185,7 +185,7 @@ ADD_CHUNK_OVERHEAD = 13
 CONCAT_STATES = 9
 #: A MAXPOOL's sequencer states beyond its descriptor read and its pool pass (address,
 #: checks, layer end).
-MAXPOOL_STATES = 9
+MAXPOOL_STATES = 13
 
 
 def pool_pass(h: int, w: int, groups: int, kernel: int, stride: int, pad: int,

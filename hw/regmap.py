@@ -63,10 +63,11 @@ ERROR_TEXT = {
                          "placed for its stride, one k tile's weights beyond the weight buffer, "
                          "or, in the IFM-stationary order, all its weights beyond the weight "
                          "buffer",
-    ErrorCode.UNSUPPORTED: "a layer needs the whole-network hardware (a pooling layer, tiling "
-                           "in bands or channel blocks, a max-pool after a concat's channel "
-                           "range, or a stride other than 1, 2, 4, 8), which this gateware "
-                           "does not have",
+    ErrorCode.UNSUPPORTED: "a layer needs the whole-network hardware (an average or global "
+                           "average pooling layer, a max-pooling window that is not square, "
+                           "weight or input-channel blocks, a max-pool after a concat's "
+                           "channel range, or a stride other than 1, 2, 4, 8), which this "
+                           "gateware does not have",
 }
 
 

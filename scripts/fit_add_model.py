@@ -1,11 +1,14 @@
-"""Fit the ADD layer's constants of host.perf (ADD_LAYER_STATES, ADD_CHUNK_OVERHEAD) to the RTL.
+"""Fit the constants of host.perf's streaming layers to the RTL: ADD (ADD_LAYER_STATES,
+ADD_CHUNK_OVERHEAD) and MAXPOOL (MAXPOOL_STATES).
 
 Runs, in RTL simulation (`small`, the DRAM inside the design), networks made of one residual add
 of the network input with itself, of five sizes: four beats, exactly one chunk, a chunk and 16
-beats, two chunks, four chunks with a partial last one. The constants were read off the first
-three (the layer's fixed cost, a chunk's fixed cost, one cycle per 16-beat burst); this script
-checks them on all five and writes everything to docs/results/add-model-fit.json. The residual networks of
-gateware_tests/test_system.py (adds among convolutions) are the held-out check.
+beats, two chunks, four chunks with a partial last one; and networks of one max-pool layer on
+the input (three windows and sizes). The ADD constants were read off the first three adds (the
+layer's fixed cost, a chunk's fixed cost, one cycle per 16-beat burst), MAXPOOL_STATES off the
+first max-pool; this script checks them on all of them and writes everything to
+docs/results/add-model-fit.json. The residual and max-pool networks of
+gateware_tests/test_system.py (among convolutions) are the held-out check.
 
     .venv/bin/python scripts/fit_add_model.py
 """
@@ -20,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import host.perf as perf  # noqa: E402
+from host import golden  # noqa: E402
 from host.estimate import accelerator_estimate  # noqa: E402
 from host.image import pack_image  # noqa: E402
 from host.nn import Layer, Network  # noqa: E402
@@ -30,17 +34,30 @@ from sim.sysrun import run_system  # noqa: E402
 
 CONFIG = SenseConfig.preset("small")
 SHAPES = [(4, 4, 4), (16, 16, 16), (16, 16, 17), (32, 16, 16), (32, 20, 21)]
+POOLS = [((8, 12, 12), (2, 2, 0)), ((16, 9, 9), (3, 2, 1)), ((4, 10, 7), (3, 1, 1))]
+
+
+def networks():
+    """(name, network) of every fit run."""
+    out = [("x".join(map(str, shape)),
+            Network(shape, [Layer("add", "sum", inputs=[-1, -1])], [], "add"))
+           for shape in SHAPES]
+    for shape, (k, s, p) in POOLS:
+        out.append((f"maxpool{k}s{s}p{p}-" + "x".join(map(str, shape)),
+                    Network(shape, [Layer("maxpool", "pool", pool=golden.Window.of(k, s, p),
+                                          inputs=[-1])], [], "pool")))
+    return out
 
 
 def main():
     rng = np.random.default_rng(1)
     steps, cases = [], []
-    for shape in SHAPES:
-        net = Network(shape, [Layer("add", "sum", inputs=[-1, -1])], [], "add")
+    for name, net in networks():
+        shape = net.input_shape
         qnet = quantize(net, rng.normal(size=(8,) + shape), group=CONFIG.group)
         x = quantize_input(qnet, rng.normal(size=(1,) + shape))
         image = pack_image(qnet, CONFIG)
-        steps.append({"op": "run", "image": image, "x": x, "name": "x".join(map(str, shape))})
+        steps.append({"op": "run", "image": image, "x": x, "name": name})
         cases.append((qnet, x, image))
     res = run_system(CONFIG, steps, name="fit-add", dram="design")
     rows = []
@@ -53,12 +70,13 @@ def main():
                      "error": (est["cycles"] - run["cycles"]) / run["cycles"],
                      "dram_bytes_exact": (run["dram_read_bytes"], run["dram_write_bytes"])
                      == (est["dram_read_bytes"], est["dram_write_bytes"])})
-        print(f"{step['name']:>10}: RTL {run['cycles']:6d}  model {est['cycles']:6d}  "
+        print(f"{step['name']:>24}: RTL {run['cycles']:6d}  model {est['cycles']:6d}  "
               f"({rows[-1]['error']:+.2%}), bit-exact {rows[-1]['bit_exact']}, DRAM bytes "
               f"exact {rows[-1]['dram_bytes_exact']}")
     report = {"config": CONFIG.to_dict(), "dram": "design",
               "constants": {"ADD_LAYER_STATES": perf.ADD_LAYER_STATES,
-                            "ADD_CHUNK_OVERHEAD": perf.ADD_CHUNK_OVERHEAD},
+                            "ADD_CHUNK_OVERHEAD": perf.ADD_CHUNK_OVERHEAD,
+                            "MAXPOOL_STATES": perf.MAXPOOL_STATES},
               "runs": rows, "max_abs_error": max(abs(r["error"]) for r in rows)}
     atomic_write(ROOT / "docs/results/add-model-fit.json", json.dumps(report, indent=2) + "\n")
     print(f"max error {report['max_abs_error']:.2%}; wrote docs/results/add-model-fit.json")
