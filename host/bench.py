@@ -175,7 +175,7 @@ def bench_pack_network(config: SenseConfig, name: str, calib_images: int = 8,
 
     from host import zoo
     from host.cluster import cluster_network
-    from host.image import layer_table, unsupported_problem
+    from host.image import layer_table, runs_here, unsupported_problem
     from host.quant import quantize, quantize_input, run_int
 
     times = {}
@@ -206,8 +206,8 @@ def bench_pack_network(config: SenseConfig, name: str, calib_images: int = 8,
             "seconds": pack_seconds, "phases": times,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "image_bytes": len(image), "activation_bytes": int(layer_table(image)[0]["act_size"]),
-            "layers_today": sum(d.plain for d in descs),
-            "unsupported_today": unsupported_problem(descs),
+            "layers_today": sum(runs_here(d, config) for d in descs),
+            "unsupported_today": unsupported_problem(descs, config),
             "golden_output": {"top5": np.argsort(-logits)[:5].tolist(),
                               "top5_int8": np.sort(logits)[::-1][:5].tolist(),
                               "sum": int(logits.sum())},

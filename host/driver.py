@@ -108,7 +108,7 @@ class Accelerator:
             header, layers = layer_table(image, config)
         except ImageError as e:
             raise AcceleratorError(f"image refused: {e}") from None
-        problem = unsupported_problem(layers) if refuse_unsupported else None
+        problem = unsupported_problem(layers, config) if refuse_unsupported else None
         if problem:
             raise AcceleratorError(f"image refused: {problem}")
         self.act_offset, need = buffer_layout(image, header)

@@ -46,7 +46,7 @@ from hw.layouts import pack as pack_record
 from hw.layouts import unpack as unpack_record
 from hw.regmap import MAGIC
 
-__all__ = ["ImageError", "unsupported_problem", "graph_shapes", "pack", "unpack", "pack_image", "unpack_image", "read_header",
+__all__ = ["ImageError", "unsupported_problem", "fit_problem", "runs_here", "graph_shapes", "pack", "unpack", "pack_image", "unpack_image", "read_header",
            "describe", "plan_layer", "layer_table", "shapes_of", "conv_output_size", "MAGIC",
            "HEADER_BYTES", "DESCRIPTOR_BYTES"]
 
@@ -335,8 +335,10 @@ def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph
         flags=int(geo.flags) | LayerFlags.IFM_STATIONARY.value * (chosen == "ifm"),
         in_offset=d.in_offset, out_offset=d.out_offset, out_scale=d.out_scale,
         graph={k: v for k, v in graph.items() if v})
-    problem = buffer_problem(d, config) if d.plain else None
-    if problem:                               # a forced order the buffers cannot take
+    # A forced order the buffers cannot take (a layer the tiler planned may still need
+    # hardware not built yet, e.g. pooling in bands: the driver says so at load).
+    problem = buffer_problem(d, config) if d.plain and "exec.band_rows" not in graph else None
+    if problem:
         raise ImageError(f"layer {i} ({layer.name}) does not fit the {config_name(config)} "
                          f"buffers in the {chosen} order: {problem}")
     return d, {"weight": weights.tobytes(), "param": params.tobytes()}
@@ -701,11 +703,35 @@ def _weights_from_slots(leaves, cfg: SenseConfig, k, c, r, s):
     return np.ascontiguousarray(w), (np.ascontiguousarray(mask) if mask is not None else None)
 
 
-def unsupported_problem(descs) -> str | None:
+def fit_problem(d: LayerDescriptor, config: SenseConfig) -> str | None:
+    """Why a plain layer does not fit `config`'s buffers (the gateware's TOO_LARGE rules), or
+    None: a conv / FC layer's buffers, a MAXPOOL's input in the IFM store."""
+    kind = int(d.kind)
+    if kind in (LayerKind.CONV.value, LayerKind.FC.value):
+        return buffer_problem(d, config)
+    if kind == LayerKind.MAXPOOL.value:
+        g = ifm_geometry(d.in_h, d.in_w, d.in_groups, 1, 0, d.in_w, config)
+        if not g.fits(config):
+            return (f"its input ({d.in_channels}x{d.in_h}x{d.in_w}) needs {g.lines} lines of "
+                    f"each IFM bank, the store has {config.ifm_bank_lines} (max-pooling in bands "
+                    f"is not built)")
+    return None
+
+
+def runs_here(d: LayerDescriptor, config: SenseConfig) -> bool:
+    """Whether today's gateware runs this layer for `config`: plain and fitting."""
+    return d.plain and fit_problem(d, config) is None
+
+
+def unsupported_problem(descs, config: SenseConfig | None = None) -> str | None:
     """Why today's gateware cannot run an image (the first layer it would stop at with
-    UNSUPPORTED), or None."""
+    UNSUPPORTED, or, given the configuration, with TOO_LARGE), or None."""
     for i, d in enumerate(descs):
         if d.plain:
+            problem = fit_problem(d, config) if config is not None else None
+            if problem:
+                kind = LayerKind(int(d.kind)).name.lower()
+                return f"layer {i} ({kind}) does not fit this gateware's buffers: {problem}"
             continue
         kind = LayerKind(int(d.kind)).name.lower() if d.kind in {k.value for k in LayerKind} \
             else str(d.kind)
@@ -743,7 +769,7 @@ def describe(data: bytes, config: SenseConfig | None = None) -> dict:
                        "concat_channels": ([d.g("exec.out_c_offset"), d.g("exec.out_c_total")]
                                            if d.g("exec.out_c_total") else None)},
             "dram_read_bytes": est["dram_read_bytes"], "dram_write_bytes": est["dram_write_bytes"],
-            "cycles_estimate": est["cycles"], "runs_on_this_gateware": bool(d.plain),
+            "cycles_estimate": est["cycles"], "runs_on_this_gateware": runs_here(d, cfg),
             "activations": [d.in_offset, d.out_offset],
         }
         if layer.kind in ("conv", "fc"):
@@ -768,8 +794,8 @@ def describe(data: bytes, config: SenseConfig | None = None) -> dict:
         "input_shape": list(qnet.input_shape), "input_scale": qnet.input_scale,
         "host_ops": qnet.host_ops, "activation_bytes": h["act_size"],
         "dram_bytes": sum(e["dram_read_bytes"] + e["dram_write_bytes"] for e in layers),
-        "runs_on_this_gateware": unsupported_problem(descs) is None,
-        "unsupported": unsupported_problem(descs), "layers": layers,
+        "runs_on_this_gateware": unsupported_problem(descs, cfg) is None,
+        "unsupported": unsupported_problem(descs, cfg), "layers": layers,
     }
 
 

@@ -115,7 +115,7 @@ def cmd_pack(args) -> int:
     _, descs = layer_table(image, config)
     print(f"wrote {args.output}: {len(image)} bytes, {len(descs)} layers, "
           f"{config.rows}x{config.cols} M={config.group} {'sparse' if config.sparse else 'dense'}")
-    problem = unsupported_problem(descs)
+    problem = unsupported_problem(descs, config)
     if problem:
         print(f"  note: {problem}; `sense inspect` shows the tiling, `sense estimate` the speed")
     if cluster:
