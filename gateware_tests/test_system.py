@@ -282,8 +282,10 @@ def test_too_large_is_refused(order):
                      name=f"system-large-{order}")
     step = res["steps"][0]
     assert step["error"] and "TOO_LARGE" in step["error"], step
-    # A run (as `sense sim` makes them) reports the error in one line, the layer named.
-    with pytest.raises(RunError, match=r"^run: run failed with error TOO_LARGE \(9\) at layer 0"):
+    # A run (as `sense sim` makes them) is refused at load in one line, the layer and the
+    # buffer named (the driver applies the same rules as the gateware's TOO_LARGE).
+    with pytest.raises(RunError, match=r"^run: image refused: layer 0 \(conv\) does not fit "
+                                       r"this gateware's buffers"):
         run_system(config, [{"op": "run", "image": image, "x": x, "name": "run"}],
                    name=f"system-large-run-{order}")
 
