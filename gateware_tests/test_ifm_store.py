@@ -69,6 +69,17 @@ def _tensor_beats(x, lane=0):
             for i in range(0, len(data), BEAT_BYTES)]
 
 
+async def _set_up(ctx, dut, **geom):
+    """Set the store up for a geometry and wait until its constants are valid."""
+    for name, value in geom.items():
+        ctx.set(getattr(dut.geom, name), value)
+    ctx.set(dut.setup, 1)
+    await ctx.tick()
+    ctx.set(dut.setup, 0)
+    while not ctx.get(dut.ready):
+        await ctx.tick()
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c)))
 def test_store_loads_and_reads_every_column(case):
     cols, M, c, h, w, k, s, p, *top = case
@@ -89,14 +100,8 @@ def test_store_loads_and_reads_every_column(case):
         return (lam // B) * g.gl % cfg.ifm_bank_lines, lam % B
 
     async def bench(ctx):
-        for name, value in (("in_h", h), ("in_w", w), ("in_groups", groups), ("stride", s),
-                            ("pad", p), ("pad_top", pt), ("out_w", ow)):
-            ctx.set(getattr(dut.geom, name), value)
-        ctx.set(dut.setup, 1)
-        await ctx.tick()
-        ctx.set(dut.setup, 0)
-        while not ctx.get(dut.ready):
-            await ctx.tick()
+        await _set_up(ctx, dut, in_h=h, in_w=w, in_groups=groups, stride=s, pad=p, pad_top=pt,
+                      out_w=ow)
         kc = dut.k
         assert ctx.get(kc.lines) == g.lines and ctx.get(kc.v) == g.v
         assert ctx.get(kc.seg) == g.seg and ctx.get(kc.gl) == g.gl
@@ -156,14 +161,8 @@ def test_aux_port_reads_a_stride_1_placement():
     dut = IfmStore(cfg)
 
     async def bench(ctx):
-        for name, value in (("in_h", h), ("in_w", w), ("in_groups", groups), ("stride", 1),
-                            ("pad", 0), ("pad_top", 0), ("out_w", w)):
-            ctx.set(getattr(dut.geom, name), value)
-        ctx.set(dut.setup, 1)
-        await ctx.tick()
-        ctx.set(dut.setup, 0)
-        while not ctx.get(dut.ready):
-            await ctx.tick()
+        await _set_up(ctx, dut, in_h=h, in_w=w, in_groups=groups, stride=1, pad=0, pad_top=0,
+                      out_w=w)
         ctx.set(dut.load, 1)
         await ctx.tick()
         ctx.set(dut.load, 0)

@@ -486,6 +486,25 @@ def test_sense_sim_runs_a_residual_onnx_model(tmp_path, capsys):
     assert "3/3 images equal the golden model" in capsys.readouterr().out
 
 
+def run_both_orders(qnet, x, name, check_image, seed):
+    """`qnet` packed in both tile orders (`check_image` asserts on each image), run with the
+    in-design DRAM (bit-exact, counters, DRAM bytes and the model: `check_run`) and the weight
+    order again with DRAM stalls (bit-exact)."""
+    steps, cases = [], []
+    for order in ("weight", "ifm"):
+        image = pack_image(qnet, CONFIG, order=order)
+        check_image(image)
+        cases.append((f"{name}-{order}", qnet, x, image))
+        steps.append({"op": "run", "image": image, "x": x, "name": f"{name}-{order}"})
+    fast = run_system(CONFIG, steps, name=f"system-{name}-design", dram="design")
+    for step, (case, qnet_, x_, image) in zip(fast["steps"], cases):
+        check_run(step, qnet_, x_, image, CONFIG)
+        print(f"{case}: cycles {[r['cycles'] for r in step['runs']]}, model error "
+              f"{max(step['model_errors']):.2%}")
+    stalled = run_system(CONFIG, steps[:1], name=f"system-{name}-stalls", pause=0.3, seed=seed)
+    assert (stalled["steps"][0]["outputs"] == run_int(qnet, x, return_all=True)[-1]).all()
+
+
 def vgg_style_network(rng):
     """A VGG-style stack whose first layers exceed `small`'s 16 KiB IFM store, so they run in
     bands: a 3x3 conv at 40x40 (25.6 KB input), a stride-2 3x3 conv at 40x40 with a fused 2x2
@@ -508,21 +527,11 @@ def test_tiled_layers_run_in_bands():
     net = vgg_style_network(rng)
     qnet = quantize(net, rng.normal(size=(16,) + net.input_shape), group=CONFIG.group)
     x = quantize_input(qnet, rng.normal(size=(1,) + net.input_shape))
-    steps, cases = [], []
-    for order in ("weight", "ifm"):
-        image = pack_image(qnet, CONFIG, order=order)
+    def banded(image):
         bands = [d.g("exec.band_rows") for d in layer_table(image)[1]]
         assert bands[0] and bands[1], bands            # the 40x40 layers run in bands
-        cases.append((f"vgg-{order}", qnet, x, image))
-        steps.append({"op": "run", "image": image, "x": x, "name": f"vgg-{order}"})
-    fast = run_system(CONFIG, steps, name="system-bands-design", dram="design")
-    for step, (name, qnet_, x_, image) in zip(fast["steps"], cases):
-        check_run(step, qnet_, x_, image, CONFIG)
-        print(f"{name}: cycles {[r['cycles'] for r in step['runs']]}, model error "
-              f"{max(step['model_errors']):.2%}")
-    stalled = run_system(CONFIG, steps[:1], name="system-bands-stalls", pause=0.3, seed=5)
-    want = run_int(qnet, x, return_all=True)[-1]
-    assert (stalled["steps"][0]["outputs"] == want).all()
+
+    run_both_orders(qnet, x, "bands", banded, seed=5)
 
 
 def maxpool_network(rng):
@@ -549,16 +558,8 @@ def test_standalone_maxpool_layers():
     net = maxpool_network(rng)
     qnet = quantize(net, rng.normal(size=(16,) + net.input_shape), group=CONFIG.group)
     x = quantize_input(qnet, rng.normal(size=(2,) + net.input_shape))
-    steps, cases = [], []
-    for order in ("weight", "ifm"):
-        image = pack_image(qnet, CONFIG, order=order)
+
+    def runs_here(image):
         assert all(d.plain for d in layer_table(image)[1])
-        cases.append((f"maxpool-{order}", qnet, x, image))
-        steps.append({"op": "run", "image": image, "x": x, "name": f"maxpool-{order}"})
-    fast = run_system(CONFIG, steps, name="system-maxpool-design", dram="design")
-    for step, (name, qnet_, x_, image) in zip(fast["steps"], cases):
-        check_run(step, qnet_, x_, image, CONFIG)
-        print(f"{name}: cycles {[r['cycles'] for r in step['runs']]}, model error "
-              f"{max(step['model_errors']):.2%}")
-    stalled = run_system(CONFIG, steps[:1], name="system-maxpool-stalls", pause=0.3, seed=7)
-    assert (stalled["steps"][0]["outputs"] == run_int(qnet, x, return_all=True)[-1]).all()
+
+    run_both_orders(qnet, x, "maxpool", runs_here, seed=7)

@@ -173,11 +173,6 @@ class SenseConfig:
         return max(1, self.ifm_kib * 1024 // (self.ifm_banks * BEAT_BYTES))
 
     @property
-    def ifm_bank_depth(self) -> int:
-        """Words (one group of M int8 values at one pixel) in each IFM bank."""
-        return self.ifm_bank_lines * self.ifm_words_per_line
-
-    @property
     def weight_depth(self) -> int:
         """Words of the weight buffer, a power of two (the buffer is a ring: word n of a layer
         sits at n mod weight_depth); one word is one slot (value, position) for every row."""

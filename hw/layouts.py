@@ -14,7 +14,7 @@ from amaranth.lib import data, enum
 
 from hw.config import BEAT_BYTES, BLOCK_ALIGN, SenseConfig
 
-__all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "ifm_line_layout", "weight_entry_layout",
+__all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "weight_entry_layout",
            "weight_word_layout", "param_layout", "layer_layout", "acc_row_layout",
            "ofm_row_layout", "pack", "unpack", "DIM_BITS", "CHANNEL_BITS", "KERNEL_BITS",
            "param_entry_layout", "image_header_layout", "layer_descriptor_layout", "leaf_fields",
@@ -55,11 +55,6 @@ def ifm_layout(config: SenseConfig) -> data.ArrayLayout:
 def ifm_word_layout(config: SenseConfig) -> data.ArrayLayout:
     """One IFM buffer word: the M int8 channels of one channel group at one pixel."""
     return data.ArrayLayout(signed(config.data_width), config.group)
-
-
-def ifm_line_layout(config: SenseConfig) -> data.ArrayLayout:
-    """One IFM bank line: the 16 / M consecutive words of one 128-bit AXI beat."""
-    return data.ArrayLayout(ifm_word_layout(config), config.ifm_words_per_line)
 
 
 def weight_entry_layout(config: SenseConfig) -> data.StructLayout:

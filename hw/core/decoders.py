@@ -33,8 +33,7 @@ from hw.layouts import (
     weight_word_layout,
 )
 
-__all__ = ["WeightDecoder", "tile_info_layout", "delayed", "weight_addr_bits", "ifm_addr_bits",
-           "ifm_line_bits", "WEIGHT_INDEX_BITS"]
+__all__ = ["WeightDecoder", "tile_info_layout", "delayed", "weight_addr_bits", "WEIGHT_INDEX_BITS"]
 
 #: Width of absolute weight-word indices (the weight buffer is a ring of weight_depth words).
 WEIGHT_INDEX_BITS = 32
@@ -59,16 +58,6 @@ def tile_info_layout(config: SenseConfig) -> data.StructLayout:
 
 def weight_addr_bits(config):
     return max(1, (config.weight_depth - 1).bit_length())
-
-
-def ifm_addr_bits(config):
-    """Bits of an IFM word address."""
-    return max(1, (config.ifm_bank_depth - 1).bit_length())
-
-
-def ifm_line_bits(config):
-    """Bits of an IFM bank line address (the write side)."""
-    return max(1, (config.ifm_bank_lines - 1).bit_length())
 
 
 class WeightDecoder(wiring.Component):

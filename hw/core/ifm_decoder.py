@@ -17,8 +17,8 @@ from hw.core.decoders import (
     tile_info_layout,
     weight_addr_bits,
 )
-from hw.core.ifm_store import IfmStore, ifm_constants_layout, ifm_geom_layout, lam_add, line_bits
-from hw.core.ifm_store import step_x, step_y
+from hw.core.ifm_store import (IfmStore, bank_bits, ifm_geom_layout, lam_add, line_bits,
+                               lo_bits, step_x, step_y)
 from hw.core.pixel_walker import PixelWalker, pixel_column_layout
 from hw.layouts import (
     DIM_BITS,
@@ -106,7 +106,7 @@ class IfmDecoder(wiring.Component):
     def _group_state(self, m, s):
         """The current tile (`cur`), its group counters, and the staged candidate group."""
         cfg = self._config
-        cols, lb, bl = cfg.cols, line_bits(cfg), max(1, cfg.ifm_banks.bit_length() - 1)
+        cols, lb, bl = cfg.cols, line_bits(cfg), lo_bits(cfg)
         s.cur = Signal(data.ArrayLayout(pixel_column_layout(cfg), cols))
         s.cur_hi, s.cur_lo = Signal(lb), Signal(bl)       # the tile's virtual raster index
         s.cur_valid = Signal()
@@ -175,7 +175,7 @@ class IfmDecoder(wiring.Component):
         ``pi(tile) + tau(kh, kw)`` for column 0 and its successors for the other columns."""
         cfg, k = self._config, s.k
         L, cur, store = s.L, s.cur, s.store
-        bb = cfg.ifm_banks.bit_length() - 1
+        bb = bank_bits(cfg)
         s_m1 = (Const(1, 4) << k.ls) - 1
         lam_hi, lam_lo = lam_add(s.cur_hi, s.cur_lo, s.tau_hi, s.tau_lo, k.gl, bb)
         m.d.comb += [store.rd_hi.eq(lam_hi), store.rd_lo.eq(lam_lo), store.rd_cg.eq(s.cg),

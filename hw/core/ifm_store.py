@@ -42,7 +42,7 @@ from hw.config import BEAT_BYTES, LANE_BITS, SenseConfig
 from hw.layouts import DIM_BITS, KERNEL_BITS, ifm_word_layout
 
 __all__ = ["IfmStore", "IfmGeometry", "ifm_geometry", "STRIDES", "ifm_geom_layout",
-           "ifm_constants_layout", "ifm_col_layout", "line_bits", "load_pieces", "ifm_seg"]
+           "ifm_constants_layout", "ifm_col_layout", "line_bits", "bank_bits", "lo_bits", "load_pieces", "ifm_seg"]
 
 #: Strides the store places (phases are bit fields of the coordinates).
 STRIDES = (1, 2, 4, 8)
@@ -57,6 +57,16 @@ def line_bits(config: SenseConfig) -> int:
 
 def _lg(n: int) -> int:
     return n.bit_length() - 1
+
+
+def bank_bits(config: SenseConfig) -> int:
+    """log2 of the bank count: the bits of a pixel index's ``lo`` part (0 for one bank)."""
+    return _lg(config.ifm_banks)
+
+
+def lo_bits(config: SenseConfig) -> int:
+    """Width of a ``lo`` signal (at least one bit)."""
+    return max(1, bank_bits(config))
 
 
 @dataclass(frozen=True)
@@ -148,7 +158,7 @@ def ifm_geom_layout() -> data.StructLayout:
 def ifm_constants_layout(config: SenseConfig) -> data.StructLayout:
     """The per-layer constants the loader and the decoder step with (a line address is modulo
     the bank depth; ``lo`` fields are modulo the bank count)."""
-    lb, bb = line_bits(config), max(1, _lg(config.ifm_banks))
+    lb, bb = line_bits(config), lo_bits(config)
     return data.StructLayout({
         "ls": unsigned(2),                 # log2 stride
         "gl": unsigned(lb + 1),            # lines per pixel
@@ -234,13 +244,13 @@ class IfmStore(wiring.Component):
     def __init__(self, config: SenseConfig):
         self._config = config
         lb = line_bits(config)
-        self._bb = max(0, _lg(config.ifm_banks))
+        self._bb = bank_bits(config)
         super().__init__({
             "setup": In(1), "geom": In(ifm_geom_layout()), "ready": Out(1),
             "k": Out(ifm_constants_layout(config)),
             "load": In(1), "load_lane": In(LANE_BITS),
             "beat": In(stream.Signature(8 * BEAT_BYTES)), "loading": Out(1),
-            "rd_en": In(1), "rd_hi": In(unsigned(lb)), "rd_lo": In(unsigned(max(1, self._bb))),
+            "rd_en": In(1), "rd_hi": In(unsigned(lb)), "rd_lo": In(unsigned(lo_bits(config))),
             "rd_cg": In(unsigned(DIM_BITS)),
             "col": Out(data.ArrayLayout(ifm_col_layout(config), config.cols)),
             "aux_en": In(1), "aux_pixel": In(unsigned(2 * DIM_BITS)),
@@ -289,8 +299,8 @@ class IfmStore(wiring.Component):
         off = Signal(DIM_BITS + lg_m + 1)        # byte offset in the pixel
         pos = Signal(LANE_BITS + 1)              # byte offset in the beat
         x, phx, phy = Signal(DIM_BITS), Signal(3), Signal(3)
-        cur_hi, cur_lo = Signal(line_bits(cfg)), Signal(max(1, bb))
-        row_hi, row_lo = Signal(line_bits(cfg)), Signal(max(1, bb))
+        cur_hi, cur_lo = Signal(line_bits(cfg)), Signal(lo_bits(cfg))
+        row_hi, row_lo = Signal(line_bits(cfg)), Signal(lo_bits(cfg))
         pixel_bytes = g.in_groups << lg_m
         lane = off[:LANE_BITS]
         n = Signal(LANE_BITS + 1)
@@ -348,8 +358,8 @@ class IfmStore(wiring.Component):
         B, wpl, cols = cfg.ifm_banks, cfg.ifm_words_per_line, cfg.cols
         sub = _lg(wpl)
         base = self.rd_hi + (self.rd_cg >> sub)
-        rot, word_sel = Signal(max(1, bb)), Signal(max(1, sub))
-        aux_bank = Signal(max(1, bb))
+        rot, word_sel = Signal(lo_bits(cfg)), Signal(max(1, sub))
+        aux_bank = Signal(lo_bits(cfg))
         aux_line = (self.aux_pixel >> bb) * k.gl + (self.aux_cg >> sub)
         for i, (_wr, rd) in enumerate(banks):
             # (the last bank is never below Lam mod B: no comparison for it)
@@ -363,13 +373,13 @@ class IfmStore(wiring.Component):
         with m.If(self.aux_en):
             m.d.sync += [aux_bank.eq(self.aux_pixel[:max(1, bb)] if bb else 0),
                          word_sel.eq(self.aux_cg[:max(1, sub)] if sub else 0)]
-        words = [rd.data[word_sel] if sub else rd.data[0] for _wr, rd in banks]
+        raw = [rd.data[word_sel] if sub else rd.data[0] for _wr, rd in banks]
+        words = raw
         for level in range(bb):
             step = 1 << level
             words = [Mux(rot[level], words[(i + step) % B], words[i]) for i in range(B)]
         for j in range(cols):
             m.d.comb += self.col[j].eq(words[j])
-        raw = [rd.data[word_sel] if sub else rd.data[0] for _wr, rd in banks]
         aux = raw[0].word
         for i in range(1, B):
             aux = Mux(aux_bank == i, raw[i].word, aux)

@@ -9,7 +9,8 @@ from amaranth.lib.wiring import In, Out
 
 from hw.config import SenseConfig
 from hw.core.decoders import tile_info_layout
-from hw.core.ifm_store import ifm_constants_layout, ifm_seg, lam_add, line_bits
+from hw.core.ifm_store import (bank_bits, ifm_constants_layout, ifm_seg, lam_add, line_bits,
+                               lo_bits)
 from hw.layouts import CHANNEL_BITS, DIM_BITS, layer_layout
 
 __all__ = ["PixelWalker", "pixel_column_layout", "COORD_BITS", "pixel_tiles", "tile_count"]
@@ -71,7 +72,7 @@ class PixelWalker(wiring.Component):
             "start": In(1), "layer": In(layer_layout(config)), "k": In(ifm_constants_layout(config)),
             "params": Out(layer_layout(config)),
             "tile": Out(data.ArrayLayout(pixel_column_layout(config), cols)),
-            "pi_hi": Out(line_bits(config)), "pi_lo": Out(max(1, config.ifm_banks.bit_length() - 1)),
+            "pi_hi": Out(line_bits(config)), "pi_lo": Out(lo_bits(config)),
             "ready": Out(1), "take": In(1), "info": Out(tile_info_layout(config)),
             "new_kt": Out(1), "w_zero": Out(1), "busy": Out(1),
         })
@@ -81,7 +82,7 @@ class PixelWalker(wiring.Component):
         cfg = self._config
         L = self.params
         init = Signal(2)
-        lb, bl = line_bits(cfg), max(1, cfg.ifm_banks.bit_length() - 1)
+        lb, bl = line_bits(cfg), lo_bits(cfg)
         # Walker position and the start of the current pixel tile (the pixel-outer order
         # revisits it for every k tile): output pixel, its input window's corner, its real
         # raster index p and its virtual raster index (hi, lo), and that of its row's start.
@@ -119,7 +120,7 @@ class PixelWalker(wiring.Component):
     def _emit(self, m, pos, wk, init):
         """One column per cycle into the tile; the tile is ready after the last column."""
         cfg, L, k = self._config, self.params, self.k
-        cols, bb = cfg.cols, cfg.ifm_banks.bit_length() - 1
+        cols, bb = cfg.cols, bank_bits(cfg)
         pixel_valid = (pos["oy"] < L.out_h) & ~wk["row_end"]
         emit = wk["active"] & ~self.ready & ~wk["wrap"] & (init == 0) & ~self.start
         with m.If(emit):
