@@ -19,7 +19,7 @@ from host.model_files import load_model
 from host.nn import Layer, Network
 from host.quant import quantize, quantize_input, run_int
 from hw.config import SenseConfig
-from hw.layouts import graph_layout, image_header_layout, layer_descriptor_layout
+from hw.layouts import LayerKind, graph_layout, image_header_layout, layer_descriptor_layout
 from hw.regmap import register
 from sim.sysrun import RunError, run_system
 
@@ -386,15 +386,15 @@ def test_inception_concat_both_orders():
 
 
 def test_whole_network_layers_stop_with_unsupported():
-    """An image with a global average pooling, and one whose layer is planned in input-channel
+    """An image with a dilated max-pool, and one whose layer is planned in input-channel
     blocks for the whole-network hardware: this gateware stops each with UNSUPPORTED at that layer (the driver
     refuses both at load unless told not to), never a hang, nothing outside the window."""
     rng = np.random.default_rng(17)
     w = rng.normal(size=(8, 8, 3, 3)) / 8
     graph = Network((8, 6, 6), [
         Layer("conv", "a", w, np.zeros(8), pad=1, relu=True, inputs=[-1]),
-        Layer("gap", "pool", inputs=[0]),
-    ], [], "gap")
+        Layer("maxpool", "pool", pool=golden.Window.of(2, 1, 0, dilation=2), inputs=[0]),
+    ], [], "dilated")
     qgraph = quantize(graph, rng.normal(size=(4, 8, 6, 6)), group=CONFIG.group)
     # One k tile's weights beyond the weight buffer: planned in input-channel blocks.
     wide = random_network(rng, (2048, 3, 3), [("conv", 4, 3, 1, 0, True, None)], "wide")
@@ -406,7 +406,8 @@ def test_whole_network_layers_stop_with_unsupported():
     for step, layer in zip(res["steps"][:2], (1, 0)):
         assert step["error"] and f"UNSUPPORTED (10) at layer {layer}" in step["error"], step
         assert step["outside"] == []
-    assert "layer 1 (gap) needs the whole-network hardware" in res["steps"][2]["error"]
+    assert "layer 1 (maxpool) needs the whole-network hardware (a dilated pooling window)" \
+        in res["steps"][2]["error"]
 
 
 def test_sense_sim_command(tmp_path, capsys):
@@ -563,3 +564,40 @@ def test_standalone_maxpool_layers():
         assert all(d.plain for d in layer_table(image)[1])
 
     run_both_orders(qnet, x, "maxpool", runs_here, seed=7)
+
+
+def pooling_network(rng):
+    """Every window the pool pass runs (SPEC section 8): a non-square max-pool with unequal
+    padding on the network input, an Inception pool branch (3x3 stride-1 padded max-pool), a
+    GoogLeNet ceil_mode max-pool, average pools without and with the padding counted, a ReLU
+    after a pool, then global average pooling and FC."""
+    window = golden.Window.of
+    return Network((8, 12, 11), [
+        Layer("maxpool", "wide", pool=window((2, 3), (1, 2), (1, 0, 0, 1)), inputs=[-1]),  # 12x6
+        _conv(rng, "a", 8, 8, 3, [0]),
+        Layer("maxpool", "branch", pool=window(3, 1, 1), inputs=[1]),              # 12x6
+        Layer("maxpool", "ceil", pool=window(3, 2, 0, ceil_mode=True), inputs=[2]),  # 6x3
+        Layer("avgpool", "avg", pool=window(3, 1, 1), inputs=[3]),                 # 6x3
+        Layer("avgpool", "avg_pad", pool=window((2, 3), 2, (1, 1, 0, 1)), inputs=[4],
+              count_include_pad=True, relu=True),                                  # 4x2
+        _conv(rng, "b", 12, 8, 1, [5]),
+        Layer("gap", "gap", inputs=[6]),
+        Layer("fc", "fc", rng.normal(size=(5, 12)) / 4, rng.normal(size=5) * 0.1, inputs=[7]),
+    ], [], "pools")
+
+
+def test_pooling_layers():
+    """MAXPOOL (any window, ceil_mode), AVGPOOL (its divisors per window count, padding counted
+    or not) and GAP run as the pool pass on their input: bit-exact in both tile orders, with
+    stalls; DRAM bytes exact, the model as in every run."""
+    rng = np.random.default_rng(37)
+    net = pooling_network(rng)
+    qnet = quantize(net, rng.normal(size=(16,) + net.input_shape), group=CONFIG.group)
+    x = quantize_input(qnet, rng.normal(size=(2,) + net.input_shape))
+
+    def runs_here(image):
+        kinds = [int(d.kind) for d in layer_table(image)[1]]
+        assert all(d.plain for d in layer_table(image)[1])
+        assert {LayerKind.AVGPOOL.value, LayerKind.GAP.value} <= set(kinds)
+
+    run_both_orders(qnet, x, "pools", runs_here, seed=9)

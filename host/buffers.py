@@ -33,6 +33,8 @@ from hw.layouts import (
     CHANNEL_BITS,
     DIM_BITS,
     KERNEL_BITS,
+    LayerFlags,
+    LayerKind,
     layer_layout,
     pack,
     pack_array,
@@ -41,7 +43,7 @@ from hw.layouts import (
     weight_word_layout,
 )
 
-__all__ = ["ConvLayer", "layer_limit_problem", "buffer_problem", "layer_bands", "band_geometry", "ifm_words", "weight_words", "param_words", "layer_fields",
+__all__ = ["ConvLayer", "descriptor_window", "layer_limit_problem", "buffer_problem", "layer_bands", "band_geometry", "ifm_words", "weight_words", "param_words", "layer_fields",
            "assemble_output", "to_activation", "from_activation", "activation_beats"]
 
 
@@ -170,6 +172,22 @@ def buffer_problem(d, config: SenseConfig) -> str | None:
         return (f"in the IFM-stationary order all its weights ({d.k_tiles * tile_words * word} "
                 f"bytes) stay on chip; {held}")
     return None
+
+
+def descriptor_window(d) -> golden.Window:
+    """The window of a pooling descriptor (MAXPOOL, AVGPOOL: its window fields; GAP: the whole
+    input; a conv's fused max-pool: the square fields). ValueError if malformed."""
+    kind = int(d.kind)
+    if kind == LayerKind.GAP.value:
+        return golden.Window.of((d.in_h, d.in_w), 1)
+    if kind in (LayerKind.MAXPOOL.value, LayerKind.AVGPOOL.value):
+        dil = d.g("exec.pool_dilation")
+        return golden.Window.of((d.pool_kernel, d.g("exec.pool_kernel_w")),
+                                (d.pool_stride, d.g("exec.pool_stride_w")),
+                                (d.pool_pad, d.g("exec.pool_pad_l"), d.g("exec.pool_pad_b"),
+                                 d.g("exec.pool_pad_r")),
+                                ((dil & 15) + 1, (dil >> 4) + 1), d.has(LayerFlags.CEIL))
+    return golden.Window.of(d.pool_kernel, d.pool_stride, d.pool_pad)
 
 
 def layer_bands(d) -> list[tuple[int, int, int, int, int]]:

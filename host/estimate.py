@@ -17,6 +17,9 @@ from hw.layouts import LayerKind
 __all__ = ["accelerator_estimate"]
 
 
+POOL_KINDS = (LayerKind.MAXPOOL.value, LayerKind.AVGPOOL.value, LayerKind.GAP.value)
+
+
 def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig) -> dict:
     """Cycles and DRAM bytes of one run of `image` on input `x` (C, H, W) int8: `layer_estimate`
     for every layer, on the activations the golden model computes, plus the run's start."""
@@ -32,8 +35,8 @@ def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig) -> di
             est = perf.add_estimate(d, config)
         elif int(d.kind) == LayerKind.CONCAT.value:
             est = perf.concat_estimate()
-        elif int(d.kind) == LayerKind.MAXPOOL.value:
-            est = perf.maxpool_estimate(d, config)
+        elif int(d.kind) in POOL_KINDS:
+            est = perf.pool_estimate(d, config)
         else:
             src = qnet.sources(i)[0]
             xin = x if src < 0 else acts[src][0]

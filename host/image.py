@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from host import golden
-from host.buffers import (ConvLayer, band_geometry, buffer_problem, layer_limit_problem, weight_records,
+from host.buffers import (ConvLayer, band_geometry, descriptor_window, buffer_problem, layer_limit_problem, weight_records,
                           weight_slots_of)
 from host.perf import layer_estimate
 from host.plan import Target, allocate, layer_tiling, plan_network
@@ -27,6 +27,7 @@ from host.sparse import ungroup
 from hw.config import FORMAT_VERSION, SenseConfig
 from hw.core.ifm_store import STRIDES, ifm_geometry
 from hw.core.pixel_walker import tile_count
+from hw.soc.pool import DIVISORS, SUM_BITS
 from hw.layouts import (
     BEAT_BYTES,
     BLOCK_ALIGN,
@@ -604,13 +605,8 @@ def _unpack_other_layer(name, d, descs, in_shape, outs, data, cfg, net_shape):
         layer = QLayer("gap", name, None, None, None, None,
                        pool_scale=_bits_f32(d.g("exec.pool_scale")))
         return layer, (c, 1, 1)
-    dil = d.g("exec.pool_dilation")
     try:
-        win = golden.Window.of((d.pool_kernel, d.g("exec.pool_kernel_w")),
-                               (d.pool_stride, d.g("exec.pool_stride_w")),
-                               (d.pool_pad, d.g("exec.pool_pad_l"), d.g("exec.pool_pad_b"),
-                                d.g("exec.pool_pad_r")),
-                               ((dil & 15) + 1, (dil >> 4) + 1), d.has(LayerFlags.CEIL))
+        win = descriptor_window(d)
     except ValueError as e:
         raise ImageError(f"{name}: malformed pooling window ({e})") from None
     out = (c,) + win.out_size(ih, iw)
@@ -705,16 +701,24 @@ def _weights_from_slots(leaves, cfg: SenseConfig, k, c, r, s):
 
 def fit_problem(d: LayerDescriptor, config: SenseConfig) -> str | None:
     """Why a plain layer does not fit `config`'s buffers (the gateware's TOO_LARGE rules), or
-    None: a conv / FC layer's buffers, a MAXPOOL's input in the IFM store."""
+    None: a conv / FC layer's buffers, a pooling layer's input in the IFM store and its window
+    within the pool unit's divisor memory and sum width."""
     kind = int(d.kind)
     if kind in (LayerKind.CONV.value, LayerKind.FC.value):
         return buffer_problem(d, config)
-    if kind == LayerKind.MAXPOOL.value:
+    if kind in (LayerKind.MAXPOOL.value, LayerKind.AVGPOOL.value, LayerKind.GAP.value):
         g = ifm_geometry(d.in_h, d.in_w, d.in_groups, 1, 0, d.in_w, config)
         if not g.fits(config):
             return (f"its input ({d.in_channels}x{d.in_h}x{d.in_w}) needs {g.lines} lines of "
-                    f"each IFM bank, the store has {config.ifm_bank_lines} (max-pooling in bands "
+                    f"each IFM bank, the store has {config.ifm_bank_lines} (pooling in bands "
                     f"is not built)")
+        kh, kw = descriptor_window(d).kernel
+        if kind == LayerKind.AVGPOOL.value and kh * kw > DIVISORS:
+            return (f"its {kh}x{kw} average-pooling window has more taps than the pool unit's "
+                    f"{DIVISORS} divisors")
+        if kh * kw > 1 << (SUM_BITS - 8):
+            return (f"its {kh}x{kw} window has more than {1 << (SUM_BITS - 8)} taps (the pool "
+                    f"unit's {SUM_BITS}-bit sums)")
     return None
 
 
@@ -741,12 +745,13 @@ def unsupported_problem(descs, config: SenseConfig | None = None) -> str | None:
              0 < d.g("exec.k_block") < d.k_tiles),
             (f"{d.g('exec.c_blocks')} input-channel blocks", d.g("exec.c_blocks") > 1),
             ("writing a concat's channel range", d.g("exec.out_c_total")),
-            ("a max-pool window that is not square, undilated and equally padded, or a ReLU "
-             "after it", int(d.kind) == LayerKind.MAXPOOL.value)) if on]
+            ("a dilated pooling window", d.g("exec.pool_dilation")),
+            ("a max-pool counting its padding", int(d.kind) == LayerKind.MAXPOOL.value
+             and d.has(LayerFlags.COUNT_PAD))) if on]
         needs = ", ".join(needs) or "graph fields"
         return (f"layer {i} ({kind}) needs the whole-network hardware ({needs}); this gateware "
                 f"runs conv and fully-connected layers (in bands of output rows when their input "
-                f"does not fit), concats, residual adds and square max-pooling layers")
+                f"does not fit), concats, residual adds, and max, average and global average pooling")
     return None
 
 

@@ -30,17 +30,18 @@ import dataclasses
 import numpy as np
 
 from host import golden
-from host.buffers import ConvLayer, layer_bands
+from host.buffers import ConvLayer, descriptor_window, layer_bands
 from host.sparse import pad_channels
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
 from hw.core.ifm_store import SETTLE, load_pieces
 from hw.layouts import DESCRIPTOR_BYTES, LayerDescriptor, record_bytes, weight_word_layout
 from hw.soc.add_unit import CHUNK_BEATS
+from hw.soc.pool import TAIL_STAGES
 from hw.soc.output_writer import whole_tile_writes
 
 __all__ = ["skip_mask", "core_cycles", "tile_cycles", "useful_macs", "layer_estimate", "SETUP_CYCLES",
            "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD", "add_estimate", "pool_pass",
-           "maxpool_estimate",
+           "pool_estimate",
            "concat_estimate"]
 
 SETUP_CYCLES = 4    # start, and three cycles computing the walker's step products
@@ -183,13 +184,17 @@ ADD_LAYER_STATES = 1
 ADD_CHUNK_OVERHEAD = 13
 #: A CONCAT's sequencer states beyond its descriptor read (address, checks, layer end).
 CONCAT_STATES = 9
-#: A MAXPOOL's sequencer states beyond its descriptor read and its pool pass (address,
-#: checks, layer end).
-MAXPOOL_STATES = 13
+#: A pooling layer's (MAXPOOL, AVGPOOL, GAP) sequencer states beyond its descriptor read, its
+#: divisor load and its pool pass (address, checks, layer end); an AVGPOOL's or GAP's divisor
+#: load costs its entries and READ_OVERHEAD plus DIVISOR_STATES.
+POOL_LAYER_STATES = 13
+DIVISOR_STATES = 1
+#: Cycles of the pool pass after a window's last tap is read: its maximum or sum (two stages),
+#: its divisor and product (hw.soc.pool.TAIL_STAGES), the beat, the write's response.
+POOL_TAIL = 4 + TAIL_STAGES
 
 
-def pool_pass(h: int, w: int, groups: int, kernel: int, stride: int, pad: int,
-              config: SenseConfig) -> dict:
+def pool_pass(h: int, w: int, groups: int, window: golden.Window, config: SenseConfig) -> dict:
     """The pool pass (hw.soc.pool.PoolUnit) over an h x w map of `groups` channel groups in
     DRAM: the IFM store is set up for it (POOL_LOAD, POOL_SETUP, then SETTLE + 1 cycles until
     its constants are valid), loads it a piece a cycle, then the unit sizes the output (one
@@ -198,20 +203,24 @@ def pool_pass(h: int, w: int, groups: int, kernel: int, stride: int, pad: int,
     m = config.group
     pixels = h * w
     lines = -(-(pixels * groups * m) // BEAT_BYTES)
-    oh, ow = golden.output_size(h, kernel, stride, pad), golden.output_size(w, kernel, stride, pad)
+    oh, ow = window.out_size(h, w)
+    kh, kw = window.kernel
     words = oh * ow * groups
     cycles = POOL_SETUP_CYCLES + (READ_OVERHEAD + load_pieces(pixels, groups * m)) \
-        + max(oh, ow) + 2 + words * kernel * kernel + 4 + SEGMENT_OVERHEAD
+        + max(oh, ow) + 2 + words * kh * kw + POOL_TAIL + SEGMENT_OVERHEAD
     return {"cycles": cycles, "dram_read_bytes": lines * BEAT_BYTES,
             "dram_write_bytes": words * m}
 
 
-def maxpool_estimate(d: LayerDescriptor, config: SenseConfig) -> dict:
-    """A MAXPOOL layer: its descriptor read and checked, then the pool pass on its input."""
-    pool = pool_pass(d.in_h, d.in_w, d.in_groups, d.pool_kernel, d.pool_stride, d.pool_pad,
-                     config)
-    return {"cycles": READ_OVERHEAD + DESCRIPTOR_BYTES // BEAT_BYTES + MAXPOOL_STATES
-            + pool["cycles"], "dram_read_bytes": DESCRIPTOR_BYTES + pool["dram_read_bytes"],
+def pool_estimate(d: LayerDescriptor, config: SenseConfig) -> dict:
+    """A MAXPOOL, AVGPOOL or GAP layer: its descriptor read and checked, an average's divisors
+    loaded, then the pool pass on its input."""
+    pool = pool_pass(d.in_h, d.in_w, d.in_groups, descriptor_window(d), config)
+    entries = d.param_size // BEAT_BYTES
+    divisors = READ_OVERHEAD + entries + DIVISOR_STATES if entries else 0
+    return {"cycles": READ_OVERHEAD + DESCRIPTOR_BYTES // BEAT_BYTES + POOL_LAYER_STATES
+            + divisors + pool["cycles"],
+            "dram_read_bytes": DESCRIPTOR_BYTES + d.param_size + pool["dram_read_bytes"],
             "dram_write_bytes": pool["dram_write_bytes"], "macs": 0, "groups_skipped": 0}
 
 
@@ -329,8 +338,7 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) ->
         core["groups_skipped"] += int(band_mask.sum()) * d.k_tiles
     write_bytes = pixels * kpad
     if d.pool:
-        pool = pool_pass(d.out_h, d.out_w, kpad // m, d.pool_kernel, d.pool_stride, d.pool_pad,
-                         config)
+        pool = pool_pass(d.out_h, d.out_w, kpad // m, descriptor_window(d), config)
         cycles += pool["cycles"]
         read_bytes += pool["dram_read_bytes"]
         write_bytes += pool["dram_write_bytes"]

@@ -97,16 +97,17 @@ class LayerKind(enum.Enum, shape=8):
 
 
 #: The kinds today's gateware runs.
-KINDS_RUN = (LayerKind.CONV, LayerKind.FC, LayerKind.ADD, LayerKind.MAXPOOL, LayerKind.CONCAT)
+KINDS_RUN = (LayerKind.CONV, LayerKind.FC, LayerKind.ADD, LayerKind.MAXPOOL, LayerKind.AVGPOOL,
+             LayerKind.GAP, LayerKind.CONCAT)
 #: The graph.exec fields an ADD layer sets (every other exec field of a layer this gateware
 #: runs is zero).
 ADD_EXEC_FIELDS = ("in2_offset", "add_shift", "add_mult_a", "add_mult_b")
 #: The graph.exec fields a CONV / FC layer may set: the channel range of a concat's tensor it
 #: writes.
 CONCAT_EXEC_FIELDS = ("out_c_offset", "out_c_total")
-#: A pooling layer's window fields (MAXPOOL runs when they equal the square ones).
+#: A pooling layer's window fields beyond the square ones (`pool_kernel`, ...: height, top).
 POOL_EXEC_FIELDS = ("pool_kernel_w", "pool_stride_w", "pool_pad_b", "pool_pad_l", "pool_pad_r",
-                    "pool_dilation")
+                    "pool_dilation", "pool_scale")
 #: Fields of a conv / FC layer run in bands (`k_block` and `c_blocks` only at their plain
 #: values: all k tiles in one block, one input-channel block).
 BAND_EXEC_FIELDS = ("band_rows", "k_block", "c_blocks")
@@ -291,8 +292,8 @@ class _Descriptor:
         """Runs on today's gateware: a CONV/FC kind with no graph.exec field but a concat's
         channel range (`CONCAT_EXEC_FIELDS`, not with a fused max-pool) and bands
         (`BAND_EXEC_FIELDS`, no weight or channel blocking), an ADD with only its own
-        (`ADD_EXEC_FIELDS`), a MAXPOOL with a square, undilated, equally padded window and no
-        ReLU, or a CONCAT (moves no data)."""
+        (`ADD_EXEC_FIELDS`), a MAXPOOL, AVGPOOL or GAP with an undilated window (a MAXPOOL
+        without COUNT_PAD), or a CONCAT (moves no data)."""
         kind = int(self.kind)
         if kind == LayerKind.ADD.value:
             allowed = {f"exec.{n}" for n in ADD_EXEC_FIELDS}
@@ -303,14 +304,10 @@ class _Descriptor:
             if self.g("exec.k_block") and self.g("exec.k_block") < self.k_tiles \
                     or self.g("exec.c_blocks") > 1:
                 return False
-        elif kind == LayerKind.MAXPOOL.value:
+        elif kind in (LayerKind.MAXPOOL.value, LayerKind.AVGPOOL.value, LayerKind.GAP.value):
             allowed = {f"exec.{n}" for n in POOL_EXEC_FIELDS}
-            square = (self.g("exec.pool_kernel_w"), self.g("exec.pool_stride_w"),
-                      self.g("exec.pool_pad_l"), self.g("exec.pool_pad_b"),
-                      self.g("exec.pool_pad_r"), self.g("exec.pool_dilation"))
-            if square != (self.pool_kernel, self.pool_stride, self.pool_pad, self.pool_pad,
-                          self.pool_pad, 0) or self.has(LayerFlags.RELU) \
-                    or self.has(LayerFlags.COUNT_PAD):
+            if self.g("exec.pool_dilation") or (kind == LayerKind.MAXPOOL.value
+                                                and self.has(LayerFlags.COUNT_PAD)):
                 return False
         else:
             allowed = set()

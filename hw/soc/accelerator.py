@@ -60,7 +60,7 @@ from hw.soc.dma import (
 from hw.soc.add_unit import CHUNK_BEATS, AddUnit
 from hw.soc.layer_check import CheckStep, LayerCheck
 from hw.soc.output_writer import OutputWriter
-from hw.soc.pool import PoolUnit
+from hw.soc.pool import DIVISORS, PoolUnit
 from hw.soc.registers import Registers, axi_lite_signature
 from hw.soc.weight_loader import WeightLoader
 
@@ -178,11 +178,15 @@ class Accelerator(wiring.Component):
             writer.k_tiles.eq(D.k_tiles), writer.kpad.eq(check.kpad),
             writer.out_channels.eq(D.out_channels), writer.base.eq(b.band.out_addr),
             writer.stride.eq(check.out_stride),
-            # the map the pool pass pools: a conv's output, or a MAXPOOL's input
-            pool.out_h.eq(Mux(check.is_maxpool, D.in_h, D.out_h)),
-            pool.out_w.eq(Mux(check.is_maxpool, D.in_w, D.out_w)),
-            pool.gk.eq(Mux(check.is_maxpool, D.in_groups, check.gk)),
-            pool.kernel.eq(D.pool_kernel), pool.stride.eq(D.pool_stride), pool.pad.eq(D.pool_pad),
+            # the map the pool pass pools: a conv's output, or a pooling layer's input
+            pool.map_h.eq(Mux(check.is_pool, D.in_h, D.out_h)),
+            pool.map_w.eq(Mux(check.is_pool, D.in_w, D.out_w)),
+            pool.gk.eq(Mux(check.is_pool, D.in_groups, check.gk)),
+            pool.window.eq(check.window), pool.ceil.eq(flag_set(D.flags, LayerFlags.CEIL)),
+            pool.average.eq(check.is_average), pool.one_divisor.eq(check.is_gap),
+            pool.count_pad.eq(flag_set(D.flags, LayerFlags.COUNT_PAD)),
+            # (a conv's ReLU is applied before its fused max-pool)
+            pool.relu.eq(check.is_pool & flag_set(D.flags, LayerFlags.RELU)),
             pool.base.eq(check.output_start), pool.dma_busy.eq(dma.busy),
             core.ifm_rd_pixel.eq(pool.rd_pixel), core.ifm_rd_cg.eq(pool.rd_cg),
             core.ifm_rd_en.eq(pool.rd_en),
@@ -215,23 +219,27 @@ class Accelerator(wiring.Component):
         """DMA read beats into the parameter memory, the IFM banks and the weight loader."""
         cfg, core, weights, rd_data = self._config, b.core, b.weights, b.dma.rd_data
         b.beat_in = rd_data.valid & rd_data.ready
-        b.par_addr = Signal(range(cfg.max_channels))
+        b.par_addr = Signal(range(max(cfg.max_channels, DIVISORS)))
         b.pool_after_load = Signal()          # the IFM load in progress is the pool read-back
         D, geom = b.D, core.ifm_geom
         # The IFM store's geometry: the layer's input, or (pool read-back) its conv output.
         m.d.comb += [
-            geom.in_h.eq(Mux(b.pool_after_load, b.pool.out_h, b.band.rows)),
-            geom.in_w.eq(Mux(b.pool_after_load, b.pool.out_w, D.in_w)),
+            geom.in_h.eq(Mux(b.pool_after_load, b.pool.map_h, b.band.rows)),
+            geom.in_w.eq(Mux(b.pool_after_load, b.pool.map_w, D.in_w)),
             geom.in_groups.eq(Mux(b.pool_after_load, b.pool.gk, D.in_groups)),
             geom.stride.eq(Mux(b.pool_after_load, 1, D.stride)),
             geom.pad.eq(Mux(b.pool_after_load, 0, D.pad)),
             geom.pad_top.eq(Mux(b.pool_after_load, 0, b.band.pad_top)),
-            geom.out_w.eq(Mux(b.pool_after_load, b.pool.out_w, D.out_w)),
+            geom.out_w.eq(Mux(b.pool_after_load, b.pool.map_w, D.out_w)),
             core.ifm_beat.payload.eq(rd_data.payload),
         ]
         m.d.comb += [
             core.par_wr_addr.eq(b.par_addr),
             core.par_wr_data.eq(rd_data.payload[:param_layout(cfg).size]),
+            # (an AVGPOOL's or GAP's parameter block: its divisors, in the same entry layout)
+            b.pool.div_wr_addr.eq(b.par_addr), b.pool.div_wr_en.eq(core.par_wr_en),
+            b.pool.div_wr_data.mult.eq(core.par_wr_data.mult),
+            b.pool.div_wr_data.shift.eq(core.par_wr_data.shift),
             weights.payload.eq(rd_data.payload),
             core.w_wr_addr.eq(weights.wr_addr), core.w_wr_data.eq(weights.wr_data),
             core.w_wr_en.eq(weights.wr_en), core.w_avail.eq(weights.avail),
@@ -372,7 +380,9 @@ class Accelerator(wiring.Component):
                 m.next = "ADD_CHUNK"
             with m.Elif(check.is_concat):         # its producers wrote its tensor
                 m.next = "LAYER_END"
-            with m.Elif(check.is_maxpool):        # the pool pass on the layer's input
+            with m.Elif(check.is_average):        # the divisors, then the pool pass
+                m.next = "PARAMS"
+            with m.Elif(check.is_pool):           # the pool pass on the layer's input
                 m.next = "POOL_LOAD"
             with m.Else():
                 m.d.sync += [b.band.y.eq(0), b.band.first.eq(1)]
@@ -421,13 +431,15 @@ class Accelerator(wiring.Component):
         IFM banks, one beat per cycle."""
         D, check, core, rd_data = b.D, b.check, b.core, b.dma.rd_data
         with m.State("PARAMS"):
-            b.read(check.params_start, D.param_size, D.out_channels, "PARAMS_DATA")
+            b.read(check.params_start, D.param_size, D.param_size >> LANE_BITS, "PARAMS_DATA")
             m.d.sync += b.par_addr.eq(0)
         with m.State("PARAMS_DATA"):
             m.d.comb += [rd_data.ready.eq(1), core.par_wr_en.eq(b.beat_in)]
             with m.If(b.beat_in):
                 m.d.sync += [b.par_addr.eq(b.par_addr + 1), b.count.eq(b.count - 1)]
-            with m.If(b.count == 0):
+            with m.If((b.count == 0) & check.is_pool):
+                m.next = "POOL_LOAD"
+            with m.Elif(b.count == 0):
                 m.next = "INPUT"
         with m.State("INPUT"):
             # (the store was set up for this band in BAND_C)
@@ -456,9 +468,9 @@ class Accelerator(wiring.Component):
             m.d.comb += core.ifm_setup.eq(1)
             m.next = "POOL_INPUT"
         with m.State("POOL_INPUT"):
-            # a fused max-pool reads the conv output back, a MAXPOOL its input
-            start = Mux(check.is_maxpool, check.input_start, check.output_start)
-            nbytes = Mux(check.is_maxpool, check.ifm_bytes, check.out_bytes)
+            # a fused max-pool reads the conv output back, a pooling layer its input
+            start = Mux(check.is_pool, check.input_start, check.output_start)
+            nbytes = Mux(check.is_pool, check.ifm_bytes, check.out_bytes)
             with m.If(core.ifm_ready):
                 m.d.comb += core.ifm_load.eq(1)
                 b.read(start, nbytes, (nbytes + BEAT_BYTES - 1) >> LANE_BITS, "LOAD")

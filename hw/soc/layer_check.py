@@ -27,6 +27,7 @@ from hw.layouts import (
 )
 from hw.core.ifm_store import STRIDES, geometry_regs, ifm_geom_layout
 from hw.soc.dma import ADDR_BITS, window_check
+from hw.soc.pool import DIVISORS, SUM_BITS, pool_window_layout
 
 __all__ = ["LayerCheck", "CheckStep", "RANGES"]
 
@@ -67,7 +68,8 @@ class LayerCheck(wiring.Component):
             "gk": Out(16), "kpad": Out(20), "ifm_bytes": Out(48), "out_bytes": Out(48),
             "consistent": Out(1), "supported": Out(1), "fits": Out(1), "in_window": Out(1),
             "is_add": Out(1), "is_concat": Out(1), "out_stride": Out(20),
-            "weights_fit": Out(1), "is_maxpool": Out(1),
+            "weights_fit": Out(1), "is_pool": Out(1), "is_average": Out(1), "is_gap": Out(1),
+            "window": Out(pool_window_layout()),
         }
         members |= {f"{name}_start": Out(ADDR_BITS + 1) for name in RANGES}
         super().__init__(members)
@@ -135,18 +137,22 @@ class LayerCheck(wiring.Component):
                         & (exec_fields.c_blocks <= 1))
         pool = flag_set(D.flags, LayerFlags.POOL)
         concat_range = exec_fields.out_c_total != 0
-        pool_ranges = verdicts["input"] & verdicts["output"]
+        pool_ranges = (verdicts["input"] & verdicts["output"]
+                       & (verdicts["params"] | (D.param_size == 0)))
+        self._pool_window(m)
         m.d.comb += [self.is_add.eq(D.kind == LayerKind.ADD),
                      self.is_concat.eq(D.kind == LayerKind.CONCAT),
-                     self.is_maxpool.eq(D.kind == LayerKind.MAXPOOL),
+                     self.is_pool.eq(_pool_kind(D)),
+                     self.is_average.eq((D.kind == LayerKind.AVGPOOL) | (D.kind == LayerKind.GAP)),
+                     self.is_gap.eq(D.kind == LayerKind.GAP),
                      self.out_stride.eq(Mux(concat_range, exec_fields.out_c_total, self.kpad)),
                      # A CONCAT touches no memory.
                      self.in_window.eq(self.is_concat
                                        | Mux(self.is_add, add_ranges,
-                                             Mux(self.is_maxpool, pool_ranges, conv_ranges))),
+                                             Mux(self.is_pool, pool_ranges, conv_ranges))),
                      self.consistent.eq(Mux(self.is_add, self._add_consistent(),
                                             Mux(self.is_concat, self._concat_consistent(),
-                                                Mux(self.is_maxpool, self._maxpool_consistent(),
+                                                Mux(self.is_pool, self._pool_consistent(),
                                                     self._consistent(v, lg_m, word_bytes))))),
                      # A known whole-network kind or field: UNSUPPORTED (checked before
                      # consistency, whose rules are the conv's); an unknown kind stays
@@ -156,13 +162,12 @@ class LayerCheck(wiring.Component):
                                         & blocks_plain & self._stride_placed())
                                        | (self.is_add & (not_add == 0))
                                        | (self.is_concat & (exec_fields.as_value() == 0))
-                                       | (self.is_maxpool & self._maxpool_plain())
+                                       | (self.is_pool & self._pool_plain())
                                        | (D.kind.as_value() > max(k.value for k in LayerKind))),
                      self.weights_fit.eq(v["w_words"] <= cfg.weight_depth),
                      # An ADD runs in chunks through its own buffer: it always fits.
                      self.fits.eq(self.is_add | self.is_concat
-                                  | Mux(self.is_maxpool,
-                                        self._geo[1].lines <= cfg.ifm_bank_lines,
+                                  | Mux(self.is_pool, self._pool_fits(),
                                         self._fits(v, slots)))]
         return m
 
@@ -171,7 +176,7 @@ class LayerCheck(wiring.Component):
         back (hw.core.ifm_store.geometry_regs: valid in CHECK_E, four cycles after step A)."""
         cfg, D = self._config, self.desc
         g_in, g_back = Signal(ifm_geom_layout()), Signal(ifm_geom_layout())
-        maxpool = D.kind == LayerKind.MAXPOOL
+        maxpool = _pool_kind(D)
         # Bands: the largest is a middle band, (band_rows - 1) * stride + kernel_h input rows
         # without padding above.
         rows = D.graph.exec.band_rows
@@ -182,7 +187,7 @@ class LayerCheck(wiring.Component):
                      g_in.in_w.eq(D.in_w), g_in.in_groups.eq(D.in_groups),
                      g_in.stride.eq(D.stride), g_in.pad.eq(D.pad),
                      g_in.pad_top.eq(Mux(banded, 0, D.pad)), g_in.out_w.eq(D.out_w),
-                     # what the pool pass reads: a conv's output, or a MAXPOOL's input
+                     # what the pool pass reads: a conv's output, or a pooling layer's input
                      g_back.in_h.eq(Mux(maxpool, D.in_h, D.out_h)),
                      g_back.in_w.eq(Mux(maxpool, D.in_w, D.out_w)),
                      g_back.in_groups.eq(Mux(maxpool, D.in_groups,
@@ -197,36 +202,71 @@ class LayerCheck(wiring.Component):
         stride = self.desc.stride
         return ((stride & (stride - 1)) == 0) & (stride <= max(STRIDES))
 
-    def _maxpool_plain(self):
-        """A MAXPOOL the pool pass runs: a square, undilated, equally padded window (its
-        graph.exec window fields equal to the square ones), no ReLU, no count flag."""
+    def _pool_window(self, m):
+        """The window the pool pass runs: a GAP's whole map, a pooling layer's window fields, or
+        a conv's fused square one."""
+        D, win = self.desc, self.window
+        x = D.graph.exec
+        with m.If(D.kind == LayerKind.GAP):
+            m.d.comb += [win.kh.eq(D.in_h), win.kw.eq(D.in_w), win.sh.eq(1), win.sw.eq(1)]
+        with m.Elif(_pool_kind(D)):
+            m.d.comb += [win.kh.eq(D.pool_kernel), win.kw.eq(x.pool_kernel_w),
+                         win.sh.eq(D.pool_stride), win.sw.eq(x.pool_stride_w),
+                         win.pt.eq(D.pool_pad), win.pl.eq(x.pool_pad_l),
+                         win.pb.eq(x.pool_pad_b), win.pr.eq(x.pool_pad_r)]
+        with m.Else():
+            m.d.comb += [win.kh.eq(D.pool_kernel), win.kw.eq(D.pool_kernel),
+                         win.sh.eq(D.pool_stride), win.sw.eq(D.pool_stride),
+                         *(getattr(win, p).eq(D.pool_pad) for p in ("pt", "pl", "pb", "pr"))]
+
+    def _pool_plain(self):
+        """A pooling layer the pool pass runs: an undilated window, no other whole-network
+        field; a MAXPOOL without COUNT_PAD."""
         D = self.desc
         x = D.graph.exec
         others = Cat(*(x[n] for n, _ in x.shape() if n not in POOL_EXEC_FIELDS))
-        return Cat(others == 0, x.pool_kernel_w == D.pool_kernel,
-                   x.pool_stride_w == D.pool_stride, x.pool_pad_l == D.pool_pad,
-                   x.pool_pad_b == D.pool_pad, x.pool_pad_r == D.pool_pad,
-                   x.pool_dilation == 0,
-                   (D.flags.as_value() & (LayerFlags.RELU | LayerFlags.COUNT_PAD).value) == 0,
-                   ).all()
+        return ((others == 0) & (x.pool_dilation == 0)
+                & ~((D.kind == LayerKind.MAXPOOL) & flag_set(D.flags, LayerFlags.COUNT_PAD)))
 
-    def _maxpool_consistent(self):
-        """A MAXPOOL: its input's fields, the channels kept, a valid window whose (floor)
-        output size is the descriptor's, known flags, beat-aligned offsets."""
-        cfg, D = self._config, self.desc
-        k, s, p = D.pool_kernel, D.pool_stride, D.pool_pad
-        span_h, span_w = D.in_h + 2 * p, D.in_w + 2 * p
+    def _pool_consistent(self):
+        """A pooling layer: its input's fields, the channels kept, a window whose output size
+        (floor, or CEIL) is the descriptor's, a divisor entry per window count (AVGPOOL: kernel
+        area; GAP: one), known flags, beat-aligned offsets."""
+        cfg, D, win = self._config, self.desc, self.window
+        entries = Mux(D.kind == LayerKind.AVGPOOL, win.kh * win.kw,
+                      Mux(D.kind == LayerKind.GAP, 1, 0))
         return Cat(
             (D.flags.as_value() & ~FLAGS_KNOWN.value) == 0,
             D.in_channels != 0, D.in_groups == ((D.in_channels + cfg.group - 1)
                                                 >> (cfg.group.bit_length() - 1)),
             D.in_groups < (1 << DIM_BITS), D.in_h != 0, D.in_h < (1 << DIM_BITS),
             D.in_w != 0, D.in_w < (1 << DIM_BITS), D.out_channels == D.in_channels,
-            D.out_h != 0, D.out_w != 0, k != 0, s != 0, p < k,
-            (D.out_h - 1) * s + k <= span_h, span_h < D.out_h * s + k,
-            (D.out_w - 1) * s + k <= span_w, span_w < D.out_w * s + k,
-            (D.in_offset | D.out_offset)[:LANE_BITS] == 0,
+            win.sh != 0, win.sw != 0, win.pt < win.kh, win.pb < win.kh, win.pl < win.kw,
+            win.pr < win.kw,
+            self._pooled_size(D.out_h, D.in_h, win.kh, win.sh, win.pt, win.pb),
+            self._pooled_size(D.out_w, D.in_w, win.kw, win.sw, win.pl, win.pr),
+            D.param_size == entries * BEAT_BYTES,
+            (D.in_offset | D.out_offset | D.param_offset)[:LANE_BITS] == 0,
         ).all()
+
+    def _pooled_size(self, o, n, k, s, before, after):
+        """`o` is the number of windows on an axis of n values (hw.soc.pool's rule)."""
+        span = n + before + after
+        floor = ((o - 1) * s + k <= span) & (o * s + k > span)
+        last = (o - 1) * s
+        ceil = ((last + k < span + s) & (last < n + before)
+                & ((o * s + k >= span + s) | (o * s >= n + before)))
+        return ((o != 0) & (k != 0) & (k <= span)
+                & Mux(flag_set(self.desc.flags, LayerFlags.CEIL), ceil, floor))
+
+    def _pool_fits(self):
+        """The map in the IFM store; an AVGPOOL window within the divisor memory, a GAP's sum
+        within its width (at most 2**(SUM_BITS - 8) taps)."""
+        cfg, D, win = self._config, self.desc, self.window
+        area = win.kh * win.kw
+        return ((self._geo[1].lines <= cfg.ifm_bank_lines)
+                & ((D.kind != LayerKind.AVGPOOL) | (area <= DIVISORS))
+                & (area <= 1 << (SUM_BITS - 8)))
 
     def _concat_consistent(self):
         """A CONCAT names its tensor (its producers wrote it): a known kind, no flags."""
@@ -297,3 +337,8 @@ class LayerCheck(wiring.Component):
             ~flag_set(D.flags, LayerFlags.IFM_STATIONARY) | (v["w_words"] <= cfg.weight_depth),
             ~pool | (g_back.lines <= cfg.ifm_bank_lines),
         ).all()
+
+
+def _pool_kind(D):
+    """A pooling layer run by the pool pass on its input: MAXPOOL, AVGPOOL, GAP."""
+    return (D.kind == LayerKind.MAXPOOL) | (D.kind == LayerKind.AVGPOOL) | (D.kind == LayerKind.GAP)

@@ -1,34 +1,67 @@
-"""The max-pool pass: a layer's convolution output, read back into the IFM banks, pooled one
-word (M channels) per cycle into the layer's output in DRAM."""
+"""The pool pass: a map in the IFM store (a layer's convolution output read back, or a pooling
+layer's input) pooled one word (M channels) per cycle into the layer's output in DRAM: maximum,
+average (a divisor per window count, SPEC section 8) or global average."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.config import SenseConfig
 from hw.layouts import DIM_BITS, ifm_word_layout
 from hw.soc.dma import ADDR_BITS, DATA_BITS, dma_command_layout
 
-__all__ = ["PoolUnit"]
+__all__ = ["PoolUnit", "pool_window_layout", "divisor_layout", "DIVISORS", "SUM_BITS"]
+
+#: Entries of the divisor memory: an AVGPOOL window has at most this many taps (entry n - 1 is
+#: the (mult, shift) of a window that averages n values; GAP uses entry 0 only).
+DIVISORS = 256
+#: Width of a window's running sum: int8 values of at most 2**16 taps.
+SUM_BITS = 24
+#: Stages of the finished-window path after the window's last tap: divisor read, product.
+TAIL_STAGES = 2
+
+
+def pool_window_layout() -> data.StructLayout:
+    """A pooling window: kernel, stride, explicit padding (top, left, bottom, right)."""
+    return data.StructLayout({
+        "kh": unsigned(16), "kw": unsigned(16), "sh": unsigned(8), "sw": unsigned(8),
+        "pt": unsigned(8), "pl": unsigned(8), "pb": unsigned(8), "pr": unsigned(8),
+    })
+
+
+def divisor_layout() -> data.StructLayout:
+    return data.StructLayout({"mult": unsigned(16), "shift": unsigned(6)})
 
 
 class PoolUnit(wiring.Component):
-    """``start`` (one cycle; the convolution output of ``out_h`` x ``out_w`` pixels, ``gk``
-    channel groups, is in the IFM banks) pools it with window ``kernel``, ``stride``, ``pad``:
-    it counts the pooled size, issues one DMA write ``cmd`` for the whole output at ``base``,
-    then walks the windows (pooled row, column, channel group outer; window row, column inner),
-    reading one word per cycle through ``rd_*`` (the core's IFM read port by pixel index
-    ``y * out_w + x`` and channel group, two cycles of latency) and sending whole ``data`` beats. ``done`` is high for the one cycle in which the
-    last beat has gone and the DMA is idle (``dma_busy`` low)."""
+    """``start`` (one cycle; the ``map_h`` x ``map_w`` map of ``gk`` channel groups is in the IFM
+    store) pools it with ``window``: it counts the pooled size (floor, or with ``ceil`` ONNX's
+    ceil_mode: a window may reach past the padding but must start inside the input or its top /
+    left padding), issues one DMA write ``cmd`` for the whole output at ``base``, then walks the
+    windows (pooled row, column, channel group outer; window row, column inner), reading one
+    word per cycle through ``rd_*`` (the core's IFM read port by pixel index ``y * map_w + x``
+    and channel group) and sending whole ``data`` beats.
+
+    Maximum (``average`` low): padding never wins. Average: the window's int8 sum times the
+    divisor of its count n (taps inside the input, or with ``count_pad`` inside the padded
+    input), ``sat_int8((sum * mult + (1 << (shift - 1))) >> shift)``; the divisors are written
+    before through ``div_wr_*`` (entry n - 1; ``one_divisor``: entry 0 for every window, global
+    average pooling). ``relu`` clamps the result at 0. ``done`` is high for the one cycle in
+    which the last beat has gone and the DMA is idle (``dma_busy`` low)."""
 
     def __init__(self, config: SenseConfig):
         self._config = config
         super().__init__({
             "start": In(1), "done": Out(1), "dma_busy": In(1),
-            "out_h": In(16), "out_w": In(16), "gk": In(16),
-            "kernel": In(8), "stride": In(8), "pad": In(8), "base": In(ADDR_BITS + 1),
+            "map_h": In(16), "map_w": In(16), "gk": In(16),
+            "window": In(pool_window_layout()), "ceil": In(1), "average": In(1),
+            "count_pad": In(1), "one_divisor": In(1), "relu": In(1),
+            "base": In(ADDR_BITS + 1),
+            "div_wr_addr": In(range(DIVISORS)), "div_wr_data": In(divisor_layout()),
+            "div_wr_en": In(1),
             "rd_pixel": Out(unsigned(2 * DIM_BITS)), "rd_cg": Out(unsigned(DIM_BITS)),
             "rd_en": Out(1),
             "rd_data": In(ifm_word_layout(config)),
@@ -40,9 +73,8 @@ class PoolUnit(wiring.Component):
         m = Module()
         cfg = self._config
         lg_m = cfg.group.bit_length() - 1
-        walk = {name: Signal(16, name=f"p_{name}") for name in ("y", "x", "cg")}
-        walk |= {"wy": Signal(8, name="p_wy"), "wx": Signal(8, name="p_wx"),
-                 "y0": Signal(signed(20), name="p_y0"), "x0": Signal(signed(20), name="p_x0")}
+        walk = {name: Signal(16, name=f"p_{name}") for name in ("y", "x", "cg", "wy", "wx")}
+        walk |= {"y0": Signal(signed(20), name="p_y0"), "x0": Signal(signed(20), name="p_x0")}
         run = Signal()
         size = {"poh": Signal(16), "pow": Signal(16), "words": Signal(40)}
         emitted = Signal(40)
@@ -51,23 +83,32 @@ class PoolUnit(wiring.Component):
         self._datapath(m, walk, run, size, emitted, beat_n)
         return m
 
+    def _windows_left(self, end, n, k, s, before, after):
+        """Whether another window fits an axis of `n` values: `end` is the next window's end
+        (its start + k) in padded coordinates."""
+        span = n + before + after
+        return Mux(self.ceil, (end < span + s) & (end - k < n + before), end <= span)
+
     def _sequence(self, m, walk, run, size, emitted, beat_n, lg_m):
-        """Size the output by counting windows (floor((n + 2 pad - kernel) / stride) + 1), issue
-        the write command, wait for the last beat."""
-        k, s, p = self.kernel, self.stride, self.pad
+        """Size the output by counting windows, issue the write command, wait for the last
+        beat."""
+        win = self.window
         cnt_h = Signal(24)
         cnt_w = Signal(24)
+        more_h = self._windows_left(cnt_h, self.map_h, win.kh, win.sh, win.pt, win.pb)
+        more_w = self._windows_left(cnt_w, self.map_w, win.kw, win.sw, win.pl, win.pr)
         with m.FSM(name="pool"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [cnt_h.eq(k), cnt_w.eq(k), size["poh"].eq(0), size["pow"].eq(0)]
+                    m.d.sync += [cnt_h.eq(win.kh), cnt_w.eq(win.kw), size["poh"].eq(0),
+                                 size["pow"].eq(0)]
                     m.next = "SIZE"
             with m.State("SIZE"):
-                with m.If(cnt_h <= self.out_h + 2 * p):
-                    m.d.sync += [cnt_h.eq(cnt_h + s), size["poh"].eq(size["poh"] + 1)]
-                with m.If(cnt_w <= self.out_w + 2 * p):
-                    m.d.sync += [cnt_w.eq(cnt_w + s), size["pow"].eq(size["pow"] + 1)]
-                with m.If((cnt_h > self.out_h + 2 * p) & (cnt_w > self.out_w + 2 * p)):
+                with m.If(more_h):
+                    m.d.sync += [cnt_h.eq(cnt_h + win.sh), size["poh"].eq(size["poh"] + 1)]
+                with m.If(more_w):
+                    m.d.sync += [cnt_w.eq(cnt_w + win.sw), size["pow"].eq(size["pow"] + 1)]
+                with m.If(~more_h & ~more_w):
                     m.d.sync += size["words"].eq(size["poh"] * size["pow"] * self.gk)
                     m.next = "CMD"
             with m.State("CMD"):
@@ -75,7 +116,7 @@ class PoolUnit(wiring.Component):
                              self.cmd.payload.length.eq(size["words"] << lg_m)]
                 with m.If(self.cmd.ready):
                     m.d.sync += [run.eq(1), emitted.eq(0), beat_n.eq(0), self.data.payload.eq(0),
-                                 walk["y0"].eq(-p), walk["x0"].eq(-p)]
+                                 walk["y0"].eq(-win.pt), walk["x0"].eq(-win.pl)]
                     m.d.sync += [walk[n].eq(0) for n in ("y", "x", "cg", "wy", "wx")]
                     m.next = "RUN"
             with m.State("RUN"):
@@ -84,56 +125,98 @@ class PoolUnit(wiring.Component):
                     m.next = "IDLE"
 
     def _datapath(self, m, walk, run, size, emitted, beat_n):
-        """Window walker -> IFM read -> running maximum -> beat assembly, one word per cycle
-        while no beat waits."""
+        """Window walker -> IFM read -> running maximum or sum -> divisor -> beat assembly, one
+        word per cycle while no beat waits."""
         cfg = self._config
         M = cfg.group
+        win = self.window
         advance = ~self.data.valid
         y = walk["y0"] + walk["wy"]
         x = walk["x0"] + walk["wx"]
-        flags = data.StructLayout({"valid": 1, "inb": 1, "first": 1, "last": 1})
+        flags = data.StructLayout({"valid": 1, "inb": 1, "inpad": 1, "first": 1, "last": 1})
         st1, st2, st3 = (Signal(flags, name=f"pool_st{i}") for i in (1, 2, 3))
         idx1 = Signal(24)
         cg1 = Signal(16)
-        acc = Signal(data.ArrayLayout(signed(8), M))
-        k = self.kernel
+        acc = Signal(data.ArrayLayout(signed(SUM_BITS), M))
+        count = Signal(17)            # the window's taps that count for its average
         with m.If(advance):
             m.d.sync += [
-                st1.valid.eq(run), st1.inb.eq((y >= 0) & (y < self.out_h) & (x >= 0)
-                                              & (x < self.out_w)),
+                st1.valid.eq(run),
+                st1.inb.eq((y >= 0) & (y < self.map_h) & (x >= 0) & (x < self.map_w)),
+                st1.inpad.eq((y < self.map_h + win.pb) & (x < self.map_w + win.pr)),
                 st1.first.eq((walk["wy"] == 0) & (walk["wx"] == 0)),
-                st1.last.eq((walk["wy"] + 1 == k) & (walk["wx"] + 1 == k)),
-                idx1.eq(y[:12] * self.out_w + x[:12]), cg1.eq(walk["cg"]),
+                st1.last.eq((walk["wy"] + 1 == win.kh) & (walk["wx"] + 1 == win.kw)),
+                idx1.eq(y[:12] * self.map_w + x[:12]), cg1.eq(walk["cg"]),
                 st2.eq(st1), st3.eq(st2),
             ]
         m.d.comb += [self.rd_pixel.eq(idx1), self.rd_cg.eq(cg1),
                      self.rd_en.eq(advance & st1.valid & st1.inb)]
-        # (stage 2 holds the read; its data is on rd_data in stage 3)
+        # (stage 2 holds the read; its data is on rd_data while stage 2 advances)
+        counts = Mux(self.count_pad, st2.inpad, st2.inb)
         with m.If(advance & st2.valid):
+            m.d.sync += count.eq(Mux(st2.first, 0, count) + counts)
             for lane in range(M):
                 v = self.rd_data[lane]
+                taken = Mux(st2.inb, v, Mux(self.average, 0, -128))
                 with m.If(st2.first):
-                    m.d.sync += acc[lane].eq(Mux(st2.inb, v, -128))
-                with m.Elif(st2.inb & (v > acc[lane])):
-                    m.d.sync += acc[lane].eq(v)
-        # Stage 3: a finished window's word goes into the beat being assembled.
-        with m.If(advance & st3.valid & st3.last):
+                    m.d.sync += acc[lane].eq(taken)
+                with m.Elif(self.average):
+                    m.d.sync += acc[lane].eq(acc[lane] + taken)
+                with m.Elif(taken > acc[lane]):
+                    m.d.sync += acc[lane].eq(taken)
+        word = self._divide(m, advance, st3, acc, count)
+        self._assemble(m, advance, word, size, emitted, beat_n)
+        self._walk(m, walk, run, size, advance)
+
+    def _divide(self, m, advance, st3, acc, count):
+        """A finished window (stage 3, last tap): its divisor read (stage 4), its sum times the
+        multiplier plus the rounding term (stage 5); returns (valid, the M int8 results)."""
+        M = self._config.group
+        m.submodules.divisors = divs = Memory(shape=divisor_layout(), depth=DIVISORS, init=[])
+        wr, rd = divs.write_port(), divs.read_port(transparent_for=())
+        m.d.comb += [wr.addr.eq(self.div_wr_addr), wr.data.eq(self.div_wr_data),
+                     wr.en.eq(self.div_wr_en),
+                     rd.addr.eq(Mux(self.one_divisor, 0, count - 1)), rd.en.eq(advance)]
+        v4, v5 = Signal(name="pool_v4"), Signal(name="pool_v5")
+        word4 = Signal(data.ArrayLayout(signed(SUM_BITS), M))
+        word5 = Signal(data.ArrayLayout(signed(SUM_BITS), M))
+        prod_bits = SUM_BITS + 17 + 8
+        prod5 = Signal(data.ArrayLayout(signed(prod_bits), M))
+        shift5 = Signal(6)
+        with m.If(advance):
+            m.d.sync += [v4.eq(st3.valid & st3.last), word4.eq(acc), v5.eq(v4), word5.eq(word4),
+                         shift5.eq(rd.data.shift)]
+            rounding = (Const(1, prod_bits) << rd.data.shift) >> 1
+            m.d.sync += [prod5[i].eq(word4[i] * rd.data.mult + rounding) for i in range(M)]
+        out = []
+        for i in range(M):
+            value = Mux(self.average, prod5[i] >> shift5, word5[i])
+            low = Mux(self.relu, 0, -128)
+            out.append(Mux(value > 127, 127, Mux(value < low, low, value[:8].as_signed())))
+        return v5, out
+
+    def _assemble(self, m, advance, word, size, emitted, beat_n):
+        """A pooled word into the beat being assembled; a full beat (or the last) is sent."""
+        cfg = self._config
+        valid, lanes = word
+        M = cfg.group
+        with m.If(advance & valid):
             for i in range(cfg.ifm_words_per_line):
                 with m.If(beat_n == i):
-                    m.d.sync += self.data.payload[i * 8 * M:(i + 1) * 8 * M].eq(acc.as_value())
+                    m.d.sync += [self.data.payload[(i * M + j) * 8:(i * M + j + 1) * 8].eq(lane)
+                                 for j, lane in enumerate(lanes)]
             m.d.sync += [beat_n.eq(beat_n + 1), emitted.eq(emitted + 1)]
             with m.If((beat_n + 1 == cfg.ifm_words_per_line) | (emitted + 1 == size["words"])):
                 m.d.sync += self.data.valid.eq(1)
         with m.If(self.data.valid & self.data.ready):
             m.d.sync += [self.data.valid.eq(0), beat_n.eq(0), self.data.payload.eq(0)]
-        self._walk(m, walk, run, size, advance)
 
     def _walk(self, m, walk, run, size, advance):
-        k, s, p = self.kernel, self.stride, self.pad
+        win = self.window
         with m.If(run & advance):
-            with m.If(walk["wx"] + 1 != k):
+            with m.If(walk["wx"] + 1 != win.kw):
                 m.d.sync += walk["wx"].eq(walk["wx"] + 1)
-            with m.Elif(walk["wy"] + 1 != k):
+            with m.Elif(walk["wy"] + 1 != win.kh):
                 m.d.sync += [walk["wx"].eq(0), walk["wy"].eq(walk["wy"] + 1)]
             with m.Else():
                 m.d.sync += [walk["wx"].eq(0), walk["wy"].eq(0)]
@@ -142,11 +225,12 @@ class PoolUnit(wiring.Component):
                 with m.Else():
                     m.d.sync += walk["cg"].eq(0)
                     with m.If(walk["x"] + 1 != size["pow"]):
-                        m.d.sync += [walk["x"].eq(walk["x"] + 1), walk["x0"].eq(walk["x0"] + s)]
+                        m.d.sync += [walk["x"].eq(walk["x"] + 1),
+                                     walk["x0"].eq(walk["x0"] + win.sw)]
                     with m.Else():
-                        m.d.sync += [walk["x"].eq(0), walk["x0"].eq(-p)]
+                        m.d.sync += [walk["x"].eq(0), walk["x0"].eq(-win.pl)]
                         with m.If(walk["y"] + 1 != size["poh"]):
                             m.d.sync += [walk["y"].eq(walk["y"] + 1),
-                                         walk["y0"].eq(walk["y0"] + s)]
+                                         walk["y0"].eq(walk["y0"] + win.sh)]
                         with m.Else():
                             m.d.sync += run.eq(0)
