@@ -43,7 +43,7 @@ from hw.layouts import (
     weight_word_layout,
 )
 
-__all__ = ["ConvLayer", "descriptor_window", "layer_limit_problem", "buffer_problem", "layer_bands", "band_geometry", "ifm_words", "weight_words", "param_words", "layer_fields",
+__all__ = ["ConvLayer", "descriptor_window", "pool_fit_problem", "pool_map", "pool_bands", "pool_band_rows", "window_count", "layer_limit_problem", "buffer_problem", "layer_bands", "band_geometry", "ifm_words", "weight_words", "param_words", "layer_fields",
            "assemble_output", "to_activation", "from_activation", "activation_beats"]
 
 
@@ -156,12 +156,10 @@ def buffer_problem(d, config: SenseConfig) -> str | None:
         return (f"{what} needs {g.lines} lines of each IFM bank "
                 f"({g.lines * config.ifm_banks * BEAT_BYTES} bytes placed for stride "
                 f"{d.stride}); {store}")
-    gk = -(-d.out_channels // m)
-    back = ifm_geometry(d.out_h, d.out_w, gk, 1, 0, d.out_w, config)
-    if d.pool and not back.fits(config):
-        return (f"with max-pool, its convolution output ({d.out_channels}x{d.out_h}x{d.out_w}) "
-                f"is read back into the IFM store and needs {back.lines} lines of each bank; "
-                f"{store}")
+    if d.pool:
+        problem = pool_fit_problem(d, config)
+        if problem:
+            return f"with max-pool, {problem}; {store}"
     word = record_bytes(weight_word_layout(config), BEAT_BYTES)
     tile_words = d.kernel_h * d.kernel_w * d.in_groups * config.cycles_per_group
     held = f"the weight buffer holds {config.weight_depth * word} bytes ({config.weight_depth} " \
@@ -172,6 +170,21 @@ def buffer_problem(d, config: SenseConfig) -> str | None:
         return (f"in the IFM-stationary order all its weights ({d.k_tiles * tile_words * word} "
                 f"bytes) stay on chip; {held}")
     return None
+
+
+def pool_fit_problem(d, config: SenseConfig) -> str | None:
+    """Why the pool pass of `d` cannot hold its map (or a band of it, `exec.pool_band_rows`)
+    in the IFM store, or None."""
+    map_h, map_w, groups = pool_map(d, config)
+    win = descriptor_window(d)
+    per = d.g("exec.pool_band_rows")
+    rows = map_h if per == 0 else min((per - 1) * win.stride[0] + win.kernel[0], map_h)
+    g = ifm_geometry(rows, map_w, groups, 1, 0, map_w, config)
+    if g.fits(config):
+        return None
+    what = "its map" if rows == map_h else f"a band of {per} pooled rows of its map"
+    return (f"{what} ({groups * config.group}x{map_h}x{map_w}, read back into the IFM store) "
+            f"needs {g.lines} lines of each IFM bank, the store has {config.ifm_bank_lines}")
 
 
 def descriptor_window(d) -> golden.Window:
@@ -188,6 +201,63 @@ def descriptor_window(d) -> golden.Window:
                                  d.g("exec.pool_pad_r")),
                                 ((dil & 15) + 1, (dil >> 4) + 1), d.has(LayerFlags.CEIL))
     return golden.Window.of(d.pool_kernel, d.pool_stride, d.pool_pad)
+
+
+def window_count(n: int, k: int, s: int, before: int, after: int, ceil: bool) -> int:
+    """Windows of size k, stride s on an axis of n values with `before` / `after` padding, as
+    hw.soc.pool counts them (floor, or ceil_mode: a window may reach past the padding but must
+    start inside the values or the padding before them)."""
+    count, end, span = 0, k, n + before + after
+    while (end < span + s and end - k < n + before) if ceil else end <= span:
+        count, end = count + 1, end + s
+    return count
+
+
+def pool_map(d, config: SenseConfig) -> tuple[int, int, int]:
+    """(rows, columns, channel groups) of the map the pool pass of descriptor `d` pools: a
+    pooling layer's input, or a conv's output before its fused max-pool."""
+    if int(d.kind) in (LayerKind.MAXPOOL.value, LayerKind.AVGPOOL.value, LayerKind.GAP.value):
+        return d.in_h, d.in_w, d.in_groups
+    return d.out_h, d.out_w, -(-d.out_channels // config.group)
+
+
+def pool_bands(d, config: SenseConfig) -> list[tuple[int, int, int, int, bool, int]]:
+    """The bands the pool pass of `d` runs in, as the sequencer's POOL_BAND states compute
+    them: (first pooled row, first map row, map rows, padding rows above, last, pooled rows)."""
+    map_h, _, _ = pool_map(d, config)
+    win = descriptor_window(d)
+    (kh, _), (sh, _), (pt, _, pb, _) = win.kernel, win.stride, win.pads
+    per = d.g("exec.pool_band_rows")
+    bands, py = [], 0
+    while True:
+        ys = py * sh - pt
+        ye = ys + (map_h + pt if per == 0 else (per - 1) * sh + kh)
+        y0, y1, last = max(ys, 0), min(ye, map_h), ye >= map_h
+        n = window_count(y1 - y0, kh, sh, y0 - ys, pb if last else 0, win.ceil_mode)
+        bands.append((py, y0, y1 - y0, y0 - ys, last, n))
+        if last:
+            return bands
+        py += n
+
+
+def pool_band_rows(d, config: SenseConfig) -> int | None:
+    """`exec.pool_band_rows` for `d`'s pool pass: 0 when its whole map fits the IFM store,
+    else the most pooled rows whose map rows fit (None: not even one row's do, or the window's
+    stride exceeds its kernel, which bands do not take)."""
+    map_h, map_w, groups = pool_map(d, config)
+    (kh, _), (sh, _) = descriptor_window(d).kernel, descriptor_window(d).stride
+
+    def fits(rows):
+        return ifm_geometry(min(rows, map_h), map_w, groups, 1, 0, map_w, config).fits(config)
+
+    if fits(map_h):
+        return 0
+    if sh > kh or not fits(kh):
+        return None
+    per = 1
+    while fits(per * sh + kh):
+        per += 1
+    return per
 
 
 def layer_bands(d) -> list[tuple[int, int, int, int, int]]:

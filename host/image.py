@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from host import golden
-from host.buffers import (ConvLayer, band_geometry, descriptor_window, buffer_problem, layer_limit_problem, weight_records,
+from host.buffers import (ConvLayer, band_geometry, descriptor_window, pool_band_rows,
+                          pool_fit_problem, buffer_problem, layer_limit_problem, weight_records,
                           weight_slots_of)
 from host.perf import layer_estimate
 from host.plan import Target, allocate, layer_tiling, plan_network
@@ -331,6 +332,8 @@ def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph
             graph["exec.k_block"] = est["k_block_tiles"]
         if est["c_blocks"] > 1:
             graph["exec.c_blocks"] = est["c_blocks"]
+    if layer.pool:
+        graph["exec.pool_band_rows"] = pool_band_rows(geo, config)
     chosen = chosen if order == "auto" else order
     d = geo.replace(
         flags=int(geo.flags) | LayerFlags.IFM_STATIONARY.value * (chosen == "ifm"),
@@ -394,6 +397,9 @@ def _other_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph,
         if layer.kind == "gap":
             blocks["param"] = _divisor_block(layer.pool_scale, h * w, config, only_last=True)
     d = d.replace(flags=flags, graph={k: v for k, v in graph.items() if v}, **fields)
+    if layer.kind in ("maxpool", "avgpool", "gap"):
+        d = d.replace(graph={**d.graph, "exec.pool_band_rows": pool_band_rows(d, config)})
+        d = d.replace(graph={k: v for k, v in d.graph.items() if v})
     return d, blocks
 
 
@@ -707,11 +713,9 @@ def fit_problem(d: LayerDescriptor, config: SenseConfig) -> str | None:
     if kind in (LayerKind.CONV.value, LayerKind.FC.value):
         return buffer_problem(d, config)
     if kind in (LayerKind.MAXPOOL.value, LayerKind.AVGPOOL.value, LayerKind.GAP.value):
-        g = ifm_geometry(d.in_h, d.in_w, d.in_groups, 1, 0, d.in_w, config)
-        if not g.fits(config):
-            return (f"its input ({d.in_channels}x{d.in_h}x{d.in_w}) needs {g.lines} lines of "
-                    f"each IFM bank, the store has {config.ifm_bank_lines} (pooling in bands "
-                    f"is not built)")
+        problem = pool_fit_problem(d, config)
+        if problem:
+            return problem
         kh, kw = descriptor_window(d).kernel
         if kind == LayerKind.AVGPOOL.value and kh * kw > DIVISORS:
             return (f"its {kh}x{kw} average-pooling window has more taps than the pool unit's "

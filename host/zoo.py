@@ -98,20 +98,24 @@ def vgg(b: _Builder, depth: int) -> int:
     return _classifier(b, t, [4096, 4096])
 
 
+def _bottleneck(b: _Builder, t: int, width: int, stride: int, name: str, project: bool) -> int:
+    """ResNet's bottleneck block: 1x1 - 3x3 (stride) - 1x1 (4 x width), plus the input or its
+    1x1 projection, added, ReLU."""
+    y = b.conv(t, width, 1, name=f"{name}.conv1")
+    y = b.conv(y, width, 3, stride=stride, name=f"{name}.conv2")
+    y = b.conv(y, 4 * width, 1, relu=False, name=f"{name}.conv3")
+    short = t
+    if project:
+        short = b.conv(t, 4 * width, 1, stride=stride, relu=False, name=f"{name}.downsample")
+    return b.add(Layer("add", f"{name}.add", relu=True), [y, short])
+
+
 def resnet50(b: _Builder) -> int:
     t = b.conv(-1, 64, 7, stride=2, pad=3, pool=(3, 2, 1), name="conv1")
     for stage, (width, blocks) in enumerate([(64, 3), (128, 4), (256, 6), (512, 3)]):
         for i in range(blocks):
             stride = 2 if (i == 0 and stage > 0) else 1
-            name = f"layer{stage + 1}.{i}"
-            y = b.conv(t, width, 1, name=f"{name}.conv1")
-            y = b.conv(y, width, 3, stride=stride, name=f"{name}.conv2")
-            y = b.conv(y, 4 * width, 1, relu=False, name=f"{name}.conv3")
-            short = t
-            if i == 0:
-                short = b.conv(t, 4 * width, 1, stride=stride, relu=False,
-                               name=f"{name}.downsample")
-            t = b.add(Layer("add", f"{name}.add", relu=True), [y, short])
+            t = _bottleneck(b, t, width, stride, f"layer{stage + 1}.{i}", project=i == 0)
     t = b.add(Layer("gap", "avgpool"), [t])
     return b.fc(t, 1000, relu=False, name="fc")
 
@@ -132,19 +136,42 @@ def googlenet(b: _Builder) -> int:
     t = b.conv(t, 64, 1, name="conv2_reduce")
     t = b.conv(t, 192, 3, name="conv2")
     t = b.pool(t, "maxpool", 3, 2, 0, ceil=True, name="pool2")
-    for name, (c1, r3, c3, r5, c5, pp) in INCEPTION.items():
-        branches = [b.conv(t, c1, 1, name=f"{name}.1x1"),
-                    b.conv(b.conv(t, r3, 1, name=f"{name}.3x3_reduce"), c3, 3,
-                           name=f"{name}.3x3"),
-                    b.conv(b.conv(t, r5, 1, name=f"{name}.5x5_reduce"), c5, 5,
-                           name=f"{name}.5x5"),
-                    b.conv(b.pool(t, "maxpool", 3, 1, 1, name=f"{name}.pool"), pp, 1,
-                           name=f"{name}.pool_proj")]
-        t = b.add(Layer("concat", f"{name}.concat"), branches)
+    for name, widths in INCEPTION.items():
+        t = _inception(b, t, name, widths)
         if name in ("3b", "4e"):
             t = b.pool(t, "maxpool", 3, 2, 0, ceil=True, name=f"pool{name[0]}")
     t = b.add(Layer("gap", "avgpool"), [t])
     return b.fc(t, 1000, relu=False, name="fc")
+
+
+def _inception(b: _Builder, t: int, name: str, widths) -> int:
+    """An inception module: 1x1; 1x1 - 3x3; 1x1 - 5x5; 3x3 max-pool - 1x1; concatenated."""
+    c1, r3, c3, r5, c5, pp = widths
+    branches = [b.conv(t, c1, 1, name=f"{name}.1x1"),
+                b.conv(b.conv(t, r3, 1, name=f"{name}.3x3_reduce"), c3, 3, name=f"{name}.3x3"),
+                b.conv(b.conv(t, r5, 1, name=f"{name}.5x5_reduce"), c5, 5, name=f"{name}.5x5"),
+                b.conv(b.pool(t, "maxpool", 3, 1, 1, name=f"{name}.pool"), pp, 1,
+                       name=f"{name}.pool_proj")]
+    return b.add(Layer("concat", f"{name}.concat"), branches)
+
+
+def mini(b: _Builder) -> int:
+    """The four networks' structures at test size (32x32 input): a VGG-style stack of 3x3
+    convolutions (32x32x32 is twice `small`'s IFM store, so the stride-2 layer runs in bands; a
+    fused 2x2 max-pool), a stride-1 max-pool, a bottleneck stage (projection shortcut, then an
+    identity block), an inception module, a ceil_mode max-pool (GoogLeNet), global average
+    pooling and FC."""
+    t = b.conv(-1, 16, 3, name="conv1_1")
+    t = b.conv(t, 32, 3, name="conv1_2")
+    t = b.conv(t, 32, 3, stride=2, name="conv1_3")                        # 16x16, bands
+    t = b.conv(t, 32, 3, pool=(2, 2, 0), name="conv2_1")                  # 8x8
+    t = b.pool(t, "maxpool", 3, 1, 1, name="stem_pool")
+    t = _bottleneck(b, t, 16, 1, "layer1.0", project=True)                # 8x8x64
+    t = _bottleneck(b, t, 16, 1, "layer1.1", project=False)
+    t = _inception(b, t, "3a", (16, 16, 24, 8, 8, 8))                     # 8x8x56
+    t = b.pool(t, "maxpool", 3, 2, 0, ceil=True, name="pool3")            # 4x4
+    t = b.add(Layer("gap", "avgpool"), [t])
+    return b.fc(t, 10, relu=False, name="fc")
 
 
 #: name: (builder, input size, description)
@@ -154,6 +181,8 @@ NETWORKS = {
     "vgg19": (lambda b: vgg(b, 19), 224, "VGG-19 (configuration E)"),
     "resnet50": (resnet50, 224, "ResNet-50 v1.5 (stride on the 3x3 convolution)"),
     "googlenet": (googlenet, 224, "GoogLeNet / Inception-v1 (no auxiliary heads, no LRN)"),
+    "mini": (mini, 32, "the four networks' structures at test size (VGG stack, ResNet "
+                       "bottlenecks, an inception module, GAP, FC)"),
 }
 
 

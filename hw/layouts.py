@@ -107,10 +107,10 @@ ADD_EXEC_FIELDS = ("in2_offset", "add_shift", "add_mult_a", "add_mult_b")
 CONCAT_EXEC_FIELDS = ("out_c_offset", "out_c_total")
 #: A pooling layer's window fields beyond the square ones (`pool_kernel`, ...: height, top).
 POOL_EXEC_FIELDS = ("pool_kernel_w", "pool_stride_w", "pool_pad_b", "pool_pad_l", "pool_pad_r",
-                    "pool_dilation", "pool_scale")
+                    "pool_dilation", "pool_scale", "pool_band_rows")
 #: Fields of a conv / FC layer run in bands (`k_block` and `c_blocks` only at their plain
 #: values: all k tiles in one block, one input-channel block).
-BAND_EXEC_FIELDS = ("band_rows", "k_block", "c_blocks")
+BAND_EXEC_FIELDS = ("band_rows", "k_block", "c_blocks", "pool_band_rows")
 #: The largest requantization shift (parameter entries, ADD layers); the smallest is 1.
 MAX_SHIFT = 47
 
@@ -202,7 +202,8 @@ def graph_layout() -> data.StructLayout:
             "add_mult_a": unsigned(16),     # ADD: multipliers of the two inputs
             "add_mult_b": unsigned(16),
             "pool_scale": unsigned(32),     # AVGPOOL / GAP: input / output scale (float32 bits)
-            "reserved": unsigned(64),
+            "pool_band_rows": unsigned(16),  # the pool pass: pooled rows per band (0: one band)
+            "reserved": unsigned(48),
         }),
         "links": data.StructLayout({
             "in_layer": unsigned(16),       # producer of the input: layer index + 1, 0 = image

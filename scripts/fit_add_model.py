@@ -1,13 +1,14 @@
 """Fit the constants of host.perf's streaming layers to the RTL: ADD (ADD_LAYER_STATES,
-ADD_CHUNK_OVERHEAD) and MAXPOOL (MAXPOOL_STATES).
+ADD_CHUNK_OVERHEAD) and the pooling layers (POOL_LAYER_STATES, DIVISOR_OVERHEAD, POOL_TAIL).
 
 Runs, in RTL simulation (`small`, the DRAM inside the design), networks made of one residual add
 of the network input with itself, of five sizes: four beats, exactly one chunk, a chunk and 16
-beats, two chunks, four chunks with a partial last one; and networks of one max-pool layer on
-the input (three windows and sizes). The ADD constants were read off the first three adds (the
-layer's fixed cost, a chunk's fixed cost, one cycle per 16-beat burst), MAXPOOL_STATES off the
-first max-pool; this script checks them on all of them and writes everything to
-docs/results/add-model-fit.json. The residual and max-pool networks of
+beats, two chunks, four chunks with a partial last one; and networks of one pooling layer on
+the input (max-pools of three windows and sizes, two average pools, a global average pool).
+The ADD constants were read off the first three adds (the layer's fixed cost, a chunk's fixed
+cost, one cycle per 16-beat burst), POOL_TAIL off the first max-pool (POOL_LAYER_STATES counted from the sequencer),
+DIVISOR_OVERHEAD off the first average pool; this script checks them on all of them and writes
+everything to docs/results/add-model-fit.json. The residual and pooling networks of
 gateware_tests/test_system.py (among convolutions) are the held-out check.
 
     .venv/bin/python scripts/fit_add_model.py
@@ -34,7 +35,9 @@ from sim.sysrun import run_system  # noqa: E402
 
 CONFIG = SenseConfig.preset("small")
 SHAPES = [(4, 4, 4), (16, 16, 16), (16, 16, 17), (32, 16, 16), (32, 20, 21)]
-POOLS = [((8, 12, 12), (2, 2, 0)), ((16, 9, 9), (3, 2, 1)), ((4, 10, 7), (3, 1, 1))]
+POOLS = [("maxpool", (8, 12, 12), (2, 2, 0)), ("maxpool", (16, 9, 9), (3, 2, 1)),
+         ("maxpool", (4, 10, 7), (3, 1, 1)), ("avgpool", (8, 12, 12), (2, 2, 0)),
+         ("avgpool", (4, 10, 7), (3, 1, 1)), ("gap", (16, 7, 7), None)]
 
 
 def networks():
@@ -42,10 +45,11 @@ def networks():
     out = [("x".join(map(str, shape)),
             Network(shape, [Layer("add", "sum", inputs=[-1, -1])], [], "add"))
            for shape in SHAPES]
-    for shape, (k, s, p) in POOLS:
-        out.append((f"maxpool{k}s{s}p{p}-" + "x".join(map(str, shape)),
-                    Network(shape, [Layer("maxpool", "pool", pool=golden.Window.of(k, s, p),
-                                          inputs=[-1])], [], "pool")))
+    for kind, shape, window in POOLS:
+        pool = golden.Window.of(*window) if window else None
+        tag = "k{}s{}p{}".format(*window) if window else ""
+        out.append((f"{kind}{tag}-" + "x".join(map(str, shape)),
+                    Network(shape, [Layer(kind, "pool", pool=pool, inputs=[-1])], [], "pool")))
     return out
 
 
@@ -76,7 +80,8 @@ def main():
     report = {"config": CONFIG.to_dict(), "dram": "design",
               "constants": {"ADD_LAYER_STATES": perf.ADD_LAYER_STATES,
                             "ADD_CHUNK_OVERHEAD": perf.ADD_CHUNK_OVERHEAD,
-                            "MAXPOOL_STATES": perf.MAXPOOL_STATES},
+                            "POOL_LAYER_STATES": perf.POOL_LAYER_STATES,
+                            "DIVISOR_OVERHEAD": perf.DIVISOR_OVERHEAD, "POOL_TAIL": perf.POOL_TAIL},
               "runs": rows, "max_abs_error": max(abs(r["error"]) for r in rows)}
     atomic_write(ROOT / "docs/results/add-model-fit.json", json.dumps(report, indent=2) + "\n")
     print(f"max error {report['max_abs_error']:.2%}; wrote docs/results/add-model-fit.json")

@@ -6,6 +6,8 @@ import asyncio
 import numpy as np
 import pytest
 
+from host import golden
+
 from host.driver import Accelerator, AcceleratorError, MemoryBackend
 from host.image import pack_image
 from host.quant import QLayer, QNetwork
@@ -83,9 +85,9 @@ def test_load_refuses_other_hardware_corrupt_images_and_small_buffers():
 
 
 def test_load_refuses_what_this_gateware_cannot_run():
-    """A global average pooling, or a layer blocked by input channels: refused at load with the
-    layer and the reason named (the gateware would stop with UNSUPPORTED); a residual add and a
-    layer in bands load."""
+    """A dilated max-pool, or a layer blocked by input channels: refused at load with the
+    layer and the reason named (the gateware would stop with UNSUPPORTED); a residual add, a
+    global average pooling and a layer in bands load."""
     config = SenseConfig()
     w = np.zeros((4, 4, 1, 1), np.int8)
     w[:, :2] = 1
@@ -97,8 +99,12 @@ def test_load_refuses_what_this_gateware_cannot_run():
     asyncio.run(Accelerator(FakeDram(config)).load(image))
     gap = QLayer("gap", "g", None, None, None, None, inputs=[0])
     image = pack_image(QNetwork((4, 2, 2), [conv, gap], 1.0, [], config.group), config)
-    with pytest.raises(AcceleratorError, match=r"layer 1 \(gap\) needs the whole-network "
-                                               r"hardware \(gap layers\)"):
+    asyncio.run(Accelerator(FakeDram(config)).load(image))
+    dilated = QLayer("maxpool", "p", None, None, None, None, inputs=[0],
+                     pool=golden.Window.of(2, 1, 0, dilation=2))
+    image = pack_image(QNetwork((4, 3, 3), [conv, dilated], 1.0, [], config.group), config)
+    with pytest.raises(AcceleratorError, match=r"layer 1 \(maxpool\) needs the whole-network "
+                                               r"hardware \(a dilated pooling window\)"):
         asyncio.run(Accelerator(FakeDram(config)).load(image))
     big = QLayer("conv", "big", np.zeros((4, 16, 1, 1), np.int8), np.zeros(4, np.int32),
                  np.full(4, 1 << 15), np.full(4, 16), relu=True)

@@ -150,6 +150,17 @@ class Accelerator(wiring.Component):
             in_addr=Signal(ADDR_BITS + 1, name="band_in_addr"),
             in_bytes=Signal(48, name="band_in_bytes"),
             out_addr=Signal(ADDR_BITS + 1, name="band_out_addr"), first=Signal(name="band_first"))
+        # The pool band in progress (the pool pass runs in bands of `pool_band_rows` pooled
+        # rows; 0: one band): its first pooled row, its first map row (signed, padding rows
+        # above the map count), the map rows it loads, the padding rows above them, whether it
+        # reaches the map's bottom, its input address and bytes.
+        b.pband = SimpleNamespace(
+            py=Signal(16, name="pband_py"), ys=Signal(signed(24), name="pband_ys"),
+            span=Signal(24, name="pband_span"), y_end=Signal(signed(26), name="pband_y_end"),
+            rows=Signal(16, name="pband_rows"), pad_top=Signal(8, name="pband_pad_top"),
+            last=Signal(name="pband_last"), row_bytes=Signal(32, name="pband_row_bytes"),
+            in_addr=Signal(ADDR_BITS + 1, name="pband_in_addr"),
+            in_bytes=Signal(48, name="pband_in_bytes"))
         regs = b.regs
         m.d.comb += [regs.busy.eq(b.running), regs.done_pulse.eq(b.done_pulse),
                      regs.error_code.eq(b.error_code), regs.layer.eq(b.layer),
@@ -178,11 +189,17 @@ class Accelerator(wiring.Component):
             writer.k_tiles.eq(D.k_tiles), writer.kpad.eq(check.kpad),
             writer.out_channels.eq(D.out_channels), writer.base.eq(b.band.out_addr),
             writer.stride.eq(check.out_stride),
-            # the map the pool pass pools: a conv's output, or a pooling layer's input
-            pool.map_h.eq(Mux(check.is_pool, D.in_h, D.out_h)),
+            # the map the pool pass pools (a conv's output, or a pooling layer's input): this
+            # pool band's rows of it, with the window's padding rows that border the band
+            pool.map_h.eq(b.pband.rows),
             pool.map_w.eq(Mux(check.is_pool, D.in_w, D.out_w)),
             pool.gk.eq(Mux(check.is_pool, D.in_groups, check.gk)),
-            pool.window.eq(check.window), pool.ceil.eq(flag_set(D.flags, LayerFlags.CEIL)),
+            pool.row0.eq(b.pband.py),
+            *(getattr(pool.window, f).eq(getattr(check.window, f))
+              for f in ("kh", "kw", "sh", "sw", "pl", "pr")),
+            pool.window.pt.eq(b.pband.pad_top),
+            pool.window.pb.eq(Mux(b.pband.last, check.window.pb, 0)),
+            pool.ceil.eq(flag_set(D.flags, LayerFlags.CEIL)),
             pool.average.eq(check.is_average), pool.one_divisor.eq(check.is_gap),
             pool.count_pad.eq(flag_set(D.flags, LayerFlags.COUNT_PAD)),
             # (a conv's ReLU is applied before its fused max-pool)
@@ -224,7 +241,7 @@ class Accelerator(wiring.Component):
         D, geom = b.D, core.ifm_geom
         # The IFM store's geometry: the layer's input, or (pool read-back) its conv output.
         m.d.comb += [
-            geom.in_h.eq(Mux(b.pool_after_load, b.pool.map_h, b.band.rows)),
+            geom.in_h.eq(Mux(b.pool_after_load, b.pband.rows, b.band.rows)),
             geom.in_w.eq(Mux(b.pool_after_load, b.pool.map_w, D.in_w)),
             geom.in_groups.eq(Mux(b.pool_after_load, b.pool.gk, D.in_groups)),
             geom.stride.eq(Mux(b.pool_after_load, 1, D.stride)),
@@ -461,19 +478,60 @@ class Accelerator(wiring.Component):
                 with m.Else():
                     m.next = "RUN_START"
         with m.State("POOL_LOAD"):
-            # The store is set up for the conv output (stride 1); then the read-back.
-            m.d.sync += b.pool_after_load.eq(1)
-            m.next = "POOL_SETUP"
+            m.d.sync += [b.pool_after_load.eq(1), b.pband.py.eq(0)]
+            m.next = "POOL_BAND_A"
+        self._pool_band_states(m, b)
         with m.State("POOL_SETUP"):
             m.d.comb += core.ifm_setup.eq(1)
             m.next = "POOL_INPUT"
         with m.State("POOL_INPUT"):
-            # a fused max-pool reads the conv output back, a pooling layer its input
-            start = Mux(check.is_pool, check.input_start, check.output_start)
-            nbytes = Mux(check.is_pool, check.ifm_bytes, check.out_bytes)
             with m.If(core.ifm_ready):
-                m.d.comb += core.ifm_load.eq(1)
-                b.read(start, nbytes, (nbytes + BEAT_BYTES - 1) >> LANE_BITS, "LOAD")
+                lane = b.pband.in_addr[:LANE_BITS]
+                m.d.comb += [core.ifm_load.eq(1), core.ifm_load_lane.eq(lane)]
+                b.read(b.pband.in_addr, b.pband.in_bytes,
+                       (lane + b.pband.in_bytes + BEAT_BYTES - 1) >> LANE_BITS, "LOAD")
+
+    def _pool_band_states(self, m, b):
+        """The pool pass in bands of `graph.exec.pool_band_rows` pooled rows (0: the whole
+        map): a band's map rows (those its windows cover, clipped to the map; the padding rows
+        above them given to the pool unit, the bottom padding only to the band that reaches the
+        map's end) are loaded into the IFM store and pooled; the band that reaches the map's
+        bottom row is the last. Three cycles of band arithmetic, a multiplier deep each."""
+        D, check, pband = b.D, b.check, b.pband
+        lg_m = self._config.group.bit_length() - 1
+        win = check.window
+        per = D.graph.exec.pool_band_rows
+        map_h = Mux(check.is_pool, D.in_h, D.out_h)
+        map_w = Mux(check.is_pool, D.in_w, D.out_w)
+        groups = Mux(check.is_pool, D.in_groups, check.gk)
+        # a fused max-pool reads the conv output back, a pooling layer its input
+        src = Mux(check.is_pool, check.input_start, check.output_start)
+        with m.State("POOL_BAND_A"):
+            m.d.sync += [pband.ys.eq(pband.py * win.sh),
+                         pband.span.eq(Mux(per == 0, map_h + win.pt, (per - 1) * win.sh + win.kh)),
+                         pband.row_bytes.eq((map_w * groups) << lg_m)]
+            m.next = "POOL_BAND_B"
+        with m.State("POOL_BAND_B"):
+            y0 = pband.ys - win.pt
+            m.d.sync += [pband.ys.eq(y0), pband.y_end.eq(y0 + pband.span)]
+            m.next = "POOL_BAND_C"
+        with m.State("POOL_BAND_C"):
+            y_start = Mux(pband.ys < 0, 0, pband.ys)
+            y_end = Mux(pband.y_end > map_h, map_h, pband.y_end)
+            rows = y_end - y_start
+            m.d.sync += [pband.rows.eq(rows), pband.pad_top.eq(y_start - pband.ys),
+                         pband.last.eq(pband.y_end >= map_h),
+                         pband.in_addr.eq(src + y_start * pband.row_bytes),
+                         pband.in_bytes.eq(rows * pband.row_bytes)]
+            m.next = "POOL_SETUP"
+        with m.State("POOL"):
+            with m.If(b.pool.done):
+                m.d.sync += pband.py.eq(pband.py + b.pool.rows)
+                with m.If(pband.last):
+                    m.d.sync += b.pool_after_load.eq(0)
+                    m.next = "LAYER_END"
+                with m.Else():
+                    m.next = "POOL_BAND_A"
 
     def _compute_states(self, m, b):
         """The core runs while the weights stream in and the writer drains; then the pool pass."""
@@ -513,10 +571,6 @@ class Accelerator(wiring.Component):
             with m.Elif(flag_set(D.flags, LayerFlags.POOL)):
                 m.next = "POOL_LOAD"
             with m.Else():
-                m.next = "LAYER_END"
-        with m.State("POOL"):
-            with m.If(b.pool.done):
-                m.d.sync += b.pool_after_load.eq(0)
                 m.next = "LAYER_END"
 
     def _add_states(self, m, b):

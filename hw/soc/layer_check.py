@@ -181,6 +181,12 @@ class LayerCheck(wiring.Component):
         # without padding above.
         rows = D.graph.exec.band_rows
         banded = (rows != 0) & (rows < D.out_h)
+        # The pool pass's largest band: (pool_band_rows - 1) * stride + kernel rows of its map.
+        per = D.graph.exec.pool_band_rows
+        pool_banded = per != 0
+        pool_band, map_h = Signal(24), Signal(16)
+        m.d.comb += [map_h.eq(Mux(maxpool, D.in_h, D.out_h)),
+                     pool_band.eq((per - 1) * self.window.sh + self.window.kh)]
         band_in = Signal(20)
         m.d.comb += band_in.eq((rows - 1) * D.stride + D.kernel_h)
         m.d.comb += [g_in.in_h.eq(Mux(banded & (band_in < D.in_h), band_in, D.in_h)),
@@ -188,7 +194,7 @@ class LayerCheck(wiring.Component):
                      g_in.stride.eq(D.stride), g_in.pad.eq(D.pad),
                      g_in.pad_top.eq(Mux(banded, 0, D.pad)), g_in.out_w.eq(D.out_w),
                      # what the pool pass reads: a conv's output, or a pooling layer's input
-                     g_back.in_h.eq(Mux(maxpool, D.in_h, D.out_h)),
+                     g_back.in_h.eq(Mux(pool_banded & (pool_band < map_h), pool_band, map_h)),
                      g_back.in_w.eq(Mux(maxpool, D.in_w, D.out_w)),
                      g_back.in_groups.eq(Mux(maxpool, D.in_groups,
                                              (D.out_channels + cfg.group - 1)
@@ -245,6 +251,8 @@ class LayerCheck(wiring.Component):
             win.pr < win.kw,
             self._pooled_size(D.out_h, D.in_h, win.kh, win.sh, win.pt, win.pb),
             self._pooled_size(D.out_w, D.in_w, win.kw, win.sw, win.pl, win.pr),
+            # pool bands only for windows that overlap or touch (a band always starts in the map)
+            (D.graph.exec.pool_band_rows == 0) | (win.sh <= win.kh),
             D.param_size == entries * BEAT_BYTES,
             (D.in_offset | D.out_offset | D.param_offset)[:LANE_BITS] == 0,
         ).all()
@@ -321,6 +329,7 @@ class LayerCheck(wiring.Component):
             | ((D.graph.exec.out_c_offset + self.kpad <= D.graph.exec.out_c_total)
                & (D.graph.exec.out_c_offset[:lg_m] == 0)
                & (D.graph.exec.out_c_total[:lg_m] == 0)),
+            (D.graph.exec.pool_band_rows == 0) | (pool & (D.pool_stride <= D.pool_kernel)),
             ~pool | ((D.pool_kernel != 0) & (D.pool_stride != 0)
                      & (D.pool_pad < D.pool_kernel)
                      & (D.pool_kernel <= D.out_h + 2 * D.pool_pad)

@@ -40,7 +40,9 @@ class PoolUnit(wiring.Component):
     """``start`` (one cycle; the ``map_h`` x ``map_w`` map of ``gk`` channel groups is in the IFM
     store) pools it with ``window``: it counts the pooled size (floor, or with ``ceil`` ONNX's
     ceil_mode: a window may reach past the padding but must start inside the input or its top /
-    left padding), issues one DMA write ``cmd`` for the whole output at ``base``, then walks the
+    left padding; ``rows`` the pooled rows), issues one DMA write ``cmd`` for them at ``base``
+    plus ``row0`` pooled rows (a band of a larger map: the sequencer gives the band's rows as
+    the map and its padding in ``window``; no command if no window fits), then walks the
     windows (pooled row, column, channel group outer; window row, column inner), reading one
     word per cycle through ``rd_*`` (the core's IFM read port by pixel index ``y * map_w + x``
     and channel group) and sending whole ``data`` beats.
@@ -56,7 +58,7 @@ class PoolUnit(wiring.Component):
         self._config = config
         super().__init__({
             "start": In(1), "done": Out(1), "dma_busy": In(1),
-            "map_h": In(16), "map_w": In(16), "gk": In(16),
+            "map_h": In(16), "map_w": In(16), "gk": In(16), "row0": In(16), "rows": Out(16),
             "window": In(pool_window_layout()), "ceil": In(1), "average": In(1),
             "count_pad": In(1), "one_divisor": In(1), "relu": In(1),
             "base": In(ADDR_BITS + 1),
@@ -76,7 +78,8 @@ class PoolUnit(wiring.Component):
         walk = {name: Signal(16, name=f"p_{name}") for name in ("y", "x", "cg", "wy", "wx")}
         walk |= {"y0": Signal(signed(20), name="p_y0"), "x0": Signal(signed(20), name="p_x0")}
         run = Signal()
-        size = {"poh": Signal(16), "pow": Signal(16), "words": Signal(40)}
+        size = {"poh": self.rows, "pow": Signal(16), "words": Signal(40),
+                "row_words": Signal(32), "offset": Signal(48)}
         emitted = Signal(40)
         beat_n = Signal(range(cfg.ifm_words_per_line + 1))
         self._sequence(m, walk, run, size, emitted, beat_n, lg_m)
@@ -109,10 +112,19 @@ class PoolUnit(wiring.Component):
                 with m.If(more_w):
                     m.d.sync += [cnt_w.eq(cnt_w + win.sw), size["pow"].eq(size["pow"] + 1)]
                 with m.If(~more_h & ~more_w):
-                    m.d.sync += size["words"].eq(size["poh"] * size["pow"] * self.gk)
+                    m.d.sync += size["row_words"].eq(size["pow"] * self.gk)
+                    m.next = "PLACE"
+            with m.State("PLACE"):
+                m.d.sync += [size["words"].eq(size["poh"] * size["row_words"]),
+                             size["offset"].eq(self.row0 * size["row_words"]), emitted.eq(0)]
+                with m.If((size["poh"] == 0) | (size["row_words"] == 0)):
+                    m.d.sync += size["words"].eq(0)
+                    m.next = "RUN"
+                with m.Else():
                     m.next = "CMD"
             with m.State("CMD"):
-                m.d.comb += [self.cmd.valid.eq(1), self.cmd.payload.addr.eq(self.base),
+                m.d.comb += [self.cmd.valid.eq(1),
+                             self.cmd.payload.addr.eq(self.base + (size["offset"] << lg_m)),
                              self.cmd.payload.length.eq(size["words"] << lg_m)]
                 with m.If(self.cmd.ready):
                     m.d.sync += [run.eq(1), emitted.eq(0), beat_n.eq(0), self.data.payload.eq(0),
