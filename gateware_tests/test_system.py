@@ -637,3 +637,39 @@ def test_pooling_in_bands():
             [d.g("exec.pool_band_rows") for d in descs]
 
     run_both_orders(qnet, x, "pool-bands", banded, seed=11)
+
+
+def test_mini_network_from_onnx(tmp_path, capsys):
+    """The four benchmark networks' structures in one network (`host.zoo` "mini": a VGG stack
+    whose stride-2 layer runs in bands, a fused max-pool, a stride-1 max-pool, two bottleneck
+    blocks with a projection shortcut, an inception module, a ceil_mode max-pool, GAP, FC):
+    written as ONNX, imported and run by `sense sim --model`, every output bit-exact, the model
+    within tolerance; then in both tile orders and with DRAM stalls."""
+    import json
+
+    from host import zoo
+    from host.model_files import save_onnx
+    from sense.cli import main
+
+    net = zoo.build("mini", seed=3)
+    rng = np.random.default_rng(43)
+    model, calib, report = tmp_path / "mini.onnx", tmp_path / "calib.npz", tmp_path / "sim.json"
+    save_onnx(net, model)
+    np.savez(calib, x=rng.normal(size=(8,) + net.input_shape))
+    assert main(["sim", "--model", str(model), "--calib", str(calib), "--images", "2",
+                 "--json", str(report)]) == 0
+    data = json.loads(report.read_text())
+    assert data["bit_exact_images"] == 2 and data["model_cycle_error_max"] <= TOLERANCE
+    assert "2/2 images equal the golden model" in capsys.readouterr().out
+    qnet = quantize(net, rng.normal(size=(8,) + net.input_shape), group=CONFIG.group)
+    x = quantize_input(qnet, rng.normal(size=(1,) + net.input_shape))
+
+    def structures(image):
+        descs = layer_table(image)[1]
+        kinds = {int(d.kind) for d in descs}
+        assert all(d.plain for d in descs)
+        assert {k.value for k in (LayerKind.ADD, LayerKind.CONCAT, LayerKind.MAXPOOL,
+                                  LayerKind.GAP, LayerKind.FC)} <= kinds
+        assert any(d.g("exec.band_rows") for d in descs)
+
+    run_both_orders(qnet, x, "mini", structures, seed=13)
