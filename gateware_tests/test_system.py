@@ -21,6 +21,17 @@ from host.quant import quantize, quantize_input, run_int
 from hw.config import SenseConfig
 from hw.layouts import LayerKind, graph_layout, image_header_layout, layer_descriptor_layout
 from hw.regmap import register
+from sim.networks import (
+    FIT_NETWORKS,
+    HELDOUT_NETWORKS,
+    banded_pooling_network,
+    inception_network,
+    maxpool_network,
+    pooling_network,
+    random_network,
+    residual_networks,
+    vgg_style_network,
+)
 from sim.sysrun import RunError, run_system
 
 CONFIG = SenseConfig.preset("small")
@@ -29,61 +40,6 @@ RING = SenseConfig(rows=4, cols=4, group=4, weight_kib=4)
 #: The performance model's cycle error bound on the held-out networks: they reached 1.31 %
 #: (mean 0.88 %) when this was set; the fit set reaches 0.95 % (docs/results/perf-model-fit.json).
 TOLERANCE = 0.02
-
-
-def random_network(rng, input_shape, specs, name):
-    """A float network from (kind, out, kernel, stride, pad, relu, pool) specs."""
-    layers = []
-    shape = input_shape
-    for i, (kind, k, r, stride, pad, relu, pool) in enumerate(specs):
-        c, h, w = shape
-        if kind == "fc":
-            weight = rng.normal(size=(k, c * h * w)) / np.sqrt(c * h * w)
-            shape = (k, 1, 1)
-        else:
-            weight = rng.normal(size=(k, c, r, r)) / np.sqrt(c * r * r)
-            oh = golden.output_size(h, r, stride, pad)
-            ow = golden.output_size(w, r, stride, pad)
-            if pool:
-                oh = golden.output_size(oh, pool[0], pool[1], pool[2])
-                ow = golden.output_size(ow, pool[0], pool[1], pool[2])
-            shape = (k, oh, ow)
-        layers.append(Layer(kind, f"{name}{i}", weight, rng.normal(size=k) * 0.1, stride, pad,
-                            relu, pool))
-    return Network(tuple(input_shape), layers, [], name)
-
-
-#: The networks scripts/fit_perf_model.py fits the performance model's constants on (seed 5).
-FIT_NETWORKS = {
-    # stride 2, padding, 5x5 and 1x1 kernels, channel counts not multiples of M, FC
-    "s2-5x5-1x1-fc": ((3, 12, 12), [("conv", 6, 5, 2, 2, True, None),
-                                    ("conv", 10, 1, 1, 0, True, None),
-                                    ("fc", 7, 0, 1, 0, False, None)]),
-    # max-pool (2x2 s2, and 3x3 s2 p1), 3x3 padded, 1x1
-    "pool-3x3-1x1": ((5, 10, 10), [("conv", 9, 3, 1, 1, True, (2, 2, 0)),
-                                   ("conv", 13, 1, 1, 0, True, (3, 2, 1)),
-                                   ("fc", 5, 0, 1, 0, False, None)]),
-    # deeper channels: 3x3 stride 2 then a 3x3 with K = 24 (6 k tiles), FC
-    "deep": ((8, 9, 9), [("conv", 17, 3, 2, 0, True, None),
-                         ("conv", 24, 3, 1, 1, True, (2, 1, 0)),
-                         ("fc", 3, 0, 1, 0, True, None)]),
-}
-
-#: Held out from the fit (other shapes, another seed): the model is checked on these.
-HELDOUT_NETWORKS = {
-    # 7x7 stride 2 with 3x3/s2/p1 max-pool (a ResNet stem in miniature), 3x3, FC
-    "stem-7x7s2-pool": ((4, 14, 14), [("conv", 8, 7, 2, 3, True, (3, 2, 1)),
-                                      ("conv", 12, 3, 1, 1, True, None),
-                                      ("fc", 6, 0, 1, 0, False, None)]),
-    # wide 1x1 then 3x3 with 2x2 max-pool, FC with ReLU
-    "1x1-wide-pool": ((12, 8, 8), [("conv", 20, 1, 1, 0, True, None),
-                                   ("conv", 7, 3, 1, 1, True, (2, 2, 0)),
-                                   ("fc", 9, 0, 1, 0, True, None)]),
-    # 3x3 stride 2 padded, then 3x3 unpadded with K = 16 (4 k tiles)
-    "3x3s2-k16": ((6, 11, 11), [("conv", 16, 3, 2, 1, True, None),
-                                ("conv", 16, 3, 1, 0, True, None),
-                                ("fc", 4, 0, 1, 0, False, None)]),
-}
 
 
 def quantized(net, rng, config, n=3):
@@ -290,37 +246,6 @@ def test_too_large_is_refused(order):
                    name=f"system-large-run-{order}")
 
 
-def _conv(rng, name, k, c, r, inputs, relu=True, pad=None, stride=1):
-    w = rng.normal(size=(k, c, r, r)) / np.sqrt(c * r * r)
-    return Layer("conv", name, w, rng.normal(size=k) * 0.1, stride,
-                 r // 2 if pad is None else pad, relu, None, inputs)
-
-
-def residual_networks(rng):
-    """Residual stages in miniature: a basic block with an identity shortcut, then a
-    1x1-3x3-1x1 bottleneck with a 1x1 projection shortcut, then FC; and two 3x3 convs whose
-    sum (20 channels of 15x15, 4,500 bytes) takes two chunks of the add unit, the second
-    ending in a partial beat."""
-    stage = Network((8, 12, 12), [
-        _conv(rng, "a", 8, 8, 3, [-1]),
-        _conv(rng, "b", 8, 8, 3, [0], relu=False),
-        Layer("add", "sum1", relu=True, inputs=[1, -1]),
-        _conv(rng, "reduce", 4, 8, 1, [2]),
-        _conv(rng, "mid", 4, 4, 3, [3]),
-        _conv(rng, "expand", 16, 4, 1, [4], relu=False),
-        _conv(rng, "project", 16, 8, 1, [2], relu=False),
-        Layer("add", "sum2", relu=True, inputs=[5, 6]),
-        Layer("fc", "fc", rng.normal(size=(5, 16 * 12 * 12)) / 48, rng.normal(size=5) * 0.1,
-              inputs=[7]),
-    ], [], "residual-stage")
-    wide = Network((8, 15, 15), [
-        _conv(rng, "left", 20, 8, 3, [-1], relu=False),
-        _conv(rng, "right", 20, 8, 3, [-1]),
-        Layer("add", "sum", relu=False, inputs=[0, 1]),
-    ], [], "two-chunk-add")
-    return {"residual-stage": stage, "two-chunk-add": wide}
-
-
 def test_residual_adds_both_orders_and_both_drams():
     """Residual adds run on the accelerator: every output bit-exact in both tile orders with
     either DRAM and with random DRAM stalls; counters and the model as in every run."""
@@ -342,27 +267,6 @@ def test_residual_adds_both_orders_and_both_drams():
     for step, (name, qnet, x, image) in zip(stalled["steps"], cases[::2]):
         want = run_int(qnet, x, return_all=True)[-1]
         assert (step["outputs"] == want).all(), name
-
-
-def inception_network(rng):
-    """An inception module in miniature: four branches (1x1; 1x1 then 3x3; 1x1 then 5x5; 3x3
-    with ReLU standing in for the pooled branch, whose max-pool is a layer kind this gateware
-    does not run yet) written into channel ranges of one tensor by a concat, then a residual
-    add of two more convs over it and FC."""
-    return Network((8, 8, 8), [
-        _conv(rng, "b1", 8, 8, 1, [-1]),
-        _conv(rng, "b2r", 4, 8, 1, [-1]),
-        _conv(rng, "b2", 12, 4, 3, [1]),
-        _conv(rng, "b3r", 4, 8, 1, [-1]),
-        _conv(rng, "b3", 4, 4, 5, [3]),
-        _conv(rng, "b4", 8, 8, 3, [-1]),
-        Layer("concat", "cat", inputs=[0, 2, 4, 5]),
-        _conv(rng, "p", 16, 32, 1, [6], relu=False),
-        _conv(rng, "q", 16, 32, 3, [6], relu=False),
-        Layer("add", "sum", relu=True, inputs=[7, 8]),
-        Layer("fc", "fc", rng.normal(size=(6, 16 * 8 * 8)) / 32, rng.normal(size=6) * 0.1,
-              inputs=[9]),
-    ], [], "inception")
 
 
 def test_inception_concat_both_orders():
@@ -506,20 +410,6 @@ def run_both_orders(qnet, x, name, check_image, seed):
     assert (stalled["steps"][0]["outputs"] == run_int(qnet, x, return_all=True)[-1]).all()
 
 
-def vgg_style_network(rng):
-    """A VGG-style stack whose first layers exceed `small`'s 16 KiB IFM store, so they run in
-    bands: a 3x3 conv at 40x40 (25.6 KB input), a stride-2 3x3 conv at 40x40 with a fused 2x2
-    max-pool (bands, then the read-back of its 20x20 conv output), a valid 3x3 conv (row
-    tiles), a stride-2 conv, then FC."""
-    return random_network(rng, (16, 40, 40), [
-        ("conv", 16, 3, 1, 1, True, None),          # 40x40x16 in: bands
-        ("conv", 16, 3, 2, 1, True, (2, 2, 0)),     # bands at stride 2, then the pool pass
-        ("conv", 20, 3, 1, 0, True, None),          # 10x10 -> 8x8, valid: row tiles
-        ("conv", 24, 3, 2, 1, True, None),          # stride 2
-        ("fc", 10, 0, 1, 0, False, None),
-    ], "vgg")
-
-
 def test_tiled_layers_run_in_bands():
     """Layers whose input exceeds the IFM store run in bands of output rows (the halo rows
     loaded again, padding rows never), bit-exact in both tile orders, with the in-design DRAM
@@ -535,23 +425,6 @@ def test_tiled_layers_run_in_bands():
     run_both_orders(qnet, x, "bands", banded, seed=5)
 
 
-def maxpool_network(rng):
-    """Standalone max-pooling layers (SPEC section 8): one on the network input, a ResNet-stem
-    3x3 stride-2 padded one after a conv that a second branch also reads (so it cannot be
-    fused), a 2x2 one, then a residual add of the branches and FC."""
-    window = golden.Window.of
-    return Network((8, 13, 13), [
-        Layer("maxpool", "in_pool", pool=window(2, 1, 0), inputs=[-1]),      # 12x12
-        _conv(rng, "stem", 8, 8, 3, [0]),
-        Layer("maxpool", "stem_pool", pool=window(3, 2, 1), inputs=[1]),     # 6x6
-        _conv(rng, "branch", 8, 8, 3, [1], stride=2),                        # 6x6
-        Layer("add", "sum", relu=True, inputs=[2, 3]),
-        Layer("maxpool", "pool2", pool=window(2, 2, 0), inputs=[4]),         # 3x3
-        Layer("fc", "fc", rng.normal(size=(5, 8 * 3 * 3)) / 8, rng.normal(size=5) * 0.1,
-              inputs=[5]),
-    ], [], "maxpools")
-
-
 def test_standalone_maxpool_layers():
     """MAXPOOL layers run as the pool pass on their input placed in the IFM store: bit-exact
     in both tile orders, with stalls; DRAM bytes exact, the model as in every run."""
@@ -564,26 +437,6 @@ def test_standalone_maxpool_layers():
         assert all(d.plain for d in layer_table(image)[1])
 
     run_both_orders(qnet, x, "maxpool", runs_here, seed=7)
-
-
-def pooling_network(rng):
-    """Every window the pool pass runs (SPEC section 8): a non-square max-pool with unequal
-    padding on the network input, an Inception pool branch (3x3 stride-1 padded max-pool), a
-    GoogLeNet ceil_mode max-pool, average pools without and with the padding counted, a ReLU
-    after a pool, then global average pooling and FC."""
-    window = golden.Window.of
-    return Network((8, 12, 11), [
-        Layer("maxpool", "wide", pool=window((2, 3), (1, 2), (1, 0, 0, 1)), inputs=[-1]),  # 12x6
-        _conv(rng, "a", 8, 8, 3, [0]),
-        Layer("maxpool", "branch", pool=window(3, 1, 1), inputs=[1]),              # 12x6
-        Layer("maxpool", "ceil", pool=window(3, 2, 0, ceil_mode=True), inputs=[2]),  # 6x3
-        Layer("avgpool", "avg", pool=window(3, 1, 1), inputs=[3]),                 # 6x3
-        Layer("avgpool", "avg_pad", pool=window((2, 3), 2, (1, 1, 0, 1)), inputs=[4],
-              count_include_pad=True, relu=True),                                  # 4x2
-        _conv(rng, "b", 12, 8, 1, [5]),
-        Layer("gap", "gap", inputs=[6]),
-        Layer("fc", "fc", rng.normal(size=(5, 12)) / 4, rng.normal(size=5) * 0.1, inputs=[7]),
-    ], [], "pools")
 
 
 def test_pooling_layers():
@@ -601,24 +454,6 @@ def test_pooling_layers():
         assert {LayerKind.AVGPOOL.value, LayerKind.GAP.value} <= set(kinds)
 
     run_both_orders(qnet, x, "pools", runs_here, seed=9)
-
-
-def banded_pooling_network(rng):
-    """Pooling whose map exceeds `small`'s 16 KiB IFM store (36x36x16 = 20.7 KB), so the pool
-    pass runs in bands: a conv with a fused 3x3 stride-2 padded max-pool (the conv in bands,
-    then its output read back band by band), and on the other branch a padded average pool that
-    counts its padding and a ceil_mode max-pool; added, global average pooling, FC."""
-    window = golden.Window.of
-    return Network((16, 36, 36), [
-        Layer("conv", "conv", rng.normal(size=(16, 16, 3, 3)) / 12, rng.normal(size=16) * 0.1,
-              pad=1, relu=True, pool=(3, 2, 1), inputs=[-1]),                          # 18x18
-        Layer("avgpool", "avg", pool=window(3, 1, 1), count_include_pad=True, inputs=[-1]),
-        Layer("maxpool", "ceil", pool=window(3, 2, 1, ceil_mode=True), inputs=[1]),   # 19x19
-        Layer("maxpool", "trim", pool=window(2, 1, 0), inputs=[2]),                   # 18x18
-        Layer("add", "sum", relu=True, inputs=[0, 3]),
-        Layer("gap", "gap", inputs=[4]),
-        Layer("fc", "fc", rng.normal(size=(5, 16)) / 4, rng.normal(size=5) * 0.1, inputs=[5]),
-    ], [], "banded-pools")
 
 
 def test_pooling_in_bands():

@@ -20,13 +20,17 @@ __all__ = ["accelerator_estimate"]
 POOL_KINDS = (LayerKind.MAXPOOL.value, LayerKind.AVGPOOL.value, LayerKind.GAP.value)
 
 
-def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig) -> dict:
+def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig, acts=None,
+                         per_layer: list | None = None) -> dict:
     """Cycles and DRAM bytes of one run of `image` on input `x` (C, H, W) int8: `layer_estimate`
-    for every layer, on the activations the golden model computes, plus the run's start."""
+    for every layer, on the activations the golden model computes (`acts`: every layer's
+    output for x[None], when already computed), plus the run's start. `per_layer`, a list,
+    receives every layer's estimate."""
     _, descs = layer_table(image, config)
     qnet = unpack_image(image, config)
     x = np.asarray(x, np.int8)
-    acts = run_int(qnet, x[None], return_all=True)
+    if acts is None:
+        acts = run_int(qnet, x[None], return_all=True)
     total = {"cycles": perf.RUN_STATES + perf.READ_OVERHEAD + HEADER_BYTES // BEAT_BYTES,
              "dram_read_bytes": HEADER_BYTES,
              "dram_write_bytes": 0, "macs": 0, "groups_skipped": 0}
@@ -45,4 +49,6 @@ def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig) -> di
             est = perf.layer_estimate(d, layer, config)
         for key, value in est.items():
             total[key] += value
+        if per_layer is not None:
+            per_layer.append(est)
     return total

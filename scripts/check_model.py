@@ -1,0 +1,87 @@
+"""Check the performance model (host.estimate.accelerator_estimate over host.perf) against the
+RTL on every network it was not fitted on: the graph networks of the system tests
+(sim.networks.GRAPH_NETWORKS: residual stages, an inception module, a VGG-style stack in bands,
+max-pools, average and global average pools, pools in bands, the "mini" network with all four
+benchmark structures) and the held-out chains (HELDOUT_NETWORKS), each in both tile orders,
+simulated whole (`small`, the DRAM inside the design).
+
+The model's constants come from scripts/fit_perf_model.py (conv / FC chains and the digits
+model) and scripts/fit_add_model.py (add-only and pool-only networks); none of the networks
+here is in either fit. Writes docs/results/model-check.json: per run the RTL cycles, the
+model's, the error, whether every output is bit-exact and the DRAM bytes exact.
+
+    .venv/bin/python scripts/check_model.py
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from host.estimate import accelerator_estimate  # noqa: E402
+from host.image import pack_image  # noqa: E402
+from host.quant import quantize, quantize_input, run_int  # noqa: E402
+from hw.config import SenseConfig  # noqa: E402
+from hw.files import atomic_write  # noqa: E402
+from sim.networks import GRAPH_NETWORKS, HELDOUT_NETWORKS, random_network  # noqa: E402
+from sim.sysrun import run_system  # noqa: E402
+
+CONFIG = SenseConfig.preset("small")
+OUT = ROOT / "docs/results/model-check.json"
+
+
+def cases():
+    """(name, quantized network, int8 inputs) of every checked network."""
+    out = []
+    for name, (build, seed, n) in GRAPH_NETWORKS.items():
+        rng = np.random.default_rng(seed)
+        net = build(rng)
+        qnet = quantize(net, rng.normal(size=(16,) + net.input_shape), group=CONFIG.group)
+        out.append((name, qnet, quantize_input(qnet, rng.normal(size=(n,) + net.input_shape))))
+    rng = np.random.default_rng(11)
+    for name, (shape, specs) in HELDOUT_NETWORKS.items():
+        net = random_network(rng, shape, specs, name)
+        qnet = quantize(net, rng.normal(size=(16,) + shape), group=CONFIG.group)
+        out.append((name, qnet, quantize_input(qnet, rng.normal(size=(2,) + shape))))
+    return out
+
+
+def main():
+    steps, runs = [], []
+    for name, qnet, x in cases():
+        for order in ("weight", "ifm"):
+            image = pack_image(qnet, CONFIG, order=order)
+            steps.append({"op": "run", "image": image, "x": x, "name": f"{name}-{order}"})
+            runs.append((qnet, x, image))
+    res = run_system(CONFIG, steps, name="check-model", dram="design")
+    rows = []
+    for step, (qnet, x, image) in zip(res["steps"], runs):
+        want = run_int(qnet, x, return_all=True)[-1]
+        for xi, run in zip(x, step["runs"]):
+            est = accelerator_estimate(image, xi, CONFIG)
+            rows.append({
+                "network": step["name"], "cycles": run["cycles"], "cycles_model": est["cycles"],
+                "error": (est["cycles"] - run["cycles"]) / run["cycles"],
+                "bit_exact": bool((step["outputs"] == want).all()),
+                "dram_bytes_exact": (run["dram_read_bytes"], run["dram_write_bytes"])
+                == (est["dram_read_bytes"], est["dram_write_bytes"])})
+            r = rows[-1]
+            print(f"{r['network']:>24}: RTL {r['cycles']:7d}  model {r['cycles_model']:7d}  "
+                  f"({r['error']:+.2%}), bit-exact {r['bit_exact']}, DRAM bytes exact "
+                  f"{r['dram_bytes_exact']}")
+    errors = [abs(r["error"]) for r in rows]
+    report = {"config": CONFIG.to_dict(), "dram": "design", "runs": rows,
+              "max_abs_error": max(errors), "mean_abs_error": float(np.mean(errors))}
+    atomic_write(OUT, json.dumps(report, indent=2) + "\n")
+    print(f"max error {report['max_abs_error']:.2%}, mean {report['mean_abs_error']:.2%} over "
+          f"{len(rows)} runs; wrote {OUT.relative_to(ROOT)}")
+    ok = all(r["bit_exact"] and r["dram_bytes_exact"] for r in rows)
+    return 0 if ok and report["max_abs_error"] <= 0.03 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
