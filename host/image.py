@@ -651,11 +651,6 @@ def _unpack_weight_layer(name, d, shape, cfg, h, data):
         if lo % BLOCK_ALIGN or lo < h["data_offset"] or lo + size > h["image_size"]:
             raise ImageError(f"{name}: {what} block [{lo}, {lo + size}) is misaligned or "
                              f"outside the image's data")
-    if d.plain:
-        problem = buffer_problem(d, cfg)
-        if problem:
-            raise ImageError(f"{name} does not fit the buffers of the hardware it was packed "
-                             f"for, and it is not tiled: {problem}")
     pool = None
     if d.pool:
         pool = (d.pool_kernel, d.pool_stride, d.pool_pad)
@@ -665,6 +660,11 @@ def _unpack_weight_layer(name, d, shape, cfg, h, data):
                   golden.output_size(ow, pool[0], pool[1], pool[2]))
         if oh < 1 or ow < 1:
             raise ImageError(f"{name}: max-pool {pool} does not fit its input")
+    if d.plain:
+        problem = buffer_problem(d, cfg)
+        if problem:
+            raise ImageError(f"{name} does not fit the buffers of the hardware it was packed "
+                             f"for, and it is not tiled: {problem}")
     raw = np.frombuffer(data, np.uint8, count=d.weight_size, offset=d.weight_offset)
     leaves = unpack_array(word, raw.reshape(words, word_bytes))
     w, mask = _weights_from_slots(leaves, cfg, k, c, r, s)
