@@ -155,7 +155,7 @@ def test_store_loads_and_reads_every_column(case):
 
 def test_aux_port_reads_a_stride_1_placement():
     cfg = SenseConfig(rows=2, cols=4, group=4, ifm_kib=16)
-    h, w, groups = 5, 6, 3
+    h, w, groups = 5, 6, 7                   # two lines a pixel, the second holding three words
     rng = np.random.default_rng(3)
     x = rng.integers(-128, 128, (groups * 4, h, w)).astype(np.int8)
     dut = IfmStore(cfg)
@@ -173,16 +173,18 @@ def test_aux_port_reads_a_stride_1_placement():
                 await ctx.tick()
             await ctx.tick()
         ctx.set(dut.beat.valid, 0)
+        wpl = cfg.ifm_words_per_line
         for y in range(h):
             for xx in range(w):
-                for cg in range(groups):
+                for line in range(-(-groups // wpl)):
                     ctx.set(dut.aux_en, 1)
                     ctx.set(dut.aux_pixel, y * w + xx)
-                    ctx.set(dut.aux_cg, cg)
+                    ctx.set(dut.aux_line, line)
                     await ctx.tick()
                     ctx.set(dut.aux_en, 0)
-                    got = [ctx.get(dut.aux_data[i]) for i in range(4)]
-                    assert got == list(x[cg * 4:(cg + 1) * 4, y, xx])
+                    for word, cg in enumerate(range(line * wpl, min(groups, line * wpl + wpl))):
+                        got = [ctx.get(dut.aux_data[word][i]) for i in range(4)]
+                        assert got == list(x[cg * 4:(cg + 1) * 4, y, xx])
 
     run_testbench(dut, bench)
 

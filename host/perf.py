@@ -202,7 +202,8 @@ def pool_pass(d: LayerDescriptor, config: SenseConfig) -> dict:
     (`host.buffers.pool_bands`): per band three cycles of band arithmetic, the IFM store's
     set-up (POOL_SETUP, then SETTLE + 1 cycles until its constants are valid), the band's map
     rows loaded a piece a cycle, the unit's sizing (one cycle per output row or column, one to
-    place the band), one cycle per window tap and per beat written."""
+    place the band), one cycle per window tap of each line of channel groups and one per beat
+    written (and one to send a last partial beat)."""
     m = config.group
     map_h, map_w, groups = pool_map(d, config)
     win = descriptor_window(d)
@@ -210,6 +211,7 @@ def pool_pass(d: LayerDescriptor, config: SenseConfig) -> dict:
     ow = window_count(map_w, kw, sw, pl, pr, win.ceil_mode)
     row_bytes = map_w * groups * m
     cycles, read_bytes, words_total = 1, 0, 0         # (POOL_LOAD)
+    lines = -(-groups // config.ifm_words_per_line)     # a pixel's lines, one read a tap
     for _, y0, rows, _, _, n in pool_bands(d, config):
         words = n * ow * groups
         lane = (y0 * row_bytes) % BEAT_BYTES
@@ -217,7 +219,8 @@ def pool_pass(d: LayerDescriptor, config: SenseConfig) -> dict:
         # (every full beat stalls the window walk for the cycle the DMA takes it)
         cycles += (POOL_BAND_STATES + SETTLE + 1 + READ_OVERHEAD
                    + load_pieces(rows * map_w, groups * m, lane) + max(n, ow) + 2
-                   + words * kh * kw + -(-words // config.ifm_words_per_line) + POOL_TAIL
+                   + n * ow * lines * kh * kw + -(-words // config.ifm_words_per_line)
+                   + (words % config.ifm_words_per_line != 0) + POOL_TAIL
                    + SEGMENT_OVERHEAD)
         words_total += words
     return {"cycles": cycles, "dram_read_bytes": read_bytes, "dram_write_bytes": words_total * m}

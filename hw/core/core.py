@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.config import SenseConfig
@@ -41,8 +41,8 @@ class Core(wiring.Component):
     every (k tile, pixel tile) in the order ``layer.ifm_stationary`` names and streams one ``ofm``
     row (ofm_row_layout: channel, pixel tile, valid pixel count, k tile's first channel, last row
     of the tile, cols int8) per output channel per pixel tile, in tile order, bottom grid row
-    first within a tile. ``ifm_rd_*`` reads back one IFM word of a stride-1 placement (pixel index,
-    channel group; one cycle later) while idle. ``busy`` is high
+    first within a tile. ``ifm_rd_*`` reads back one IFM line of a stride-1 placement (pixel index,
+    line of the pixel: words_per_line channel groups; one cycle later) while idle. ``busy`` is high
     from ``start`` until the last row has left; ``done`` then stays high until the next start.
 
     Drain: when the grid's corner PE finishes a tile, its result bank is shifted out into the
@@ -74,9 +74,10 @@ class Core(wiring.Component):
             "w_avail": In(WEIGHT_INDEX_BITS),
             "w_release": Out(WEIGHT_INDEX_BITS),
             "ifm_rd_pixel": In(unsigned(2 * DIM_BITS)),
-            "ifm_rd_cg": In(unsigned(DIM_BITS)),
+            "ifm_rd_line": In(unsigned(DIM_BITS)),
             "ifm_rd_en": In(1),
-            "ifm_rd_data": Out(ifm_word_layout(config)),
+            "ifm_rd_data": Out(data.ArrayLayout(ifm_word_layout(config),
+                                                config.ifm_words_per_line)),
             "par_wr_addr": In(unsigned(par_bits)),
             "par_wr_data": In(param_layout(config)),
             "par_wr_en": In(1),
@@ -109,7 +110,7 @@ class Core(wiring.Component):
             wdec.wr_addr.eq(self.w_wr_addr), wdec.wr_data.eq(self.w_wr_data),
             wdec.wr_en.eq(self.w_wr_en),
             ifm.w_avail.eq(self.w_avail), self.w_release.eq(ifm.w_release),
-            ifm.aux_pixel.eq(self.ifm_rd_pixel), ifm.aux_cg.eq(self.ifm_rd_cg),
+            ifm.aux_pixel.eq(self.ifm_rd_pixel), ifm.aux_line.eq(self.ifm_rd_line),
             ifm.aux_en.eq(self.ifm_rd_en),
             self.ifm_rd_data.eq(ifm.aux_data),
             out.par_wr_addr.eq(self.par_wr_addr), out.par_wr_data.eq(self.par_wr_data),

@@ -35,8 +35,9 @@ class IfmDecoder(wiring.Component):
 
     The store's ports are the decoder's: ``ifm_setup`` with ``ifm_geom`` (the input's
     geometry; ``ifm_ready`` when placed), ``ifm_load`` and the ``ifm_beat`` stream (the input
-    tensor's DRAM beats; ``ifm_loading`` until all are in), ``aux_*`` (one word of a stride-1
-    placement by pixel index and channel group, one cycle later, while the decoder is idle).
+    tensor's DRAM beats; ``ifm_loading`` until all are in), ``aux_*`` (one line of a stride-1
+    placement by pixel index and line of channel groups, one cycle later, while the decoder is
+    idle).
     ``layer`` is latched on ``start``; the store must hold the layer's input, placed for it.
     ``x_out[j]`` is column j's issued IFM, j cycles after the issue stage. ``tile_done`` pulses with a tile's last operation, with ``tile_info``. ``busy`` is
     high from ``start`` until every operation has been issued.
@@ -63,9 +64,10 @@ class IfmDecoder(wiring.Component):
             "w_avail": In(WEIGHT_INDEX_BITS),
             "w_release": Out(WEIGHT_INDEX_BITS),
             "aux_pixel": In(unsigned(2 * DIM_BITS)),
-            "aux_cg": In(unsigned(DIM_BITS)),
+            "aux_line": In(unsigned(DIM_BITS)),
             "aux_en": In(1),
-            "aux_data": Out(ifm_word_layout(config)),
+            "aux_data": Out(data.ArrayLayout(ifm_word_layout(config),
+                                             config.ifm_words_per_line)),
             "issue": Out(1),
             "null": Out(1),
             "first": Out(1),
@@ -241,11 +243,11 @@ class IfmDecoder(wiring.Component):
             m.d.comb += self.w_rd_addr.eq(s.cand_wbase + s.slot + s.issue)  # truncated: the ring
 
     def _aux_read(self, m, s):
-        """Auxiliary read (one word, one cycle later on aux_data) while the core is idle: the
-        max-pool pass reads the conv output back through it."""
+        """Auxiliary read (one line, one cycle later on aux_data) while the core is idle: the
+        pool pass reads its map through it."""
         store = s.store
         m.d.comb += [store.aux_en.eq(self.aux_en), store.aux_pixel.eq(self.aux_pixel),
-                     store.aux_cg.eq(self.aux_cg), self.aux_data.eq(store.aux_data)]
+                     store.aux_line.eq(self.aux_line), self.aux_data.eq(store.aux_data)]
 
     def _issue_stage(self, m, s):
         """Column issue stage and skew: column j's IFM leaves j cycles after the issue stage."""

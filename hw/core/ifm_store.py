@@ -237,9 +237,9 @@ class IfmStore(wiring.Component):
     ``rd_en`` with ``rd_hi``/``rd_lo`` (column 0's pixel index) and ``rd_cg`` reads, one cycle
     later, column j's word of pixel index ``Lam + j`` on ``col[j]`` (words of columns whose
     pixel is outside the input are whatever the bank holds: the decoder masks them).
-    ``aux_en`` with ``aux_pixel`` (a pixel index, stride-1 placement) and ``aux_cg`` reads one
-    word onto ``aux_data`` a cycle later (the max-pool pass); it must not coincide with
-    ``rd_en``."""
+    ``aux_en`` with ``aux_pixel`` (a pixel index, stride-1 placement) and ``aux_line`` (a line
+    of that pixel: channel groups ``aux_line * words_per_line`` on) reads the whole line onto
+    ``aux_data`` a cycle later (the pool pass); it must not coincide with ``rd_en``."""
 
     def __init__(self, config: SenseConfig):
         self._config = config
@@ -254,7 +254,9 @@ class IfmStore(wiring.Component):
             "rd_cg": In(unsigned(DIM_BITS)),
             "col": Out(data.ArrayLayout(ifm_col_layout(config), config.cols)),
             "aux_en": In(1), "aux_pixel": In(unsigned(2 * DIM_BITS)),
-            "aux_cg": In(unsigned(DIM_BITS)), "aux_data": Out(ifm_word_layout(config)),
+            "aux_line": In(unsigned(DIM_BITS)),
+            "aux_data": Out(data.ArrayLayout(ifm_word_layout(config),
+                                             config.ifm_words_per_line)),
         })
 
     def elaborate(self, platform):
@@ -360,7 +362,7 @@ class IfmStore(wiring.Component):
         base = self.rd_hi + (self.rd_cg >> sub)
         rot, word_sel = Signal(lo_bits(cfg)), Signal(max(1, sub))
         aux_bank = Signal(lo_bits(cfg))
-        aux_line = (self.aux_pixel >> bb) * k.gl + (self.aux_cg >> sub)
+        aux_line = (self.aux_pixel >> bb) * k.gl + self.aux_line
         for i, (_wr, rd) in enumerate(banks):
             # (the last bank is never below Lam mod B: no comparison for it)
             below = (Const(i, max(1, bb)) < self.rd_lo) if i < B - 1 else Const(0)
@@ -371,8 +373,7 @@ class IfmStore(wiring.Component):
         with m.If(self.rd_en):
             m.d.sync += [rot.eq(self.rd_lo), word_sel.eq(self.rd_cg[:max(1, sub)] if sub else 0)]
         with m.If(self.aux_en):
-            m.d.sync += [aux_bank.eq(self.aux_pixel[:max(1, bb)] if bb else 0),
-                         word_sel.eq(self.aux_cg[:max(1, sub)] if sub else 0)]
+            m.d.sync += aux_bank.eq(self.aux_pixel[:max(1, bb)] if bb else 0)
         raw = [rd.data[word_sel] if sub else rd.data[0] for _wr, rd in banks]
         words = raw
         for level in range(bb):
@@ -380,9 +381,10 @@ class IfmStore(wiring.Component):
             words = [Mux(rot[level], words[(i + step) % B], words[i]) for i in range(B)]
         for j in range(cols):
             m.d.comb += self.col[j].eq(words[j])
-        aux = raw[0].word
+        lines = [Cat(*(rd.data[w].word for w in range(wpl))) for _wr, rd in banks]
+        aux = lines[0]
         for i in range(1, B):
-            aux = Mux(aux_bank == i, raw[i].word, aux)
+            aux = Mux(aux_bank == i, lines[i], aux)
         m.d.comb += self.aux_data.eq(aux)
 
 

@@ -205,7 +205,7 @@ class Accelerator(wiring.Component):
             # (a conv's ReLU is applied before its fused max-pool)
             pool.relu.eq(check.is_pool & flag_set(D.flags, LayerFlags.RELU)),
             pool.base.eq(check.output_start), pool.dma_busy.eq(dma.busy),
-            core.ifm_rd_pixel.eq(pool.rd_pixel), core.ifm_rd_cg.eq(pool.rd_cg),
+            core.ifm_rd_pixel.eq(pool.rd_pixel), core.ifm_rd_line.eq(pool.rd_line),
             core.ifm_rd_en.eq(pool.rd_en),
             pool.rd_data.eq(core.ifm_rd_data),
             # Commands: never two valid at once.

@@ -4,7 +4,7 @@ average (a divisor per window count, SPEC section 8) or global average."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -43,9 +43,11 @@ class PoolUnit(wiring.Component):
     left padding; ``rows`` the pooled rows), issues one DMA write ``cmd`` for them at ``base``
     plus ``row0`` pooled rows (a band of a larger map: the sequencer gives the band's rows as
     the map and its padding in ``window``; no command if no window fits), then walks the
-    windows (pooled row, column, channel group outer; window row, column inner), reading one
-    word per cycle through ``rd_*`` (the core's IFM read port by pixel index ``y * map_w + x``
-    and channel group) and sending whole ``data`` beats.
+    windows (pooled row, column, line of channel groups outer; window row, column inner),
+    reading one IFM line (``words_per_line`` channel groups) per cycle through ``rd_*`` (the
+    core's IFM read port by pixel index ``y * map_w + x`` and line) and packing each window's
+    words (a pixel's last line may hold fewer than ``words_per_line``) into whole ``data``
+    beats.
 
     Maximum (``average`` low): padding never wins. Average: the window's int8 sum times the
     divisor of its count n (taps inside the input, or with ``count_pad`` inside the padded
@@ -64,9 +66,10 @@ class PoolUnit(wiring.Component):
             "base": In(ADDR_BITS + 1),
             "div_wr_addr": In(range(DIVISORS)), "div_wr_data": In(divisor_layout()),
             "div_wr_en": In(1),
-            "rd_pixel": Out(unsigned(2 * DIM_BITS)), "rd_cg": Out(unsigned(DIM_BITS)),
+            "rd_pixel": Out(unsigned(2 * DIM_BITS)), "rd_line": Out(unsigned(DIM_BITS)),
             "rd_en": Out(1),
-            "rd_data": In(ifm_word_layout(config)),
+            "rd_data": In(data.ArrayLayout(ifm_word_layout(config),
+                                           config.ifm_words_per_line)),
             "cmd": Out(stream.Signature(dma_command_layout())),
             "data": Out(stream.Signature(DATA_BITS)),
         })
@@ -75,15 +78,15 @@ class PoolUnit(wiring.Component):
         m = Module()
         cfg = self._config
         lg_m = cfg.group.bit_length() - 1
-        walk = {name: Signal(16, name=f"p_{name}") for name in ("y", "x", "cg", "wy", "wx")}
+        walk = {name: Signal(16, name=f"p_{name}") for name in ("y", "x", "cl", "wy", "wx")}
         walk |= {"y0": Signal(signed(20), name="p_y0"), "x0": Signal(signed(20), name="p_x0")}
         run = Signal()
         size = {"poh": self.rows, "pow": Signal(16), "words": Signal(40),
-                "row_words": Signal(32), "offset": Signal(48)}
-        emitted = Signal(40)
-        beat_n = Signal(range(cfg.ifm_words_per_line + 1))
-        self._sequence(m, walk, run, size, emitted, beat_n, lg_m)
-        self._datapath(m, walk, run, size, emitted, beat_n)
+                "row_words": Signal(32), "offset": Signal(48), "gl": Signal(16),
+                "last_words": Signal(range(cfg.ifm_words_per_line + 1))}
+        out = {"emitted": Signal(40), "fill": Signal(range(cfg.ifm_words_per_line))}
+        self._sequence(m, walk, run, size, out, lg_m)
+        self._datapath(m, walk, run, size, out)
         return m
 
     def _windows_left(self, end, n, k, s, before, after):
@@ -92,7 +95,7 @@ class PoolUnit(wiring.Component):
         span = n + before + after
         return Mux(self.ceil, (end < span + s) & (end - k < n + before), end <= span)
 
-    def _sequence(self, m, walk, run, size, emitted, beat_n, lg_m):
+    def _sequence(self, m, walk, run, size, out, lg_m):
         """Size the output by counting windows, issue the write command, wait for the last
         beat."""
         win = self.window
@@ -103,8 +106,12 @@ class PoolUnit(wiring.Component):
         with m.FSM(name="pool"):
             with m.State("IDLE"):
                 with m.If(self.start):
+                    wpl = self._config.ifm_words_per_line
+                    sub = wpl.bit_length() - 1
                     m.d.sync += [cnt_h.eq(win.kh), cnt_w.eq(win.kw), size["poh"].eq(0),
-                                 size["pow"].eq(0)]
+                                 size["pow"].eq(0),
+                                 size["gl"].eq((self.gk + wpl - 1) >> sub),
+                                 size["last_words"].eq(((self.gk - 1) & (wpl - 1)) + 1)]
                     m.next = "SIZE"
             with m.State("SIZE"):
                 with m.If(more_h):
@@ -116,7 +123,8 @@ class PoolUnit(wiring.Component):
                     m.next = "PLACE"
             with m.State("PLACE"):
                 m.d.sync += [size["words"].eq(size["poh"] * size["row_words"]),
-                             size["offset"].eq(self.row0 * size["row_words"]), emitted.eq(0)]
+                             size["offset"].eq(self.row0 * size["row_words"]),
+                             out["emitted"].eq(0)]
                 with m.If((size["poh"] == 0) | (size["row_words"] == 0)):
                     m.d.sync += size["words"].eq(0)
                     m.next = "RUN"
@@ -127,29 +135,30 @@ class PoolUnit(wiring.Component):
                              self.cmd.payload.addr.eq(self.base + (size["offset"] << lg_m)),
                              self.cmd.payload.length.eq(size["words"] << lg_m)]
                 with m.If(self.cmd.ready):
-                    m.d.sync += [run.eq(1), emitted.eq(0), beat_n.eq(0), self.data.payload.eq(0),
-                                 walk["y0"].eq(-win.pt), walk["x0"].eq(-win.pl)]
-                    m.d.sync += [walk[n].eq(0) for n in ("y", "x", "cg", "wy", "wx")]
+                    m.d.sync += [run.eq(1), walk["y0"].eq(-win.pt), walk["x0"].eq(-win.pl)]
+                    m.d.sync += [walk[n].eq(0) for n in ("y", "x", "cl", "wy", "wx")]
                     m.next = "RUN"
             with m.State("RUN"):
-                with m.If((emitted == size["words"]) & ~self.data.valid & ~self.dma_busy):
+                with m.If((out["emitted"] == size["words"]) & (out["fill"] == 0)
+                          & ~self.data.valid & ~self.dma_busy):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
 
-    def _datapath(self, m, walk, run, size, emitted, beat_n):
-        """Window walker -> IFM read -> running maximum or sum -> divisor -> beat assembly, one
-        word per cycle while no beat waits."""
+    def _datapath(self, m, walk, run, size, out):
+        """Window walker -> IFM line read -> running maximum or sum per channel -> divisor ->
+        beat packing, one line per cycle while no beat waits."""
         cfg = self._config
-        M = cfg.group
+        lanes = cfg.group * cfg.ifm_words_per_line
         win = self.window
         advance = ~self.data.valid
         y = walk["y0"] + walk["wy"]
         x = walk["x0"] + walk["wx"]
-        flags = data.StructLayout({"valid": 1, "inb": 1, "inpad": 1, "first": 1, "last": 1})
+        flags = data.StructLayout({"valid": 1, "inb": 1, "inpad": 1, "first": 1, "last": 1,
+                                   "last_line": 1})
         st1, st2, st3 = (Signal(flags, name=f"pool_st{i}") for i in (1, 2, 3))
         idx1 = Signal(24)
-        cg1 = Signal(16)
-        acc = Signal(data.ArrayLayout(signed(SUM_BITS), M))
+        cl1 = Signal(16)
+        acc = Signal(data.ArrayLayout(signed(SUM_BITS), lanes))
         count = Signal(17)            # the window's taps that count for its average
         with m.If(advance):
             m.d.sync += [
@@ -158,17 +167,18 @@ class PoolUnit(wiring.Component):
                 st1.inpad.eq((y < self.map_h + win.pb) & (x < self.map_w + win.pr)),
                 st1.first.eq((walk["wy"] == 0) & (walk["wx"] == 0)),
                 st1.last.eq((walk["wy"] + 1 == win.kh) & (walk["wx"] + 1 == win.kw)),
-                idx1.eq(y[:12] * self.map_w + x[:12]), cg1.eq(walk["cg"]),
+                st1.last_line.eq(walk["cl"] + 1 == size["gl"]),
+                idx1.eq(y[:12] * self.map_w + x[:12]), cl1.eq(walk["cl"]),
                 st2.eq(st1), st3.eq(st2),
             ]
-        m.d.comb += [self.rd_pixel.eq(idx1), self.rd_cg.eq(cg1),
+        m.d.comb += [self.rd_pixel.eq(idx1), self.rd_line.eq(cl1),
                      self.rd_en.eq(advance & st1.valid & st1.inb)]
         # (stage 2 holds the read; its data is on rd_data while stage 2 advances)
         counts = Mux(self.count_pad, st2.inpad, st2.inb)
         with m.If(advance & st2.valid):
             m.d.sync += count.eq(Mux(st2.first, 0, count) + counts)
-            for lane in range(M):
-                v = self.rd_data[lane]
+            for lane in range(lanes):
+                v = self.rd_data[lane // cfg.group][lane % cfg.group]
                 taken = Mux(st2.inb, v, Mux(self.average, 0, -128))
                 with m.If(st2.first):
                     m.d.sync += acc[lane].eq(taken)
@@ -177,51 +187,71 @@ class PoolUnit(wiring.Component):
                 with m.Elif(taken > acc[lane]):
                     m.d.sync += acc[lane].eq(taken)
         word = self._divide(m, advance, st3, acc, count)
-        self._assemble(m, advance, word, size, emitted, beat_n)
+        self._pack(m, advance, word, size, out)
         self._walk(m, walk, run, size, advance)
 
     def _divide(self, m, advance, st3, acc, count):
-        """A finished window (stage 3, last tap): its divisor read (stage 4), its sum times the
-        multiplier plus the rounding term (stage 5); returns (valid, the M int8 results)."""
-        M = self._config.group
+        """A finished window (stage 3, last tap): its divisor read (stage 4), its sums times the
+        multiplier plus the rounding term (stage 5); returns (valid, whether it is its pixel's
+        last line, the int8 results of the line's channels)."""
+        lanes = len(acc)
         m.submodules.divisors = divs = Memory(shape=divisor_layout(), depth=DIVISORS, init=[])
         wr, rd = divs.write_port(), divs.read_port(transparent_for=())
         m.d.comb += [wr.addr.eq(self.div_wr_addr), wr.data.eq(self.div_wr_data),
                      wr.en.eq(self.div_wr_en),
                      rd.addr.eq(Mux(self.one_divisor, 0, count - 1)), rd.en.eq(advance)]
         v4, v5 = Signal(name="pool_v4"), Signal(name="pool_v5")
-        word4 = Signal(data.ArrayLayout(signed(SUM_BITS), M))
-        word5 = Signal(data.ArrayLayout(signed(SUM_BITS), M))
+        ll4, ll5 = Signal(name="pool_ll4"), Signal(name="pool_ll5")
+        word4 = Signal(data.ArrayLayout(signed(SUM_BITS), lanes))
+        word5 = Signal(data.ArrayLayout(signed(SUM_BITS), lanes))
         prod_bits = SUM_BITS + 17 + 8
-        prod5 = Signal(data.ArrayLayout(signed(prod_bits), M))
+        prod5 = Signal(data.ArrayLayout(signed(prod_bits), lanes))
         shift5 = Signal(6)
         with m.If(advance):
-            m.d.sync += [v4.eq(st3.valid & st3.last), word4.eq(acc), v5.eq(v4), word5.eq(word4),
-                         shift5.eq(rd.data.shift)]
+            m.d.sync += [v4.eq(st3.valid & st3.last), ll4.eq(st3.last_line), word4.eq(acc),
+                         v5.eq(v4), ll5.eq(ll4), word5.eq(word4), shift5.eq(rd.data.shift)]
             rounding = (Const(1, prod_bits) << rd.data.shift) >> 1
-            m.d.sync += [prod5[i].eq(word4[i] * rd.data.mult + rounding) for i in range(M)]
+            m.d.sync += [prod5[i].eq(word4[i] * rd.data.mult + rounding) for i in range(lanes)]
         out = []
-        for i in range(M):
+        for i in range(lanes):
             value = Mux(self.average, prod5[i] >> shift5, word5[i])
             low = Mux(self.relu, 0, -128)
             out.append(Mux(value > 127, 127, Mux(value < low, low, value[:8].as_signed())))
-        return v5, out
+        return v5, ll5, out
 
-    def _assemble(self, m, advance, word, size, emitted, beat_n):
-        """A pooled word into the beat being assembled; a full beat (or the last) is sent."""
+    def _pack(self, m, advance, word, size, out):
+        """A window's words (its line's; the pixel's last line only its `last_words`) appended
+        to the bytes waiting for a beat: a full beat is sent, the rest kept; the last words of
+        the pass are sent in a partial beat (the DMA writes only the command's bytes)."""
         cfg = self._config
-        valid, lanes = word
-        M = cfg.group
+        M, wpl = cfg.group, cfg.ifm_words_per_line
+        valid, last_line, lanes = word
+        beat = 8 * M * wpl
+        held = Signal(beat, name="pool_held")           # bytes waiting, `fill` words
+        fill, emitted = out["fill"], out["emitted"]
+        n = Signal(range(wpl + 1))
+        m.d.comb += n.eq(Mux(last_line, size["last_words"], wpl))
+        masked = Signal(beat)
+        m.d.comb += masked.eq(Cat(*(Mux(i // M < n, lane.as_unsigned(), 0)
+                                    for i, lane in enumerate(lanes))))
+        joined = Signal(2 * beat)
+        with m.Switch(fill):
+            for f in range(wpl):
+                with m.Case(f):
+                    m.d.comb += joined.eq(held | (masked << (8 * M * f)))
+        total = fill + n
         with m.If(advance & valid):
-            for i in range(cfg.ifm_words_per_line):
-                with m.If(beat_n == i):
-                    m.d.sync += [self.data.payload[(i * M + j) * 8:(i * M + j + 1) * 8].eq(lane)
-                                 for j, lane in enumerate(lanes)]
-            m.d.sync += [beat_n.eq(beat_n + 1), emitted.eq(emitted + 1)]
-            with m.If((beat_n + 1 == cfg.ifm_words_per_line) | (emitted + 1 == size["words"])):
-                m.d.sync += self.data.valid.eq(1)
+            m.d.sync += emitted.eq(emitted + n)
+            with m.If(total >= wpl):
+                m.d.sync += [self.data.payload.eq(joined[:beat]), self.data.valid.eq(1),
+                             held.eq(joined[beat:]), fill.eq(total - wpl)]
+            with m.Else():
+                m.d.sync += [held.eq(joined[:beat]), fill.eq(total)]
+        with m.Elif(~self.data.valid & (emitted == size["words"]) & (fill != 0)):
+            m.d.sync += [self.data.payload.eq(held), self.data.valid.eq(1), held.eq(0),
+                         fill.eq(0)]
         with m.If(self.data.valid & self.data.ready):
-            m.d.sync += [self.data.valid.eq(0), beat_n.eq(0), self.data.payload.eq(0)]
+            m.d.sync += self.data.valid.eq(0)
 
     def _walk(self, m, walk, run, size, advance):
         win = self.window
@@ -232,10 +262,10 @@ class PoolUnit(wiring.Component):
                 m.d.sync += [walk["wx"].eq(0), walk["wy"].eq(walk["wy"] + 1)]
             with m.Else():
                 m.d.sync += [walk["wx"].eq(0), walk["wy"].eq(0)]
-                with m.If(walk["cg"] + 1 != self.gk):
-                    m.d.sync += walk["cg"].eq(walk["cg"] + 1)
+                with m.If(walk["cl"] + 1 != size["gl"]):
+                    m.d.sync += walk["cl"].eq(walk["cl"] + 1)
                 with m.Else():
-                    m.d.sync += walk["cg"].eq(0)
+                    m.d.sync += walk["cl"].eq(0)
                     with m.If(walk["x"] + 1 != size["pow"]):
                         m.d.sync += [walk["x"].eq(walk["x"] + 1),
                                      walk["x0"].eq(walk["x0"] + win.sw)]
