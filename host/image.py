@@ -350,11 +350,20 @@ def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph
 
 def _band_that_fits(geo, rows: int, config: SenseConfig) -> int:
     """The planner's band height, lowered until a band's input fits the IFM store as placed
-    (the gateware's rule, `band_geometry`; the planner counts raw bytes)."""
-    while rows > 1 and geo.stride in STRIDES and not band_geometry(
-            geo.replace(graph={"exec.band_rows": rows}), config).fits(config):
+    (the gateware's rule, `band_geometry`; the planner counts raw bytes), then, where a band of
+    at least one row can, until it fits half the store: the gateware then loads each band
+    while the one before computes (prefetch)."""
+    def lines(n):
+        return band_geometry(geo.replace(graph={"exec.band_rows": n}), config).lines
+
+    if geo.stride not in STRIDES:
+        return rows
+    while rows > 1 and lines(rows) > config.ifm_bank_lines:
         rows -= 1
-    return rows
+    full = rows
+    while rows > 1 and lines(rows) > config.ifm_bank_lines // 2:
+        rows -= 1
+    return rows if lines(rows) <= config.ifm_bank_lines // 2 else full
 
 
 def _other_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph, offsets):

@@ -30,7 +30,8 @@ import dataclasses
 import numpy as np
 
 from host import golden
-from host.buffers import ConvLayer, descriptor_window, layer_bands, pool_bands, pool_map, window_count
+from host.buffers import (ConvLayer, band_geometry, descriptor_window, layer_bands, pool_bands,
+                          pool_map, window_count)
 from host.sparse import pad_channels
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
 from hw.core.ifm_store import SETTLE, load_pieces
@@ -167,6 +168,12 @@ LAYER_STATES = 10
 #: constants (the first band's wait hides behind the parameter load).
 BAND_STATES = 5
 BAND_SETUP_WAIT = SETTLE + 1
+#: Band prefetch: cycles from the band's weights being in to its successor's first band state
+#: (PREFETCH_LEAD), and from the later of the core's end and the successor's load to its start
+#: (RUN_WAIT, PREFETCH_SWITCH, in place of BAND_END and the successor's band states). Fitted on
+#: the tiled bench layer (scripts/fit_perf_model.py).
+PREFETCH_LEAD = 1
+PREFETCH_SWITCH = 1
 #: States of each band of the pool pass that move no data: POOL_BAND_A..C, POOL_SETUP, the
 #: pool unit's PLACE.
 POOL_BAND_STATES = 5
@@ -329,7 +336,13 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) ->
     read_bytes = DESCRIPTOR_BYTES + beat * k
     core = {"slots_issued": 0, "groups_skipped": 0}
     first_tile = 0
-    for i, (y, n, start, rows, _top) in enumerate(layer_bands(d)):
+    bands = layer_bands(d)
+    # Band prefetch (hw/soc/accelerator.py, RUN): with resident weights and bands that fit half
+    # the IFM store, band i + 1 is loaded while band i computes, from when band i's weights are in.
+    prefetch = resident and len(bands) > 1 and band_geometry(d, config).lines \
+        <= config.ifm_bank_lines // 2
+    prev = None                      # (run cycles, weights-in cycles) of the band before
+    for i, (y, n, start, rows, _top) in enumerate(bands):
         n_tiles = sum(1 for p0, _ in tiles[first_tile:] if p0 < (y + n) * d.out_w)
         band_tiles = tiles[first_tile:first_tile + n_tiles]
         band_cost = cost[first_tile:first_tile + n_tiles]
@@ -344,9 +357,17 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) ->
         band_core = tile_cycles(band_cost.sum(axis=1), band_cost[:, -1], d.k_tiles, config,
                                 ifm_stationary, tile_write, weights_in if streamed else None)
         # Bands after the first: their states and the store's set-up before the input loads.
-        cycles += (BAND_STATES + (0 if i == 0 else BAND_SETUP_WAIT)
-                   + READ_OVERHEAD + load_pieces(rows * d.in_w, pixel_bytes, lane)
-                   + max(band_core["cycles"], band_core["writer_end"]))
+        gap = (BAND_STATES + (0 if i == 0 else BAND_SETUP_WAIT)
+               + READ_OVERHEAD + load_pieces(rows * d.in_w, pixel_bytes, lane))
+        run = max(band_core["cycles"], band_core["writer_end"])
+        if prefetch and prev is not None:
+            # the band before ran `prev[0]`; this band's states and load started `prev[1]`
+            # cycles into it: the later of the two ends, then RUN_WAIT
+            cycles += max(prev[0], prev[1] + PREFETCH_LEAD + gap) - prev[0] \
+                + PREFETCH_SWITCH + run
+        else:
+            cycles += gap + run
+        prev = (run, weights_in(d.k_tiles - 1) if streamed else 0)
         band_mask = mask[first_tile - n_tiles:first_tile]
         core["slots_issued"] += int((~band_mask).sum()) * d.k_tiles * config.cycles_per_group
         core["groups_skipped"] += int(band_mask.sum()) * d.k_tiles

@@ -60,6 +60,7 @@ class IfmDecoder(wiring.Component):
             "ifm_load": In(1), "ifm_load_lane": In(4),
             "ifm_beat": In(stream.Signature(8 * BEAT_BYTES)),
             "ifm_loading": Out(1),
+            "ifm_hold": In(1), "ifm_load_half": In(1), "ifm_read_half": In(1),
             "w_rd_addr": Out(unsigned(weight_addr_bits(config))),
             "w_avail": In(WEIGHT_INDEX_BITS),
             "w_release": Out(WEIGHT_INDEX_BITS),
@@ -87,13 +88,15 @@ class IfmDecoder(wiring.Component):
         m.submodules.walker = walker = PixelWalker(cfg)
         m.submodules.store = store = IfmStore(cfg)
         m.d.comb += [walker.start.eq(self.start), walker.layer.eq(self.layer),
-                     walker.k.eq(store.k),
+                     walker.k.eq(store.k_read), store.hold.eq(self.ifm_hold),
+                     store.load_half.eq(self.ifm_load_half),
+                     store.read_half.eq(self.ifm_read_half),
                      store.setup.eq(self.ifm_setup), store.geom.eq(self.ifm_geom),
                      self.ifm_ready.eq(store.ready), store.load.eq(self.ifm_load),
                      store.load_lane.eq(self.ifm_load_lane),
                      self.ifm_loading.eq(store.loading)]
         wiring.connect(m, wiring.flipped(self.ifm_beat), store.beat)
-        s = SimpleNamespace(walker=walker, L=walker.params, store=store, k=store.k)
+        s = SimpleNamespace(walker=walker, L=walker.params, store=store, k=store.k_read)
         s.bank_words = [store.col[j].word for j in range(cfg.cols)]
         s.bank_nz = [store.col[j].nz for j in range(cfg.cols)]
         self._group_state(m, s)

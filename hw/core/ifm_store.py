@@ -237,6 +237,11 @@ class IfmStore(wiring.Component):
     ``rd_en`` with ``rd_hi``/``rd_lo`` (column 0's pixel index) and ``rd_cg`` reads, one cycle
     later, column j's word of pixel index ``Lam + j`` on ``col[j]`` (words of columns whose
     pixel is outside the input are whatever the bank holds: the decoder masks them).
+    Double buffering: the loader writes the half of every bank ``load_half`` selects, reads
+    use the half ``read_half`` selects (both 0: the whole bank; halves only for a geometry of at
+    most half the bank's lines). Reads place by ``k_read``: ``k``, or while ``hold`` is high
+    the constants ``k`` had when it rose, so that the store can be set up and loaded for the
+    next band while the current one is read.
     ``aux_en`` with ``aux_pixel`` (a pixel index, stride-1 placement) and ``aux_line`` (a line
     of that pixel: channel groups ``aux_line * words_per_line`` on) reads the whole line onto
     ``aux_data`` a cycle later (the pool pass); it must not coincide with ``rd_en``."""
@@ -253,6 +258,8 @@ class IfmStore(wiring.Component):
             "rd_en": In(1), "rd_hi": In(unsigned(lb)), "rd_lo": In(unsigned(lo_bits(config))),
             "rd_cg": In(unsigned(DIM_BITS)),
             "col": Out(data.ArrayLayout(ifm_col_layout(config), config.cols)),
+            "hold": In(1), "k_read": Out(ifm_constants_layout(config)),
+            "load_half": In(1), "read_half": In(1),
             "aux_en": In(1), "aux_pixel": In(unsigned(2 * DIM_BITS)),
             "aux_line": In(unsigned(DIM_BITS)),
             "aux_data": Out(data.ArrayLayout(ifm_word_layout(config),
@@ -265,6 +272,10 @@ class IfmStore(wiring.Component):
         with m.If(self.setup):
             m.d.sync += g.eq(self.geom)
         self._constants(m, g)
+        k_held = Signal(ifm_constants_layout(self._config))
+        with m.If(~self.hold):
+            m.d.sync += k_held.eq(self.k)
+        m.d.comb += self.k_read.eq(Mux(self.hold, k_held, self.k))
         banks = self._banks(m)
         self._loader(m, g, banks)
         self._reads(m, banks)
@@ -321,7 +332,7 @@ class IfmStore(wiring.Component):
         first_w, end_w = lane >> lg_m, (lane + n) >> lg_m
         active = (left != 0) & self.beat.valid & ~self.load
         for i, (wr, _rd) in enumerate(banks):
-            m.d.comb += wr.addr.eq(cur_hi + off[LANE_BITS:])
+            m.d.comb += wr.addr.eq((cur_hi + off[LANE_BITS:]) | self._half(self.load_half))
             for w in range(wpl):
                 word = rotated[w * 8 * M:(w + 1) * 8 * M]
                 m.d.comb += [wr.data[w].word.eq(word), wr.data[w].nz.eq(word.any()),
@@ -354,9 +365,14 @@ class IfmStore(wiring.Component):
             m.d.sync += [x.eq(x + 1), phx.eq(Mux(phx == s_m1, 0, phx + 1)),
                          cur[0].eq(hi), cur[1].eq(lo)]
 
+    def _half(self, half):
+        """The line offset of a bank's upper half (the bank depth is a power of two)."""
+        lines = self._config.ifm_bank_lines
+        return Mux(half, lines // 2, 0) if lines > 1 else Const(0)
+
     def _reads(self, m, banks):
         """Every bank reads Lam's line or the next; the rotator turns the words to the columns."""
-        cfg, k, bb = self._config, self.k, self._bb
+        cfg, k, bb = self._config, self.k_read, self._bb
         B, wpl, cols = cfg.ifm_banks, cfg.ifm_words_per_line, cfg.cols
         sub = _lg(wpl)
         base = self.rd_hi + (self.rd_cg >> sub)
@@ -367,9 +383,11 @@ class IfmStore(wiring.Component):
             # (the last bank is never below Lam mod B: no comparison for it)
             below = (Const(i, max(1, bb)) < self.rd_lo) if i < B - 1 else Const(0)
             with m.If(self.aux_en):
-                m.d.comb += [rd.addr.eq(aux_line), rd.en.eq(1)]
+                m.d.comb += [rd.addr.eq(aux_line | self._half(self.read_half)), rd.en.eq(1)]
             with m.Else():
-                m.d.comb += [rd.addr.eq(base + Mux(below, k.gl, 0)), rd.en.eq(self.rd_en)]
+                m.d.comb += [rd.addr.eq((base + Mux(below, k.gl, 0))
+                                        | self._half(self.read_half)),
+                             rd.en.eq(self.rd_en)]
         with m.If(self.rd_en):
             m.d.sync += [rot.eq(self.rd_lo), word_sel.eq(self.rd_cg[:max(1, sub)] if sub else 0)]
         with m.If(self.aux_en):

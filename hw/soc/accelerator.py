@@ -150,6 +150,10 @@ class Accelerator(wiring.Component):
             in_addr=Signal(ADDR_BITS + 1, name="band_in_addr"),
             in_bytes=Signal(48, name="band_in_bytes"),
             out_addr=Signal(ADDR_BITS + 1, name="band_out_addr"), first=Signal(name="band_first"))
+        # Band prefetch: the IFM store half the core reads (the other one is loaded with the
+        # next band while `pf`), and the output address of the band in the core.
+        b.half, b.pf = Signal(name="ifm_half"), Signal(name="prefetching")
+        b.wr_base = Signal(ADDR_BITS + 1, name="writer_base")
         # The pool band in progress (the pool pass runs in bands of `pool_band_rows` pooled
         # rows; 0: one band): its first pooled row, its first map row (signed, padding rows
         # above the map count), the map rows it loads, the padding rows above them, whether it
@@ -187,7 +191,7 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             writer.ifm_stationary.eq(flag_set(D.flags, LayerFlags.IFM_STATIONARY)),
             writer.k_tiles.eq(D.k_tiles), writer.kpad.eq(check.kpad),
-            writer.out_channels.eq(D.out_channels), writer.base.eq(b.band.out_addr),
+            writer.out_channels.eq(D.out_channels), writer.base.eq(b.wr_base),
             writer.stride.eq(check.out_stride),
             # the map the pool pass pools (a conv's output, or a pooling layer's input): this
             # pool band's rows of it, with the window's padding rows that border the band
@@ -249,6 +253,8 @@ class Accelerator(wiring.Component):
             geom.pad_top.eq(Mux(b.pool_after_load, 0, b.band.pad_top)),
             geom.out_w.eq(Mux(b.pool_after_load, b.pool.map_w, D.out_w)),
             core.ifm_beat.payload.eq(rd_data.payload),
+            core.ifm_read_half.eq(b.half), core.ifm_load_half.eq(b.half ^ b.pf),
+            core.ifm_hold.eq(b.pf),
         ]
         m.d.comb += [
             core.par_wr_addr.eq(b.par_addr),
@@ -402,7 +408,7 @@ class Accelerator(wiring.Component):
             with m.Elif(check.is_pool):           # the pool pass on the layer's input
                 m.next = "POOL_LOAD"
             with m.Else():
-                m.d.sync += [b.band.y.eq(0), b.band.first.eq(1)]
+                m.d.sync += [b.band.y.eq(0), b.band.first.eq(1), b.half.eq(0), b.pf.eq(0)]
                 m.next = "BAND_A"
 
     def _band_states(self, m, b):
@@ -475,10 +481,12 @@ class Accelerator(wiring.Component):
                 with m.If(b.pool_after_load):
                     m.d.comb += b.pool.start.eq(1)
                     m.next = "POOL"
+                with m.Elif(b.pf):              # the next band is in; the core still runs
+                    m.next = "RUN_WAIT"
                 with m.Else():
                     m.next = "RUN_START"
         with m.State("POOL_LOAD"):
-            m.d.sync += [b.pool_after_load.eq(1), b.pband.py.eq(0)]
+            m.d.sync += [b.pool_after_load.eq(1), b.pband.py.eq(0), b.half.eq(0)]
             m.next = "POOL_BAND_A"
         self._pool_band_states(m, b)
         with m.State("POOL_SETUP"):
@@ -548,6 +556,7 @@ class Accelerator(wiring.Component):
                 layer.relu.eq(flag_set(D.flags, LayerFlags.RELU)),
                 layer.ifm_stationary.eq(flag_set(D.flags, LayerFlags.IFM_STATIONARY)),
             ]
+            m.d.sync += b.wr_base.eq(b.band.out_addr)
             # Weights that fit the buffer stay from the first band on (the ring never wraps).
             with m.If(b.band.first | ~b.check.weights_fit):
                 m.d.comb += b.weights.clear.eq(1)
@@ -559,8 +568,25 @@ class Accelerator(wiring.Component):
             m.d.comb += [dma.rd_data.ready.eq(b.weights.ready), b.weights.accept.eq(b.beat_in)]
             with m.If(b.beat_in):
                 m.d.sync += b.count.eq(b.count - 1)
+            # Prefetch: once this band's weights are in (they stay: the layer's fit the buffer)
+            # and when a band fits half the IFM store, the next band's input is loaded into
+            # the other half while the core runs (BAND_A .. LOAD, then RUN_WAIT).
+            more = b.band.y + b.band.out_rows < D.out_h
+            prefetch = b.check.half_fits & b.check.weights_fit & more & (b.count == 0)
             with m.If(core.done & (b.count == 0) & b.writer.idle & ~dma.busy):
                 m.next = "BAND_END"
+            with m.Elif(prefetch):
+                m.d.sync += [b.pf.eq(1), b.band.y.eq(b.band.y + b.band.out_rows),
+                             b.band.first.eq(0)]
+                m.next = "BAND_A"
+        with m.State("RUN_WAIT"):
+            # The prefetched band is in: when the core and the writer are done with this one,
+            # its counters, and the next band starts from the other half.
+            with m.If(core.done & b.writer.idle & ~dma.busy):
+                m.d.sync += [b.totals[n].eq(b.totals[n] + getattr(core, n))
+                             for n in ("macs", "groups_issued", "groups_skipped")]
+                m.d.sync += [b.pf.eq(0), b.half.eq(~b.half)]
+                m.next = "RUN_START"
         with m.State("BAND_END"):
             # The core's counters of this band; then the next band, the pool pass, or the end.
             m.d.sync += [b.totals[n].eq(b.totals[n] + getattr(core, n))

@@ -69,7 +69,7 @@ class LayerCheck(wiring.Component):
             "consistent": Out(1), "supported": Out(1), "fits": Out(1), "in_window": Out(1),
             "is_add": Out(1), "is_concat": Out(1), "out_stride": Out(20),
             "weights_fit": Out(1), "is_pool": Out(1), "is_average": Out(1), "is_gap": Out(1),
-            "window": Out(pool_window_layout()),
+            "window": Out(pool_window_layout()), "half_fits": Out(1),
         }
         members |= {f"{name}_start": Out(ADDR_BITS + 1) for name in RANGES}
         super().__init__(members)
@@ -165,6 +165,8 @@ class LayerCheck(wiring.Component):
                                        | (self.is_pool & self._pool_plain())
                                        | (D.kind.as_value() > max(k.value for k in LayerKind))),
                      self.weights_fit.eq(v["w_words"] <= cfg.weight_depth),
+                     # the largest band fits half the store: bands can be double-buffered
+                     self.half_fits.eq(self._geo[0].lines <= cfg.ifm_bank_lines // 2),
                      # An ADD runs in chunks through its own buffer: it always fits.
                      self.fits.eq(self.is_add | self.is_concat
                                   | Mux(self.is_pool, self._pool_fits(),
