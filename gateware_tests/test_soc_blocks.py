@@ -87,9 +87,6 @@ def test_layer_check_verdicts():
     v = _verdicts(cfg, good)
     assert v == {"consistent": 1, "fits": 1, "in_window": 1, "supported": 1, "kpad": 4,
                  "ifm_bytes": 6 * 6 * 2 * 4}
-    # Whole-network kinds and fields are consistent but not run by this gateware.
-    gap = _verdicts(cfg, {**good, "kind": LayerKind.GAP.value})
-    assert gap["consistent"] == 1 and gap["supported"] == 0
     # Bands: any height up to out_h; weight and input-channel blocks are not run yet.
     banded = _verdicts(cfg, {**good, "graph": _exec_bits(band_rows=4)})
     assert banded["consistent"] == 1 and banded["supported"] == 1 and banded["fits"] == 1
@@ -166,9 +163,9 @@ def test_layer_check_verdicts_for_concat_ranges():
 
 
 def test_layer_check_verdicts_for_maxpool_layers():
-    """A MAXPOOL with a square window runs (its input placed at stride 1 must fit the IFM
-    store); asymmetric, dilated or ReLU windows are UNSUPPORTED; a wrong output size or window
-    is BAD_DESCRIPTOR."""
+    """A MAXPOOL runs with any undilated window (its input placed at stride 1 must fit the IFM
+    store, or a band of it); dilated windows and max-pools that count padding are UNSUPPORTED;
+    a wrong output size (by the pool unit's counting, ceil_mode included) is BAD_DESCRIPTOR."""
     cfg = SenseConfig.preset("small")
     window = dict(pool_kernel_w=3, pool_stride_w=2, pool_pad_l=1, pool_pad_b=1, pool_pad_r=1)
     good = _descriptor(kind=LayerKind.MAXPOOL.value, in_channels=8, out_channels=8, out_h=3,
@@ -177,11 +174,47 @@ def test_layer_check_verdicts_for_maxpool_layers():
                        pool_stride=2, pool_pad=1, graph=_exec_bits(**window))
     v = _verdicts(cfg, good)
     assert (v["consistent"], v["supported"], v["fits"], v["in_window"]) == (1, 1, 1, 1), v
-    for bad in ({"pool_pad_r": 0}, {"pool_kernel_w": 2}, {"pool_dilation": 1}):
-        assert _verdicts(cfg, {**good, "graph": _exec_bits(**{**window, **bad})}) \
-            ["supported"] == 0, bad
-    assert _verdicts(cfg, {**good, "flags": LayerFlags.RELU.value})["supported"] == 0
-    for bad in ({"out_h": 4}, {"out_channels": 4}, {"pool_stride": 0}, {"in_offset": 8}):
+    # unequal padding (6 + 1 + 0 - 3) / 2 + 1 = 3 columns: runs; a 3x2 window gives 4: wrong
+    for change, verdict in (({"pool_pad_r": 0}, (1, 1)), ({"pool_kernel_w": 2}, (0, 1)),
+                            ({"pool_dilation": 1}, (1, 0))):
+        v = _verdicts(cfg, {**good, "graph": _exec_bits(**{**window, **change})})
+        assert (v["consistent"], v["supported"]) == verdict, change
+    assert _verdicts(cfg, {**good, "flags": LayerFlags.COUNT_PAD.value})["supported"] == 0
+    assert _verdicts(cfg, {**good, "flags": LayerFlags.RELU.value})["supported"] == 1
+    # ceil_mode: 7 rows, kernel 2, stride 2 give 3 rows (floor) or 4 (ceil); 6 + 2 columns,
+    # kernel 3, stride 2 give 3 (floor) or 4 (ceil)
+    ceil = {**good, "in_h": 7, "pool_kernel": 2, "pool_pad": 0, "out_h": 4, "out_w": 4,
+            "graph": _exec_bits(**{**window, "pool_pad_b": 0})}
+    assert _verdicts(cfg, ceil)["consistent"] == 0
+    assert _verdicts(cfg, {**ceil, "flags": LayerFlags.CEIL.value})["consistent"] == 1
+    for bad in ({"out_h": 4}, {"out_channels": 4}, {"pool_stride": 0}, {"in_offset": 8},
+                {"param_size": 16}):
         assert _verdicts(cfg, {**good, **bad})["consistent"] == 0, bad
     big = {**good, "in_h": 64, "in_w": 64, "out_h": 32, "out_w": 32}
     assert _verdicts(cfg, big, window=(0, 1 << 24))["fits"] == 0           # 32 KiB input
+
+
+def test_layer_check_verdicts_for_average_pooling():
+    """AVGPOOL needs a divisor entry per window count (kernel area), GAP one and an output of
+    1x1; an AVGPOOL window beyond the divisor memory is TOO_LARGE."""
+    cfg = SenseConfig.preset("small")
+    window = dict(pool_kernel_w=3, pool_stride_w=1, pool_pad_l=1, pool_pad_b=1, pool_pad_r=1)
+    avg = _descriptor(kind=LayerKind.AVGPOOL.value, in_channels=8, out_channels=8, kernel_h=1,
+                      kernel_w=1, pad=0, k_tiles=0, p_tiles=0, weight_offset=0,
+                      param_size=9 * BEAT_BYTES, pool_kernel=3, pool_stride=1, pool_pad=1,
+                      graph=_exec_bits(**window))
+    v = _verdicts(cfg, avg)
+    assert (v["consistent"], v["supported"], v["fits"], v["in_window"]) == (1, 1, 1, 1), v
+    assert _verdicts(cfg, {**avg, "param_size": 8 * BEAT_BYTES})["consistent"] == 0
+    assert _verdicts(cfg, {**avg, "flags": LayerFlags.COUNT_PAD.value})["supported"] == 1
+    wide = {**avg, "in_h": 17, "in_w": 17, "out_h": 1, "out_w": 1, "pool_kernel": 17,
+            "pool_pad": 0, "param_size": 289 * BEAT_BYTES,
+            "graph": _exec_bits(pool_kernel_w=17, pool_stride_w=1)}
+    v = _verdicts(cfg, wide)
+    assert v["consistent"] == 1 and v["fits"] == 0                  # 289 taps > 256 divisors
+    gap = {**avg, "kind": LayerKind.GAP.value, "out_h": 1, "out_w": 1, "pool_kernel": 0,
+           "pool_stride": 0, "pool_pad": 0, "param_size": BEAT_BYTES, "graph": 0}
+    v = _verdicts(cfg, gap)
+    assert (v["consistent"], v["supported"], v["fits"], v["in_window"]) == (1, 1, 1, 1), v
+    assert _verdicts(cfg, {**gap, "out_w": 2})["consistent"] == 0
+    assert _verdicts(cfg, {**gap, "param_size": 2 * BEAT_BYTES})["consistent"] == 0

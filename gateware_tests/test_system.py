@@ -393,8 +393,8 @@ def test_sense_sim_runs_a_residual_onnx_model(tmp_path, capsys):
 
 def run_both_orders(qnet, x, name, check_image, seed):
     """`qnet` packed in both tile orders (`check_image` asserts on each image), run with the
-    in-design DRAM (bit-exact, counters, DRAM bytes and the model: `check_run`) and the weight
-    order again with DRAM stalls (bit-exact)."""
+    in-design DRAM (bit-exact, counters, DRAM bytes and the model: `check_run`) and, unless
+    `seed` is None, the weight order again with DRAM stalls (bit-exact)."""
     steps, cases = [], []
     for order in ("weight", "ifm"):
         image = pack_image(qnet, CONFIG, order=order)
@@ -406,8 +406,10 @@ def run_both_orders(qnet, x, name, check_image, seed):
         check_run(step, qnet_, x_, image, CONFIG)
         print(f"{case}: cycles {[r['cycles'] for r in step['runs']]}, model error "
               f"{max(step['model_errors']):.2%}")
-    stalled = run_system(CONFIG, steps[:1], name=f"system-{name}-stalls", pause=0.3, seed=seed)
-    assert (stalled["steps"][0]["outputs"] == run_int(qnet, x, return_all=True)[-1]).all()
+    if seed is not None:
+        stalled = run_system(CONFIG, steps[:1], name=f"system-{name}-stalls", pause=0.3,
+                             seed=seed)
+        assert (stalled["steps"][0]["outputs"] == run_int(qnet, x, return_all=True)[-1]).all()
 
 
 def test_tiled_layers_run_in_bands():
@@ -479,7 +481,8 @@ def test_mini_network_from_onnx(tmp_path, capsys):
     whose stride-2 layer runs in bands, a fused max-pool, a stride-1 max-pool, two bottleneck
     blocks with a projection shortcut, an inception module, a ceil_mode max-pool, GAP, FC):
     written as ONNX, imported and run by `sense sim --model`, every output bit-exact, the model
-    within tolerance; then in both tile orders and with DRAM stalls."""
+    within tolerance; then in both tile orders (its structures run with DRAM stalls in the
+    tests above)."""
     import json
 
     from host import zoo
@@ -507,4 +510,4 @@ def test_mini_network_from_onnx(tmp_path, capsys):
                                   LayerKind.GAP, LayerKind.FC)} <= kinds
         assert any(d.g("exec.band_rows") for d in descs)
 
-    run_both_orders(qnet, x, "mini", structures, seed=13)
+    run_both_orders(qnet, x, "mini", structures, seed=None)   # (its parts run with stalls)

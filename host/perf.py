@@ -169,9 +169,10 @@ LAYER_STATES = 10
 BAND_STATES = 5
 BAND_SETUP_WAIT = SETTLE + 1
 #: Band prefetch: cycles from the band's weights being in to its successor's first band state
-#: (PREFETCH_LEAD), and from the later of the core's end and the successor's load to its start
-#: (RUN_WAIT, PREFETCH_SWITCH, in place of BAND_END and the successor's band states). Fitted on
-#: the tiled bench layer (scripts/fit_perf_model.py).
+#: (PREFETCH_LEAD: RUN's exit), and from the later of the core's end and the successor's load to
+#: its start (PREFETCH_SWITCH: RUN_WAIT, in place of BAND_END and the successor's band states).
+#: Counted from the sequencer; checked on the VGG-style system network (scripts/check_model.py)
+#: and the tiled bench layer (`sense bench accel`).
 PREFETCH_LEAD = 1
 PREFETCH_SWITCH = 1
 #: States of each band of the pool pass that move no data: POOL_BAND_A..C, POOL_SETUP, the
