@@ -190,6 +190,15 @@ def test_layer_check_verdicts_for_maxpool_layers():
     for bad in ({"out_h": 4}, {"out_channels": 4}, {"pool_stride": 0}, {"in_offset": 8},
                 {"param_size": 16}):
         assert _verdicts(cfg, {**good, **bad})["consistent"] == 0, bad
+    # Pool bands: any height for windows whose stride is at most their kernel; a gapped window
+    # (2x2 stride 3) in bands is BAD_DESCRIPTOR (a band could start past the map).
+    banded = {**good, "graph": _exec_bits(**window, pool_band_rows=1)}
+    assert _verdicts(cfg, banded)["consistent"] == 1
+    gapped = {**good, "pool_kernel": 2, "pool_stride": 3, "pool_pad": 0, "out_h": 2, "out_w": 2}
+    gapped_window = dict(pool_kernel_w=2, pool_stride_w=3)
+    assert _verdicts(cfg, {**gapped, "graph": _exec_bits(**gapped_window)})["consistent"] == 1
+    assert _verdicts(cfg, {**gapped, "graph": _exec_bits(**gapped_window, pool_band_rows=1)}) \
+        ["consistent"] == 0
     big = {**good, "in_h": 64, "in_w": 64, "out_h": 32, "out_w": 32}
     assert _verdicts(cfg, big, window=(0, 1 << 24))["fits"] == 0           # 32 KiB input
 
