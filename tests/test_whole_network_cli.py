@@ -73,3 +73,21 @@ def test_pack_and_inspect_a_graph_network(tmp_path, capsys):
     assert kinds == {"conv", "maxpool", "concat", "gap", "fc"}
     assert any(e["tiling"]["concat_channels"] for e in info["layers"])
     assert info["activation_bytes"] < 4 << 20 and info["runs_on_this_gateware"]
+
+
+def test_bench_pack_reports_the_network_as_built(tmp_path):
+    """`sense bench pack --model mini --config small`: every layer runs on this gateware, and the
+    as-built estimate is the RTL-checked model's on the golden activations (per layer and in
+    total, which the per-layer figures add up to)."""
+    out = tmp_path / "p.json"
+    assert main(["bench", "pack", "--model", "mini", "--config", "small", "--json",
+                 str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["layers_today"] == report["layers"] == 25
+    assert report["unsupported_today"] is None
+    built = report["as_built"]
+    assert len(built["layers"]) == 25 and built["images_per_s"] > 0
+    assert built["conv_cycles"] == sum(e["cycles"] for e in built["layers"]
+                                       if e["kind"] == "conv")
+    assert built["cycles"] > sum(e["cycles"] for e in built["layers"])      # plus the run's start
+    assert 0 < built["pe_utilization"] < 1
