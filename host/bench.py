@@ -235,8 +235,9 @@ def _as_built(image, x, config, acts, net) -> dict:
             "dram_read_bytes": int(total["dram_read_bytes"]),
             "dram_write_bytes": int(total["dram_write_bytes"]),
             "pe_utilization": macs / (config.pes * total["cycles"]),
-            "model": "host.estimate.accelerator_estimate (host.perf: within 2 % of the RTL on "
-                     "the system-test networks)",
+            "model": "host.estimate.accelerator_estimate (its error against the RTL on the "
+                     "system-test networks: scripts/check_model.py, "
+                     "docs/results/model-check.json)",
             "layers": [{"name": layer.name, "kind": layer.kind, "cycles": int(e["cycles"]),
                         "dram_bytes": int(e["dram_read_bytes"] + e["dram_write_bytes"])}
                        for e, layer in zip(layers, net.layers)]}

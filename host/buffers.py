@@ -172,14 +172,21 @@ def buffer_problem(d, config: SenseConfig) -> str | None:
     return None
 
 
+def _pool_rows_geometry(d, config: SenseConfig, per: int):
+    """The IFM store's placement of the largest band of `per` pooled rows of the pool pass's
+    map (0: the whole map): (per - 1) * stride + kernel map rows, at most the map's."""
+    map_h, map_w, groups = pool_map(d, config)
+    win = descriptor_window(d)
+    rows = map_h if per == 0 else min((per - 1) * win.stride[0] + win.kernel[0], map_h)
+    return ifm_geometry(rows, map_w, groups, 1, 0, map_w, config), rows
+
+
 def pool_fit_problem(d, config: SenseConfig) -> str | None:
     """Why the pool pass of `d` cannot hold its map (or a band of it, `exec.pool_band_rows`)
     in the IFM store, or None."""
     map_h, map_w, groups = pool_map(d, config)
-    win = descriptor_window(d)
     per = d.g("exec.pool_band_rows")
-    rows = map_h if per == 0 else min((per - 1) * win.stride[0] + win.kernel[0], map_h)
-    g = ifm_geometry(rows, map_w, groups, 1, 0, map_w, config)
+    g, rows = _pool_rows_geometry(d, config, per)
     if g.fits(config):
         return None
     what = "its map" if rows == map_h else f"a band of {per} pooled rows of its map"
@@ -244,18 +251,17 @@ def pool_band_rows(d, config: SenseConfig) -> int | None:
     """`exec.pool_band_rows` for `d`'s pool pass: 0 when its whole map fits the IFM store,
     else the most pooled rows whose map rows fit (None: not even one row's do, or the window's
     stride exceeds its kernel, which bands do not take)."""
-    map_h, map_w, groups = pool_map(d, config)
-    (kh, _), (sh, _) = descriptor_window(d).kernel, descriptor_window(d).stride
+    win = descriptor_window(d)
 
-    def fits(rows):
-        return ifm_geometry(min(rows, map_h), map_w, groups, 1, 0, map_w, config).fits(config)
+    def fits(per):
+        return _pool_rows_geometry(d, config, per)[0].fits(config)
 
-    if fits(map_h):
+    if fits(0):
         return 0
-    if sh > kh or not fits(kh):
+    if win.stride[0] > win.kernel[0] or not fits(1):
         return None
     per = 1
-    while fits(per * sh + kh):
+    while fits(per + 1):
         per += 1
     return per
 

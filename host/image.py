@@ -339,8 +339,8 @@ def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph
         flags=int(geo.flags) | LayerFlags.IFM_STATIONARY.value * (chosen == "ifm"),
         in_offset=d.in_offset, out_offset=d.out_offset, out_scale=d.out_scale,
         graph={k: v for k, v in graph.items() if v})
-    # A forced order the buffers cannot take (a layer the tiler planned may still need
-    # hardware not built yet, e.g. pooling in bands: the driver says so at load).
+    # A forced order the buffers cannot take (a layer the tiler planned in weight or channel
+    # blocks needs hardware not built yet: the driver says so at load).
     problem = buffer_problem(d, config) if d.plain and "exec.band_rows" not in graph else None
     if problem:
         raise ImageError(f"layer {i} ({layer.name}) does not fit the {config_name(config)} "
@@ -406,9 +406,9 @@ def _other_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph,
         if layer.kind == "gap":
             blocks["param"] = _divisor_block(layer.pool_scale, h * w, config, only_last=True)
     d = d.replace(flags=flags, graph={k: v for k, v in graph.items() if v}, **fields)
-    if layer.kind in ("maxpool", "avgpool", "gap"):
-        d = d.replace(graph={**d.graph, "exec.pool_band_rows": pool_band_rows(d, config)})
-        d = d.replace(graph={k: v for k, v in d.graph.items() if v})
+    per = pool_band_rows(d, config) if layer.kind in ("maxpool", "avgpool", "gap") else 0
+    if per:
+        d = d.replace(graph={**d.graph, "exec.pool_band_rows": per})
     return d, blocks
 
 

@@ -29,7 +29,6 @@ import dataclasses
 
 import numpy as np
 
-from host import golden
 from host.buffers import (ConvLayer, band_geometry, descriptor_window, layer_bands, pool_bands,
                           pool_map, window_count)
 from host.sparse import pad_channels
@@ -198,10 +197,10 @@ CONCAT_STATES = 9
 #: than READ_OVERHEAD because the store's set-up overlaps it).
 POOL_LAYER_STATES = 13
 DIVISOR_OVERHEAD = 5
-#: Cycles of the pool pass beyond its set-up, load, sizing, one per window tap and one per beat:
-#: fitted (scripts/fit_add_model.py) on the pooling-only networks. Negative: the terms above
-#: overcount the pass by about 18 cycles (not yet traced to a state; it includes the two
-#: finished-window stages, hw.soc.pool.TAIL_STAGES, and the write's response).
+#: Cycles of a pool band beyond its set-up, load, sizing, taps and beats: fitted
+#: (scripts/fit_add_model.py) on the pooling-only networks. It should be the two
+#: finished-window stages (hw.soc.pool.TAIL_STAGES) and the write's response; that it is 14
+#: cycles less means the terms above over-count a band by that much, not yet traced to a state.
 POOL_TAIL = TAIL_STAGES - 14
 
 

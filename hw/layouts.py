@@ -14,7 +14,8 @@ from amaranth.lib import data, enum
 
 from hw.config import BEAT_BYTES, BLOCK_ALIGN, SenseConfig
 
-__all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "weight_entry_layout",
+__all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "ifm_line_layout",
+           "weight_entry_layout",
            "weight_word_layout", "param_layout", "layer_layout", "acc_row_layout",
            "ofm_row_layout", "pack", "unpack", "DIM_BITS", "CHANNEL_BITS", "KERNEL_BITS",
            "param_entry_layout", "image_header_layout", "layer_descriptor_layout", "leaf_fields",
@@ -57,6 +58,11 @@ def ifm_word_layout(config: SenseConfig) -> data.ArrayLayout:
     return data.ArrayLayout(signed(config.data_width), config.group)
 
 
+def ifm_line_layout(config: SenseConfig) -> data.ArrayLayout:
+    """One IFM bank line: the 16 / M words (channel groups) of one 128-bit AXI beat."""
+    return data.ArrayLayout(ifm_word_layout(config), config.ifm_words_per_line)
+
+
 def weight_entry_layout(config: SenseConfig) -> data.StructLayout:
     """One stored weight of one row: int8 value and its position in the group (sparse only)."""
     fields = {"value": signed(config.data_width)}
@@ -84,9 +90,9 @@ def param_layout(config: SenseConfig) -> data.StructLayout:
 
 
 class LayerKind(enum.Enum, shape=8):
-    """A layer descriptor's `kind` (docs/memory-image.md). Today's gateware runs CONV, FC, ADD,
-    MAXPOOL (square windows) and CONCAT; the others are the whole-network kinds of SPEC section 8 still to build (a CONCAT
-    moves no data: its producers write channel ranges of its tensor)."""
+    """A layer descriptor's `kind` (docs/memory-image.md; SPEC section 8 for the whole-network
+    kinds). Today's gateware runs every kind (a CONCAT moves no data: its producers write
+    channel ranges of its tensor)."""
     CONV = 0
     FC = 1            # a convolution whose kernel covers its input
     ADD = 2           # residual add of two tensors (graph.add_mult_a/b, add_shift)

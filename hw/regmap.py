@@ -58,16 +58,15 @@ ERROR_TEXT = {
     ErrorCode.AXI_ERROR: "DRAM answered a transaction with SLVERR or DECERR",
     ErrorCode.ABORTED: "software wrote CTRL.abort; the run stopped after the layer in progress",
     ErrorCode.MISALIGNED: "IMAGE_BASE or ACT_BASE is not 64-byte aligned",
-    ErrorCode.TOO_LARGE: "a layer needs more on-chip buffer than this hardware has: its input "
-                         "(or, with max-pool, its convolution output) beyond the IFM store as "
-                         "placed for its stride, one k tile's weights beyond the weight buffer, "
-                         "or, in the IFM-stationary order, all its weights beyond the weight "
-                         "buffer",
-    ErrorCode.UNSUPPORTED: "a layer needs the whole-network hardware (an average or global "
-                           "average pooling layer, a max-pooling window that is not square, "
-                           "weight or input-channel blocks, a max-pool after a concat's "
-                           "channel range, or a stride other than 1, 2, 4, 8), which this "
-                           "gateware does not have",
+    ErrorCode.TOO_LARGE: "a layer needs more on-chip buffer than this hardware has: a band of "
+                         "its input (or a pool band of the map its pool pass reads) beyond the "
+                         "IFM store as placed, one k tile's weights beyond the weight buffer, "
+                         "in the IFM-stationary order all its weights beyond the weight buffer, "
+                         "or an average-pooling window beyond the pool unit's divisors",
+    ErrorCode.UNSUPPORTED: "a layer needs hardware this gateware does not have: weight or "
+                           "input-channel blocks, a dilated pooling window, a max-pool that "
+                           "counts its padding, a max-pool after a concat's channel range, or "
+                           "a stride other than 1, 2, 4, 8",
 }
 
 

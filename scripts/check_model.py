@@ -22,12 +22,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from host.estimate import accelerator_estimate  # noqa: E402
 from host.image import pack_image  # noqa: E402
-from host.quant import quantize, quantize_input, run_int  # noqa: E402
+from host.quant import quantize, quantize_input  # noqa: E402
 from hw.config import SenseConfig  # noqa: E402
 from hw.files import atomic_write  # noqa: E402
 from sim.networks import GRAPH_NETWORKS, HELDOUT_NETWORKS, random_network  # noqa: E402
+from sim.model_run import format_row, model_rows  # noqa: E402
 from sim.sysrun import run_system  # noqa: E402
 
 CONFIG = SenseConfig.preset("small")
@@ -60,19 +60,9 @@ def main():
     res = run_system(CONFIG, steps, name="check-model", dram="design")
     rows = []
     for step, (qnet, x, image) in zip(res["steps"], runs):
-        want = run_int(qnet, x, return_all=True)[-1]
-        for xi, run in zip(x, step["runs"]):
-            est = accelerator_estimate(image, xi, CONFIG)
-            rows.append({
-                "network": step["name"], "cycles": run["cycles"], "cycles_model": est["cycles"],
-                "error": (est["cycles"] - run["cycles"]) / run["cycles"],
-                "bit_exact": bool((step["outputs"] == want).all()),
-                "dram_bytes_exact": (run["dram_read_bytes"], run["dram_write_bytes"])
-                == (est["dram_read_bytes"], est["dram_write_bytes"])})
-            r = rows[-1]
-            print(f"{r['network']:>24}: RTL {r['cycles']:7d}  model {r['cycles_model']:7d}  "
-                  f"({r['error']:+.2%}), bit-exact {r['bit_exact']}, DRAM bytes exact "
-                  f"{r['dram_bytes_exact']}")
+        rows += model_rows(step, qnet, x, image, CONFIG)
+        for row in rows[-len(x):]:
+            print(format_row(row))
     errors = [abs(r["error"]) for r in rows]
     report = {"config": CONFIG.to_dict(), "dram": "design", "runs": rows,
               "max_abs_error": max(errors), "mean_abs_error": float(np.mean(errors))}

@@ -6,10 +6,10 @@ of the network input with itself, of five sizes: four beats, exactly one chunk, 
 beats, two chunks, four chunks with a partial last one; and networks of one pooling layer on
 the input (max-pools of three windows and sizes, two average pools, a global average pool).
 The ADD constants were read off the first three adds (the layer's fixed cost, a chunk's fixed
-cost, one cycle per 16-beat burst), POOL_TAIL off the first max-pool (POOL_LAYER_STATES counted from the sequencer),
-DIVISOR_OVERHEAD off the first average pool; this script checks them on all of them and writes
-everything to docs/results/add-model-fit.json. The residual and pooling networks of
-gateware_tests/test_system.py (among convolutions) are the held-out check.
+cost, one cycle per 16-beat burst), POOL_TAIL off the first max-pool (POOL_LAYER_STATES
+counted from the sequencer), DIVISOR_OVERHEAD off the first average pool; this script checks them on all of them and writes
+everything to docs/results/add-model-fit.json. The residual and pooling networks of the system
+tests (sim/networks.py, among convolutions) are the held-out check: scripts/check_model.py.
 
     .venv/bin/python scripts/fit_add_model.py
 """
@@ -25,12 +25,12 @@ sys.path.insert(0, str(ROOT))
 
 import host.perf as perf  # noqa: E402
 from host import golden  # noqa: E402
-from host.estimate import accelerator_estimate  # noqa: E402
 from host.image import pack_image  # noqa: E402
 from host.nn import Layer, Network  # noqa: E402
-from host.quant import quantize, quantize_input, run_int  # noqa: E402
+from host.quant import quantize, quantize_input  # noqa: E402
 from hw.config import SenseConfig  # noqa: E402
 from hw.files import atomic_write  # noqa: E402
+from sim.model_run import format_row, model_rows  # noqa: E402
 from sim.sysrun import run_system  # noqa: E402
 
 CONFIG = SenseConfig.preset("small")
@@ -66,17 +66,8 @@ def main():
     res = run_system(CONFIG, steps, name="fit-add", dram="design")
     rows = []
     for step, (qnet, x, image) in zip(res["steps"], cases):
-        run, est = step["runs"][0], accelerator_estimate(image, x[0], CONFIG)
-        rows.append({"network": step["name"],
-                     "bit_exact": bool((step["outputs"].reshape(-1)
-                                        == run_int(qnet, x).reshape(-1)).all()),
-                     "cycles": run["cycles"], "cycles_model": est["cycles"],
-                     "error": (est["cycles"] - run["cycles"]) / run["cycles"],
-                     "dram_bytes_exact": (run["dram_read_bytes"], run["dram_write_bytes"])
-                     == (est["dram_read_bytes"], est["dram_write_bytes"])})
-        print(f"{step['name']:>24}: RTL {run['cycles']:6d}  model {est['cycles']:6d}  "
-              f"({rows[-1]['error']:+.2%}), bit-exact {rows[-1]['bit_exact']}, DRAM bytes "
-              f"exact {rows[-1]['dram_bytes_exact']}")
+        rows += model_rows(step, qnet, x, image, CONFIG)
+        print(format_row(rows[-1]))
     report = {"config": CONFIG.to_dict(), "dram": "design",
               "constants": {"ADD_LAYER_STATES": perf.ADD_LAYER_STATES,
                             "ADD_CHUNK_OVERHEAD": perf.ADD_CHUNK_OVERHEAD,

@@ -11,7 +11,7 @@ from host.quant import quantize_input, run_int
 from hw.config import SenseConfig
 from sim.sysrun import run_system
 
-__all__ = ["simulate_model"]
+__all__ = ["simulate_model", "model_rows", "format_row"]
 
 
 def simulate_model(config: SenseConfig, prepared: Prepared, x: np.ndarray, labels=None, *,
@@ -54,3 +54,26 @@ def simulate_model(config: SenseConfig, prepared: Prepared, x: np.ndarray, label
         "simulated_cycles_per_second": sum(r["cycles"] for r in runs) / step["seconds"],
         "runs": runs,
     }
+
+
+def model_rows(step: dict, qnet, x: np.ndarray, image: bytes, config: SenseConfig) -> list:
+    """One row per input of a system run's `step` (int8 inputs `x`, packed `image` of `qnet`):
+    the RTL cycles and the model's, its relative error, whether the outputs equal the golden
+    model's and the DRAM bytes the model's. Printed by `format_row`."""
+    exact = bool((step["outputs"] == run_int(qnet, x, return_all=True)[-1]).all())
+    rows = []
+    for xi, run in zip(x, step["runs"]):
+        est = accelerator_estimate(image, xi, config)
+        rows.append({
+            "network": step["name"], "cycles": run["cycles"], "cycles_model": est["cycles"],
+            "error": (est["cycles"] - run["cycles"]) / run["cycles"], "bit_exact": exact,
+            "dram_bytes_exact": (run["dram_read_bytes"], run["dram_write_bytes"])
+            == (est["dram_read_bytes"], est["dram_write_bytes"])})
+    return rows
+
+
+def format_row(row: dict) -> str:
+    return (f"{row['network']:>24}: RTL {row['cycles']:7d}  model {row['cycles_model']:7d}  "
+            f"({row['error']:+.2%}), bit-exact {row['bit_exact']}, DRAM bytes exact "
+            f"{row['dram_bytes_exact']}")
+

@@ -69,7 +69,6 @@ HELDOUT_NETWORKS = {
 }
 
 
-
 def conv_layer(rng, name, k, c, r, inputs, relu=True, pad=None, stride=1):
     w = rng.normal(size=(k, c, r, r)) / np.sqrt(c * r * r)
     return Layer("conv", name, w, rng.normal(size=k) * 0.1, stride,
@@ -99,7 +98,6 @@ def residual_networks(rng):
         Layer("add", "sum", relu=False, inputs=[0, 1]),
     ], [], "two-chunk-add")
     return {"residual-stage": stage, "two-chunk-add": wide}
-
 
 
 def inception_network(rng):
@@ -137,7 +135,6 @@ def vgg_style_network(rng):
     ], "vgg")
 
 
-
 def maxpool_network(rng):
     """Standalone max-pooling layers (SPEC section 8): one on the network input, a ResNet-stem
     3x3 stride-2 padded one after a conv that a second branch also reads (so it cannot be
@@ -153,7 +150,6 @@ def maxpool_network(rng):
         Layer("fc", "fc", rng.normal(size=(5, 8 * 3 * 3)) / 8, rng.normal(size=5) * 0.1,
               inputs=[5]),
     ], [], "maxpools")
-
 
 
 def pooling_network(rng):
@@ -174,7 +170,6 @@ def pooling_network(rng):
         Layer("gap", "gap", inputs=[6]),
         Layer("fc", "fc", rng.normal(size=(5, 12)) / 4, rng.normal(size=5) * 0.1, inputs=[7]),
     ], [], "pools")
-
 
 
 def banded_pooling_network(rng):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.config import SenseConfig
@@ -20,7 +20,7 @@ from hw.core.ifm_store import ifm_geom_layout
 from hw.core.output_stage import OutputStage
 from hw.layouts import (
     DIM_BITS,
-    ifm_word_layout,
+    ifm_line_layout,
     layer_layout,
     ofm_row_layout,
     param_layout,
@@ -77,8 +77,7 @@ class Core(wiring.Component):
             "ifm_rd_pixel": In(unsigned(2 * DIM_BITS)),
             "ifm_rd_line": In(unsigned(DIM_BITS)),
             "ifm_rd_en": In(1),
-            "ifm_rd_data": Out(data.ArrayLayout(ifm_word_layout(config),
-                                                config.ifm_words_per_line)),
+            "ifm_rd_data": Out(ifm_line_layout(config)),
             "par_wr_addr": In(unsigned(par_bits)),
             "par_wr_data": In(param_layout(config)),
             "par_wr_en": In(1),

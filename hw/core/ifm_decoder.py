@@ -23,7 +23,7 @@ from hw.core.pixel_walker import PixelWalker, pixel_column_layout
 from hw.layouts import (
     DIM_BITS,
     ifm_layout,
-    ifm_word_layout,
+    ifm_line_layout,
     layer_layout,
 )
 
@@ -67,8 +67,7 @@ class IfmDecoder(wiring.Component):
             "aux_pixel": In(unsigned(2 * DIM_BITS)),
             "aux_line": In(unsigned(DIM_BITS)),
             "aux_en": In(1),
-            "aux_data": Out(data.ArrayLayout(ifm_word_layout(config),
-                                             config.ifm_words_per_line)),
+            "aux_data": Out(ifm_line_layout(config)),
             "issue": Out(1),
             "null": Out(1),
             "first": Out(1),

@@ -39,10 +39,11 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.config import BEAT_BYTES, LANE_BITS, SenseConfig
-from hw.layouts import DIM_BITS, KERNEL_BITS, ifm_word_layout
+from hw.layouts import DIM_BITS, KERNEL_BITS, ifm_line_layout, ifm_word_layout
 
 __all__ = ["IfmStore", "IfmGeometry", "ifm_geometry", "STRIDES", "ifm_geom_layout",
-           "ifm_constants_layout", "ifm_col_layout", "line_bits", "bank_bits", "lo_bits", "load_pieces", "ifm_seg"]
+           "ifm_constants_layout", "ifm_col_layout", "line_bits", "bank_bits", "lo_bits",
+           "load_pieces", "ifm_seg"]
 
 #: Strides the store places (phases are bit fields of the coordinates).
 STRIDES = (1, 2, 4, 8)
@@ -262,8 +263,7 @@ class IfmStore(wiring.Component):
             "load_half": In(1), "read_half": In(1),
             "aux_en": In(1), "aux_pixel": In(unsigned(2 * DIM_BITS)),
             "aux_line": In(unsigned(DIM_BITS)),
-            "aux_data": Out(data.ArrayLayout(ifm_word_layout(config),
-                                             config.ifm_words_per_line)),
+            "aux_data": Out(ifm_line_layout(config)),
         })
 
     def elaborate(self, platform):

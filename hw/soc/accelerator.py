@@ -196,8 +196,7 @@ class Accelerator(wiring.Component):
             # the map the pool pass pools (a conv's output, or a pooling layer's input): this
             # pool band's rows of it, with the window's padding rows that border the band
             pool.map_h.eq(b.pband.rows),
-            pool.map_w.eq(Mux(check.is_pool, D.in_w, D.out_w)),
-            pool.gk.eq(Mux(check.is_pool, D.in_groups, check.gk)),
+            pool.map_w.eq(check.map_w), pool.gk.eq(check.map_groups),
             pool.row0.eq(b.pband.py),
             *(getattr(pool.window, f).eq(getattr(check.window, f))
               for f in ("kh", "kw", "sh", "sw", "pl", "pr")),
@@ -246,12 +245,12 @@ class Accelerator(wiring.Component):
         # The IFM store's geometry: the layer's input, or (pool read-back) its conv output.
         m.d.comb += [
             geom.in_h.eq(Mux(b.pool_after_load, b.pband.rows, b.band.rows)),
-            geom.in_w.eq(Mux(b.pool_after_load, b.pool.map_w, D.in_w)),
-            geom.in_groups.eq(Mux(b.pool_after_load, b.pool.gk, D.in_groups)),
+            geom.in_w.eq(Mux(b.pool_after_load, b.check.map_w, D.in_w)),
+            geom.in_groups.eq(Mux(b.pool_after_load, b.check.map_groups, D.in_groups)),
             geom.stride.eq(Mux(b.pool_after_load, 1, D.stride)),
             geom.pad.eq(Mux(b.pool_after_load, 0, D.pad)),
             geom.pad_top.eq(Mux(b.pool_after_load, 0, b.band.pad_top)),
-            geom.out_w.eq(Mux(b.pool_after_load, b.pool.map_w, D.out_w)),
+            geom.out_w.eq(Mux(b.pool_after_load, b.check.map_w, D.out_w)),
             core.ifm_beat.payload.eq(rd_data.payload),
             core.ifm_read_half.eq(b.half), core.ifm_load_half.eq(b.half ^ b.pf),
             core.ifm_hold.eq(b.pf),
@@ -509,9 +508,7 @@ class Accelerator(wiring.Component):
         lg_m = self._config.group.bit_length() - 1
         win = check.window
         per = D.graph.exec.pool_band_rows
-        map_h = Mux(check.is_pool, D.in_h, D.out_h)
-        map_w = Mux(check.is_pool, D.in_w, D.out_w)
-        groups = Mux(check.is_pool, D.in_groups, check.gk)
+        map_h, map_w, groups = check.map_h, check.map_w, check.map_groups
         # a fused max-pool reads the conv output back, a pooling layer its input
         src = Mux(check.is_pool, check.input_start, check.output_start)
         with m.State("POOL_BAND_A"):

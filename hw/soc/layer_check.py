@@ -51,8 +51,12 @@ class LayerCheck(wiring.Component):
     A, B, C); a cycle later the window verdicts settle and, the cycle after, ``consistent``
     (BAD_DESCRIPTOR otherwise), ``fits`` (TOO_LARGE otherwise) and ``in_window``
     (OUT_OF_WINDOW otherwise) are valid, and ``supported``: a CONV / FC layer without the
-    whole-network fields, or an ADD with only its own (UNSUPPORTED otherwise;
-    docs/memory-image.md), or a CONCAT (moves no data). ``is_add`` / ``is_concat``: the kind.
+    whole-network fields but bands and a concat's range, an ADD with only its own, a pooling
+    layer with an undilated window (UNSUPPORTED otherwise; docs/memory-image.md), or a CONCAT
+    (moves no data). ``is_add`` / ``is_concat`` / ``is_pool`` (MAXPOOL, AVGPOOL, GAP) /
+    ``is_average`` / ``is_gap``: the kind. The pool pass's ``window`` and map (``map_h``,
+    ``map_w``, ``map_groups``: a pooling layer's input or a conv's output); ``half_fits``: the
+    largest band fits half the IFM store (band prefetch); ``weights_fit``: all weights fit.
     ``out_stride``: bytes from one output pixel to the next in DRAM (the padded channels, or the
     concat tensor's `out_c_total`); ``output_start`` includes `out_c_offset`. The derived sizes
     stay valid for the whole layer: ``gk`` output channel groups, ``kpad`` output channels padded to M,
@@ -70,6 +74,7 @@ class LayerCheck(wiring.Component):
             "is_add": Out(1), "is_concat": Out(1), "out_stride": Out(20),
             "weights_fit": Out(1), "is_pool": Out(1), "is_average": Out(1), "is_gap": Out(1),
             "window": Out(pool_window_layout()), "half_fits": Out(1),
+            "map_h": Out(16), "map_w": Out(16), "map_groups": Out(16),
         }
         members |= {f"{name}_start": Out(ADDR_BITS + 1) for name in RANGES}
         super().__init__(members)
@@ -178,7 +183,7 @@ class LayerCheck(wiring.Component):
         back (hw.core.ifm_store.geometry_regs: valid in CHECK_E, four cycles after step A)."""
         cfg, D = self._config, self.desc
         g_in, g_back = Signal(ifm_geom_layout()), Signal(ifm_geom_layout())
-        maxpool = _pool_kind(D)
+        pool_kind = _pool_kind(D)
         # Bands: the largest is a middle band, (band_rows - 1) * stride + kernel_h input rows
         # without padding above.
         rows = D.graph.exec.band_rows
@@ -186,8 +191,13 @@ class LayerCheck(wiring.Component):
         # The pool pass's largest band: (pool_band_rows - 1) * stride + kernel rows of its map.
         per = D.graph.exec.pool_band_rows
         pool_banded = per != 0
-        pool_band, map_h = Signal(24), Signal(16)
-        m.d.comb += [map_h.eq(Mux(maxpool, D.in_h, D.out_h)),
+        pool_band = Signal(24)
+        # The map the pool pass reads: a pooling layer's input, or a conv's output.
+        m.d.comb += [self.map_h.eq(Mux(pool_kind, D.in_h, D.out_h)),
+                     self.map_w.eq(Mux(pool_kind, D.in_w, D.out_w)),
+                     self.map_groups.eq(Mux(pool_kind, D.in_groups,
+                                            (D.out_channels + cfg.group - 1)
+                                            >> (cfg.group.bit_length() - 1))),
                      pool_band.eq((per - 1) * self.window.sh + self.window.kh)]
         band_in = Signal(20)
         m.d.comb += band_in.eq((rows - 1) * D.stride + D.kernel_h)
@@ -195,14 +205,11 @@ class LayerCheck(wiring.Component):
                      g_in.in_w.eq(D.in_w), g_in.in_groups.eq(D.in_groups),
                      g_in.stride.eq(D.stride), g_in.pad.eq(D.pad),
                      g_in.pad_top.eq(Mux(banded, 0, D.pad)), g_in.out_w.eq(D.out_w),
-                     # what the pool pass reads: a conv's output, or a pooling layer's input
-                     g_back.in_h.eq(Mux(pool_banded & (pool_band < map_h), pool_band, map_h)),
-                     g_back.in_w.eq(Mux(maxpool, D.in_w, D.out_w)),
-                     g_back.in_groups.eq(Mux(maxpool, D.in_groups,
-                                             (D.out_channels + cfg.group - 1)
-                                             >> (cfg.group.bit_length() - 1))),
+                     g_back.in_h.eq(Mux(pool_banded & (pool_band < self.map_h), pool_band,
+                                        self.map_h)),
+                     g_back.in_w.eq(self.map_w), g_back.in_groups.eq(self.map_groups),
                      g_back.stride.eq(1), g_back.pad.eq(0), g_back.pad_top.eq(0),
-                     g_back.out_w.eq(Mux(maxpool, D.in_w, D.out_w))]
+                     g_back.out_w.eq(self.map_w)]
         return geometry_regs(m, g_in, cfg, "chk_in"), geometry_regs(m, g_back, cfg, "chk_back")
 
     def _stride_placed(self):

@@ -10,7 +10,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.config import SenseConfig
-from hw.layouts import DIM_BITS, ifm_word_layout
+from hw.layouts import DIM_BITS, ifm_line_layout
 from hw.soc.dma import ADDR_BITS, DATA_BITS, dma_command_layout
 
 __all__ = ["PoolUnit", "pool_window_layout", "divisor_layout", "DIVISORS", "SUM_BITS"]
@@ -68,8 +68,7 @@ class PoolUnit(wiring.Component):
             "div_wr_en": In(1),
             "rd_pixel": Out(unsigned(2 * DIM_BITS)), "rd_line": Out(unsigned(DIM_BITS)),
             "rd_en": Out(1),
-            "rd_data": In(data.ArrayLayout(ifm_word_layout(config),
-                                           config.ifm_words_per_line)),
+            "rd_data": In(ifm_line_layout(config)),
             "cmd": Out(stream.Signature(dma_command_layout())),
             "data": Out(stream.Signature(DATA_BITS)),
         })
