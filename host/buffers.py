@@ -164,6 +164,13 @@ def buffer_problem(d, config: SenseConfig) -> str | None:
     tile_words = d.kernel_h * d.kernel_w * d.in_groups * config.cycles_per_group
     held = f"the weight buffer holds {config.weight_depth * word} bytes ({config.weight_depth} " \
            f"words of {word})"
+    if d.g("exec.c_blocks") > 1:
+        block = (d.k_tiles * d.kernel_h * d.kernel_w * d.g("exec.c_block_groups")
+                 * config.cycles_per_group)
+        if block > config.weight_depth:
+            return (f"an input-channel block's weights ({d.g('exec.c_block_groups')} channel "
+                    f"groups) need {block * word} bytes; {held}")
+        return None
     if tile_words > config.weight_depth:
         return f"one k tile's weights need {tile_words * word} bytes; {held}"
     if d.ifm_stationary and d.k_tiles * tile_words > config.weight_depth:
@@ -374,6 +381,17 @@ def weight_slots_of(w: np.ndarray, config: SenseConfig, mask=None, name: str = "
     v = values.reshape(k_tiles, rows, g, slots).transpose(0, 2, 3, 1).reshape(-1, rows)
     p = positions.reshape(k_tiles, rows, g, slots).transpose(0, 2, 3, 1).reshape(-1, rows)
     return np.stack([v.astype(np.int16), p.astype(np.int16)], axis=-1)
+
+
+def channel_block_order(k_tiles: int, taps: int, in_groups: int, block_groups: int,
+                        slots: int) -> np.ndarray:
+    """The order of a layer's weight words (`weight_slots_of`: k tile, tap, channel group,
+    slot) in input-channel blocks of `block_groups` channel groups (the last may have fewer):
+    block by block, each in the layer's order over its own groups (what the core reads for one
+    block). Word i of the blocked weights is word order[i] of the layer's."""
+    index = np.arange(k_tiles * taps * in_groups * slots).reshape(k_tiles, taps, in_groups, slots)
+    return np.concatenate([index[:, :, g0:g0 + block_groups].ravel()
+                           for g0 in range(0, in_groups, block_groups)])
 
 
 def weight_records(slots: np.ndarray, config: SenseConfig) -> np.ndarray:

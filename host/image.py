@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from host import golden
-from host.buffers import (ConvLayer, band_geometry, descriptor_window, pool_band_rows,
+from host.buffers import (ConvLayer, band_geometry, channel_block_order, descriptor_window,
+                          pool_band_rows,
                           pool_fit_problem, buffer_problem, layer_limit_problem, weight_records,
                           weight_slots_of)
 from host.perf import layer_estimate
@@ -34,6 +35,7 @@ from hw.layouts import (
     BLOCK_ALIGN,
     DESCRIPTOR_BYTES,
     LayerDescriptor,
+    psum_row_bytes,
     LayerFlags,
     KINDS_RUN,
     LayerKind,
@@ -277,6 +279,8 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto") -> byte
         max(act_bytes(o, m), act_bytes(c, m) if c else 0) for o, c in zip(outs, convs)]
     alloc = allocate(qnet, m, sizes)
     offsets = alloc["offsets"]
+    # Input-channel blocks' int32 partial sums: one scratch range after the activations.
+    psum_base, psum_bytes = _align(alloc["bytes"]), 0
     table_size = DESCRIPTOR_BYTES * len(qnet.layers)
     offset = _align(HEADER_BYTES + table_size)
     data_offset = offset
@@ -295,17 +299,20 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto") -> byte
                           "links.concat": concat + 1})
         record = (_weight_record if layer.kind in ("conv", "fc") else _other_record)
         d, layer_blocks = record(i, layer, qnet, ins[i], outs[i], config, order, d, links,
-                                 offsets)
+                                 offsets, psum_base)
+        if d.g("exec.c_blocks") > 1:
+            psum_bytes = max(psum_bytes, d.p_tiles * d.out_channels * psum_row_bytes(config))
         for what, blob in layer_blocks.items():
             d = d.replace(**{f"{what}_offset": offset, f"{what}_size": len(blob)})
             blocks.append((offset, blob))
             offset = _align(offset + len(blob))
         descriptors.append(d)
     return _assemble(qnet, config, descriptors, blocks, offset, data_offset, table_size,
-                     alloc["bytes"])
+                     psum_base + psum_bytes if psum_bytes else alloc["bytes"])
 
 
-def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph, offsets):
+def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph, offsets,
+                   psum_base):
     """A conv / fc layer: its descriptor (tiled if today's buffers cannot hold it) and its
     weight and parameter blocks."""
     k = layer.w.shape[0]
@@ -327,11 +334,20 @@ def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph
         chosen = est["order"]
         graph = dict(graph)
         # Always set: a layer today's buffers cannot hold is never plain, even in one band.
-        graph["exec.band_rows"] = _band_that_fits(geo, est["band_rows"], config)
+        graph["exec.band_rows"] = _band_that_fits(geo, est["band_rows"], config,
+                                                  prefetch=est["c_blocks"] == 1)
         if est["k_blocks"] > 1:
             graph["exec.k_block"] = est["k_block_tiles"]
         if est["c_blocks"] > 1:
-            graph["exec.c_blocks"] = est["c_blocks"]
+            # blocks of equal groups (the last may have fewer), their partial sums in the
+            # scratch range after the activations
+            groups = geo.in_groups
+            per = -(-groups // est["c_blocks"])
+            graph.update({"exec.c_blocks": -(-groups // per), "exec.c_block_groups": per,
+                          "exec.psum_offset": psum_base})
+            order_ = channel_block_order(geo.k_tiles, geo.kernel_h * geo.kernel_w, groups, per,
+                                         config.cycles_per_group)
+            weights = weights[order_]
     if layer.pool:
         graph["exec.pool_band_rows"] = pool_band_rows(geo, config)
     chosen = chosen if order == "auto" else order
@@ -348,11 +364,11 @@ def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph
     return d, {"weight": weights.tobytes(), "param": params.tobytes()}
 
 
-def _band_that_fits(geo, rows: int, config: SenseConfig) -> int:
+def _band_that_fits(geo, rows: int, config: SenseConfig, prefetch: bool = True) -> int:
     """The planner's band height, lowered until a band's input fits the IFM store as placed
-    (the gateware's rule, `band_geometry`; the planner counts raw bytes), then, where a band of
-    at least one row can, until it fits half the store: the gateware then loads each band
-    while the one before computes (prefetch)."""
+    (the gateware's rule, `band_geometry`; the planner counts raw bytes), then, with
+    `prefetch` (not for input-channel blocks) and where a band of at least one row can, until
+    it fits half the store: the gateware then loads each band while the one before computes."""
     def lines(n):
         return band_geometry(geo.replace(graph={"exec.band_rows": n}), config).lines
 
@@ -361,12 +377,13 @@ def _band_that_fits(geo, rows: int, config: SenseConfig) -> int:
     while rows > 1 and lines(rows) > config.ifm_bank_lines:
         rows -= 1
     full = rows
-    while rows > 1 and lines(rows) > config.ifm_bank_lines // 2:
+    while prefetch and rows > 1 and lines(rows) > config.ifm_bank_lines // 2:
         rows -= 1
     return rows if lines(rows) <= config.ifm_bank_lines // 2 else full
 
 
-def _other_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph, offsets):
+def _other_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph, offsets,
+                  psum_base):
     """A residual add, concat, pooling or global-average-pooling layer: its descriptor, and for
     average pooling the parameter block of (mult, shift) per window count n = 1..N."""
     m = config.group
@@ -675,7 +692,17 @@ def _unpack_weight_layer(name, d, shape, cfg, h, data):
             raise ImageError(f"{name} does not fit the buffers of the hardware it was packed "
                              f"for, and it is not tiled: {problem}")
     raw = np.frombuffer(data, np.uint8, count=d.weight_size, offset=d.weight_offset)
-    leaves = unpack_array(word, raw.reshape(words, word_bytes))
+    raw = raw.reshape(words, word_bytes)
+    if d.g("exec.c_blocks") > 1:           # input-channel blocks: back to the layer's order
+        per = d.g("exec.c_block_groups")
+        if per < 1 or -(-d.in_groups // per) != d.g("exec.c_blocks"):
+            raise ImageError(f"{name}: {d.g('exec.c_blocks')} input-channel blocks of {per} "
+                             f"groups do not cover its {d.in_groups} channel groups")
+        layer_order = np.empty_like(raw)
+        layer_order[channel_block_order(k_tiles, r * s, d.in_groups, per,
+                                        cfg.cycles_per_group)] = raw
+        raw = layer_order
+    leaves = unpack_array(word, raw)
     w, mask = _weights_from_slots(leaves, cfg, k, c, r, s)
     rawp = np.frombuffer(data, np.uint8, count=d.param_size, offset=d.param_offset)
     p = unpack_array(param_entry_layout(cfg), rawp.reshape(k, BEAT_BYTES))
@@ -756,7 +783,6 @@ def unsupported_problem(descs, config: SenseConfig | None = None) -> str | None:
             (f"{kind} layers", int(d.kind) not in [k.value for k in KINDS_RUN]),
             (f"weight blocks of {d.g('exec.k_block')} k tiles",
              0 < d.g("exec.k_block") < d.k_tiles),
-            (f"{d.g('exec.c_blocks')} input-channel blocks", d.g("exec.c_blocks") > 1),
             ("writing a concat's channel range", d.g("exec.out_c_total")),
             ("a dilated pooling window", d.g("exec.pool_dilation")),
             ("a max-pool counting its padding", int(d.kind) == LayerKind.MAXPOOL.value

@@ -38,8 +38,8 @@ from host.buffers import ConvLayer, buffer_problem
 from host.nn import Network
 from hw.config import BEAT_BYTES, SenseConfig
 from hw.core.pixel_walker import tile_count
-from hw.layouts import DESCRIPTOR_BYTES, LayerDescriptor, LayerFlags, LayerKind, record_bytes, \
-    weight_word_layout
+from hw.layouts import DESCRIPTOR_BYTES, LayerDescriptor, LayerFlags, LayerKind, psum_row_bytes, \
+    record_bytes, weight_word_layout
 
 __all__ = ["Target", "plan_network", "allocate", "layer_tiling", "IFM_LAYOUTS"]
 
@@ -217,13 +217,15 @@ def _tilings(g: _Geometry, t: Target):
         wk = groups * cfg.cycles_per_group * t.weight_word         # one k tile's weights
         if k_tiles * wk <= t.weight_bytes:
             kb = k_tiles
-        elif wk <= t.weight_bytes // 2:
+        elif cb == 1 and wk <= t.weight_bytes // 2:
             kb = (t.weight_bytes // 2) // wk
         else:
+            # An input-channel block's weights must all fit (the gateware reads them before
+            # the block's partial sums).
             continue
         if g.fc:
             return [(1, kb, cb)]
-        row = g.w * c_blk
+        row = g.w * _pad(g.c, m)      # the store holds every channel: blocks split the weights
         for capacity in (t.ifm_bytes // 2, t.ifm_bytes):     # double-, else single-buffered
             largest = 0
             while largest < g.oh and _rows_needed(g, largest + 1) * row <= capacity:
@@ -284,15 +286,18 @@ def _tiled(g, layer, in_shape, out_shape, t: Target, x, tiling, order, chip) -> 
     ifm_pass = (sum(_band_input_rows(g, y0, y1) for y0, y1 in bands) * row if not g.fc
                 else _act_bytes(in_shape, m) * g.batch)
     out_bytes = (_act_bytes(out_shape, m) if not g.fc else _pad(g.k, m)) * g.batch
-    psum = 2 * 4 * g.k * g.oh * g.ow * g.batch * (cb - 1)   # int32 partial sums out and in
     if chip[0]:
         ifm_pass = 0
     if chip[1]:
         out_bytes = 0
     per_tile, last, valid, slots = _tile_costs(g, cfg, x, band)
+    # int32 partial sums out and in: a row of psum_row_bytes per output channel and pixel tile
+    psum = 2 * psum_row_bytes(cfg) * g.k * len(valid) * (cb - 1)
     rows_valid = np.minimum(cfg.rows, g.k - np.arange(k_tiles) * cfg.rows)
     useful = int(rows_valid.sum() * (slots * valid).sum())
-    if order == "weight":
+    if cb > 1:          # band outer, then the band's blocks, each with its weights
+        reads = ifm_pass + weights * len(bands)
+    elif order == "weight":
         reads = weights + ifm_pass * (1 if len(bands) == 1 else k_blocks)
     else:
         reads = ifm_pass + weights * (1 if k_blocks == 1 else len(bands))

@@ -114,9 +114,10 @@ CONCAT_EXEC_FIELDS = ("out_c_offset", "out_c_total")
 #: A pooling layer's window fields beyond the square ones (`pool_kernel`, ...: height, top).
 POOL_EXEC_FIELDS = ("pool_kernel_w", "pool_stride_w", "pool_pad_b", "pool_pad_l", "pool_pad_r",
                     "pool_dilation", "pool_scale", "pool_band_rows")
-#: Fields of a conv / FC layer run in bands (`k_block` and `c_blocks` only at their plain
-#: values: all k tiles in one block, one input-channel block).
-BAND_EXEC_FIELDS = ("band_rows", "k_block", "c_blocks", "pool_band_rows")
+#: Fields of a conv / FC layer run in bands and input-channel blocks (`k_block` only at its
+#: plain value: all k tiles in one block).
+BAND_EXEC_FIELDS = ("band_rows", "k_block", "c_blocks", "pool_band_rows", "psum_offset",
+                    "c_block_groups")
 #: The largest requantization shift (parameter entries, ADD layers); the smallest is 1.
 MAX_SHIFT = 47
 
@@ -209,7 +210,8 @@ def graph_layout() -> data.StructLayout:
             "add_mult_b": unsigned(16),
             "pool_scale": unsigned(32),     # AVGPOOL / GAP: input / output scale (float32 bits)
             "pool_band_rows": unsigned(16),  # the pool pass: pooled rows per band (0: one band)
-            "reserved": unsigned(48),
+            "psum_offset": unsigned(32),    # input-channel blocks: int32 partial-sum scratch
+            "c_block_groups": unsigned(16),  # input-channel blocks: channel groups per block
         }),
         "links": data.StructLayout({
             "in_layer": unsigned(16),       # producer of the input: layer index + 1, 0 = image
@@ -297,8 +299,8 @@ class _Descriptor:
     @property
     def plain(self) -> bool:
         """Runs on today's gateware: a CONV/FC kind with no graph.exec field but a concat's
-        channel range (`CONCAT_EXEC_FIELDS`, not with a fused max-pool) and bands
-        (`BAND_EXEC_FIELDS`, no weight or channel blocking), an ADD with only its own
+        channel range (`CONCAT_EXEC_FIELDS`, not with a fused max-pool), bands and input-channel
+        blocks (`BAND_EXEC_FIELDS`, no weight blocks), an ADD with only its own
         (`ADD_EXEC_FIELDS`), a MAXPOOL, AVGPOOL or GAP with an undilated window (a MAXPOOL
         without COUNT_PAD), or a CONCAT (moves no data)."""
         kind = int(self.kind)
@@ -308,8 +310,7 @@ class _Descriptor:
             allowed = {f"exec.{n}" for n in BAND_EXEC_FIELDS}
             if not self.pool:
                 allowed |= {f"exec.{n}" for n in CONCAT_EXEC_FIELDS}
-            if self.g("exec.k_block") and self.g("exec.k_block") < self.k_tiles \
-                    or self.g("exec.c_blocks") > 1:
+            if self.g("exec.k_block") and self.g("exec.k_block") < self.k_tiles:
                 return False
         elif kind in (LayerKind.MAXPOOL.value, LayerKind.AVGPOOL.value, LayerKind.GAP.value):
             allowed = {f"exec.{n}" for n in POOL_EXEC_FIELDS}
@@ -448,6 +449,13 @@ def layer_layout(config: SenseConfig) -> data.StructLayout:
         "pad_top": unsigned(KERNEL_BITS),  # padding rows above the input (a band: 0 but first)
         "relu": unsigned(1),
         "ifm_stationary": unsigned(1),   # tile order: 0 k tile outer, 1 pixel tile outer
+        # Input-channel blocks: the groups cg0 .. in_groups - 1 of the stored input are this
+        # run's (the weights are the block's); psum_in: each drained row adds a row of int32
+        # partial sums (`Core.psum_in`); psum_out: rows leave as int32 partial sums on
+        # `Core.psum_out` instead of being requantized.
+        "cg0": unsigned(DIM_BITS),
+        "psum_in": unsigned(1),
+        "psum_out": unsigned(1),
     })
 
 
@@ -459,6 +467,18 @@ def _row_header(config):
         "k0": unsigned(CHANNEL_BITS + 1),   # first output channel of the row's k tile
         "last": unsigned(1),                # the tile's last row (channel k0)
     }
+
+
+def psum_row_layout(config: SenseConfig) -> data.ArrayLayout:
+    """One row of int32 partial sums (cols accumulators of one output channel of one pixel
+    tile): an input-channel block's drained row, as it goes to DRAM and comes back."""
+    return data.ArrayLayout(signed(config.acc_width), config.cols)
+
+
+def psum_row_bytes(config: SenseConfig) -> int:
+    """Bytes of one partial-sum row in DRAM: whole beats (the rows of a band, in drain order,
+    are consecutive; the bytes past the cols accumulators are padding)."""
+    return -(-psum_row_layout(config).size // (8 * BEAT_BYTES)) * BEAT_BYTES
 
 
 def acc_row_layout(config: SenseConfig) -> data.StructLayout:

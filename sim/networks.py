@@ -10,7 +10,7 @@ from host import golden, zoo
 from host.nn import Layer, Network
 
 __all__ = ["random_network", "FIT_NETWORKS", "HELDOUT_NETWORKS", "conv_layer",
-           "residual_networks", "inception_network", "vgg_style_network", "maxpool_network",
+           "residual_networks", "inception_network", "vgg_style_network", "wide_network", "maxpool_network",
            "pooling_network", "banded_pooling_network", "GRAPH_NETWORKS"]
 
 
@@ -135,6 +135,20 @@ def vgg_style_network(rng):
     ], "vgg")
 
 
+def wide_network(rng):
+    """Layers whose one k tile of weights exceeds `small`'s weight buffer (1,024 words): 3x3
+    convolutions over 256 channels run in input-channel blocks with int32 partial sums; the
+    first of them also in bands (a 36 KB input), as a valid convolution (row tiles) with a
+    fused 2x2 max-pool; the second at stride 2 with padding."""
+    return random_network(rng, (16, 12, 12), [
+        ("conv", 256, 1, 1, 0, True, None),         # 12x12x256: 36 KB
+        ("conv", 8, 3, 1, 0, True, (2, 2, 0)),      # channel blocks in bands, row tiles, pool
+        ("conv", 256, 1, 1, 0, True, None),
+        ("conv", 8, 3, 2, 1, True, None),           # channel blocks, stride 2, padding
+        ("fc", 10, 0, 1, 0, False, None),
+    ], "wide")
+
+
 def maxpool_network(rng):
     """Standalone max-pooling layers (SPEC section 8): one on the network input, a ResNet-stem
     3x3 stride-2 padded one after a conv that a second branch also reads (so it cannot be
@@ -197,6 +211,7 @@ GRAPH_NETWORKS = {
     "two-chunk-add": (lambda rng: residual_networks(rng)["two-chunk-add"], 23, 2),
     "inception": (inception_network, 19, 2),
     "vgg-bands": (vgg_style_network, 29, 1),
+    "channel-blocks": (wide_network, 47, 1),
     "maxpools": (maxpool_network, 31, 2),
     "pools": (pooling_network, 37, 2),
     "pool-bands": (banded_pooling_network, 41, 1),

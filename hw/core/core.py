@@ -24,6 +24,7 @@ from hw.layouts import (
     layer_layout,
     ofm_row_layout,
     param_layout,
+    psum_row_layout,
     weight_word_layout,
 )
 
@@ -41,7 +42,9 @@ class Core(wiring.Component):
     every (k tile, pixel tile) in the order ``layer.ifm_stationary`` names and streams one ``ofm``
     row (ofm_row_layout: channel, pixel tile, valid pixel count, k tile's first channel, last row
     of the tile, cols int8) per output channel per pixel tile, in tile order, bottom grid row
-    first within a tile. ``ifm_rd_*`` reads back one IFM line of a stride-1 placement (pixel index,
+    first within a tile. An input-channel block (``layer.cg0``, ``psum_in``, ``psum_out``)
+    reads only the stored groups ``cg0`` on and exchanges its rows as int32 partial sums on
+    ``psum_in`` / ``psum_out`` (`OutputStage`). ``ifm_rd_*`` reads back one IFM line of a stride-1 placement (pixel index,
     line of the pixel: words_per_line channel groups; one cycle later) while idle. ``busy`` is high
     from ``start`` until the last row has left; ``done`` then stays high until the next start.
 
@@ -82,6 +85,8 @@ class Core(wiring.Component):
             "par_wr_data": In(param_layout(config)),
             "par_wr_en": In(1),
             "ofm": Out(stream.Signature(ofm_row_layout(config))),
+            "psum_in": In(stream.Signature(psum_row_layout(config))),
+            "psum_out": Out(stream.Signature(psum_row_layout(config))),
             "cycles": Out(32),
             "groups_issued": Out(32),
             "groups_skipped": Out(32),
@@ -122,13 +127,16 @@ class Core(wiring.Component):
             grid.w_in.eq(wdec.ops), grid.x_in.eq(ifm.x_out),
         ]
         wiring.connect(m, out.o, wiring.flipped(self.ofm))
+        wiring.connect(m, out.psum_o, wiring.flipped(self.psum_out))
+        wiring.connect(m, wiring.flipped(self.psum_in), out.psum_i)
         wiring.connect(m, wiring.flipped(self.ifm_beat), ifm.ifm_beat)
 
         out_channels = Signal.like(self.layer.out_channels)
-        relu = Signal()
+        relu, psum_in, psum_out = Signal(), Signal(), Signal()
         with m.If(self.start):
-            m.d.sync += [out_channels.eq(self.layer.out_channels), relu.eq(self.layer.relu)]
-        m.d.comb += out.relu.eq(relu)
+            m.d.sync += [out_channels.eq(self.layer.out_channels), relu.eq(self.layer.relu),
+                         psum_in.eq(self.layer.psum_in), psum_out.eq(self.layer.psum_out)]
+        m.d.comb += [out.relu.eq(relu), out.psum_in.eq(psum_in), out.psum_out.eq(psum_out)]
 
         # -- drain: up to two finished tiles, one per result bank ------------------------------
         # pending: tiles whose last operation has issued and that are not yet shifted out;

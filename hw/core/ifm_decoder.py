@@ -123,6 +123,7 @@ class IfmDecoder(wiring.Component):
         s.tau_hi, s.tau_lo, s.row_hi, s.row_lo = Signal(lb), Signal(bl), Signal(lb), Signal(bl)
         s.phx, s.phy = Signal(3), Signal(3)
         s.grp_last_kw = s.kw + 1 == s.L.kernel_w
+        # (an input-channel block runs the stored groups cg0 .. in_groups - 1)
         s.grp_last_cg = s.cg + 1 == s.L.in_groups
         s.grp_last = s.grp_last_cg & s.grp_last_kw & (s.kh + 1 == s.L.kernel_h)
         s.w_next = Signal(WEIGHT_INDEX_BITS)
@@ -195,16 +196,16 @@ class IfmDecoder(wiring.Component):
                          s.cand_info.eq(s.cur_info), s.cand_wbase.eq(s.w_next),
                          s.cand_kt_base.eq(s.w_kt_base), s.cand_inb.eq(inb)]
             with m.If(s.grp_last):
-                m.d.sync += [s.cur_valid.eq(0), s.kh.eq(0), s.kw.eq(0), s.cg.eq(0)]
+                m.d.sync += [s.cur_valid.eq(0), s.kh.eq(0), s.kw.eq(0), s.cg.eq(L.cg0)]
                 self._tau_reset(m, s)
             with m.Elif(s.grp_last_cg & s.grp_last_kw):
                 hi, lo = step_y(k, s.phy, (s.row_hi, s.row_lo), bb)
-                m.d.sync += [s.cg.eq(0), s.kw.eq(0), s.kh.eq(s.kh + 1),
+                m.d.sync += [s.cg.eq(L.cg0), s.kw.eq(0), s.kh.eq(s.kh + 1),
                              s.row_hi.eq(hi), s.row_lo.eq(lo), s.tau_hi.eq(hi), s.tau_lo.eq(lo),
                              s.phy.eq(Mux(s.phy == s_m1, 0, s.phy + 1)), s.phx.eq(k.ph0)]
             with m.Elif(s.grp_last_cg):
                 hi, lo = step_x(k, s.phx, bb)((s.tau_hi, s.tau_lo))
-                m.d.sync += [s.cg.eq(0), s.kw.eq(s.kw + 1), s.tau_hi.eq(hi), s.tau_lo.eq(lo),
+                m.d.sync += [s.cg.eq(L.cg0), s.kw.eq(s.kw + 1), s.tau_hi.eq(hi), s.tau_lo.eq(lo),
                              s.phx.eq(Mux(s.phx == s_m1, 0, s.phx + 1))]
             with m.Else():
                 m.d.sync += s.cg.eq(s.cg + 1)
@@ -236,7 +237,7 @@ class IfmDecoder(wiring.Component):
             m.d.sync += s.w_next.eq(w_after)
         with m.If(self.start):
             m.d.sync += [s.cur_valid.eq(0), s.cand_valid.eq(0), s.slot.eq(0), s.started.eq(0),
-                         s.kh.eq(0), s.kw.eq(0), s.cg.eq(0),
+                         s.kh.eq(0), s.kw.eq(0), s.cg.eq(self.layer.cg0),
                          s.w_next.eq(0), s.w_kt_base.eq(0), s.cand_kt_base.eq(0)]
             self._tau_reset(m, s)
         with m.If(s.read_next):

@@ -8,7 +8,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.config import SenseConfig
-from hw.layouts import acc_row_layout, ofm_row_layout, param_layout
+from hw.layouts import acc_row_layout, ofm_row_layout, param_layout, psum_row_layout
 
 __all__ = ["OutputStage"]
 
@@ -25,6 +25,11 @@ class OutputStage(wiring.Component):
     advancing together when ``o`` can take a row: throughput one row per cycle, latency four cycles,
     back-pressure on ``o`` stalls the whole pipeline and then ``i``. ``busy`` is high while any
     stage holds a row.
+
+    Input-channel blocks (held for a whole run): with ``psum_in`` every row waits for a row of
+    partial sums on ``psum_i`` and adds it to its accumulators (in stage 1, wrapping at the
+    accumulator width like the grid); with ``psum_out`` the row leaves stage 1 on ``psum_o``
+    as int32 partial sums (no bias, no requantization) and nothing reaches ``o``.
     """
 
     def __init__(self, config: SenseConfig):
@@ -33,6 +38,9 @@ class OutputStage(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(acc_row_layout(config))),
             "o": Out(stream.Signature(ofm_row_layout(config))),
+            "psum_i": In(stream.Signature(psum_row_layout(config))),
+            "psum_o": Out(stream.Signature(psum_row_layout(config))),
+            "psum_in": In(1), "psum_out": In(1),
             "relu": In(1),
             "par_wr_addr": In(unsigned(self._addr_bits)),
             "par_wr_data": In(param_layout(config)),
@@ -53,7 +61,11 @@ class OutputStage(wiring.Component):
                      wr.en.eq(self.par_wr_en)]
 
         advance = Signal()
-        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+        # A row enters when the pipeline advances and, with psum_in, its partial sums are there.
+        enter = Signal()
+        m.d.comb += [enter.eq(self.i.valid & (~self.psum_in | self.psum_i.valid)),
+                     self.i.ready.eq(advance & (~self.psum_in | self.psum_i.valid)),
+                     self.psum_i.ready.eq(advance & self.i.valid & self.psum_in)]
 
         header = data.StructLayout({k: v.shape for k, v in ofm_row_layout(cfg)
                                     if k != "data"})
@@ -73,12 +85,17 @@ class OutputStage(wiring.Component):
         v3, h3, prod3 = stage("s3", data.ArrayLayout(signed(acc_w + 17), cols))
         shift3 = Signal(unsigned(6))
 
+        m.d.comb += [advance.eq((~self.o.valid | self.o.ready)
+                                & (~self.psum_o.valid | self.psum_o.ready)),
+                     self.psum_o.valid.eq(v1 & self.psum_out), self.psum_o.payload.eq(acc1)]
+        partial = Mux(self.psum_in, self.psum_i.payload.as_value(), 0)
         with m.If(advance):
             m.d.sync += [
-                v1.eq(self.i.valid),
+                v1.eq(enter),
                 *(getattr(h1, name).eq(getattr(self.i.payload, name)) for name, _ in header),
-                acc1.eq(self.i.payload.acc),
-                v2.eq(v1), h2.eq(h1), mult2.eq(rd.data.mult), shift2.eq(rd.data.shift),
+                *(acc1[j].eq((self.i.payload.acc[j] + partial[j * acc_w:(j + 1) * acc_w]
+                              .as_signed())[:acc_w].as_signed()) for j in range(cols)),
+                v2.eq(v1 & ~self.psum_out), h2.eq(h1), mult2.eq(rd.data.mult), shift2.eq(rd.data.shift),
                 v3.eq(v2), h3.eq(h2), shift3.eq(shift2),
                 self.o.valid.eq(v3),
                 *(getattr(self.o.payload, name).eq(getattr(h3, name)) for name, _ in header),

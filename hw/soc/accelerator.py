@@ -46,6 +46,7 @@ from hw.layouts import (
     image_header_layout,
     layer_descriptor_layout,
     param_layout,
+    psum_row_bytes,
     record_bytes,
 )
 from hw.regmap import COUNTERS, MAGIC, ErrorCode
@@ -61,6 +62,7 @@ from hw.soc.add_unit import CHUNK_BEATS, AddUnit
 from hw.soc.layer_check import CheckStep, LayerCheck
 from hw.soc.output_writer import OutputWriter
 from hw.soc.pool import DIVISORS, PoolUnit
+from hw.soc.psum import PsumReader, PsumWriter, ceil_div_const
 from hw.soc.registers import Registers, axi_lite_signature
 from hw.soc.weight_loader import WeightLoader
 
@@ -108,9 +110,13 @@ class Accelerator(wiring.Component):
         m.submodules.writer = b.writer = OutputWriter(cfg)
         m.submodules.pool = b.pool = PoolUnit(cfg)
         m.submodules.add = b.add = AddUnit()
+        m.submodules.psum_rd = b.psum_rd = PsumReader(cfg)
+        m.submodules.psum_wr = b.psum_wr = PsumWriter(cfg)
         wiring.connect(m, wiring.flipped(self.s_axil), b.regs.axil)
         wiring.connect(m, b.dma.m_axi, wiring.flipped(self.m_axi))
         wiring.connect(m, b.core.ofm, b.writer.rows)
+        wiring.connect(m, b.core.psum_out, b.psum_wr.row)
+        wiring.connect(m, b.psum_rd.row, b.core.psum_in)
         m.d.comb += [self.irq.eq(b.regs.irq), b.dma.window_base.eq(b.regs.window_base),
                      b.dma.window_size.eq(b.regs.window_size)]
         b.win_end = window_end(m, b.regs.window_base, b.regs.window_size)
@@ -154,6 +160,15 @@ class Accelerator(wiring.Component):
         # next band while `pf`), and the output address of the band in the core.
         b.half, b.pf = Signal(name="ifm_half"), Signal(name="prefetching")
         b.wr_base = Signal(ADDR_BITS + 1, name="writer_base")
+        # Input-channel blocks (`check.blocked`; without blocks one block of every group): the
+        # block's first channel group, its weights' address, the layer's weight bytes not yet
+        # read in this band, whether its partial sums are being read; the band's pixel tiles
+        # (ceil(out_w / cols): `band_cw`) and partial-sum rows.
+        b.blk = SimpleNamespace(
+            g0=Signal(16, name="block_g0"), w_addr=Signal(ADDR_BITS + 1, name="block_w_addr"),
+            w_left=Signal(32, name="block_w_left"), ps_rd=Signal(name="psum_reading"),
+            pix=Signal(32, name="band_pixels"), cw=Signal(16, name="band_cw"),
+            tiles=Signal(24, name="band_tiles"), rows=Signal(40, name="band_psum_rows"))
         # The pool band in progress (the pool pass runs in bands of `pool_band_rows` pooled
         # rows; 0: one band): its first pooled row, its first map row (signed, padding rows
         # above the map count), the map rows it loads, the padding rows above them, whether it
@@ -187,7 +202,7 @@ class Accelerator(wiring.Component):
         pass starts when the writer is idle, an ADD layer runs alone); the pool reads the core's
         IFM banks."""
         D, check, writer, pool, dma, core = b.D, b.check, b.writer, b.pool, b.dma, b.core
-        add = b.add
+        add, psum = b.add, b.psum_wr
         m.d.comb += [
             writer.ifm_stationary.eq(flag_set(D.flags, LayerFlags.IFM_STATIONARY)),
             writer.k_tiles.eq(D.k_tiles), writer.kpad.eq(check.kpad),
@@ -211,18 +226,25 @@ class Accelerator(wiring.Component):
             core.ifm_rd_pixel.eq(pool.rd_pixel), core.ifm_rd_line.eq(pool.rd_line),
             core.ifm_rd_en.eq(pool.rd_en),
             pool.rd_data.eq(core.ifm_rd_data),
-            # Commands: never two valid at once.
-            dma.wr_cmd.valid.eq(writer.cmd.valid | pool.cmd.valid | add.cmd.valid),
+            # Commands: never two valid at once (a block's partial sums leave instead of its
+            # output rows).
+            dma.wr_cmd.valid.eq(writer.cmd.valid | pool.cmd.valid | add.cmd.valid
+                                | psum.cmd.valid),
             writer.cmd.ready.eq(dma.wr_cmd.ready), pool.cmd.ready.eq(dma.wr_cmd.ready),
-            add.cmd.ready.eq(dma.wr_cmd.ready),
+            add.cmd.ready.eq(dma.wr_cmd.ready), psum.cmd.ready.eq(dma.wr_cmd.ready),
             writer.data.ready.eq(dma.wr_data.ready),
-            pool.data.ready.eq(~writer.writing & ~check.is_add & dma.wr_data.ready),
+            psum.data.ready.eq(~writer.writing & ~check.is_add & dma.wr_data.ready),
+            pool.data.ready.eq(~writer.writing & ~check.is_add & ~psum.writing
+                               & dma.wr_data.ready),
             add.data.ready.eq(check.is_add & dma.wr_data.ready),
+            psum.base.eq(check.psum_start),
         ]
         with m.If(writer.cmd.valid):
             m.d.comb += dma.wr_cmd.payload.eq(writer.cmd.payload)
         with m.Elif(add.cmd.valid):
             m.d.comb += dma.wr_cmd.payload.eq(add.cmd.payload)
+        with m.Elif(psum.cmd.valid):
+            m.d.comb += dma.wr_cmd.payload.eq(psum.cmd.payload)
         with m.Else():
             m.d.comb += dma.wr_cmd.payload.eq(pool.cmd.payload)
         with m.If(writer.writing):
@@ -231,6 +253,9 @@ class Accelerator(wiring.Component):
         with m.Elif(check.is_add):
             m.d.comb += [dma.wr_data.valid.eq(add.data.valid),
                          dma.wr_data.payload.eq(add.data.payload)]
+        with m.Elif(psum.writing):
+            m.d.comb += [dma.wr_data.valid.eq(psum.data.valid),
+                         dma.wr_data.payload.eq(psum.data.payload)]
         with m.Else():
             m.d.comb += [dma.wr_data.valid.eq(pool.data.valid),
                          dma.wr_data.payload.eq(pool.data.payload)]
@@ -262,7 +287,7 @@ class Accelerator(wiring.Component):
             b.pool.div_wr_addr.eq(b.par_addr), b.pool.div_wr_en.eq(core.par_wr_en),
             b.pool.div_wr_data.mult.eq(core.par_wr_data.mult),
             b.pool.div_wr_data.shift.eq(core.par_wr_data.shift),
-            weights.payload.eq(rd_data.payload),
+            weights.payload.eq(rd_data.payload), b.psum_rd.beat.payload.eq(rd_data.payload),
             core.w_wr_addr.eq(weights.wr_addr), core.w_wr_data.eq(weights.wr_data),
             core.w_wr_en.eq(weights.wr_en), core.w_avail.eq(weights.avail),
             weights.release.eq(core.w_release),
@@ -407,8 +432,28 @@ class Accelerator(wiring.Component):
             with m.Elif(check.is_pool):           # the pool pass on the layer's input
                 m.next = "POOL_LOAD"
             with m.Else():
-                m.d.sync += [b.band.y.eq(0), b.band.first.eq(1), b.half.eq(0), b.pf.eq(0)]
+                m.d.sync += [b.band.y.eq(0), b.band.first.eq(1), b.half.eq(0), b.pf.eq(0),
+                             *self._first_block(b)]
                 m.next = "BAND_A"
+
+    @staticmethod
+    def _first_block(b):
+        """A band's first input-channel block (the only one without blocks)."""
+        blk = b.blk
+        return [blk.g0.eq(0), blk.w_addr.eq(b.check.weights_start),
+                blk.w_left.eq(b.D.weight_size)]
+
+    def _block(self, b):
+        """The current block's last group (exclusive), whether it is the band's last, its
+        weight bytes, and its partial-sum modes."""
+        D, check, blk = b.D, b.check, b.blk
+        end = blk.g0 + check.block_groups
+        last = end >= D.in_groups
+        return SimpleNamespace(
+            end=Mux(last, D.in_groups, end), last=last,
+            w_bytes=Mux(blk.w_left < check.block_bytes, blk.w_left, check.block_bytes),
+            psum_in=check.blocked & (blk.g0 != 0), psum_out=check.blocked & ~last,
+            psum_bytes=blk.rows * psum_row_bytes(self._config))
 
     def _band_states(self, m, b):
         """A conv / FC layer runs in bands of `graph.exec.band_rows` output rows (0: one band):
@@ -418,6 +463,7 @@ class Accelerator(wiring.Component):
         loads the parameters, every band its input."""
         D, check, band = b.D, b.check, b.band
         lg_m = self._config.group.bit_length() - 1
+        cols = self._config.cols
         rows_per = Mux(D.graph.exec.band_rows == 0, D.out_h, D.graph.exec.band_rows)
         ys = Signal(20, name="band_ys")
         with m.State("BAND_A"):
@@ -425,13 +471,15 @@ class Accelerator(wiring.Component):
             m.d.sync += [band.out_rows.eq(Mux(left < rows_per, left, rows_per)),
                          ys.eq(band.y * D.stride),
                          band.row_bytes.eq((D.in_w * D.in_groups) << lg_m),
-                         band.out_row.eq(D.out_w * check.out_stride)]
+                         band.out_row.eq(D.out_w * check.out_stride),
+                         b.blk.cw.eq(ceil_div_const(D.out_w, cols, 16))]
             m.next = "BAND_B"
         with m.State("BAND_B"):
             y0 = ys.as_signed() - D.pad
             m.d.sync += [band.y0.eq(y0),
                          band.y_end.eq(y0 + (band.out_rows - 1) * D.stride + D.kernel_h),
-                         band.out_addr.eq(check.output_start + band.y * band.out_row)]
+                         band.out_addr.eq(check.output_start + band.y * band.out_row),
+                         b.blk.pix.eq(band.out_rows * Mux(check.seg, b.blk.cw, D.out_w))]
             m.next = "BAND_C"
         with m.State("BAND_C"):
             y_start = Mux(band.y0 < 0, 0, band.y0)
@@ -439,10 +487,14 @@ class Accelerator(wiring.Component):
             rows = y_end - y_start
             m.d.sync += [band.rows.eq(rows), band.pad_top.eq(y_start - band.y0),
                          band.in_addr.eq(check.input_start + y_start * band.row_bytes),
-                         band.in_bytes.eq(rows * band.row_bytes)]
+                         band.in_bytes.eq(rows * band.row_bytes),
+                         # the band's pixel tiles: by output row (seg) or cols pixels each
+                         b.blk.tiles.eq(Mux(check.seg, b.blk.pix,
+                                            ceil_div_const(b.blk.pix, cols, 24)))]
             m.next = "BAND_SETUP"
         with m.State("BAND_SETUP"):
             m.d.comb += b.core.ifm_setup.eq(1)
+            m.d.sync += b.blk.rows.eq(b.blk.tiles * D.out_channels)
             with m.If(band.first):
                 m.next = "PARAMS"
             with m.Else():
@@ -542,35 +594,54 @@ class Accelerator(wiring.Component):
         """The core runs while the weights stream in and the writer drains; then the pool pass."""
         D, core, dma = b.D, b.core, b.dma
         with m.State("RUN_START"):
-            layer = core.layer
+            layer, blk = core.layer, self._block(b)
             m.d.comb += [
-                core.start.eq(1), b.writer.start.eq(1),
+                core.start.eq(1), b.writer.start.eq(1), b.psum_wr.start.eq(1),
+                b.psum_rd.clear.eq(1),
                 *(getattr(layer, f).eq(getattr(D, f)) for f in (
-                    "in_groups", "in_w", "out_w", "out_channels", "kernel_h",
+                    "in_w", "out_w", "out_channels", "kernel_h",
                     "kernel_w", "stride", "pad")),
+                layer.in_groups.eq(blk.end), layer.cg0.eq(b.blk.g0),
+                layer.psum_in.eq(blk.psum_in), layer.psum_out.eq(blk.psum_out),
                 layer.in_h.eq(b.band.rows), layer.out_h.eq(b.band.out_rows),
                 layer.pad_top.eq(b.band.pad_top),
                 layer.relu.eq(flag_set(D.flags, LayerFlags.RELU)),
                 layer.ifm_stationary.eq(flag_set(D.flags, LayerFlags.IFM_STATIONARY)),
             ]
-            m.d.sync += b.wr_base.eq(b.band.out_addr)
-            # Weights that fit the buffer stay from the first band on (the ring never wraps).
-            with m.If(b.band.first | ~b.check.weights_fit):
+            m.d.sync += [b.wr_base.eq(b.band.out_addr), b.blk.ps_rd.eq(0)]
+            # Weights that fit the buffer stay from the first band on (the ring never wraps);
+            # an input-channel block reads its own.
+            with m.If(b.band.first | ~b.check.weights_fit | b.check.blocked):
                 m.d.comb += b.weights.clear.eq(1)
-                b.read(b.check.weights_start, D.weight_size, D.weight_size >> LANE_BITS, "RUN")
+                b.read(b.blk.w_addr, blk.w_bytes, blk.w_bytes >> LANE_BITS, "RUN")
             with m.Else():
                 m.d.sync += b.count.eq(0)
                 m.next = "RUN"
         with m.State("RUN"):
-            m.d.comb += [dma.rd_data.ready.eq(b.weights.ready), b.weights.accept.eq(b.beat_in)]
+            blk, rd_cmd = self._block(b), dma.rd_cmd
+            # The block's weights first; then (a block after the first) the band's partial
+            # sums, streamed to the output stage.
+            with m.If(b.blk.ps_rd):
+                m.d.comb += [dma.rd_data.ready.eq(b.psum_rd.beat.ready),
+                             b.psum_rd.beat.valid.eq(dma.rd_data.valid)]
+            with m.Else():
+                m.d.comb += [dma.rd_data.ready.eq(b.weights.ready),
+                             b.weights.accept.eq(b.beat_in)]
             with m.If(b.beat_in):
                 m.d.sync += b.count.eq(b.count - 1)
+            with m.If(blk.psum_in & ~b.blk.ps_rd & (b.count == 0)):
+                m.d.comb += [rd_cmd.valid.eq(1), rd_cmd.payload.addr.eq(b.check.psum_start),
+                             rd_cmd.payload.length.eq(blk.psum_bytes)]
+                with m.If(rd_cmd.ready):
+                    m.d.sync += [b.count.eq(blk.psum_bytes >> LANE_BITS), b.blk.ps_rd.eq(1)]
             # Prefetch: once this band's weights are in (they stay: the layer's fit the buffer)
             # and when a band fits half the IFM store, the next band's input is loaded into
             # the other half while the core runs (BAND_A .. LOAD, then RUN_WAIT).
             more = b.band.y + b.band.out_rows < D.out_h
-            prefetch = b.check.half_fits & b.check.weights_fit & more & (b.count == 0)
-            with m.If(core.done & (b.count == 0) & b.writer.idle & ~dma.busy):
+            prefetch = (b.check.half_fits & b.check.weights_fit & ~b.check.blocked & more
+                        & (b.count == 0))
+            with m.If(core.done & (b.count == 0) & (b.blk.ps_rd | ~blk.psum_in)
+                      & b.writer.idle & b.psum_wr.idle & ~dma.busy):
                 m.next = "BAND_END"
             with m.Elif(prefetch):
                 m.d.sync += [b.pf.eq(1), b.band.y.eq(b.band.y + b.band.out_rows),
@@ -585,16 +656,24 @@ class Accelerator(wiring.Component):
                 m.d.sync += [b.pf.eq(0), b.half.eq(~b.half)]
                 m.next = "RUN_START"
         with m.State("BAND_END"):
-            # The core's counters of this band; then the next band, the pool pass, or the end.
+            # The core's counters of this run; then the band's next input-channel block (its
+            # input stays in the store), the next band, the pool pass, or the end.
+            blk = self._block(b)
             m.d.sync += [b.totals[n].eq(b.totals[n] + getattr(core, n))
                          for n in ("macs", "groups_issued", "groups_skipped")]
-            m.d.sync += [b.band.y.eq(b.band.y + b.band.out_rows), b.band.first.eq(0)]
-            with m.If(b.band.y + b.band.out_rows < D.out_h):
-                m.next = "BAND_A"
-            with m.Elif(flag_set(D.flags, LayerFlags.POOL)):
-                m.next = "POOL_LOAD"
+            with m.If(~blk.last):
+                m.d.sync += [b.blk.g0.eq(blk.end), b.blk.w_addr.eq(b.blk.w_addr + blk.w_bytes),
+                             b.blk.w_left.eq(b.blk.w_left - blk.w_bytes)]
+                m.next = "RUN_START"
             with m.Else():
-                m.next = "LAYER_END"
+                m.d.sync += [b.band.y.eq(b.band.y + b.band.out_rows), b.band.first.eq(0),
+                             *self._first_block(b)]
+                with m.If(b.band.y + b.band.out_rows < D.out_h):
+                    m.next = "BAND_A"
+                with m.Elif(flag_set(D.flags, LayerFlags.POOL)):
+                    m.next = "POOL_LOAD"
+                with m.Else():
+                    m.next = "LAYER_END"
 
     def _add_states(self, m, b):
         """An ADD layer, chunk by chunk: the first input's chunk into the add unit's buffer, then

@@ -22,6 +22,7 @@ from hw.layouts import (
     LayerKind,
     flag_set,
     layer_descriptor_layout,
+    psum_row_bytes,
     record_bytes,
     weight_word_layout,
 )
@@ -33,7 +34,7 @@ __all__ = ["LayerCheck", "CheckStep", "RANGES"]
 
 #: The byte ranges of a layer that are checked against the DMA window (an ADD has no weights
 #: and parameters, a convolution no second input).
-RANGES = ("weights", "params", "input", "output", "input2")
+RANGES = ("weights", "params", "input", "output", "input2", "psum")
 ADD_RANGES = ("input", "output", "input2")
 
 
@@ -59,7 +60,9 @@ class LayerCheck(wiring.Component):
     largest band fits half the IFM store (band prefetch); ``weights_fit``: all weights fit.
     ``out_stride``: bytes from one output pixel to the next in DRAM (the padded channels, or the
     concat tensor's `out_c_total`); ``output_start`` includes `out_c_offset`. The derived sizes
-    stay valid for the whole layer: ``gk`` output channel groups, ``kpad`` output channels padded to M,
+    stay valid for the whole layer: ``blocked`` (input-channel blocks), ``block_groups`` and
+    ``block_bytes`` (a full block's channel groups and weight bytes; without blocks, the
+    layer's), ``seg`` (the store's valid-convolution placement: pixel tiles by output row), ``gk`` output channel groups, ``kpad`` output channels padded to M,
     ``ifm_bytes`` (an ADD's tensor), ``out_bytes`` (the convolution output), and the DRAM
     address of each range (``*_start``)."""
 
@@ -75,6 +78,7 @@ class LayerCheck(wiring.Component):
             "weights_fit": Out(1), "is_pool": Out(1), "is_average": Out(1), "is_gap": Out(1),
             "window": Out(pool_window_layout()), "half_fits": Out(1),
             "map_h": Out(16), "map_w": Out(16), "map_groups": Out(16),
+            "blocked": Out(1), "block_groups": Out(16), "block_bytes": Out(32), "seg": Out(1),
         }
         members |= {f"{name}_start": Out(ADDR_BITS + 1) for name in RANGES}
         super().__init__(members)
@@ -92,7 +96,9 @@ class LayerCheck(wiring.Component):
             ("pix", 24), ("rs", 8), ("hw_in", 24), ("ohs", 24), ("ows", 24), ("kt_rows", 24),
             ("ohc", 24),
             ("pt_cols", 32), ("groups", 24), ("ifm_words", 40), ("out_words", 40),
-            ("w_words", 48), ("out_span", 48))}
+            ("w_words", 48), ("out_span", 48), ("psum_rows", 32), ("blk_groups", 24),
+            ("blk_words", 48), ("cb_groups", 24))}
+        x = D.graph.exec
         with m.Switch(self.step):
             with m.Case(CheckStep.A):
                 m.d.sync += [
@@ -101,12 +107,15 @@ class LayerCheck(wiring.Component):
                     v["hw_in"].eq(D.in_h * D.in_w), v["ohs"].eq((D.out_h - 1) * D.stride),
                     v["ows"].eq((D.out_w - 1) * D.stride), v["kt_rows"].eq(D.k_tiles * cfg.rows),
                     v["ohc"].eq(D.out_h * cfg.cols),
+                    v["psum_rows"].eq(D.p_tiles * D.out_channels),
+                    v["cb_groups"].eq(x.c_blocks * x.c_block_groups),
                 ]
             with m.Case(CheckStep.B):
                 m.d.sync += [
                     self.kpad.eq(self.gk << lg_m), v["groups"].eq(v["rs"] * D.in_groups),
                     v["ifm_words"].eq(v["hw_in"] * D.in_groups),
                     v["pt_cols"].eq(D.p_tiles * cfg.cols), v["out_words"].eq(v["pix"] * self.gk),
+                    v["blk_groups"].eq(v["rs"] * x.c_block_groups),
                 ]
             with m.Case(CheckStep.C):
                 m.d.sync += [
@@ -120,26 +129,34 @@ class LayerCheck(wiring.Component):
                                          + D.graph.exec.out_c_offset),
                     v["out_span"].eq((v["pix"] - 1) * D.graph.exec.out_c_total + self.kpad),
                     self.input2_start.eq(self.act_base + D.graph.exec.in2_offset),
+                    self.psum_start.eq(self.act_base + x.psum_offset),
+                    v["blk_words"].eq(D.k_tiles * v["blk_groups"] * slots),
                 ]
         lengths = {"weights": D.weight_size, "params": D.param_size, "input": self.ifm_bytes,
                    "output": Mux(D.graph.exec.out_c_total != 0, v["out_span"], self.out_bytes),
-                   "input2": self.ifm_bytes}
+                   "input2": self.ifm_bytes, "psum": v["psum_rows"] * psum_row_bytes(cfg)}
         verdicts = {}
         for name in RANGES:
             ok = verdicts[name] = Signal(name=f"{name}_ok")
             m.d.sync += ok.eq(window_check(m, getattr(self, f"{name}_start"), lengths[name],
                                            self.window_base, self.window_end, name)[2])
-        conv_ranges = Cat(*(verdicts[n] for n in RANGES if n != "input2")).all()
+        blocked = self.blocked
+        conv_ranges = (Cat(*(verdicts[n] for n in RANGES if n not in ("input2", "psum"))).all()
+                       & (verdicts["psum"] | ~blocked))
         add_ranges = Cat(*(verdicts[n] for n in ADD_RANGES)).all()
         exec_fields = D.graph.exec
         not_add = Cat(*(exec_fields[n] for n, _ in exec_fields.shape()
                         if n not in ADD_EXEC_FIELDS))
         not_conv = Cat(*(exec_fields[n] for n, _ in exec_fields.shape()
                          if n not in CONCAT_EXEC_FIELDS + BAND_EXEC_FIELDS))
-        # Bands of any height; a k block of all the k tiles and one input-channel block are
-        # the plain layer's (weight and channel blocking are not built yet).
-        blocks_plain = (((exec_fields.k_block == 0) | (exec_fields.k_block >= D.k_tiles))
-                        & (exec_fields.c_blocks <= 1))
+        # Bands of any height, input-channel blocks; a k block of all the k tiles is the plain
+        # layer's (weight blocks are not built: the weight ring streams any layer's weights).
+        blocks_plain = (exec_fields.k_block == 0) | (exec_fields.k_block >= D.k_tiles)
+        m.d.comb += [blocked.eq(x.c_blocks > 1),
+                     self.block_groups.eq(Mux(blocked, x.c_block_groups, D.in_groups)),
+                     self.block_bytes.eq(Mux(blocked, v["blk_words"] * word_bytes,
+                                             D.weight_size)),
+                     self.seg.eq(self._geo[0].seg)]
         pool = flag_set(D.flags, LayerFlags.POOL)
         concat_range = exec_fields.out_c_total != 0
         pool_ranges = (verdicts["input"] & verdicts["output"]
@@ -333,6 +350,14 @@ class LayerCheck(wiring.Component):
             D.param_size == D.out_channels * BEAT_BYTES,
             (D.weight_offset | D.param_offset | D.in_offset | D.out_offset)[:LANE_BITS] == 0,
             D.graph.exec.band_rows <= D.out_h,
+            # Input-channel blocks: c_blocks blocks of c_block_groups groups (the last may
+            # have fewer), the partial-sum scratch beat-aligned; neither field without blocks.
+            Mux(self.blocked,
+                (D.graph.exec.c_block_groups != 0)
+                & (v["cb_groups"] - D.graph.exec.c_block_groups < D.in_groups)
+                & (D.in_groups <= v["cb_groups"])
+                & (D.graph.exec.psum_offset[:LANE_BITS] == 0),
+                (D.graph.exec.c_block_groups == 0) & (D.graph.exec.psum_offset == 0)),
             # A concat's channel range: M-aligned, inside the tensor's channels.
             (D.graph.exec.out_c_total == 0)
             | ((D.graph.exec.out_c_offset + self.kpad <= D.graph.exec.out_c_total)
@@ -351,8 +376,12 @@ class LayerCheck(wiring.Component):
         g_in, g_back = self._geo
         return Cat(
             g_in.lines <= cfg.ifm_bank_lines,
-            v["groups"] * slots <= cfg.weight_depth,
-            ~flag_set(D.flags, LayerFlags.IFM_STATIONARY) | (v["w_words"] <= cfg.weight_depth),
+            # one k tile's weights; an input-channel block's weights all (they are read once
+            # per block while the partial sums stream after them)
+            Mux(self.blocked, v["blk_words"] <= cfg.weight_depth,
+                v["groups"] * slots <= cfg.weight_depth),
+            ~flag_set(D.flags, LayerFlags.IFM_STATIONARY) | self.blocked
+            | (v["w_words"] <= cfg.weight_depth),
             ~pool | (g_back.lines <= cfg.ifm_bank_lines),
         ).all()
 
