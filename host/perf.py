@@ -34,10 +34,12 @@ from host.buffers import (ConvLayer, band_geometry, descriptor_window, layer_ban
 from host.sparse import pad_channels
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
 from hw.core.ifm_store import SETTLE, load_pieces
-from hw.layouts import DESCRIPTOR_BYTES, LayerDescriptor, record_bytes, weight_word_layout
+from hw.layouts import (DESCRIPTOR_BYTES, LayerDescriptor, psum_row_bytes, record_bytes,
+                        weight_word_layout)
 from hw.soc.add_unit import CHUNK_BEATS
 from hw.soc.pool import TAIL_STAGES
 from hw.soc.output_writer import whole_tile_writes
+from hw.soc.psum import PSUM_WRITE_CYCLES, psum_row_beats
 
 __all__ = ["skip_mask", "core_cycles", "tile_cycles", "useful_macs", "layer_estimate", "SETUP_CYCLES",
            "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD", "add_estimate", "pool_pass",
@@ -96,10 +98,12 @@ def core_cycles(layer: ConvLayer, config: SenseConfig, tile_write=None,
 
 
 def tile_cycles(per_tile, last_cost, k_tiles: int, config: SenseConfig, ifm_stationary: bool,
-                tile_write=None, weights_in=None) -> dict:
+                tile_write=None, weights_in=None, psum=None) -> dict:
     """The core's tile recurrence (module docstring) for pixel tiles costing `per_tile` cycles
     each (their last group `last_cost`), times `k_tiles` output-channel tiles, in the given
-    loop order; `tile_write` and `weights_in` as in `core_cycles`."""
+    loop order; `tile_write` and `weights_in` as in `core_cycles`. `psum` (an input-channel
+    block, `block_estimate`): (cycles per drained row written as partial sums, or 1; the cycle
+    the first partial sums are in, or 0; output channels)."""
     rows, cols = config.rows, config.cols
     load = cols + SETUP_CYCLES
     read = load + 1
@@ -119,7 +123,13 @@ def tile_cycles(per_tile, last_cost, k_tiles: int, config: SenseConfig, ifm_stat
         drain_start = max(corner + 1, drained[1])
         if tile_write is not None:
             drain_start = max(drain_start, written[0] - OUTPUT_STAGES)
-        drained = [drained[1], drain_start + rows]
+        shift = rows
+        if psum is not None:
+            per_row, first_in, channels = psum
+            drain_start = max(drain_start, first_in)
+            emitted = min(rows, channels - kt * rows)
+            shift = rows + emitted * (per_row - 1)
+        drained = [drained[1], drain_start + shift]
         if tile_write is not None:
             cost, completes = tile_write(p, kt)
             if completes:
@@ -177,6 +187,11 @@ PREFETCH_SWITCH = 1
 #: States of each band of the pool pass that move no data: POOL_BAND_A..C, POOL_SETUP, the
 #: pool unit's PLACE.
 POOL_BAND_STATES = 5
+#: Input-channel blocks: cycles between one block's run and the next (BAND_END, RUN_START and
+#: the weight read's command), and from a block's weights being in to its first partial sums
+#: (the read command and the DRAM's latency). Fitted on the channel-block system network.
+BLOCK_STATES = 2
+PSUM_READ_LEAD = 4
 #: Start of a run: start, base check (two states: the window verdict is registered), header
 #: check.
 RUN_STATES = 4
@@ -268,6 +283,13 @@ def add_estimate(d: LayerDescriptor, config: SenseConfig) -> dict:
             "macs": 0, "groups_skipped": 0}
 
 
+def channel_blocks_of(d: LayerDescriptor) -> list[tuple[int, int]]:
+    """The input-channel blocks of a conv / FC layer as (first, end) channel groups: one block
+    of every group unless `graph.exec.c_blocks` > 1."""
+    per = d.g("exec.c_block_groups") if d.g("exec.c_blocks") > 1 else d.in_groups
+    return [(g0, min(g0 + per, d.in_groups)) for g0 in range(0, d.in_groups, per)]
+
+
 def _bursts(addr: int, beats: int) -> int:
     """AXI bursts the DMA splits `beats` beats from beat-aligned `addr` into (hw.soc.dma: at most 16
     beats, never across 4 KiB)."""
@@ -309,6 +331,9 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) ->
     kt_words = d.kernel_h * d.kernel_w * d.in_groups * config.cycles_per_group
     weight_bytes = d.k_tiles * kt_words * word_beats * beat
     resident = d.k_tiles * kt_words <= config.weight_depth
+    blocks = channel_blocks_of(d)
+    blocked = len(blocks) > 1
+    taps = d.kernel_h * d.kernel_w
 
     def tile_write(p, kt):
         k0 = kt * config.rows
@@ -339,8 +364,9 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) ->
     bands = layer_bands(d)
     # Band prefetch (hw/soc/accelerator.py, RUN): with resident weights and bands that fit half
     # the IFM store, band i + 1 is loaded while band i computes, from when band i's weights are in.
-    prefetch = resident and len(bands) > 1 and band_geometry(d, config).lines \
+    prefetch = resident and not blocked and len(bands) > 1 and band_geometry(d, config).lines \
         <= config.ifm_bank_lines // 2
+    write_bytes = pixels * kpad
     prev = None                      # (run cycles, weights-in cycles) of the band before
     for i, (y, n, start, rows, _top) in enumerate(bands):
         n_tiles = sum(1 for p0, _ in tiles[first_tile:] if p0 < (y + n) * d.out_w)
@@ -351,15 +377,34 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) ->
         lane = addr % beat
         in_beats = -(-(lane + rows * d.in_w * pixel_bytes) // beat)
         read_bytes += in_beats * beat
-        streamed = i == 0 or not resident
+        streamed = i == 0 or not resident or blocked
         if streamed:
             read_bytes += weight_bytes
-        band_core = tile_cycles(band_cost.sum(axis=1), band_cost[:, -1], d.k_tiles, config,
-                                ifm_stationary, tile_write, weights_in if streamed else None)
+        run = 0
+        for b, (g0, g1) in enumerate(blocks):
+            # an input-channel block: its groups' columns, its weights, its partial sums
+            block_cost = band_cost.reshape(n_tiles, taps, d.in_groups)[:, :, g0:g1] \
+                .reshape(n_tiles, -1)
+            block_words = taps * (g1 - g0) * config.cycles_per_group
+
+            def block_weights_in(kt, words=block_words):
+                return READ_OVERHEAD + (kt + 1) * words * word_beats
+
+            last = b == len(blocks) - 1
+            psum = None
+            if blocked:
+                psum_bytes = n_tiles * k * psum_row_bytes(config)
+                read_bytes += psum_bytes if b else 0
+                write_bytes += 0 if last else psum_bytes
+                first_in = block_weights_in(d.k_tiles - 1) + PSUM_READ_LEAD if b else 0
+                psum = (1 if last else PSUM_WRITE_CYCLES + psum_row_beats(config), first_in, k)
+            block_core = tile_cycles(block_cost.sum(axis=1), block_cost[:, -1], d.k_tiles,
+                                     config, ifm_stationary, tile_write if last else None,
+                                     block_weights_in if streamed else None, psum)
+            run += max(block_core["cycles"], block_core["writer_end"]) + (BLOCK_STATES if b else 0)
         # Bands after the first: their states and the store's set-up before the input loads.
         gap = (BAND_STATES + (0 if i == 0 else BAND_SETUP_WAIT)
                + READ_OVERHEAD + load_pieces(rows * d.in_w, pixel_bytes, lane))
-        run = max(band_core["cycles"], band_core["writer_end"])
         if prefetch and prev is not None:
             # the band before ran `prev[0]`; this band's states and load started `prev[1]`
             # cycles into it: the later of the two ends, then RUN_WAIT
@@ -371,7 +416,6 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) ->
         band_mask = mask[first_tile - n_tiles:first_tile]
         core["slots_issued"] += int((~band_mask).sum()) * d.k_tiles * config.cycles_per_group
         core["groups_skipped"] += int(band_mask.sum()) * d.k_tiles
-    write_bytes = pixels * kpad
     if d.pool:
         pool = pool_pass(d, config)
         cycles += pool["cycles"]

@@ -3,7 +3,8 @@ RTL on every network it was not fitted on: the graph networks of the system test
 (sim.networks.GRAPH_NETWORKS: residual stages, an inception module, a VGG-style stack in bands,
 max-pools, average and global average pools, pools in bands, the "mini" network with all four
 benchmark structures) and the held-out chains (HELDOUT_NETWORKS), each in both tile orders,
-simulated whole (`small`, the DRAM inside the design).
+simulated whole (`small`, the DRAM inside the design); and the input-channel-block network
+(sim.networks.RING_NETWORKS) on `small` with a quarter of its weight buffer.
 
 The model's constants come from scripts/fit_perf_model.py (conv / FC chains and the digits
 model) and scripts/fit_add_model.py (add-only and pool-only networks); none of the networks
@@ -26,7 +27,8 @@ from host.image import pack_image  # noqa: E402
 from host.quant import quantize, quantize_input  # noqa: E402
 from hw.config import SenseConfig  # noqa: E402
 from hw.files import atomic_write  # noqa: E402
-from sim.networks import GRAPH_NETWORKS, HELDOUT_NETWORKS, random_network  # noqa: E402
+from sim.networks import (GRAPH_NETWORKS, HELDOUT_NETWORKS, RING_CONFIG,  # noqa: E402
+                          RING_NETWORKS, random_network)
 from sim.model_run import format_row, model_rows  # noqa: E402
 from sim.sysrun import run_system  # noqa: E402
 
@@ -34,37 +36,46 @@ CONFIG = SenseConfig.preset("small")
 OUT = ROOT / "docs/results/model-check.json"
 
 
-def cases():
+def cases(networks=GRAPH_NETWORKS, heldout=True):
     """(name, quantized network, int8 inputs) of every checked network."""
     out = []
-    for name, (build, seed, n) in GRAPH_NETWORKS.items():
+    for name, (build, seed, n) in networks.items():
         rng = np.random.default_rng(seed)
         net = build(rng)
         qnet = quantize(net, rng.normal(size=(16,) + net.input_shape), group=CONFIG.group)
         out.append((name, qnet, quantize_input(qnet, rng.normal(size=(n,) + net.input_shape))))
     rng = np.random.default_rng(11)
-    for name, (shape, specs) in HELDOUT_NETWORKS.items():
+    for name, (shape, specs) in HELDOUT_NETWORKS.items() if heldout else ():
         net = random_network(rng, shape, specs, name)
         qnet = quantize(net, rng.normal(size=(16,) + shape), group=CONFIG.group)
         out.append((name, qnet, quantize_input(qnet, rng.normal(size=(2,) + shape))))
     return out
 
 
-def main():
+def check(config, label, networks, heldout):
+    """The model-vs-RTL rows of `networks` (and the held-out chains) on `config`."""
     steps, runs = [], []
-    for name, qnet, x in cases():
+    for name, qnet, x in cases(networks, heldout):
         for order in ("weight", "ifm"):
-            image = pack_image(qnet, CONFIG, order=order)
+            image = pack_image(qnet, config, order=order)
             steps.append({"op": "run", "image": image, "x": x, "name": f"{name}-{order}"})
             runs.append((qnet, x, image))
-    res = run_system(CONFIG, steps, name="check-model", dram="design")
+    res = run_system(config, steps, name="check-model", dram="design")
     rows = []
     for step, (qnet, x, image) in zip(res["steps"], runs):
-        rows += model_rows(step, qnet, x, image, CONFIG)
+        rows += model_rows(step, qnet, x, image, config)
         for row in rows[-len(x):]:
+            row["config"] = label
             print(format_row(row))
+    return rows
+
+
+def main():
+    rows = (check(CONFIG, "small", GRAPH_NETWORKS, True)
+            + check(RING_CONFIG, "small-ring", RING_NETWORKS, False))
     errors = [abs(r["error"]) for r in rows]
-    report = {"config": CONFIG.to_dict(), "dram": "design", "runs": rows,
+    report = {"configs": {"small": CONFIG.to_dict(), "small-ring": RING_CONFIG.to_dict()},
+              "dram": "design", "runs": rows,
               "max_abs_error": max(errors), "mean_abs_error": float(np.mean(errors))}
     atomic_write(OUT, json.dumps(report, indent=2) + "\n")
     print(f"max error {report['max_abs_error']:.2%}, mean {report['mean_abs_error']:.2%} over "

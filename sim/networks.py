@@ -8,9 +8,10 @@ import numpy as np
 
 from host import golden, zoo
 from host.nn import Layer, Network
+from hw.config import SenseConfig
 
 __all__ = ["random_network", "FIT_NETWORKS", "HELDOUT_NETWORKS", "conv_layer",
-           "residual_networks", "inception_network", "vgg_style_network", "wide_network", "maxpool_network",
+           "residual_networks", "inception_network", "vgg_style_network", "wide_network", "RING_CONFIG", "RING_NETWORKS", "maxpool_network",
            "pooling_network", "banded_pooling_network", "GRAPH_NETWORKS"]
 
 
@@ -136,17 +137,24 @@ def vgg_style_network(rng):
 
 
 def wide_network(rng):
-    """Layers whose one k tile of weights exceeds `small`'s weight buffer (1,024 words): 3x3
-    convolutions over 256 channels run in input-channel blocks with int32 partial sums; the
-    first of them also in bands (a 36 KB input), as a valid convolution (row tiles) with a
-    fused 2x2 max-pool; the second at stride 2 with padding."""
-    return random_network(rng, (16, 12, 12), [
-        ("conv", 256, 1, 1, 0, True, None),         # 12x12x256: 36 KB
-        ("conv", 8, 3, 1, 0, True, (2, 2, 0)),      # channel blocks in bands, row tiles, pool
-        ("conv", 256, 1, 1, 0, True, None),
-        ("conv", 8, 3, 2, 1, True, None),           # channel blocks, stride 2, padding
-        ("fc", 10, 0, 1, 0, False, None),
-    ], "wide")
+    """Two 3x3 convolutions over a 256-channel input whose one k tile of weights exceeds the
+    weight buffer of `RING_CONFIG` (1,024 words), so they run in input-channel blocks with int32
+    partial sums, and in bands (the input is 36 KB): a valid one (row tiles) with a fused 2x2
+    max-pool, and one at stride 2 with padding; then a 2x2 conv, a residual add and FC."""
+    return Network((256, 12, 12), [
+        Layer("conv", "valid", rng.normal(size=(8, 256, 3, 3)) / 48, rng.normal(size=8) * 0.1,
+              1, 0, True, (2, 2, 0), [-1]),
+        conv_layer(rng, "strided", 8, 256, 3, [-1], stride=2),
+        conv_layer(rng, "mix", 8, 8, 2, [1], pad=0, relu=False),
+        Layer("add", "sum", relu=True, inputs=[0, 2]),
+        Layer("fc", "fc", rng.normal(size=(10, 8 * 5 * 5)) / 14, rng.normal(size=10) * 0.1,
+              inputs=[3]),
+    ], [], "channel-blocks")
+
+
+#: The configuration the channel-block network runs on: `small` with a quarter of its weight
+#: buffer.
+RING_CONFIG = SenseConfig(rows=4, cols=4, group=4, weight_kib=4)
 
 
 def maxpool_network(rng):
@@ -211,9 +219,14 @@ GRAPH_NETWORKS = {
     "two-chunk-add": (lambda rng: residual_networks(rng)["two-chunk-add"], 23, 2),
     "inception": (inception_network, 19, 2),
     "vgg-bands": (vgg_style_network, 29, 1),
-    "channel-blocks": (wide_network, 47, 1),
     "maxpools": (maxpool_network, 31, 2),
     "pools": (pooling_network, 37, 2),
     "pool-bands": (banded_pooling_network, 41, 1),
     "mini": (lambda rng: zoo.build("mini", seed=3), 43, 1),
 }
+
+#: Networks run on `RING_CONFIG` (system tests and scripts/check_model.py), as GRAPH_NETWORKS.
+RING_NETWORKS = {
+    "channel-blocks": (wide_network, 47, 1),
+}
+
