@@ -87,11 +87,28 @@ def test_layer_check_verdicts():
     v = _verdicts(cfg, good)
     assert v == {"consistent": 1, "fits": 1, "in_window": 1, "supported": 1, "kpad": 4,
                  "ifm_bytes": 6 * 6 * 2 * 4}
-    # Bands: any height up to out_h; weight and input-channel blocks are not run yet.
+    # Bands: any height up to out_h; input-channel blocks; weight blocks are not run.
     banded = _verdicts(cfg, {**good, "graph": _exec_bits(band_rows=4)})
     assert banded["consistent"] == 1 and banded["supported"] == 1 and banded["fits"] == 1
     assert _verdicts(cfg, {**good, "graph": _exec_bits(band_rows=7)})["consistent"] == 0
-    assert _verdicts(cfg, {**good, "graph": _exec_bits(c_blocks=2)})["supported"] == 0
+    blocks = _exec_bits(c_blocks=2, c_block_groups=1, psum_offset=0x800)
+    assert _verdicts(cfg, {**good, "graph": blocks}) == {**v, "kpad": 4}
+    for bad in (dict(c_blocks=2), dict(c_blocks=2, c_block_groups=2, psum_offset=0x800),
+                dict(c_blocks=3, c_block_groups=1, psum_offset=0x800),
+                dict(c_blocks=2, c_block_groups=1, psum_offset=0x808),
+                dict(c_block_groups=1), dict(psum_offset=0x800)):
+        assert _verdicts(cfg, {**good, "graph": _exec_bits(**bad)})["consistent"] == 0, bad
+    # The partial sums' range (9 pixel tiles x 4 channels x one beat) must lie in the window.
+    assert _verdicts(cfg, {**good, "graph": blocks}, window=(0, 0x900))["in_window"] == 0
+    assert _verdicts(cfg, {**good, "graph": blocks}, window=(0, 0xA40))["in_window"] == 1
+    # One k tile of 64 channels (288 words) exceeds a 256-word buffer; blocks of 8 groups fit.
+    ring = SenseConfig(rows=4, cols=4, group=4, weight_kib=1)
+    wide = _descriptor(in_channels=64, in_groups=16, weight_size=288 * BEAT_BYTES)
+    assert _verdicts(ring, wide)["fits"] == 0
+    halves = _exec_bits(c_blocks=2, c_block_groups=8, psum_offset=0x800)
+    assert _verdicts(ring, {**wide, "graph": halves})["fits"] == 1
+    assert _verdicts(ring, {**wide, "graph": _exec_bits(c_blocks=2, c_block_groups=15,
+                                                         psum_offset=0x800)})["fits"] == 0
     assert _verdicts(cfg, {**good, "graph": _exec_bits(k_block=1)})["supported"] == 1
     assert _verdicts(cfg, {**good, "graph": 1 << 300})["supported"] == 1   # links: host only
     assert _verdicts(cfg, {**good, "out_h": 5})["consistent"] == 0      # not the conv's size

@@ -329,15 +329,20 @@ def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph
     if buffer_problem(geo, config) is None and not (graph.get("exec.out_c_total") and layer.pool):
         chosen = plan_layer(in_shapes[0], layer, config, out_shape).order
     else:
-        est = layer_tiling(layer.kind, layer.w, layer.stride, layer.pad, layer.pool, layer.relu,
-                           in_shapes[0], out_shape, Target(config))
+        try:
+            est = layer_tiling(layer.kind, layer.w, layer.stride, layer.pad, layer.pool,
+                               layer.relu, in_shapes[0], out_shape, Target(config))
+        except ValueError as e:
+            raise ImageError(f"layer {i} ({layer.name}): {e}") from None
         chosen = est["order"]
         graph = dict(graph)
         # Always set: a layer today's buffers cannot hold is never plain, even in one band.
         graph["exec.band_rows"] = _band_that_fits(geo, est["band_rows"], config,
                                                   prefetch=est["c_blocks"] == 1)
         if est["k_blocks"] > 1:
-            graph["exec.k_block"] = est["k_block_tiles"]
+            # Weights beyond the buffer: the weight ring streams them in the weight-stationary
+            # order (the gateware has no weight blocks: `exec.k_block` stays 0).
+            chosen = "weight"
         if est["c_blocks"] > 1:
             # blocks of equal groups (the last may have fewer), their partial sums in the
             # scratch range after the activations
@@ -355,9 +360,8 @@ def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph
         flags=int(geo.flags) | LayerFlags.IFM_STATIONARY.value * (chosen == "ifm"),
         in_offset=d.in_offset, out_offset=d.out_offset, out_scale=d.out_scale,
         graph={k: v for k, v in graph.items() if v})
-    # A forced order the buffers cannot take (a layer the tiler planned in weight or channel
-    # blocks needs hardware not built yet: the driver says so at load).
-    problem = buffer_problem(d, config) if d.plain and "exec.band_rows" not in graph else None
+    # A forced order the buffers cannot take (the IFM-stationary order keeps every weight).
+    problem = buffer_problem(d, config) if d.plain else None
     if problem:
         raise ImageError(f"layer {i} ({layer.name}) does not fit the {config_name(config)} "
                          f"buffers in the {chosen} order: {problem}")

@@ -9,7 +9,7 @@ import pytest
 from host import golden
 
 from host.driver import Accelerator, AcceleratorError, MemoryBackend
-from host.image import pack_image
+from host.image import layer_table, pack_image, unsupported_problem
 from host.quant import QLayer, QNetwork
 from hw.config import PRESETS, SenseConfig
 from hw.regmap import IdError, config_from_id, id_values, register
@@ -111,15 +111,20 @@ def test_load_refuses_what_this_gateware_cannot_run():
     # An input beyond the IFM store runs in bands: it loads.
     image = pack_image(QNetwork((16, 40, 40), [big], 1.0, [], config.group), config)
     asyncio.run(Accelerator(FakeDram(config, mem_size=1 << 20)).load(image))
-    # One k tile's weights beyond the weight buffer need input-channel blocks: refused.
-    huge = QLayer("conv", "huge", np.zeros((4, 2048, 3, 3), np.int8), np.zeros(4, np.int32),
+    # One k tile's weights beyond the weight buffer: input-channel blocks; it loads.
+    wide = QLayer("conv", "wide", np.zeros((4, 1024, 3, 3), np.int8), np.zeros(4, np.int32),
                   np.full(4, 1 << 15), np.full(4, 16), relu=True)
-    image = pack_image(QNetwork((2048, 3, 3), [huge], 1.0, [], config.group), config)
-    with pytest.raises(AcceleratorError, match=r"layer 0 \(conv\) needs the whole-network "
-                                               r"hardware \(3 input-channel blocks\)"):
-        asyncio.run(Accelerator(FakeDram(config, mem_size=1 << 20)).load(image))
-    asyncio.run(Accelerator(FakeDram(config, mem_size=1 << 20)).load(image,
-                                                                  refuse_unsupported=False))
+    image = pack_image(QNetwork((1024, 3, 3), [wide], 1.0, [], config.group), config)
+    assert layer_table(image)[1][0].g("exec.c_blocks") == 2
+    asyncio.run(Accelerator(FakeDram(config, mem_size=1 << 20)).load(image))
+    # Weight blocks (`exec.k_block`, never packed: the ring streams weights) are refused.
+    wide_k = QLayer("conv", "k", np.zeros((8, 4, 1, 1), np.int8), np.zeros(8, np.int32),
+                    np.full(8, 1 << 15), np.full(8, 16), relu=True)
+    image = pack_image(QNetwork((4, 2, 2), [wide_k], 1.0, [], config.group), config)
+    d = layer_table(image)[1][0]
+    d = d.replace(graph={**d.graph, "exec.k_block": 1})
+    assert unsupported_problem([d]).startswith(
+        "layer 0 (conv) needs the whole-network hardware (weight blocks of 1 k tiles)")
 
 
 def test_run_needs_an_image_and_the_right_input():
