@@ -292,9 +292,10 @@ def test_inception_concat_both_orders():
 
 
 def test_whole_network_layers_stop_with_unsupported():
-    """An image with a dilated max-pool, and one whose layer is planned in input-channel
-    blocks for the whole-network hardware: this gateware stops each with UNSUPPORTED at that layer (the driver
-    refuses both at load unless told not to), never a hang, nothing outside the window."""
+    """An image with a dilated max-pool, and one whose conv names weight blocks
+    (`graph.exec.k_block` below its k tiles; the packer never sets it): this gateware stops each
+    with UNSUPPORTED at that layer (the driver refuses both at load unless told not to), never a
+    hang, nothing outside the window."""
     rng = np.random.default_rng(17)
     w = rng.normal(size=(8, 8, 3, 3)) / 8
     graph = Network((8, 6, 6), [
@@ -302,11 +303,13 @@ def test_whole_network_layers_stop_with_unsupported():
         Layer("maxpool", "pool", pool=golden.Window.of(2, 1, 0, dilation=2), inputs=[0]),
     ], [], "dilated")
     qgraph = quantize(graph, rng.normal(size=(4, 8, 6, 6)), group=CONFIG.group)
-    # One k tile's weights beyond the weight buffer: planned in input-channel blocks.
-    wide = random_network(rng, (2048, 3, 3), [("conv", 4, 3, 1, 0, True, None)], "wide")
-    qwide, _ = quantized(wide, rng, CONFIG, n=1)
+    # Layer 0 (8 channels: two k tiles) in weight blocks of one k tile.
+    k_block = (layer_descriptor_layout()["graph"].offset + graph_layout()["exec"].offset
+               + graph_layout()["exec"].shape["k_block"].offset) // 8
+    blocked = patch_descriptor(pack_image(qgraph, CONFIG), 0, k_block, "<H", 1)
+    assert layer_table(blocked)[1][0].g("exec.k_block") == 1
     steps = [{"op": "fail", "image": pack_image(qgraph, CONFIG), "expect": "UNSUPPORTED"},
-             {"op": "fail", "image": pack_image(qwide, CONFIG), "expect": "UNSUPPORTED"},
+             {"op": "fail", "image": blocked, "expect": "UNSUPPORTED"},
              {"op": "refuse", "image": pack_image(qgraph, CONFIG)}]
     res = run_system(CONFIG, steps, name="system-unsupported")
     for step, layer in zip(res["steps"][:2], (1, 0)):

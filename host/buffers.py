@@ -428,7 +428,9 @@ def layer_fields(layer: ConvLayer, config: SenseConfig) -> dict:
             "out_h": oh, "out_w": ow, "out_channels": k, "kernel_h": r, "kernel_w": s,
             "stride": layer.stride, "pad": layer.pad, "pad_top": layer.pad,
             "relu": int(layer.relu),
-            "ifm_stationary": int(layer.ifm_stationary)}
+            "ifm_stationary": int(layer.ifm_stationary),
+            # the whole layer as one input-channel block
+            "cg0": 0, "psum_in": 0, "psum_out": 0}
 
 
 def layer_word(layer: ConvLayer, config: SenseConfig) -> int:
