@@ -60,11 +60,12 @@ ERROR_TEXT = {
     ErrorCode.MISALIGNED: "IMAGE_BASE or ACT_BASE is not 64-byte aligned",
     ErrorCode.TOO_LARGE: "a layer needs more on-chip buffer than this hardware has: a band of "
                          "its input (or a pool band of the map its pool pass reads) beyond the "
-                         "IFM store as placed, one k tile's weights beyond the weight buffer, "
-                         "in the IFM-stationary order all its weights beyond the weight buffer, "
+                         "IFM store as placed, one k tile's weights (an input-channel block's: "
+                         "all of them) beyond the weight buffer, in the IFM-stationary order "
+                         "all its weights beyond the weight buffer, "
                          "or an average-pooling window beyond the pool unit's divisors",
-    ErrorCode.UNSUPPORTED: "a layer needs hardware this gateware does not have: weight or "
-                           "input-channel blocks, a dilated pooling window, a max-pool that "
+    ErrorCode.UNSUPPORTED: "a layer needs hardware this gateware does not have: weight "
+                           "blocks, a dilated pooling window, a max-pool that "
                            "counts its padding, a max-pool after a concat's channel range, or "
                            "a stride other than 1, 2, 4, 8",
 }
