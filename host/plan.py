@@ -205,44 +205,66 @@ def _band_input_rows(g: _Geometry, y0: int, y1: int) -> int:
 
 def _tilings(g: _Geometry, t: Target):
     """Candidate tilings (band_rows, k_block tiles, c_blocks) that fit the buffers: the fewest
-    input-channel blocks for which one band and one k tile's weights fit; bands of the whole map
+    input-channel blocks whose weights fit (one k tile streamed through the ring without blocks;
+    every k tile of a block with them, as the gateware needs), with bands of every input
+    channel (the gateware's blocks split the weights, not the input); bands of the whole map
     (if the input fits) and of every power of two of rows up to the largest band that fits half
-    the IFM memory (double-buffered)."""
-    cfg = t.config
-    m = cfg.group
-    k_tiles = -(-g.k // cfg.rows)
-    for cb in range(1, -(-g.c // m) + 1):
-        c_blk = _pad(-(-g.c // cb), m)
-        groups = g.r * g.s * c_blk // m
-        wk = groups * cfg.cycles_per_group * t.weight_word         # one k tile's weights
-        if k_tiles * wk <= t.weight_bytes:
-            kb = k_tiles
-        elif cb == 1 and wk <= t.weight_bytes // 2:
-            kb = (t.weight_bytes // 2) // wk
-        else:
-            # An input-channel block's weights must all fit (the gateware reads them before
-            # the block's partial sums).
-            continue
-        if g.fc:
-            return [(1, kb, cb)]
-        row = g.w * _pad(g.c, m)      # the store holds every channel: blocks split the weights
-        for capacity in (t.ifm_bytes // 2, t.ifm_bytes):     # double-, else single-buffered
-            largest = 0
-            while largest < g.oh and _rows_needed(g, largest + 1) * row <= capacity:
-                largest += 1
-            # Powers of two, and multiples of the band that fills whole pixel tiles.
-            aligned = cfg.cols // np.gcd(g.ow, cfg.cols)
-            bands = {b for b in (1 << i for i in range(12)) if b <= largest}
-            bands |= {aligned << i for i in range(12) if aligned << i <= largest}
-            if largest:
-                bands.add(largest)
-            if g.h * row <= t.ifm_bytes:
-                bands.add(g.oh)
+    the IFM memory (double-buffered). Only when nothing fits that way, a design the gateware
+    does not run (the packer refuses it, naming the layer; the architecture study's small-IFM
+    and big-grid options use it): blocks that split the input too, and blocks of k tiles
+    within an input-channel block."""
+    for gateware in (True, False):
+        for cb, kb, c_blk in _weight_blocks(g, t, gateware):
+            if g.fc:
+                return [(1, kb, cb)]
+            bands = _bands_that_fit(g, t, g.w * (_pad(g.c, t.config.group) if gateware else c_blk))
             if bands:
                 return [(b, kb, cb) for b in sorted(bands)]
     raise ValueError(f"no tiling fits: the input rows of one output row of a {g.r}x{g.s} kernel "
                      f"over {g.c}x{g.w} exceed the IFM memory ({t.ifm_bytes} bytes), and Sense "
                      f"does not split rows by width")
+
+
+def _weight_blocks(g: _Geometry, t: Target, gateware: bool = True):
+    """(c_blocks, k_block tiles, channels per block) whose weights fit, fewest blocks first
+    (`gateware`: as the gateware runs them, else also k blocks within channel blocks)."""
+    cfg = t.config
+    m = cfg.group
+    k_tiles = -(-g.k // cfg.rows)
+    for cb in range(1, -(-g.c // m) + 1):
+        c_blk = _pad(-(-g.c // cb), m)
+        wk = g.r * g.s * c_blk // m * cfg.cycles_per_group * t.weight_word   # one k tile's
+        if k_tiles * wk <= t.weight_bytes:
+            yield cb, k_tiles, c_blk
+        elif cb == 1 and wk <= t.weight_bytes:
+            # streamed through the weight ring, a k tile at a time (double-buffered when two
+            # fit)
+            yield cb, max(1, (t.weight_bytes // 2) // wk), c_blk
+        elif not gateware and wk <= t.weight_bytes // 2:
+            yield cb, (t.weight_bytes // 2) // wk, c_blk
+        # (else: an input-channel block's weights must all fit: the gateware reads them
+        # before the block's partial sums)
+
+
+def _bands_that_fit(g: _Geometry, t: Target, row: int) -> set:
+    """Band heights whose input rows (`row` bytes each) fit the IFM memory: half of it
+    (double-buffered) if any does, else all of it."""
+    cols = t.config.cols
+    for capacity in (t.ifm_bytes // 2, t.ifm_bytes):     # double-, else single-buffered
+        largest = 0
+        while largest < g.oh and _rows_needed(g, largest + 1) * row <= capacity:
+            largest += 1
+        # Powers of two, and multiples of the band that fills whole pixel tiles.
+        aligned = cols // np.gcd(g.ow, cols)
+        bands = {b for b in (1 << i for i in range(12)) if b <= largest}
+        bands |= {aligned << i for i in range(12) if aligned << i <= largest}
+        if largest:
+            bands.add(largest)
+        if g.h * row <= t.ifm_bytes:
+            bands.add(g.oh)
+        if bands:
+            return bands
+    return set()
 
 
 def _rows_needed(g: _Geometry, band: int) -> int:
