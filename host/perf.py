@@ -190,8 +190,7 @@ POOL_BAND_STATES = 5
 #: Input-channel blocks: cycles between one block's run and the next (BAND_END, RUN_START), and
 #: from a block's weights being in to its first partial sums at the output stage (the read
 #: command, the DMA's address and the first beat). Counted, not fitted; checked on the
-#: channel-block system network (scripts/check_model.py: 0.01 %) and on single 256-channel
-#: layers whose first tile waits for its partial sums (within 0.3 %).
+#: channel-block system network (scripts/check_model.py).
 BLOCK_STATES = 2
 PSUM_READ_LEAD = 4
 #: Start of a run: start, base check (two states: the window verdict is registered), header
