@@ -48,10 +48,10 @@ class Core(wiring.Component):
     line of the pixel: words_per_line channel groups; one cycle later) while idle. ``busy`` is high
     from ``start`` until the last row has left; ``done`` then stays high until the next start.
 
-    Drain: when the grid's corner PE finishes a tile, its result bank is shifted out into the
+    Drain: when the grid's corner PE finishes a tile, its result bank is read out into the
     output stage (one row per cycle while the output stage accepts) while the next tiles compute.
     Tiles alternate between the grid's two result banks, and the decoders hold a tile's last
-    operation until the tile two before it has been shifted out (``last_ok``), so a slow consumer
+    operation until the tile two before it has been read out (``last_ok``), so a slow consumer
     on ``ofm`` stalls the grid instead of losing results.
 
     Counters (valid from ``start`` to the next ``start``): ``cycles`` (busy cycles),
@@ -139,7 +139,7 @@ class Core(wiring.Component):
         m.d.comb += [out.relu.eq(relu), out.psum_in.eq(psum_in), out.psum_out.eq(psum_out)]
 
         # -- drain: up to two finished tiles, one per result bank ------------------------------
-        # pending: tiles whose last operation has issued and that are not yet shifted out;
+        # pending: tiles whose last operation has issued and that are not yet read out;
         # captured: those of them whose results are complete in their bank (corner_done seen).
         # Tile n may finish (last_ok) only when tile n-2 is out, i.e. fewer than two pending.
         pending = Signal(range(3))
@@ -165,7 +165,7 @@ class Core(wiring.Component):
         shift = draining & (out.i.ready | ~emit)
         pop = shift & (row == 0)
         push = ifm.tile_done
-        m.d.comb += grid.shift.eq(shift)
+        m.d.comb += grid.row.eq(row)
         with m.If(shift):
             m.d.sync += row.eq(Mux(row == 0, cfg.rows - 1, row - 1))
         with m.If(pop):

@@ -1,8 +1,8 @@
-"""The rows x cols systolic PE grid with its result capture and drain chain."""
+"""The rows x cols systolic PE grid with its result capture and drain read-out."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Array, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -24,10 +24,11 @@ class Grid(wiring.Component):
     result register, so the accumulators go straight on with the next tile. There are two banks of
     result registers, R0 and R1; tiles alternate between them (tile n into bank n % 2, counted from
     the last ``clear``). ``corner_done`` is PE(rows-1, cols-1)'s ``done``: the last PE to finish,
-    so when it rises the tile's bank is complete. Each cycle ``shift`` is high, the rows of bank
-    ``bank`` move down by one: ``bottom`` shows that bank's bottom row, and after ``rows`` shifts
-    every row has been out, bottom row first. The caller must not shift a bank while a tile is
-    being captured into it (the core lets tile n finish only after tile n-2 has been shifted out).
+    so when it rises the tile's bank is complete. The drain reads a bank out a row at a time:
+    ``bottom`` shows row ``row`` of bank ``bank`` (combinationally; a column's read-out is a
+    2 x rows : 1 multiplexer, the result registers are loaded and never shifted, so they cost
+    flip-flops and no logic). The caller must not read a bank's row while a tile is being captured
+    into it (the core lets tile n finish only after tile n-2 has been read out).
     """
 
     def __init__(self, config: SenseConfig):
@@ -36,7 +37,7 @@ class Grid(wiring.Component):
             "w_in": In(data.ArrayLayout(weight_op_layout(config), config.rows)),
             "x_in": In(data.ArrayLayout(ifm_layout(config), config.cols)),
             "clear": In(1),
-            "shift": In(1),
+            "row": In(range(max(config.rows, 2))),
             "bank": In(1),
             "bottom": Out(data.ArrayLayout(signed(config.acc_width), config.cols)),
             "corner_done": Out(1),
@@ -68,9 +69,9 @@ class Grid(wiring.Component):
                 for b, result in enumerate(banks):
                     with m.If(pe.done & (sel == b)):
                         m.d.sync += result[i][j].eq(pe.acc)
-                    with m.Elif(self.shift & (self.bank == b)):
-                        m.d.sync += result[i][j].eq(result[i - 1][j] if i else 0)
         m.d.comb += self.corner_done.eq(pes[-1][-1].done)
         for j in range(cfg.cols):
-            m.d.comb += self.bottom[j].eq(Mux(self.bank, banks[1][-1][j], banks[0][-1][j]))
+            m.d.comb += self.bottom[j].eq(
+                Mux(self.bank, Array(banks[1][i][j] for i in range(cfg.rows))[self.row],
+                    Array(banks[0][i][j] for i in range(cfg.rows))[self.row]))
         return m
