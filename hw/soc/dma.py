@@ -208,8 +208,12 @@ class DmaWriter(wiring.Component):
 
         addr = Signal(ADDR_BITS + 1)
         remaining = Signal(LENGTH_BITS)          # beats not yet written
-        lo = Signal(ADDR_BITS + 1)               # first and one-past-last byte to write
-        hi = Signal(ADDR_BITS + 2)
+        # Strobes: only a command's first and last beats can be partial, so the byte masks of
+        # those two beats are computed once, from the low bits of the range's ends (no
+        # address compare per byte and beat).
+        first_mask = Signal(BEAT_BYTES)
+        last_mask = Signal(BEAT_BYTES)
+        first_beat = Signal()
         burst_left = Signal(range(MAX_BURST + 1))
         pending = Signal(range(self._outstanding + 1))   # bursts whose B has not come
         m.d.comb += [axi.awsize.eq(LANE_BITS), axi.awburst.eq(1)]  # whole beats, INCR
@@ -220,8 +224,14 @@ class DmaWriter(wiring.Component):
                 m.d.comb += [take.eq(valid), idle.eq(~valid)]
                 with m.If(valid):
                     with m.If(ok):
+                        lo = held.addr[:LANE_BITS]
+                        hi = (held.addr + held.length - 1)[:LANE_BITS]     # the last byte
                         m.d.sync += [addr.eq(first), remaining.eq((end - first) >> LANE_BITS),
-                                     lo.eq(held.addr), hi.eq(held.addr + held.length)]
+                                     first_beat.eq(1),
+                                     # (byte 15 is in every first beat, byte 0 in every last)
+                                     *(first_mask[i].eq(lo <= i) for i in range(BEAT_BYTES - 1)),
+                                     first_mask[-1].eq(1), last_mask[0].eq(1),
+                                     *(last_mask[i].eq(hi >= i) for i in range(1, BEAT_BYTES))]
                         m.next = "AW"
                     with m.Else():
                         m.d.sync += self.error.eq(1)
@@ -234,13 +244,15 @@ class DmaWriter(wiring.Component):
                     m.next = "W"
             with m.State("W"):
                 strb = Signal(BEAT_BYTES)
-                for i in range(BEAT_BYTES):
-                    m.d.comb += strb[i].eq((addr + i >= lo) & (addr + i < hi))
+                last_beat = (remaining == 0) & (burst_left == 1)
+                m.d.comb += strb.eq(Mux(first_beat, first_mask, (1 << BEAT_BYTES) - 1)
+                                    & Mux(last_beat, last_mask, (1 << BEAT_BYTES) - 1))
                 m.d.comb += [axi.wvalid.eq(self.data.valid), axi.wdata.eq(self.data.payload),
                              axi.wstrb.eq(strb), axi.wlast.eq(burst_left == 1),
                              self.data.ready.eq(axi.wready)]
                 with m.If(axi.wvalid & axi.wready):
                     m.d.sync += [addr.eq(addr + BEAT_BYTES), burst_left.eq(burst_left - 1),
+                                 first_beat.eq(0),
                                  self.bytes_written.eq(self.bytes_written
                                                        + sum(strb[i] for i in range(BEAT_BYTES)))]
                     with m.If(burst_left == 1):
