@@ -3,6 +3,7 @@
 import pytest
 
 from hw.config import SenseConfig
+from hw.layouts import ifm_layout, weight_op_layout
 from hw.synth import ZU9EG, synthesize
 
 SMALL = SenseConfig.preset("small")
@@ -42,3 +43,19 @@ def test_grid_report_stands_in_for_the_grid(grid):
     assert abs(split["lut"] - whole["lut"]) <= 0.05 * whole["lut"]
     with pytest.raises(ValueError, match="not of the grid block"):
         synthesize("core", SMALL.replace(rows=2), grid_report=grid)
+
+
+def test_pe_report_stands_in_for_the_pes(grid):
+    """The grid with every PE a black box plus the PE's own report: the same DSPs and carry
+    chains, LUTs within 5 % of the whole grid, and flip-flops above it by at most the edge PEs'
+    output registers, which the whole grid drops (the last column's weight outputs, the bottom
+    row's IFM outputs; 8x8: LUTs -0.5 %, flip-flops +336 of 9,776)."""
+    split = synthesize("grid", SMALL, pe_report=synthesize("pe", SMALL))["total"]
+    whole = grid["total"]
+    for k in ("dsp", "carry", "bram36"):
+        assert split[k] == whole[k], k
+    assert abs(split["lut"] - whole["lut"]) <= 0.05 * whole["lut"]
+    edges = (SMALL.rows * weight_op_layout(SMALL).size + SMALL.cols * ifm_layout(SMALL).size)
+    assert 0 <= split["ff"] - whole["ff"] <= edges, (split["ff"], whole["ff"], edges)
+    with pytest.raises(ValueError, match="not of the pe block"):
+        synthesize("grid", SMALL, pe_report=grid)

@@ -79,7 +79,7 @@ GRID_PATH = {"core": "grid", "accelerator": "core.grid"}
 
 
 def synthesize(block: str, config: SenseConfig, *, workdir=None, log=sys.stderr,
-               grid_report: dict | None = None) -> dict:
+               grid_report: dict | None = None, pe_report: dict | None = None) -> dict:
     """Synthesize `block` for `config`; returns the report (see the module docstring).
 
     `grid_report`: a report of the `grid` block for the same configuration. The grid inside
@@ -87,8 +87,19 @@ def synthesize(block: str, config: SenseConfig, *, workdir=None, log=sys.stderr,
     fraction of the time (the 32x32 grid is most of it). With the hierarchy kept Yosys maps
     every module on its own, but a black box changes how it optimises across the grid's
     boundary: the LUTs differ by a few percent (+2.4 % on the small core, -1.8 % on a 2x2 one;
-    flip-flops, block RAM and DSPs are the same, `gateware_tests/test_synth.py`)."""
+    flip-flops, block RAM and DSPs are the same, `gateware_tests/test_synth.py`).
+
+    `pe_report`: a report of the `pe` block for the same configuration, standing in the same
+    way for every PE of a `grid` (Yosys then maps the grid's own logic only: the 32x32 grid in
+    minutes instead of 21). A PE at the grid's edge loses its unused outputs in the whole
+    grid, so the stand-in counts a little more (`gateware_tests/test_synth.py` bounds it)."""
     top = toplevel_name(block)
+    if pe_report is not None:
+        if block != "grid":
+            raise ValueError(f"a PE report can stand in for the PEs of the grid, not of {block!r}")
+        if pe_report.get("block") != "pe" or pe_report.get("config") != config.to_dict():
+            raise ValueError("the PE report is not of the pe block of this configuration "
+                             f"({pe_report.get('block')!r}, {pe_report.get('config')})")
     if grid_report is not None:
         if block not in GRID_PATH:
             raise ValueError(f"a grid report can stand in for the grid of "
@@ -107,6 +118,7 @@ def synthesize(block: str, config: SenseConfig, *, workdir=None, log=sys.stderr,
         source.write_text(verilog(block, config))
         stat = workdir / "stat.json"
         blackbox = (f"blackbox {top}.{GRID_PATH[block]}; " if grid_report is not None else "")
+        blackbox += f"blackbox {top}.pe_*; " if pe_report is not None else ""
         script = (f"read_verilog {source.name}; {blackbox}"
                   f"synth_xilinx -family xcup -noiopad -noclkbuf -top {top}; "
                   f"tee -q -o {stat.name} stat -json")
@@ -145,12 +157,19 @@ def synthesize(block: str, config: SenseConfig, *, workdir=None, log=sys.stderr,
             acc = groups.setdefault(".".join(path.split(".")[:2]), {k: 0 for k in res})
             for k, v in res.items():
                 acc[k] += v
+    if pe_report is not None:
+        for k in total:
+            total[k] += pe_report["total"][k] * config.pes
+        for name in [g for g in groups if g.startswith("pe_")]:
+            groups[name] = dict(pe_report["total"])
     pes = config.pes if block in ("grid", "core", "accelerator") else 1
     return {
         "block": block, "config": config.to_dict(), "tool": data.get("creator", "yosys"),
         "command": "synth_xilinx -family xcup -noiopad -noclkbuf (hierarchy kept)"
-                   + (" with the grid from a grid report" if grid_report is not None else ""),
-        "seconds": seconds + (grid_report["seconds"] if grid_report is not None else 0),
+                   + (" with the grid from a grid report" if grid_report is not None else "")
+                   + (" with every PE from a PE report" if pe_report is not None else ""),
+        "seconds": seconds + sum(r["seconds"] for r in (grid_report, pe_report)
+                                 if r is not None),
         "total": total,
         "per_pe": {k: total[k] / pes for k in ("lut", "ff", "bram36", "dsp")},
         "fraction_of_zu9eg": {k: total[k] / ZU9EG[k] for k in ("lut", "ff", "bram36", "dsp")},

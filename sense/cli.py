@@ -149,6 +149,10 @@ def _synth_parser(sub) -> None:
                    help="a `--block grid` JSON report of the same configuration: keep the grid "
                         "a black box and add its counts (much faster; LUTs within a few percent, "
                         "the rest the same)")
+    p.add_argument("--pe-report", metavar="FILE",
+                   help="with --block grid: a `--block pe` JSON report of the same "
+                        "configuration standing in for every PE (the grid's own logic only is "
+                        "mapped: the 32x32 grid in minutes; edge PEs counted whole)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
     p.set_defaults(func=commands.cmd_synth)
 

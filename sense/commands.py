@@ -218,13 +218,18 @@ def cmd_load(args) -> int:
 def cmd_synth(args) -> int:
     from hw.synth import synthesize
 
-    grid = None
-    if args.grid_report:
-        try:
-            grid = json.loads(Path(args.grid_report).read_text())
-        except (OSError, ValueError) as e:
-            raise CommandError(f"{args.grid_report}: cannot read the grid report ({e})") from None
-    report = synthesize(args.block, config_from_args(args), grid_report=grid)
+    reports = {}
+    for what, path in (("grid", args.grid_report), ("PE", args.pe_report)):
+        if path:
+            try:
+                reports[what] = json.loads(Path(path).read_text())
+            except (OSError, ValueError) as e:
+                raise CommandError(f"{path}: cannot read the {what} report ({e})") from None
+    try:
+        report = synthesize(args.block, config_from_args(args), grid_report=reports.get("grid"),
+                            pe_report=reports.get("PE"))
+    except ValueError as e:
+        raise CommandError(str(e)) from None
     _emit_report(report, args.json)
     return 0
 
