@@ -8,9 +8,10 @@ The formula, derived from the RTL and documented in docs/architecture.md ("Cycle
   c = M/2 cycles (sparse; M dense) when issued. T_n = sum of c over tile n's groups.
 * Start: 4 cycles of set-up, then the pixel walker fills tile 0's columns (cols cycles):
   L_0 = cols + 4 (tile 0 loaded), R_0 = L_0 + 1 (its first group read).
-* Tile n's last operation issues at E_n = max(R_n + T_n, P_{n-2}), where P_{n-2} is the first
-  cycle after tile n-2 has been drained: tiles alternate between two result banks, and tile n
-  may not finish before its bank is free.
+* Tile n's last operation issues at E_n = max(R_n + T_n, P_{n-2}, E_{n-1} + rows), where P_{n-2}
+  is the first cycle after tile n-2 has been drained: tiles alternate between two result banks,
+  and tile n may not finish before its bank is free; and a grid column's result memory takes
+  one PE per cycle, so tiles finish at least rows cycles apart.
 * Tile n's results: the corner PE finishes at C_n = E_n + rows + cols + 1; the drain of its bank
   starts at D_n = max(C_n + 1, P_{n-1}) (after the previous tile's drain) and shifts one row per
   cycle: P_n = D_n + rows.
@@ -114,9 +115,10 @@ def tile_cycles(per_tile, last_cost, k_tiles: int, config: SenseConfig, ifm_stat
     else:
         order = [(p, kt) for kt in range(k_tiles) for p in range(len(pixel_tiles))]
     written = [0, 0]          # when the writer finished tiles n-2 and n-1
+    last_issued = -rows       # E_{n-1}
     for p, kt in order:
         t, last = pixel_tiles[p]
-        issue_last = max(read + t, drained[0])
+        issue_last = max(read + t, drained[0], last_issued + rows)
         if weights_in is not None:
             issue_last = max(issue_last, weights_in(kt) + 2)
         corner = issue_last + rows + cols + 1
@@ -135,6 +137,7 @@ def tile_cycles(per_tile, last_cost, k_tiles: int, config: SenseConfig, ifm_stat
             if completes:
                 start = max(drained[1] + OUTPUT_STAGES, written[1])
                 written = [written[1], start + cost]
+        last_issued = issue_last
         load = max(read + t - last, load + cols + 1)
         read = max(issue_last, load + 1)
     return {

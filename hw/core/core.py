@@ -51,8 +51,9 @@ class Core(wiring.Component):
     Drain: when the grid's corner PE finishes a tile, its result bank is read out into the
     output stage (one row per cycle while the output stage accepts) while the next tiles compute.
     Tiles alternate between the grid's two result banks, and the decoders hold a tile's last
-    operation until the tile two before it has been read out (``last_ok``), so a slow consumer
-    on ``ofm`` stalls the grid instead of losing results.
+    operation until the tile two before it has been read out and at least ``rows`` cycles after
+    the previous tile's (``last_ok``), so a slow consumer on ``ofm`` stalls the grid instead of
+    losing results and a grid column finishes one PE per cycle at most.
 
     Counters (valid from ``start`` to the next ``start``): ``cycles`` (busy cycles),
     ``groups_issued``, ``groups_skipped`` (per tile and group), ``slots_issued`` (cycles of MACs
@@ -148,7 +149,17 @@ class Core(wiring.Component):
         bank = Signal()
         row = Signal(range(max(cfg.rows, 2)), init=cfg.rows - 1)
         draining = captured != 0
-        m.d.comb += [ifm.last_ok.eq(pending < 2), grid.bank.eq(bank), grid.clear.eq(self.start)]
+        # Consecutive tiles finish at least `rows` cycles apart, so that a grid column never has
+        # two PEs finishing in one cycle (its result memory has one write port).
+        since = Signal(range(cfg.rows + 1), init=cfg.rows)   # cycles since a tile's last op
+        with m.If(self.start):
+            m.d.sync += since.eq(cfg.rows)
+        with m.Elif(ifm.tile_done):
+            m.d.sync += since.eq(1)
+        with m.Elif(since != cfg.rows):
+            m.d.sync += since.eq(since + 1)
+        m.d.comb += [ifm.last_ok.eq((pending < 2) & (since == cfg.rows)), grid.bank.eq(bank),
+                     grid.clear.eq(self.start)]
 
         info = queue[0]
         channel = info.k0 + row

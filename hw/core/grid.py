@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Signal, signed
 from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.config import SenseConfig
@@ -20,15 +21,22 @@ class Grid(wiring.Component):
     IFM lanes for column j enter at row 0 on ``x_in[j]`` and move one row per cycle. The caller
     skews them (row i delayed i cycles, column j delayed j cycles) so that matching operands meet.
 
-    Results: when PE(i, j) finishes an output (its ``done``), its accumulator is copied into a
-    result register, so the accumulators go straight on with the next tile. There are two banks of
-    result registers, R0 and R1; tiles alternate between them (tile n into bank n % 2, counted from
-    the last ``clear``). ``corner_done`` is PE(rows-1, cols-1)'s ``done``: the last PE to finish,
-    so when it rises the tile's bank is complete. The drain reads a bank out a row at a time:
-    ``bottom`` shows row ``row`` of bank ``bank`` (combinationally; a column's read-out is a
-    2 x rows : 1 multiplexer, the result registers are loaded and never shifted, so they cost
-    flip-flops and no logic). The caller must not read a bank's row while a tile is being captured
-    into it (the core lets tile n finish only after tile n-2 has been read out).
+    Results: every row's operation stream has the same shape, so PE(i, j) finishes an output
+    (its ``done``) exactly i + j cycles after PE(0, 0). Within a column the PEs therefore finish
+    one after the other, row 0 first, and each column has one result memory (2 x rows words,
+    distributed RAM: one write port, read without a clock) that takes the finishing PE's
+    accumulator: row ``i`` of the tile goes to word ``bank * 2^ceil(log2 rows) + i``. Which row
+    finishes is worked out once, for column 0 (a one-hot encoder of its ``done``s), and passed
+    right one column per cycle, as the operations are. The accumulators go straight on with the
+    next tile. Tiles alternate between the two banks (tile n into bank n % 2, counted from the
+    last ``clear``). ``corner_done`` is PE(rows-1, cols-1)'s ``done``: the last PE to finish, so
+    when it rises the tile's bank is complete. The drain reads a bank out a row at a time:
+    ``bottom`` shows row ``row`` of bank ``bank`` (combinationally).
+
+    The caller must (a) let consecutive tiles finish at least ``rows`` cycles apart (PE(0, 0)'s
+    ``done``s), so that a column never has two PEs finishing in one cycle, and (b) not read a
+    bank's row while a tile is being captured into it (the core lets tile n finish only after
+    tile n-2 has been read out, and ``rows`` cycles after tile n-1).
     """
 
     def __init__(self, config: SenseConfig):
@@ -51,8 +59,6 @@ class Grid(wiring.Component):
         m = Module()
         cfg = self._config
         pes = [[PE(cfg) for _ in range(cfg.cols)] for _ in range(cfg.rows)]
-        banks = [[[Signal(signed(cfg.acc_width), name=f"r{b}_{i}_{j}") for j in range(cfg.cols)]
-                  for i in range(cfg.rows)] for b in range(2)]
         for i in range(cfg.rows):
             for j in range(cfg.cols):
                 pe = pes[i][j]
@@ -61,17 +67,44 @@ class Grid(wiring.Component):
                     pe.w_in.eq(self.w_in[i] if j == 0 else pes[i][j - 1].w_out),
                     pe.x_in.eq(self.x_in[j] if i == 0 else pes[i - 1][j].x_out),
                 ]
-                sel = Signal(name=f"sel_{i}_{j}")  # the bank this PE's next result goes to
-                with m.If(self.clear):
-                    m.d.sync += sel.eq(0)
-                with m.Elif(pe.done):
-                    m.d.sync += sel.eq(~sel)
-                for b, result in enumerate(banks):
-                    with m.If(pe.done & (sel == b)):
-                        m.d.sync += result[i][j].eq(pe.acc)
         m.d.comb += self.corner_done.eq(pes[-1][-1].done)
+
+        # Which row of column j finishes this cycle: column 0's one-hot dones encoded, then
+        # delayed one cycle per column like the operations that cause them.
+        row_bits = max(cfg.rows - 1, 1).bit_length()
+        done0 = [pes[i][0].done for i in range(cfg.rows)]
+        valid = Signal(name="cap_valid_0")
+        index = Signal(row_bits, name="cap_row_0")
+        m.d.comb += valid.eq(Cat(*done0).any())
+        for b in range(row_bits):
+            bit = [done0[i] for i in range(cfg.rows) if (i >> b) & 1]
+            m.d.comb += index[b].eq(Cat(*bit).any() if bit else 0)
         for j in range(cfg.cols):
-            m.d.comb += self.bottom[j].eq(
-                Mux(self.bank, Array(banks[1][i][j] for i in range(cfg.rows))[self.row],
-                    Array(banks[0][i][j] for i in range(cfg.rows))[self.row]))
+            if j:
+                v, x = Signal(name=f"cap_valid_{j}"), Signal(row_bits, name=f"cap_row_{j}")
+                m.d.sync += [v.eq(valid), x.eq(index)]
+                valid, index = v, x
+            self._column_memory(m, j, [pes[i][j].acc for i in range(cfg.rows)], valid, index,
+                                row_bits)
         return m
+
+    def _column_memory(self, m, j, accs, valid, index, row_bits):
+        """Column j's result memory: written with the finishing PE's accumulator, read by the
+        drain; its bank flips when the column's last row has been written."""
+        cfg = self._config
+        mem = Memory(shape=signed(cfg.acc_width), depth=2 << row_bits, init=[])
+        m.submodules[f"results_{j}"] = mem
+        wr = mem.write_port()
+        rd = mem.read_port(domain="comb")
+        bank = Signal(name=f"cap_bank_{j}")
+        with m.If(self.clear):
+            m.d.sync += bank.eq(0)
+        with m.Elif(valid & (index == cfg.rows - 1)):
+            m.d.sync += bank.eq(~bank)
+        m.d.comb += [
+            wr.en.eq(valid),
+            wr.addr.eq(Cat(index, bank)),
+            wr.data.eq(Array(accs)[index]),
+            rd.addr.eq(Cat(self.row[:row_bits], self.bank)),
+            self.bottom[j].eq(rd.data),
+        ]
