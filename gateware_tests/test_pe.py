@@ -8,7 +8,9 @@ from hw.config import SenseConfig
 from sim import harness
 
 CONFIGS = [pytest.param(SenseConfig(group=m), id=f"M{m}") for m in (2, 4, 8, 16)] + [
-    pytest.param(SenseConfig(group=4, sparse=False), id="dense")]
+    pytest.param(SenseConfig(group=4, sparse=False), id="dense")] + [
+    pytest.param(SenseConfig(group=m, dsp_pairs=True), id=f"pair-M{m}") for m in (2, 16)] + [
+    pytest.param(SenseConfig(group=4, sparse=False, dsp_pairs=True), id="pair-dense")]
 
 
 @pytest.mark.parametrize("config", CONFIGS)

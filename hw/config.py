@@ -52,6 +52,10 @@ class SenseConfig:
     ifm_kib, weight_kib, ofm_kib: on-chip buffer sizes in KiB.
     max_channels:   most output channels one layer may have (depth of the bias/requant memory).
     clock_mhz:      target clock, for the performance model and the platform.
+    dsp_pairs:      two multiplies per DSP48E2: the PEs of columns 2k and 2k+1 of a row share one
+                    multiplier (they multiply the same weight; their two IFM values are packed
+                    into its 27-bit operand, `hw.core.pe.PEPair`). Results and cycle counts are
+                    the same either way; only the mapping differs.
     """
 
     rows: int = 4
@@ -65,6 +69,7 @@ class SenseConfig:
     ofm_kib: int = 8
     max_channels: int = 1024
     clock_mhz: int = 200
+    dsp_pairs: bool = False
 
     def __post_init__(self):
         for name in ("rows", "cols"):
@@ -73,8 +78,9 @@ class SenseConfig:
                 raise ConfigError(f"{name} must be an integer from 1 to 64, not {value!r}")
         if self.group not in GROUP_SIZES or isinstance(self.group, bool):
             raise ConfigError(f"group (M) must be one of 2, 4, 8, 16, not {self.group!r}")
-        if not isinstance(self.sparse, bool):
-            raise ConfigError(f"sparse must be True or False, not {self.sparse!r}")
+        for name in ("sparse", "dsp_pairs"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, not {getattr(self, name)!r}")
         if self.data_width not in DATA_WIDTHS:
             raise ConfigError(f"data_width must be 8 (int8, SPEC section 2), not {self.data_width!r}")
         if self.acc_width not in ACC_WIDTHS:
@@ -184,6 +190,12 @@ class SenseConfig:
         return self.rows * self.cols
 
     @property
+    def cells(self) -> int:
+        """The grid's repeated cells: its PEs, or with ``dsp_pairs`` its PE pairs and lone PEs
+        (an odd last column)."""
+        return self.rows * (self.cols - self.cols // 2) if self.dsp_pairs else self.pes
+
+    @property
     def peak_gops(self) -> float:
         """Peak arithmetic rate in GOP/s (one MAC = two operations) at clock_mhz."""
         return 2 * self.pes * self.clock_mhz / 1000
@@ -199,5 +211,5 @@ PRESETS = {
                          max_channels=1024, clock_mhz=45),
     # The board: 32x32 PEs = 1,024 MACs/cycle = 409.6 GOP/s at 200 MHz (the paper's peak).
     "zcu102": SenseConfig(rows=32, cols=32, group=4, ifm_kib=512, weight_kib=512, ofm_kib=256,
-                          max_channels=4096),
+                          max_channels=4096, dsp_pairs=True),
 }

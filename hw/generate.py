@@ -8,7 +8,7 @@ from hw.config import SenseConfig
 from hw.core.core import Core
 from hw.core.grid import Grid
 from hw.core.ifm_decoder import IfmDecoder
-from hw.core.pe import PE
+from hw.core.pe import PE, PEPair
 from hw.soc.accelerator import Accelerator
 from hw.soc.memsystem import MemSystem
 from hw.soc.dma import Dma
@@ -20,7 +20,7 @@ __all__ = ["BLOCKS", "LARGEST_BLOCK", "make_block", "verilog", "component_verilo
 BLOCKS = {
     "registers": Registers,
     "dma": lambda config: Dma(),
-    "pe": PE,
+    "pe": lambda config: PEPair(config) if config.dsp_pairs else PE(config),
     "ifm": IfmDecoder,
     "grid": Grid,
     "core": Core,

@@ -27,7 +27,8 @@ __all__ = ["synthesize", "resources_of", "ZU9EG", "SynthError", "yosys_command"]
 #: slices, UltraRAM blocks.
 ZU9EG = {"lut": 274_080, "ff": 548_160, "bram36": 912, "dsp": 2_520, "uram": 0}
 
-_LUTS = {f"LUT{i}": 1 for i in range(1, 7)} | {"LUT6_2": 1}
+# An inverter Yosys leaves as an INV cell takes a LUT (Vivado maps it to a LUT1).
+_LUTS = {f"LUT{i}": 1 for i in range(1, 7)} | {"LUT6_2": 1, "INV": 1}
 # LUTs used as memory or shift registers (CLB SLICEM): LUTs per primitive.
 _LUTRAM = {"SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1, "RAM16X1S": 1, "RAM32X1S": 1,
            "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM16X1D": 2, "RAM32X1D": 2,
@@ -89,8 +90,8 @@ def synthesize(block: str, config: SenseConfig, *, workdir=None, log=sys.stderr,
     boundary: the LUTs differ by a few percent (+2.4 % on the small core, -1.8 % on a 2x2 one;
     flip-flops, block RAM and DSPs are the same, `gateware_tests/test_synth.py`).
 
-    `pe_report`: a report of the `pe` block for the same configuration, standing in the same
-    way for every PE of a `grid` (Yosys then maps the grid's own logic only: the 32x32 grid in
+    `pe_report`: a report of the `pe` block for the same configuration (a `PEPair` with
+    ``dsp_pairs``), standing in the same way for every PE (pair) of a `grid` (Yosys then maps the grid's own logic only: the 32x32 grid in
     minutes instead of 21). A PE at the grid's edge loses its unused outputs in the whole
     grid, so the stand-in counts a little more (`gateware_tests/test_synth.py` bounds it)."""
     top = toplevel_name(block)
@@ -159,10 +160,11 @@ def synthesize(block: str, config: SenseConfig, *, workdir=None, log=sys.stderr,
                 acc[k] += v
     if pe_report is not None:
         for k in total:
-            total[k] += pe_report["total"][k] * config.pes
+            total[k] += pe_report["total"][k] * config.cells
         for name in [g for g in groups if g.startswith("pe_")]:
             groups[name] = dict(pe_report["total"])
-    pes = config.pes if block in ("grid", "core", "accelerator") else 1
+    pes = (config.pes if block in ("grid", "core", "accelerator")
+           else 2 if block == "pe" and config.dsp_pairs else 1)   # a PEPair holds two PEs
     return {
         "block": block, "config": config.to_dict(), "tool": data.get("creator", "yosys"),
         "command": "synth_xilinx -family xcup -noiopad -noclkbuf (hierarchy kept)"

@@ -23,6 +23,8 @@ def _add_config_args(p: argparse.ArgumentParser, default: str | None = "small",
     g.add_argument("--dense", action="store_true",
                    help="the dense baseline: same grid, every weight issued")
     g.add_argument("--clock", type=int, metavar="MHZ", help="target clock in MHz")
+    g.add_argument("--dsp-pairs", action=argparse.BooleanOptionalAction, default=None,
+                   help="two multiplies per DSP48E2 (PE pairs; on in the zcu102 preset)")
 
 
 def _add_order_arg(p: argparse.ArgumentParser) -> None:

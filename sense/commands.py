@@ -41,7 +41,8 @@ def config_from_args(args) -> SenseConfig:
 def _overridden(config: SenseConfig, args) -> SenseConfig:
     """`config` with the fields given on the command line (--rows, --cols, ...) replaced."""
     return config.replace(rows=args.rows, cols=args.cols, group=args.group,
-                          sparse=False if args.dense else None, clock_mhz=args.clock)
+                          sparse=False if args.dense else None, clock_mhz=args.clock,
+                          dsp_pairs=getattr(args, "dsp_pairs", None))
 
 
 def cmd_elaborate(args) -> int:

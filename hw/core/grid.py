@@ -8,7 +8,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.config import SenseConfig
-from hw.core.pe import PE
+from hw.core.pe import PE, PEPair
 from hw.layouts import ifm_layout, weight_op_layout
 
 __all__ = ["Grid"]
@@ -21,8 +21,12 @@ class Grid(wiring.Component):
     IFM lanes for column j enter at row 0 on ``x_in[j]`` and move one row per cycle. The caller
     skews them (row i delayed i cycles, column j delayed j cycles) so that matching operands meet.
 
+    With ``config.dsp_pairs`` the PEs of columns 2k and 2k+1 of a row are one `PEPair` (one
+    multiplier), whose column 2k finishes with column 2k+1, a cycle later than a lone PE would.
+
     Results: every row's operation stream has the same shape, so PE(i, j) finishes an output
-    (its ``done``) exactly i + j cycles after PE(0, 0). Within a column the PEs therefore finish
+    (its ``done``) exactly i + lag(j) cycles after row 0 of column 0 (lag(j) = j, or j | 1 in a
+    pair). Within a column the PEs therefore finish
     one after the other, row 0 first, and each column has one result memory (2 x rows words,
     distributed RAM: one write port, read without a clock) that takes the finishing PE's
     accumulator: row ``i`` of the tile goes to word ``bank * 2^ceil(log2 rows) + i``. Which row
@@ -58,21 +62,13 @@ class Grid(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
-        pes = [[PE(cfg) for _ in range(cfg.cols)] for _ in range(cfg.rows)]
-        for i in range(cfg.rows):
-            for j in range(cfg.cols):
-                pe = pes[i][j]
-                m.submodules[f"pe_{i}_{j}"] = pe
-                m.d.comb += [
-                    pe.w_in.eq(self.w_in[i] if j == 0 else pes[i][j - 1].w_out),
-                    pe.x_in.eq(self.x_in[j] if i == 0 else pes[i - 1][j].x_out),
-                ]
-        m.d.comb += self.corner_done.eq(pes[-1][-1].done)
+        cells, lag = self._cells(m)
+        m.d.comb += self.corner_done.eq(cells[-1][-1][3])
 
         # Which row of column j finishes this cycle: column 0's one-hot dones encoded, then
-        # delayed one cycle per column like the operations that cause them.
+        # delayed like the operations that cause them (a column's lag behind column 0).
         row_bits = max(cfg.rows - 1, 1).bit_length()
-        done0 = [pes[i][0].done for i in range(cfg.rows)]
+        done0 = [cells[i][0][3] for i in range(cfg.rows)]
         valid = Signal(name="cap_valid_0")
         index = Signal(row_bits, name="cap_row_0")
         m.d.comb += valid.eq(Cat(*done0).any())
@@ -80,13 +76,41 @@ class Grid(wiring.Component):
             bit = [done0[i] for i in range(cfg.rows) if (i >> b) & 1]
             m.d.comb += index[b].eq(Cat(*bit).any() if bit else 0)
         for j in range(cfg.cols):
-            if j:
-                v, x = Signal(name=f"cap_valid_{j}"), Signal(row_bits, name=f"cap_row_{j}")
+            for step in range(lag[j] - lag[j - 1] if j else 0):
+                v = Signal(name=f"cap_valid_{j}_{step}")
+                x = Signal(row_bits, name=f"cap_row_{j}_{step}")
                 m.d.sync += [v.eq(valid), x.eq(index)]
                 valid, index = v, x
-            self._column_memory(m, j, [pes[i][j].acc for i in range(cfg.rows)], valid, index,
+            self._column_memory(m, j, [cells[i][j][2] for i in range(cfg.rows)], valid, index,
                                 row_bits)
         return m
+
+    def _cells(self, m):
+        """The PEs, wired: for PE(i, j), (x_in, x_out, acc, done) of its column; and each
+        column's lag (cycles its results come after column 0's, when the operations differ by
+        none). With ``dsp_pairs`` columns 2k and 2k+1 are one `PEPair`, both on 2k+1's timing;
+        an odd last column is a lone PE."""
+        cfg = self._config
+        pairs = cfg.cols // 2 if cfg.dsp_pairs else 0
+        lag = [j | 1 if j < 2 * pairs else j for j in range(cfg.cols)]
+        cells = []
+        for i in range(cfg.rows):
+            row, w = [], self.w_in[i]
+            for j in range(0, cfg.cols, 1):
+                if j < 2 * pairs and j % 2:
+                    continue
+                unit = PEPair(cfg) if j < 2 * pairs else PE(cfg)
+                m.submodules[f"pe_{i}_{j}"] = unit
+                m.d.comb += unit.w_in.eq(w)
+                w = unit.w_out
+                if isinstance(unit, PEPair):
+                    row += [(unit.x_in[k], unit.x_out[k], unit.acc[k], unit.done) for k in (0, 1)]
+                else:
+                    row.append((unit.x_in, unit.x_out, unit.acc, unit.done))
+            for j, (x_in, *_rest) in enumerate(row):
+                m.d.comb += x_in.eq(self.x_in[j] if i == 0 else cells[i - 1][j][1])
+            cells.append(row)
+        return cells, lag
 
     def _column_memory(self, m, j, accs, valid, index, row_bits):
         """Column j's result memory: written with the finishing PE's accumulator, read by the

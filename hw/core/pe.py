@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Module, Signal, signed
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.config import SenseConfig
 from hw.layouts import ifm_layout, weight_op_layout
 
-__all__ = ["PE"]
+__all__ = ["PE", "PEPair"]
 
 
 class PE(wiring.Component):
@@ -85,3 +85,78 @@ class PE(wiring.Component):
             self.done.eq(last),
         ]
         return m
+
+
+class PEPair(wiring.Component):
+    """Two PEs of one grid row, columns 2k and 2k+1, on one multiplier (``config.dsp_pairs``).
+
+    The two PEs multiply the same weight operation: column 2k in cycle t, column 2k+1 in t+1.
+    The pair delays column 2k's operands by the one cycle they take to reach column 2k+1
+    anyway, then makes both products with one 27 x 8 multiply (a DSP48E2 is 27 x 18):
+
+        A = (xa - [xb < 0]) * 2^18 + (xb mod 2^18)  =  xa * 2^18 + xb     (27 bits)
+        P = A * w  =  xa*w * 2^18 + xb*w                                   (35 bits)
+
+    ``xb*w`` is P's low 18 bits read as signed (|xb*w| <= 2^14), and ``xa*w`` is P's upper
+    bits plus bit 17 (the borrow the negative low product took from them), which enters the
+    accumulator's adder as its carry-in. The weight's position selects both IFM values.
+
+    Ports: as two PEs side by side. ``w_in`` (column 2k's), ``x_in[k]`` (column 2k+k's);
+    ``w_out`` is ``w_in`` two cycles later (column 2k+1's ``w_out``), ``x_out[k]`` is ``x_in[k]``
+    one cycle later; ``acc[k]`` and one ``done``, for both columns at once: column 2k+1 on a
+    lone PE's timing, column 2k one cycle after it (``LATENCY`` + 1 after its last operation).
+    """
+
+    LATENCY = PE.LATENCY
+
+    def __init__(self, config: SenseConfig):
+        if not isinstance(config, SenseConfig):
+            raise TypeError(f"config must be a SenseConfig, not {config!r}")
+        self._config = config
+        super().__init__({
+            "w_in": In(weight_op_layout(config)),
+            "x_in": In(data.ArrayLayout(ifm_layout(config), 2)),
+            "w_out": Out(weight_op_layout(config)),
+            "x_out": Out(data.ArrayLayout(ifm_layout(config), 2)),
+            "acc": Out(data.ArrayLayout(signed(config.acc_width), 2)),
+            "done": Out(1),
+        })
+
+    @property
+    def config(self) -> SenseConfig:
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        dw = cfg.data_width
+
+        w = Signal(weight_op_layout(cfg))        # the operation between the two columns
+        m.d.sync += [w.eq(self.w_in), self.w_out.eq(w),
+                     self.x_out[0].eq(self.x_in[0]), self.x_out[1].eq(self.x_in[1])]
+        x0 = self.x_out[0]                       # column 2k's IFM, a cycle late like w
+        pick = (lambda x: x[w.pos]) if cfg.pos_width else (lambda x: x[0])
+        xa, xb = pick(x0), pick(self.x_in[1])
+
+        low = 2 * dw + 2                         # 18: the low product's field
+        a = Signal(signed(low + dw + 1))         # 27 bits
+        m.d.comb += a.eq(Cat(_sext(xb, low), (xa.as_signed() - xb[dw - 1])[:dw + 1]).as_signed())
+        product = Signal(signed(low + 2 * dw + 1))   # 35 bits
+        first, last = Signal(), Signal()
+        m.d.sync += [product.eq(a * w.value), first.eq(w.first), last.eq(w.last)]
+
+        acc_w = cfg.acc_width
+        base = [acc & ~first.replicate(acc_w) for acc in self.acc]   # 0 when an output starts
+        # Column 2k: upper bits + borrow, as one two-operand add whose lowest bit makes the
+        # borrow the carry into bit 0: (2 base + b) + (2 p + 1) = 2 (base + p + b) + (1 - b).
+        upper = Cat(product[low - 1], base[0]) + Cat(1, _sext(product[low:], acc_w))
+        m.d.sync += [self.acc[0].eq(upper[1:acc_w + 1]),
+                     self.acc[1].eq(base[1].as_signed() + product[:low].as_signed())]
+        m.d.sync += self.done.eq(last)
+        return m
+
+
+def _sext(value, width):
+    """`value` (signed) sign-extended to `width` bits, as raw bits."""
+    v = value.as_signed()
+    return Cat(v, v[-1].replicate(width - len(v)))
