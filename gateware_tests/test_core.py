@@ -13,9 +13,8 @@ CONFIGS = {
     # dsp_pairs: columns 0-1 are one PEPair, column 2 a lone PE.
     "2x3-M4-pairs": SenseConfig(rows=2, cols=3, group=4, dsp_pairs=True),
     "4x4-M8": SenseConfig(rows=4, cols=4, group=8),
-    "8x8-M16": SenseConfig(rows=8, cols=8, group=16, ifm_kib=64),
-    "16x16-M4-pairs": SenseConfig(rows=16, cols=16, group=4, ifm_kib=64, weight_kib=16,
-                                  dsp_pairs=True),
+    "8x8-M16-pairs": SenseConfig(rows=8, cols=8, group=16, ifm_kib=64, dsp_pairs=True),
+    "16x16-M4": SenseConfig(rows=16, cols=16, group=4, ifm_kib=64, weight_kib=16),
     "4x4-M4-dense": SenseConfig(rows=4, cols=4, group=4, sparse=False),
 }
 

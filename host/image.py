@@ -507,7 +507,8 @@ def read_header(data: bytes, config: SenseConfig | None = None) -> dict:
         raise ImageError(f"image body is corrupt: CRC-32 {crc:#010x}, the header says "
                          f"{h['crc32']:#010x}")
     hw = _header_config(h)
-    # Every field but the clock shapes the image (the clock only changes how fast it runs).
+    # Every field but the clock and dsp_pairs shapes the image (they change how fast it runs and
+    # how the multipliers map, not what it computes).
     fields = ("rows", "cols", "group", "sparse", "ifm_kib", "weight_kib", "ofm_kib",
               "max_channels")
     diffs = [f"{f} {getattr(hw, f)} (image) vs {getattr(config, f)} (hardware)"

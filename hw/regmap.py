@@ -127,6 +127,7 @@ def register_map() -> list[Register]:
                   Field("group", 24, 8, "group size M"))),
         Register("ID_BUFFERS", 0x08, "ro", "elaboration parameters: sparsity and buffers",
                  (Field("sparse", 0, 1, "1 sparse core, 0 dense baseline"),
+                  Field("dsp_pairs", 1, 1, "1 two PEs per multiplier (PE pairs)"),
                   Field("ifm_kib_log2", 4, 4, "log2 of the IFM buffer size in KiB"),
                   Field("weight_kib_log2", 8, 4, "log2 of the weight buffer size in KiB"),
                   Field("ofm_kib_log2", 12, 4, "log2 of the output buffer size in KiB"),
@@ -190,7 +191,8 @@ def id_values(config: SenseConfig) -> dict:
         "ID_GRID": register("ID_GRID").pack(format_version=FORMAT_VERSION, rows=config.rows,
                                             cols=config.cols, group=config.group),
         "ID_BUFFERS": register("ID_BUFFERS").pack(
-            sparse=int(config.sparse), ifm_kib_log2=_log2(config.ifm_kib),
+            sparse=int(config.sparse), dsp_pairs=int(config.dsp_pairs),
+            ifm_kib_log2=_log2(config.ifm_kib),
             weight_kib_log2=_log2(config.weight_kib), ofm_kib_log2=_log2(config.ofm_kib),
             max_channels_log2=_log2(config.max_channels)),
         "ID_CLOCK": register("ID_CLOCK").pack(clock_mhz=config.clock_mhz),
@@ -212,7 +214,8 @@ def config_from_id(ids: dict, clock_mhz: int | None = None) -> SenseConfig:
         raise IdError(f"the accelerator speaks image format {grid['format_version']}, this "
                       f"driver {FORMAT_VERSION}")
     return SenseConfig(rows=grid["rows"], cols=grid["cols"], group=grid["group"],
-                       sparse=bool(buffers["sparse"]), ifm_kib=1 << buffers["ifm_kib_log2"],
+                       sparse=bool(buffers["sparse"]), dsp_pairs=bool(buffers["dsp_pairs"]),
+                       ifm_kib=1 << buffers["ifm_kib_log2"],
                        weight_kib=1 << buffers["weight_kib_log2"],
                        ofm_kib=1 << buffers["ofm_kib_log2"],
                        max_channels=1 << buffers["max_channels_log2"],

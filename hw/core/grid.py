@@ -25,13 +25,12 @@ class Grid(wiring.Component):
     multiplier), whose column 2k finishes with column 2k+1, a cycle later than a lone PE would.
 
     Results: every row's operation stream has the same shape, so PE(i, j) finishes an output
-    (its ``done``) exactly i + lag(j) cycles after row 0 of column 0 (lag(j) = j, or j | 1 in a
-    pair). Within a column the PEs therefore finish
-    one after the other, row 0 first, and each column has one result memory (2 x rows words,
-    distributed RAM: one write port, read without a clock) that takes the finishing PE's
-    accumulator: row ``i`` of the tile goes to word ``bank * 2^ceil(log2 rows) + i``. Which row
-    finishes is worked out once, for column 0 (a one-hot encoder of its ``done``s), and passed
-    right one column per cycle, as the operations are. The accumulators go straight on with the
+    (its ``done``) exactly i + lag(j) cycles after PE(0, 0) would (lag(j) = j, or j | 1 in a
+    pair). Within a column the PEs therefore finish one after the other, row 0 first, and each
+    column has one result memory (2 x 2^ceil(log2 rows) words, distributed RAM: one write port,
+    read without a clock) that takes the finishing PE's accumulator: row ``i`` of the tile goes
+    to word ``bank * 2^ceil(log2 rows) + i``. Which row finishes is encoded once, from column
+    0's ``done``s, and delayed by each column's lag. The accumulators go straight on with the
     next tile. Tiles alternate between the two banks (tile n into bank n % 2, counted from the
     last ``clear``). ``corner_done`` is PE(rows-1, cols-1)'s ``done``: the last PE to finish, so
     when it rises the tile's bank is complete. The drain reads a bank out a row at a time:
