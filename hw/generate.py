@@ -14,7 +14,8 @@ from hw.soc.memsystem import MemSystem
 from hw.soc.dma import Dma
 from hw.soc.registers import Registers
 
-__all__ = ["BLOCKS", "LARGEST_BLOCK", "make_block", "verilog", "component_verilog", "toplevel_name"]
+__all__ = ["BLOCKS", "LARGEST_BLOCK", "make_block", "verilog", "component_verilog", "toplevel_name",
+           "rtlil"]
 
 # Block name -> component class, smallest first. The CLI's default is the last (largest) one.
 BLOCKS = {
@@ -56,3 +57,16 @@ def component_verilog(component, name: str) -> str:
 
     text = back.convert(component, name=name, emit_src=False)
     return text + "".join(getattr(component, "verilog_modules", ()))
+
+
+def rtlil(block: str, config: SenseConfig) -> tuple[str, str]:
+    """`block` for `config` as Yosys RTLIL (what Amaranth hands its Yosys to write Verilog), and
+    the Verilog of the modules it instantiates (empty for most blocks). Synthesis reads this:
+    Yosys's Verilog front end takes minutes on the multi-megabyte Verilog of a zcu102 block,
+    its RTLIL reader under a second."""
+    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+    from amaranth.back import rtlil as back
+
+    component = make_block(block, config)
+    text = back.convert(component, name=toplevel_name(block), emit_src=False)
+    return text, "".join(getattr(component, "verilog_modules", ()))

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from hw.config import SenseConfig
-from hw.generate import toplevel_name, verilog
+from hw.generate import rtlil, toplevel_name
 
 __all__ = ["synthesize", "resources_of", "ZU9EG", "SynthError", "yosys_command"]
 
@@ -115,12 +115,17 @@ def synthesize(block: str, config: SenseConfig, *, workdir=None, log=sys.stderr,
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        source = workdir / f"{top}.v"
-        source.write_text(verilog(block, config))
+        source = workdir / f"{top}.il"
+        text, extra = rtlil(block, config)
+        source.write_text(text)
+        read = f"read_rtlil {source.name}; "
+        if extra:
+            (workdir / f"{top}_modules.v").write_text(extra)
+            read += f"read_verilog {top}_modules.v; "
         stat = workdir / "stat.json"
         blackbox = (f"blackbox {top}.{GRID_PATH[block]}; " if grid_report is not None else "")
         blackbox += f"blackbox {top}.pe_*; " if pe_report is not None else ""
-        script = (f"read_verilog {source.name}; {blackbox}"
+        script = (f"{read}{blackbox}"
                   f"synth_xilinx -family xcup -noiopad -noclkbuf -top {top}; "
                   f"tee -q -o {stat.name} stat -json")
         t0 = time.perf_counter()
