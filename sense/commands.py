@@ -228,7 +228,7 @@ def cmd_synth(args) -> int:
                 raise CommandError(f"{path}: cannot read the {what} report ({e})") from None
     try:
         report = synthesize(args.block, config_from_args(args), grid_report=reports.get("grid"),
-                            pe_report=reports.get("PE"))
+                            pe_report=reports.get("PE"), depth=args.depth)
     except ValueError as e:
         raise CommandError(str(e)) from None
     _emit_report(report, args.json)
