@@ -95,9 +95,7 @@ class Grid(wiring.Component):
         cells = []
         for i in range(cfg.rows):
             row, w = [], self.w_in[i]
-            for j in range(0, cfg.cols, 1):
-                if j < 2 * pairs and j % 2:
-                    continue
+            for j in [*range(0, 2 * pairs, 2), *range(2 * pairs, cfg.cols)]:  # first columns
                 unit = PEPair(cfg) if j < 2 * pairs else PE(cfg)
                 m.submodules[f"pe_{i}_{j}"] = unit
                 m.d.comb += unit.w_in.eq(w)

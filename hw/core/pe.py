@@ -42,17 +42,21 @@ class PE(wiring.Component):
     """
 
     LATENCY = 2
+    COLUMNS = 1
 
     def __init__(self, config: SenseConfig):
         if not isinstance(config, SenseConfig):
             raise TypeError(f"config must be a SenseConfig, not {config!r}")
         self._config = config
+        n = self.COLUMNS     # per column: one PE's IFM lanes, IFM outputs and accumulator
+        per_column = ((lambda shape: shape) if n == 1 else
+                      (lambda shape: data.ArrayLayout(shape, n)))
         super().__init__({
             "w_in": In(weight_op_layout(config)),
-            "x_in": In(ifm_layout(config)),
+            "x_in": In(per_column(ifm_layout(config))),
             "w_out": Out(weight_op_layout(config)),
-            "x_out": Out(ifm_layout(config)),
-            "acc": Out(signed(config.acc_width)),
+            "x_out": Out(per_column(ifm_layout(config))),
+            "acc": Out(per_column(signed(config.acc_width))),
             "done": Out(1),
         })
 
@@ -87,7 +91,7 @@ class PE(wiring.Component):
         return m
 
 
-class PEPair(wiring.Component):
+class PEPair(PE):
     """Two PEs of one grid row, columns 2k and 2k+1, on one multiplier (``config.dsp_pairs``).
 
     The two PEs multiply the same weight operation: column 2k in cycle t, column 2k+1 in t+1.
@@ -104,27 +108,10 @@ class PEPair(wiring.Component):
     Ports: as two PEs side by side. ``w_in`` (column 2k's), ``x_in[k]`` (column 2k+k's);
     ``w_out`` is ``w_in`` two cycles later (column 2k+1's ``w_out``), ``x_out[k]`` is ``x_in[k]``
     one cycle later; ``acc[k]`` and one ``done``, for both columns at once: column 2k+1 on a
-    lone PE's timing, column 2k one cycle after it (``LATENCY`` + 1 after its last operation).
+    lone PE's timing (``LATENCY`` after its last operation), column 2k one cycle after it.
     """
 
-    LATENCY = PE.LATENCY
-
-    def __init__(self, config: SenseConfig):
-        if not isinstance(config, SenseConfig):
-            raise TypeError(f"config must be a SenseConfig, not {config!r}")
-        self._config = config
-        super().__init__({
-            "w_in": In(weight_op_layout(config)),
-            "x_in": In(data.ArrayLayout(ifm_layout(config), 2)),
-            "w_out": Out(weight_op_layout(config)),
-            "x_out": Out(data.ArrayLayout(ifm_layout(config), 2)),
-            "acc": Out(data.ArrayLayout(signed(config.acc_width), 2)),
-            "done": Out(1),
-        })
-
-    @property
-    def config(self) -> SenseConfig:
-        return self._config
+    COLUMNS = 2
 
     def elaborate(self, platform):
         m = Module()
