@@ -8,10 +8,13 @@ from hw.config import SenseConfig
 from hw.core.core import Core
 from hw.core.grid import Grid
 from hw.core.ifm_decoder import IfmDecoder
+from hw.core.output_stage import OutputStage
 from hw.core.pe import PE, PEPair
 from hw.soc.accelerator import Accelerator
 from hw.soc.memsystem import MemSystem
+from hw.soc.add_unit import AddUnit
 from hw.soc.dma import Dma
+from hw.soc.pool import PoolUnit
 from hw.soc.registers import Registers
 
 __all__ = ["BLOCKS", "LARGEST_BLOCK", "make_block", "verilog", "component_verilog", "toplevel_name",
@@ -22,6 +25,9 @@ BLOCKS = {
     "registers": Registers,
     "dma": lambda config: Dma(),
     "pe": lambda config: PEPair(config) if config.dsp_pairs else PE(config),
+    "add": lambda config: AddUnit(),
+    "pool": PoolUnit,
+    "output": OutputStage,
     "ifm": IfmDecoder,
     "grid": Grid,
     "core": Core,

@@ -28,6 +28,10 @@ __all__ = ["synthesize", "resources_of", "ZU9EG", "SynthError", "yosys_command"]
 #: slices, UltraRAM blocks.
 ZU9EG = {"lut": 274_080, "ff": 548_160, "bram36": 912, "dsp": 2_520, "uram": 0}
 
+# After mapping, identical cells with identical inputs are merged, as Vivado merges them: Yosys
+# legalizes an inverted flip-flop enable with one INV cell per flip-flop (the pool pass had 1,682
+# INVs for 2,645 flip-flops, 72 after the merge), and ABC repeats some LUT1s.
+MERGE = "opt_merge -share_all; opt_clean;"
 # An inverter Yosys leaves as an INV cell takes a LUT (Vivado maps it to a LUT1).
 _LUTS = {f"LUT{i}": 1 for i in range(1, 7)} | {"LUT6_2": 1, "INV": 1}
 # LUTs used as memory or shift registers (CLB SLICEM): LUTs per primitive.
@@ -146,6 +150,7 @@ def synthesize(block: str, config: SenseConfig, *, workdir=None, log=sys.stderr,
         blackbox += f"blackbox {top}.pe_*; " if pe_report is not None else ""
         script = (f"{read}{blackbox}"
                   f"synth_xilinx -family xcup -noiopad -noclkbuf -top {top}; "
+                  f"{MERGE} "
                   f"tee -q -o {stat.name} stat -json"
                   + ("; flatten; write_json netlist.json" if depth else ""))
         t0 = time.perf_counter()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.config import SenseConfig
+from hw.core.requant import ShiftControls, round_shift_saturate
 from hw.layouts import acc_row_layout, ofm_row_layout, param_layout, psum_row_layout
 
 __all__ = ["OutputStage"]
@@ -81,13 +82,17 @@ class OutputStage(wiring.Component):
         v2, h2, sum2 = stage("s2", data.ArrayLayout(signed(acc_w), cols))
         mult2 = Signal(unsigned(16))
         shift2 = Signal(unsigned(6))
-        # Stage 3: * mult + rounding constant, exact in 49 bits signed.
-        v3, h3, prod3 = stage("s3", data.ArrayLayout(signed(acc_w + 17), cols))
+        # Stage 3: * mult, exact in 48 bits signed (int32 times a 16-bit unsigned multiplier).
+        v3, h3, prod3 = stage("s3", data.ArrayLayout(signed(acc_w + 16), cols))
         shift3 = Signal(unsigned(6))
 
         m.d.comb += [advance.eq((~self.o.valid | self.o.ready)
                                 & (~self.psum_o.valid | self.psum_o.ready)),
                      self.psum_o.valid.eq(v1 & self.psum_out), self.psum_o.payload.eq(acc1)]
+        # Stage 3's rounding, shift and saturation (hw.core.requant), one shift for the row.
+        controls = ShiftControls(m, shift3, acc_w + 16, name="out")
+        results = [round_shift_saturate(m, prod3[j], controls, self.relu, name=f"out{j}")
+                   for j in range(cols)]
         partial = Mux(self.psum_in, self.psum_i.payload.as_value(), 0)
         with m.If(advance):
             m.d.sync += [
@@ -100,15 +105,12 @@ class OutputStage(wiring.Component):
                 self.o.valid.eq(v3),
                 *(getattr(self.o.payload, name).eq(getattr(h3, name)) for name, _ in header),
             ]
-            rounding = (Const(1, acc_w + 17) << shift2) >> 1
             for j in range(cols):
                 total = (acc1[j] + rd.data.bias)[:acc_w].as_signed()
-                scaled = prod3[j] >> shift3
-                clipped = Mux(scaled > 127, 127, Mux(scaled < -128, -128, scaled[:8].as_signed()))
                 m.d.sync += [
                     sum2[j].eq(total),
-                    prod3[j].eq(sum2[j] * mult2 + rounding),
-                    self.o.payload.data[j].eq(Mux(self.relu & clipped[7], 0, clipped)),
+                    prod3[j].eq(sum2[j] * mult2),
+                    self.o.payload.data[j].eq(results[j]),
                 ]
 
         m.d.comb += self.busy.eq(v1 | v2 | v3 | self.o.valid)

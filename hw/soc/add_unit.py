@@ -15,48 +15,33 @@ than one step). `host.golden.residual_add` is the same arithmetic.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.core.requant import ShiftControls, round_shift_saturate
 from hw.soc.dma import ADDR_BITS, BEAT_BYTES, DATA_BITS, LENGTH_BITS, dma_command_layout
 
 __all__ = ["AddUnit", "CHUNK_BEATS", "add_lane", "add_shift"]
 
 #: Beats of the first input buffered per chunk (4 KiB).
 CHUNK_BEATS = 256
-#: A shift this large or larger gives 0 for every pair of int8 inputs and 16-bit multipliers
-#: (|a * mult_a + b * mult_b| < 2**25), so the datapath clamps the shift to it.
-MAX_USEFUL_SHIFT = 27
+#: Bits of a lane's sum a * mult_a + b * mult_b (int8 times 16-bit unsigned, twice).
+SUM_BITS = 26
 
 
 def add_shift(m, shift):
-    """(shift clamped to MAX_USEFUL_SHIFT, the rounding term 1 << (shift - 1)) as signals."""
-    sh = Signal(range(MAX_USEFUL_SHIFT + 1))
-    half = Signal(range(MAX_USEFUL_SHIFT))
-    rounding = Signal(MAX_USEFUL_SHIFT)
-    m.d.comb += [sh.eq(Mux(shift > MAX_USEFUL_SHIFT, MAX_USEFUL_SHIFT, shift)),
-                 half.eq(sh - 1), rounding.eq(Const(1, MAX_USEFUL_SHIFT) << half)]
-    return sh, rounding
+    """The shift's clamp and mask (`hw.core.requant.ShiftControls`), shared by the lanes."""
+    return ShiftControls(m, shift, SUM_BITS, name="add")
 
 
 def add_lane(m, a, b, mult_a, mult_b, shift, relu):
     """One lane of the add: int8 `a`, `b` (signed values) -> the int8 result (a signal);
-    `shift` is the pair `add_shift` returns."""
-    sh, rounding = shift
-    total = Signal(signed(MAX_USEFUL_SHIFT + 2))
-    m.d.comb += total.eq(a * mult_a + b * mult_b + rounding)
-    shifted = Signal(signed(MAX_USEFUL_SHIFT + 2))
-    out = Signal(signed(8))
-    m.d.comb += shifted.eq(total >> sh)
-    with m.If(shifted > 127):
-        m.d.comb += out.eq(127)
-    with m.Elif(shifted < Mux(relu, 0, -128)):
-        m.d.comb += out.eq(Mux(relu, 0, -128))
-    with m.Else():
-        m.d.comb += out.eq(shifted)
-    return out
+    `shift` is what `add_shift` returns."""
+    total = Signal(signed(SUM_BITS))
+    m.d.comb += total.eq(a * mult_a + b * mult_b)
+    return round_shift_saturate(m, total, shift, relu, name="add")
 
 
 class AddUnit(wiring.Component):

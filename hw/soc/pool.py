@@ -4,12 +4,13 @@ average (a divisor per window count, SPEC section 8) or global average."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.config import SenseConfig
+from hw.core.requant import ShiftControls, round_shift_saturate
 from hw.layouts import DIM_BITS, ifm_line_layout
 from hw.soc.dma import ADDR_BITS, DATA_BITS, dma_command_layout
 
@@ -183,7 +184,7 @@ class PoolUnit(wiring.Component):
                     m.d.sync += acc[lane].eq(taken)
                 with m.Elif(self.average):
                     m.d.sync += acc[lane].eq(acc[lane] + taken)
-                with m.Elif(taken > acc[lane]):
+                with m.Elif(taken > acc[lane][:8].as_signed()):    # a maximum is an int8
                     m.d.sync += acc[lane].eq(taken)
         word = self._divide(m, advance, st3, acc, count)
         self._pack(m, advance, word, size, out)
@@ -202,20 +203,18 @@ class PoolUnit(wiring.Component):
         v4, v5 = Signal(name="pool_v4"), Signal(name="pool_v5")
         ll4, ll5 = Signal(name="pool_ll4"), Signal(name="pool_ll5")
         word4 = Signal(data.ArrayLayout(signed(SUM_BITS), lanes))
-        word5 = Signal(data.ArrayLayout(signed(SUM_BITS), lanes))
-        prod_bits = SUM_BITS + 17 + 8
+        prod_bits = SUM_BITS + 16                 # a sum times a 16-bit unsigned multiplier
         prod5 = Signal(data.ArrayLayout(signed(prod_bits), lanes))
         shift5 = Signal(6)
+        # A maximum goes through the same path with multiplier 1 and shift 0.
+        mult = Mux(self.average, rd.data.mult, 1)
         with m.If(advance):
             m.d.sync += [v4.eq(st3.valid & st3.last), ll4.eq(st3.last_line), word4.eq(acc),
-                         v5.eq(v4), ll5.eq(ll4), word5.eq(word4), shift5.eq(rd.data.shift)]
-            rounding = (Const(1, prod_bits) << rd.data.shift) >> 1
-            m.d.sync += [prod5[i].eq(word4[i] * rd.data.mult + rounding) for i in range(lanes)]
-        out = []
-        for i in range(lanes):
-            value = Mux(self.average, prod5[i] >> shift5, word5[i])
-            low = Mux(self.relu, 0, -128)
-            out.append(Mux(value > 127, 127, Mux(value < low, low, value[:8].as_signed())))
+                         v5.eq(v4), ll5.eq(ll4), shift5.eq(Mux(self.average, rd.data.shift, 0))]
+            m.d.sync += [prod5[i].eq(word4[i] * mult) for i in range(lanes)]
+        controls = ShiftControls(m, shift5, prod_bits, name="pool")
+        out = [round_shift_saturate(m, prod5[i], controls, self.relu, name=f"pool{i}")
+               for i in range(lanes)]
         return v5, ll5, out
 
     def _pack(self, m, advance, word, size, out):
