@@ -400,10 +400,10 @@ class IfmStore(wiring.Component):
         for j in range(cols):
             m.d.comb += self.col[j].eq(words[j])
         lines = [Cat(*(rd.data[w].word for w in range(wpl))) for _wr, rd in banks]
-        aux = lines[0]
-        for i in range(1, B):
-            aux = Mux(aux_bank == i, lines[i], aux)
-        m.d.comb += self.aux_data.eq(aux)
+        with m.Switch(aux_bank):
+            for i in range(B):
+                with m.Case(i):
+                    m.d.comb += self.aux_data.eq(lines[i])
 
 
 def step_x(k, phx, bb):
