@@ -209,7 +209,13 @@ PRESETS = {
     # closes (50.4 MHz achieved against a 100 MHz constraint, docs/results/ulx3s-100mhz.json).
     "ulx3s": SenseConfig(rows=4, cols=4, group=4, ifm_kib=16, weight_kib=16, ofm_kib=8,
                          max_channels=1024, clock_mhz=45),
-    # The board: 32x32 PEs = 1,024 MACs/cycle = 409.6 GOP/s at 200 MHz (the paper's peak).
-    "zcu102": SenseConfig(rows=32, cols=32, group=4, ifm_kib=512, weight_kib=512, ofm_kib=256,
+    # The board (issue 15): 64x32 PEs = 2,048 MACs/cycle = 819.2 GOP/s at 200 MHz, twice the
+    # paper's 1,024, two per DSP48E2; the largest grid whose whole accelerator Yosys fits in 60 %
+    # of the ZU9EG's LUTs (README "Resources"). Rows, not columns: the rows share each weight, so
+    # a taller grid reads fewer weight bytes per MAC, and the 14x14 / 7x7 maps fill 32-pixel
+    # tiles better than 64-pixel ones (docs/architecture.md, "Architecture study"). 1 MiB of
+    # weights holds one k tile (64 rows) of VGG-16's 25088-input FC layer; 256 KiB of IFM keeps
+    # the block RAM under half of the part (the study: 1-2 % on VGG-16's DRAM traffic).
+    "zcu102": SenseConfig(rows=64, cols=32, group=4, ifm_kib=256, weight_kib=1024, ofm_kib=256,
                           max_channels=4096, dsp_pairs=True),
 }

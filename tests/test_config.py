@@ -6,7 +6,7 @@ from hw.config import PRESETS, ConfigError, SenseConfig
 def test_presets():
     small, board = SenseConfig.preset("small"), SenseConfig.preset("zcu102")
     assert (small.rows, small.cols, small.group) == (4, 4, 4)
-    assert board.pes == 1024 and board.peak_gops == pytest.approx(409.6)
+    assert board.pes == 2048 and board.peak_gops == pytest.approx(819.2)
     assert set(PRESETS) == {"small", "ulx3s", "zcu102"}
 
 
@@ -59,4 +59,4 @@ def test_json_round_trip_and_key():
     assert SenseConfig.from_json(c.to_json()) == c
     assert c.key() == SenseConfig.from_json(c.to_json()).key()
     assert c.key() != c.replace(sparse=False).key()
-    assert c.key().startswith("32x32m8s-")
+    assert c.key().startswith("64x32m8s-")

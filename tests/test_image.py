@@ -142,7 +142,7 @@ def test_refusals_name_the_problem(image4):
 
 def test_wrong_hardware_refused(image4):
     with pytest.raises(ImageError, match="image was packed for other hardware: rows 4 \\(image\\) "
-                                         "vs 32 \\(hardware\\); cols 4 \\(image\\) vs 32"):
+                                         "vs 64 \\(hardware\\); cols 4 \\(image\\) vs 32"):
         unpack_image(image4, SenseConfig.preset("zcu102"))
     with pytest.raises(ImageError, match="sparse True \\(image\\) vs False"):
         read_header(image4, SMALL.replace(sparse=False))
