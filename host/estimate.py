@@ -21,11 +21,12 @@ POOL_KINDS = (LayerKind.MAXPOOL.value, LayerKind.AVGPOOL.value, LayerKind.GAP.va
 
 
 def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig, acts=None,
-                         per_layer: list | None = None) -> dict:
+                         per_layer: list | None = None, skip: bool = True) -> dict:
     """Cycles and DRAM bytes of one run of `image` on input `x` (C, H, W) int8: `layer_estimate`
     for every layer, on the activations the golden model computes (`acts`: every layer's
     output for x[None], when already computed), plus the run's start. `per_layer`, a list,
-    receives every layer's estimate."""
+    receives every layer's estimate. `skip` False: no zero group skipped (weight sparsity
+    alone, `host.perf.layer_estimate`)."""
     _, descs = layer_table(image, config)
     qnet = unpack_image(image, config)
     x = np.asarray(x, np.int8)
@@ -46,7 +47,7 @@ def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig, acts=
             xin = x if src < 0 else acts[src][0]
             layer = ConvLayer(x=xin, w=q.w, bias=q.bias, mult=q.mult, shift=q.shift,
                               stride=q.stride, pad=q.pad, relu=q.relu)
-            est = perf.layer_estimate(d, layer, config)
+            est = perf.layer_estimate(d, layer, config, skip)
         for key, value in est.items():
             total[key] += value
         if per_layer is not None:

@@ -4,6 +4,12 @@
 it with new weights; after every optimiser step the pruned weights are set back to 0, so the
 result still follows the balanced pattern of `masks` (from host.quant.prune_network) and packs with
 `sense pack --pruned`.
+
+With ``act_penalty`` > 0 the loss also has a group lasso on the activations that conv layers
+read: the sum, over images, blocks of ``cols`` consecutive pixels and groups of ``group``
+consecutive channels, of the group's L2 norm, times ``act_penalty`` over the batch. That is the
+unit the IFM decoder skips (SPEC section 4: a channel group that is zero for every pixel of a
+tile), so the penalty drives whole skippable units to zero (issue 16's co-design).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import numpy as np
 
 from host.nn import Network
 
-__all__ = ["finetune", "to_torch", "from_torch"]
+__all__ = ["finetune", "to_torch", "from_torch", "group_lasso"]
 
 
 def to_torch(net: Network):
@@ -38,8 +44,11 @@ def to_torch(net: Network):
                     mod.bias.copy_(torch.tensor(layer.bias, dtype=torch.float32))
                 self.layers.append(mod)
 
-        def forward(self, x):
-            for layer, mod in zip(net.layers, self.layers):
+        def forward(self, x, acts=None):
+            """`acts`, a list, receives the inputs of every conv layer but the first."""
+            for i, (layer, mod) in enumerate(zip(net.layers, self.layers)):
+                if acts is not None and i > 0 and layer.kind == "conv":
+                    acts.append(x)
                 x = mod(x.flatten(1) if layer.kind == "fc" else x)
                 if layer.relu:
                     x = torch.relu(x)
@@ -59,15 +68,32 @@ def from_torch(module, net: Network) -> Network:
     return net.with_layers(layers)
 
 
+def group_lasso(a, group: int, cols: int):
+    """Sum of the L2 norms of the (group channels x cols pixels) units of activations `a`
+    (N, C, H, W), a torch tensor; channels and pixels padded with zeros."""
+    import torch
+
+    n, c, h, w = a.shape
+    cp, pixels = -(-c // group) * group, h * w
+    pp = -(-pixels // cols) * cols
+    flat = torch.nn.functional.pad(a.reshape(n, c, pixels), (0, pp - pixels, 0, cp - c))
+    units = flat.reshape(n, cp // group, group, pp // cols, cols)
+    return torch.sqrt((units ** 2).sum(dim=(2, 4)) + 1e-12).sum()
+
+
 def finetune(net: Network, masks, x: np.ndarray, y: np.ndarray, *, epochs: int = 30,
-             lr: float = 5e-4, batch: int = 64, seed: int = 0) -> Network:
-    """Train `net` on (x, y) with cross-entropy, keeping every weight outside `masks` at 0.
-    `masks` are per layer, shaped like the weights or like host.quant's (K, C, R, S) view."""
+             lr: float = 5e-4, batch: int = 64, seed: int = 0, act_penalty: float = 0.0,
+             group: int = 4, cols: int = 4) -> Network:
+    """Train `net` on (x, y) with cross-entropy, keeping every weight outside `masks` at 0
+    (`masks` None: no mask). `masks` are per layer, shaped like the weights or like host.quant's
+    (K, C, R, S) view. `act_penalty`, `group`, `cols`: the activation group lasso (module
+    docstring)."""
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
     module = to_torch(net)
+    masks = masks if masks is not None else [None] * len(module.layers)
     tmasks = [torch.tensor(np.asarray(m).reshape(tuple(mod.weight.shape)), dtype=torch.float32)
               if m is not None else None for m, mod in zip(masks, module.layers)]
     with torch.no_grad():
@@ -80,7 +106,11 @@ def finetune(net: Network, masks, x: np.ndarray, y: np.ndarray, *, epochs: int =
         order = torch.randperm(len(xt))
         for i in range(0, len(xt), batch):
             idx = order[i:i + batch]
-            loss = nn.functional.cross_entropy(module(xt[idx]), yt[idx])
+            acts = [] if act_penalty else None
+            loss = nn.functional.cross_entropy(module(xt[idx], acts), yt[idx])
+            if act_penalty:
+                loss = loss + act_penalty * sum(group_lasso(a, group, cols)
+                                                for a in acts) / len(idx)
             opt.zero_grad()
             loss.backward()
             opt.step()

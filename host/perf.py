@@ -307,10 +307,12 @@ def _bursts(addr: int, beats: int) -> int:
     return n
 
 
-def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) -> dict:
+def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
+                   skip: bool = True) -> dict:
     """Cycles, DRAM bytes, MACs and skipped groups of one layer of a run: `d` its descriptor,
     `layer` its weights and input
-    (zero-group skipping depends on the data). DRAM bytes, MACs and skipped groups are exact;
+    (zero-group skipping depends on the data; `skip` False: as if no group were ever skipped,
+    the cost of weight sparsity alone). DRAM bytes, MACs and skipped groups are exact;
     cycles are the core's exact recurrence plus the DMA phases (READ_OVERHEAD,
     SEGMENT_OVERHEAD, BURST_OVERHEAD) with DRAM that answers at once. A layer in bands
     (`graph.exec.band_rows`, host.buffers.layer_bands) runs band after band: each loads its input
@@ -326,7 +328,7 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig) ->
     band_rows = d.g("exec.band_rows")
     pixels = d.out_h * d.out_w
     tiles = layer.tiles(config, band_rows)
-    mask = skip_mask(layer, config, band_rows)
+    mask = skip_mask(layer, config, band_rows) & skip
     cost = np.where(mask, 1, config.cycles_per_group)
     # A concat's channel range: pixels `stride` bytes apart, from channel out_c_offset.
     stride = d.g("exec.out_c_total") or kpad

@@ -11,7 +11,7 @@ import numpy as np
 
 from host import zoo
 from host.cluster import cluster_network
-from host.digits import DEFAULT_MODEL, is_bundled, load_split
+from host.digits import DEFAULT_MODEL, bundled_dataset, load_split
 from host.image import pack_image
 from host.model_files import load_model
 from host.quant import QNetwork, check_finite, quantize
@@ -41,10 +41,11 @@ ZOO_CALIBRATION = 8
 
 def load_calibration(path, model_path, input_shape) -> np.ndarray:
     """Calibration inputs: FILE.npz with an array 'x' of shape (N, C, H, W), or, for the bundled
-    digits models, their training split, or, for a built-in network, random inputs."""
+    models, their training (calibration) split, or, for a built-in network, random inputs."""
     if path is None:
-        if is_bundled(model_path):
-            return load_split()[0]
+        dataset = bundled_dataset(model_path)
+        if dataset:
+            return load_split(dataset)[0]
         if str(model_path) in zoo.NETWORKS:
             return np.random.default_rng(0).normal(size=(ZOO_CALIBRATION, *input_shape))
         raise PipelineError("--calib FILE.npz is required for this model (an array 'x' of "
@@ -116,8 +117,9 @@ def prepare_model(config: SenseConfig, model=None, *, calib=None, cluster: bool 
 
 def default_inputs(model, calib: np.ndarray):
     """Inputs to run when the user names none: (x, labels or None): the test split for the
-    bundled digits models, else the calibration set."""
-    if is_bundled(model or DEFAULT_MODEL):
-        _, _, x, labels = load_split()
+    bundled models, else the calibration set."""
+    dataset = bundled_dataset(model or DEFAULT_MODEL)
+    if dataset:
+        _, _, x, labels = load_split(dataset)
         return x, labels
     return calib, None

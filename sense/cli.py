@@ -192,13 +192,15 @@ def _eval_parser(sub) -> None:
         description="Top-1 accuracy of a model on labelled inputs: the float model, int8 dense "
                     "and int8 balanced-sparse (M of the configuration) through the golden model, "
                     "in batches. Inputs: FILE.npz with 'x' (float (N, C, H, W), or uint8 images "
-                    "with --scale) and labels 'y'.")
+                    "with --scale) and labels 'y'; the bundled models (host/models/digits*.onnx, "
+                    "mnist*.onnx) default to their test split.")
     p.add_argument("model", metavar="MODEL", help="float model: .onnx or .npz")
-    p.add_argument("--inputs", required=True, metavar="FILE.npz",
-                   help="'x' (N, C, H, W) float or uint8, 'y' (N,) integer labels")
+    p.add_argument("--inputs", metavar="FILE.npz",
+                   help="'x' (N, C, H, W) float or uint8, 'y' (N,) integer labels (default for "
+                        "the bundled models: their test split)")
     p.add_argument("--calib", metavar="FILE.npz",
-                   help="calibration inputs (array 'x'); the bundled digits models default to "
-                        "their training split")
+                   help="calibration inputs (array 'x'); the bundled models default to "
+                        "their training (calibration) split")
     p.add_argument("--pruned", action="store_true",
                    help="the weights are already balanced-sparse: no float / dense figures")
     p.add_argument("--scale", type=float, help="uint8 inputs: float = uint8 * SCALE + OFFSET")

@@ -278,13 +278,22 @@ def _build_ulx3s(args, config, outdir) -> int:
 
 
 def cmd_eval(args) -> int:
+    from host.digits import bundled_dataset, load_split
     from host.evaluate import as_float_inputs, evaluate
     from host.pipeline import load_calibration, load_network
 
     config = config_from_args(args)
     net = load_network(args.model, args.drop_lrn)
-    x = as_float_inputs(_read_raw(args.inputs, "x"), args.scale, args.offset)
-    y = _read_raw(args.inputs, "y")
+    if args.inputs is None:
+        dataset = bundled_dataset(args.model)
+        if dataset is None:
+            raise CommandError("--inputs FILE.npz is required for this model (arrays 'x' and "
+                               "'y'); only the bundled models have a default test split")
+        _, _, x, y = load_split(dataset)
+        args.inputs = f"the {dataset} test split"
+    else:
+        x = as_float_inputs(_read_raw(args.inputs, "x"), args.scale, args.offset)
+        y = _read_raw(args.inputs, "y")
     if x.ndim != 4 or tuple(x.shape[1:]) != tuple(net.input_shape):
         raise CommandError(f"{args.inputs}: inputs have shape {x.shape}; the model takes "
                            f"(N, {', '.join(map(str, net.input_shape))})")

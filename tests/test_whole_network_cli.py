@@ -47,14 +47,29 @@ def test_eval_digits_matches_the_accuracy_table(tmp_path, capsys):
     got = json.loads((tmp_path / "e.json").read_text())
     assert got["images"] == len(y)
     if ACCURACY:
-        assert got["float"] == ACCURACY["float"]
-        assert got["int8_dense"] == ACCURACY["int8_dense"]
-        assert got["int8_sparse"] == ACCURACY["int8_sparse"]["M4"]["pruned"]
+        assert got["float"] == ACCURACY["digits"]["float"]
+        assert got["int8_dense"] == ACCURACY["digits"]["int8_dense"]
+        assert got["int8_sparse"] == ACCURACY["digits"]["int8_sparse"]["M4"]["pruned"]
     assert main(["eval", str(DEFAULT_MODEL), "--inputs", str(tmp_path / "u.npz")]) == 1
     assert "give the model's scaling with --scale" in capsys.readouterr().err
     assert main(["eval", str(DEFAULT_MODEL), "--inputs", str(tmp_path / "u.npz"), "--scale",
                  "0.0625", "--json", str(tmp_path / "u.json")]) == 0
     assert json.loads((tmp_path / "u.json").read_text())["float"] == got["float"]
+
+
+def test_eval_bundled_mnist_defaults_to_its_test_split(tmp_path, capsys):
+    """The MNIST model's fine-tuned M = 4 variant on its committed test split (no --inputs),
+    equal to the accuracy table; a model without a data set needs --inputs."""
+    model = DEFAULT_MODEL.parent / "mnist-m4.onnx"
+    assert main(["eval", str(model), "--pruned", "--json", str(tmp_path / "m.json")]) == 0
+    got = json.loads((tmp_path / "m.json").read_text())
+    assert got["images"] == 1000 and got["calibration_images"] == 500
+    if ACCURACY:
+        assert got["int8_sparse"] == ACCURACY["mnist"]["int8_sparse"]["M4"]["fine_tuned"]
+    assert got["int8_sparse"] >= 0.95
+    capsys.readouterr()
+    assert main(["eval", "resnet50"]) == 1
+    assert "--inputs FILE.npz is required" in capsys.readouterr().err
 
 
 def test_pack_and_inspect_a_graph_network(tmp_path, capsys):
