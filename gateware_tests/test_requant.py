@@ -53,7 +53,7 @@ def _cases(width, rng):
             yield shift, max(lo, min(hi, v))
 
 
-@pytest.mark.parametrize("width", [29, 41, 49])
+@pytest.mark.parametrize("width", [26, 29, 40, 41, 48, 49])
 def test_shift_saturate_matches_python(width):
     rng = random.Random(width)
     dut = _Lanes(width)

@@ -132,7 +132,8 @@ def rtl_check(results: list, x_test, count: int) -> list:
             continue                        # one Verilator model: M = 4 sparse
         p = r["prepared"]
         xq = quantize_input(p.qnet, x_test[r["dataset"]][:count])
-        steps.append({"op": "run", "image": p.image, "x": xq, "name": r["label"]})
+        steps.append({"op": "run", "image": p.image, "x": xq,
+                      "name": f"{r['dataset']} {r['label']}"})
         meta.append(("model", r, None, xq))
     for dataset in x_test:
         # the variants within one point of the float model's accuracy (issue 16's bound)
@@ -146,7 +147,7 @@ def rtl_check(results: list, x_test, count: int) -> list:
         image = pack_image(net, config)
         for kind, xin in (("real input", x), ("zeros replaced by ones", np.where(x == 0, 1, x))):
             steps.append({"op": "run", "image": image, "x": xin.astype(np.int8),
-                          "name": f"{best['label']} {name} {kind}"})
+                          "name": f"{dataset} {best['label']} {name} {kind}"})
             meta.append(("layer", best, (name, kind, net, image), xin.astype(np.int8)))
     res = run_system(config, steps, name="codesign", dram="design")
     rows = []
@@ -163,7 +164,7 @@ def rtl_check(results: list, x_test, count: int) -> list:
                      "layer": layer[0] if layer else None, "input": layer[1] if layer else None,
                      "rtl_cycles": rtl, "model_cycles": model, "bit_exact": exact,
                      "model_error_max": max(abs(m - c) / c for m, c in zip(model, rtl))})
-        print(f"RTL {rows[-1]['dataset']:6} {step['name']:58} {np.mean(rtl):9.0f} cycles, model "
+        print(f"RTL {step['name']:66} {np.mean(rtl):9.0f} cycles, model "
               f"{np.mean(model):9.0f}, bit-exact {exact}", flush=True)
     return rows
 

@@ -62,6 +62,10 @@ def run_system(config: SenseConfig, steps: list[dict], *, pause: float = 0.0,
     simulated design (run and refuse steps; many times faster)."""
     if dram not in ("cocotb", "design"):
         raise ValueError(f"dram must be cocotb or design, not {dram!r}")
+    names = [step.get("name", f"step{i}") for i, step in enumerate(steps)]
+    for name in names:
+        if names.count(name) > 1:       # each run's outputs go to a file named after it
+            raise ValueError(f"two steps are named {name!r}; step names must differ")
     if dram == "design" and mem_size + 2 * 0x1000 > MEM_SYSTEM_BYTES:
         raise ValueError(f"the in-design DRAM holds {MEM_SYSTEM_BYTES - 2 * 0x1000} bytes, not "
                          f"{mem_size}")

@@ -34,3 +34,14 @@ def test_build_refuses_sources_changed_since_import(monkeypatch):
     monkeypatch.setattr(harness, "_HW_DIGEST_AT_IMPORT", "an older digest")
     with pytest.raises(harness.SimSetupError, match="changed after this process imported"):
         harness.build("core", SenseConfig.preset("small"))
+
+
+def test_system_run_refuses_two_steps_of_one_name():
+    """A run's outputs are stored under its step name: two steps of one name would mix them up
+    (refused before anything is built)."""
+    from sim.sysrun import run_system
+
+    steps = [{"op": "run", "image": b"", "x": [], "name": "a"},
+             {"op": "run", "image": b"", "x": [], "name": "a"}]
+    with pytest.raises(ValueError, match="two steps are named 'a'; step names must differ"):
+        run_system(SenseConfig.preset("small"), steps, dram="design")
