@@ -10,7 +10,7 @@ most with its real input and with the same input without zeros, which the decode
 Writes docs/results/codesign.json and the figure docs/results/codesign.png (accuracy against
 speed-up over the dense grid).
 
-    .venv/bin/python scripts/codesign.py [--images 200] [--rtl 2] [--no-rtl]
+    .venv/bin/python scripts/codesign.py [--images 200] [--rtl 2] [--no-rtl] [--replot]
 
 About 10 minutes on 2 cores with the RTL runs (the small accelerator's Verilator model is built
 once, as by `make test`).
@@ -174,28 +174,28 @@ def figure(results: list, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 6.2))
     for ax, dataset in zip(axes, ("mnist", "digits")):
         rows = [r for r in results if r["dataset"] == dataset and r["config"] == "small"]
         if not rows:
             continue
-        dense = next(r for r in rows if r["group"] is None)["cycles_per_image"]
+        dense = next(r for r in rows if r["group"] is None)
+        ax.axhline(100 * dense["accuracy_float"], color="grey", lw=0.8, ls="--",
+                   label=f"float model ({100 * dense['accuracy_float']:.1f} %)")
         for r in rows:
-            speed = dense / r["cycles_per_image"]
-            marker = "s" if r["group"] is None else "o" if "lasso" not in r["label"] else "*"
-            ax.plot(speed, 100 * r["accuracy_int8"], marker, markersize=9 if marker == "*" else 7)
-            ax.annotate(r["label"], (speed, 100 * r["accuracy_int8"]), fontsize=7,
-                        xytext=(4, 3), textcoords="offset points")
-        ax.axhline(100 * next(r for r in rows if r["group"] is None)["accuracy_float"],
-                   color="grey", lw=0.8, ls="--", label="float")
-        ax.set_xlabel("speed-up over the dense grid (model cycles per image, small 4x4)")
+            marker = "s" if r["group"] is None else "*" if "lasso" in r["label"] else "o"
+            ax.plot(dense["cycles_per_image"] / r["cycles_per_image"], 100 * r["accuracy_int8"],
+                    marker, markersize=12 if marker == "*" else 8, label=r["label"])
+        ax.set_xlabel("speed-up over the dense grid (cycles per image, small 4x4 grid)")
         ax.set_ylabel("int8 test accuracy (%)")
         ax.set_title(f"{dataset}: {rows[0]['test_images']} test images")
-        ax.legend(loc="lower left", fontsize=8)
         ax.grid(alpha=0.3)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8, ncol=2)
+    fig.suptitle("Balanced sparsity and IFM zero skipping: accuracy against speed "
+                 "(scripts/codesign.py)")
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    fig.savefig(tmp, dpi=110)
     tmp.replace(path)
 
 
@@ -207,7 +207,12 @@ def main(argv=None):
     ap.add_argument("--datasets", nargs="+", default=["mnist", "digits"])
     ap.add_argument("--json", default=str(OUT))
     ap.add_argument("--figure", default=str(FIGURE))
+    ap.add_argument("--replot", action="store_true",
+                    help="only redraw the figure from the JSON of an earlier run")
     args = ap.parse_args(argv)
+    if args.replot:
+        figure(json.loads(Path(args.json).read_text())["variants"], Path(args.figure))
+        return 0
     results, x_tests = [], {}
     for dataset in args.datasets:
         _, _, x_test, y_test = load_split(dataset)
