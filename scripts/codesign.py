@@ -17,6 +17,7 @@ once, as by `make test`).
 """
 
 import argparse
+import io
 import json
 import sys
 from dataclasses import replace
@@ -30,8 +31,9 @@ sys.path.insert(0, str(ROOT))
 from host.digits import MODELS, load_split  # noqa: E402
 from host.estimate import accelerator_estimate  # noqa: E402
 from host.image import pack_image  # noqa: E402
+from host.model_files import load_model  # noqa: E402
 from host.pipeline import prepare_model  # noqa: E402
-from host.quant import QNetwork, quantize_input, run_int  # noqa: E402
+from host.quant import QNetwork, predict_float, quantize_input, run_int  # noqa: E402
 from hw.config import SenseConfig  # noqa: E402
 from hw.files import atomic_write  # noqa: E402
 
@@ -68,7 +70,7 @@ def measure(v: dict, dataset: str, config_name: str, images: int, x_test, y_test
     """Accuracy and per-layer skipping and cycles of one variant on one configuration."""
     config = CONFIGS[config_name].replace(group=v["group"] or 4, sparse=v["group"] is not None)
     prepared = prepare_model(config, v["model"], cluster=v["cluster"], pruned=v["pruned"],
-                             log=open("/dev/null", "w"))
+                             log=io.StringIO())
     qnet, image = prepared.qnet, prepared.image
     xq = quantize_input(qnet, x_test)
     logits = np.concatenate([run_int(qnet, xq[i:i + 250]) for i in range(0, len(xq), 250)])
@@ -217,8 +219,6 @@ def main(argv=None):
     for dataset in args.datasets:
         _, _, x_test, y_test = load_split(dataset)
         x_tests[dataset] = x_test
-        from host.model_files import load_model
-        from host.quant import predict_float
         float_acc = float((predict_float(load_model(MODELS / f"{dataset}.onnx"), x_test)
                            == y_test).mean())
         for v in variants(dataset):
