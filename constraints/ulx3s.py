@@ -116,6 +116,10 @@ def ulx3s_files(selftest) -> dict:
         # stops before the `check` label and runs that label's commands but autoname itself.
         synth_opts="-noabc9 -run :check",
         script_after_synth="hierarchy -check; stat; check -noinit; blackbox =A:whitebox",
+        # The self-test system needs 169 multipliers, the LFE5U-85F has 156 MULT18X18D:
+        # LayerCheck's products (descriptor sizes, checked once per layer) go to LUTs as Booth
+        # multipliers (44 of them: 138 MULT18X18D left, about 17,000 more LUT4).
+        script_after_read=f"proc; opt_expr; wreduce; booth {ULX3S_NAME}.selftest.accel.check",
         nextpnr_opts=f"--report {ULX3S_NAME}_report.json --timing-allow-fail --seed 1")
     files = dict(plan.files)
     files["sense_config.json"] = json.dumps(selftest.config.to_dict(), indent=2) + "\n"
