@@ -20,7 +20,7 @@ import numpy as np
 
 from host.nn import Network
 
-__all__ = ["finetune", "to_torch", "from_torch", "group_lasso"]
+__all__ = ["finetune", "fit", "to_torch", "from_torch", "group_lasso"]
 
 
 def to_torch(net: Network):
@@ -81,6 +81,33 @@ def group_lasso(a, group: int, cols: int):
     return torch.sqrt((units ** 2).sum(dim=(2, 4)) + 1e-12).sum()
 
 
+def fit(module, x: np.ndarray, y: np.ndarray, *, epochs: int, lr: float, batch: int = 64,
+        seed: int | None = None, loss_fn=None, after_step=None) -> None:
+    """Train a torch `module` on (x, y) with Adam: `epochs` passes in shuffled batches, loss
+    `loss_fn(x_batch, y_batch)` (default: cross-entropy of `module(x_batch)`), `after_step()`
+    after every optimiser step. `seed`: reseed torch first (None: keep its state)."""
+    import torch
+    from torch import nn
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    if loss_fn is None:
+        def loss_fn(xb, yb):
+            return nn.functional.cross_entropy(module(xb), yb)
+    opt = torch.optim.Adam(module.parameters(), lr=lr)
+    xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
+    for _ in range(epochs):
+        order = torch.randperm(len(xt))
+        for i in range(0, len(xt), batch):
+            idx = order[i:i + batch]
+            loss = loss_fn(xt[idx], yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if after_step is not None:
+                after_step()
+
+
 def finetune(net: Network, masks, x: np.ndarray, y: np.ndarray, *, epochs: int = 30,
              lr: float = 5e-4, batch: int = 64, seed: int = 0, act_penalty: float = 0.0,
              group: int = 4, cols: int = 4) -> Network:
@@ -100,22 +127,18 @@ def finetune(net: Network, masks, x: np.ndarray, y: np.ndarray, *, epochs: int =
         for mod, m in zip(module.layers, tmasks):
             if m is not None:
                 mod.weight.mul_(m)
-    opt = torch.optim.Adam(module.parameters(), lr=lr)
-    xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
-    for _ in range(epochs):
-        order = torch.randperm(len(xt))
-        for i in range(0, len(xt), batch):
-            idx = order[i:i + batch]
-            acts = [] if act_penalty else None
-            loss = nn.functional.cross_entropy(module(xt[idx], acts), yt[idx])
-            if act_penalty:
-                loss = loss + act_penalty * sum(group_lasso(a, group, cols)
-                                                for a in acts) / len(idx)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                for mod, m in zip(module.layers, tmasks):
-                    if m is not None:
-                        mod.weight.mul_(m)
+    def loss_of(xb, yb):
+        acts = [] if act_penalty else None
+        loss = nn.functional.cross_entropy(module(xb, acts), yb)
+        if act_penalty:
+            loss = loss + act_penalty * sum(group_lasso(a, group, cols) for a in acts) / len(xb)
+        return loss
+
+    def keep_mask():
+        with torch.no_grad():
+            for mod, m in zip(module.layers, tmasks):
+                if m is not None:
+                    mod.weight.mul_(m)
+
+    fit(module, x, y, epochs=epochs, lr=lr, batch=batch, loss_fn=loss_of, after_step=keep_mask)
     return from_torch(module, net)

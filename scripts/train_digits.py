@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from host.digits import DATA, MODELS, load_split  # noqa: E402
-from host.finetune import finetune  # noqa: E402
+from host.finetune import finetune, fit  # noqa: E402
 from host.model_files import save_onnx  # noqa: E402
 from host.nn import Layer, Network  # noqa: E402
 from host.quant import predict_float, prune_network  # noqa: E402
@@ -59,20 +59,6 @@ def to_network(model, name):
     ], ["softmax"], name=name)
 
 
-def train(model, x, y, epochs, lr, seed=0):
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
-    for _ in range(epochs):
-        order = torch.randperm(len(xt))
-        for i in range(0, len(xt), 64):
-            idx = order[i:i + 64]
-            loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-
 def accuracy(model, x, y):
     with torch.no_grad():
         return float((model(torch.tensor(x, dtype=torch.float32)).argmax(1).numpy() == y).mean())
@@ -89,7 +75,7 @@ def main():
     xtr, ytr, xte, yte = load_split()
     torch.manual_seed(args.seed)
     model = Digits()
-    train(model, xtr, ytr, args.epochs, 2e-3, seed=args.seed)
+    fit(model, xtr, ytr, epochs=args.epochs, lr=2e-3, seed=args.seed)
     print(f"float: test accuracy {accuracy(model, xte, yte):.4f}")
     dense = to_network(model, "digits")
     save_onnx(dense, MODELS / "digits.onnx")

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from host.cluster import cluster_network  # noqa: E402
 from host.digits import DATASETS, MODELS, load_split  # noqa: E402
-from host.finetune import finetune  # noqa: E402
+from host.finetune import finetune, fit  # noqa: E402
 from host.model_files import save_onnx  # noqa: E402
 from host.nn import Layer, Network  # noqa: E402
 from host.quant import predict_float, prune_network  # noqa: E402
@@ -90,20 +90,6 @@ def to_network(model, name):
     ], ["softmax"], name=name)
 
 
-def train(model, x, y, epochs, lr, seed=0):
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
-    for _ in range(epochs):
-        order = torch.randperm(len(xt))
-        for i in range(0, len(xt), 64):
-            idx = order[i:i + 64]
-            loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
@@ -117,7 +103,7 @@ def main():
     acc = lambda net: float((predict_float(net, xte) == yte).mean())  # noqa: E731
     torch.manual_seed(args.seed)
     model = Mnist()
-    train(model, xtr, ytr, args.epochs, 2e-3, seed=args.seed)
+    fit(model, xtr, ytr, epochs=args.epochs, lr=2e-3, seed=args.seed)
     dense = to_network(model, "mnist")
     print(f"float: test accuracy {acc(dense):.4f}", flush=True)
     save_onnx(dense, MODELS / "mnist.onnx")

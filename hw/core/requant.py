@@ -36,10 +36,9 @@ class ShiftControls:
 
     def __init__(self, m, shift, width: int, name: str = "rq"):
         self.width = width
-        top = width
-        self.shift = Signal(range(top + 1), name=f"{name}_shift")
+        self.shift = Signal(range(width + 1), name=f"{name}_shift")
         self.mask = Signal(width + 1, name=f"{name}_mask")
-        m.d.comb += self.shift.eq(Mux(shift > top, top, shift))
+        m.d.comb += self.shift.eq(Mux(shift > width, width, shift))
         m.d.comb += self.mask.eq(Cat(*(self.shift + _WINDOW - 1 <= i
                                        for i in range(width + 1))))
 
