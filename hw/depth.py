@@ -13,7 +13,9 @@ address. These are mapped levels before placement, an estimate of where the crit
 not a timing analysis.
 
 Each path is charged to the block of the cell it ends at (the first `depth` levels of its
-Amaranth hierarchy, as in `hw.synth`).
+Amaranth hierarchy, as in `hw.synth`). With it comes ``path``: the named signals (Amaranth's
+names, kept by Yosys as net names; a bus once) it passes through, from its start to its end, so
+that a report names the logic to pipeline.
 """
 
 from __future__ import annotations
@@ -86,21 +88,46 @@ def logic_depth(netlist: dict, top: str, group=lambda name: name) -> dict:
             continue
         for out, ins, lv, ca, ds in edges:
             driver[out] = (name, [b for b in ins if isinstance(b, int)], lv, ca, ds)
+    names = _bit_names(module)
     for port in module["ports"].values():
         if port["direction"] == "output":
             sinks += [("(output)", b) for b in port["bits"] if isinstance(b, int)]
 
-    arrival = {}                     # bit -> (levels, carries, dsps, start cell)
+    arrival = {}                     # bit -> (levels, carries, dsps, start cell, previous bit)
     for _, bit in sinks:
         _arrive(bit, driver, arrival, source)
     best = {}
     for name, bit in sinks:
-        lv, ca, ds, start = arrival[bit]
+        lv, ca, ds, start, _ = arrival[bit]
         for key in (group(name), "(all)"):
             if key not in best or _rank((lv, ca, ds)) > _rank(best[key]):
-                best[key] = (lv, ca, ds, start, name)
-    return {k: {"lut_levels": v[0], "carries": v[1], "dsps": v[2], "from": v[3], "to": v[4]}
+                best[key] = (lv, ca, ds, start, name, bit)
+    return {k: {"lut_levels": v[0], "carries": v[1], "dsps": v[2], "from": v[3], "to": v[4],
+                "path": _path(v[5], arrival, names)}
             for k, v in sorted(best.items())}
+
+
+def _bit_names(module) -> dict:
+    """bit -> the shortest public net name that holds it (Yosys's own `$` names left out)."""
+    names = {}
+    for name, net in module.get("netnames", {}).items():
+        if net.get("hide_name") or "$" in name:
+            continue
+        for b in net["bits"]:
+            if isinstance(b, int) and (b not in names or len(name) < len(names[b])):
+                names[b] = name
+    return names
+
+
+def _path(bit, arrival, names) -> list:
+    """The named signals on the deepest path into `bit`, start first, each once."""
+    seen = []
+    while bit is not None:
+        name = names.get(bit)
+        if name and (not seen or seen[-1] != name) and name not in seen:
+            seen.append(name)
+        bit = arrival[bit][4]
+    return seen[::-1]
 
 
 def _rank(arrival):
@@ -119,7 +146,7 @@ def _arrive(bit, driver, arrival, source):
             stack.pop()
             continue
         if b not in driver:
-            arrival[b] = (0, 0, 0, source.get(b, "(input)"))
+            arrival[b] = (0, 0, 0, source.get(b, "(input)"), None)
             stack.pop()
             continue
         name, ins, lv, ca, ds = driver[b]
@@ -131,7 +158,8 @@ def _arrive(bit, driver, arrival, source):
                 if i not in arrival:
                     stack.append(i)
             continue
-        deepest = max((arrival[i] for i in ins), key=_rank, default=(0, 0, 0, name))
-        arrival[b] = (deepest[0] + lv, deepest[1] + ca, deepest[2] + ds, deepest[3])
+        prev = max(ins, key=lambda i: _rank(arrival[i]), default=None)
+        deepest = arrival[prev] if prev is not None else (0, 0, 0, name)
+        arrival[b] = (deepest[0] + lv, deepest[1] + ca, deepest[2] + ds, deepest[3], prev)
         grey.discard(b)
         stack.pop()

@@ -11,8 +11,8 @@ def _cell(kind, inputs, outputs, **params):
             "connections": {**inputs, **outputs}}
 
 
-def _netlist(cells, ports=None):
-    return {"modules": {"top": {"cells": cells, "ports": ports or {}}}}
+def _netlist(cells, ports=None, nets=None):
+    return {"modules": {"top": {"cells": cells, "ports": ports or {}, "netnames": nets or {}}}}
 
 
 def test_levels_carries_and_the_block_of_the_end():
@@ -27,9 +27,13 @@ def test_levels_carries_and_the_block_of_the_end():
         "c.ff_c": _cell("FDRE", {"D": [11]}, {"Q": [2]}),
         "b.ff_low": _cell("FDRE", {"D": [31]}, {"Q": [3]}),   # bit 1 does not see S[2]
     }
-    depth = logic_depth(_netlist(cells), "top", group=lambda n: n.split(".")[0])
+    nets = {"a.q": {"bits": [10], "hide_name": 0}, "a.mid": {"bits": [11], "hide_name": 0},
+            "$auto$x": {"bits": [12], "hide_name": 1}, "b.sum": {"bits": [30, 31, 32, 33],
+                                                              "hide_name": 0}}
+    depth = logic_depth(_netlist(cells, nets=nets), "top", group=lambda n: n.split(".")[0])
+    # the path names each signal once, start first; Yosys's own nets are left out
     assert depth["b"] == {"lut_levels": 2, "carries": 1, "dsps": 0, "from": "a.ff_a",
-                          "to": "b.ff_b"}
+                          "to": "b.ff_b", "path": ["a.q", "a.mid", "b.sum"]}
     assert depth["c"]["lut_levels"] == 1 and depth["c"]["to"] == "c.ff_c"
     assert depth["(all)"] == depth["b"]
 
@@ -62,4 +66,5 @@ def test_an_unregistered_dsp_is_on_the_path_a_registered_one_ends_it():
     assert logic_depth(_netlist(cells), "top")["out"]["dsps"] == 1
     cells["dsp"]["parameters"]["PREG"] = "1"
     depth = logic_depth(_netlist(cells), "top")
-    assert depth["out"] == {"lut_levels": 1, "carries": 0, "dsps": 0, "from": "dsp", "to": "out"}
+    assert depth["out"] == {"lut_levels": 1, "carries": 0, "dsps": 0, "from": "dsp", "to": "out",
+                            "path": []}

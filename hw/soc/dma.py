@@ -161,8 +161,7 @@ class DmaReader(wiring.Component):
             with m.If(remaining == beats):
                 m.d.sync += active.eq(0)
 
-        m.d.comb += [self.data.payload.eq(axi.rdata), self.data.valid.eq(axi.rvalid),
-                     axi.rready.eq(self.data.ready)]
+        held = _skid(m, axi, self.data)
         beat = axi.rvalid & axi.rready
         burst_done = beat & axi.rlast
         m.d.sync += in_flight.eq(in_flight + request - burst_done)
@@ -172,8 +171,27 @@ class DmaReader(wiring.Component):
                 m.d.sync += self.error.eq(1)
         with m.If(self.clear):
             m.d.sync += self.error.eq(0)
-        m.d.comb += self.busy.eq(valid | active | (in_flight != 0))
+        m.d.comb += self.busy.eq(valid | active | (in_flight != 0) | held)
         return m
+
+
+def _skid(m, axi, out):
+    """R channel -> ``out`` through a one-beat skid buffer that is bypassed while empty: a beat
+    the consumer does not take at once waits in it, and RREADY is its register's "empty", so no
+    consumer's ready logic reaches the AXI bus (issue 15: the IFM store's piece arithmetic ran
+    into RREADY and on into the reader's counters). The consumer sees every beat when it would
+    without the buffer: a beat that waits is taken from it, and the next one can follow the
+    cycle after, as the bus would have sent it. Returns "a beat is held"."""
+    full = Signal()
+    beat = Signal.like(axi.rdata)
+    m.d.comb += [axi.rready.eq(~full), out.valid.eq(full | axi.rvalid),
+                 out.payload.eq(Mux(full, beat, axi.rdata))]
+    with m.If(full):
+        with m.If(out.ready):
+            m.d.sync += full.eq(0)
+    with m.Elif(axi.rvalid & ~out.ready):
+        m.d.sync += [full.eq(1), beat.eq(axi.rdata)]
+    return full
 
 
 class DmaWriter(wiring.Component):
