@@ -316,11 +316,19 @@ class IfmStore(wiring.Component):
         row_hi, row_lo = Signal(line_bits(cfg)), Signal(lo_bits(cfg))
         pixel_bytes = g.in_groups << lg_m
         lane = off[:LANE_BITS]
+
+        def piece(pos, off):
+            """Bytes of the piece at beat byte `pos` and pixel byte `off`: to the end of the
+            beat, of the pixel or of the line, whichever comes first."""
+            a, b_, c = BEAT_BYTES - pos, pixel_bytes - off, BEAT_BYTES - off[:LANE_BITS]
+            return Mux(a < b_, Mux(a < c, a, c), Mux(b_ < c, b_, c))
+
+        # The current piece's size, registered: computed with the next pos and off, so that
+        # the beat's ready (and the DMA behind it) does not wait for this arithmetic.
         n = Signal(LANE_BITS + 1)
-        a, b_, c = BEAT_BYTES - pos, pixel_bytes - off, BEAT_BYTES - lane
-        m.d.comb += n.eq(Mux(a < b_, Mux(a < c, a, c), Mux(b_ < c, b_, c)))
         m.d.comb += self.loading.eq(left != 0)
         with m.If(self.load):
+            m.d.sync += n.eq(piece(self.load_lane, Const(0, off.shape())))
             m.d.sync += [left.eq(g.in_h * g.in_w), off.eq(0), pos.eq(self.load_lane), x.eq(0),
                          phx.eq(0),
                          phy.eq(0), cur_hi.eq(0), cur_lo.eq(0), row_hi.eq(0), row_lo.eq(0)]
@@ -343,12 +351,12 @@ class IfmStore(wiring.Component):
         beat_used = (pos + n == BEAT_BYTES) | (done_pixel & last_pixel)
         m.d.comb += self.beat.ready.eq(((left == 0) | (active & beat_used)) & ~self.load)
         with m.If(active):
-            m.d.sync += pos.eq(Mux(beat_used, 0, pos + n))
+            pos_next = Mux(beat_used, 0, pos + n)[:len(pos)]
+            off_next = Mux(done_pixel, 0, off + n)[:len(off)]
+            m.d.sync += [pos.eq(pos_next), off.eq(off_next), n.eq(piece(pos_next, off_next))]
             with m.If(done_pixel):
-                m.d.sync += [off.eq(0), left.eq(left - 1)]
+                m.d.sync += left.eq(left - 1)
                 self._next_pixel(m, g, x, phx, phy, (cur_hi, cur_lo), (row_hi, row_lo))
-            with m.Else():
-                m.d.sync += off.eq(off + n)
 
     def _next_pixel(self, m, g, x, phx, phy, cur, row):
         """Step the current pixel's index to the next pixel in DRAM order (additions only)."""

@@ -10,11 +10,14 @@ no transaction is issued (SPEC section 4: nothing leaves the window). Bursts are
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, LANE_BITS, MAX_BURST
+from hw.skid import skid_buffer
 
 __all__ = ["Dma", "DmaReader", "DmaWriter", "dma_command_layout", "axi_read_signature",
            "axi_write_signature", "axi_signature", "window_check", "window_end", "ADDR_BITS",
@@ -161,7 +164,9 @@ class DmaReader(wiring.Component):
             with m.If(remaining == beats):
                 m.d.sync += active.eq(0)
 
-        held = _skid(m, axi, self.data)
+        # RREADY from a register: no consumer's ready logic reaches the bus (hw.skid).
+        held = skid_buffer(m, SimpleNamespace(valid=axi.rvalid, payload=axi.rdata,
+                                              ready=axi.rready), self.data, "rskid")
         beat = axi.rvalid & axi.rready
         burst_done = beat & axi.rlast
         m.d.sync += in_flight.eq(in_flight + request - burst_done)
@@ -175,24 +180,6 @@ class DmaReader(wiring.Component):
         return m
 
 
-def _skid(m, axi, out):
-    """R channel -> ``out`` through a one-beat skid buffer that is bypassed while empty: a beat
-    the consumer does not take at once waits in it, and RREADY is its register's "empty", so no
-    consumer's ready logic reaches the AXI bus (issue 15: the IFM store's piece arithmetic ran
-    into RREADY and on into the reader's counters). The consumer sees every beat when it would
-    without the buffer: a beat that waits is taken from it, and the next one can follow the
-    cycle after, as the bus would have sent it. Returns "a beat is held"."""
-    full = Signal()
-    beat = Signal.like(axi.rdata)
-    m.d.comb += [axi.rready.eq(~full), out.valid.eq(full | axi.rvalid),
-                 out.payload.eq(Mux(full, beat, axi.rdata))]
-    with m.If(full):
-        with m.If(out.ready):
-            m.d.sync += full.eq(0)
-    with m.Elif(axi.rvalid & ~out.ready):
-        m.d.sync += [full.eq(1), beat.eq(axi.rdata)]
-    return full
-
 
 class DmaWriter(wiring.Component):
     """Writes a stream of 128-bit beats to a byte range of DRAM.
@@ -202,7 +189,8 @@ class DmaWriter(wiring.Component):
     their W beats; the B responses are collected on the side (up to ``outstanding`` bursts
     unanswered), so the next burst or command does not wait for them. ``busy`` stays high until
     every response is in. ``error`` (sticky until ``clear``): a command outside the window
-    (dropped, its data not consumed, nothing issued) or a B response other than OKAY.
+    (dropped, its data not consumed but for one beat taken into the input's skid buffer,
+    which ``clear`` empties; nothing issued) or a B response other than OKAY.
     ``bytes_written`` counts the bytes written (strobes set).
     """
 
@@ -223,6 +211,10 @@ class DmaWriter(wiring.Component):
         axi = self.axi
         valid, take, held, first, end, ok = _Planner.accept(m, self.cmd, self.window_base,
                                                             self.window_size)
+        # The beats through a skid buffer (hw.skid): the data's ready is a register, so the
+        # producers' ready chains do not start at this engine's state and WREADY.
+        data = SimpleNamespace(valid=Signal(), payload=Signal(DATA_BITS), ready=Signal())
+        waiting = skid_buffer(m, self.data, data, "wskid", flush=self.clear)
 
         addr = Signal(ADDR_BITS + 1)
         remaining = Signal(LENGTH_BITS)          # beats not yet written
@@ -265,9 +257,9 @@ class DmaWriter(wiring.Component):
                 last_beat = (remaining == 0) & (burst_left == 1)
                 m.d.comb += strb.eq(Mux(first_beat, first_mask, (1 << BEAT_BYTES) - 1)
                                     & Mux(last_beat, last_mask, (1 << BEAT_BYTES) - 1))
-                m.d.comb += [axi.wvalid.eq(self.data.valid), axi.wdata.eq(self.data.payload),
+                m.d.comb += [axi.wvalid.eq(data.valid), axi.wdata.eq(data.payload),
                              axi.wstrb.eq(strb), axi.wlast.eq(burst_left == 1),
-                             self.data.ready.eq(axi.wready)]
+                             data.ready.eq(axi.wready)]
                 with m.If(axi.wvalid & axi.wready):
                     m.d.sync += [addr.eq(addr + BEAT_BYTES), burst_left.eq(burst_left - 1),
                                  first_beat.eq(0),
@@ -285,7 +277,7 @@ class DmaWriter(wiring.Component):
         m.d.sync += pending.eq(pending + (axi.awvalid & axi.awready) - response)
         with m.If(self.clear):
             m.d.sync += self.error.eq(0)
-        m.d.comb += self.busy.eq(~idle | (pending != 0))
+        m.d.comb += self.busy.eq(~idle | (pending != 0) | waiting)
         return m
 
 

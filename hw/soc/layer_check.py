@@ -55,7 +55,8 @@ class LayerCheck(wiring.Component):
     whole-network fields but bands and a concat's range, an ADD with only its own, a pooling
     layer with an undilated window (UNSUPPORTED otherwise; docs/memory-image.md), or a CONCAT
     (moves no data). ``is_add`` / ``is_concat`` / ``is_pool`` (MAXPOOL, AVGPOOL, GAP) /
-    ``is_average`` / ``is_gap``: the kind. The pool pass's ``window`` and map (``map_h``,
+    ``is_average`` / ``is_gap``: the kind (registered, like ``window``: valid from the cycle
+    after step A). The pool pass's ``window`` and map (``map_h``,
     ``map_w``, ``map_groups``: a pooling layer's input or a conv's output); ``half_fits``: the
     largest band fits half the IFM store (band prefetch); ``weights_fit``: all weights fit.
     ``out_stride``: bytes from one output pixel to the next in DRAM (the padded channels, or the
@@ -85,6 +86,7 @@ class LayerCheck(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        self._win = Signal(pool_window_layout())     # the window, combinational (`window`)
         self._geo = self._store_geometry(m)
         cfg = self._config
         D = self.desc
@@ -162,20 +164,23 @@ class LayerCheck(wiring.Component):
         pool_ranges = (verdicts["input"] & verdicts["output"]
                        & (verdicts["params"] | (D.param_size == 0)))
         self._pool_window(m)
-        m.d.comb += [self.is_add.eq(D.kind == LayerKind.ADD),
+        # The kind and the window, registered (valid a cycle after step A): they steer the
+        # stream units all through the layer, and the descriptor's compares stay out of those
+        # paths.
+        m.d.sync += [self.is_add.eq(D.kind == LayerKind.ADD),
                      self.is_concat.eq(D.kind == LayerKind.CONCAT),
                      self.is_pool.eq(_pool_kind(D)),
-                     self.is_average.eq((D.kind == LayerKind.AVGPOOL) | (D.kind == LayerKind.GAP)),
+                     self.is_average.eq((D.kind == LayerKind.AVGPOOL)
+                                        | (D.kind == LayerKind.GAP)),
                      self.is_gap.eq(D.kind == LayerKind.GAP),
+                     self.window.eq(self._win)]
+        m.d.comb += [
                      self.out_stride.eq(Mux(concat_range, exec_fields.out_c_total, self.kpad)),
                      # A CONCAT touches no memory.
                      self.in_window.eq(self.is_concat
                                        | Mux(self.is_add, add_ranges,
                                              Mux(self.is_pool, pool_ranges, conv_ranges))),
-                     self.consistent.eq(Mux(self.is_add, self._add_consistent(),
-                                            Mux(self.is_concat, self._concat_consistent(),
-                                                Mux(self.is_pool, self._pool_consistent(),
-                                                    self._consistent(v, lg_m, word_bytes))))),
+                     self.consistent.eq(self._any_consistent(m, v, lg_m, word_bytes)),
                      # A known whole-network kind or field: UNSUPPORTED (checked before
                      # consistency, whose rules are the conv's); an unknown kind stays
                      # "supported" here and fails the consistency check instead.
@@ -215,7 +220,7 @@ class LayerCheck(wiring.Component):
                      self.map_groups.eq(Mux(pool_kind, D.in_groups,
                                             (D.out_channels + cfg.group - 1)
                                             >> (cfg.group.bit_length() - 1))),
-                     pool_band.eq((per - 1) * self.window.sh + self.window.kh)]
+                     pool_band.eq((per - 1) * self._win.sh + self._win.kh)]
         band_in = Signal(20)
         m.d.comb += band_in.eq((rows - 1) * D.stride + D.kernel_h)
         m.d.comb += [g_in.in_h.eq(Mux(banded & (band_in < D.in_h), band_in, D.in_h)),
@@ -237,7 +242,7 @@ class LayerCheck(wiring.Component):
     def _pool_window(self, m):
         """The window the pool pass runs: a GAP's whole map, a pooling layer's window fields, or
         a conv's fused square one."""
-        D, win = self.desc, self.window
+        D, win = self.desc, self._win
         x = D.graph.exec
         with m.If(D.kind == LayerKind.GAP):
             m.d.comb += [win.kh.eq(D.in_h), win.kw.eq(D.in_w), win.sh.eq(1), win.sw.eq(1)]
@@ -260,11 +265,32 @@ class LayerCheck(wiring.Component):
         return ((others == 0) & (x.pool_dilation == 0)
                 & ~((D.kind == LayerKind.MAXPOOL) & flag_set(D.flags, LayerFlags.COUNT_PAD)))
 
-    def _pool_consistent(self):
+    def _any_consistent(self, m, v, lg_m, word_bytes):
+        """The kind's consistency rules. Those of an ADD, a CONCAT and a pooling layer read the
+        descriptor and the (registered) window only, so they are registered too (valid two
+        cycles after step A, long before CHECK_E): the window's and the pooled sizes'
+        arithmetic stays out of the controller's path. A conv's rules read the step products,
+        valid a cycle after step C: they are registered then, valid in CHECK_E."""
+        cfg = self._config
+        add_ok, concat_ok, pool_ok, conv_ok = Signal(), Signal(), Signal(), Signal()
+        tiles_seg, tiles_raster = Signal(), Signal()
+        m.d.sync += [add_ok.eq(self._add_consistent()), concat_ok.eq(self._concat_consistent()),
+                     pool_ok.eq(self._pool_consistent(self.window)),
+                     conv_ok.eq(self._consistent(v, lg_m, word_bytes)),
+                     # pixel tiles: cols pixels in raster order, or (a valid convolution, the
+                     # store's `seg`, itself valid only in CHECK_E) ceil(OW / cols) per output
+                     # row (checked as bounds: OH tiles of cols)
+                     tiles_seg.eq(v["pt_cols"] < v["pix"] + v["ohc"]),
+                     tiles_raster.eq(v["pt_cols"] < v["pix"] + cfg.cols)]
+        conv = conv_ok & Mux(self._geo[0].seg, tiles_seg, tiles_raster)
+        return Mux(self.is_add, add_ok, Mux(self.is_concat, concat_ok,
+                                            Mux(self.is_pool, pool_ok, conv)))
+
+    def _pool_consistent(self, win):
         """A pooling layer: its input's fields, the channels kept, a window whose output size
         (floor, or CEIL) is the descriptor's, a divisor entry per window count (AVGPOOL: kernel
         area; GAP: one), known flags, beat-aligned offsets."""
-        cfg, D, win = self._config, self.desc, self.window
+        cfg, D = self._config, self.desc
         entries = Mux(D.kind == LayerKind.AVGPOOL, win.kh * win.kw,
                       Mux(D.kind == LayerKind.GAP, 1, 0))
         return Cat(
@@ -342,10 +368,8 @@ class LayerCheck(wiring.Component):
             v["ohs"] + D.kernel_h <= in_span_h, in_span_h < v["ohs"] + D.stride + D.kernel_h,
             v["ows"] + D.kernel_w <= in_span_w, in_span_w < v["ows"] + D.stride + D.kernel_w,
             v["kt_rows"] >= D.out_channels, v["kt_rows"] < D.out_channels + cfg.rows,
-            # pixel tiles: cols pixels in raster order, or (a valid convolution, the store's
-            # `seg`) ceil(OW / cols) per output row (checked as bounds: OH tiles of cols)
+            # enough pixel tiles for the pixels (not too many: `_any_consistent`)
             v["pt_cols"] >= v["pix"],
-            v["pt_cols"] < v["pix"] + Mux(self._geo[0].seg, v["ohc"], cfg.cols),
             D.weight_size == v["w_words"] * word_bytes,
             D.param_size == D.out_channels * BEAT_BYTES,
             (D.weight_offset | D.param_offset | D.in_offset | D.out_offset)[:LANE_BITS] == 0,
