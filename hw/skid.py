@@ -10,7 +10,9 @@ The downstream sees the same items in the same cycles as without the buffer when
 upstream can offer its next item the cycle after a transfer (an AXI slave in a burst, a
 pipeline): an item that waits is taken from the buffer, and the next one passes straight
 through the cycle after. Only the upstream side changes: it hands over an item up to one
-transfer early.
+transfer early. (That is why it sits on the DMA's read data and not on its write data: there
+the producers would hand their beats over early, and the output writer's cycles would no
+longer be those `host.perf` models.)
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from amaranth.hdl import Mux, Signal
 __all__ = ["skid_buffer"]
 
 
-def skid_buffer(m, up, down, name: str = "skid", flush=None):
+def skid_buffer(m, up, down, name: str = "skid"):
     """Wire `up` -> `down` through the buffer (both: objects with ``valid``, ``payload``,
-    ``ready``); `flush` (optional signal) drops a waiting item. Returns "an item waits"."""
+    ``ready``). Returns "an item waits"."""
     full = Signal(name=f"{name}_full")
     held = Signal.like(up.payload, name=f"{name}_data")
     m.d.comb += [up.ready.eq(~full), down.valid.eq(full | up.valid),
@@ -32,7 +34,4 @@ def skid_buffer(m, up, down, name: str = "skid", flush=None):
             m.d.sync += full.eq(0)
     with m.Elif(up.valid & ~down.ready):
         m.d.sync += [full.eq(1), held.eq(up.payload)]
-    if flush is not None:
-        with m.If(flush):
-            m.d.sync += full.eq(0)
     return full

@@ -229,8 +229,8 @@ def lam_add(hi, lo, d_hi, d_lo, gl, bank_bits):
 
 
 class IfmStore(wiring.Component):
-    """``setup`` latches ``geom``; ``ready`` rises when the constants ``k`` are valid (a few
-    cycles later, before any load or read). ``load`` starts the loader: ``beat`` then takes the
+    """``setup`` latches ``geom``; ``ready`` falls the cycle after and rises when the constants
+    ``k`` are valid (a few cycles later, before any load or read; it is a register). ``load`` starts the loader: ``beat`` then takes the
     input tensor's DRAM beats in order (pixels of ``in_groups * M`` bytes, channels
     contiguous) and writes one piece a cycle (the bytes of one beat that belong to one line of
     one pixel; a beat of whole lines takes a cycle); ``loading`` until the last pixel is in.
@@ -284,11 +284,12 @@ class IfmStore(wiring.Component):
     def _constants(self, m, g):
         """The constants, SETTLE cycles after setup."""
         settle = Signal(range(SETTLE + 2))
+        ready = Signal(init=1)          # registered: settle == 0 (falls after setup)
         with m.If(self.setup):
-            m.d.sync += settle.eq(SETTLE + 1)
+            m.d.sync += [settle.eq(SETTLE + 1), ready.eq(0)]
         with m.Elif(settle != 0):
-            m.d.sync += settle.eq(settle - 1)
-        m.d.comb += [self.ready.eq((settle == 0) & ~self.setup),
+            m.d.sync += [settle.eq(settle - 1), ready.eq(settle == 1)]
+        m.d.comb += [self.ready.eq(ready),
                      self.k.eq(geometry_regs(m, g, self._config, "st"))]
 
     def _banks(self, m):

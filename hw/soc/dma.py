@@ -189,8 +189,7 @@ class DmaWriter(wiring.Component):
     their W beats; the B responses are collected on the side (up to ``outstanding`` bursts
     unanswered), so the next burst or command does not wait for them. ``busy`` stays high until
     every response is in. ``error`` (sticky until ``clear``): a command outside the window
-    (dropped, its data not consumed but for one beat taken into the input's skid buffer,
-    which ``clear`` empties; nothing issued) or a B response other than OKAY.
+    (dropped, its data not consumed, nothing issued) or a B response other than OKAY.
     ``bytes_written`` counts the bytes written (strobes set).
     """
 
@@ -211,10 +210,6 @@ class DmaWriter(wiring.Component):
         axi = self.axi
         valid, take, held, first, end, ok = _Planner.accept(m, self.cmd, self.window_base,
                                                             self.window_size)
-        # The beats through a skid buffer (hw.skid): the data's ready is a register, so the
-        # producers' ready chains do not start at this engine's state and WREADY.
-        data = SimpleNamespace(valid=Signal(), payload=Signal(DATA_BITS), ready=Signal())
-        waiting = skid_buffer(m, self.data, data, "wskid", flush=self.clear)
 
         addr = Signal(ADDR_BITS + 1)
         remaining = Signal(LENGTH_BITS)          # beats not yet written
@@ -257,9 +252,9 @@ class DmaWriter(wiring.Component):
                 last_beat = (remaining == 0) & (burst_left == 1)
                 m.d.comb += strb.eq(Mux(first_beat, first_mask, (1 << BEAT_BYTES) - 1)
                                     & Mux(last_beat, last_mask, (1 << BEAT_BYTES) - 1))
-                m.d.comb += [axi.wvalid.eq(data.valid), axi.wdata.eq(data.payload),
+                m.d.comb += [axi.wvalid.eq(self.data.valid), axi.wdata.eq(self.data.payload),
                              axi.wstrb.eq(strb), axi.wlast.eq(burst_left == 1),
-                             data.ready.eq(axi.wready)]
+                             self.data.ready.eq(axi.wready)]
                 with m.If(axi.wvalid & axi.wready):
                     m.d.sync += [addr.eq(addr + BEAT_BYTES), burst_left.eq(burst_left - 1),
                                  first_beat.eq(0),
@@ -277,7 +272,7 @@ class DmaWriter(wiring.Component):
         m.d.sync += pending.eq(pending + (axi.awvalid & axi.awready) - response)
         with m.If(self.clear):
             m.d.sync += self.error.eq(0)
-        m.d.comb += self.busy.eq(~idle | (pending != 0) | waiting)
+        m.d.comb += self.busy.eq(~idle | (pending != 0))
         return m
 
 

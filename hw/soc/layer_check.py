@@ -55,8 +55,8 @@ class LayerCheck(wiring.Component):
     whole-network fields but bands and a concat's range, an ADD with only its own, a pooling
     layer with an undilated window (UNSUPPORTED otherwise; docs/memory-image.md), or a CONCAT
     (moves no data). ``is_add`` / ``is_concat`` / ``is_pool`` (MAXPOOL, AVGPOOL, GAP) /
-    ``is_average`` / ``is_gap``: the kind (registered, like ``window``: valid from the cycle
-    after step A). The pool pass's ``window`` and map (``map_h``,
+    ``is_average`` / ``is_gap``: the kind (registered, like ``window`` and the map: valid from
+    the cycle after step A). The pool pass's ``window`` and map (``map_h``,
     ``map_w``, ``map_groups``: a pooling layer's input or a conv's output); ``half_fits``: the
     largest band fits half the IFM store (band prefetch); ``weights_fit``: all weights fit.
     ``out_stride``: bytes from one output pixel to the next in DRAM (the padded channels, or the
@@ -215,23 +215,28 @@ class LayerCheck(wiring.Component):
         pool_banded = per != 0
         pool_band = Signal(24)
         # The map the pool pass reads: a pooling layer's input, or a conv's output.
-        m.d.comb += [self.map_h.eq(Mux(pool_kind, D.in_h, D.out_h)),
-                     self.map_w.eq(Mux(pool_kind, D.in_w, D.out_w)),
-                     self.map_groups.eq(Mux(pool_kind, D.in_groups,
-                                            (D.out_channels + cfg.group - 1)
-                                            >> (cfg.group.bit_length() - 1))),
+        # (combinational here, for the geometry; the outputs registered: valid from the cycle
+        # after step A, so the descriptor's multiplexers stay out of the pool unit's paths)
+        map_h, map_w, map_groups = Signal(16), Signal(16), Signal(16)
+        m.d.comb += [map_h.eq(Mux(pool_kind, D.in_h, D.out_h)),
+                     map_w.eq(Mux(pool_kind, D.in_w, D.out_w)),
+                     map_groups.eq(Mux(pool_kind, D.in_groups,
+                                       (D.out_channels + cfg.group - 1)
+                                       >> (cfg.group.bit_length() - 1))),
                      pool_band.eq((per - 1) * self._win.sh + self._win.kh)]
+        m.d.sync += [self.map_h.eq(map_h), self.map_w.eq(map_w),
+                     self.map_groups.eq(map_groups)]
         band_in = Signal(20)
         m.d.comb += band_in.eq((rows - 1) * D.stride + D.kernel_h)
         m.d.comb += [g_in.in_h.eq(Mux(banded & (band_in < D.in_h), band_in, D.in_h)),
                      g_in.in_w.eq(D.in_w), g_in.in_groups.eq(D.in_groups),
                      g_in.stride.eq(D.stride), g_in.pad.eq(D.pad),
                      g_in.pad_top.eq(Mux(banded, 0, D.pad)), g_in.out_w.eq(D.out_w),
-                     g_back.in_h.eq(Mux(pool_banded & (pool_band < self.map_h), pool_band,
-                                        self.map_h)),
-                     g_back.in_w.eq(self.map_w), g_back.in_groups.eq(self.map_groups),
+                     g_back.in_h.eq(Mux(pool_banded & (pool_band < map_h), pool_band,
+                                        map_h)),
+                     g_back.in_w.eq(map_w), g_back.in_groups.eq(map_groups),
                      g_back.stride.eq(1), g_back.pad.eq(0), g_back.pad_top.eq(0),
-                     g_back.out_w.eq(self.map_w)]
+                     g_back.out_w.eq(map_w)]
         return geometry_regs(m, g_in, cfg, "chk_in"), geometry_regs(m, g_back, cfg, "chk_back")
 
     def _stride_placed(self):
