@@ -31,10 +31,19 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from constraints.tree import BuildError
 
-__all__ = ["Ulx3sTop", "ecp5_pll", "ulx3s_files", "run_ulx3s", "ULX3S_NAME"]
+__all__ = ["Ulx3sTop", "ecp5_pll", "ulx3s_files", "run_ulx3s", "ULX3S_NAME", "ULX3S_BOOTH"]
 
 #: Name of the build (top module, bitstream, report files).
 ULX3S_NAME = "sense_ulx3s"
+
+#: The multiplications Yosys maps to LUTs (`booth`, after `wreduce`) instead of MULT18X18D: every
+#: one with an operand of at most 6 bits, and LayerCheck's (descriptor sizes, computed once per
+#: layer) with an operand of at most 11 bits. Issue 15 measured on the self-test system: no
+#: Booth, 169 MULT18X18D (the part has 156); all of LayerCheck's, 138 and 43,058 LUT4, which
+#: nextpnr could not route in an hour; these, 157 with 9 bits and 31,445 LUT4.
+ULX3S_BOOTH = " ".join(
+    [f"r:{w}_WIDTH<=6" for w in "AB"]
+    + [f"{ULX3S_NAME}.selftest.accel.check/r:{w}_WIDTH<=11" for w in "AB"])
 
 
 def ecp5_pll(in_mhz: float, out_mhz: float) -> dict:
@@ -116,10 +125,9 @@ def ulx3s_files(selftest) -> dict:
         # stops before the `check` label and runs that label's commands but autoname itself.
         synth_opts="-noabc9 -run :check",
         script_after_synth="hierarchy -check; stat; check -noinit; blackbox =A:whitebox",
-        # The self-test system needs 169 multipliers, the LFE5U-85F has 156 MULT18X18D:
-        # LayerCheck's products (descriptor sizes, checked once per layer) go to LUTs as Booth
-        # multipliers (44 of them: 138 MULT18X18D left, about 17,000 more LUT4).
-        script_after_read=f"proc; opt_expr; wreduce; booth {ULX3S_NAME}.selftest.accel.check",
+        # The self-test system needs 169 multipliers, the LFE5U-85F has 156 MULT18X18D: the
+        # narrow products go to LUTs as Booth multipliers, where they are cheap (`ULX3S_BOOTH`).
+        script_after_read=f"proc; opt_expr; wreduce; booth {ULX3S_BOOTH}",
         nextpnr_opts=f"--report {ULX3S_NAME}_report.json --timing-allow-fail --seed 1")
     files = dict(plan.files)
     files["sense_config.json"] = json.dumps(selftest.config.to_dict(), indent=2) + "\n"
