@@ -12,16 +12,18 @@ The formula, derived from the RTL and documented in docs/architecture.md ("Cycle
   is the first cycle after tile n-2 has been drained: tiles alternate between two result banks,
   and tile n may not finish before its bank is free; and a grid column's result memory takes
   one PE per cycle, so tiles finish at least rows cycles apart.
-* Tile n's results: the corner PE finishes at C_n = E_n + rows + cols + 1; the drain of its bank
-  starts at D_n = max(C_n + 1, P_{n-1}) (after the previous tile's drain) and shifts one row per
-  cycle: P_n = D_n + rows.
+* Tile n's results: the corner PE finishes at C_n = E_n + rows + cols + 1, and row 0 of the last
+  column rows - 1 cycles before it; the drain of its bank starts the cycle after that, at
+  D_n = max(C_n - rows + 2, P_{n-1}) (after the previous tile's drain), and reads one row per
+  cycle, the tile's rows that are output channels of the layer (e_n = min(rows, K - k0)):
+  P_n = D_n + e_n.
 * The walker needs cols + 1 cycles per tile: L_{n+1} = max(R_n + T_n - c_last(n), L_n + cols + 1)
   and R_{n+1} = max(E_n, L_{n+1} + 1).
 * The output stage is 4 deep: cycles = P_{N-1} + 3.
 
 So a layer whose tiles are long enough (T_n >= rows and >= cols + 1, and two tiles together
->= 2 * rows + cols + 2) costs sum(T_n) + 2 * cols + 2 * rows + 10 cycles: compute plus a fixed
-fill and drain.
+>= rows + cols + 3) costs sum(T_n) + 2 * cols + e + 11 cycles (e: the last tile's channels):
+compute plus a fixed fill and drain.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def core_cycles(layer: ConvLayer, config: SenseConfig, tile_write=None,
     cost = np.where(mask, 1, config.cycles_per_group)     # (pixel tiles, G)
     k_tiles = -(-layer.w.shape[0] // config.rows)
     out = tile_cycles(cost.sum(axis=1), cost[:, -1], k_tiles, config, layer.ifm_stationary,
-                      tile_write, weights_in)
+                      tile_write, weights_in, channels=layer.w.shape[0])
     groups = mask.size * k_tiles
     skipped = int(mask.sum()) * k_tiles
     out.update(groups_issued=groups - skipped, groups_skipped=skipped,
@@ -99,13 +101,18 @@ def core_cycles(layer: ConvLayer, config: SenseConfig, tile_write=None,
 
 
 def tile_cycles(per_tile, last_cost, k_tiles: int, config: SenseConfig, ifm_stationary: bool,
-                tile_write=None, weights_in=None, psum=None) -> dict:
+                tile_write=None, weights_in=None, psum=None, channels: int | None = None) -> dict:
     """The core's tile recurrence (module docstring) for pixel tiles costing `per_tile` cycles
     each (their last group `last_cost`), times `k_tiles` output-channel tiles, in the given
     loop order; `tile_write` and `weights_in` as in `core_cycles`. `psum` (an input-channel
     block, `block_estimate`): (cycles per drained row written as partial sums, or 1; the cycle
-    the first partial sums are in, or 0; output channels)."""
+    the first partial sums are in, or 0; output channels). `channels`: the layer's output
+    channels K (default: k_tiles * rows, every row a channel; with `psum`, its own)."""
     rows, cols = config.rows, config.cols
+    if psum is not None:
+        channels = psum[2]
+    elif channels is None:
+        channels = k_tiles * rows
     load = cols + SETUP_CYCLES
     read = load + 1
     drained = [0, 0]          # P_{n-2}, P_{n-1}
@@ -122,15 +129,14 @@ def tile_cycles(per_tile, last_cost, k_tiles: int, config: SenseConfig, ifm_stat
         if weights_in is not None:
             issue_last = max(issue_last, weights_in(kt) + 2)
         corner = issue_last + rows + cols + 1
-        drain_start = max(corner + 1, drained[1])
+        drain_start = max(corner - rows + 2, drained[1])
         if tile_write is not None:
             drain_start = max(drain_start, written[0] - OUTPUT_STAGES)
-        shift = rows
+        shift = min(rows, channels - kt * rows)
         if psum is not None:
-            per_row, first_in, channels = psum
+            per_row, first_in, _ = psum
             drain_start = max(drain_start, first_in)
-            emitted = min(rows, channels - kt * rows)
-            shift = rows + emitted * (per_row - 1)
+            shift *= per_row
         drained = [drained[1], drain_start + shift]
         if tile_write is not None:
             cost, completes = tile_write(p, kt)
@@ -406,7 +412,7 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
                 psum = (1 if last else PSUM_WRITE_CYCLES + psum_row_beats(config), first_in, k)
             block_core = tile_cycles(block_cost.sum(axis=1), block_cost[:, -1], d.k_tiles,
                                      config, ifm_stationary, tile_write if last else None,
-                                     block_weights_in if streamed else None, psum)
+                                     block_weights_in if streamed else None, psum, k)
             run += max(block_core["cycles"], block_core["writer_end"]) + (BLOCK_STATES if b else 0)
         # Bands after the first: their states and the store's set-up before the input loads.
         gap = (BAND_STATES + (0 if i == 0 else BAND_SETUP_WAIT)

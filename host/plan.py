@@ -325,8 +325,8 @@ def _tiled(g, layer, in_shape, out_shape, t: Target, x, tiling, order, chip) -> 
         reads = ifm_pass + weights * (1 if k_blocks == 1 else len(bands))
     reads += psum // 2 + BEAT_BYTES * g.k + DESCRIPTOR_BYTES
     writes = out_bytes + psum // 2
-    core = perf.tile_cycles(per_tile, last, k_tiles, cfg, order == "ifm")
-    compute = core["cycles"] + (cb - 1) * (2 * cfg.rows + 2 * cfg.cols + 10)
+    core = perf.tile_cycles(per_tile, last, k_tiles, cfg, order == "ifm", channels=g.k)
+    compute = core["cycles"] + (cb - 1) * (2 * cfg.cols + cfg.rows + 11)
     d = _descriptor(g, layer, cfg, order)
     if len(bands) == 1 and k_blocks == 1 and cb == 1 and g.batch == 1 and not any(chip) \
             and t.bytes_per_cycle == BEAT_BYTES and buffer_problem(d, cfg) is None:

@@ -41,15 +41,17 @@ class Core(wiring.Component):
     ``par_wr_*`` (per-channel bias/mult/shift); set ``layer`` and pulse ``start``. The core walks
     every (k tile, pixel tile) in the order ``layer.ifm_stationary`` names and streams one ``ofm``
     row (ofm_row_layout: channel, pixel tile, valid pixel count, k tile's first channel, last row
-    of the tile, cols int8) per output channel per pixel tile, in tile order, bottom grid row
-    first within a tile. An input-channel block (``layer.cg0``, ``psum_in``, ``psum_out``)
+    of the tile, cols int8) per output channel per pixel tile, in tile order, top grid row (the
+    tile's first channel) first within a tile, and only the channels the layer has. An input-channel block (``layer.cg0``, ``psum_in``, ``psum_out``)
     reads only the stored groups ``cg0`` on and exchanges its rows as int32 partial sums on
     ``psum_in`` / ``psum_out`` (`OutputStage`). ``ifm_rd_*`` reads back one IFM line of a stride-1 placement (pixel index,
     line of the pixel: words_per_line channel groups; one cycle later) while idle. ``busy`` is high
     from ``start`` until the last row has left; ``done`` then stays high until the next start.
 
-    Drain: when the grid's corner PE finishes a tile, its result bank is read out into the
-    output stage (one row per cycle while the output stage accepts) while the next tiles compute.
+    Drain: from the cycle after row 0 of a tile is in its result bank in every column (the
+    grid's ``row0_done``), the bank is read out into the output stage, row 0 first (one row per
+    cycle while the output stage accepts; the capture writes a row per cycle ahead of it), while
+    the next tiles compute.
     Tiles alternate between the grid's two result banks, and the decoders hold a tile's last
     operation until the tile two before it has been read out and at least ``rows`` cycles after
     the previous tile's (``last_ok``), so a slow consumer on ``ofm`` stalls the grid instead of
@@ -141,13 +143,15 @@ class Core(wiring.Component):
 
         # -- drain: up to two finished tiles, one per result bank ------------------------------
         # pending: tiles whose last operation has issued and that are not yet read out;
-        # captured: those of them whose results are complete in their bank (corner_done seen).
+        # captured: those of them whose row 0 is in their bank (row0_done seen): the drain reads
+        # rows 0, 1, ... (the output channels of the tile that exist) while the capture writes
+        # the later rows, one a cycle, ahead of it.
         # Tile n may finish (last_ok) only when tile n-2 is out, i.e. fewer than two pending.
         pending = Signal(range(3))
         captured = Signal(range(3))
         queue = [Signal(tile_info_layout(cfg), name=f"tile_info_{q}") for q in range(2)]
         bank = Signal()
-        row = Signal(range(max(cfg.rows, 2)), init=cfg.rows - 1)
+        row = Signal(range(max(cfg.rows, 2)))
         draining = captured != 0
         # Consecutive tiles finish at least `rows` cycles apart, so that a grid column never has
         # two PEs finishing in one cycle (its result memory has one write port).
@@ -163,22 +167,23 @@ class Core(wiring.Component):
 
         info = queue[0]
         channel = info.k0 + row
-        emit = draining & (channel < out_channels)
+        # the tile's last row: the grid's, or the layer's last output channel
+        row_last = (row == cfg.rows - 1) | (channel + 1 >= out_channels)
         m.d.comb += [
-            out.i.valid.eq(emit),
+            out.i.valid.eq(draining),
             out.i.payload.channel.eq(channel),
             out.i.payload.p0.eq(info.p0),
             out.i.payload.count.eq(info.count),
             out.i.payload.k0.eq(info.k0),
-            out.i.payload.last.eq(row == 0),
+            out.i.payload.last.eq(row_last),
             out.i.payload.acc.eq(grid.bottom),
         ]
-        shift = draining & (out.i.ready | ~emit)
-        pop = shift & (row == 0)
+        shift = draining & out.i.ready
+        pop = shift & row_last
         push = ifm.tile_done
         m.d.comb += grid.row.eq(row)
         with m.If(shift):
-            m.d.sync += row.eq(Mux(row == 0, cfg.rows - 1, row - 1))
+            m.d.sync += row.eq(Mux(row_last, 0, row + 1))
         with m.If(pop):
             m.d.sync += [queue[0].eq(queue[1]), bank.eq(~bank)]
         with m.If(push):
@@ -187,9 +192,9 @@ class Core(wiring.Component):
             with m.Else():
                 m.d.sync += queue[1].eq(ifm.tile_info)
         m.d.sync += [pending.eq(pending + push - pop),
-                     captured.eq(captured + grid.corner_done - pop)]
+                     captured.eq(captured + grid.row0_done - pop)]
         with m.If(self.start):
-            m.d.sync += [pending.eq(0), captured.eq(0), bank.eq(0), row.eq(cfg.rows - 1)]
+            m.d.sync += [pending.eq(0), captured.eq(0), bank.eq(0), row.eq(0)]
 
         # -- status and counters --------------------------------------------------------------------
         busy = ifm.busy | (pending != 0) | out.busy

@@ -32,14 +32,17 @@ class Grid(wiring.Component):
     to word ``bank * 2^ceil(log2 rows) + i``. Which row finishes is encoded once, from column
     0's ``done``s, and delayed by each column's lag. The accumulators go straight on with the
     next tile. Tiles alternate between the two banks (tile n into bank n % 2, counted from the
-    last ``clear``). ``corner_done`` is PE(rows-1, cols-1)'s ``done``: the last PE to finish, so
-    when it rises the tile's bank is complete. The drain reads a bank out a row at a time:
-    ``bottom`` shows row ``row`` of bank ``bank`` (combinationally).
+    last ``clear``). ``row0_done`` rises when the last column (the latest) writes row 0 of a
+    tile: from the next cycle on, row 0 is in its bank in every column, and row i is from i
+    cycles later (each column writes its rows on consecutive cycles), so a drain that starts
+    then and reads a row per cycle at most never overtakes the capture. The drain reads a bank
+    out a row at a time: ``bottom`` shows row ``row`` of bank ``bank`` (combinationally).
 
     The caller must (a) let consecutive tiles finish at least ``rows`` cycles apart (PE(0, 0)'s
     ``done``s), so that a column never has two PEs finishing in one cycle, and (b) not read a
-    bank's row while a tile is being captured into it (the core lets tile n finish only after
-    tile n-2 has been read out, and ``rows`` cycles after tile n-1).
+    bank's row before it is written or after a later tile has begun to be captured into it (the
+    core drains rows 0, 1, ... from the cycle after ``row0_done``, and lets tile n finish only
+    after tile n-2 has been read out, and ``rows`` cycles after tile n-1).
     """
 
     def __init__(self, config: SenseConfig):
@@ -51,7 +54,7 @@ class Grid(wiring.Component):
             "row": In(range(max(config.rows, 2))),
             "bank": In(1),
             "bottom": Out(data.ArrayLayout(signed(config.acc_width), config.cols)),
-            "corner_done": Out(1),
+            "row0_done": Out(1),
         })
 
     @property
@@ -62,7 +65,6 @@ class Grid(wiring.Component):
         m = Module()
         cfg = self._config
         cells, lag = self._cells(m)
-        m.d.comb += self.corner_done.eq(cells[-1][-1][3])
 
         # Which row of column j finishes this cycle: column 0's one-hot dones encoded, then
         # delayed like the operations that cause them (a column's lag behind column 0).
@@ -82,6 +84,7 @@ class Grid(wiring.Component):
                 valid, index = v, x
             self._column_memory(m, j, [cells[i][j][2] for i in range(cfg.rows)], valid, index,
                                 row_bits)
+        m.d.comb += self.row0_done.eq(valid & (index == 0))      # (the last column's)
         return m
 
     def _cells(self, m):
