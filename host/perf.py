@@ -23,7 +23,7 @@ The formula, derived from the RTL and documented in docs/architecture.md ("Cycle
 
 So a layer whose tiles are long enough (T_n >= rows and >= cols + 1, and two tiles together
 >= rows + cols + 3) costs sum(T_n) + 2 * cols + e + 11 cycles (e: the last tile's channels):
-compute plus a fixed fill and drain.
+compute plus a fixed fill and drain (`fill_drain_cycles`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from hw.soc.pool import TAIL_STAGES
 from hw.soc.output_writer import whole_tile_writes
 from hw.soc.psum import PSUM_WRITE_CYCLES, psum_row_beats
 
-__all__ = ["skip_mask", "core_cycles", "tile_cycles", "useful_macs", "layer_estimate", "SETUP_CYCLES",
+__all__ = ["skip_mask", "core_cycles", "tile_cycles", "fill_drain_cycles", "useful_macs", "layer_estimate", "SETUP_CYCLES",
            "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD", "add_estimate", "pool_pass",
            "pool_estimate",
            "concat_estimate"]
@@ -100,18 +100,22 @@ def core_cycles(layer: ConvLayer, config: SenseConfig, tile_write=None,
     return out
 
 
+def fill_drain_cycles(config: SenseConfig) -> int:
+    """The fixed cost of a run of long tiles beyond their compute (module docstring), with a
+    full last tile: 2 * cols + rows + 11."""
+    return 2 * config.cols + config.rows + 11
+
+
 def tile_cycles(per_tile, last_cost, k_tiles: int, config: SenseConfig, ifm_stationary: bool,
                 tile_write=None, weights_in=None, psum=None, channels: int | None = None) -> dict:
     """The core's tile recurrence (module docstring) for pixel tiles costing `per_tile` cycles
     each (their last group `last_cost`), times `k_tiles` output-channel tiles, in the given
     loop order; `tile_write` and `weights_in` as in `core_cycles`. `psum` (an input-channel
     block, `block_estimate`): (cycles per drained row written as partial sums, or 1; the cycle
-    the first partial sums are in, or 0; output channels). `channels`: the layer's output
-    channels K (default: k_tiles * rows, every row a channel; with `psum`, its own)."""
+    the first partial sums are in, or 0). `channels`: the layer's output channels K (default:
+    k_tiles * rows, every row a channel)."""
     rows, cols = config.rows, config.cols
-    if psum is not None:
-        channels = psum[2]
-    elif channels is None:
+    if channels is None:
         channels = k_tiles * rows
     load = cols + SETUP_CYCLES
     read = load + 1
@@ -134,7 +138,7 @@ def tile_cycles(per_tile, last_cost, k_tiles: int, config: SenseConfig, ifm_stat
             drain_start = max(drain_start, written[0] - OUTPUT_STAGES)
         shift = min(rows, channels - kt * rows)
         if psum is not None:
-            per_row, first_in, _ = psum
+            per_row, first_in = psum
             drain_start = max(drain_start, first_in)
             shift *= per_row
         drained = [drained[1], drain_start + shift]
@@ -409,7 +413,7 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
                 read_bytes += psum_bytes if b else 0
                 write_bytes += 0 if last else psum_bytes
                 first_in = block_weights_in(d.k_tiles - 1) + PSUM_READ_LEAD if b else 0
-                psum = (1 if last else PSUM_WRITE_CYCLES + psum_row_beats(config), first_in, k)
+                psum = (1 if last else PSUM_WRITE_CYCLES + psum_row_beats(config), first_in)
             block_core = tile_cycles(block_cost.sum(axis=1), block_cost[:, -1], d.k_tiles,
                                      config, ifm_stationary, tile_write if last else None,
                                      block_weights_in if streamed else None, psum, k)

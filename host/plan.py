@@ -326,7 +326,7 @@ def _tiled(g, layer, in_shape, out_shape, t: Target, x, tiling, order, chip) -> 
     reads += psum // 2 + BEAT_BYTES * g.k + DESCRIPTOR_BYTES
     writes = out_bytes + psum // 2
     core = perf.tile_cycles(per_tile, last, k_tiles, cfg, order == "ifm", channels=g.k)
-    compute = core["cycles"] + (cb - 1) * (2 * cfg.cols + cfg.rows + 11)
+    compute = core["cycles"] + (cb - 1) * perf.fill_drain_cycles(cfg)
     d = _descriptor(g, layer, cfg, order)
     if len(bands) == 1 and k_blocks == 1 and cb == 1 and g.batch == 1 and not any(chip) \
             and t.bytes_per_cycle == BEAT_BYTES and buffer_problem(d, cfg) is None:

@@ -124,7 +124,7 @@ def _path(bit, arrival, names) -> list:
     seen = []
     while bit is not None:
         name = names.get(bit)
-        if name and (not seen or seen[-1] != name) and name not in seen:
+        if name and name not in seen:
             seen.append(name)
         bit = arrival[bit][4]
     return seen[::-1]

@@ -182,3 +182,13 @@ def test_quantized_graph_follows_the_float_network(name):
             assert scales == {layer.out_scale}
         if layer.kind == "add":
             assert len(layer.mult) == 2 and 1 <= layer.shift[0] <= 47
+
+
+def test_fill_drain_cycles_is_the_recurrences_fixed_cost_for_long_tiles():
+    # The tiled estimate adds perf.fill_drain_cycles per extra input-channel block: it must be
+    # what the exact recurrence charges beyond the compute of long, full tiles.
+    for cfg in (SenseConfig.preset("small"), SenseConfig.preset("zcu102"),
+                SenseConfig(rows=16, cols=16)):
+        for order in (False, True):
+            got = perf.tile_cycles(np.full(10, 200), np.full(10, 2), 3, cfg, order)
+            assert got["cycles"] == 30 * 200 + perf.fill_drain_cycles(cfg)

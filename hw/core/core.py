@@ -42,8 +42,8 @@ class Core(wiring.Component):
     every (k tile, pixel tile) in the order ``layer.ifm_stationary`` names and streams one ``ofm``
     row (ofm_row_layout: channel, pixel tile, valid pixel count, k tile's first channel, last row
     of the tile, cols int8) per output channel per pixel tile, in tile order, top grid row (the
-    tile's first channel) first within a tile, and only the channels the layer has. An input-channel block (``layer.cg0``, ``psum_in``, ``psum_out``)
-    reads only the stored groups ``cg0`` on and exchanges its rows as int32 partial sums on
+    tile's first channel) first within a tile, and only the channels the layer has. An
+    input-channel block (``layer.cg0``, ``psum_in``, ``psum_out``) reads only the stored groups ``cg0`` on and exchanges its rows as int32 partial sums on
     ``psum_in`` / ``psum_out`` (`OutputStage`). ``ifm_rd_*`` reads back one IFM line of a stride-1 placement (pixel index,
     line of the pixel: words_per_line channel groups; one cycle later) while idle. ``busy`` is high
     from ``start`` until the last row has left; ``done`` then stays high until the next start.

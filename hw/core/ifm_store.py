@@ -229,9 +229,9 @@ def lam_add(hi, lo, d_hi, d_lo, gl, bank_bits):
 
 
 class IfmStore(wiring.Component):
-    """``setup`` latches ``geom``; ``ready`` falls the cycle after and rises when the constants
-    ``k`` are valid (a few cycles later, before any load or read; it is a register). ``load`` starts the loader: ``beat`` then takes the
-    input tensor's DRAM beats in order (pixels of ``in_groups * M`` bytes, channels
+    """``setup`` latches ``geom``; ``ready`` (a register) falls the cycle after and rises when
+    the constants ``k`` are valid (a few cycles later, before any load or read). ``load``
+    starts the loader: ``beat`` then takes the input tensor's DRAM beats in order (pixels of ``in_groups * M`` bytes, channels
     contiguous) and writes one piece a cycle (the bytes of one beat that belong to one line of
     one pixel; a beat of whole lines takes a cycle); ``loading`` until the last pixel is in.
 

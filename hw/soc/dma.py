@@ -180,7 +180,6 @@ class DmaReader(wiring.Component):
         return m
 
 
-
 class DmaWriter(wiring.Component):
     """Writes a stream of 128-bit beats to a byte range of DRAM.
 

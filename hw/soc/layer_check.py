@@ -174,8 +174,7 @@ class LayerCheck(wiring.Component):
                                         | (D.kind == LayerKind.GAP)),
                      self.is_gap.eq(D.kind == LayerKind.GAP),
                      self.window.eq(self._win)]
-        m.d.comb += [
-                     self.out_stride.eq(Mux(concat_range, exec_fields.out_c_total, self.kpad)),
+        m.d.comb += [self.out_stride.eq(Mux(concat_range, exec_fields.out_c_total, self.kpad)),
                      # A CONCAT touches no memory.
                      self.in_window.eq(self.is_concat
                                        | Mux(self.is_add, add_ranges,

@@ -59,8 +59,7 @@ class OutputWriter(wiring.Component):
     """``rows`` (the core's output rows) in; ``cmd`` and ``data`` (DMA write commands and beats)
     out. ``start`` (one cycle, before the layer's first row) takes the layer's ``ifm_stationary``,
     ``k_tiles`` and ``kpad`` (output channels padded to M) to choose the mode, and latches
-    ``stride``; ``base`` is the
-    output's DRAM address (of channel 0 of pixel 0: with a concat, where its channel range
+    ``stride``; ``base`` is the output's DRAM address (of channel 0 of pixel 0: with a concat, where its channel range
     starts), ``stride`` the bytes from one pixel to the next (``kpad``, or a concat tensor's
     channels), ``out_channels`` the real channel count (padding bytes are written as 0). ``writing`` is high while a command or its beats are out; ``idle`` when both slots are
     empty and nothing is being written. A row is accepted whenever its slot is free."""
@@ -88,17 +87,17 @@ class OutputWriter(wiring.Component):
         whole = Signal()
         # The pixel stride, latched with the layer (the descriptor's arithmetic behind it stays
         # out of the byte-lane and address paths).
-        self._stride = Signal.like(self.stride)
+        stride = Signal.like(self.stride)
         with m.If(self.start):
-            m.d.sync += self._stride.eq(self.stride)
+            m.d.sync += stride.eq(self.stride)
             m.d.sync += whole.eq(whole_tile_rule(self.ifm_stationary, self.k_tiles, self.kpad,
                                                  slot_lines, self.stride != self.kpad))
-        slot_full, rd_slot, info = self._fill(m, banks, whole, slot_lines)
-        self._drain(m, banks, whole, slot_lines, slot_full, rd_slot, info)
+        slot_full, rd_slot, info = self._fill(m, banks, whole, slot_lines, stride)
+        self._drain(m, banks, whole, slot_lines, slot_full, rd_slot, info, stride)
         m.d.comb += self.idle.eq(~slot_full.any() & ~self.writing)
         return m
 
-    def _fill(self, m, banks, whole, slot_lines):
+    def _fill(self, m, banks, whole, slot_lines, stride):
         """Rows into the free slot: each column's int8 at its byte lane."""
         cfg = self._config
         kpad = self.kpad
@@ -112,7 +111,6 @@ class OutputWriter(wiring.Component):
         # BEAT_BYTES; only the lane bits of the products matter. Whole mode: pixel j's channels
         # start a line, channel k is byte k.
         lane = LANE_BITS
-        stride = self._stride
         tile_lo = (self.base[:lane] + row.p0[:lane] * stride[:lane] + row.k0[:lane])[:lane]
         d = (row.channel - row.k0)[:8]
         for j, (wp, _) in enumerate(banks):
@@ -136,7 +134,7 @@ class OutputWriter(wiring.Component):
         m.d.comb += info.eq(Mux(rd_slot, slot_info[1], slot_info[0]))
         return slot_full, rd_slot, info
 
-    def _drain(self, m, banks, whole, slot_lines, slot_full, rd_slot, info):
+    def _drain(self, m, banks, whole, slot_lines, slot_full, rd_slot, info, stride):
         """A full slot out as DMA commands: one per pixel segment, or one for the whole tile."""
         cfg = self._config
         kpad, cmd, wr_data = self.kpad, self.cmd, self.data
@@ -155,7 +153,7 @@ class OutputWriter(wiring.Component):
         with m.FSM(name="writer"):
             with m.State("IDLE"):
                 with m.If(slot_full.bit_select(rd_slot, 1)):
-                    base = self.base + info.p0 * self._stride
+                    base = self.base + info.p0 * stride
                     with m.If(whole):
                         m.d.sync += [seg_addr.eq(base), seg_len.eq(info.count * kpad),
                                      seg_keep.eq(self.out_channels)]
@@ -193,7 +191,7 @@ class OutputWriter(wiring.Component):
                     m.d.sync += out_valid.eq(issue)
                 with m.If(~out_valid & (seg_line == seg_lines)):
                     # Command done: the next pixel's segment, or the slot is free.
-                    m.d.sync += [seg_j.eq(seg_j + 1), seg_addr.eq(seg_addr + self._stride)]
+                    m.d.sync += [seg_j.eq(seg_j + 1), seg_addr.eq(seg_addr + stride)]
                     with m.If(whole | ~more_pixels):
                         m.d.sync += [slot_full.bit_select(rd_slot, 1).eq(0), rd_slot.eq(~rd_slot)]
                         m.next = "IDLE"
