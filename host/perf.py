@@ -45,7 +45,7 @@ from hw.soc.output_writer import whole_tile_writes
 from hw.soc.psum import PSUM_WRITE_CYCLES, psum_row_beats
 
 __all__ = ["skip_mask", "core_cycles", "tile_cycles", "fill_drain_cycles", "useful_macs", "layer_estimate", "SETUP_CYCLES",
-           "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD", "add_estimate", "pool_pass",
+           "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD", "add_estimate", "pool_pass", "pool_reads",
            "pool_estimate",
            "concat_estimate"]
 
@@ -238,28 +238,42 @@ def pool_pass(d: LayerDescriptor, config: SenseConfig) -> dict:
     (`host.buffers.pool_bands`): per band three cycles of band arithmetic, the IFM store's
     set-up (POOL_SETUP, then SETTLE + 1 cycles until its constants are valid), the band's map
     rows loaded a piece a cycle, the unit's sizing (one cycle per output row or column, one to
-    place the band), one cycle per window tap of each line of channel groups and one per beat
-    written (and one to send a last partial beat)."""
+    place the band), one cycle per read of each line of channel groups (`pool_reads`: a window
+    row's taps `pool_taps` pixels at a time) and one per beat written (and one to send a last
+    partial beat)."""
     m = config.group
     map_h, map_w, groups = pool_map(d, config)
     win = descriptor_window(d)
-    (kh, kw), sw, (_, pl, _, pr) = win.kernel, win.stride[1], win.pads
+    kw, sw, (_, pl, _, pr) = win.kernel[1], win.stride[1], win.pads
     ow = window_count(map_w, kw, sw, pl, pr, win.ceil_mode)
     row_bytes = map_w * groups * m
     cycles, read_bytes, words_total = 1, 0, 0         # (POOL_LOAD)
-    lines = -(-groups // config.ifm_words_per_line)     # a pixel's lines, one read a tap
-    for _, y0, rows, _, _, n in pool_bands(d, config):
+    lines = -(-groups // config.ifm_words_per_line)     # a pixel's lines, one read each
+    for _, y0, rows, top, _, n in pool_bands(d, config):
         words = n * ow * groups
         lane = (y0 * row_bytes) % BEAT_BYTES
         read_bytes += -(-(lane + rows * row_bytes) // BEAT_BYTES) * BEAT_BYTES
         # (every full beat stalls the window walk for the cycle the DMA takes it)
         cycles += (POOL_BAND_STATES + SETTLE + 1 + READ_OVERHEAD
                    + load_pieces(rows * map_w, groups * m, lane) + max(n, ow) + 2
-                   + n * ow * lines * kh * kw + -(-words // config.ifm_words_per_line)
+                   + lines * pool_reads(n, ow, map_w, win, top, config.pool_taps)
+                   + -(-words // config.ifm_words_per_line)
                    + (words % config.ifm_words_per_line != 0) + POOL_TAIL
                    + SEGMENT_OVERHEAD)
         words_total += words
     return {"cycles": cycles, "dram_read_bytes": read_bytes, "dram_write_bytes": words_total * m}
+
+
+def pool_reads(rows: int, cols: int, map_w: int, win, top: int, taps: int) -> int:
+    """Reads of the pool unit's window walk for one line of every window of `rows` x `cols`
+    pooled pixels over a map `map_w` wide whose band starts `top` padding rows above: each
+    window row reads its taps `taps` pixel indices at a time, in groups aligned to `taps`, so
+    one whose first tap has pixel index i takes ((i mod taps) + kw - 1) // taps + 1 reads."""
+    (kh, kw), (sh, sw), (_, pl, _, _) = win.kernel, win.stride, win.pads
+    y = np.arange(rows)[:, None] * sh - top + np.arange(kh)[None, :]          # (oy, wy)
+    x = np.arange(cols) * sw - pl                                              # (ox,)
+    first = (y.reshape(-1, 1) * map_w + x[None, :]) % taps
+    return int(((first + kw - 1) // taps + 1).sum())
 
 
 def pool_estimate(d: LayerDescriptor, config: SenseConfig) -> dict:

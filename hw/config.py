@@ -28,6 +28,9 @@ BLOCK_ALIGN = 64
 #: Longest AXI burst the DMA issues, in beats, and the boundary no burst crosses (AXI4: 4 KiB).
 MAX_BURST = 16
 BURST_BOUNDARY = 4096
+#: Pixels (IFM banks) the pool pass reads in one cycle, one line of each: a 3x3 window row in
+#: one or two cycles instead of three.
+POOL_TAPS = 4
 
 GROUP_SIZES = (2, 4, 8, 16)
 GRID_RANGE = range(1, 65)
@@ -172,6 +175,13 @@ class SenseConfig:
         """IFM banks: the smallest power of two >= cols. Each pixel of the layer input is in one
         of them (hw.core.ifm_store), so ifm_kib holds distinct data."""
         return 1 << (self.cols - 1).bit_length()
+
+    @property
+    def pool_taps(self) -> int:
+        """IFM lines the pool pass reads per cycle (hw.soc.pool): the window taps of one window
+        row that lie in one aligned group of this many consecutive pixel indices, so in as many
+        consecutive banks that read the same line (POOL_TAPS, at most the banks)."""
+        return min(POOL_TAPS, self.ifm_banks)
 
     @property
     def ifm_bank_lines(self) -> int:

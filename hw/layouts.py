@@ -14,7 +14,7 @@ from amaranth.lib import data, enum
 
 from hw.config import BEAT_BYTES, BLOCK_ALIGN, SenseConfig
 
-__all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "ifm_line_layout",
+__all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "ifm_line_layout", "ifm_taps_layout",
            "weight_entry_layout",
            "weight_word_layout", "param_layout", "layer_layout", "acc_row_layout",
            "ofm_row_layout", "pack", "unpack", "DIM_BITS", "CHANNEL_BITS", "KERNEL_BITS",
@@ -61,6 +61,11 @@ def ifm_word_layout(config: SenseConfig) -> data.ArrayLayout:
 def ifm_line_layout(config: SenseConfig) -> data.ArrayLayout:
     """One IFM bank line: the 16 / M words (channel groups) of one 128-bit AXI beat."""
     return data.ArrayLayout(ifm_word_layout(config), config.ifm_words_per_line)
+
+
+def ifm_taps_layout(config: SenseConfig) -> data.ArrayLayout:
+    """The pool pass's read: one IFM line of each of `pool_taps` consecutive pixels."""
+    return data.ArrayLayout(ifm_line_layout(config), config.pool_taps)
 
 
 def weight_entry_layout(config: SenseConfig) -> data.StructLayout:

@@ -20,7 +20,7 @@ from hw.core.ifm_store import ifm_geom_layout
 from hw.core.output_stage import OutputStage
 from hw.layouts import (
     DIM_BITS,
-    ifm_line_layout,
+    ifm_taps_layout,
     layer_layout,
     ofm_row_layout,
     param_layout,
@@ -44,8 +44,9 @@ class Core(wiring.Component):
     of the tile, cols int8) per output channel per pixel tile, in tile order, top grid row (the
     tile's first channel) first within a tile, and only the channels the layer has. An
     input-channel block (``layer.cg0``, ``psum_in``, ``psum_out``) reads only the stored groups ``cg0`` on and exchanges its rows as int32 partial sums on
-    ``psum_in`` / ``psum_out`` (`OutputStage`). ``ifm_rd_*`` reads back one IFM line of a stride-1 placement (pixel index,
-    line of the pixel: words_per_line channel groups; one cycle later) while idle. ``busy`` is high
+    ``psum_in`` / ``psum_out`` (`OutputStage`). ``ifm_rd_*`` reads back one IFM line (words_per_line channel groups) of
+    each of ``pool_taps`` consecutive pixels of a stride-1 placement (the first pixel index, a
+    multiple of ``pool_taps``, and the line; one cycle later) while idle. ``busy`` is high
     from ``start`` until the last row has left; ``done`` then stays high until the next start.
 
     Drain: from the cycle after row 0 of a tile is in its result bank in every column (the
@@ -83,7 +84,7 @@ class Core(wiring.Component):
             "ifm_rd_pixel": In(unsigned(2 * DIM_BITS)),
             "ifm_rd_line": In(unsigned(DIM_BITS)),
             "ifm_rd_en": In(1),
-            "ifm_rd_data": Out(ifm_line_layout(config)),
+            "ifm_rd_data": Out(ifm_taps_layout(config)),
             "par_wr_addr": In(unsigned(par_bits)),
             "par_wr_data": In(param_layout(config)),
             "par_wr_en": In(1),

@@ -23,7 +23,7 @@ from hw.core.pixel_walker import PixelWalker, pixel_column_layout
 from hw.layouts import (
     DIM_BITS,
     ifm_layout,
-    ifm_line_layout,
+    ifm_taps_layout,
     layer_layout,
 )
 
@@ -35,9 +35,9 @@ class IfmDecoder(wiring.Component):
 
     The store's ports are the decoder's: ``ifm_setup`` with ``ifm_geom`` (the input's
     geometry; ``ifm_ready`` when placed), ``ifm_load`` and the ``ifm_beat`` stream (the input
-    tensor's DRAM beats; ``ifm_loading`` until all are in), ``aux_*`` (one line of a stride-1
-    placement by pixel index and line of channel groups, one cycle later, while the decoder is
-    idle).
+    tensor's DRAM beats; ``ifm_loading`` until all are in), ``aux_*`` (one line of each of
+    ``pool_taps`` consecutive pixels of a stride-1 placement, by the first pixel index and line
+    of channel groups, one cycle later, while the decoder is idle).
     ``layer`` is latched on ``start``; the store must hold the layer's input, placed for it.
     ``x_out[j]`` is column j's issued IFM, j cycles after the issue stage. ``tile_done`` pulses with a tile's last operation, with ``tile_info``. ``busy`` is
     high from ``start`` until every operation has been issued.
@@ -67,7 +67,7 @@ class IfmDecoder(wiring.Component):
             "aux_pixel": In(unsigned(2 * DIM_BITS)),
             "aux_line": In(unsigned(DIM_BITS)),
             "aux_en": In(1),
-            "aux_data": Out(ifm_line_layout(config)),
+            "aux_data": Out(ifm_taps_layout(config)),
             "issue": Out(1),
             "null": Out(1),
             "first": Out(1),
@@ -246,8 +246,8 @@ class IfmDecoder(wiring.Component):
             m.d.comb += self.w_rd_addr.eq(s.cand_wbase + s.slot + s.issue)  # truncated: the ring
 
     def _aux_read(self, m, s):
-        """Auxiliary read (one line, one cycle later on aux_data) while the core is idle: the
-        pool pass reads its map through it."""
+        """Auxiliary read (a line of `pool_taps` pixels, one cycle later on aux_data) while the
+        core is idle: the pool pass reads its map through it."""
         store = s.store
         m.d.comb += [store.aux_en.eq(self.aux_en), store.aux_pixel.eq(self.aux_pixel),
                      store.aux_line.eq(self.aux_line), self.aux_data.eq(store.aux_data)]

@@ -39,7 +39,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.config import BEAT_BYTES, LANE_BITS, SenseConfig
-from hw.layouts import DIM_BITS, KERNEL_BITS, ifm_line_layout, ifm_word_layout
+from hw.layouts import DIM_BITS, KERNEL_BITS, ifm_taps_layout, ifm_word_layout
 
 __all__ = ["IfmStore", "IfmGeometry", "ifm_geometry", "STRIDES", "ifm_geom_layout",
            "ifm_constants_layout", "ifm_col_layout", "line_bits", "bank_bits", "lo_bits",
@@ -243,9 +243,11 @@ class IfmStore(wiring.Component):
     most half the bank's lines). Reads place by ``k_read``: ``k``, or while ``hold`` is high
     the constants ``k`` had when it rose, so that the store can be set up and loaded for the
     next band while the current one is read.
-    ``aux_en`` with ``aux_pixel`` (a pixel index, stride-1 placement) and ``aux_line`` (a line
-    of that pixel: channel groups ``aux_line * words_per_line`` on) reads the whole line onto
-    ``aux_data`` a cycle later (the pool pass); it must not coincide with ``rd_en``."""
+    ``aux_en`` with ``aux_pixel`` (a pixel index of a stride-1 placement, a multiple of
+    ``pool_taps``) and ``aux_line`` (a line of a pixel: channel groups ``aux_line *
+    words_per_line`` on) reads that line of pixels ``aux_pixel`` to ``aux_pixel + pool_taps -
+    1`` onto ``aux_data`` a cycle later (the pool pass: they are in consecutive banks, which
+    all read the same line address); it must not coincide with ``rd_en``."""
 
     def __init__(self, config: SenseConfig):
         self._config = config
@@ -263,7 +265,7 @@ class IfmStore(wiring.Component):
             "load_half": In(1), "read_half": In(1),
             "aux_en": In(1), "aux_pixel": In(unsigned(2 * DIM_BITS)),
             "aux_line": In(unsigned(DIM_BITS)),
-            "aux_data": Out(ifm_line_layout(config)),
+            "aux_data": Out(ifm_taps_layout(config)),
         })
 
     def elaborate(self, platform):
@@ -386,7 +388,6 @@ class IfmStore(wiring.Component):
         sub = _lg(wpl)
         base = self.rd_hi + (self.rd_cg >> sub)
         rot, word_sel = Signal(lo_bits(cfg)), Signal(max(1, sub))
-        aux_bank = Signal(lo_bits(cfg))
         aux_line = (self.aux_pixel >> bb) * k.gl + self.aux_line
         for i, (_wr, rd) in enumerate(banks):
             # (the last bank is never below Lam mod B: no comparison for it)
@@ -399,8 +400,12 @@ class IfmStore(wiring.Component):
                              rd.en.eq(self.rd_en)]
         with m.If(self.rd_en):
             m.d.sync += [rot.eq(self.rd_lo), word_sel.eq(self.rd_cg[:max(1, sub)] if sub else 0)]
-        with m.If(self.aux_en):
-            m.d.sync += aux_bank.eq(self.aux_pixel[:max(1, bb)] if bb else 0)
+        taps = cfg.pool_taps
+        lg_taps = _lg(taps)
+        aux_group = Signal(max(1, bb - lg_taps))
+        if bb > lg_taps:
+            with m.If(self.aux_en):
+                m.d.sync += aux_group.eq(self.aux_pixel[lg_taps:bb])
         raw = [rd.data[word_sel] if sub else rd.data[0] for _wr, rd in banks]
         words = raw
         for level in range(bb):
@@ -409,10 +414,10 @@ class IfmStore(wiring.Component):
         for j in range(cols):
             m.d.comb += self.col[j].eq(words[j])
         lines = [Cat(*(rd.data[w].word for w in range(wpl))) for _wr, rd in banks]
-        with m.Switch(aux_bank):
-            for i in range(B):
-                with m.Case(i):
-                    m.d.comb += self.aux_data.eq(lines[i])
+        with m.Switch(aux_group):
+            for q in range(B // taps):
+                with m.Case(q):
+                    m.d.comb += [self.aux_data[j].eq(lines[q * taps + j]) for j in range(taps)]
 
 
 def step_x(k, phx, bb):

@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.config import SenseConfig
 from hw.core.requant import ShiftControls, round_shift_saturate
-from hw.layouts import DIM_BITS, ifm_line_layout
+from hw.layouts import DIM_BITS, ifm_taps_layout
 from hw.soc.dma import ADDR_BITS, DATA_BITS, dma_command_layout
 
 __all__ = ["PoolUnit", "pool_window_layout", "divisor_layout", "DIVISORS", "SUM_BITS"]
@@ -23,6 +23,9 @@ DIVISORS = 256
 SUM_BITS = 24
 #: Stages of the finished-window path after the window's last tap: divisor read, product.
 TAIL_STAGES = 2
+#: Width of the walker's signed pixel indices (maps of up to 2**12 x 2**12, windows reaching
+#: into the padding).
+IDX_BITS = 28
 
 
 def pool_window_layout() -> data.StructLayout:
@@ -44,11 +47,13 @@ class PoolUnit(wiring.Component):
     left padding; ``rows`` the pooled rows), issues one DMA write ``cmd`` for them at ``base``
     plus ``row0`` pooled rows (a band of a larger map: the sequencer gives the band's rows as
     the map and its padding in ``window``; no command if no window fits), then walks the
-    windows (pooled row, column, line of channel groups outer; window row, column inner),
-    reading one IFM line (``words_per_line`` channel groups) per cycle through ``rd_*`` (the
-    core's IFM read port by pixel index ``y * map_w + x`` and line) and packing each window's
-    words (a pixel's last line may hold fewer than ``words_per_line``) into whole ``data``
-    beats.
+    windows (pooled row, column, line of channel groups outer; window row, then the row's
+    taps ``pool_taps`` pixel indices at a time, inner), reading per cycle one IFM line
+    (``words_per_line`` channel groups) of ``pool_taps`` consecutive pixels through ``rd_*``
+    (the core's IFM read port: the first pixel index, ``y * map_w + x`` rounded down to a
+    multiple of ``pool_taps``, and the line) and packing each window's words (a pixel's last
+    line may hold fewer than ``words_per_line``) into whole ``data`` beats. A window row whose
+    first tap has pixel index i takes ``((i mod pool_taps) + kw - 1) // pool_taps + 1`` cycles.
 
     Maximum (``average`` low): padding never wins. Average: the window's int8 sum times the
     divisor of its count n (taps inside the input, or with ``count_pad`` inside the padded
@@ -69,7 +74,7 @@ class PoolUnit(wiring.Component):
             "div_wr_en": In(1),
             "rd_pixel": Out(unsigned(2 * DIM_BITS)), "rd_line": Out(unsigned(DIM_BITS)),
             "rd_en": Out(1),
-            "rd_data": In(ifm_line_layout(config)),
+            "rd_data": In(ifm_taps_layout(config)),
             "cmd": Out(stream.Signature(dma_command_layout())),
             "data": Out(stream.Signature(DATA_BITS)),
         })
@@ -78,12 +83,18 @@ class PoolUnit(wiring.Component):
         m = Module()
         cfg = self._config
         lg_m = cfg.group.bit_length() - 1
-        walk = {name: Signal(16, name=f"p_{name}") for name in ("y", "x", "cl", "wy", "wx")}
-        walk |= {"y0": Signal(signed(20), name="p_y0"), "x0": Signal(signed(20), name="p_x0")}
+        walk = {name: Signal(16, name=f"p_{name}") for name in ("y", "x", "cl", "wy")}
+        walk |= {"y0": Signal(signed(20), name="p_y0"), "x0": Signal(signed(20), name="p_x0"),
+                 # the tap of the chunk's first pixel in its window row (-(taps - 1) ..)
+                 "tb": Signal(signed(18), name="p_tb")}
+        # pixel indices (signed: windows reach into the padding): the pooled row's first
+        # window's top-left tap, the window's, the window row's first tap
+        walk |= {n: Signal(signed(IDX_BITS), name=f"p_{n}") for n in ("irow", "iw", "ir")}
         run = Signal()
         size = {"poh": self.rows, "pow": Signal(16), "words": Signal(40),
                 "row_words": Signal(32), "offset": Signal(48), "gl": Signal(16),
-                "last_words": Signal(range(cfg.ifm_words_per_line + 1))}
+                "last_words": Signal(range(cfg.ifm_words_per_line + 1)),
+                "row_step": Signal(signed(IDX_BITS)), "idx0": Signal(signed(IDX_BITS))}
         out = {"emitted": Signal(40), "fill": Signal(range(cfg.ifm_words_per_line))}
         self._sequence(m, walk, run, size, out, lg_m)
         self._datapath(m, walk, run, size, out)
@@ -124,6 +135,8 @@ class PoolUnit(wiring.Component):
             with m.State("PLACE"):
                 m.d.sync += [size["words"].eq(size["poh"] * size["row_words"]),
                              size["offset"].eq(self.row0 * size["row_words"]),
+                             size["row_step"].eq(win.sh * self.map_w),
+                             size["idx0"].eq(-(win.pt * self.map_w) - win.pl),
                              out["emitted"].eq(0)]
                 with m.If((size["poh"] == 0) | (size["row_words"] == 0)):
                     m.d.sync += size["words"].eq(0)
@@ -136,7 +149,8 @@ class PoolUnit(wiring.Component):
                              self.cmd.payload.length.eq(size["words"] << lg_m)]
                 with m.If(self.cmd.ready):
                     m.d.sync += [run.eq(1), walk["y0"].eq(-win.pt), walk["x0"].eq(-win.pl)]
-                    m.d.sync += [walk[n].eq(0) for n in ("y", "x", "cl", "wy", "wx")]
+                    m.d.sync += [walk[n].eq(0) for n in ("y", "x", "cl", "wy")]
+                    m.d.sync += self._row_start(walk, size["idx0"], ("irow", "iw", "ir"))
                     m.next = "RUN"
             with m.State("RUN"):
                 with m.If((out["emitted"] == size["words"]) & (out["fill"] == 0)
@@ -145,47 +159,54 @@ class PoolUnit(wiring.Component):
                     m.next = "IDLE"
 
     def _datapath(self, m, walk, run, size, out):
-        """Window walker -> IFM line read -> running maximum or sum per channel -> divisor ->
-        beat packing, one line per cycle while no beat waits."""
+        """Window walker -> IFM read of `pool_taps` pixels' lines -> running maximum or sum per
+        channel -> divisor -> beat packing, one read per cycle while no beat waits."""
         cfg = self._config
+        taps = cfg.pool_taps
         lanes = cfg.group * cfg.ifm_words_per_line
         win = self.window
         advance = ~self.data.valid
-        y = walk["y0"] + walk["wy"]
-        x = walk["x0"] + walk["wx"]
-        flags = data.StructLayout({"valid": 1, "inb": 1, "inpad": 1, "first": 1, "last": 1,
-                                   "last_line": 1})
+        flags = data.StructLayout({"valid": 1, "first": 1, "last": 1, "last_line": 1,
+                                   "inb": taps, "inpad": taps})
         st1, st2, st3 = (Signal(flags, name=f"pool_st{i}") for i in (1, 2, 3))
-        idx1 = Signal(24)
+        idx1 = Signal(signed(IDX_BITS))
         cl1 = Signal(16)
         acc = Signal(data.ArrayLayout(signed(SUM_BITS), lanes))
         count = Signal(17)            # the window's taps that count for its average
+        y = walk["y0"] + walk["wy"]
+        row_in = (y >= 0) & (y < self.map_h)
+        inb, inpad = [], []
+        for j in range(taps):
+            t = walk["tb"] + j                     # slot j's tap in the window row
+            x = walk["x0"] + t
+            tap = (t >= 0) & (t < win.kw)
+            inb.append(tap & row_in & (x >= 0) & (x < self.map_w))
+            inpad.append(tap & (y < self.map_h + win.pb) & (x < self.map_w + win.pr))
         with m.If(advance):
             m.d.sync += [
                 st1.valid.eq(run),
-                st1.inb.eq((y >= 0) & (y < self.map_h) & (x >= 0) & (x < self.map_w)),
-                st1.inpad.eq((y < self.map_h + win.pb) & (x < self.map_w + win.pr)),
-                st1.first.eq((walk["wy"] == 0) & (walk["wx"] == 0)),
-                st1.last.eq((walk["wy"] + 1 == win.kh) & (walk["wx"] + 1 == win.kw)),
+                st1.inb.eq(Cat(*inb)), st1.inpad.eq(Cat(*inpad)),
+                st1.first.eq((walk["wy"] == 0) & (walk["tb"] <= 0)),
+                st1.last.eq((walk["wy"] + 1 == win.kh) & (walk["tb"] + taps >= win.kw)),
                 st1.last_line.eq(walk["cl"] + 1 == size["gl"]),
-                idx1.eq(y[:12] * self.map_w + x[:12]), cl1.eq(walk["cl"]),
+                idx1.eq(walk["ir"] + walk["tb"]), cl1.eq(walk["cl"]),
                 st2.eq(st1), st3.eq(st2),
             ]
         m.d.comb += [self.rd_pixel.eq(idx1), self.rd_line.eq(cl1),
-                     self.rd_en.eq(advance & st1.valid & st1.inb)]
+                     self.rd_en.eq(advance & st1.valid & st1.inb.any())]
         # (stage 2 holds the read; its data is on rd_data while stage 2 advances)
         counts = Mux(self.count_pad, st2.inpad, st2.inb)
         with m.If(advance & st2.valid):
-            m.d.sync += count.eq(Mux(st2.first, 0, count) + counts)
+            m.d.sync += count.eq(Mux(st2.first, 0, count) + sum(counts[j] for j in range(taps)))
             for lane in range(lanes):
-                v = self.rd_data[lane // cfg.group][lane % cfg.group]
-                taken = Mux(st2.inb, v, Mux(self.average, 0, -128))
-                with m.If(st2.first):
-                    m.d.sync += acc[lane].eq(taken)
-                with m.Elif(self.average):
-                    m.d.sync += acc[lane].eq(acc[lane] + taken)
-                with m.Elif(taken > acc[lane][:8].as_signed()):    # a maximum is an int8
-                    m.d.sync += acc[lane].eq(taken)
+                taken = [Mux(st2.inb[j], self.rd_data[j][lane // cfg.group][lane % cfg.group],
+                             Mux(self.average, 0, -128)) for j in range(taps)]
+                with m.If(self.average):
+                    m.d.sync += acc[lane].eq(Mux(st2.first, 0, acc[lane]) + sum(taken))
+                with m.Else():
+                    # a maximum is an int8: padding and taps past the row never win
+                    best = _maximum(taken + [Mux(st2.first, -128, acc[lane][:8].as_signed())])
+                    m.d.sync += acc[lane].eq(best)
         word = self._divide(m, advance, st3, acc, count)
         self._pack(m, advance, word, size, out)
         self._walk(m, walk, run, size, advance)
@@ -251,26 +272,47 @@ class PoolUnit(wiring.Component):
         with m.If(self.data.valid & self.data.ready):
             m.d.sync += self.data.valid.eq(0)
 
+    def _row_start(self, walk, index, names):
+        """Assignments that start a window row whose first tap has pixel index `index`: the
+        index into `names`, the chunk's first tap at minus its offset in its aligned group."""
+        lg = self._config.pool_taps.bit_length() - 1
+        offset = -index[:lg].as_unsigned() if lg else 0
+        return [walk[n].eq(index) for n in names] + [walk["tb"].eq(offset)]
+
     def _walk(self, m, walk, run, size, advance):
         win = self.window
+        taps = self._config.pool_taps
         with m.If(run & advance):
-            with m.If(walk["wx"] + 1 != win.kw):
-                m.d.sync += walk["wx"].eq(walk["wx"] + 1)
+            with m.If(walk["tb"] + taps < win.kw):
+                m.d.sync += walk["tb"].eq(walk["tb"] + taps)
             with m.Elif(walk["wy"] + 1 != win.kh):
-                m.d.sync += [walk["wx"].eq(0), walk["wy"].eq(walk["wy"] + 1)]
+                m.d.sync += walk["wy"].eq(walk["wy"] + 1)
+                m.d.sync += self._row_start(walk, walk["ir"] + self.map_w, ("ir",))
             with m.Else():
-                m.d.sync += [walk["wx"].eq(0), walk["wy"].eq(0)]
+                m.d.sync += walk["wy"].eq(0)
                 with m.If(walk["cl"] + 1 != size["gl"]):
                     m.d.sync += walk["cl"].eq(walk["cl"] + 1)
+                    m.d.sync += self._row_start(walk, walk["iw"], ("ir",))
                 with m.Else():
                     m.d.sync += walk["cl"].eq(0)
                     with m.If(walk["x"] + 1 != size["pow"]):
                         m.d.sync += [walk["x"].eq(walk["x"] + 1),
                                      walk["x0"].eq(walk["x0"] + win.sw)]
+                        m.d.sync += self._row_start(walk, walk["iw"] + win.sw, ("iw", "ir"))
                     with m.Else():
                         m.d.sync += [walk["x"].eq(0), walk["x0"].eq(-win.pl)]
                         with m.If(walk["y"] + 1 != size["poh"]):
                             m.d.sync += [walk["y"].eq(walk["y"] + 1),
                                          walk["y0"].eq(walk["y0"] + win.sh)]
+                            m.d.sync += self._row_start(walk, walk["irow"] + size["row_step"],
+                                                        ("irow", "iw", "ir"))
                         with m.Else():
                             m.d.sync += run.eq(0)
+
+
+def _maximum(values):
+    """The largest of signed values, as a tree of comparisons."""
+    while len(values) > 1:
+        pairs = [Mux(a > b, a, b) for a, b in zip(values[::2], values[1::2])]
+        values = pairs + values[len(pairs) * 2:]
+    return values[0]
