@@ -153,8 +153,13 @@ def test_store_loads_and_reads_every_column(case):
     run_testbench(dut, bench)
 
 
-def test_aux_port_reads_a_stride_1_placement():
-    cfg = SenseConfig(rows=2, cols=4, group=4, ifm_kib=16)
+@pytest.mark.parametrize("cols", [4, 8])
+def test_aux_port_reads_a_stride_1_placement(cols):
+    """The pool pass's port: a line of each of `pool_taps` (4) consecutive pixels from an
+    aligned pixel index, in one, or (8 banks) either of two, groups of banks."""
+    cfg = SenseConfig(rows=2, cols=cols, group=4, ifm_kib=16)
+    taps = cfg.pool_taps
+    assert taps == 4 and cfg.ifm_banks == cols
     h, w, groups = 5, 6, 7                   # two lines a pixel, the second holding three words
     rng = np.random.default_rng(3)
     x = rng.integers(-128, 128, (groups * 4, h, w)).astype(np.int8)
@@ -174,17 +179,18 @@ def test_aux_port_reads_a_stride_1_placement():
             await ctx.tick()
         ctx.set(dut.beat.valid, 0)
         wpl = cfg.ifm_words_per_line
-        for y in range(h):
-            for xx in range(w):
-                for line in range(-(-groups // wpl)):
-                    ctx.set(dut.aux_en, 1)
-                    ctx.set(dut.aux_pixel, y * w + xx)
-                    ctx.set(dut.aux_line, line)
-                    await ctx.tick()
-                    ctx.set(dut.aux_en, 0)
+        for first in range(0, h * w, taps):
+            for line in range(-(-groups // wpl)):
+                ctx.set(dut.aux_en, 1)
+                ctx.set(dut.aux_pixel, first)
+                ctx.set(dut.aux_line, line)
+                await ctx.tick()
+                ctx.set(dut.aux_en, 0)
+                for slot, pixel in enumerate(range(first, min(first + taps, h * w))):
+                    y, xx = divmod(pixel, w)
                     for word, cg in enumerate(range(line * wpl, min(groups, line * wpl + wpl))):
-                        got = [ctx.get(dut.aux_data[word][i]) for i in range(4)]
-                        assert got == list(x[cg * 4:(cg + 1) * 4, y, xx])
+                        got = [ctx.get(dut.aux_data[slot][word][i]) for i in range(4)]
+                        assert got == x[cg * 4:(cg + 1) * 4, y, xx].tolist(), (pixel, line)
 
     run_testbench(dut, bench)
 

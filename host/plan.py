@@ -418,7 +418,6 @@ def allocate(net, group: int, sizes: list | None = None) -> dict:
         shapes = [tuple(net.input_shape)] + net.out_shapes()
         sizes = [_act_bytes(s, group) for s in shapes]
     owner = list(range(n + 1))                                   # tensor -> tensor it lives in
-    owner = list(range(n + 1))                                   # tensor -> tensor it lives in
     for i, layer in enumerate(net.layers):
         if layer.kind == "concat":
             for j in net.sources(i):
