@@ -7,6 +7,7 @@ reads single words. The placement is also checked in Python to be collision-free
 import numpy as np
 import pytest
 
+import hw.config as config_module
 from hw.config import BEAT_BYTES, SenseConfig
 from hw.core.ifm_store import IfmStore, ifm_geometry, load_pieces
 from sim.amaranth_sim import run_testbench
@@ -153,13 +154,13 @@ def test_store_loads_and_reads_every_column(case):
     run_testbench(dut, bench)
 
 
-@pytest.mark.parametrize("cols", [4, 8])
-def test_aux_port_reads_a_stride_1_placement(cols):
-    """The pool pass's port: a line of each of `pool_taps` (4) consecutive pixels from an
-    aligned pixel index, in one, or (8 banks) either of two, groups of banks."""
+@pytest.mark.parametrize("cols, taps", [(4, 2), (8, 4), (4, 4)])
+def test_aux_port_reads_a_stride_1_placement(cols, taps, monkeypatch):
+    """The pool pass's port: a line of each of `pool_taps` consecutive pixels from an aligned
+    pixel index, in any of the groups of that many banks (POOL_TAPS as built and 4)."""
+    monkeypatch.setattr(config_module, "POOL_TAPS", taps)
     cfg = SenseConfig(rows=2, cols=cols, group=4, ifm_kib=16)
-    taps = cfg.pool_taps
-    assert taps == 4 and cfg.ifm_banks == cols
+    assert cfg.pool_taps == taps and cfg.ifm_banks == cols
     h, w, groups = 5, 6, 7                   # two lines a pixel, the second holding three words
     rng = np.random.default_rng(3)
     x = rng.integers(-128, 128, (groups * 4, h, w)).astype(np.int8)
