@@ -1,6 +1,7 @@
 """The pool pass: a map in the IFM store (a layer's convolution output read back, or a pooling
-layer's input) pooled one word (M channels) per cycle into the layer's output in DRAM: maximum,
-average (a divisor per window count, SPEC section 8) or global average."""
+layer's input) pooled into the layer's output in DRAM, reading per cycle one IFM line (16
+channels at M = 4) of up to `pool_taps` taps of a window row: maximum, average (a divisor per
+window count, SPEC section 8) or global average."""
 
 from __future__ import annotations
 
