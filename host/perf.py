@@ -44,10 +44,9 @@ from hw.soc.pool import TAIL_STAGES
 from hw.soc.output_writer import whole_tile_writes
 from hw.soc.psum import PSUM_WRITE_CYCLES, psum_row_beats
 
-__all__ = ["skip_mask", "core_cycles", "tile_cycles", "fill_drain_cycles", "useful_macs", "layer_estimate", "SETUP_CYCLES",
-           "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD", "add_estimate", "pool_pass", "pool_reads",
-           "pool_estimate",
-           "concat_estimate"]
+__all__ = ["skip_mask", "core_cycles", "tile_cycles", "fill_drain_cycles", "useful_macs",
+           "layer_estimate", "SETUP_CYCLES", "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD",
+           "add_estimate", "pool_pass", "pool_reads", "pool_estimate", "concat_estimate"]
 
 SETUP_CYCLES = 4    # start, and three cycles computing the walker's step products
 OUTPUT_STAGES = 4   # parameter read, bias add, multiply, shift and saturate

@@ -29,9 +29,9 @@ BLOCK_ALIGN = 64
 MAX_BURST = 16
 BURST_BOUNDARY = 4096
 #: Pixels (IFM banks) the pool pass reads in one cycle, one line of each: a 3x3 window row in
-#: two cycles instead of three. A power of two; 4 works too (a 3x3 row in one or two cycles,
-#: GoogLeNet 123 images/s instead of 113 as built) but costs the zcu102 accelerator about 1,900
-#: LUTs more than 2, which takes it over 60 % of the ZU9EG's (docs/architecture.md, pool pass).
+#: two cycles instead of three. A power of two; 4 works too (a 3x3 row in one or two cycles)
+#: but costs the zcu102 accelerator about 1,900 LUTs more than 2, over 60 % of the ZU9EG's
+#: (docs/architecture.md, "Pool pass", has the figures and the commands behind them).
 POOL_TAPS = 2
 
 GROUP_SIZES = (2, 4, 8, 16)

@@ -43,8 +43,9 @@ class Core(wiring.Component):
     row (ofm_row_layout: channel, pixel tile, valid pixel count, k tile's first channel, last row
     of the tile, cols int8) per output channel per pixel tile, in tile order, top grid row (the
     tile's first channel) first within a tile, and only the channels the layer has. An
-    input-channel block (``layer.cg0``, ``psum_in``, ``psum_out``) reads only the stored groups ``cg0`` on and exchanges its rows as int32 partial sums on
-    ``psum_in`` / ``psum_out`` (`OutputStage`). ``ifm_rd_*`` reads back one IFM line (words_per_line channel groups) of
+    input-channel block (``layer.cg0``, ``psum_in``, ``psum_out``) reads only the stored groups
+    ``cg0`` on and exchanges its rows as int32 partial sums on ``psum_in`` / ``psum_out``
+    (`OutputStage`). ``ifm_rd_*`` reads back one IFM line (words_per_line channel groups) of
     each of ``pool_taps`` consecutive pixels of a stride-1 placement (the first pixel index, a
     multiple of ``pool_taps``, and the line; one cycle later) while idle. ``busy`` is high
     from ``start`` until the last row has left; ``done`` then stays high until the next start.

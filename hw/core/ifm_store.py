@@ -231,9 +231,10 @@ def lam_add(hi, lo, d_hi, d_lo, gl, bank_bits):
 class IfmStore(wiring.Component):
     """``setup`` latches ``geom``; ``ready`` (a register) falls the cycle after and rises when
     the constants ``k`` are valid (a few cycles later, before any load or read). ``load``
-    starts the loader: ``beat`` then takes the input tensor's DRAM beats in order (pixels of ``in_groups * M`` bytes, channels
-    contiguous) and writes one piece a cycle (the bytes of one beat that belong to one line of
-    one pixel; a beat of whole lines takes a cycle); ``loading`` until the last pixel is in.
+    starts the loader: ``beat`` then takes the input tensor's DRAM beats in order (pixels of
+    ``in_groups * M`` bytes, channels contiguous) and writes one piece a cycle (the bytes of one
+    beat that belong to one line of one pixel; a beat of whole lines takes a cycle);
+    ``loading`` until the last pixel is in.
 
     ``rd_en`` with ``rd_hi``/``rd_lo`` (column 0's pixel index) and ``rd_cg`` reads, one cycle
     later, column j's word of pixel index ``Lam + j`` on ``col[j]`` (words of columns whose
