@@ -44,7 +44,7 @@ from hw.soc.pool import TAIL_STAGES
 from hw.soc.output_writer import whole_tile_writes
 from hw.soc.psum import PSUM_WRITE_CYCLES, psum_row_beats
 
-__all__ = ["skip_mask", "core_cycles", "tile_cycles", "fill_drain_cycles", "useful_macs",
+__all__ = ["skip_mask", "core_cycles", "tile_cycles", "tail_costs", "fill_drain_cycles", "useful_macs",
            "layer_estimate", "SETUP_CYCLES", "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD",
            "add_estimate", "pool_pass", "pool_reads", "pool_estimate", "concat_estimate"]
 
@@ -90,7 +90,7 @@ def core_cycles(layer: ConvLayer, config: SenseConfig, tile_write=None,
     mask = skip_mask(layer, config)                       # (pixel tiles, G)
     cost = np.where(mask, 1, config.cycles_per_group)     # (pixel tiles, G)
     k_tiles = -(-layer.w.shape[0] // config.rows)
-    out = tile_cycles(cost.sum(axis=1), cost[:, -1], k_tiles, config, layer.ifm_stationary,
+    out = tile_cycles(cost.sum(axis=1), tail_costs(cost), k_tiles, config, layer.ifm_stationary,
                       tile_write, weights_in, channels=layer.w.shape[0])
     groups = mask.size * k_tiles
     skipped = int(mask.sum()) * k_tiles
@@ -105,10 +105,22 @@ def fill_drain_cycles(config: SenseConfig) -> int:
     return 2 * config.cols + config.rows + 11
 
 
-def tile_cycles(per_tile, last_cost, k_tiles: int, config: SenseConfig, ifm_stationary: bool,
+def tail_costs(cost) -> np.ndarray:
+    """Per pixel tile (rows of the (tiles, G) group costs `cost`): the costs of its last two
+    groups, (second-to-last, last), the second-to-last 0 when the tile has one group."""
+    cost = np.asarray(cost)
+    tail = np.zeros((cost.shape[0], 2), dtype=np.int64)
+    tail[:, 1] = cost[:, -1]
+    if cost.shape[1] > 1:
+        tail[:, 0] = cost[:, -2]
+    return tail
+
+
+def tile_cycles(per_tile, tail_cost, k_tiles: int, config: SenseConfig, ifm_stationary: bool,
                 tile_write=None, weights_in=None, psum=None, channels: int | None = None) -> dict:
     """The core's tile recurrence (module docstring) for pixel tiles costing `per_tile` cycles
-    each (their last group `last_cost`), times `k_tiles` output-channel tiles, in the given
+    each (the costs of their last two groups `tail_cost`, `tail_costs`), times `k_tiles`
+    output-channel tiles, in the given
     loop order; `tile_write` and `weights_in` as in `core_cycles`. `psum` (an input-channel
     block, `block_estimate`): (cycles per drained row written as partial sums, or 1; the cycle
     the first partial sums are in, or 0). `channels`: the layer's output channels K (default:
@@ -117,9 +129,11 @@ def tile_cycles(per_tile, last_cost, k_tiles: int, config: SenseConfig, ifm_stat
     if channels is None:
         channels = k_tiles * rows
     load = cols + SETUP_CYCLES
-    read = load + 1
+    read = load + 2
+    taken = 0                 # when the candidate stage took the last group before this tile
     drained = [0, 0]          # P_{n-2}, P_{n-1}
-    pixel_tiles = list(zip(np.asarray(per_tile).tolist(), np.asarray(last_cost).tolist()))
+    tail = np.asarray(tail_cost).reshape(-1, 2).tolist()
+    pixel_tiles = list(zip(np.asarray(per_tile).tolist(), tail))
     if ifm_stationary:
         order = [(p, kt) for p in range(len(pixel_tiles)) for kt in range(k_tiles)]
     else:
@@ -127,7 +141,7 @@ def tile_cycles(per_tile, last_cost, k_tiles: int, config: SenseConfig, ifm_stat
     written = [0, 0]          # when the writer finished tiles n-2 and n-1
     last_issued = -rows       # E_{n-1}
     for p, kt in order:
-        t, last = pixel_tiles[p]
+        t, (before_last, last) = pixel_tiles[p]
         issue_last = max(read + t, drained[0], last_issued + rows)
         if weights_in is not None:
             issue_last = max(issue_last, weights_in(kt) + 2)
@@ -147,8 +161,13 @@ def tile_cycles(per_tile, last_cost, k_tiles: int, config: SenseConfig, ifm_stat
                 start = max(drained[1] + OUTPUT_STAGES, written[1])
                 written = [written[1], start + cost]
         last_issued = issue_last
-        load = max(read + t - last, load + cols + 1)
-        read = max(issue_last, load + 1)
+        # The walker loads the next tile when the store reads this tile's last group: the cycle
+        # the candidate stage takes the group before it (that of the tile before when this tile
+        # has one group).
+        take_last = read + t - last
+        load = max(take_last - before_last if before_last else taken, load + cols + 1)
+        taken = take_last
+        read = max(issue_last, load + 2)
     return {
         "cycles": drained[1] + OUTPUT_STAGES - 1,
         "tiles": len(pixel_tiles) * k_tiles,
@@ -427,7 +446,7 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
                 write_bytes += 0 if last else psum_bytes
                 first_in = block_weights_in(d.k_tiles - 1) + PSUM_READ_LEAD if b else 0
                 psum = (1 if last else PSUM_WRITE_CYCLES + psum_row_beats(config), first_in)
-            block_core = tile_cycles(block_cost.sum(axis=1), block_cost[:, -1], d.k_tiles,
+            block_core = tile_cycles(block_cost.sum(axis=1), tail_costs(block_cost), d.k_tiles,
                                      config, ifm_stationary, tile_write if last else None,
                                      block_weights_in if streamed else None, psum, k)
             run += max(block_core["cycles"], block_core["writer_end"]) + (BLOCK_STATES if b else 0)

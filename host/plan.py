@@ -181,7 +181,7 @@ def _conv_layer(g: _Geometry, x) -> ConvLayer:
 
 
 def _tile_costs(g: _Geometry, config: SenseConfig, x, band_rows):
-    """Per pixel tile: cycles, cost of its last group, valid columns, issued slots."""
+    """Per pixel tile: cycles, costs of its last two groups, valid columns, issued slots."""
     cpg = config.cycles_per_group
     if g.fc:                                   # batch images are the pixels of one tile row
         mask = perf.skip_mask(_conv_layer(g, x), config)           # (1, G): one image's input
@@ -193,7 +193,7 @@ def _tile_costs(g: _Geometry, config: SenseConfig, x, band_rows):
         mask = perf.skip_mask(layer, config, band_rows)
         valid = np.array([count for _, count in layer.tiles(config, band_rows)])
     cost = np.where(mask, 1, cpg)
-    return cost.sum(axis=1), cost[:, -1], valid, (~mask).sum(axis=1) * cpg
+    return cost.sum(axis=1), perf.tail_costs(cost), valid, (~mask).sum(axis=1) * cpg
 
 
 def _band_input_rows(g: _Geometry, y0: int, y1: int) -> int:
@@ -312,7 +312,7 @@ def _tiled(g, layer, in_shape, out_shape, t: Target, x, tiling, order, chip) -> 
         ifm_pass = 0
     if chip[1]:
         out_bytes = 0
-    per_tile, last, valid, slots = _tile_costs(g, cfg, x, band)
+    per_tile, tail, valid, slots = _tile_costs(g, cfg, x, band)
     # int32 partial sums out and in: a row of psum_row_bytes per output channel and pixel tile
     psum = 2 * psum_row_bytes(cfg) * g.k * len(valid) * (cb - 1)
     rows_valid = np.minimum(cfg.rows, g.k - np.arange(k_tiles) * cfg.rows)
@@ -325,7 +325,7 @@ def _tiled(g, layer, in_shape, out_shape, t: Target, x, tiling, order, chip) -> 
         reads = ifm_pass + weights * (1 if k_blocks == 1 else len(bands))
     reads += psum // 2 + BEAT_BYTES * g.k + DESCRIPTOR_BYTES
     writes = out_bytes + psum // 2
-    core = perf.tile_cycles(per_tile, last, k_tiles, cfg, order == "ifm", channels=g.k)
+    core = perf.tile_cycles(per_tile, tail, k_tiles, cfg, order == "ifm", channels=g.k)
     compute = core["cycles"] + (cb - 1) * perf.fill_drain_cycles(cfg)
     d = _descriptor(g, layer, cfg, order)
     if len(bands) == 1 and k_blocks == 1 and cb == 1 and g.batch == 1 and not any(chip) \

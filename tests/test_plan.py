@@ -190,5 +190,5 @@ def test_fill_drain_cycles_is_the_recurrences_fixed_cost_for_long_tiles():
     for cfg in (SenseConfig.preset("small"), SenseConfig.preset("zcu102"),
                 SenseConfig(rows=16, cols=16)):
         for order in (False, True):
-            got = perf.tile_cycles(np.full(10, 200), np.full(10, 2), 3, cfg, order)
+            got = perf.tile_cycles(np.full(10, 200), np.full((10, 2), 2), 3, cfg, order)
             assert got["cycles"] == 30 * 200 + perf.fill_drain_cycles(cfg)

@@ -23,6 +23,7 @@ from hw.core.pixel_walker import PixelWalker, pixel_column_layout
 from hw.layouts import (
     DIM_BITS,
     ifm_layout,
+    ifm_word_layout,
     ifm_taps_layout,
     layer_layout,
 )
@@ -128,12 +129,23 @@ class IfmDecoder(wiring.Component):
         s.grp_last = s.grp_last_cg & s.grp_last_kw & (s.kh + 1 == s.L.kernel_h)
         s.w_next = Signal(WEIGHT_INDEX_BITS)
         s.w_kt_base = Signal(WEIGHT_INDEX_BITS)
+        # The read stage: the group read last (its words on the store's outputs, held there
+        # until the candidate stage takes them).
+        s.d_valid = Signal()
+        s.d_last = Signal()
+        s.d_info = Signal(tile_info_layout(cfg))
+        s.d_wbase = Signal(WEIGHT_INDEX_BITS)
+        s.d_kt_base = Signal(WEIGHT_INDEX_BITS)
+        s.d_inb = Signal(cols)
+        # The candidate stage: the group being decided and issued, its words registered (zero
+        # for columns whose tap is padding) with one nonzero bit per column.
         s.cand_valid = Signal()
         s.cand_last = Signal()
         s.cand_info = Signal(tile_info_layout(cfg))
         s.cand_wbase = Signal(WEIGHT_INDEX_BITS)
         s.cand_kt_base = Signal(WEIGHT_INDEX_BITS)
-        s.cand_inb = Signal(cols)
+        s.cand_nz = Signal(cols)
+        s.cand_words = Signal(data.ArrayLayout(ifm_word_layout(cfg), cols))
         s.slot = Signal(range(max(cfg.cycles_per_group, 2)))
         s.started = Signal()
 
@@ -148,7 +160,7 @@ class IfmDecoder(wiring.Component):
         m.d.sync += w_avail.eq(self.w_avail)
         w_ok = s.cand_wbase + cpg <= w_avail
         m.d.comb += self.w_release.eq(Mux(s.L.ifm_stationary, 0, s.cand_kt_base))
-        s.nonzero = Cat(s.cand_inb[j] & s.bank_nz[j] for j in range(cfg.cols)).any()
+        s.nonzero = s.cand_nz.any()
         s.consume, s.issue, s.null = Signal(), Signal(), Signal()
         s.first, s.last = Signal(), Signal()
         last_slot = s.slot == cpg - 1
@@ -164,7 +176,10 @@ class IfmDecoder(wiring.Component):
                 m.d.comb += [s.issue.eq((~last_op | self.last_ok) & w_ok),
                              s.first.eq(~s.started & (s.slot == 0)),
                              s.last.eq(last_op), s.consume.eq(s.issue & last_slot)]
-        s.read_next = (~s.cand_valid | s.consume) & s.cur_valid & ~self.start
+        # The candidate stage takes the read stage's group when it is free or consumes its own;
+        # the store reads the next group when the read stage is free or taken.
+        s.take = s.d_valid & (~s.cand_valid | s.consume) & ~self.start
+        s.read_next = (~s.d_valid | s.take) & s.cur_valid & ~self.start
         s.load = s.walker.ready & (~s.cur_valid | (s.read_next & s.grp_last)) & ~self.start
         m.d.comb += s.walker.take.eq(s.load)
         with m.If(s.issue):
@@ -192,9 +207,9 @@ class IfmDecoder(wiring.Component):
                 ix = cur[j].ix0 + s.kw
                 m.d.comb += inb[j].eq(cur[j].valid & (iy >= 0) & (iy < L.in_h) & (ix >= 0)
                                       & (ix < L.in_w))
-            m.d.sync += [s.cand_valid.eq(1), s.cand_last.eq(s.grp_last),
-                         s.cand_info.eq(s.cur_info), s.cand_wbase.eq(s.w_next),
-                         s.cand_kt_base.eq(s.w_kt_base), s.cand_inb.eq(inb)]
+            m.d.sync += [s.d_valid.eq(1), s.d_last.eq(s.grp_last),
+                         s.d_info.eq(s.cur_info), s.d_wbase.eq(s.w_next),
+                         s.d_kt_base.eq(s.w_kt_base), s.d_inb.eq(inb)]
             with m.If(s.grp_last):
                 m.d.sync += [s.cur_valid.eq(0), s.kh.eq(0), s.kw.eq(0), s.cg.eq(L.cg0)]
                 self._tau_reset(m, s)
@@ -209,6 +224,20 @@ class IfmDecoder(wiring.Component):
                              s.phx.eq(Mux(s.phx == s_m1, 0, s.phx + 1))]
             with m.Else():
                 m.d.sync += s.cg.eq(s.cg + 1)
+        with m.Elif(s.take):
+            m.d.sync += s.d_valid.eq(0)
+        self._take(m, s)
+
+    def _take(self, m, s):
+        """The candidate stage takes the read stage's group: its words off the store's outputs
+        (so the skip decision starts from registers, not from the block RAMs)."""
+        cols = self._config.cols
+        with m.If(s.take):
+            m.d.sync += [s.cand_valid.eq(1), s.cand_last.eq(s.d_last), s.cand_info.eq(s.d_info),
+                         s.cand_wbase.eq(s.d_wbase), s.cand_kt_base.eq(s.d_kt_base),
+                         s.cand_nz.eq(Cat(s.d_inb[j] & s.bank_nz[j] for j in range(cols)))]
+            m.d.sync += [s.cand_words[j].eq(Mux(s.d_inb[j], s.bank_words[j].as_value(), 0))
+                         for j in range(cols)]
         with m.Elif(s.consume):
             m.d.sync += s.cand_valid.eq(0)
 
@@ -236,12 +265,13 @@ class IfmDecoder(wiring.Component):
         with m.Else():
             m.d.sync += s.w_next.eq(w_after)
         with m.If(self.start):
-            m.d.sync += [s.cur_valid.eq(0), s.cand_valid.eq(0), s.slot.eq(0), s.started.eq(0),
+            m.d.sync += [s.cur_valid.eq(0), s.d_valid.eq(0), s.cand_valid.eq(0), s.slot.eq(0),
+                         s.started.eq(0),
                          s.kh.eq(0), s.kw.eq(0), s.cg.eq(self.layer.cg0),
                          s.w_next.eq(0), s.w_kt_base.eq(0), s.cand_kt_base.eq(0)]
             self._tau_reset(m, s)
-        with m.If(s.read_next):
-            m.d.comb += self.w_rd_addr.eq(s.w_next)
+        with m.If(s.take):
+            m.d.comb += self.w_rd_addr.eq(s.d_wbase)
         with m.Else():
             m.d.comb += self.w_rd_addr.eq(s.cand_wbase + s.slot + s.issue)  # truncated: the ring
 
@@ -261,16 +291,16 @@ class IfmDecoder(wiring.Component):
         s.use = s.issue & ~s.null
         for j in range(cfg.cols):
             x = Signal(ifm_layout(cfg), name=f"issue_x_{j}")
-            word = s.bank_words[j]
-            keep = s.use & s.cand_inb[j]
+            word = s.cand_words[j]
             if cfg.sparse:
-                m.d.sync += x.eq(Mux(keep, word.as_value(), 0))
+                m.d.sync += x.eq(Mux(s.use, word.as_value(), 0))
             else:
-                m.d.sync += x[0].eq(Mux(keep, word[s.slot], 0))
+                m.d.sync += x[0].eq(Mux(s.use, word[s.slot], 0))
             m.d.comb += self.x_out[j].eq(delayed(m, x, j, f"col{j}"))
 
     def _status(self, m, s):
-        m.d.comb += self.busy.eq(s.walker.busy | s.cur_valid | s.cand_valid | self.start)
+        m.d.comb += self.busy.eq(s.walker.busy | s.cur_valid | s.d_valid | s.cand_valid
+                                 | self.start)
         with m.If(self.start):
             m.d.sync += [self.groups_issued.eq(0), self.groups_skipped.eq(0),
                          self.slots_issued.eq(0)]
