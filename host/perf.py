@@ -6,8 +6,13 @@ The formula, derived from the RTL and documented in docs/architecture.md ("Cycle
   N = ceil(K / rows) * ceil(OH * OW / cols) tiles, each with G = R * S * C_pad / M groups.
 * A group costs c = 1 cycle when it is skipped (its IFM is zero for every pixel of the tile) and
   c = M/2 cycles (sparse; M dense) when issued. T_n = sum of c over tile n's groups.
+* The IFM decoder has a read stage and a candidate stage: the store reads a group (its words
+  appear on the block RAMs' outputs the next cycle and stay there), and the candidate stage takes
+  them into registers when it is free or consumes its group in that cycle; the skip decision and
+  the weight address start from those registers. R_n is the cycle the candidate stage takes tile
+  n's first group (its first operation issues the cycle after).
 * Start: 4 cycles of set-up, then the pixel walker fills tile 0's columns (cols cycles):
-  L_0 = cols + 4 (tile 0 loaded), R_0 = L_0 + 1 (its first group read).
+  L_0 = cols + 4 (tile 0 loaded), R_0 = L_0 + 2 (its first group read, then taken).
 * Tile n's last operation issues at E_n = max(R_n + T_n, P_{n-2}, E_{n-1} + rows), where P_{n-2}
   is the first cycle after tile n-2 has been drained: tiles alternate between two result banks,
   and tile n may not finish before its bank is free; and a grid column's result memory takes
@@ -17,12 +22,16 @@ The formula, derived from the RTL and documented in docs/architecture.md ("Cycle
   D_n = max(C_n - rows + 2, P_{n-1}) (after the previous tile's drain), and reads one row per
   cycle, the tile's rows that are output channels of the layer (e_n = min(rows, K - k0)):
   P_n = D_n + e_n.
-* The walker needs cols + 1 cycles per tile: L_{n+1} = max(R_n + T_n - c_last(n), L_n + cols + 1)
-  and R_{n+1} = max(E_n, L_{n+1} + 1).
+* The walker loads the next tile when the store reads this tile's last group, which is when
+  the candidate stage takes the group before it, and needs cols + 1 cycles per tile:
+  L_{n+1} = max(R_n + T_n - c_last(n) - c_prev(n), L_n + cols + 1), c_prev the cost of the
+  second-to-last group (for a tile of one group, the cycle the previous tile's last group was
+  taken, R_{n-1} + T_{n-1} - c_last(n-1), instead of the first term);
+  R_{n+1} = max(E_n, L_{n+1} + 2).
 * The output stage is 4 deep: cycles = P_{N-1} + 3.
 
 So a layer whose tiles are long enough (T_n >= rows and >= cols + 1, and two tiles together
->= rows + cols + 3) costs sum(T_n) + 2 * cols + e + 11 cycles (e: the last tile's channels):
+>= rows + cols + 3) costs sum(T_n) + 2 * cols + e + 12 cycles (e: the last tile's channels):
 compute plus a fixed fill and drain (`fill_drain_cycles`).
 """
 
@@ -101,8 +110,8 @@ def core_cycles(layer: ConvLayer, config: SenseConfig, tile_write=None,
 
 def fill_drain_cycles(config: SenseConfig) -> int:
     """The fixed cost of a run of long tiles beyond their compute (module docstring), with a
-    full last tile: 2 * cols + rows + 11."""
-    return 2 * config.cols + config.rows + 11
+    full last tile: 2 * cols + rows + 12."""
+    return 2 * config.cols + config.rows + 12
 
 
 def tail_costs(cost) -> np.ndarray:
