@@ -164,6 +164,9 @@ def ifm_constants_layout(config: SenseConfig) -> data.StructLayout:
         "ls": unsigned(2),                 # log2 stride
         "gl": unsigned(lb + 1),            # lines per pixel
         "rl": unsigned(lb),                # lines per phase region (RS / B * GL)
+        "rl_s": unsigned(lb),              # s * rl: a pixel row's step within a phase region
+        "rl_x": unsigned(lb),              # (s - 1) * rl: back from the last phase region
+        "rl_y": unsigned(lb),              # (s - 1) * s * rl (the steps as shifts, registered)
         "v": unsigned(DIM_BITS + 1),       # virtual row width
         "v_hi": unsigned(lb),              # (V div B) * GL
         "v_lo": unsigned(bb),              # V mod B
@@ -213,6 +216,8 @@ def geometry_regs(m, g, config: SenseConfig, name: str):
         k.v_hi.eq((k.v >> bb) * gl), k.v_lo.eq(k.v[:max(1, bb)] if bb else 0),
         # cycle 4
         k.rl.eq(rp * gl), k.lines.eq((rp * gl) << (2 * k.ls)),
+        k.rl_s.eq((rp * gl) << k.ls), k.rl_x.eq(((rp * gl) << k.ls) - rp * gl),
+        k.rl_y.eq((((rp * gl) << k.ls) - rp * gl) << k.ls),
         k.tau0_hi.eq(((k.ph0y * (Const(1, 4) << k.ls) + k.ph0) * rp + (t >> bb)) * gl),
         k.tau0_lo.eq(t[:max(1, bb)] if bb else 0),
     ]
@@ -427,7 +432,7 @@ def step_x(k, phx, bb):
     def step(cur):
         wrap = phx == (Const(1, 4) << k.ls) - 1
         hi, lo = cur
-        nxt_hi, nxt_lo = lam_add(hi, lo, -(((Const(1, 4) << k.ls) - 1) * k.rl), 1, k.gl, bb)
+        nxt_hi, nxt_lo = lam_add(hi, lo, -k.rl_x, 1, k.gl, bb)
         return Mux(wrap, nxt_hi, hi + k.rl), Mux(wrap, nxt_lo, lo)
     return step
 
@@ -437,5 +442,5 @@ def step_y(k, phy, row, bb):
     s = Const(1, 4) << k.ls
     wrap = phy == s - 1
     hi, lo = row
-    nxt_hi, nxt_lo = lam_add(hi, lo, k.v_hi - ((s - 1) * s * k.rl), k.v_lo, k.gl, bb)
-    return Mux(wrap, nxt_hi, hi + s * k.rl), Mux(wrap, nxt_lo, lo)
+    nxt_hi, nxt_lo = lam_add(hi, lo, k.v_hi - k.rl_y, k.v_lo, k.gl, bb)
+    return Mux(wrap, nxt_hi, hi + k.rl_s), Mux(wrap, nxt_lo, lo)
