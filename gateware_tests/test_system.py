@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from host import golden
+from host.batch import pack_batch, stack_outputs, unstack_logits
 from host.digits import DEFAULT_MODEL, load_split
 from host.estimate import accelerator_estimate
 from host.image import DESCRIPTOR_BYTES, HEADER_BYTES, ImageError, layer_table, pack_image
@@ -22,6 +23,7 @@ from hw.config import SenseConfig
 from hw.layouts import LayerKind, graph_layout, image_header_layout, layer_descriptor_layout
 from hw.regmap import register
 from sim.networks import (
+    BATCH_NETWORK,
     FIT_NETWORKS,
     RING_CONFIG,
     HELDOUT_NETWORKS,
@@ -544,3 +546,34 @@ def test_mini_network_from_onnx(tmp_path, capsys):
         assert any(d.g("exec.band_rows") for d in descs)
 
     run_both_orders(qnet, x, "mini", structures, seed=None)   # (its parts run with stalls)
+
+
+def test_batch_through_the_fc_layers():
+    """A batch (`host.batch`): the conv prefix once per image, each output stacked by moving the
+    activation base, then the FC layers once over the stack (the first one as an H x 1 kernel
+    over map rows). Every image's logits equal the whole network's on that image, bit for bit;
+    every run's DRAM bytes are the model's and its cycles within the tolerance; the FC layers'
+    weights are read once for the batch."""
+    rng = np.random.default_rng(41)
+    shape, specs = BATCH_NETWORK
+    qnet, x = quantized(random_network(rng, shape, specs, "head"), rng, CONFIG, n=3)
+    split, prefix, suffix = pack_batch(qnet, CONFIG, 3)
+    step = {"op": "batch", "image": prefix, "suffix": suffix, "x": x, "batch": 3,
+            "slot_bytes": split.slot_bytes, "name": "batch"}
+    got = run_system(CONFIG, [step], name="system-batch", dram="design")["steps"][0]
+    want = run_int(qnet, x)
+    assert np.array_equal(unstack_logits(split, got["outputs"][0]), want)
+    runs = got["runs"]
+    assert len(runs) == 4
+    outs = [run_int(split.prefix, xi[None], return_all=True)[-1][0] for xi in x]
+    checks = [(prefix, xi) for xi in x] + [(suffix, stack_outputs(split, outs))]
+    for run, (image, xi) in zip(runs, checks):
+        est = accelerator_estimate(image, xi, CONFIG)
+        assert run["dram_read_bytes"] == est["dram_read_bytes"], (run, est)
+        assert run["dram_write_bytes"] == est["dram_write_bytes"], (run, est)
+        assert run["macs"] == est["macs"]
+        assert abs(run["cycles"] - est["cycles"]) / run["cycles"] <= TOLERANCE, (run, est)
+    # the suffix reads each FC weight block once for the three images
+    _, descs = layer_table(suffix, CONFIG)
+    weights = sum(d.weight_size for d in descs)
+    assert runs[-1]["dram_read_bytes"] < weights + 2 * split.slot_bytes * 3 + 4096

@@ -73,6 +73,7 @@ class Accelerator:
         self.act_offset = 0
         self._counters: dict = {}
         self.runs: list[dict] = []
+        self._batch = None
 
     # -- registers --------------------------------------------------------------------------
 
@@ -132,6 +133,82 @@ class Accelerator:
         await self.write64("WINDOW_BASE", base)
         await self.write64("WINDOW_SIZE", need)
         self.image, self.header, self.layers = image, header, layers
+        self._batch = None
+
+    async def load_batch(self, prefix: bytes, suffix: bytes, batch: int, slot_bytes: int) -> None:
+        """Load the two images of a batched run (`host.batch`): the prefix (run once per image,
+        its output placed first in its activation region) and the suffix (run once over the
+        `batch` prefix outputs, its input placed first), both checked like `load`'s. The buffer
+        holds [prefix][suffix][activations]: image n's prefix run uses the activation region
+        moved `slot_bytes` on per image, so the outputs stack into the suffix's input."""
+        config = self.config or await self.identify()
+        if batch < 1 or slot_bytes <= 0 or slot_bytes % 64:
+            raise AcceleratorError(f"a batch needs at least one image and a 64-byte aligned "
+                                   f"slot, not {batch} images of {slot_bytes} bytes")
+        parts = []
+        for what, image in (("prefix", bytes(prefix)), ("suffix", bytes(suffix))):
+            try:
+                header, layers = layer_table(image, config)
+            except ImageError as e:
+                raise AcceleratorError(f"{what} image refused: {e}") from None
+            problem = unsupported_problem(layers, config)
+            if problem:
+                raise AcceleratorError(f"{what} image refused: {problem}")
+            parts.append((image, header, layers))
+        (p_img, p_head, p_layers), (s_img, s_head, s_layers) = parts
+        s_off = -(-len(p_img) // 64) * 64
+        act = -(-(s_off + len(s_img)) // ACT_ALIGN) * ACT_ALIGN
+        if s_layers[0].in_offset != 0 or p_layers[-1].out_offset != 0:
+            raise AcceleratorError("the prefix must write its output, and the suffix read its "
+                                   "input, at activation offset 0 (host.batch.pack_batch)")
+        need = act + max((batch - 1) * slot_bytes + p_head["act_size"], s_head["act_size"])
+        if need > self.backend.mem_size:
+            raise AcceleratorError(f"the batch needs {need} bytes of DRAM, the buffer has "
+                                   f"{self.backend.mem_size}")
+        if await self.read("STATUS") & 1:
+            raise AcceleratorError("the accelerator is busy; abort the run first")
+        for offset, image in ((0, p_img), (s_off, s_img)):
+            await self.backend.write_mem(offset, image)
+            if zlib.crc32(await self.backend.read_mem(offset, len(image))) != zlib.crc32(image):
+                raise AcceleratorError("an image read back from DRAM differs from the one "
+                                       "written")
+        base = self.backend.mem_base
+        await self.write64("WINDOW_BASE", base)
+        await self.write64("WINDOW_SIZE", need)
+        self.act_offset = act
+        self.image, self.header, self.layers = p_img, p_head, p_layers
+        self._batch = dict(batch=batch, slot=slot_bytes, suffix=s_off, layers=s_layers)
+
+    async def run_batch(self, inputs, timeout: float | None = None) -> np.ndarray:
+        """Up to `batch` inputs (N, C, H, W) int8: the prefix run on each, then the suffix once;
+        returns the suffix's output (K, P, 1) int8 (`host.batch.unstack_logits` picks each
+        image's pixel). `runs` gets the counters of every run, the suffix's last."""
+        if self._batch is None:
+            raise AcceleratorError("no batch loaded: call load_batch first")
+        b = self._batch
+        inputs = np.asarray(inputs)
+        if not 1 <= len(inputs) <= b["batch"]:
+            raise AcceleratorError(f"the batch takes 1 to {b['batch']} inputs, not "
+                                   f"{len(inputs)}")
+        timeout = timeout if timeout is not None else self.backend.default_timeout
+        base, act = self.backend.mem_base, self.act_offset
+        await self.write64("IMAGE_BASE", base)
+        for n, x in enumerate(inputs):
+            self.act_offset = act + n * b["slot"]
+            await self.write64("ACT_BASE", base + self.act_offset)
+            await self.run_one(x, timeout)
+        self.act_offset = act
+        await self.write64("IMAGE_BASE", base + b["suffix"])
+        await self.write64("ACT_BASE", base + act)
+        await self.start()
+        await self.wait(timeout)
+        last = b["layers"][-1]
+        c, h, w = last.out_channels, last.out_h, last.out_w
+        nbytes = h * w * -(-c // self.config.group) * self.config.group
+        data = await self.backend.read_mem(act + last.out_offset, nbytes)
+        self._counters = await self.read_counters()
+        self.runs.append(dict(self._counters))
+        return from_activation(data, (c, h, w), self.config)
 
     @property
     def input_shape(self):

@@ -258,13 +258,18 @@ def _concat_targets(qnet: QNetwork, outs, m: int) -> dict:
     return into
 
 
-def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto") -> bytes:
+def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
+               first: str | None = None) -> bytes:
     """The memory image of `qnet` (a layer graph) for the hardware `config`. `order` is each
     weight layer's tile loop order: "auto" (the compiler pass), or "weight" / "ifm" for every
     layer. Layers today's buffers cannot hold are tiled for the whole-network hardware
-    (`host.plan`); activations get liveness-based DRAM offsets (`host.plan.allocate`)."""
+    (`host.plan`); activations get liveness-based DRAM offsets (`host.plan.allocate`).
+    `first` ("input" or "output") puts that tensor at activation offset 0 and the others after
+    it (a batch's runs, `host.batch`)."""
     if order not in ("auto", "weight", "ifm"):
         raise ImageError(f"order must be auto, weight or ifm, not {order!r}")
+    if first not in (None, "input", "output"):
+        raise ImageError(f"first must be input or output, not {first!r}")
     if config.sparse and qnet.group != config.group:
         have = f"pruned for M={qnet.group}" if qnet.group else "dense (not pruned)"
         raise ImageError(f"the network is {have}, the configuration is sparse with "
@@ -279,6 +284,10 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto") -> byte
         max(act_bytes(o, m), act_bytes(c, m) if c else 0) for o, c in zip(outs, convs)]
     alloc = allocate(qnet, m, sizes)
     offsets = alloc["offsets"]
+    if first == "output" and qnet.layers[-1].kind == "concat":
+        raise ImageError("a concat's output cannot be placed first (its inputs are parts of it)")
+    if first is not None:
+        alloc, offsets = _put_first(alloc, 0 if first == "input" else len(qnet.layers), sizes)
     # Input-channel blocks' int32 partial sums: one scratch range after the activations.
     psum_base, psum_bytes = _align(alloc["bytes"]), 0
     table_size = DESCRIPTOR_BYTES * len(qnet.layers)
@@ -309,6 +318,14 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto") -> byte
         descriptors.append(d)
     return _assemble(qnet, config, descriptors, blocks, offset, data_offset, table_size,
                      psum_base + psum_bytes if psum_bytes else alloc["bytes"])
+
+
+def _put_first(alloc: dict, tensor: int, sizes: list) -> tuple[dict, dict]:
+    """`allocate`'s placement with `tensor` at offset 0 and every other tensor after it (the
+    same reuse among them)."""
+    head = -(-sizes[tensor] // 4096) * 4096
+    offsets = {t: 0 if t == tensor else o + head for t, o in alloc["offsets"].items()}
+    return dict(alloc, bytes=alloc["bytes"] + head), offsets
 
 
 def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph, offsets,

@@ -70,6 +70,13 @@ HELDOUT_NETWORKS = {
 }
 
 
+#: A classifier head over a map (FC over 16x4x4, then FC), run as a batch (`host.batch`): the
+#: first FC layer as an H x 1 kernel over map rows stacked from several images.
+BATCH_NETWORK = ((8, 8, 8), [("conv", 16, 3, 1, 1, True, (2, 2, 0)),
+                             ("fc", 24, 0, 1, 0, True, None),
+                             ("fc", 10, 0, 1, 0, False, None)])
+
+
 def conv_layer(rng, name, k, c, r, inputs, relu=True, pad=None, stride=1):
     w = rng.normal(size=(k, c, r, r)) / np.sqrt(c * r * r)
     return Layer("conv", name, w, rng.normal(size=k) * 0.1, stride,

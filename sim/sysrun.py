@@ -78,10 +78,11 @@ def run_system(config: SenseConfig, steps: list[dict], *, pause: float = 0.0,
     job_steps = []
     for i, step in enumerate(steps):
         step = dict(step)
-        if isinstance(step.get("image"), (bytes, bytearray)):
-            path = work / f"step{i}.bin"
-            atomic_write(path, bytes(step["image"]))
-            step["image"] = str(path)
+        for key in ("image", "suffix"):
+            if isinstance(step.get(key), (bytes, bytearray)):
+                path = work / f"step{i}-{key}.bin"
+                atomic_write(path, bytes(step[key]))
+                step[key] = str(path)
         if "x" in step:
             path = work / f"step{i}.npz"
             np.savez(path, x=np.asarray(step.pop("x"), np.int8))
@@ -112,8 +113,8 @@ def run_system(config: SenseConfig, steps: list[dict], *, pause: float = 0.0,
     out = json.loads(results.read_text())
     for step in out["steps"]:
         npy = Path(f"{results}.{step['name']}.npy")
-        if step["op"] == "run" and step.get("error"):
+        if step["op"] in ("run", "batch") and step.get("error"):
             raise RunError(f"{step['name']}: {step['error']}")
-        if step["op"] == "run" and npy.exists():
+        if step["op"] in ("run", "batch") and npy.exists():
             step["outputs"] = np.load(npy)
     return out

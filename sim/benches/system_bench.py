@@ -11,6 +11,9 @@ the board. The job (JSON file named by SENSE_JOB) is a list of steps:
   the run to end with that error code;
 * ``{"op": "reset", "image": path, "after": cycles}``: start a run and pull reset after that many
   cycles (the AxiRam is reset with the design);
+* ``{"op": "batch", "image": prefix path, "suffix": path, "inputs": path.npz, "batch": N,
+  "slot_bytes": n, "name": str}``: load a batched run's two images (`host.batch`) and run the
+  inputs as one batch; the suffix's output goes to ``<results>.<name>.npy``;
 * ``{"op": "refuse", "image": path}``: expect the driver to refuse to load the image;
 * ``{"op": "timeout", "image": path, "cycles": n}``: expect the driver's timeout on a run.
 
@@ -224,6 +227,18 @@ async def _run_step(acc, backend, step, out, progress):
     out["error"] = None
 
 
+async def _batch_step(acc, backend, step, out):
+    """A "batch" step: both images, every input's prefix run, the suffix run."""
+    await acc.load_batch(open(step["image"], "rb").read(), open(step["suffix"], "rb").read(),
+                         step["batch"], step["slot_bytes"])
+    t_step = time.perf_counter()
+    y = await acc.run_batch(np.load(step["inputs"])["x"], backend.default_timeout)
+    np.save(f"{os.environ['SENSE_RESULTS']}.{out['name']}.npy", y[None])
+    out["runs"] = acc.runs
+    out["seconds"] = time.perf_counter() - t_step
+    out["error"] = None
+
+
 async def _design_system(dut, job):
     """The fast path (`MemSystem`): "run" and "refuse" steps only (stalls, the bus monitor and
     fault injection need the cocotbext-axi memory)."""
@@ -232,11 +247,15 @@ async def _design_system(dut, job):
     await start_clock_and_reset(dut)
     results = {"steps": []}
     for step in job["steps"]:
-        if step["op"] not in ("run", "refuse"):
+        if step["op"] not in ("run", "refuse", "batch"):
             raise ValueError(f"step {step['op']!r} needs the cocotbext-axi DRAM (dram=cocotb)")
         acc = Accelerator(backend)
         out = {"op": step["op"], "name": step.get("name", step["op"])}
         try:
+            if step["op"] == "batch":
+                await _batch_step(acc, backend, step, out)
+                results["steps"].append(out)
+                continue
             await acc.load(open(step["image"], "rb").read())
             if step["op"] == "run":
                 await _run_step(acc, backend, step, out, job.get("progress"))
@@ -283,6 +302,13 @@ async def system(dut):
             try:
                 await acc.load(image)
                 out["error"] = None
+            except AcceleratorError as e:
+                out["error"] = str(e)
+            results["steps"].append(out)
+            continue
+        if step["op"] == "batch":
+            try:
+                await _batch_step(acc, backend, step, out)
             except AcceleratorError as e:
                 out["error"] = str(e)
             results["steps"].append(out)
