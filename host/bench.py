@@ -166,11 +166,12 @@ def one_layer_network(layer: ConvLayer, group: int):
 
 
 def bench_pack_network(config: SenseConfig, name: str, calib_images: int = 8,
-                       seed: int = 0) -> dict:
+                       seed: int = 0, batches=()) -> dict:
     """`sense bench pack --model NAME`: the whole `sense pack` pipeline on a built-in network
     (random weights, `calib_images` random calibration inputs): build, cluster, prune, quantize,
     plan, pack, then the int8 golden output of one random input. Seconds per phase and the peak
-    resident memory of the process (run it in a fresh process for a clean figure)."""
+    resident memory of the process (run it in a fresh process for a clean figure). For every
+    batch size in `batches` also the batched run as built (`as_built_batch`)."""
     import resource
 
     from host import zoo
@@ -203,6 +204,9 @@ def bench_pack_network(config: SenseConfig, name: str, calib_images: int = 8,
     t = time.perf_counter()
     built = _as_built(image, x[0], config, acts, net)
     times["estimate"] = time.perf_counter() - t
+    t = time.perf_counter()
+    batched = {str(n): _as_built_batch(qnet, config, x[0], acts, n) for n in batches}
+    times["batches"] = time.perf_counter() - t
     _, descs = layer_table(image, config)
     params = sum(layer.weight.size for layer in net.layers if layer.has_weights)
     return {"bench": "pack-network", "model": name, "params": int(params),
@@ -213,10 +217,40 @@ def bench_pack_network(config: SenseConfig, name: str, calib_images: int = 8,
             "layers_today": sum(runs_here(d, config) for d in descs),
             "unsupported_today": unsupported_problem(descs, config),
             "as_built": built,
+            "as_built_batch": batched,
             "golden_output": {"top5": np.argsort(-logits)[:5].tolist(),
                               "top5_int8": np.sort(logits)[::-1][:5].tolist(),
                               "sum": int(logits.sum())},
             "config": config.to_dict()}
+
+
+def _as_built_batch(qnet, config: SenseConfig, x, acts, batch: int) -> dict:
+    """A batch of `batch` images as today's gateware runs it (`host.batch`): the prefix image's
+    model cycles on `x` (its golden activations `acts`) once per image, plus the suffix's on the
+    stack of `batch` copies of that image's prefix output. Accelerator cycles only: the CPU's
+    register writes between the runs are not counted."""
+    from host.batch import pack_batch, stack_outputs
+    from host.estimate import accelerator_estimate
+
+    split, prefix, suffix = pack_batch(qnet, config, batch)
+    n = len(split.prefix.layers)
+    pre = accelerator_estimate(prefix, x, config, acts=acts[:n])
+    fc_in = stack_outputs(split, [acts[n - 1][0]] * batch)
+    layers: list = []
+    head = accelerator_estimate(suffix, fc_in, config, per_layer=layers)
+    cycles = batch * pre["cycles"] + head["cycles"]
+    return {"batch": batch, "cycles": int(cycles), "prefix_cycles": int(pre["cycles"]),
+            "suffix_cycles": int(head["cycles"]),
+            "images_per_s": batch * config.clock_mhz * 1e6 / cycles,
+            "latency_ms": cycles / (config.clock_mhz * 1e3),
+            "dram_bytes_per_image": (batch * (pre["dram_read_bytes"] + pre["dram_write_bytes"])
+                                     + head["dram_read_bytes"] + head["dram_write_bytes"])
+            / batch,
+            "slot_bytes": split.slot_bytes,
+            "suffix_pixels": split.slot * (batch - 1) + split.fc_input[1],
+            "suffix_layers": [{"name": q.name, "cycles": int(e["cycles"]),
+                               "dram_bytes": int(e["dram_read_bytes"] + e["dram_write_bytes"])}
+                              for e, q in zip(layers, split.suffix.layers)]}
 
 
 def _as_built(image, x, config, acts, net) -> dict:

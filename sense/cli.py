@@ -304,6 +304,9 @@ def _bench_parser(sub) -> None:
     p.add_argument("--model", metavar="NAME", help="a built-in network to pack whole")
     p.add_argument("--calib-images", type=int, default=8,
                    help="calibration inputs for --model (default 8)")
+    p.add_argument("--batch", metavar="N[,N...]", default="",
+                   help="with --model: also the batched run as built (host.batch: the FC "
+                        "layers once per batch of N images) for each N")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
     p.set_defaults(func=commands.cmd_bench_pack)

@@ -93,8 +93,14 @@ def cmd_bench_pack(args) -> int:
         raise CommandError(f"--model {args.model!r} is not a built-in network; known: "
                            f"{', '.join(zoo.NETWORKS)}")
     else:
-        _emit_report(bench_pack_network(config, args.model, args.calib_images, args.seed),
-                     args.json)
+        try:
+            batches = [int(n) for n in args.batch.split(",") if n.strip()]
+        except ValueError:
+            raise CommandError(f"--batch must be batch sizes like 4,8, not {args.batch!r}")
+        if any(n < 1 for n in batches):
+            raise CommandError(f"--batch sizes must be at least 1, not {args.batch!r}")
+        _emit_report(bench_pack_network(config, args.model, args.calib_images, args.seed,
+                                        batches), args.json)
     return 0
 
 

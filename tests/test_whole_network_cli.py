@@ -106,3 +106,22 @@ def test_bench_pack_reports_the_network_as_built(tmp_path):
                                        if e["kind"] == "conv")
     assert built["cycles"] > sum(e["cycles"] for e in built["layers"])      # plus the run's start
     assert 0 < built["pe_utilization"] < 1
+
+
+def test_bench_pack_batch_reports_the_batched_run(tmp_path, capsys):
+    """`--batch 1,4`: the batched run as built per size; the prefix runs once per image, the
+    suffix once; a batch of 1 costs more than the plain run (the stacked layout's extra cycles
+    are few), a batch of 4 shares the FC weights; bad sizes are one-line errors."""
+    out = tmp_path / "p.json"
+    assert main(["bench", "pack", "--model", "mini", "--config", "small", "--batch", "1,4",
+                 "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    one, four = report["as_built_batch"]["1"], report["as_built_batch"]["4"]
+    for b, n in ((one, 1), (four, 4)):
+        assert b["batch"] == n and b["cycles"] == n * b["prefix_cycles"] + b["suffix_cycles"]
+        # mini's FC input is 56x1x1: 8 rows a slot keep the activation base 64-byte aligned
+        assert len(b["suffix_layers"]) == 1 and b["suffix_pixels"] == 8 * (n - 1) + 1
+    assert four["suffix_cycles"] < 4 * one["suffix_cycles"]
+    assert four["images_per_s"] > one["images_per_s"]
+    assert main(["bench", "pack", "--model", "mini", "--batch", "0"]) == 1
+    assert "--batch sizes must be at least 1" in capsys.readouterr().err
