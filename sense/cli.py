@@ -65,6 +65,10 @@ def _pack_parser(sub) -> None:
     p.add_argument("--pruned", action="store_true",
                    help="the weights are already balanced-sparse: verify instead of pruning")
     p.add_argument("--no-cluster", action="store_true", help="keep the channel order")
+    p.add_argument("--batch", type=int, metavar="N",
+                   help="pack a batched run (host.batch): IMAGE holds the layers before the first "
+                        "FC layer (run once per image), IMAGE.head the FC layers (run once for N "
+                        "images); host.driver's load_batch / run_batch run them")
     _add_order_arg(p)
     p.set_defaults(func=commands.cmd_pack)
 

@@ -118,6 +118,8 @@ def cmd_pack(args) -> int:
     prepared = _prepare(args, config)
     image, report = prepared.image, prepared.clustering
     cluster = report is not None
+    if args.batch is not None:
+        return _pack_batch(args, config, prepared)
     atomic_write(args.output, image)
     _, descs = layer_table(image, config)
     print(f"wrote {args.output}: {len(image)} bytes, {len(descs)} layers, "
@@ -129,6 +131,25 @@ def cmd_pack(args) -> int:
         for line in report:
             print(f"  clustering {line['layer']}: zero groups {line['identity']:.1%} -> "
                   f"{line['clustered']:.1%} of the calibration tiles")
+    return 0
+
+
+def _pack_batch(args, config, prepared) -> int:
+    """`sense pack --batch N`: the prefix to IMAGE, the FC head to IMAGE.head (host.batch)."""
+    from host.batch import BatchError, pack_batch
+
+    try:
+        split, prefix, suffix = pack_batch(prepared.qnet, config, args.batch, args.order)
+    except BatchError as e:
+        raise CommandError(f"--batch: {e}") from None
+    head = f"{args.output}.head"
+    atomic_write(head, suffix)
+    atomic_write(args.output, prefix)
+    print(f"wrote {args.output}: {len(prefix)} bytes, {len(split.prefix.layers)} layers run once "
+          f"per image; {head}: {len(suffix)} bytes, {len(split.suffix.layers)} FC layers run "
+          f"once for {args.batch} images; slot {split.slot_bytes} bytes "
+          f"(host.driver.Accelerator.load_batch(prefix, head, {args.batch}, "
+          f"{split.slot_bytes}))")
     return 0
 
 

@@ -125,3 +125,22 @@ def test_bench_pack_batch_reports_the_batched_run(tmp_path, capsys):
     assert four["images_per_s"] > one["images_per_s"]
     assert main(["bench", "pack", "--model", "mini", "--batch", "0"]) == 1
     assert "--batch sizes must be at least 1" in capsys.readouterr().err
+
+
+def test_pack_batch_writes_the_two_images(tmp_path, capsys):
+    """`sense pack mini --batch 4`: IMAGE (the prefix) and IMAGE.head (the FC layers), both
+    valid images for the configuration; a network without FC layers is refused by name."""
+    from host.image import layer_table
+    from hw.config import SenseConfig
+
+    out = tmp_path / "mini.img"
+    assert main(["pack", "mini", "--config", "small", "--batch", "4", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "run once for 4 images" in printed and "load_batch" in printed
+    cfg = SenseConfig.preset("small")
+    _, prefix = layer_table(out.read_bytes(), cfg)
+    _, head = layer_table((tmp_path / "mini.img.head").read_bytes(), cfg)
+    assert prefix[-1].out_offset == 0 and head[0].in_offset == 0 and len(head) == 1
+    assert main(["pack", str(DEFAULT_MODEL), "--config", "small", "--batch", "0", "-o",
+                 str(tmp_path / "d.img")]) == 1
+    assert "--batch: the batch must be at least 1 image" in capsys.readouterr().err
