@@ -244,7 +244,7 @@ RUN_STATES = 4
 #: the last write's response). Fitted on add-only networks (scripts/fit_add_model.py), checked
 #: on the residual networks of gateware_tests/test_system.py.
 ADD_LAYER_STATES = 1
-ADD_CHUNK_OVERHEAD = 13
+ADD_CHUNK_OVERHEAD = 14   # 13 before the add unit registered its sums (issue 15, ECP5 timing)
 #: A CONCAT's sequencer states beyond its descriptor read (address, checks, layer end).
 CONCAT_STATES = 9
 #: A pooling layer's (MAXPOOL, AVGPOOL, GAP) sequencer states beyond its descriptor read, its

@@ -1,5 +1,7 @@
 """The residual add (SPEC section 8): two int8 tensors of the same shape, each with its own
-multiplier, into a third, one 128-bit beat (16 channels of the activation layout) per cycle.
+multiplier, into a third, one 128-bit beat (16 channels of the activation layout) per cycle,
+in three stages (the second input's beat beside the buffer read of its partner; the sums; the
+rounded, saturated bytes).
 
 The sequencer runs an ADD layer in chunks of at most `CHUNK_BEATS` beats: it reads the chunk of
 the first input into this unit's buffer (``a_*``), then starts the unit (``start``, with the
@@ -36,11 +38,16 @@ def add_shift(m, shift):
     return ShiftControls(m, shift, SUM_BITS, name="add")
 
 
-def add_lane(m, a, b, mult_a, mult_b, shift, relu):
+def add_lane(m, a, b, mult_a, mult_b, shift, relu, en=None):
     """One lane of the add: int8 `a`, `b` (signed values) -> the int8 result (a signal);
-    `shift` is what `add_shift` returns."""
+    `shift` is what `add_shift` returns. With `en` the sum is registered (taken when `en` is
+    high) before the rounding shift: a pipeline stage between the products and the saturation."""
     total = Signal(signed(SUM_BITS))
-    m.d.comb += total.eq(a * mult_a + b * mult_b)
+    if en is None:
+        m.d.comb += total.eq(a * mult_a + b * mult_b)
+    else:
+        with m.If(en):
+            m.d.sync += total.eq(a * mult_a + b * mult_b)
     return round_shift_saturate(m, total, shift, relu, name="add")
 
 
@@ -80,23 +87,26 @@ class AddUnit(wiring.Component):
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += cmd_pending.eq(0)
 
-        # Stage 1 holds a b beat while the buffer read of its partner completes; the output
-        # register is stage 2. Both move together whenever the output register can take a beat.
+        # Stage 1 holds a b beat while the buffer read of its partner completes; stage 2 holds
+        # the lanes' sums (the products off the block RAM's output, registered); the output
+        # register is stage 3. All move together whenever the output register can take a beat.
         advance = ~self.data.valid | self.data.ready
         held = Signal(DATA_BITS)
-        held_valid = Signal()
+        held_valid, sum_valid = Signal(), Signal()
         m.d.comb += [self.b.ready.eq(advance), rd.addr.eq(index), rd.en.eq(advance)]
         with m.If(advance):
-            m.d.sync += [held.eq(self.b.payload), held_valid.eq(self.b.valid)]
+            m.d.sync += [held.eq(self.b.payload), held_valid.eq(self.b.valid),
+                         sum_valid.eq(held_valid)]
             with m.If(self.b.valid):
                 m.d.sync += index.eq(index + 1)
         shift = add_shift(m, self.shift)
         lanes = [add_lane(m, rd.data[8 * i:8 * i + 8].as_signed(),
                           held[8 * i:8 * i + 8].as_signed(), self.mult_a, self.mult_b,
-                          shift, self.relu) for i in range(BEAT_BYTES)]
+                          shift, self.relu, en=advance) for i in range(BEAT_BYTES)]
         with m.If(advance):
-            m.d.sync += self.data.valid.eq(held_valid)
-            with m.If(held_valid):
+            m.d.sync += self.data.valid.eq(sum_valid)
+            with m.If(sum_valid):
                 m.d.sync += [self.data.payload.eq(Cat(*lanes)), left.eq(left - 1)]
-        m.d.comb += self.busy.eq(cmd_pending | (left != 0) | held_valid | self.data.valid)
+        m.d.comb += self.busy.eq(cmd_pending | (left != 0) | held_valid | sum_valid
+                                 | self.data.valid)
         return m
