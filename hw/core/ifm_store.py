@@ -199,7 +199,9 @@ def geometry_regs(m, g, config: SenseConfig, name: str):
     mask = (Const(1, 4) << ls) - 1
     xn, yn = Signal(DIM_BITS + 1, name=f"{name}_xn"), Signal(DIM_BITS + 1, name=f"{name}_yn")
     gl = Signal(DIM_BITS + 1, name=f"{name}_gl")
-    rp = Signal(2 * DIM_BITS + 2, name=f"{name}_rp")
+    yv = Signal(2 * DIM_BITS + 2, name=f"{name}_yv")            # yn * v
+    rpg = Signal(3 * DIM_BITS + 3, name=f"{name}_rpg")          # rp * gl (rp = RS / B)
+    q = Signal(6, name=f"{name}_q")                             # ph0y * s + ph0
     d0 = Signal(signed(KERNEL_BITS + 2), name=f"{name}_d0")
     t = Signal(signed(LAM_BITS), name=f"{name}_t")
     d0y = Signal(signed(KERNEL_BITS + 2), name=f"{name}_d0y")
@@ -211,14 +213,17 @@ def geometry_regs(m, g, config: SenseConfig, name: str):
         k.ph0.eq((-g.pad)[:3] & mask), k.ph0y.eq((-g.pad_top)[:3] & mask),
         # cycle 2
         k.v.eq(Mux(xn > g.out_w, xn, g.out_w)), k.seg.eq(xn > g.out_w),
+        yv.eq(yn * Mux(xn > g.out_w, xn, g.out_w)),
+        q.eq((k.ph0y << k.ls) + k.ph0),
         # cycle 3
-        rp.eq((yn * k.v + b - 1) >> bb), t.eq(d0y * k.v + d0),
+        rpg.eq(((yv + b - 1) >> bb) * gl), t.eq(d0y * k.v + d0),
         k.v_hi.eq((k.v >> bb) * gl), k.v_lo.eq(k.v[:max(1, bb)] if bb else 0),
-        # cycle 4
-        k.rl.eq(rp * gl), k.lines.eq((rp * gl) << (2 * k.ls)),
-        k.rl_s.eq((rp * gl) << k.ls), k.rl_x.eq(((rp * gl) << k.ls) - rp * gl),
-        k.rl_y.eq((((rp * gl) << k.ls) - rp * gl) << k.ls),
-        k.tau0_hi.eq(((k.ph0y * (Const(1, 4) << k.ls) + k.ph0) * rp + (t >> bb)) * gl),
+        # cycle 4 (at most one product deep each: tau0 = (q * rp + (t >> bb)) * gl as
+        # q * rp * gl + (t >> bb) * gl)
+        k.rl.eq(rpg), k.lines.eq(rpg << (2 * k.ls)),
+        k.rl_s.eq(rpg << k.ls), k.rl_x.eq((rpg << k.ls) - rpg),
+        k.rl_y.eq(((rpg << k.ls) - rpg) << k.ls),
+        k.tau0_hi.eq(q * rpg + (t >> bb) * gl),
         k.tau0_lo.eq(t[:max(1, bb)] if bb else 0),
     ]
     return k

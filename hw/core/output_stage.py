@@ -84,13 +84,13 @@ class OutputStage(wiring.Component):
         shift2 = Signal(unsigned(6))
         # Stage 3: * mult, exact in 48 bits signed (int32 times a 16-bit unsigned multiplier).
         v3, h3, prod3 = stage("s3", data.ArrayLayout(signed(acc_w + 16), cols))
-        shift3 = Signal(unsigned(6))
 
         m.d.comb += [advance.eq((~self.o.valid | self.o.ready)
                                 & (~self.psum_o.valid | self.psum_o.ready)),
                      self.psum_o.valid.eq(v1 & self.psum_out), self.psum_o.payload.eq(acc1)]
-        # Stage 3's rounding, shift and saturation (hw.core.requant), one shift for the row.
-        controls = ShiftControls(m, shift3, acc_w + 16, name="out")
+        # Stage 3's rounding, shift and saturation (hw.core.requant), one shift for the row:
+        # its clamp and mask registered with stage 3 (from stage 2's shift).
+        controls = ShiftControls(m, shift2, acc_w + 16, name="out", en=advance)
         results = [round_shift_saturate(m, prod3[j], controls, self.relu, name=f"out{j}")
                    for j in range(cols)]
         partial = Mux(self.psum_in, self.psum_i.payload.as_value(), 0)
@@ -101,7 +101,7 @@ class OutputStage(wiring.Component):
                 *(acc1[j].eq((self.i.payload.acc[j] + partial[j * acc_w:(j + 1) * acc_w]
                               .as_signed())[:acc_w].as_signed()) for j in range(cols)),
                 v2.eq(v1 & ~self.psum_out), h2.eq(h1), mult2.eq(rd.data.mult), shift2.eq(rd.data.shift),
-                v3.eq(v2), h3.eq(h2), shift3.eq(shift2),
+                v3.eq(v2), h3.eq(h2),
                 self.o.valid.eq(v3),
                 *(getattr(self.o.payload, name).eq(getattr(h3, name)) for name, _ in header),
             ]

@@ -32,15 +32,21 @@ class ShiftControls:
     """The shift of one row for products of ``width`` bits, clamped to ``width`` (a larger
     shift leaves only sign bits of 2p, and the result 0), and the mask of the bits of 2p that
     must equal its sign for 2p >> shift to fit the window (bit i set when i >= shift + 9).
-    Combinational, built in ``m``."""
+    Combinational, built in ``m``; with ``en`` registered instead (taken from ``shift`` when
+    ``en`` is high), so that the lanes' select and overflow test start from registers: the
+    caller gives the shift one stage early (the output stage) or holds it (a layer's shift)."""
 
-    def __init__(self, m, shift, width: int, name: str = "rq"):
+    def __init__(self, m, shift, width: int, name: str = "rq", en=None):
         self.width = width
         self.shift = Signal(range(width + 1), name=f"{name}_shift")
         self.mask = Signal(width + 1, name=f"{name}_mask")
-        m.d.comb += self.shift.eq(Mux(shift > width, width, shift))
-        m.d.comb += self.mask.eq(Cat(*(self.shift + _WINDOW - 1 <= i
-                                       for i in range(width + 1))))
+        clamped = Mux(shift > width, width, shift)
+        mask = Cat(*(clamped + _WINDOW - 1 <= i for i in range(width + 1)))
+        if en is None:
+            m.d.comb += [self.shift.eq(clamped), self.mask.eq(mask)]
+        else:
+            with m.If(en):
+                m.d.sync += [self.shift.eq(clamped), self.mask.eq(mask)]
 
 
 def round_shift_saturate(m, value, controls: ShiftControls, relu, name: str = "rq"):

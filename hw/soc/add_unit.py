@@ -34,8 +34,10 @@ SUM_BITS = 26
 
 
 def add_shift(m, shift):
-    """The shift's clamp and mask (`hw.core.requant.ShiftControls`), shared by the lanes."""
-    return ShiftControls(m, shift, SUM_BITS, name="add")
+    """The shift's clamp and mask (`hw.core.requant.ShiftControls`), shared by the lanes;
+    registered every cycle (the layer's shift is held from the descriptor on, long before the
+    first beat)."""
+    return ShiftControls(m, shift, SUM_BITS, name="add", en=1)
 
 
 def add_lane(m, a, b, mult_a, mult_b, shift, relu, en=None):

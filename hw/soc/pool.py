@@ -227,14 +227,15 @@ class PoolUnit(wiring.Component):
         word4 = Signal(data.ArrayLayout(signed(SUM_BITS), lanes))
         prod_bits = SUM_BITS + 16                 # a sum times a 16-bit unsigned multiplier
         prod5 = Signal(data.ArrayLayout(signed(prod_bits), lanes))
-        shift5 = Signal(6)
         # A maximum goes through the same path with multiplier 1 and shift 0.
         mult = Mux(self.average, rd.data.mult, 1)
         with m.If(advance):
             m.d.sync += [v4.eq(st3.valid & st3.last), ll4.eq(st3.last_line), word4.eq(acc),
-                         v5.eq(v4), ll5.eq(ll4), shift5.eq(Mux(self.average, rd.data.shift, 0))]
+                         v5.eq(v4), ll5.eq(ll4)]
             m.d.sync += [prod5[i].eq(word4[i] * mult) for i in range(lanes)]
-        controls = ShiftControls(m, shift5, prod_bits, name="pool")
+        # (the shift's clamp and mask registered with stage 5)
+        controls = ShiftControls(m, Mux(self.average, rd.data.shift, 0), prod_bits,
+                                 name="pool", en=advance)
         out = [round_shift_saturate(m, prod5[i], controls, self.relu, name=f"pool{i}")
                for i in range(lanes)]
         return v5, ll5, out
