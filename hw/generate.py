@@ -14,6 +14,7 @@ from hw.soc.accelerator import Accelerator
 from hw.soc.memsystem import MemSystem
 from hw.soc.add_unit import AddUnit
 from hw.soc.dma import Dma
+from hw.soc.layer_check import LayerCheck
 from hw.soc.pool import PoolUnit
 from hw.soc.registers import Registers
 
@@ -31,6 +32,7 @@ BLOCKS = {
     "ifm": IfmDecoder,
     "grid": Grid,
     "core": Core,
+    "check": LayerCheck,
     "accelerator": Accelerator,
     "memsystem": MemSystem,
 }

@@ -30,7 +30,8 @@ from hw.generate import toplevel_name, verilog  # noqa: E402
 
 #: The blocks measured by default: the core's parts and the accelerator's units (the whole
 #: accelerator and the self-test system are too large to route out of context here).
-DEFAULT_BLOCKS = ("registers", "dma", "pe", "add", "pool", "output", "ifm", "grid", "core")
+DEFAULT_BLOCKS = ("registers", "dma", "pe", "add", "pool", "output", "ifm", "grid", "core",
+                  "check")
 
 
 def main(argv=None) -> int:
