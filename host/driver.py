@@ -26,7 +26,7 @@ import numpy as np
 from host import golden
 from host.buffers import from_activation, to_activation
 from host.image import ImageError, layer_table, read_header, unsupported_problem
-from hw.config import SenseConfig
+from hw.config import BLOCK_ALIGN, SenseConfig
 from hw.regmap import (
     COUNTERS,
     ERROR_TEXT,
@@ -55,6 +55,15 @@ def buffer_layout(image: bytes, header: dict) -> tuple[int, int]:
 
 class AcceleratorError(RuntimeError):
     """The accelerator refused or failed a run; the message names the error code and layer."""
+
+
+def _output_shape(last) -> tuple:
+    """(C, H, W) of a layer's output from its descriptor (after its fused max-pool)."""
+    if not last.pool:
+        return (last.out_channels, last.out_h, last.out_w)
+    pk, ps, pp = last.pool_kernel, last.pool_stride, last.pool_pad
+    return (last.out_channels, golden.output_size(last.out_h, pk, ps, pp),
+            golden.output_size(last.out_w, pk, ps, pp))
 
 
 def _reg(name: str) -> int:
@@ -105,28 +114,12 @@ class Accelerator:
         registers."""
         config = self.config or await self.identify()
         image = bytes(image)
-        try:
-            header, layers = layer_table(image, config)
-        except ImageError as e:
-            raise AcceleratorError(f"image refused: {e}") from None
-        problem = unsupported_problem(layers, config) if refuse_unsupported else None
-        if problem:
-            raise AcceleratorError(f"image refused: {problem}")
+        header, layers = self._checked(image, config, refuse_unsupported)
         self.act_offset, need = buffer_layout(image, header)
         if need > self.backend.mem_size:
             raise AcceleratorError(f"the image and its activations need {need} bytes of DRAM, "
                                    f"the buffer has {self.backend.mem_size}")
-        if await self.read("STATUS") & 1:
-            raise AcceleratorError("the accelerator is busy; abort the run first")
-        await self.backend.write_mem(0, image)
-        back = await self.backend.read_mem(0, len(image))
-        try:
-            read_header(back)
-        except ImageError as e:
-            raise AcceleratorError(f"the image read back from DRAM is wrong ({e}); check the "
-                                   f"DRAM buffer") from None
-        if zlib.crc32(back) != zlib.crc32(image):
-            raise AcceleratorError("the image read back from DRAM differs from the one written")
+        await self._copy_in(0, image)
         base = self.backend.mem_base
         await self.write64("IMAGE_BASE", base)
         await self.write64("ACT_BASE", base + self.act_offset)
@@ -135,6 +128,36 @@ class Accelerator:
         self.image, self.header, self.layers = image, header, layers
         self._batch = None
 
+    @staticmethod
+    def _checked(image: bytes, config: SenseConfig, refuse_unsupported: bool = True,
+                 what: str = "image") -> tuple:
+        """The image's header and layer table, or AcceleratorError naming what is wrong with
+        it: other hardware, corrupt, truncated, or (with `refuse_unsupported`) a layer this
+        gateware would stop at."""
+        try:
+            header, layers = layer_table(image, config)
+        except ImageError as e:
+            raise AcceleratorError(f"{what} refused: {e}") from None
+        problem = unsupported_problem(layers, config) if refuse_unsupported else None
+        if problem:
+            raise AcceleratorError(f"{what} refused: {problem}")
+        return header, layers
+
+    async def _copy_in(self, offset: int, image: bytes) -> None:
+        """Copy an image to the DRAM buffer at `offset` (the accelerator idle), read it back and
+        check it."""
+        if await self.read("STATUS") & 1:
+            raise AcceleratorError("the accelerator is busy; abort the run first")
+        await self.backend.write_mem(offset, image)
+        back = await self.backend.read_mem(offset, len(image))
+        try:
+            read_header(back)
+        except ImageError as e:
+            raise AcceleratorError(f"the image read back from DRAM is wrong ({e}); check the "
+                                   f"DRAM buffer") from None
+        if zlib.crc32(back) != zlib.crc32(image):
+            raise AcceleratorError("the image read back from DRAM differs from the one written")
+
     async def load_batch(self, prefix: bytes, suffix: bytes, batch: int, slot_bytes: int) -> None:
         """Load the two images of a batched run (`host.batch`): the prefix (run once per image,
         its output placed first in its activation region) and the suffix (run once over the
@@ -142,21 +165,13 @@ class Accelerator:
         holds [prefix][suffix][activations]: image n's prefix run uses the activation region
         moved `slot_bytes` on per image, so the outputs stack into the suffix's input."""
         config = self.config or await self.identify()
-        if batch < 1 or slot_bytes <= 0 or slot_bytes % 64:
-            raise AcceleratorError(f"a batch needs at least one image and a 64-byte aligned "
-                                   f"slot, not {batch} images of {slot_bytes} bytes")
-        parts = []
-        for what, image in (("prefix", bytes(prefix)), ("suffix", bytes(suffix))):
-            try:
-                header, layers = layer_table(image, config)
-            except ImageError as e:
-                raise AcceleratorError(f"{what} image refused: {e}") from None
-            problem = unsupported_problem(layers, config)
-            if problem:
-                raise AcceleratorError(f"{what} image refused: {problem}")
-            parts.append((image, header, layers))
-        (p_img, p_head, p_layers), (s_img, s_head, s_layers) = parts
-        s_off = -(-len(p_img) // 64) * 64
+        if batch < 1 or slot_bytes <= 0 or slot_bytes % BLOCK_ALIGN:
+            raise AcceleratorError(f"a batch needs at least one image and a {BLOCK_ALIGN}-byte "
+                                   f"aligned slot, not {batch} images of {slot_bytes} bytes")
+        p_img, s_img = bytes(prefix), bytes(suffix)
+        p_head, p_layers = self._checked(p_img, config, what="prefix image")
+        s_head, s_layers = self._checked(s_img, config, what="suffix image")
+        s_off = -(-len(p_img) // BLOCK_ALIGN) * BLOCK_ALIGN
         act = -(-(s_off + len(s_img)) // ACT_ALIGN) * ACT_ALIGN
         if s_layers[0].in_offset != 0 or p_layers[-1].out_offset != 0:
             raise AcceleratorError("the prefix must write its output, and the suffix read its "
@@ -165,13 +180,8 @@ class Accelerator:
         if need > self.backend.mem_size:
             raise AcceleratorError(f"the batch needs {need} bytes of DRAM, the buffer has "
                                    f"{self.backend.mem_size}")
-        if await self.read("STATUS") & 1:
-            raise AcceleratorError("the accelerator is busy; abort the run first")
-        for offset, image in ((0, p_img), (s_off, s_img)):
-            await self.backend.write_mem(offset, image)
-            if zlib.crc32(await self.backend.read_mem(offset, len(image))) != zlib.crc32(image):
-                raise AcceleratorError("an image read back from DRAM differs from the one "
-                                       "written")
+        await self._copy_in(0, p_img)
+        await self._copy_in(s_off, s_img)
         base = self.backend.mem_base
         await self.write64("WINDOW_BASE", base)
         await self.write64("WINDOW_SIZE", need)
@@ -193,22 +203,18 @@ class Accelerator:
         timeout = timeout if timeout is not None else self.backend.default_timeout
         base, act = self.backend.mem_base, self.act_offset
         await self.write64("IMAGE_BASE", base)
-        for n, x in enumerate(inputs):
-            self.act_offset = act + n * b["slot"]
-            await self.write64("ACT_BASE", base + self.act_offset)
-            await self.run_one(x, timeout)
-        self.act_offset = act
+        try:
+            for n, x in enumerate(inputs):
+                self.act_offset = act + n * b["slot"]
+                await self.write64("ACT_BASE", base + self.act_offset)
+                await self.run_one(x, timeout)
+        finally:
+            self.act_offset = act
         await self.write64("IMAGE_BASE", base + b["suffix"])
         await self.write64("ACT_BASE", base + act)
         await self.start()
         await self.wait(timeout)
-        last = b["layers"][-1]
-        c, h, w = last.out_channels, last.out_h, last.out_w
-        nbytes = h * w * -(-c // self.config.group) * self.config.group
-        data = await self.backend.read_mem(act + last.out_offset, nbytes)
-        self._counters = await self.read_counters()
-        self.runs.append(dict(self._counters))
-        return from_activation(data, (c, h, w), self.config)
+        return await self._read_output(b["layers"][-1])
 
     @property
     def input_shape(self):
@@ -217,12 +223,16 @@ class Accelerator:
 
     @property
     def output_shape(self):
-        last = self.layers[-1]
-        if not last.pool:
-            return (last.out_channels, last.out_h, last.out_w)
-        pk, ps, pp = last.pool_kernel, last.pool_stride, last.pool_pad
-        return (last.out_channels, golden.output_size(last.out_h, pk, ps, pp),
-                golden.output_size(last.out_w, pk, ps, pp))
+        return _output_shape(self.layers[-1])
+
+    async def _read_output(self, last) -> np.ndarray:
+        """The run's counters (into `runs`) and the output of layer `last` (its descriptor)."""
+        c, h, w = shape = _output_shape(last)
+        nbytes = h * w * -(-c // self.config.group) * self.config.group
+        data = await self.backend.read_mem(self.act_offset + last.out_offset, nbytes)
+        self._counters = await self.read_counters()
+        self.runs.append(dict(self._counters))
+        return from_activation(data, shape, self.config)
 
     # -- run --------------------------------------------------------------------------------
 
@@ -263,13 +273,7 @@ class Accelerator:
                                      to_activation(x, self.config))
         await self.start()
         await self.wait(timeout)
-        shape = self.output_shape
-        c, h, w = shape
-        nbytes = h * w * -(-c // self.config.group) * self.config.group
-        data = await self.backend.read_mem(self.act_offset + last.out_offset, nbytes)
-        self._counters = await self.read_counters()
-        self.runs.append(dict(self._counters))
-        return from_activation(data, shape, self.config)
+        return await self._read_output(last)
 
     async def run(self, inputs, timeout: float | None = None) -> np.ndarray:
         """(N, C, H, W) int8 -> (N, K, OH, OW) int8, one run per input."""

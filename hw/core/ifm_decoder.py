@@ -129,21 +129,16 @@ class IfmDecoder(wiring.Component):
         s.grp_last = s.grp_last_cg & s.grp_last_kw & (s.kh + 1 == s.L.kernel_h)
         s.w_next = Signal(WEIGHT_INDEX_BITS)
         s.w_kt_base = Signal(WEIGHT_INDEX_BITS)
+        # A group in flight: whether it is its tile's last, the tile, its first weight word and
+        # its k tile's first word.
+        group = data.StructLayout({"last": 1, "info": tile_info_layout(cfg),
+                                   "wbase": WEIGHT_INDEX_BITS, "kt_base": WEIGHT_INDEX_BITS})
         # The read stage: the group read last (its words on the store's outputs, held there
-        # until the candidate stage takes them).
-        s.d_valid = Signal()
-        s.d_last = Signal()
-        s.d_info = Signal(tile_info_layout(cfg))
-        s.d_wbase = Signal(WEIGHT_INDEX_BITS)
-        s.d_kt_base = Signal(WEIGHT_INDEX_BITS)
-        s.d_inb = Signal(cols)
+        # until the candidate stage takes them) and its columns inside the input.
+        s.d_valid, s.d, s.d_inb = Signal(), Signal(group), Signal(cols)
         # The candidate stage: the group being decided and issued, its words registered (zero
         # for columns whose tap is padding) with one nonzero bit per column.
-        s.cand_valid = Signal()
-        s.cand_last = Signal()
-        s.cand_info = Signal(tile_info_layout(cfg))
-        s.cand_wbase = Signal(WEIGHT_INDEX_BITS)
-        s.cand_kt_base = Signal(WEIGHT_INDEX_BITS)
+        s.cand_valid, s.cand = Signal(), Signal(group)
         s.cand_nz = Signal(cols)
         s.cand_words = Signal(data.ArrayLayout(ifm_word_layout(cfg), cols))
         s.slot = Signal(range(max(cfg.cycles_per_group, 2)))
@@ -158,21 +153,21 @@ class IfmDecoder(wiring.Component):
         # word counted there was written before the cycle its address was read).
         w_avail = Signal(WEIGHT_INDEX_BITS)
         m.d.sync += w_avail.eq(self.w_avail)
-        w_ok = s.cand_wbase + cpg <= w_avail
-        m.d.comb += self.w_release.eq(Mux(s.L.ifm_stationary, 0, s.cand_kt_base))
+        w_ok = s.cand.wbase + cpg <= w_avail
+        m.d.comb += self.w_release.eq(Mux(s.L.ifm_stationary, 0, s.cand.kt_base))
         s.nonzero = s.cand_nz.any()
         s.consume, s.issue, s.null = Signal(), Signal(), Signal()
         s.first, s.last = Signal(), Signal()
         last_slot = s.slot == cpg - 1
         with m.If(s.cand_valid):
             with m.If(~s.nonzero):
-                with m.If(s.cand_last):
+                with m.If(s.cand.last):
                     m.d.comb += [s.issue.eq(self.last_ok), s.null.eq(1), s.first.eq(~s.started),
                                  s.last.eq(1), s.consume.eq(self.last_ok)]
                 with m.Else():
                     m.d.comb += s.consume.eq(1)
             with m.Else():
-                last_op = s.cand_last & last_slot
+                last_op = s.cand.last & last_slot
                 m.d.comb += [s.issue.eq((~last_op | self.last_ok) & w_ok),
                              s.first.eq(~s.started & (s.slot == 0)),
                              s.last.eq(last_op), s.consume.eq(s.issue & last_slot)]
@@ -207,9 +202,8 @@ class IfmDecoder(wiring.Component):
                 ix = cur[j].ix0 + s.kw
                 m.d.comb += inb[j].eq(cur[j].valid & (iy >= 0) & (iy < L.in_h) & (ix >= 0)
                                       & (ix < L.in_w))
-            m.d.sync += [s.d_valid.eq(1), s.d_last.eq(s.grp_last),
-                         s.d_info.eq(s.cur_info), s.d_wbase.eq(s.w_next),
-                         s.d_kt_base.eq(s.w_kt_base), s.d_inb.eq(inb)]
+            m.d.sync += [s.d_valid.eq(1), s.d.last.eq(s.grp_last), s.d.info.eq(s.cur_info),
+                         s.d.wbase.eq(s.w_next), s.d.kt_base.eq(s.w_kt_base), s.d_inb.eq(inb)]
             with m.If(s.grp_last):
                 m.d.sync += [s.cur_valid.eq(0), s.kh.eq(0), s.kw.eq(0), s.cg.eq(L.cg0)]
                 self._tau_reset(m, s)
@@ -233,8 +227,7 @@ class IfmDecoder(wiring.Component):
         (so the skip decision starts from registers, not from the block RAMs)."""
         cols = self._config.cols
         with m.If(s.take):
-            m.d.sync += [s.cand_valid.eq(1), s.cand_last.eq(s.d_last), s.cand_info.eq(s.d_info),
-                         s.cand_wbase.eq(s.d_wbase), s.cand_kt_base.eq(s.d_kt_base),
+            m.d.sync += [s.cand_valid.eq(1), s.cand.eq(s.d),
                          s.cand_nz.eq(Cat(s.d_inb[j] & s.bank_nz[j] for j in range(cols)))]
             m.d.sync += [s.cand_words[j].eq(Mux(s.d_inb[j], s.bank_words[j].as_value(), 0))
                          for j in range(cols)]
@@ -268,12 +261,12 @@ class IfmDecoder(wiring.Component):
             m.d.sync += [s.cur_valid.eq(0), s.d_valid.eq(0), s.cand_valid.eq(0), s.slot.eq(0),
                          s.started.eq(0),
                          s.kh.eq(0), s.kw.eq(0), s.cg.eq(self.layer.cg0),
-                         s.w_next.eq(0), s.w_kt_base.eq(0), s.cand_kt_base.eq(0)]
+                         s.w_next.eq(0), s.w_kt_base.eq(0), s.cand.kt_base.eq(0)]
             self._tau_reset(m, s)
         with m.If(s.take):
-            m.d.comb += self.w_rd_addr.eq(s.d_wbase)
+            m.d.comb += self.w_rd_addr.eq(s.d.wbase)
         with m.Else():
-            m.d.comb += self.w_rd_addr.eq(s.cand_wbase + s.slot + s.issue)  # truncated: the ring
+            m.d.comb += self.w_rd_addr.eq(s.cand.wbase + s.slot + s.issue)  # truncated: the ring
 
     def _aux_read(self, m, s):
         """Auxiliary read (a line of `pool_taps` pixels, one cycle later on aux_data) while the
@@ -287,7 +280,7 @@ class IfmDecoder(wiring.Component):
         cfg = self._config
         m.d.comb += [self.issue.eq(s.issue), self.null.eq(s.null), self.first.eq(s.first),
                      self.last.eq(s.last), self.tile_done.eq(s.issue & s.last),
-                     self.tile_info.eq(s.cand_info)]
+                     self.tile_info.eq(s.cand.info)]
         s.use = s.issue & ~s.null
         for j in range(cfg.cols):
             x = Signal(ifm_layout(cfg), name=f"issue_x_{j}")
