@@ -20,7 +20,8 @@ from host.model_files import load_model
 from host.nn import Layer, Network
 from host.quant import quantize, quantize_input, run_int
 from hw.config import SenseConfig
-from hw.layouts import LayerKind, graph_layout, image_header_layout, layer_descriptor_layout
+from hw.layouts import (LayerFlags, LayerKind, graph_layout, image_header_layout,
+                        layer_descriptor_layout)
 from hw.regmap import register
 from sim.networks import (
     BATCH_NETWORK,
@@ -172,16 +173,21 @@ def test_errors_and_reset_mid_run():
     """A window that excludes the weights (OUT_OF_WINDOW, no transaction outside the window),
     malformed descriptors (BAD_DESCRIPTOR), a residual add whose second input lies outside the
     window, whose shift is 0, whose output shape differs from its inputs', or which sets a field
-    an ADD does not take; an image for other hardware (refused by the driver), the driver's
-    timeout, and a reset in the middle of a run followed by a correct run."""
+    an ADD does not take; a conv with a fused add whose residual lies outside the window, whose
+    shift is 0, or which also max-pools (UNSUPPORTED); an image for other hardware (refused by
+    the driver), the driver's timeout, and a reset in the middle of a run followed by a correct
+    run."""
     rng = np.random.default_rng(11)
     image, qnet, x = small_image(rng)
     first_weights = int.from_bytes(image[HEADER_BYTES + 28:HEADER_BYTES + 32], "little")
     bad_shape = patch_descriptor(image, 0, 12, "<H", 7)        # out_h inconsistent
     bad_kind = patch_descriptor(image, 1, 0, "<B", 9)           # unknown kind
     net = residual_networks(rng)["two-chunk-add"]
-    add = pack_image(quantize(net, rng.normal(size=(4,) + net.input_shape), group=CONFIG.group),
-                     CONFIG)
+    add_net = quantize(net, rng.normal(size=(4,) + net.input_shape), group=CONFIG.group)
+    add = pack_image(add_net, CONFIG, fuse_add=False)
+    fused = pack_image(add_net, CONFIG)             # layer 1 does the add of layer 2
+    fused_flags = int(layer_table(fused, CONFIG)[1][1].flags)
+    assert fused_flags & LayerFlags.FUSE_ADD.value
     exec_at = layer_descriptor_layout()["graph"].offset // 8      # graph.exec.in2_offset
     add_fields = {name: exec_at + graph_layout()["exec"].shape[name].offset // 8
                   for name in ("in2_offset", "add_shift", "band_rows")}
@@ -195,6 +201,13 @@ def test_errors_and_reset_mid_run():
          "expect": "BAD_DESCRIPTOR"},
         {"op": "fail", "image": patch_descriptor(add, 2, 12, "<H", 14), "expect": "BAD_DESCRIPTOR"},
         {"op": "fail", "image": patch_descriptor(add, 2, add_fields["band_rows"], "<H", 5),
+         "expect": "UNSUPPORTED"},
+        {"op": "fail", "image": patch_descriptor(fused, 1, add_fields["in2_offset"], "<I",
+                                                 0x0FFF_FFF0), "expect": "OUT_OF_WINDOW"},
+        {"op": "fail", "image": patch_descriptor(fused, 1, add_fields["add_shift"], "<B", 0),
+         "expect": "BAD_DESCRIPTOR"},
+        {"op": "fail", "image": patch_descriptor(fused, 1, 1, "<B",
+                                                 fused_flags | LayerFlags.POOL.value),
          "expect": "UNSUPPORTED"},
         {"op": "refuse", "image": pack_image(qnet, CONFIG.replace(cols=3))},
         {"op": "timeout", "image": image, "cycles": 50},
@@ -252,16 +265,23 @@ def test_too_large_is_refused(order):
 
 def test_residual_adds_both_orders_and_both_drams():
     """Residual adds run on the accelerator: every output bit-exact in both tile orders with
-    either DRAM and with random DRAM stalls; counters and the model as in every run."""
+    either DRAM and with random DRAM stalls; counters and the model as in every run. The adds
+    run fused into the conv before them (FUSE_ADD: whole pixel tiles in the IFM order, per-pixel
+    segments in the weight order; the conv before the two-chunk add has a ReLU of its own), and
+    the two-chunk add also as an ADD layer in two chunks."""
     rng = np.random.default_rng(23)
     steps, cases = [], []
     for name, net in residual_networks(rng).items():
         qnet = quantize(net, rng.normal(size=(16,) + net.input_shape), group=CONFIG.group)
         x = quantize_input(qnet, rng.normal(size=(2,) + net.input_shape))
         for order in ("weight", "ifm"):
-            image = pack_image(qnet, CONFIG, order=order)
-            cases.append((f"{name}-{order}", qnet, x, image))
-            steps.append({"op": "run", "image": image, "x": x, "name": f"{name}-{order}"})
+            for fuse in (True, False) if name == "two-chunk-add" else (True,):
+                image = pack_image(qnet, CONFIG, order=order, fuse_add=fuse)
+                tag = f"{name}-{order}" + ("" if fuse else "-unfused")
+                flags = [int(d.flags) for d in layer_table(image, CONFIG)[1]]
+                assert any(f & LayerFlags.FUSE_ADD.value for f in flags) == fuse, tag
+                cases.append((tag, qnet, x, image))
+                steps.append({"op": "run", "image": image, "x": x, "name": tag})
     fast = run_system(CONFIG, steps, name="system-residual-design", dram="design")
     stalled = run_system(CONFIG, steps[::2], name="system-residual-stalls", pause=0.3, seed=3)
     for step, (name, qnet, x, image) in zip(fast["steps"], cases):

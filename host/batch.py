@@ -133,11 +133,11 @@ def unstack_logits(split: BatchSplit, y: np.ndarray) -> np.ndarray:
     return y[:, ::split.slot][:, :split.batch].T
 
 
-def pack_batch(qnet: QNetwork, config: SenseConfig, batch: int,
-               order: str = "auto") -> tuple[BatchSplit, bytes, bytes]:
+def pack_batch(qnet: QNetwork, config: SenseConfig, batch: int, order: str = "auto",
+               fuse_add: bool = True) -> tuple[BatchSplit, bytes, bytes]:
     """The split and the two memory images of a batched run (`host.driver.Accelerator.
     load_batch`): the prefix with its output first in its activation region, the suffix with
-    its input first."""
+    its input first (`order`, `fuse_add`: `pack_image`'s)."""
     split = split_batch(qnet, batch, config.group)
-    return (split, pack_image(split.prefix, config, order, first="output"),
-            pack_image(split.suffix, config, order, first="input"))
+    return (split, pack_image(split.prefix, config, order, first="output", fuse_add=fuse_add),
+            pack_image(split.suffix, config, order, first="input", fuse_add=fuse_add))

@@ -176,6 +176,9 @@ def buffer_problem(d, config: SenseConfig) -> str | None:
     if d.ifm_stationary and d.k_tiles * tile_words > config.weight_depth:
         return (f"in the IFM-stationary order all its weights ({d.k_tiles * tile_words * word} "
                 f"bytes) stay on chip; {held}")
+    if d.has(LayerFlags.FUSE_ADD) and d.k_tiles * tile_words > config.weight_depth:
+        return (f"with a fused add all its weights ({d.k_tiles * tile_words * word} bytes) are "
+                f"read before the residual; {held}")
     return None
 
 

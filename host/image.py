@@ -22,7 +22,7 @@ from host.buffers import (ConvLayer, band_geometry, channel_block_order, descrip
                           pool_band_rows,
                           pool_fit_problem, buffer_problem, layer_limit_problem, weight_records,
                           weight_slots_of)
-from host.perf import layer_estimate
+from host.perf import add_estimate, layer_estimate
 from host.plan import Target, allocate, layer_tiling, plan_network
 from host.quant import QLayer, QNetwork, as_network
 from host.sparse import ungroup
@@ -258,16 +258,78 @@ def _concat_targets(qnet: QNetwork, outs, m: int) -> dict:
     return into
 
 
+def fusable_adds(qnet: QNetwork, into: dict | None = None) -> dict:
+    """{add: conv} for every residual add the output path can do in the conv just before it
+    (the graph's side of the rule; `pack_image` also needs the conv's weights to fit and one
+    input-channel block, and drops a pair that does not): the conv (not FC) has no max-pool
+    (its own ReLU, if any, comes before the add: flag RELU; the add's is ADD_RELU), only the
+    add reads it, it does not write a concat's range, and the
+    add's other input was produced earlier. `into`: `_concat_targets`' map."""
+    users = qnet.consumers()
+    pairs = {}
+    for i, layer in enumerate(qnet.layers):
+        src = qnet.sources(i)
+        c = i - 1
+        if layer.kind != "add" or c < 0 or c not in src or len(set(src)) != 2:
+            continue
+        conv = qnet.layers[c]
+        if (conv.kind == "conv" and not conv.pool and users[c] == [i]
+                and c not in (into or {}) and i not in (into or {})):
+            pairs[i] = c
+    return pairs
+
+
+def _fuse_ok(d: LayerDescriptor, config: SenseConfig) -> bool:
+    """The conv's side of the fused add (`fusable_adds`): all its weights fit the buffer (the
+    gateware's rule: the residual is read once they are in) and one input-channel block."""
+    words = d.k_tiles * d.kernel_h * d.kernel_w * d.in_groups * config.cycles_per_group
+    return words <= config.weight_depth and d.g("exec.c_blocks") <= 1
+
+
+def _fuse_pays(in_shape, conv_layer: QLayer, config: SenseConfig, plain, fused) -> bool:
+    """Whether the performance model (on an input without zeros) gives the fused pair fewer
+    cycles than the conv and the ADD apart: a fused conv writing one-beat segments (the
+    weight-stationary order on few channels) can take longer than the ADD's pass."""
+    def cycles(conv, add):
+        return _model_cycles(in_shape, conv_layer, config, conv) + add_estimate(add, config)[
+            "cycles"]
+
+    return cycles(*fused) < cycles(*plain)
+
+
+def _fuse(conv: LayerDescriptor, add: LayerDescriptor, add_layer: QLayer, a_first: bool):
+    """The fused conv's descriptor (it writes the add's output; `a_first`: the conv is the
+    add's first input) and the add's (FUSE_ADD: moves no data)."""
+    mult = [int(x) for x in add_layer.mult]
+    if not a_first:
+        mult.reverse()
+    flags = int(conv.flags) | LayerFlags.FUSE_ADD.value | (
+        LayerFlags.ADD_RELU.value * bool(add_layer.relu))
+    res = add.g("exec.in2_offset") if a_first else add.in_offset
+    res_layer = add.g("links.in2_layer") if a_first else add.g("links.in_layer")
+    graph = {**conv.graph, "exec.in2_offset": res, "links.in2_layer": res_layer,
+             "exec.add_mult_a": mult[0], "exec.add_mult_b": mult[1],
+             "exec.add_shift": int(add_layer.shift[0])}
+    return (conv.replace(flags=flags, out_offset=add.out_offset,
+                         graph={k: v for k, v in graph.items() if v}),
+            add.replace(flags=int(add.flags) | LayerFlags.FUSE_ADD.value))
+
+
 def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
-               first: str | None = None) -> bytes:
+               first: str | None = None, fuse_add: bool | str = True) -> bytes:
     """The memory image of `qnet` (a layer graph) for the hardware `config`. `order` is each
     weight layer's tile loop order: "auto" (the compiler pass), or "weight" / "ifm" for every
     layer. Layers today's buffers cannot hold are tiled for the whole-network hardware
     (`host.plan`); activations get liveness-based DRAM offsets (`host.plan.allocate`).
     `first` ("input" or "output") puts that tensor at activation offset 0 and the others after
-    it (a batch's runs, `host.batch`)."""
+    it (a batch's runs, `host.batch`). With `fuse_add`, a residual add whose input is the conv
+    just before it runs in that conv's output path (`fusable_adds`, flag FUSE_ADD) when the
+    performance model finds that faster (`_fuse_pays`; "always": whenever it can): the conv
+    writes the sum and the add moves no data (docs/memory-image.md)."""
     if order not in ("auto", "weight", "ifm"):
         raise ImageError(f"order must be auto, weight or ifm, not {order!r}")
+    if fuse_add not in (True, False, "always"):
+        raise ImageError(f"fuse_add must be True, False or 'always', not {fuse_add!r}")
     if first not in (None, "input", "output"):
         raise ImageError(f"first must be input or output, not {first!r}")
     if config.sparse and qnet.group != config.group:
@@ -282,7 +344,10 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
     # A max-pooled layer first writes its whole convolution output to its output tensor.
     sizes = [act_bytes(qnet.input_shape, m)] + [
         max(act_bytes(o, m), act_bytes(c, m) if c else 0) for o, c in zip(outs, convs)]
-    alloc = allocate(qnet, m, sizes)
+    fused = _fusions(qnet, config, order, fuse_add, ins, outs, into, sizes) if fuse_add else {}
+    for conv in fused.values():
+        sizes[conv + 1] = 0                     # a fused conv's own output is never written
+    alloc = allocate(qnet, m, sizes, fused)
     offsets = alloc["offsets"]
     if first == "output" and qnet.layers[-1].kind == "concat":
         raise ImageError("a concat's output cannot be placed first (its inputs are parts of it)")
@@ -295,20 +360,9 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
     data_offset = offset
     blocks, descriptors = [], []
     for i, layer in enumerate(qnet.layers):
-        _check_layer(i, layer, ins[i][0], config)
-        src = qnet.sources(i)
-        links = {"links.in_layer": src[0] + 1, "links.tensor_channels": outs[i][0]}
-        d = LayerDescriptor(in_offset=offsets[src[0] + 1], out_offset=offsets[i + 1],
-                            out_scale=_f32_bits(layer.out_scale))
-        if i in into:
-            concat, first = into[i]
-            links.update({"exec.out_c_offset": first,
-                          "exec.out_c_total": -(-outs[concat][0] // m) * m,
-                          "links.tensor_channels": outs[concat][0],
-                          "links.concat": concat + 1})
-        record = (_weight_record if layer.kind in ("conv", "fc") else _other_record)
-        d, layer_blocks = record(i, layer, qnet, ins[i], outs[i], config, order, d, links,
-                                 offsets, psum_base)
+        d, layer_blocks = _record(i, qnet, config, order, ins, outs, into, offsets, psum_base)
+        if i in fused:
+            descriptors[-1], d = _fuse(descriptors[-1], d, layer, qnet.sources(i)[0] == i - 1)
         if d.g("exec.c_blocks") > 1:
             psum_bytes = max(psum_bytes, d.p_tiles * d.out_channels * psum_row_bytes(config))
         for what, blob in layer_blocks.items():
@@ -318,6 +372,44 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
         descriptors.append(d)
     return _assemble(qnet, config, descriptors, blocks, offset, data_offset, table_size,
                      psum_base + psum_bytes if psum_bytes else alloc["bytes"])
+
+
+def _record(i, qnet, config, order, ins, outs, into, offsets, psum_base):
+    """Layer i's descriptor and data blocks (`_weight_record` / `_other_record`), with its
+    activation offsets and graph links."""
+    layer, m = qnet.layers[i], config.group
+    _check_layer(i, layer, ins[i][0], config)
+    src = qnet.sources(i)
+    links = {"links.in_layer": src[0] + 1, "links.tensor_channels": outs[i][0]}
+    d = LayerDescriptor(in_offset=offsets[src[0] + 1], out_offset=offsets[i + 1],
+                        out_scale=_f32_bits(layer.out_scale))
+    if i in into:
+        concat, first = into[i]
+        links.update({"exec.out_c_offset": first,
+                      "exec.out_c_total": -(-outs[concat][0] // m) * m,
+                      "links.tensor_channels": outs[concat][0],
+                      "links.concat": concat + 1})
+    record = (_weight_record if layer.kind in ("conv", "fc") else _other_record)
+    return record(i, layer, qnet, ins[i], outs[i], config, order, d, links, offsets, psum_base)
+
+
+def _fusions(qnet, config, order, fuse_add, ins, outs, into, sizes) -> dict:
+    """{add: conv} of the adds `pack_image` fuses: `fusable_adds` whose conv passes `_fuse_ok`
+    and, unless `fuse_add` is "always", `_fuse_pays` (both on the pair's descriptors under a
+    provisional placement)."""
+    pairs = fusable_adds(qnet, into)
+    offsets = allocate(qnet, config.group, sizes, pairs)["offsets"] if pairs else {}
+    chosen = {}
+    for add, conv in pairs.items():
+        c, _ = _record(conv, qnet, config, order, ins, outs, into, offsets, 0)
+        a, _ = _record(add, qnet, config, order, ins, outs, into, offsets, 0)
+        if not _fuse_ok(c, config):
+            continue
+        fused = _fuse(c, a, qnet.layers[add], qnet.sources(add)[0] == conv)
+        if fuse_add == "always" or _fuse_pays(ins[conv][0], qnet.layers[conv], config, (c, a),
+                                              fused):
+            chosen[add] = conv
+    return chosen
 
 
 def _put_first(alloc: dict, tensor: int, sizes: list) -> tuple[dict, dict]:
@@ -808,7 +900,9 @@ def unsupported_problem(descs, config: SenseConfig | None = None) -> str | None:
             ("writing a concat's channel range", d.g("exec.out_c_total")),
             ("a dilated pooling window", d.g("exec.pool_dilation")),
             ("a max-pool counting its padding", int(d.kind) == LayerKind.MAXPOOL.value
-             and d.has(LayerFlags.COUNT_PAD))) if on]
+             and d.has(LayerFlags.COUNT_PAD)),
+            ("a fused add beside a max-pool, a concat's range or input-channel blocks",
+             d.has(LayerFlags.FUSE_ADD) and int(d.kind) != LayerKind.ADD.value)) if on]
         needs = ", ".join(needs) or "graph fields"
         return (f"layer {i} ({kind}) needs the whole-network hardware ({needs}); this gateware "
                 f"runs conv and fully-connected layers (in bands of output rows when their input "
@@ -816,15 +910,27 @@ def unsupported_problem(descs, config: SenseConfig | None = None) -> str | None:
     return None
 
 
+def fused_note(entry: dict) -> str:
+    """The note `sense inspect` adds to a `describe` layer entry with a fused add (FUSE_ADD):
+    the conv that does the add, or the add a conv does; "" otherwise."""
+    if entry.get("fused_add") is None:
+        return ""
+    if entry["kind"] == "add":
+        return f"  (done by layer {entry['fused_add']})"
+    return f"  (+ add {entry['fused_add']})"
+
+
 def describe(data: bytes, config: SenseConfig | None = None) -> dict:
     """A validated summary of an image for `sense inspect`: the graph, every layer's shapes,
-    tiling and DRAM traffic (`host.plan`, one 128-bit port, no fused adds or on-chip hand-over:
-    what the image itself encodes), and whether this gateware runs it."""
+    tiling and DRAM traffic (`host.plan`, one 128-bit port, the image's own fused adds, no
+    on-chip hand-over: what the image itself encodes), and whether this gateware runs it."""
     qnet = unpack_image(data, config)
     h, descs = layer_table(data)
     cfg = _header_config(h)
     ins, _, outs = graph_shapes(qnet)
-    plan = plan_network(as_network(qnet), Target(cfg, fuse_add=False, resident=False))
+    fused = {i: i - 1 for i, d in enumerate(descs)
+             if int(d.kind) == LayerKind.ADD.value and d.has(LayerFlags.FUSE_ADD)}
+    plan = plan_network(as_network(qnet), Target(cfg, resident=False), fused=fused)
     layers = []
     for i, (layer, d, est) in enumerate(zip(qnet.layers, descs, plan["layers"])):
         entry = {
@@ -837,6 +943,8 @@ def describe(data: bytes, config: SenseConfig | None = None) -> dict:
             "dram_read_bytes": est["dram_read_bytes"], "dram_write_bytes": est["dram_write_bytes"],
             "cycles_estimate": est["cycles"], "runs_on_this_gateware": runs_here(d, cfg),
             "activations": [d.in_offset, d.out_offset],
+            # a fused add: the add a conv does, or the conv doing an add
+            "fused_add": (i + 1 if i + 1 in fused else fused[i] if i in fused else None),
         }
         if layer.kind in ("conv", "fc"):
             nonzero = int((layer.w != 0).sum())

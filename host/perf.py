@@ -46,7 +46,7 @@ from host.buffers import (ConvLayer, band_geometry, descriptor_window, layer_ban
 from host.sparse import pad_channels
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
 from hw.core.ifm_store import SETTLE, load_pieces
-from hw.layouts import (DESCRIPTOR_BYTES, LayerDescriptor, psum_row_bytes, record_bytes,
+from hw.layouts import (DESCRIPTOR_BYTES, LayerDescriptor, LayerFlags, psum_row_bytes, record_bytes,
                         weight_word_layout)
 from hw.soc.add_unit import CHUNK_BEATS
 from hw.soc.pool import TAIL_STAGES
@@ -245,8 +245,15 @@ RUN_STATES = 4
 #: on the residual networks of gateware_tests/test_system.py.
 ADD_LAYER_STATES = 1
 ADD_CHUNK_OVERHEAD = 14   # 13 before the add unit registered its sums (issue 15, ECP5 timing)
-#: A CONCAT's sequencer states beyond its descriptor read (address, checks, layer end).
+#: A CONCAT's sequencer states beyond its descriptor read (address, checks, layer end); an ADD
+#: done by its producer (FUSE_ADD) takes the same path.
 CONCAT_STATES = 9
+#: A fused add (a conv with FUSE_ADD): cycles each output write command takes beyond the
+#: unfused one's (the residual's read runs beside the write's command and address phase; what
+#: is left of its latency and of the add unit's stages). Fitted (scripts/fit_add_model.py) on a
+#: 1x1 expansion whose one-beat segment writes set its pace: 2 gives -3.7 % there, where the
+#: unfused layer's model is -4.2 %; 3 gives +4.0 %. Whole pixel-tile writes hide it.
+FUSE_OVERHEAD = 2
 #: A pooling layer's (MAXPOOL, AVGPOOL, GAP) sequencer states beyond its descriptor read, its
 #: divisor load and its pool pass (address, checks, layer end); an AVGPOOL's or GAP's divisor
 #: load costs its entries plus DIVISOR_OVERHEAD (the read command and its latency: fitted, less
@@ -325,7 +332,10 @@ def concat_estimate() -> dict:
 def add_estimate(d: LayerDescriptor, config: SenseConfig) -> dict:
     """Cycles and DRAM bytes of an ADD layer: chunks of at most CHUNK_BEATS beats, each the
     first input's chunk read into the add unit, then the second input's streamed through it
-    while the sums are written."""
+    while the sums are written. An ADD its producer did (FUSE_ADD) only reads its
+    descriptor."""
+    if d.has(LayerFlags.FUSE_ADD):
+        return concat_estimate()
     tensor = d.in_h * d.in_w * d.in_groups * config.group
     cycles = READ_OVERHEAD + DESCRIPTOR_BYTES // BEAT_BYTES + ADD_LAYER_STATES
     read_bytes = DESCRIPTOR_BYTES
@@ -358,6 +368,22 @@ def _bursts(addr: int, beats: int) -> int:
     return n
 
 
+def _residual_bytes(d: LayerDescriptor, config: SenseConfig, tiles, kpad: int, stride: int,
+                    whole: bool) -> int:
+    """DRAM bytes a fused add reads: the beats covering every write command's range."""
+    if whole:
+        return sum(count for _, count in tiles) * kpad
+    total = 0
+    for p0, count in tiles:
+        for kt in range(d.k_tiles):
+            k0 = kt * config.rows
+            seg = kpad - k0 if k0 + config.rows >= d.out_channels else config.rows
+            for j in range(count):
+                a = d.g("exec.in2_offset") + (p0 + j) * stride + k0
+                total += (a % BEAT_BYTES + seg + BEAT_BYTES - 1) // BEAT_BYTES * BEAT_BYTES
+    return total
+
+
 def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
                    skip: bool = True) -> dict:
     """Cycles, DRAM bytes, MACs and skipped groups of one layer of a run: `d` its descriptor,
@@ -384,6 +410,8 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
     # A concat's channel range: pixels `stride` bytes apart, from channel out_c_offset.
     stride = d.g("exec.out_c_total") or kpad
     whole = whole_tile_writes(config, k, d.k_tiles, ifm_stationary, stride != kpad)
+    # A fused add: every write command's range of the residual is read while it is written.
+    fuse = FUSE_OVERHEAD if d.has(LayerFlags.FUSE_ADD) else 0
     word_beats = record_bytes(weight_word_layout(config), beat) // beat
     kt_words = d.kernel_h * d.kernel_w * d.in_groups * config.cycles_per_group
     weight_bytes = d.k_tiles * kt_words * word_beats * beat
@@ -402,12 +430,13 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
             if not last_kt:
                 return 0, False
             beats = count * kpad // beat
-            return SEGMENT_OVERHEAD + beats + BURST_OVERHEAD * (_bursts(addr, beats) - 1), True
+            return (SEGMENT_OVERHEAD + fuse + beats
+                    + BURST_OVERHEAD * (_bursts(addr, beats) - 1)), True
         seg = kpad - k0 if last_kt else config.rows
         total = 0
         for j in range(count):
             a = addr + j * stride
-            total += SEGMENT_OVERHEAD + (a % beat + seg + beat - 1) // beat
+            total += SEGMENT_OVERHEAD + fuse + (a % beat + seg + beat - 1) // beat
         return total, True
 
     def weights_in(kt):
@@ -424,6 +453,10 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
     prefetch = resident and not blocked and len(bands) > 1 and band_geometry(d, config).lines \
         <= config.ifm_bank_lines // 2
     write_bytes = pixels * kpad
+    if fuse:
+        # (the residual's ranges are the output's, in whole beats: `write_bytes` when every
+        # command is whole beats, as in the whole-tile writes the packer fuses)
+        read_bytes += _residual_bytes(d, config, tiles, kpad, stride, whole)
     prev = None                      # (run cycles, weights-in cycles) of the band before
     for i, (y, n, start, rows, _top) in enumerate(bands):
         n_tiles = sum(1 for p0, _ in tiles[first_tile:] if p0 < (y + n) * d.out_w)

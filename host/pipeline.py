@@ -96,12 +96,13 @@ def load_network(model, drop_lrn: bool = False):
 
 def prepare_model(config: SenseConfig, model=None, *, calib=None, cluster: bool = True,
                   pruned: bool = False, order: str = "auto", drop_lrn: bool = False,
+                  fuse_add: bool = True,
                   log=sys.stderr) -> Prepared:
     """Load `model` (default: the bundled digits model; or a built-in network name), cluster its
     channels (sparse configurations, unless `cluster` is false or the weights are `pruned`
     already), prune and quantize it with the calibration inputs `calib` (a .npz path, or None
     for the bundled models' training split and the built-in networks' random inputs) and pack
-    it for `config` with tile order `order`."""
+    it for `config` with tile order `order` (`fuse_add`: `host.image.pack_image`'s)."""
     model = str(model or DEFAULT_MODEL)
     net = load_network(model, drop_lrn)
     x = load_calibration(calib, model, net.input_shape)
@@ -112,7 +113,7 @@ def prepare_model(config: SenseConfig, model=None, *, calib=None, cluster: bool 
     if cluster and config.sparse and not pruned:
         net, report = cluster_network(net, x, config)
     qnet = quantize(net, x, group=config.group if config.sparse else None, pruned=pruned)
-    return Prepared(qnet, pack_image(qnet, config, order=order), x, report)
+    return Prepared(qnet, pack_image(qnet, config, order=order, fuse_add=fuse_add), x, report)
 
 
 def default_inputs(model, calib: np.ndarray):

@@ -407,12 +407,14 @@ def _stream_layer(layer, ins, out_shape, t: Target) -> dict:
 
 # -- the network -------------------------------------------------------------------------------
 
-def allocate(net, group: int, sizes: list | None = None) -> dict:
+def allocate(net, group: int, sizes: list | None = None, fused: dict | None = None) -> dict:
     """DRAM offsets of every activation (tensor 0 the network input, tensor i + 1 layer i's
     output) with liveness-based reuse: a tensor's bytes are free again after its last reader. A
     concat's inputs are channel ranges of its output (one tensor). `net` is a Network or
     QNetwork; `sizes` (bytes per tensor) default to the activation layout of its shapes. Returns
-    offsets (4 KiB aligned), the size needed, and the size without reuse."""
+    offsets (4 KiB aligned), the size needed, and the size without reuse. `fused` ({add: conv},
+    `host.image.fusable_adds`): the add's output is written while the conv runs, so it lives
+    from the conv on (apart from the conv's input bands)."""
     n = len(net.layers)
     if sizes is None:
         shapes = [tuple(net.input_shape)] + net.out_shapes()
@@ -429,6 +431,8 @@ def allocate(net, group: int, sizes: list | None = None) -> dict:
         return t
 
     start = {t: t - 1 for t in range(n + 1)}                     # written by layer t - 1
+    for add, conv in (fused or {}).items():
+        start[add + 1] = min(start[add + 1], conv)
     end = {t: t - 1 for t in range(n + 1)}
     end[n] = n                                                   # the output outlives the run
     for i in range(n):
@@ -459,10 +463,12 @@ def allocate(net, group: int, sizes: list | None = None) -> dict:
                                                        for s in sizes.values())}
 
 
-def plan_network(net: Network, target: Target, batch: int = 1, ifm_skip: float = 0.0) -> dict:
+def plan_network(net: Network, target: Target, batch: int = 1, ifm_skip: float = 0.0,
+                 fused: dict | None = None) -> dict:
     """Per-layer plan and estimate of `net` on `target`, and the totals per image (module
     docstring). Fully-connected layers run once per batch of `batch` images (the images are the
-    pixels of their tiles); everything else once per image."""
+    pixels of their tiles); everything else once per image. `fused` ({add: conv}: an image's
+    fused adds, `host.image.fusable_adds`) replaces the target's own fusing rule."""
     if batch < 1:
         raise ValueError(f"batch must be at least 1, not {batch}")
     if not 0 <= ifm_skip < 1:
@@ -471,7 +477,8 @@ def plan_network(net: Network, target: Target, batch: int = 1, ifm_skip: float =
     layers = []
     users = net.consumers()
     shared = target.ifm == "shared"      # both need distinct on-chip storage
-    fused = _fused_adds(net, users) if target.fuse_add and shared else {}
+    if fused is None:
+        fused = _fused_adds(net, users) if target.fuse_add and shared else {}
     resident = _resident(net, users, target, fused) if target.resident and shared else set()
     for i, (layer, ins, out) in enumerate(zip(net.layers, net.in_shapes(), net.out_shapes())):
         if layer.has_weights:

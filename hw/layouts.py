@@ -134,11 +134,17 @@ class LayerFlags(enum.Flag, shape=8):
     IFM_STATIONARY = 4  # tile loop order: pixel tile outer (else k tile outer)
     COUNT_PAD = 8       # average pooling: the divisor counts the explicit padding
     CEIL = 16           # pooling window: ceil_mode (output size rounded up)
+    # The fused residual add (issue 15): a CONV writes add(its output, the tensor at
+    # exec.in2_offset) to its output, with the ADD fields; the ADD it replaces keeps its
+    # descriptor with this flag and moves no data.
+    FUSE_ADD = 32
+    ADD_RELU = 64       # a conv with FUSE_ADD: ReLU after the add (RELU stays the conv's own)
 
 
 #: Every flag bit the hardware knows; a descriptor with another bit set is refused.
 FLAGS_KNOWN = (LayerFlags.RELU | LayerFlags.POOL | LayerFlags.IFM_STATIONARY
-               | LayerFlags.COUNT_PAD | LayerFlags.CEIL)
+               | LayerFlags.COUNT_PAD | LayerFlags.CEIL | LayerFlags.FUSE_ADD
+               | LayerFlags.ADD_RELU)
 
 
 def flag_set(flags, flag: LayerFlags):
@@ -315,6 +321,11 @@ class _Descriptor:
             allowed = {f"exec.{n}" for n in BAND_EXEC_FIELDS}
             if not self.pool:
                 allowed |= {f"exec.{n}" for n in CONCAT_EXEC_FIELDS}
+            if self.has(LayerFlags.FUSE_ADD):
+                # a fused add: its fields, not with a max-pool, a concat's range or blocks
+                if self.pool or self.g("exec.out_c_total") or self.g("exec.c_blocks") > 1:
+                    return False
+                allowed |= {f"exec.{n}" for n in ADD_EXEC_FIELDS}
             if self.g("exec.k_block") and self.g("exec.k_block") < self.k_tiles:
                 return False
         elif kind in (LayerKind.MAXPOOL.value, LayerKind.AVGPOOL.value, LayerKind.GAP.value):

@@ -1,12 +1,17 @@
 """Fit the constants of host.perf's streaming layers to the RTL: ADD (ADD_LAYER_STATES,
-ADD_CHUNK_OVERHEAD) and the pooling layers (POOL_LAYER_STATES, DIVISOR_OVERHEAD, POOL_TAIL).
+ADD_CHUNK_OVERHEAD), the fused add (FUSE_OVERHEAD) and the pooling layers (POOL_LAYER_STATES,
+DIVISOR_OVERHEAD, POOL_TAIL).
 
 Runs, in RTL simulation (`small`, the DRAM inside the design), networks made of one residual add
 of the network input with itself, of five sizes: four beats, exactly one chunk, a chunk and 16
 beats, two chunks, four chunks with a partial last one; and networks of one pooling layer on
-the input (max-pools of three windows and sizes, two average pools, a global average pool).
+the input (max-pools of three windows and sizes, two average pools, a global average pool);
+and residual adds fused into the conv before them (FUSE_ADD), each in both tile orders and also
+packed unfused: a 1x1 expansion (in the weight order its one-beat writes, a command each, take
+longer than its compute) and a 3x3 conv that is the add's second input.
 The ADD constants were read off the first three adds (the layer's fixed cost, a chunk's fixed
-cost, one cycle per 16-beat burst), POOL_TAIL off the first max-pool (POOL_LAYER_STATES
+cost, one cycle per 16-beat burst), FUSE_OVERHEAD off the fused 1x1 expansion in the weight order, POOL_TAIL
+off the first max-pool (POOL_LAYER_STATES
 counted from the sequencer), DIVISOR_OVERHEAD off the first average pool; this script checks them on all of them and writes
 everything to docs/results/add-model-fit.json. The residual and pooling networks of the system
 tests (sim/networks.py, among convolutions) are the held-out check: scripts/check_model.py.
@@ -31,6 +36,7 @@ from host.quant import quantize, quantize_input  # noqa: E402
 from hw.config import SenseConfig  # noqa: E402
 from hw.files import atomic_write  # noqa: E402
 from sim.model_run import format_row, model_rows  # noqa: E402
+from sim.networks import conv_layer  # noqa: E402
 from sim.sysrun import run_system  # noqa: E402
 
 CONFIG = SenseConfig.preset("small")
@@ -40,27 +46,49 @@ POOLS = [("maxpool", (8, 12, 12), (2, 2, 0)), ("maxpool", (16, 9, 9), (3, 2, 1))
          ("avgpool", (4, 10, 7), (3, 1, 1)), ("gap", (16, 7, 7), None)]
 
 
-def networks():
-    """(name, network) of every fit run."""
+def fused_networks(rng):
+    """(name, network, fuse, order) of the fused-add runs: each network in both tile orders,
+    fused and unfused."""
+    expand = Network((4, 12, 12), [
+        conv_layer(rng, "shortcut", 32, 4, 1, [-1]),
+        conv_layer(rng, "expand", 32, 4, 1, [-1], relu=False),
+        Layer("add", "sum", relu=True, inputs=[1, 0])], [], "fused-expand")
+    second = Network((8, 8, 8), [
+        conv_layer(rng, "a", 16, 8, 3, [-1], relu=False),
+        conv_layer(rng, "b", 16, 8, 3, [-1], relu=False),
+        Layer("add", "sum", relu=False, inputs=[0, 1])], [], "fused-second")
+    # (the weight order writes each pixel's k tile as a segment of its own: one beat here,
+    # so the writes, not the core, set the pace; the IFM order writes whole pixel tiles)
+    # ("always": the packer would not fuse the weight-order expansion, whose fused segments
+    # are slower than the ADD's pass)
+    return [(f"{net.name}-{order}{'' if fuse else '-unfused'}", net, "always" if fuse else False,
+             order)
+            for net in (expand, second) for order in ("weight", "ifm")
+            for fuse in (True, False)]
+
+
+def networks(rng):
+    """(name, network, fuse, order) of every fit run."""
     out = [("x".join(map(str, shape)),
-            Network(shape, [Layer("add", "sum", inputs=[-1, -1])], [], "add"))
+            Network(shape, [Layer("add", "sum", inputs=[-1, -1])], [], "add"), True, "auto")
            for shape in SHAPES]
     for kind, shape, window in POOLS:
         pool = golden.Window.of(*window) if window else None
         tag = "k{}s{}p{}".format(*window) if window else ""
         out.append((f"{kind}{tag}-" + "x".join(map(str, shape)),
-                    Network(shape, [Layer(kind, "pool", pool=pool, inputs=[-1])], [], "pool")))
-    return out
+                    Network(shape, [Layer(kind, "pool", pool=pool, inputs=[-1])], [], "pool"),
+                    True, "auto"))
+    return out + fused_networks(rng)
 
 
 def main():
     rng = np.random.default_rng(1)
     steps, cases = [], []
-    for name, net in networks():
+    for name, net, fuse, order in networks(rng):
         shape = net.input_shape
         qnet = quantize(net, rng.normal(size=(8,) + shape), group=CONFIG.group)
         x = quantize_input(qnet, rng.normal(size=(1,) + shape))
-        image = pack_image(qnet, CONFIG)
+        image = pack_image(qnet, CONFIG, order=order, fuse_add=fuse)
         steps.append({"op": "run", "image": image, "x": x, "name": name})
         cases.append((qnet, x, image))
     res = run_system(CONFIG, steps, name="fit-add", dram="design")
@@ -71,6 +99,7 @@ def main():
     report = {"config": CONFIG.to_dict(), "dram": "design",
               "constants": {"ADD_LAYER_STATES": perf.ADD_LAYER_STATES,
                             "ADD_CHUNK_OVERHEAD": perf.ADD_CHUNK_OVERHEAD,
+                            "FUSE_OVERHEAD": perf.FUSE_OVERHEAD,
                             "POOL_LAYER_STATES": perf.POOL_LAYER_STATES,
                             "DIVISOR_OVERHEAD": perf.DIVISOR_OVERHEAD, "POOL_TAIL": perf.POOL_TAIL},
               "runs": rows, "max_abs_error": max(abs(r["error"]) for r in rows)}

@@ -33,6 +33,12 @@ def _add_order_arg(p: argparse.ArgumentParser) -> None:
                         "IFM-stationary (default auto)")
 
 
+def _add_fuse_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-fuse-add", action="store_true",
+                   help="keep every residual add a layer of its own (by default an add whose "
+                        "input is the conv just before it runs in that conv's output path)")
+
+
 def _elaborate_parser(sub) -> None:
     from hw.generate import BLOCKS, LARGEST_BLOCK
 
@@ -70,6 +76,7 @@ def _pack_parser(sub) -> None:
                         "FC layer (run once per image), IMAGE.head the FC layers (run once for N "
                         "images); host.driver's load_batch / run_batch run them")
     _add_order_arg(p)
+    _add_fuse_arg(p)
     p.set_defaults(func=commands.cmd_pack)
 
 
@@ -100,6 +107,7 @@ def _sim_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=1, help="seed of the DRAM stalls (default 1)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     _add_order_arg(p)
+    _add_fuse_arg(p)
     _add_config_args(p)
     p.set_defaults(func=commands.cmd_sim)
 

@@ -23,7 +23,8 @@ def _prepare(args, config):
 
     return prepare_model(config, args.model, calib=args.calib, cluster=not args.no_cluster,
                          pruned=args.pruned, order=args.order,
-                         drop_lrn=getattr(args, "drop_lrn", False))
+                         drop_lrn=getattr(args, "drop_lrn", False),
+                         fuse_add=not getattr(args, "no_fuse_add", False))
 
 
 #: What the RTL benches run on when no --config is given.
@@ -139,7 +140,8 @@ def _pack_batch(args, config, prepared) -> int:
     from host.batch import BatchError, pack_batch
 
     try:
-        split, prefix, suffix = pack_batch(prepared.qnet, config, args.batch, args.order)
+        split, prefix, suffix = pack_batch(prepared.qnet, config, args.batch, args.order,
+                                           not args.no_fuse_add)
     except BatchError as e:
         raise CommandError(f"--batch: {e}") from None
     head = f"{args.output}.head"
@@ -406,7 +408,7 @@ def cmd_bench_accel(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from host.image import describe
+    from host.image import describe, fused_note
 
     try:
         data = Path(args.image).read_bytes()
@@ -443,7 +445,7 @@ def cmd_inspect(args) -> int:
               f"{e.get('stride', '-')} {e.get('pad', '-')} {'yes' if e['relu'] else 'no ':<4} "
               f"{pool:<5} {density}  {tiling:<15} {order:<7} "
               f"{e['dram_read_bytes'] + e['dram_write_bytes']:>10}  "
-              f"{'yes' if e['runs_on_this_gateware'] else 'no'}")
+              f"{'yes' if e['runs_on_this_gateware'] else 'no'}{fused_note(e)}")
     if info["unsupported"]:
         print(f"  note: {info['unsupported']} (it stops with UNSUPPORTED; the whole-network "
               f"hardware of docs/architecture.md runs it)")

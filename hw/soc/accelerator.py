@@ -22,7 +22,11 @@ with no CPU in between:
 6. a residual ADD runs instead of 3-5, in chunks of up to 4 KiB: the first input's chunk into
    the add unit's buffer, then the second input's chunk streamed through the add unit
    (`hw.soc.add_unit`), which writes the sums, a beat per cycle; a CONCAT is only checked (its
-   producers wrote its tensor, each into its channel range).
+   producers wrote its tensor, each into its channel range);
+7. a conv with FUSE_ADD does the add after it in its output path: once its weights are in, each
+   writer command's range of the residual (`input2_start` on) is read and the add unit, in
+   stream mode, adds it to the writer's beats on their way to DRAM; the ADD (FUSE_ADD too) then
+   only has its descriptor checked.
 
 Errors end the run with STATUS.error and the code; nothing outside the window is touched (the
 ranges are checked first, and the DMA engines check every command again). CTRL.abort stops the
@@ -160,6 +164,12 @@ class Accelerator(wiring.Component):
         # next band while `pf`), and the output address of the band in the core.
         b.half, b.pf = Signal(name="ifm_half"), Signal(name="prefetching")
         b.wr_base = Signal(ADDR_BITS + 1, name="writer_base")
+        # A fused add (check.fused): the residual's read command for the writer's command in
+        # flight (same length, `res_delta` = input2_start - output_start further on).
+        b.res = SimpleNamespace(pending=Signal(name="res_pending"),
+                                addr=Signal(ADDR_BITS, name="res_addr"),
+                                length=Signal(32, name="res_length"),
+                                delta=Signal(ADDR_BITS, name="res_delta"))
         # Input-channel blocks (`check.blocked`; without blocks one block of every group): the
         # block's first channel group, its weights' address, the layer's weight bytes not yet
         # read in this band, whether its partial sums are being read; the band's pixel tiles
@@ -232,11 +242,14 @@ class Accelerator(wiring.Component):
                                 | psum.cmd.valid),
             writer.cmd.ready.eq(dma.wr_cmd.ready), pool.cmd.ready.eq(dma.wr_cmd.ready),
             add.cmd.ready.eq(dma.wr_cmd.ready), psum.cmd.ready.eq(dma.wr_cmd.ready),
-            writer.data.ready.eq(dma.wr_data.ready),
+            # (a fused add: the writer's beats pass the add unit, paired with the residual's)
+            writer.data.ready.eq(Mux(check.fused, add.a.ready, dma.wr_data.ready)),
+            add.stream_a.eq(check.fused), add.a.valid.eq(check.fused & writer.data.valid),
+            add.a.payload.eq(writer.data.payload),
             psum.data.ready.eq(~writer.writing & ~check.is_add & dma.wr_data.ready),
             pool.data.ready.eq(~writer.writing & ~check.is_add & ~psum.writing
                                & dma.wr_data.ready),
-            add.data.ready.eq(check.is_add & dma.wr_data.ready),
+            add.data.ready.eq((check.is_add | check.fused) & dma.wr_data.ready),
             psum.base.eq(check.psum_start),
         ]
         with m.If(writer.cmd.valid):
@@ -247,10 +260,10 @@ class Accelerator(wiring.Component):
             m.d.comb += dma.wr_cmd.payload.eq(psum.cmd.payload)
         with m.Else():
             m.d.comb += dma.wr_cmd.payload.eq(pool.cmd.payload)
-        with m.If(writer.writing):
+        with m.If(writer.writing & ~check.fused):
             m.d.comb += [dma.wr_data.valid.eq(writer.data.valid),
                          dma.wr_data.payload.eq(writer.data.payload)]
-        with m.Elif(check.is_add):
+        with m.Elif(check.is_add | check.fused):
             m.d.comb += [dma.wr_data.valid.eq(add.data.valid),
                          dma.wr_data.payload.eq(add.data.payload)]
         with m.Elif(psum.writing):
@@ -259,6 +272,11 @@ class Accelerator(wiring.Component):
         with m.Else():
             m.d.comb += [dma.wr_data.valid.eq(pool.data.valid),
                          dma.wr_data.payload.eq(pool.data.payload)]
+        # Each writer command of a fused conv: the residual's range, read in RUN.
+        res = b.res
+        with m.If(check.fused & writer.cmd.valid & dma.wr_cmd.ready):
+            m.d.sync += [res.pending.eq(1), res.addr.eq(writer.cmd.payload.addr + res.delta),
+                         res.length.eq(writer.cmd.payload.length)]
 
     def _wire_load_side(self, m, b):
         """DMA read beats into the parameter memory, the IFM banks and the weight loader."""
@@ -422,6 +440,8 @@ class Accelerator(wiring.Component):
                 b.fail(ErrorCode.TOO_LARGE)
             with m.Elif(~check.in_window):
                 b.fail(ErrorCode.OUT_OF_WINDOW)
+            with m.Elif(check.fused_away):        # its producer wrote the sum
+                m.next = "LAYER_END"
             with m.Elif(check.is_add):
                 m.d.sync += b.add_offset.eq(0)
                 m.next = "ADD_CHUNK"
@@ -608,7 +628,8 @@ class Accelerator(wiring.Component):
                 layer.relu.eq(flag_set(D.flags, LayerFlags.RELU)),
                 layer.ifm_stationary.eq(flag_set(D.flags, LayerFlags.IFM_STATIONARY)),
             ]
-            m.d.sync += [b.wr_base.eq(b.band.out_addr), b.blk.ps_rd.eq(0)]
+            m.d.sync += [b.wr_base.eq(b.band.out_addr), b.blk.ps_rd.eq(0),
+                         b.res.delta.eq(b.check.input2_start - b.check.output_start)]
             # Weights that fit the buffer stay from the first band on (the ring never wraps);
             # an input-channel block reads its own.
             with m.If(b.band.first | ~b.check.weights_fit | b.check.blocked):
@@ -621,13 +642,24 @@ class Accelerator(wiring.Component):
             blk, rd_cmd = self._block(b), dma.rd_cmd
             # The block's weights first; then (a block after the first) the band's partial
             # sums, streamed to the output stage.
+            # A fused add: once the weights are in (they all fit), the read channel is the
+            # residual's, one read per writer command (no psum, no prefetch then).
+            res, add = b.res, b.add
+            residual = b.check.fused & (b.count == 0)
             with m.If(b.blk.ps_rd):
                 m.d.comb += [dma.rd_data.ready.eq(b.psum_rd.beat.ready),
                              b.psum_rd.beat.valid.eq(dma.rd_data.valid)]
+            with m.Elif(residual):
+                m.d.comb += [dma.rd_data.ready.eq(add.b.ready),
+                             add.b.valid.eq(dma.rd_data.valid),
+                             rd_cmd.valid.eq(res.pending), rd_cmd.payload.addr.eq(res.addr),
+                             rd_cmd.payload.length.eq(res.length)]
+                with m.If(res.pending & rd_cmd.ready):
+                    m.d.sync += res.pending.eq(0)
             with m.Else():
                 m.d.comb += [dma.rd_data.ready.eq(b.weights.ready),
                              b.weights.accept.eq(b.beat_in)]
-            with m.If(b.beat_in):
+            with m.If(b.beat_in & (b.count != 0)):
                 m.d.sync += b.count.eq(b.count - 1)
             with m.If(blk.psum_in & ~b.blk.ps_rd & (b.count == 0)):
                 m.d.comb += [rd_cmd.valid.eq(1), rd_cmd.payload.addr.eq(b.check.psum_start),
@@ -639,9 +671,10 @@ class Accelerator(wiring.Component):
             # the other half while the core runs (BAND_A .. LOAD, then RUN_WAIT).
             more = b.band.y + b.band.out_rows < D.out_h
             prefetch = (b.check.half_fits & b.check.weights_fit & ~b.check.blocked & more
-                        & (b.count == 0))
+                        & (b.count == 0) & ~b.check.fused)
             with m.If(core.done & (b.count == 0) & (b.blk.ps_rd | ~blk.psum_in)
-                      & b.writer.idle & b.psum_wr.idle & ~dma.busy):
+                      & b.writer.idle & b.psum_wr.idle & ~dma.busy & ~res.pending
+                      & ~add.busy):
                 m.next = "BAND_END"
             with m.Elif(prefetch):
                 m.d.sync += [b.pf.eq(1), b.band.y.eq(b.band.y + b.band.out_rows),
@@ -683,7 +716,8 @@ class Accelerator(wiring.Component):
         left = check.ifm_bytes - b.add_offset
         m.d.comb += [add.mult_a.eq(D.graph.exec.add_mult_a), add.mult_b.eq(D.graph.exec.add_mult_b),
                      add.shift.eq(D.graph.exec.add_shift),
-                     add.relu.eq(flag_set(D.flags, LayerFlags.RELU)),
+                     add.relu.eq(Mux(check.fused, flag_set(D.flags, LayerFlags.ADD_RELU),
+                                     flag_set(D.flags, LayerFlags.RELU))),
                      add.base.eq(check.output_start + b.add_offset), add.length.eq(b.add_bytes),
                      add.a_data.eq(rd_data.payload), add.a_addr.eq(b.add_line),
                      add.b.payload.eq(rd_data.payload)]

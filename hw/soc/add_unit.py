@@ -13,11 +13,16 @@ same index into an output beat:
 
 per byte lane (channel padding is zero in both inputs and stays zero: the rounding term is less
 than one step). `host.golden.residual_add` is the same arithmetic.
+
+A fused add (issue 15: a conv with FUSE_ADD) uses the same lanes in stream mode (``stream_a``):
+the first operand is the ``a`` stream (the output writer's beats) instead of the buffer, and
+each ``a`` beat is paired with the ``b`` beat (the residual's) that arrives with it; the
+writer's own command writes the sums.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -58,7 +63,9 @@ class AddUnit(wiring.Component):
     (one cycle, with ``base``, the chunk's output address, and ``length``, its bytes): issue the
     write command, then take ``b`` beats (in order; the buffered beat of the same index is the
     other operand) and send the sums on ``data``, one per cycle when the DMA keeps up. ``busy``
-    from ``start`` until the last beat of the chunk has been handed over."""
+    from ``start`` until the last beat of the chunk has been handed over. With ``stream_a``
+    (held for a layer) every ``a`` beat is added to the ``b`` beat taken with it (no command,
+    no buffer); ``busy`` while a beat is in the unit."""
 
     def __init__(self):
         super().__init__({
@@ -66,6 +73,7 @@ class AddUnit(wiring.Component):
             "start": In(1), "base": In(ADDR_BITS), "length": In(LENGTH_BITS),
             "mult_a": In(16), "mult_b": In(16), "shift": In(8), "relu": In(1),
             "b": In(stream.Signature(DATA_BITS)),
+            "stream_a": In(1), "a": In(stream.Signature(DATA_BITS)),
             "cmd": Out(stream.Signature(dma_command_layout())),
             "data": Out(stream.Signature(DATA_BITS)),
             "busy": Out(1),
@@ -92,23 +100,31 @@ class AddUnit(wiring.Component):
         # Stage 1 holds a b beat while the buffer read of its partner completes; stage 2 holds
         # the lanes' sums (the products off the block RAM's output, registered); the output
         # register is stage 3. All move together whenever the output register can take a beat.
+        # (stream mode: stage 1 holds an a beat beside its b beat; both move together)
         advance = ~self.data.valid | self.data.ready
-        held = Signal(DATA_BITS)
+        held, held_a = Signal(DATA_BITS), Signal(DATA_BITS)
         held_valid, sum_valid = Signal(), Signal()
-        m.d.comb += [self.b.ready.eq(advance), rd.addr.eq(index), rd.en.eq(advance)]
+        pair = self.b.valid & (self.a.valid | ~self.stream_a)
+        m.d.comb += [self.b.ready.eq(advance & (self.a.valid | ~self.stream_a)),
+                     self.a.ready.eq(advance & self.stream_a & self.b.valid),
+                     rd.addr.eq(index), rd.en.eq(advance)]
         with m.If(advance):
-            m.d.sync += [held.eq(self.b.payload), held_valid.eq(self.b.valid),
-                         sum_valid.eq(held_valid)]
-            with m.If(self.b.valid):
+            m.d.sync += [held.eq(self.b.payload), held_a.eq(self.a.payload),
+                         held_valid.eq(pair), sum_valid.eq(held_valid)]
+            with m.If(pair):
                 m.d.sync += index.eq(index + 1)
+        first = Signal(DATA_BITS)
+        m.d.comb += first.eq(Mux(self.stream_a, held_a, rd.data))
         shift = add_shift(m, self.shift)
-        lanes = [add_lane(m, rd.data[8 * i:8 * i + 8].as_signed(),
+        lanes = [add_lane(m, first[8 * i:8 * i + 8].as_signed(),
                           held[8 * i:8 * i + 8].as_signed(), self.mult_a, self.mult_b,
                           shift, self.relu, en=advance) for i in range(BEAT_BYTES)]
         with m.If(advance):
             m.d.sync += self.data.valid.eq(sum_valid)
             with m.If(sum_valid):
-                m.d.sync += [self.data.payload.eq(Cat(*lanes)), left.eq(left - 1)]
+                m.d.sync += self.data.payload.eq(Cat(*lanes))
+                with m.If(~self.stream_a):
+                    m.d.sync += left.eq(left - 1)
         m.d.comb += self.busy.eq(cmd_pending | (left != 0) | held_valid | sum_valid
                                  | self.data.valid)
         return m

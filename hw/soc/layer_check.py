@@ -63,7 +63,10 @@ class LayerCheck(wiring.Component):
     concat tensor's `out_c_total`); ``output_start`` includes `out_c_offset`. The derived sizes
     stay valid for the whole layer: ``blocked`` (input-channel blocks), ``block_groups`` and
     ``block_bytes`` (a full block's channel groups and weight bytes; without blocks, the
-    layer's), ``seg`` (the store's valid-convolution placement: pixel tiles by output row), ``gk`` output channel groups, ``kpad`` output channels padded to M,
+    layer's), ``seg`` (the store's valid-convolution placement: pixel tiles by output row),
+    ``fused`` (a CONV / FC with FUSE_ADD: its output rows pass the add unit with the tensor at
+    ``input2_start``; registered), ``fused_away`` (an ADD with FUSE_ADD: its producer did it,
+    it moves no data; registered), ``gk`` output channel groups, ``kpad`` output channels padded to M,
     ``ifm_bytes`` (an ADD's tensor), ``out_bytes`` (the convolution output), and the DRAM
     address of each range (``*_start``)."""
 
@@ -80,6 +83,7 @@ class LayerCheck(wiring.Component):
             "window": Out(pool_window_layout()), "half_fits": Out(1),
             "map_h": Out(16), "map_w": Out(16), "map_groups": Out(16),
             "blocked": Out(1), "block_groups": Out(16), "block_bytes": Out(32), "seg": Out(1),
+            "fused": Out(1), "fused_away": Out(1),
         }
         members |= {f"{name}_start": Out(ADDR_BITS + 1) for name in RANGES}
         super().__init__(members)
@@ -136,21 +140,28 @@ class LayerCheck(wiring.Component):
                 ]
         lengths = {"weights": D.weight_size, "params": D.param_size, "input": self.ifm_bytes,
                    "output": Mux(D.graph.exec.out_c_total != 0, v["out_span"], self.out_bytes),
-                   "input2": self.ifm_bytes, "psum": v["psum_rows"] * psum_row_bytes(cfg)}
+                   # (an ADD's second input, or a fused conv's residual: its output's shape)
+                   "input2": Mux(self.is_add, self.ifm_bytes, self.out_bytes),
+                   "psum": v["psum_rows"] * psum_row_bytes(cfg)}
         verdicts = {}
         for name in RANGES:
             ok = verdicts[name] = Signal(name=f"{name}_ok")
             m.d.sync += ok.eq(window_check(m, getattr(self, f"{name}_start"), lengths[name],
                                            self.window_base, self.window_end, name)[2])
         blocked = self.blocked
+        fuse = flag_set(D.flags, LayerFlags.FUSE_ADD)
         conv_ranges = (Cat(*(verdicts[n] for n in RANGES if n not in ("input2", "psum"))).all()
-                       & (verdicts["psum"] | ~blocked))
+                       & (verdicts["psum"] | ~blocked) & (verdicts["input2"] | ~fuse))
         add_ranges = Cat(*(verdicts[n] for n in ADD_RANGES)).all()
         exec_fields = D.graph.exec
         not_add = Cat(*(exec_fields[n] for n, _ in exec_fields.shape()
                         if n not in ADD_EXEC_FIELDS))
         not_conv = Cat(*(exec_fields[n] for n, _ in exec_fields.shape()
                          if n not in CONCAT_EXEC_FIELDS + BAND_EXEC_FIELDS))
+        # a fused add: the ADD fields too, and neither a max-pool, a concat's range nor
+        # input-channel blocks
+        not_fused = Cat(*(exec_fields[n] for n, _ in exec_fields.shape()
+                          if n not in CONCAT_EXEC_FIELDS + BAND_EXEC_FIELDS + ADD_EXEC_FIELDS))
         # Bands of any height, input-channel blocks; a k block of all the k tiles is the plain
         # layer's (weight blocks are not built: the weight ring streams any layer's weights).
         blocks_plain = (exec_fields.k_block == 0) | (exec_fields.k_block >= D.k_tiles)
@@ -173,6 +184,9 @@ class LayerCheck(wiring.Component):
                      self.is_average.eq((D.kind == LayerKind.AVGPOOL)
                                         | (D.kind == LayerKind.GAP)),
                      self.is_gap.eq(D.kind == LayerKind.GAP),
+                     self.fused.eq(((D.kind == LayerKind.CONV) | (D.kind == LayerKind.FC))
+                                   & fuse),
+                     self.fused_away.eq((D.kind == LayerKind.ADD) & fuse),
                      self.window.eq(self._win)]
         m.d.comb += [self.out_stride.eq(Mux(concat_range, exec_fields.out_c_total, self.kpad)),
                      # A CONCAT touches no memory.
@@ -184,7 +198,9 @@ class LayerCheck(wiring.Component):
                      # consistency, whose rules are the conv's); an unknown kind stays
                      # "supported" here and fails the consistency check instead.
                      self.supported.eq((((D.kind == LayerKind.CONV) | (D.kind == LayerKind.FC))
-                                        & (not_conv == 0) & ~(pool & concat_range)
+                                        & (Mux(fuse, not_fused, not_conv) == 0)
+                                        & ~(pool & concat_range)
+                                        & ~(fuse & (pool | concat_range | blocked))
                                         & blocks_plain & self._stride_placed())
                                        | (self.is_add & (not_add == 0))
                                        | (self.is_concat & (exec_fields.as_value() == 0))
@@ -348,7 +364,7 @@ class LayerCheck(wiring.Component):
             D.in_groups < (1 << DIM_BITS), D.in_h != 0, D.in_h < (1 << DIM_BITS),
             D.in_w != 0, D.in_w < (1 << DIM_BITS),
             D.out_channels == D.in_channels, D.out_h == D.in_h, D.out_w == D.in_w,
-            (D.flags.as_value() & ~LayerFlags.RELU.value) == 0,
+            (D.flags.as_value() & ~(LayerFlags.RELU | LayerFlags.FUSE_ADD).value) == 0,
             x.add_shift != 0, x.add_shift <= MAX_SHIFT,
             (D.in_offset | D.out_offset | x.in2_offset)[:LANE_BITS] == 0,
         ).all()
@@ -392,6 +408,11 @@ class LayerCheck(wiring.Component):
                & (D.graph.exec.out_c_offset[:lg_m] == 0)
                & (D.graph.exec.out_c_total[:lg_m] == 0)),
             (D.graph.exec.pool_band_rows == 0) | (pool & (D.pool_stride <= D.pool_kernel)),
+            # a fused add's shift and residual; ADD_RELU only with it
+            ~flag_set(D.flags, LayerFlags.FUSE_ADD)
+            | ((D.graph.exec.add_shift != 0) & (D.graph.exec.add_shift <= MAX_SHIFT)
+               & (D.graph.exec.in2_offset[:LANE_BITS] == 0)),
+            ~flag_set(D.flags, LayerFlags.ADD_RELU) | flag_set(D.flags, LayerFlags.FUSE_ADD),
             ~pool | ((D.pool_kernel != 0) & (D.pool_stride != 0)
                      & (D.pool_pad < D.pool_kernel)
                      & (D.pool_kernel <= D.out_h + 2 * D.pool_pad)
@@ -410,6 +431,8 @@ class LayerCheck(wiring.Component):
                 v["groups"] * slots <= cfg.weight_depth),
             ~flag_set(D.flags, LayerFlags.IFM_STATIONARY) | self.blocked
             | (v["w_words"] <= cfg.weight_depth),
+            # a fused add reads its residual while the core runs: the weights are in by then
+            ~flag_set(D.flags, LayerFlags.FUSE_ADD) | (v["w_words"] <= cfg.weight_depth),
             ~pool | (g_back.lines <= cfg.ifm_bank_lines),
         ).all()
 
