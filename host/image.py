@@ -445,13 +445,16 @@ def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph
             raise ImageError(f"layer {i} ({layer.name}): {e}") from None
         chosen = est["order"]
         graph = dict(graph)
-        # Always set: a layer today's buffers cannot hold is never plain, even in one band.
-        graph["exec.band_rows"] = _band_that_fits(geo, est["band_rows"], config,
-                                                  prefetch=est["c_blocks"] == 1)
+        rows = est["band_rows"]
         if est["k_blocks"] > 1:
             # Weights beyond the buffer: the weight ring streams them in the weight-stationary
-            # order (the gateware has no weight blocks: `exec.k_block` stays 0).
-            chosen = "weight"
+            # order (the gateware has no weight blocks: `exec.k_block` stays 0), all of them in
+            # every band, so the fewest bands that fit the store (the study's bands suit its
+            # weight blocks; no prefetch either, the weights not staying on chip).
+            chosen, rows = "weight", geo.out_h
+        # Always set: a layer today's buffers cannot hold is never plain, even in one band.
+        graph["exec.band_rows"] = _band_that_fits(
+            geo, rows, config, prefetch=est["c_blocks"] == 1 and est["k_blocks"] == 1)
         if est["c_blocks"] > 1:
             # blocks of equal groups (the last may have fewer), their partial sums in the
             # scratch range after the activations
