@@ -30,6 +30,7 @@ from sim.networks import (
     HELDOUT_NETWORKS,
     banded_pooling_network,
     inception_network,
+    kept_input_network,
     maxpool_network,
     pooling_network,
     random_network,
@@ -328,6 +329,36 @@ def test_inception_concat_both_orders():
         print(f"{step['name']}: cycles {[r['cycles'] for r in step['runs']]}, model error "
               f"{max(step['model_errors']):.2%}")
     assert (stalled["steps"][0]["outputs"] == run_int(qnet, x, return_all=True)[-1]).all()
+
+
+def test_kept_input_skips_the_load():
+    """Layers that read the tensor the layer before loaded, with the same placement
+    (INPUT_KEPT): they skip the load, bit-exact in both tile orders, DRAM bytes exact (the
+    skipped loads read nothing), cycles within the model's tolerance; and an image whose flag
+    does not hold (the layer before loads something else) still loads and stays exact."""
+    rng = np.random.default_rng(41)
+    net = kept_input_network(rng)
+    qnet = quantize(net, rng.normal(size=(16,) + net.input_shape), group=CONFIG.group)
+    x = quantize_input(qnet, rng.normal(size=(2,) + net.input_shape))
+    images = {order: pack_image(qnet, CONFIG, order=order) for order in ("weight", "ifm")}
+    for image in images.values():
+        kept = [i for i, d in enumerate(layer_table(image, CONFIG)[1])
+                if int(d.flags) & LayerFlags.INPUT_KEPT.value]
+        assert kept == [1, 2, 6], kept
+    # layer 3 (c, over the pool's output) flagged although layer 2 loaded the input
+    wrong = patch_descriptor(images["weight"], 3, 1, "<B", int(
+        layer_table(images["weight"], CONFIG)[1][3].flags) | LayerFlags.INPUT_KEPT.value)
+    steps = [{"op": "run", "image": image, "x": x, "name": f"kept-{order}"}
+             for order, image in images.items()]
+    steps.append({"op": "run", "image": wrong, "x": x, "name": "kept-wrong-flag"})
+    res = run_system(CONFIG, steps, name="system-kept", dram="design")
+    for step, image in zip(res["steps"], images.values()):
+        check_run(step, qnet, x, image, CONFIG)
+        print(f"{step['name']}: cycles {[r['cycles'] for r in step['runs']]}, model error "
+              f"{max(step['model_errors']):.2%}")
+    assert (res["steps"][2]["outputs"] == run_int(qnet, x, return_all=True)[-1]).all()
+    assert res["steps"][2]["runs"][0]["dram_read_bytes"] == \
+        res["steps"][0]["runs"][0]["dram_read_bytes"]
 
 
 def test_whole_network_layers_stop_with_unsupported():

@@ -276,6 +276,40 @@ def pool_band_rows(d, config: SenseConfig) -> int | None:
     return per
 
 
+POOL_KINDS = (LayerKind.MAXPOOL.value, LayerKind.AVGPOOL.value, LayerKind.GAP.value)
+
+
+def store_key(d, config: SenseConfig):
+    """What a layer loads into the IFM store when it loads it in one piece, as the gateware
+    records it (hw.soc.accelerator: the range's address and bytes, the store's geometry): a
+    conv / FC in one band and one input-channel block, or a pooling layer in one pool band;
+    None otherwise. A layer whose key equals the one before's `kept_key` may skip its load
+    (flag INPUT_KEPT)."""
+    m = config.group
+    if int(d.kind) in POOL_KINDS:
+        bands = pool_bands(d, config)
+        if len(bands) != 1:
+            return None
+        _, y0, rows, _, _, _ = bands[0]
+        return (d.in_offset + y0 * d.in_w * d.in_groups * m, rows * d.in_w * d.in_groups * m,
+                rows, d.in_w, d.in_groups, 1, 0, 0, d.in_w)
+    if int(d.kind) not in (LayerKind.CONV.value, LayerKind.FC.value) or \
+            d.g("exec.c_blocks") > 1 or len(layer_bands(d)) != 1:
+        return None
+    _, _, start, rows, top = layer_bands(d)[0]
+    row_bytes = d.in_w * d.in_groups * m
+    return (d.in_offset + start * row_bytes, rows * row_bytes, rows, d.in_w, d.in_groups,
+            d.stride, d.pad, top, d.out_w)
+
+
+def kept_key(d, config: SenseConfig):
+    """What the IFM store holds after layer `d` (its `store_key`), or None: a conv's fused
+    max-pool reads its output back into the store."""
+    if int(d.kind) not in POOL_KINDS and d.pool:
+        return None
+    return store_key(d, config)
+
+
 def layer_bands(d) -> list[tuple[int, int, int, int, int]]:
     """The bands a conv / FC descriptor runs in, as the accelerator's BAND states compute them:
     (first output row, output rows, first input row, input rows, padding rows above)."""

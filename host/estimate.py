@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from host import perf
-from host.buffers import ConvLayer
+from host.buffers import POOL_KINDS, ConvLayer
 from host.image import HEADER_BYTES, layer_table, unpack_image
 from host.quant import run_int
 from hw.config import BEAT_BYTES, SenseConfig
@@ -17,7 +17,6 @@ from hw.layouts import LayerKind
 __all__ = ["accelerator_estimate"]
 
 
-POOL_KINDS = (LayerKind.MAXPOOL.value, LayerKind.AVGPOOL.value, LayerKind.GAP.value)
 
 
 def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig, acts=None,

@@ -19,9 +19,8 @@ import numpy as np
 
 from host import golden
 from host.buffers import (ConvLayer, band_geometry, channel_block_order, descriptor_window,
-                          pool_band_rows,
-                          pool_fit_problem, buffer_problem, layer_limit_problem, weight_records,
-                          weight_slots_of)
+                          kept_key, pool_band_rows, pool_fit_problem, buffer_problem,
+                          layer_limit_problem, store_key, weight_records, weight_slots_of)
 from host.perf import add_estimate, layer_estimate
 from host.plan import Target, allocate, layer_tiling, plan_network
 from host.quant import QLayer, QNetwork, as_network
@@ -370,6 +369,7 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
             blocks.append((offset, blob))
             offset = _align(offset + len(blob))
         descriptors.append(d)
+    descriptors = _mark_kept_inputs(descriptors, config)
     return _assemble(qnet, config, descriptors, blocks, offset, data_offset, table_size,
                      psum_base + psum_bytes if psum_bytes else alloc["bytes"])
 
@@ -410,6 +410,19 @@ def _fusions(qnet, config, order, fuse_add, ins, outs, into, sizes) -> dict:
                                               fused):
             chosen[add] = conv
     return chosen
+
+
+def _mark_kept_inputs(descriptors: list, config: SenseConfig) -> list:
+    """Flag INPUT_KEPT on every layer that loads into the IFM store exactly what the layer
+    before left there (`host.buffers.store_key` / `kept_key`: consumers of one tensor with one
+    placement, each in one piece, e.g. an inception module's 1x1 branches): it skips its
+    load."""
+    out = list(descriptors)
+    for i in range(1, len(out)):
+        key = store_key(out[i], config)
+        if key is not None and key == kept_key(out[i - 1], config):
+            out[i] = out[i].replace(flags=int(out[i].flags) | LayerFlags.INPUT_KEPT.value)
+    return out
 
 
 def _put_first(alloc: dict, tensor: int, sizes: list) -> tuple[dict, dict]:
@@ -682,6 +695,8 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
                              f"{', '.join(f'{k.name.lower()} ({k.value})' for k in LayerKind)}")
         if d.unknown_flags:
             raise ImageError(f"{name}: unknown flags {d.flags:#x}")
+        if d.has(LayerFlags.ADD_RELU) and not d.has(LayerFlags.FUSE_ADD):
+            raise ImageError(f"{name}: flag ADD_RELU without FUSE_ADD (flags {d.flags:#x})")
         src = d.g("links.in_layer") - 1
         if not -1 <= src < i:
             raise ImageError(f"{name}: its input names layer {src}, not an earlier one")

@@ -41,8 +41,8 @@ import dataclasses
 
 import numpy as np
 
-from host.buffers import (ConvLayer, band_geometry, descriptor_window, layer_bands, pool_bands,
-                          pool_map, window_count)
+from host.buffers import (POOL_KINDS, ConvLayer, band_geometry, descriptor_window, layer_bands,
+                          pool_bands, pool_map, window_count)
 from host.sparse import pad_channels
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
 from hw.core.ifm_store import SETTLE, load_pieces
@@ -248,6 +248,12 @@ ADD_CHUNK_OVERHEAD = 14   # 13 before the add unit registered its sums (issue 15
 #: A CONCAT's sequencer states beyond its descriptor read (address, checks, layer end); an ADD
 #: done by its producer (FUSE_ADD) takes the same path.
 CONCAT_STATES = 9
+#: A layer whose input the IFM store still holds (INPUT_KEPT): cycles in place of the load's
+#: read command, latency and pieces (INPUT / POOL_INPUT go straight to the start). Fitted on
+#: `sim.networks.kept_input_network` (two 1x1 convs and a max-pool kept, in both orders):
+#: with 4 the model's error equals that of the same images with the flags cleared (-35
+#: cycles of 10,227); 0 gave -47.
+KEPT_STATES = 4
 #: A fused add (a conv with FUSE_ADD): cycles each output write command takes beyond the
 #: unfused one's (the residual's read runs beside the write's command and address phase; what
 #: is left of its latency and of the add unit's stages). Fitted (scripts/fit_add_model.py) on a
@@ -283,13 +289,19 @@ def pool_pass(d: LayerDescriptor, config: SenseConfig) -> dict:
     row_bytes = map_w * groups * m
     cycles, read_bytes, words_total = 1, 0, 0         # (POOL_LOAD)
     lines = -(-groups // config.ifm_words_per_line)     # a pixel's lines, one read each
+    # (a pooling layer's input the store still holds: INPUT_KEPT, one band; never a conv's
+    # read-back of its output)
+    kept = d.has(LayerFlags.INPUT_KEPT) and int(d.kind) in POOL_KINDS
     for _, y0, rows, top, _, n in pool_bands(d, config):
         words = n * ow * groups
         lane = (y0 * row_bytes) % BEAT_BYTES
-        read_bytes += -(-(lane + rows * row_bytes) // BEAT_BYTES) * BEAT_BYTES
+        if kept:
+            load = KEPT_STATES
+        else:
+            read_bytes += -(-(lane + rows * row_bytes) // BEAT_BYTES) * BEAT_BYTES
+            load = READ_OVERHEAD + load_pieces(rows * map_w, groups * m, lane)
         # (every full beat stalls the window walk for the cycle the DMA takes it)
-        cycles += (POOL_BAND_STATES + SETTLE + 1 + READ_OVERHEAD
-                   + load_pieces(rows * map_w, groups * m, lane) + max(n, ow) + 2
+        cycles += (POOL_BAND_STATES + SETTLE + 1 + load + max(n, ow) + 2
                    + lines * pool_reads(n, ow, map_w, win, top, config.pool_taps)
                    + -(-words // config.ifm_words_per_line)
                    + (words % config.ifm_words_per_line != 0) + POOL_TAIL
@@ -466,7 +478,8 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
         addr = d.in_offset + start * d.in_w * pixel_bytes
         lane = addr % beat
         in_beats = -(-(lane + rows * d.in_w * pixel_bytes) // beat)
-        read_bytes += in_beats * beat
+        kept = d.has(LayerFlags.INPUT_KEPT)      # (one band: the store still holds it)
+        read_bytes += 0 if kept else in_beats * beat
         streamed = i == 0 or not resident or blocked
         if streamed:
             read_bytes += weight_bytes
@@ -494,7 +507,8 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
             run += max(block_core["cycles"], block_core["writer_end"]) + (BLOCK_STATES if b else 0)
         # Bands after the first: their states and the store's set-up before the input loads.
         gap = (BAND_STATES + (0 if i == 0 else BAND_SETUP_WAIT)
-               + READ_OVERHEAD + load_pieces(rows * d.in_w, pixel_bytes, lane))
+               + (KEPT_STATES if kept else
+                  READ_OVERHEAD + load_pieces(rows * d.in_w, pixel_bytes, lane)))
         if prefetch and prev is not None:
             # the band before ran `prev[0]`; this band's states and load started `prev[1]`
             # cycles into it: the later of the two ends, then RUN_WAIT

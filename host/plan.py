@@ -480,9 +480,10 @@ def plan_network(net: Network, target: Target, batch: int = 1, ifm_skip: float =
     if fused is None:
         fused = _fused_adds(net, users) if target.fuse_add and shared else {}
     resident = _resident(net, users, target, fused) if target.resident and shared else set()
+    kept = _kept_inputs(net, target) if shared else set()
     for i, (layer, ins, out) in enumerate(zip(net.layers, net.in_shapes(), net.out_shapes())):
         if layer.has_weights:
-            chip = (net.sources(i)[0] in resident, i in resident)
+            chip = (net.sources(i)[0] in resident or i in kept, i in resident)
             est = _weight_layer(layer, ins[0], out, target,
                                 batch if layer.kind == "fc" else 1, ifm_skip, chip)
         else:
@@ -499,6 +500,21 @@ def plan_network(net: Network, target: Target, batch: int = 1, ifm_skip: float =
             "ifm_skip": ifm_skip, "layers": layers, "total": total, "conv": conv,
             "activation_bytes": alloc["bytes"],
             "activation_bytes_without_reuse": alloc["bytes_without_reuse"]}
+
+
+def _kept_inputs(net: Network, t: Target) -> set:
+    """Convs whose input the IFM memory still holds: the layer before, a conv, read the same
+    tensor, small enough for half the IFM memory (the gateware's INPUT_KEPT, for a tensor both
+    load in one piece)."""
+    ins = [tuple(net.input_shape)] + net.out_shapes()
+    keep = set()
+    for i in range(1, len(net.layers)):
+        src = net.sources(i)[0]
+        if net.layers[i].kind == "conv" and net.layers[i - 1].kind == "conv" \
+                and net.sources(i - 1)[0] == src \
+                and _act_bytes(ins[src + 1], t.config.group) <= t.ifm_bytes // 2:
+            keep.add(i)
+    return keep
 
 
 def _resident(net: Network, users, t: Target, fused) -> set:

@@ -145,13 +145,17 @@ def googlenet(b: _Builder) -> int:
 
 
 def _inception(b: _Builder, t: int, name: str, widths) -> int:
-    """An inception module: 1x1; 1x1 - 3x3; 1x1 - 5x5; 3x3 max-pool - 1x1; concatenated."""
+    """An inception module: 1x1; 1x1 - 3x3; 1x1 - 5x5; 3x3 max-pool - 1x1; concatenated. The
+    four layers that read the module's input come first, one after the other: each but the
+    first finds it in the IFM store (INPUT_KEPT) instead of loading it again."""
     c1, r3, c3, r5, c5, pp = widths
-    branches = [b.conv(t, c1, 1, name=f"{name}.1x1"),
-                b.conv(b.conv(t, r3, 1, name=f"{name}.3x3_reduce"), c3, 3, name=f"{name}.3x3"),
-                b.conv(b.conv(t, r5, 1, name=f"{name}.5x5_reduce"), c5, 5, name=f"{name}.5x5"),
-                b.conv(b.pool(t, "maxpool", 3, 1, 1, name=f"{name}.pool"), pp, 1,
-                       name=f"{name}.pool_proj")]
+    one = b.conv(t, c1, 1, name=f"{name}.1x1")
+    reduce3 = b.conv(t, r3, 1, name=f"{name}.3x3_reduce")
+    reduce5 = b.conv(t, r5, 1, name=f"{name}.5x5_reduce")
+    pool = b.pool(t, "maxpool", 3, 1, 1, name=f"{name}.pool")
+    branches = [one, b.conv(reduce3, c3, 3, name=f"{name}.3x3"),
+                b.conv(reduce5, c5, 5, name=f"{name}.5x5"),
+                b.conv(pool, pp, 1, name=f"{name}.pool_proj")]
     return b.add(Layer("concat", f"{name}.concat"), branches)
 
 

@@ -139,12 +139,16 @@ class LayerFlags(enum.Flag, shape=8):
     # descriptor with this flag and moves no data.
     FUSE_ADD = 32
     ADD_RELU = 64       # a conv with FUSE_ADD: ReLU after the add (RELU stays the conv's own)
+    # The IFM store still holds this layer's input as the layer before left it (same range,
+    # same placement, one band each): the load is skipped if the gateware's record of its
+    # last load agrees (`host.buffers.store_key`).
+    INPUT_KEPT = 128
 
 
 #: Every flag bit the hardware knows; a descriptor with another bit set is refused.
 FLAGS_KNOWN = (LayerFlags.RELU | LayerFlags.POOL | LayerFlags.IFM_STATIONARY
                | LayerFlags.COUNT_PAD | LayerFlags.CEIL | LayerFlags.FUSE_ADD
-               | LayerFlags.ADD_RELU)
+               | LayerFlags.ADD_RELU | LayerFlags.INPUT_KEPT)
 
 
 def flag_set(flags, flag: LayerFlags):

@@ -129,6 +129,23 @@ def inception_network(rng):
     ], [], "inception")
 
 
+def kept_input_network(rng):
+    """Consumers of one tensor in a row, each loading it with one placement: two 1x1 branches
+    and a 3x3 stride-1 max-pool on the input, concatenated with a 1x1 over the pool; then two
+    3x3 convs on the concat, summed. The second 1x1, the max-pool and the second 3x3 find their
+    input in the IFM store (INPUT_KEPT) and skip its load."""
+    return Network((16, 8, 8), [
+        conv_layer(rng, "a", 8, 16, 1, [-1]),
+        conv_layer(rng, "b", 8, 16, 1, [-1]),
+        Layer("maxpool", "p", pool=golden.Window.of(3, 1, 1), inputs=[-1]),
+        conv_layer(rng, "c", 8, 16, 1, [2]),
+        Layer("concat", "cat", inputs=[0, 1, 3]),
+        conv_layer(rng, "d", 8, 24, 3, [4]),
+        conv_layer(rng, "e", 8, 24, 3, [4], relu=False),
+        Layer("add", "sum", relu=True, inputs=[5, 6]),
+    ], [], "kept-input")
+
+
 def vgg_style_network(rng):
     """A VGG-style stack whose first layers exceed `small`'s 16 KiB IFM store, so they run in
     bands: a 3x3 conv at 40x40 (25.6 KB input), a stride-2 3x3 conv at 40x40 with a fused 2x2

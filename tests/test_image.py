@@ -132,8 +132,8 @@ def test_refusals_name_the_problem(image4):
          "layer 0: block sizes"),
         (patch_field(image4, layer_descriptor_layout(), 192, "pool_pad", 2),
          "layer 1: malformed max-pool \\(2, 2, 2\\)"),
-        (patch_field(image4, layer_descriptor_layout(), 64, "flags", 0x80),
-         "layer 0: unknown flags 0x80"),
+        (patch_field(image4, layer_descriptor_layout(), 64, "flags", 0x40),
+         "layer 0: flag ADD_RELU without FUSE_ADD"),
     ]
     for image, message in cases:
         with pytest.raises(ImageError, match=message):

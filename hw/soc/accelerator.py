@@ -43,6 +43,7 @@ from amaranth.lib.wiring import Out
 
 from hw.config import BEAT_BYTES, BLOCK_ALIGN, FORMAT_VERSION, LANE_BITS, SenseConfig
 from hw.core.core import Core
+from hw.core.ifm_store import ifm_geom_layout
 from hw.layouts import (
     DESCRIPTOR_BYTES,
     LayerFlags,
@@ -127,6 +128,7 @@ class Accelerator(wiring.Component):
         self._state(m, b)
         self._wire_store_side(m, b)
         self._wire_load_side(m, b)
+        self._kept_input(m, b)
         self._counters(m, b)
         self._sequencer(m, b)
         return m
@@ -164,6 +166,14 @@ class Accelerator(wiring.Component):
         # next band while `pf`), and the output address of the band in the core.
         b.half, b.pf = Signal(name="ifm_half"), Signal(name="prefetching")
         b.wr_base = Signal(ADDR_BITS + 1, name="writer_base")
+        # What the IFM store holds after its last complete load (one piece: a conv's only band
+        # in half 0, or a pooling layer's only band; the range and the store's geometry), for
+        # a layer flagged INPUT_KEPT (`match`: the load it would do is that one, registered).
+        b.kept = SimpleNamespace(valid=Signal(name="kept_valid"),
+                                 addr=Signal(ADDR_BITS + 1, name="kept_addr"),
+                                 bytes=Signal(48, name="kept_bytes"),
+                                 geom=Signal(ifm_geom_layout(), name="kept_geom"),
+                                 match=Signal(name="kept_match"))
         # A fused add (check.fused): the residual's read command for the writer's command in
         # flight (same length, `res_delta` = input2_start - output_start further on).
         b.res = SimpleNamespace(pending=Signal(name="res_pending"),
@@ -311,6 +321,24 @@ class Accelerator(wiring.Component):
             weights.release.eq(core.w_release),
         ]
 
+    def _kept_input(self, m, b):
+        """The record of the store's contents (`b.kept`) and whether the load the sequencer is
+        about to issue (a conv band's input, or a pool band's map) would load exactly that."""
+        kept, geom = b.kept, b.core.ifm_geom
+        addr = Mux(b.pool_after_load, b.pband.in_addr, b.band.in_addr)
+        nbytes = Mux(b.pool_after_load, b.pband.in_bytes, b.band.in_bytes)
+        m.d.sync += kept.match.eq(kept.valid & (kept.addr == addr) & (kept.bytes == nbytes)
+                                  & (kept.geom.as_value() == geom.as_value()))
+        b.reuse = flag_set(b.D.flags, LayerFlags.INPUT_KEPT) & kept.match & ~b.pf
+        # A complete load: a conv's input in one band (not prefetched, half 0), or a pooling
+        # layer's map in one band, is what the store holds; a conv's output read back for its
+        # max-pool is nobody's input.
+        whole = Mux(b.pool_after_load,
+                    b.check.is_pool & (b.pband.py == 0) & b.pband.last,
+                    (b.band.y == 0) & (b.band.out_rows == b.D.out_h) & ~b.pf & ~b.half)
+        b.record_load = [kept.valid.eq(whole), kept.addr.eq(addr), kept.bytes.eq(nbytes),
+                         kept.geom.eq(geom)]
+
     def _counters(self, m, b):
         """The performance counters: cycles and busy cycles counted here, the core's counters
         added at each layer's end, DRAM bytes as the DMA's totals since the run's start."""
@@ -373,6 +401,7 @@ class Accelerator(wiring.Component):
                     b.running.eq(1), b.layer.eq(0), b.error_code.eq(0), b.abort_pending.eq(0),
                     b.image_base.eq(regs.image_base), b.act_base.eq(regs.act_base),
                     b.read_base.eq(b.dma.bytes_read), b.write_base.eq(b.dma.bytes_written),
+                    b.kept.valid.eq(0),
                     *(t.eq(0) for t in b.totals.values()),
                 ]
                 m.next = "BASES"
@@ -537,10 +566,13 @@ class Accelerator(wiring.Component):
                 m.next = "INPUT"
         with m.State("INPUT"):
             # (the store was set up for this band in BAND_C)
-            with m.If(core.ifm_ready):
+            with m.If(core.ifm_ready & b.reuse):      # INPUT_KEPT: the store holds it
+                m.next = "RUN_START"
+            with m.Elif(core.ifm_ready):
                 # (a band may start inside a beat: the loader skips to its first byte)
                 lane = b.band.in_addr[:LANE_BITS]
                 m.d.comb += [core.ifm_load.eq(1), core.ifm_load_lane.eq(lane)]
+                m.d.sync += b.kept.valid.eq(0)
                 b.read(b.band.in_addr, b.band.in_bytes,
                        (lane + b.band.in_bytes + BEAT_BYTES - 1) >> LANE_BITS, "LOAD")
         with m.State("LOAD"):
@@ -549,6 +581,7 @@ class Accelerator(wiring.Component):
             with m.If(b.beat_in):
                 m.d.sync += b.count.eq(b.count - 1)
             with m.If((b.count == 0) & ~core.ifm_loading):
+                m.d.sync += b.record_load
                 with m.If(b.pool_after_load):
                     m.d.comb += b.pool.start.eq(1)
                     m.next = "POOL"
@@ -564,9 +597,13 @@ class Accelerator(wiring.Component):
             m.d.comb += core.ifm_setup.eq(1)
             m.next = "POOL_INPUT"
         with m.State("POOL_INPUT"):
-            with m.If(core.ifm_ready):
+            with m.If(core.ifm_ready & b.reuse & check.is_pool):     # INPUT_KEPT
+                m.d.comb += b.pool.start.eq(1)
+                m.next = "POOL"
+            with m.Elif(core.ifm_ready):
                 lane = b.pband.in_addr[:LANE_BITS]
                 m.d.comb += [core.ifm_load.eq(1), core.ifm_load_lane.eq(lane)]
+                m.d.sync += b.kept.valid.eq(0)
                 b.read(b.pband.in_addr, b.pband.in_bytes,
                        (lane + b.pband.in_bytes + BEAT_BYTES - 1) >> LANE_BITS, "LOAD")
 
