@@ -258,7 +258,7 @@ KEPT_STATES = 4
 #: unfused one's (the residual's read runs beside the write's command and address phase; what
 #: is left of its latency and of the add unit's stages). Fitted (scripts/fit_add_model.py) on a
 #: 1x1 expansion whose one-beat segment writes set its pace: 2 gives -3.7 % there, where the
-#: unfused layer's model is -4.2 %; 3 gives +4.0 %. Whole pixel-tile writes hide it.
+#: unfused layer's model is -4.3 %; 3 gives about +4 %. Whole pixel-tile writes hide it.
 FUSE_OVERHEAD = 2
 #: A pooling layer's (MAXPOOL, AVGPOOL, GAP) sequencer states beyond its descriptor read, its
 #: divisor load and its pool pass (address, checks, layer end); an AVGPOOL's or GAP's divisor
