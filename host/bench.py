@@ -11,6 +11,7 @@ import numpy as np
 from host import golden
 from host.buffers import ConvLayer, weight_slots
 from host.image import pack_image
+from host.nn import group_readers
 from host.quant import QLayer, QNetwork
 from host.sparse import pad_channels, prune_balanced
 from hw.config import BEAT_BYTES, SenseConfig
@@ -181,7 +182,7 @@ def bench_pack_network(config: SenseConfig, name: str, calib_images: int = 8,
 
     times = {}
     t0 = time.perf_counter()
-    net = zoo.build(name, seed=seed)
+    net = group_readers(zoo.build(name, seed=seed))     # as `sense pack` orders it
     times["build"] = time.perf_counter() - t0
     rng = np.random.default_rng(seed)
     calib = rng.normal(size=(calib_images, *net.input_shape))

@@ -132,6 +132,53 @@ class Network(LayerGraph):
         return replace(self, layers=list(layers))
 
 
+def _load_key(net: Network, i: int, ins):
+    """How layer i places its input in the IFM store, as far as the graph says (input, stride,
+    padding, output width; a pooling layer places its map as a 1x1 convolution does), or None
+    for a layer that loads nothing there."""
+    layer, src = net.layers[i], net.sources(i)[0]
+    if layer.kind == "conv":
+        width = golden.output_size(ins[i][0][2], layer.weight.shape[3], layer.stride, layer.pad)
+        return src, layer.stride, layer.pad, width
+    if layer.kind in ("maxpool", "avgpool", "gap"):
+        return src, 1, 0, ins[i][0][2]
+    return None
+
+
+def group_readers(net: Network) -> Network:
+    """The same network in a layer order that puts the layers loading one tensor with one
+    placement next to each other (an inception module's 1x1 branches and its pool, a stride-1
+    projection shortcut beside its block's first 1x1), so that each but the first finds it in
+    the IFM store (`host.image`'s INPUT_KEPT). A topological order: among the layers whose
+    inputs are done, one with the previous layer's key first, else the earliest; the last layer
+    (the network's output) stays last. Outputs are unchanged."""
+    n = len(net.layers)
+    if n < 3:
+        return net
+    ins = net.in_shapes()
+    keys = [_load_key(net, i, ins) for i in range(n)]
+    waiting = [len({s for s in net.sources(i) if s >= 0}) for i in range(n)]
+    users = net.consumers()
+    ready = [i for i in range(n) if waiting[i] == 0]
+    order = []
+    while ready:
+        prev = keys[order[-1]] if order else None
+        same = [i for i in ready if prev is not None and keys[i] == prev and i != n - 1]
+        pick = same[0] if same else min(i for i in ready if i != n - 1 or len(ready) == 1)
+        ready.remove(pick)
+        order.append(pick)
+        for u in sorted(set(users[pick])):
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                ready.append(u)
+    if order == list(range(n)):
+        return net
+    new = {old: k for k, old in enumerate(order)}
+    return simplify_chain(net.with_layers(
+        replace(net.layers[old], inputs=[new[s] if s >= 0 else -1 for s in net.sources(old)])
+        for old in order))
+
+
 def simplify_chain(net: Network) -> Network:
     """The same network with `inputs=None` wherever a layer reads just the previous one."""
     return net.with_layers(replace(layer, inputs=None) if net.sources(i) == [i - 1] else layer

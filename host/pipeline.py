@@ -14,6 +14,7 @@ from host.cluster import cluster_network
 from host.digits import DEFAULT_MODEL, bundled_dataset, load_split
 from host.image import pack_image
 from host.model_files import load_model
+from host.nn import group_readers
 from host.quant import QNetwork, check_finite, quantize
 from hw.config import SenseConfig
 
@@ -102,9 +103,11 @@ def prepare_model(config: SenseConfig, model=None, *, calib=None, cluster: bool 
     channels (sparse configurations, unless `cluster` is false or the weights are `pruned`
     already), prune and quantize it with the calibration inputs `calib` (a .npz path, or None
     for the bundled models' training split and the built-in networks' random inputs) and pack
-    it for `config` with tile order `order` (`fuse_add`: `host.image.pack_image`'s)."""
+    it for `config` with tile order `order` (`fuse_add`: `host.image.pack_image`'s), its
+    layers in `host.nn.group_readers`' order."""
     model = str(model or DEFAULT_MODEL)
-    net = load_network(model, drop_lrn)
+    # (readers of one tensor next to each other: the IFM store keeps it for all of them)
+    net = group_readers(load_network(model, drop_lrn))
     x = load_calibration(calib, model, net.input_shape)
     if cluster and pruned:
         print("note: --pruned weights keep their channel order (clustering would break their "

@@ -130,3 +130,24 @@ def test_refusals(stage):
     big = d[6].replace(k_tiles=100, out_channels=400,
                        flags=int(d[6].flags) & ~LayerFlags.IFM_STATIONARY.value)
     assert "fused add" in buffer_problem(big, tiny)
+
+
+def test_group_readers_keeps_outputs_and_puts_readers_together():
+    """`host.nn.group_readers`: the mini network's stride-1 projection shortcut moves next to
+    its block's first 1x1 (both read the stem pool's output with one placement), the float
+    outputs are unchanged, and packed, the shortcut skips its load (INPUT_KEPT)."""
+    from host import zoo
+    from host.nn import forward, group_readers
+
+    net = zoo.build("mini", seed=3)
+    grouped = group_readers(net)
+    names = [layer.name for layer in grouped.layers]
+    assert names.index("layer1.0.downsample") == names.index("layer1.0.conv1") + 1
+    assert names[-1] == net.layers[-1].name and sorted(names) == sorted(
+        layer.name for layer in net.layers)
+    x = np.random.default_rng(0).normal(size=(2,) + net.input_shape)
+    assert np.allclose(forward(grouped, x), forward(net, x))
+    qnet, _ = _quantized(grouped)
+    d = layer_table(pack_image(qnet, CONFIG), CONFIG)[1]
+    assert int(d[names.index("layer1.0.downsample")].flags) & LayerFlags.INPUT_KEPT.value
+    assert group_readers(grouped).layers == grouped.layers      # already grouped: unchanged
