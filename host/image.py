@@ -928,27 +928,32 @@ def unsupported_problem(descs, config: SenseConfig | None = None) -> str | None:
     return None
 
 
-def fused_note(entry: dict) -> str:
-    """The note `sense inspect` adds to a `describe` layer entry with a fused add (FUSE_ADD):
-    the conv that does the add, or the add a conv does; "" otherwise."""
-    if entry.get("fused_add") is None:
-        return ""
-    if entry["kind"] == "add":
-        return f"  (done by layer {entry['fused_add']})"
-    return f"  (+ add {entry['fused_add']})"
+def layer_note(entry: dict) -> str:
+    """The note `sense inspect` adds to a `describe` layer entry: with a fused add (FUSE_ADD)
+    the conv that does the add, or the add a conv does; with INPUT_KEPT that its input stays in
+    the IFM store; "" otherwise."""
+    notes = []
+    if entry.get("fused_add") is not None:
+        notes.append(f"done by layer {entry['fused_add']}" if entry["kind"] == "add"
+                     else f"+ add {entry['fused_add']}")
+    if entry.get("input_kept"):
+        notes.append("input kept")
+    return f"  ({'; '.join(notes)})" if notes else ""
 
 
 def describe(data: bytes, config: SenseConfig | None = None) -> dict:
     """A validated summary of an image for `sense inspect`: the graph, every layer's shapes,
-    tiling and DRAM traffic (`host.plan`, one 128-bit port, the image's own fused adds, no
-    on-chip hand-over: what the image itself encodes), and whether this gateware runs it."""
+    tiling and DRAM traffic (`host.plan`, one 128-bit port, the image's own fused adds and kept
+    inputs, no on-chip hand-over: what the image itself encodes), and whether this gateware
+    runs it."""
     qnet = unpack_image(data, config)
     h, descs = layer_table(data)
     cfg = _header_config(h)
     ins, _, outs = graph_shapes(qnet)
     fused = {i: i - 1 for i, d in enumerate(descs)
              if int(d.kind) == LayerKind.ADD.value and d.has(LayerFlags.FUSE_ADD)}
-    plan = plan_network(as_network(qnet), Target(cfg, resident=False), fused=fused)
+    kept = {i for i, d in enumerate(descs) if d.has(LayerFlags.INPUT_KEPT)}
+    plan = plan_network(as_network(qnet), Target(cfg, resident=False), fused=fused, kept=kept)
     layers = []
     for i, (layer, d, est) in enumerate(zip(qnet.layers, descs, plan["layers"])):
         entry = {
@@ -963,6 +968,7 @@ def describe(data: bytes, config: SenseConfig | None = None) -> dict:
             "activations": [d.in_offset, d.out_offset],
             # a fused add: the add a conv does, or the conv doing an add
             "fused_add": (i + 1 if i + 1 in fused else fused[i] if i in fused else None),
+            "input_kept": d.has(LayerFlags.INPUT_KEPT),
         }
         if layer.kind in ("conv", "fc"):
             nonzero = int((layer.w != 0).sum())

@@ -132,10 +132,10 @@ class Network(LayerGraph):
         return replace(self, layers=list(layers))
 
 
-def _load_key(net: Network, i: int, ins):
+def load_key(net: Network, i: int, ins):
     """How layer i places its input in the IFM store, as far as the graph says (input, stride,
     padding, output width; a pooling layer places its map as a 1x1 convolution does), or None
-    for a layer that loads nothing there."""
+    for a layer that loads nothing there; `ins`: `net.in_shapes()`."""
     layer, src = net.layers[i], net.sources(i)[0]
     if layer.kind == "conv":
         width = golden.output_size(ins[i][0][2], layer.weight.shape[3], layer.stride, layer.pad)
@@ -156,7 +156,7 @@ def group_readers(net: Network) -> Network:
     if n < 3:
         return net
     ins = net.in_shapes()
-    keys = [_load_key(net, i, ins) for i in range(n)]
+    keys = [load_key(net, i, ins) for i in range(n)]
     waiting = [len({s for s in net.sources(i) if s >= 0}) for i in range(n)]
     users = net.consumers()
     ready = [i for i in range(n) if waiting[i] == 0]

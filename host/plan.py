@@ -35,7 +35,7 @@ import numpy as np
 from host import golden
 from host import perf
 from host.buffers import ConvLayer, buffer_problem
-from host.nn import Network
+from host.nn import Network, load_key
 from hw.config import BEAT_BYTES, SenseConfig
 from hw.core.pixel_walker import tile_count
 from hw.layouts import DESCRIPTOR_BYTES, LayerDescriptor, LayerFlags, LayerKind, psum_row_bytes, \
@@ -387,13 +387,15 @@ def _limit(est, dram_cycles, util, valid, rows_valid, cfg) -> str:
 
 # -- the other layer kinds --------------------------------------------------------------------------
 
-def _stream_layer(layer, ins, out_shape, t: Target) -> dict:
+def _stream_layer(layer, ins, out_shape, t: Target, kept: bool = False) -> dict:
+    """An add, concat or pooling layer streamed once over DRAM (`kept`: a pooling layer whose
+    input the IFM memory still holds reads only its descriptor)."""
     m = t.config.group
     if layer.kind == "concat":
         reads = writes = 0
         cycles = 0
     else:
-        reads = sum(_act_bytes(s, m) for s in ins) + DESCRIPTOR_BYTES
+        reads = (0 if kept else sum(_act_bytes(s, m) for s in ins)) + DESCRIPTOR_BYTES
         writes = _act_bytes(out_shape, m)
         stream = max(reads, writes) / STREAM_BYTES
         dram = (reads + writes) / t.bytes_per_cycle + (len(ins) + 1) * t.latency
@@ -464,11 +466,12 @@ def allocate(net, group: int, sizes: list | None = None, fused: dict | None = No
 
 
 def plan_network(net: Network, target: Target, batch: int = 1, ifm_skip: float = 0.0,
-                 fused: dict | None = None) -> dict:
+                 fused: dict | None = None, kept: set | None = None) -> dict:
     """Per-layer plan and estimate of `net` on `target`, and the totals per image (module
     docstring). Fully-connected layers run once per batch of `batch` images (the images are the
     pixels of their tiles); everything else once per image. `fused` ({add: conv}: an image's
-    fused adds, `host.image.fusable_adds`) replaces the target's own fusing rule."""
+    fused adds, `host.image.fusable_adds`) and `kept` (an image's INPUT_KEPT layers) replace
+    the target's own rules."""
     if batch < 1:
         raise ValueError(f"batch must be at least 1, not {batch}")
     if not 0 <= ifm_skip < 1:
@@ -480,14 +483,15 @@ def plan_network(net: Network, target: Target, batch: int = 1, ifm_skip: float =
     if fused is None:
         fused = _fused_adds(net, users) if target.fuse_add and shared else {}
     resident = _resident(net, users, target, fused) if target.resident and shared else set()
-    kept = _kept_inputs(net, target) if shared else set()
+    if kept is None:
+        kept = _kept_inputs(net, target) if shared else set()
     for i, (layer, ins, out) in enumerate(zip(net.layers, net.in_shapes(), net.out_shapes())):
         if layer.has_weights:
             chip = (net.sources(i)[0] in resident or i in kept, i in resident)
             est = _weight_layer(layer, ins[0], out, target,
                                 batch if layer.kind == "fc" else 1, ifm_skip, chip)
         else:
-            est = _stream_layer(layer, ins, out, target)
+            est = _stream_layer(layer, ins, out, target, i in kept)
         per = batch if layer.kind == "fc" else 1
         est.update(name=layer.name, per_images=per)
         layers.append(est)
@@ -503,16 +507,17 @@ def plan_network(net: Network, target: Target, batch: int = 1, ifm_skip: float =
 
 
 def _kept_inputs(net: Network, t: Target) -> set:
-    """Convs whose input the IFM memory still holds: the layer before, a conv, read the same
-    tensor, small enough for half the IFM memory (the gateware's INPUT_KEPT, for a tensor both
-    load in one piece)."""
-    ins = [tuple(net.input_shape)] + net.out_shapes()
+    """Convs and pooling layers whose input the IFM memory still holds: the layer before (a
+    conv without max-pool, or a pooling layer) loaded the same tensor with the same placement
+    (`host.nn.load_key`), small enough for half the IFM memory (the gateware's INPUT_KEPT, for
+    a tensor both load in one piece)."""
+    shapes = net.in_shapes()
     keep = set()
     for i in range(1, len(net.layers)):
-        src = net.sources(i)[0]
-        if net.layers[i].kind == "conv" and net.layers[i - 1].kind == "conv" \
-                and net.sources(i - 1)[0] == src \
-                and _act_bytes(ins[src + 1], t.config.group) <= t.ifm_bytes // 2:
+        key, before = load_key(net, i, shapes), net.layers[i - 1]
+        if key is not None and key == load_key(net, i - 1, shapes) \
+                and not (before.kind == "conv" and before.pool) \
+                and _act_bytes(shapes[i][0], t.config.group) <= t.ifm_bytes // 2:
             keep.add(i)
     return keep
 

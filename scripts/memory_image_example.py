@@ -88,7 +88,7 @@ def graph_example():
     """A small graph packed for `small`: a stem conv, a residual block (two 3x3 convs and the
     add), a two-branch concat (a 1x1 conv and a max-pool into a 1x1 conv), global average pool
     and FC. Prints what `sense inspect` prints, then every layer's graph fields."""
-    from host.image import describe, fused_note, layer_table
+    from host.image import describe, layer_note, layer_table
     from host.nn import Layer, Network
     from host.quant import quantize
 
@@ -123,7 +123,7 @@ def graph_example():
         print(f"  {e['index']}  {e['kind']:<8} {','.join(map(str, e['inputs'])):<7} "
               f"{str(tuple(e['input'])):<13} {str(tuple(e['output'])):<13} {tiling:<18} "
               f"{e['dram_read_bytes'] + e['dram_write_bytes']:>10}  "
-              f"{'yes' if e['runs_on_this_gateware'] else 'no'}{fused_note(e)}")
+              f"{'yes' if e['runs_on_this_gateware'] else 'no'}{layer_note(e)}")
     print("\n  graph fields (nonzero) and activation offsets:")
     for i, d in enumerate(layer_table(image)[1]):
         fields = ", ".join(f"{k} {v}" for k, v in sorted(d.graph.items()))

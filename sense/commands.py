@@ -408,7 +408,7 @@ def cmd_bench_accel(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from host.image import describe, fused_note
+    from host.image import describe, layer_note
 
     try:
         data = Path(args.image).read_bytes()
@@ -445,7 +445,7 @@ def cmd_inspect(args) -> int:
               f"{e.get('stride', '-')} {e.get('pad', '-')} {'yes' if e['relu'] else 'no ':<4} "
               f"{pool:<5} {density}  {tiling:<15} {order:<7} "
               f"{e['dram_read_bytes'] + e['dram_write_bytes']:>10}  "
-              f"{'yes' if e['runs_on_this_gateware'] else 'no'}{fused_note(e)}")
+              f"{'yes' if e['runs_on_this_gateware'] else 'no'}{layer_note(e)}")
     if info["unsupported"]:
         print(f"  note: {info['unsupported']} (it stops with UNSUPPORTED; the whole-network "
               f"hardware of docs/architecture.md runs it)")
