@@ -192,7 +192,8 @@ def test_errors_and_reset_mid_run():
     malformed descriptors (BAD_DESCRIPTOR), a residual add whose second input lies outside the
     window, whose shift is 0, whose output shape differs from its inputs', or which sets a field
     an ADD does not take; a conv with a fused add whose residual lies outside the window, whose
-    shift is 0, or which also max-pools (UNSUPPORTED); an image for other hardware (refused by
+    shift is 0, or which also max-pools (UNSUPPORTED), and an ADD flagged as done by the layer
+    before when that layer does not do it (BAD_DESCRIPTOR); an image for other hardware (refused by
     the driver), the driver's timeout, and a reset in the middle of a run followed by a correct
     run."""
     rng = np.random.default_rng(11)
@@ -227,6 +228,9 @@ def test_errors_and_reset_mid_run():
         {"op": "fail", "image": patch_descriptor(fused, 1, 1, "<B",
                                                  fused_flags | LayerFlags.POOL.value),
          "expect": "UNSUPPORTED"},
+        {"op": "fail", "image": patch_descriptor(add, 2, 1, "<B", int(
+            layer_table(add, CONFIG)[1][2].flags) | LayerFlags.FUSE_ADD.value),
+         "expect": "BAD_DESCRIPTOR"},
         {"op": "refuse", "image": pack_image(qnet, CONFIG.replace(cols=3))},
         {"op": "timeout", "image": image, "cycles": 50},
         {"op": "reset", "image": image, "after": 300},

@@ -697,6 +697,11 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
             raise ImageError(f"{name}: unknown flags {d.flags:#x}")
         if d.has(LayerFlags.ADD_RELU) and not d.has(LayerFlags.FUSE_ADD):
             raise ImageError(f"{name}: flag ADD_RELU without FUSE_ADD (flags {d.flags:#x})")
+        if d.kind == LayerKind.ADD.value and d.has(LayerFlags.FUSE_ADD) and not (
+                i and descs[i - 1].has(LayerFlags.FUSE_ADD)
+                and descs[i - 1].kind != LayerKind.ADD.value):
+            raise ImageError(f"{name}: an ADD flagged FUSE_ADD, but the layer before does not "
+                             f"do the add")
         src = d.g("links.in_layer") - 1
         if not -1 <= src < i:
             raise ImageError(f"{name}: its input names layer {src}, not an earlier one")

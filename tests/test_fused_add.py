@@ -3,13 +3,16 @@ the descriptors it writes, the activation placement, the refusals and the model'
 gateware runs them in gateware_tests/test_system.py (residual stages, inception) and
 scripts/fit_add_model.py."""
 
+import zlib
+
 import numpy as np
 import pytest
 
 from host import golden, perf
 from host.buffers import buffer_problem
 from host.estimate import accelerator_estimate
-from host.image import fusable_adds, layer_table, pack_image, unpack_image, unsupported_problem
+from host.image import (DESCRIPTOR_BYTES, HEADER_BYTES, ImageError, fusable_adds, layer_table,
+                        pack_image, unpack_image, unsupported_problem)
 from host.nn import Layer, Network
 from host.plan import allocate
 from host.quant import quantize, quantize_input, run_int
@@ -126,6 +129,16 @@ def test_refusals(stage):
                           pool_stride=2)
     assert not pooled.plain
     assert "fused add" in unsupported_problem(d[:6] + [pooled], CONFIG)
+    # an ADD flagged as done by the layer before, which does not do it
+    plain = pack_image(qnet, CONFIG, fuse_add=False)
+    flags_at = HEADER_BYTES + 7 * DESCRIPTOR_BYTES + 1
+    data = bytearray(plain)
+    data[flags_at] |= FUSE
+    data[60:64] = zlib.crc32(bytes(data[HEADER_BYTES:])).to_bytes(4, "little")
+    data[56:60] = zlib.crc32(bytes(data[:56])).to_bytes(4, "little")
+    with pytest.raises(ImageError, match="layer 7: an ADD flagged FUSE_ADD, but the layer "
+                                         "before does not do the add"):
+        unpack_image(bytes(data), CONFIG)
     tiny = CONFIG.replace(weight_kib=1)
     big = d[6].replace(k_tiles=100, out_channels=400,
                        flags=int(d[6].flags) & ~LayerFlags.IFM_STATIONARY.value)

@@ -176,6 +176,7 @@ class Accelerator(wiring.Component):
                                  match=Signal(name="kept_match"))
         # A fused add (check.fused): the residual's read command for the writer's command in
         # flight (same length, `res_delta` = input2_start - output_start further on).
+        b.prev_fused = Signal(name="prev_fused")      # the layer before did an add (FUSE_ADD)
         b.res = SimpleNamespace(pending=Signal(name="res_pending"),
                                 addr=Signal(ADDR_BITS, name="res_addr"),
                                 length=Signal(32, name="res_length"),
@@ -401,7 +402,7 @@ class Accelerator(wiring.Component):
                     b.running.eq(1), b.layer.eq(0), b.error_code.eq(0), b.abort_pending.eq(0),
                     b.image_base.eq(regs.image_base), b.act_base.eq(regs.act_base),
                     b.read_base.eq(b.dma.bytes_read), b.write_base.eq(b.dma.bytes_written),
-                    b.kept.valid.eq(0),
+                    b.kept.valid.eq(0), b.prev_fused.eq(0),
                     *(t.eq(0) for t in b.totals.values()),
                 ]
                 m.next = "BASES"
@@ -461,6 +462,7 @@ class Accelerator(wiring.Component):
         with m.State("CHECK_D"):                # the window verdicts of the four ranges
             m.next = "CHECK_E"
         with m.State("CHECK_E"):
+            m.d.sync += b.prev_fused.eq(check.fused)
             with m.If(~check.supported):
                 b.fail(ErrorCode.UNSUPPORTED)
             with m.Elif(~check.consistent):
@@ -469,6 +471,8 @@ class Accelerator(wiring.Component):
                 b.fail(ErrorCode.TOO_LARGE)
             with m.Elif(~check.in_window):
                 b.fail(ErrorCode.OUT_OF_WINDOW)
+            with m.Elif(check.fused_away & ~b.prev_fused):   # nobody did it
+                b.fail(ErrorCode.BAD_DESCRIPTOR)
             with m.Elif(check.fused_away):        # its producer wrote the sum
                 m.next = "LAYER_END"
             with m.Elif(check.is_add):
