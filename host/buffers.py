@@ -35,6 +35,7 @@ from hw.layouts import (
     KERNEL_BITS,
     LayerFlags,
     LayerKind,
+    POOL_KINDS,
     layer_layout,
     pack,
     pack_array,
@@ -233,7 +234,7 @@ def window_count(n: int, k: int, s: int, before: int, after: int, ceil: bool) ->
 def pool_map(d, config: SenseConfig) -> tuple[int, int, int]:
     """(rows, columns, channel groups) of the map the pool pass of descriptor `d` pools: a
     pooling layer's input, or a conv's output before its fused max-pool."""
-    if int(d.kind) in (LayerKind.MAXPOOL.value, LayerKind.AVGPOOL.value, LayerKind.GAP.value):
+    if int(d.kind) in POOL_KINDS:
         return d.in_h, d.in_w, d.in_groups
     return d.out_h, d.out_w, -(-d.out_channels // config.group)
 
@@ -274,9 +275,6 @@ def pool_band_rows(d, config: SenseConfig) -> int | None:
     while fits(per + 1):
         per += 1
     return per
-
-
-POOL_KINDS = (LayerKind.MAXPOOL.value, LayerKind.AVGPOOL.value, LayerKind.GAP.value)
 
 
 def store_key(d, config: SenseConfig):

@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 
 from host import perf
-from host.buffers import POOL_KINDS, ConvLayer
+from host.buffers import ConvLayer
 from host.image import HEADER_BYTES, layer_table, unpack_image
 from host.quant import run_int
 from hw.config import BEAT_BYTES, SenseConfig
-from hw.layouts import LayerKind
+from hw.layouts import POOL_KINDS, LayerKind
 
 __all__ = ["accelerator_estimate"]
 

@@ -38,6 +38,7 @@ from hw.layouts import (
     LayerFlags,
     KINDS_RUN,
     LayerKind,
+    POOL_KINDS,
     image_header_layout,
     pack_array,
     param_entry_layout,
@@ -259,8 +260,8 @@ def _concat_targets(qnet: QNetwork, outs, m: int) -> dict:
 
 def fusable_adds(qnet: QNetwork, into: dict | None = None) -> dict:
     """{add: conv} for every residual add the output path can do in the conv just before it
-    (the graph's side of the rule; `pack_image` also needs the conv's weights to fit and one
-    input-channel block, and drops a pair that does not): the conv (not FC) has no max-pool
+    (the graph's side of the rule; `pack_image` also needs the fused conv to be one the
+    gateware takes, and drops a pair that is not): the conv (not FC) has no max-pool
     (its own ReLU, if any, comes before the add: flag RELU; the add's is ADD_RELU), only the
     add reads it, it does not write a concat's range, and the
     add's other input was produced earlier. `into`: `_concat_targets`' map."""
@@ -278,11 +279,6 @@ def fusable_adds(qnet: QNetwork, into: dict | None = None) -> dict:
     return pairs
 
 
-def _fuse_ok(d: LayerDescriptor, config: SenseConfig) -> bool:
-    """The conv's side of the fused add (`fusable_adds`): all its weights fit the buffer (the
-    gateware's rule: the residual is read once they are in) and one input-channel block."""
-    words = d.k_tiles * d.kernel_h * d.kernel_w * d.in_groups * config.cycles_per_group
-    return words <= config.weight_depth and d.g("exec.c_blocks") <= 1
 
 
 def _fuse_pays(in_shape, conv_layer: QLayer, config: SenseConfig, plain, fused) -> bool:
@@ -394,18 +390,20 @@ def _record(i, qnet, config, order, ins, outs, into, offsets, psum_base):
 
 
 def _fusions(qnet, config, order, fuse_add, ins, outs, into, sizes) -> dict:
-    """{add: conv} of the adds `pack_image` fuses: `fusable_adds` whose conv passes `_fuse_ok`
-    and, unless `fuse_add` is "always", `_fuse_pays` (both on the pair's descriptors under a
-    provisional placement)."""
+    """{add: conv} of the adds `pack_image` fuses: `fusable_adds` whose fused conv the gateware
+    takes and, unless `fuse_add` is "always", `_fuse_pays` (both on the pair's descriptors under
+    a provisional placement)."""
     pairs = fusable_adds(qnet, into)
     offsets = allocate(qnet, config.group, sizes, pairs)["offsets"] if pairs else {}
     chosen = {}
     for add, conv in pairs.items():
         c, _ = _record(conv, qnet, config, order, ins, outs, into, offsets, 0)
         a, _ = _record(add, qnet, config, order, ins, outs, into, offsets, 0)
-        if not _fuse_ok(c, config):
-            continue
         fused = _fuse(c, a, qnet.layers[add], qnet.sources(add)[0] == conv)
+        # (the gateware's rules for the fused conv: `plain` (one input-channel block, no
+        # max-pool or concat range), `buffer_problem` (all its weights in the buffer))
+        if not fused[0].plain or buffer_problem(fused[0], config) is not None:
+            continue
         if fuse_add == "always" or _fuse_pays(ins[conv][0], qnet.layers[conv], config, (c, a),
                                               fused):
             chosen[add] = conv
@@ -885,7 +883,7 @@ def fit_problem(d: LayerDescriptor, config: SenseConfig) -> str | None:
     kind = int(d.kind)
     if kind in (LayerKind.CONV.value, LayerKind.FC.value):
         return buffer_problem(d, config)
-    if kind in (LayerKind.MAXPOOL.value, LayerKind.AVGPOOL.value, LayerKind.GAP.value):
+    if kind in POOL_KINDS:
         problem = pool_fit_problem(d, config)
         if problem:
             return problem

@@ -41,13 +41,13 @@ import dataclasses
 
 import numpy as np
 
-from host.buffers import (POOL_KINDS, ConvLayer, band_geometry, descriptor_window, layer_bands,
-                          pool_bands, pool_map, window_count)
+from host.buffers import (ConvLayer, band_geometry, descriptor_window, layer_bands, pool_bands,
+                          pool_map, window_count)
 from host.sparse import pad_channels
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
 from hw.core.ifm_store import SETTLE, load_pieces
-from hw.layouts import (DESCRIPTOR_BYTES, LayerDescriptor, LayerFlags, psum_row_bytes, record_bytes,
-                        weight_word_layout)
+from hw.layouts import (DESCRIPTOR_BYTES, POOL_KINDS, LayerDescriptor, LayerFlags, psum_row_bytes,
+                        record_bytes, weight_word_layout)
 from hw.soc.add_unit import CHUNK_BEATS
 from hw.soc.pool import TAIL_STAGES
 from hw.soc.output_writer import whole_tile_writes

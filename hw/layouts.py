@@ -20,7 +20,7 @@ __all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "ifm_line_layout
            "ofm_row_layout", "pack", "unpack", "DIM_BITS", "CHANNEL_BITS", "KERNEL_BITS",
            "param_entry_layout", "image_header_layout", "layer_descriptor_layout", "leaf_fields",
            "record_bytes", "pack_array", "unpack_array", "BEAT_BYTES", "BLOCK_ALIGN", "LayerKind",
-           "LayerFlags", "FLAGS_KNOWN", "flag_set", "LayerDescriptor", "DESCRIPTOR_BYTES", "KINDS_RUN",
+           "LayerFlags", "FLAGS_KNOWN", "flag_set", "LayerDescriptor", "DESCRIPTOR_BYTES", "KINDS_RUN", "POOL_KINDS",
            "ADD_EXEC_FIELDS", "CONCAT_EXEC_FIELDS", "BAND_EXEC_FIELDS", "POOL_EXEC_FIELDS",
            "MAX_SHIFT",
            "graph_layout"]
@@ -110,6 +110,8 @@ class LayerKind(enum.Enum, shape=8):
 #: The kinds today's gateware runs.
 KINDS_RUN = (LayerKind.CONV, LayerKind.FC, LayerKind.ADD, LayerKind.MAXPOOL, LayerKind.AVGPOOL,
              LayerKind.GAP, LayerKind.CONCAT)
+#: The pooling layer kinds (values): the pool pass runs them on their input.
+POOL_KINDS = (LayerKind.MAXPOOL.value, LayerKind.AVGPOOL.value, LayerKind.GAP.value)
 #: The graph.exec fields an ADD layer sets (every other exec field of a layer this gateware
 #: runs is zero).
 ADD_EXEC_FIELDS = ("in2_offset", "add_shift", "add_mult_a", "add_mult_b")
@@ -332,7 +334,7 @@ class _Descriptor:
                 allowed |= {f"exec.{n}" for n in ADD_EXEC_FIELDS}
             if self.g("exec.k_block") and self.g("exec.k_block") < self.k_tiles:
                 return False
-        elif kind in (LayerKind.MAXPOOL.value, LayerKind.AVGPOOL.value, LayerKind.GAP.value):
+        elif kind in POOL_KINDS:
             allowed = {f"exec.{n}" for n in POOL_EXEC_FIELDS}
             if self.g("exec.pool_dilation") or (kind == LayerKind.MAXPOOL.value
                                                 and self.has(LayerFlags.COUNT_PAD)):
