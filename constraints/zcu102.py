@@ -18,6 +18,9 @@
                                  take 256 bytes)
   ``S_AXI_DMA_*``           in   AXI4, 128-bit, 48-bit addresses: the accelerator's DMA, through
                                  a SmartConnect to the PS's S_AXI_HP0_FPD (DDR, not coherent)
+  ``S_AXI_WEIGHTS_*``       in   (``weight_port``) AXI4 read channels, 128-bit, 48-bit
+                                 addresses: the accelerator's weight reads, through a
+                                 SmartConnect to S_AXI_HP1_FPD (a second path into DDR)
   ========================  ===  =========================================================
 
   LED 0 shows ``busy``, LED 1 the interrupt line, LED 2 that the PL clock runs (a slow blink),
@@ -127,13 +130,16 @@ class Zcu102Top(Elaboratable):
             ports[f"{direction}_M_AXI_REGS_{name}"] = sig
         for name in ("awprot", "arprot"):  # part of the AXI4-Lite port; the registers ignore it
             ports[f"o_M_AXI_REGS_{name}"] = Signal(3, name=f"regs_{name}")
-        axi = accel.m_axi
-        for name, member in axi.signature.members.items():
-            direction = "i" if member.flow.name == "Out" else "o"
-            ports[f"{direction}_S_AXI_DMA_{name}"] = getattr(axi, name)
-        for ch in ("aw", "ar"):
-            for field, (width, value) in _AXI_CONSTANTS.items():
-                ports[f"i_S_AXI_DMA_{ch}{field}"] = Const(value, width)
+        buses = [("DMA", accel.m_axi, ("aw", "ar"))]
+        if self.config.weight_port:
+            buses.append(("WEIGHTS", accel.m_axi_w, ("ar",)))
+        for bus, axi, channels in buses:
+            for name, member in axi.signature.members.items():
+                direction = "i" if member.flow.name == "Out" else "o"
+                ports[f"{direction}_S_AXI_{bus}_{name}"] = getattr(axi, name)
+            for ch in channels:
+                for field, (width, value) in _AXI_CONSTANTS.items():
+                    ports[f"i_S_AXI_{bus}_{ch}{field}"] = Const(value, width)
         m.submodules.ps = Instance(PS_BLOCK, **ports)
         m.submodules.reset_sync = ResetSynchronizer(~resetn, domain="sync")
 
@@ -149,8 +155,10 @@ class Zcu102Top(Elaboratable):
 def zcu102_ps_tcl(config: SenseConfig) -> str:
     """Vivado Tcl that creates the `sense_ps` block design: the Zynq UltraScale+ PS with the
     ZCU102 board preset (DDR4, MIO, clocks), PL clock 0 at the configuration's clock, HPM0 FPD
-    to the register port, the DMA port to HP0 FPD, one PL-to-PS interrupt."""
+    to the register port, the DMA port to HP0 FPD (with ``weight_port`` the weight port to HP1
+    FPD), one PL-to-PS interrupt."""
     mhz = config.clock_mhz
+    w = _weight_port_tcl(config)
     return f"""\
 # Creates the block design {PS_BLOCK}: the Zynq UltraScale+ PS of the ZCU102 and the two AXI
 # ports of Sense. Sourced by the build script after the sources are read (Vivado 2022.1 or later
@@ -167,7 +175,7 @@ set_property -dict [list \\
     CONFIG.PSU__USE__M_AXI_GP1 {{0}} CONFIG.PSU__USE__M_AXI_GP2 {{0}} \\
     CONFIG.PSU__USE__S_AXI_GP2 {{1}} CONFIG.PSU__SAXIGP2__DATA_WIDTH {{{DATA_BITS}}} \\
     CONFIG.PSU__FPGA_PL0_ENABLE {{1}} CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ {{{mhz}}} \\
-    CONFIG.PSU__USE__IRQ0 {{1}}] $ps
+    CONFIG.PSU__USE__IRQ0 {{1}}{w["ps"]}] $ps
 
 # Ports of the block design (the Sense top instantiates {PS_BLOCK} with exactly these). The PS
 # makes PL clock 0 from its PLLs, so its actual frequency may differ slightly from {mhz} MHz:
@@ -186,7 +194,7 @@ set_property -dict [list CONFIG.PROTOCOL {{AXI4}} CONFIG.DATA_WIDTH {{{DATA_BITS
     CONFIG.HAS_QOS {{1}} CONFIG.HAS_LOCK {{1}} CONFIG.HAS_CACHE {{1}} CONFIG.HAS_PROT {{1}} \\
     CONFIG.ARUSER_WIDTH {{0}} CONFIG.AWUSER_WIDTH {{0}} CONFIG.RUSER_WIDTH {{0}} \\
     CONFIG.WUSER_WIDTH {{0}} CONFIG.BUSER_WIDTH {{0}} CONFIG.FREQ_HZ $freq] $dma
-set_property CONFIG.ASSOCIATED_BUSIF {{M_AXI_REGS:S_AXI_DMA}} $clk
+{w["port"]}set_property CONFIG.ASSOCIATED_BUSIF {{M_AXI_REGS:S_AXI_DMA{w["busif"]}}} $clk
 set_property CONFIG.ASSOCIATED_RESET {{pl_resetn0}} $clk
 
 # SmartConnects convert AXI4 <-> AXI4-Lite and the address and ID widths.
@@ -198,10 +206,10 @@ connect_bd_intf_net [get_bd_intf_pins $ps/M_AXI_HPM0_FPD] [get_bd_intf_pins $sc_
 connect_bd_intf_net [get_bd_intf_pins $sc_regs/M00_AXI] $regs
 connect_bd_intf_net $dma [get_bd_intf_pins $sc_dma/S00_AXI]
 connect_bd_intf_net [get_bd_intf_pins $sc_dma/M00_AXI] [get_bd_intf_pins $ps/S_AXI_HP0_FPD]
-connect_bd_net [get_bd_pins $ps/pl_clk0] $clk [get_bd_pins $ps/maxihpm0_fpd_aclk] \\
-    [get_bd_pins $ps/saxihp0_fpd_aclk] [get_bd_pins $sc_regs/aclk] [get_bd_pins $sc_dma/aclk]
+{w["connect"]}connect_bd_net [get_bd_pins $ps/pl_clk0] $clk [get_bd_pins $ps/maxihpm0_fpd_aclk] \\
+    [get_bd_pins $ps/saxihp0_fpd_aclk] [get_bd_pins $sc_regs/aclk] [get_bd_pins $sc_dma/aclk]{w["clk"]}
 connect_bd_net [get_bd_pins $ps/pl_resetn0] $rstn [get_bd_pins $sc_regs/aresetn] \\
-    [get_bd_pins $sc_dma/aresetn]
+    [get_bd_pins $sc_dma/aresetn]{w["rst"]}
 connect_bd_net $irq [get_bd_pins $ps/pl_ps_irq0]
 
 # Addresses: the registers at 0x{ZCU102_REGS_BASE:08X} for the PS, all of DDR for the DMA.
@@ -215,6 +223,36 @@ set_property synth_checkpoint_mode None $bd_file
 generate_target all $bd_file
 """
 
+
+def _weight_port_tcl(config: SenseConfig) -> dict:
+    """The block design's pieces for the weight port (all empty without it): HP1 FPD enabled at
+    128 bits, the read-only port S_AXI_WEIGHTS, its SmartConnect, clock and reset."""
+    if not config.weight_port:
+        return dict.fromkeys(("ps", "port", "busif", "connect", "clk", "rst"), "")
+    return {
+        "ps": (f" \\\n    CONFIG.PSU__USE__S_AXI_GP3 {{1}} "
+               f"CONFIG.PSU__SAXIGP3__DATA_WIDTH {{{DATA_BITS}}}"),
+        "port": f"""\
+# The weight port (SenseConfig.weight_port): read channels only, to HP1 FPD.
+set wts [create_bd_intf_port -mode Slave -vlnv xilinx.com:interface:aximm_rtl:1.0 S_AXI_WEIGHTS]
+set_property -dict [list CONFIG.PROTOCOL {{AXI4}} CONFIG.READ_WRITE_MODE {{READ_ONLY}} \\
+    CONFIG.DATA_WIDTH {{{DATA_BITS}}} CONFIG.ADDR_WIDTH {{{ADDR_BITS}}} CONFIG.ID_WIDTH {{{ID_BITS}}} \\
+    CONFIG.HAS_REGION {{0}} CONFIG.HAS_QOS {{1}} CONFIG.HAS_LOCK {{1}} CONFIG.HAS_CACHE {{1}} \\
+    CONFIG.HAS_PROT {{1}} CONFIG.ARUSER_WIDTH {{0}} CONFIG.RUSER_WIDTH {{0}} \\
+    CONFIG.FREQ_HZ $freq] $wts
+""",
+        "busif": ":S_AXI_WEIGHTS",
+        "connect": """\
+set sc_wts [create_bd_cell -type ip -vlnv xilinx.com:ip:smartconnect sc_wts]
+set_property -dict [list CONFIG.NUM_SI {1} CONFIG.NUM_MI {1}] $sc_wts
+connect_bd_intf_net $wts [get_bd_intf_pins $sc_wts/S00_AXI]
+connect_bd_intf_net [get_bd_intf_pins $sc_wts/M00_AXI] [get_bd_intf_pins $ps/S_AXI_HP1_FPD]
+""",
+        "clk": " \\\n    [get_bd_pins $ps/saxihp1_fpd_aclk] [get_bd_pins $sc_wts/aclk]",
+        "rst": " [get_bd_pins $sc_wts/aresetn]",
+    }
+
+
 def zcu102_files(config: SenseConfig) -> dict:
     """The Vivado build tree of the ZCU102 top for `config` (no Vivado needed to make it)."""
     plan = ZCU102Platform().build(
@@ -225,6 +263,8 @@ def zcu102_files(config: SenseConfig) -> dict:
     files = dict(plan.files)
     files[f"{PS_BLOCK}.tcl"] = zcu102_ps_tcl(config)
     files["sense_config.json"] = json.dumps(config.to_dict(), indent=2) + "\n"
+    weights = (" its read-only weight port (`weight_port`, through a SmartConnect) to\n"
+               "  S_AXI_HP1_FPD," if config.weight_port else "")
     files["README.md"] = f"""\
 # Sense on the ZCU102: Vivado build tree
 
@@ -250,7 +290,7 @@ by the project (no licence on its CI machines); report problems with the Vivado 
 * `{PS_BLOCK}.tcl`: creates that block design: the Zynq UltraScale+ PS with the ZCU102 board
   preset, PL clock 0 at {config.clock_mhz} MHz, M_AXI_HPM0_FPD (through a SmartConnect, AXI4-Lite
   32-bit) to the registers at 0x{ZCU102_REGS_BASE:08X}, the accelerator's 128-bit AXI4 master
-  (through a SmartConnect) to S_AXI_HP0_FPD, its interrupt to pl_ps_irq0[0].
+  (through a SmartConnect) to S_AXI_HP0_FPD,{weights} its interrupt to pl_ps_irq0[0].
 * `{ZCU102_NAME}.xdc`: the user LED pins (UG1182): LED 0 busy, 1 interrupt, 2 heartbeat, 3 PL
   reset. The PL clock's constraint comes from the PS block design.
 * `{ZCU102_NAME}.tcl`, `build_{ZCU102_NAME}.sh`: the build script (Amaranth's Vivado flow).

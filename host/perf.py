@@ -233,6 +233,13 @@ POOL_BAND_STATES = 5
 #: channel-block system network (scripts/check_model.py).
 BLOCK_STATES = 2
 PSUM_READ_LEAD = 4
+#: The weight port (`SenseConfig.weight_port`): a band's first block's weights are queued in
+#: BAND_A, its band's states, parameters (the first band) and input load (`gap`) before the core
+#: starts, less WEIGHT_LEAD cycles; a later block's are queued in RUN_START, WEIGHT_QUEUE cycle
+#: before their command leaves. Counted from the sequencer; checked on the system networks
+#: (scripts/check_model.py, config `small-wp`).
+WEIGHT_LEAD = 0
+WEIGHT_QUEUE = 1
 #: Start of a run: start, base check (two states: the window verdict is registered), header
 #: check.
 RUN_STATES = 4
@@ -483,6 +490,15 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
         streamed = i == 0 or not resident or blocked
         if streamed:
             read_bytes += weight_bytes
+        # Bands after the first: their states and the store's set-up before the input loads.
+        gap = (BAND_STATES + (0 if i == 0 else BAND_SETUP_WAIT)
+               + (KEPT_STATES if kept else
+                  READ_OVERHEAD + load_pieces(rows * d.in_w, pixel_bytes, lane)))
+        # How much earlier than the core's start a block's weight read begins (the weight port).
+        lead = [0] * len(blocks)
+        if config.weight_port:
+            lead = [-WEIGHT_QUEUE] * len(blocks)
+            lead[0] = gap + (READ_OVERHEAD + k if i == 0 else 0) - WEIGHT_LEAD
         run = 0
         for b, (g0, g1) in enumerate(blocks):
             # an input-channel block: its groups' columns, its weights, its partial sums
@@ -490,8 +506,8 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
                 .reshape(n_tiles, -1)
             block_words = taps * (g1 - g0) * config.cycles_per_group
 
-            def block_weights_in(kt, words=block_words):
-                return READ_OVERHEAD + (kt + 1) * words * word_beats
+            def block_weights_in(kt, words=block_words, early=lead[b]):
+                return READ_OVERHEAD + (kt + 1) * words * word_beats - early
 
             last = b == len(blocks) - 1
             psum = None
@@ -505,10 +521,6 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
                                      config, ifm_stationary, tile_write if last else None,
                                      block_weights_in if streamed else None, psum, k)
             run += max(block_core["cycles"], block_core["writer_end"]) + (BLOCK_STATES if b else 0)
-        # Bands after the first: their states and the store's set-up before the input loads.
-        gap = (BAND_STATES + (0 if i == 0 else BAND_SETUP_WAIT)
-               + (KEPT_STATES if kept else
-                  READ_OVERHEAD + load_pieces(rows * d.in_w, pixel_bytes, lane)))
         if prefetch and prev is not None:
             # the band before ran `prev[0]`; this band's states and load started `prev[1]`
             # cycles into it: the later of the two ends, then RUN_WAIT
@@ -516,7 +528,7 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
                 + PREFETCH_SWITCH + run
         else:
             cycles += gap + run
-        prev = (run, weights_in(d.k_tiles - 1) if streamed else 0)
+        prev = (run, max(0, weights_in(d.k_tiles - 1) - lead[0]) if streamed else 0)
         band_mask = mask[first_tile - n_tiles:first_tile]
         core["slots_issued"] += int((~band_mask).sum()) * d.k_tiles * config.cycles_per_group
         core["groups_skipped"] += int(band_mask.sum()) * d.k_tiles

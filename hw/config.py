@@ -61,6 +61,10 @@ class SenseConfig:
                     multiplier (they multiply the same weight; their two IFM values are packed
                     into its 27-bit operand, `hw.core.pe.PEPair`). Results and cycle counts are
                     the same either way; only the mapping differs.
+    weight_port:    a second AXI4 master, read-only (``m_axi_w``, to a second DRAM port: the
+                    ZCU102's S_AXI_HP1_FPD), that carries the weight reads alone. A band's weights
+                    are then read from the band's start, while its parameters and input come in
+                    on ``m_axi``. Results are the same either way; cycles and the ports differ.
     """
 
     rows: int = 4
@@ -75,6 +79,7 @@ class SenseConfig:
     max_channels: int = 1024
     clock_mhz: int = 200
     dsp_pairs: bool = False
+    weight_port: bool = False
 
     def __post_init__(self):
         for name in ("rows", "cols"):
@@ -83,7 +88,7 @@ class SenseConfig:
                 raise ConfigError(f"{name} must be an integer from 1 to 64, not {value!r}")
         if self.group not in GROUP_SIZES or isinstance(self.group, bool):
             raise ConfigError(f"group (M) must be one of 2, 4, 8, 16, not {self.group!r}")
-        for name in ("sparse", "dsp_pairs"):
+        for name in ("sparse", "dsp_pairs", "weight_port"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, not {getattr(self, name)!r}")
         if self.data_width not in DATA_WIDTHS:
@@ -229,5 +234,5 @@ PRESETS = {
     # weights holds one k tile (64 rows) of VGG-16's 25088-input FC layer; 256 KiB of IFM keeps
     # the block RAM under half of the part (the study: 1-2 % on VGG-16's DRAM traffic).
     "zcu102": SenseConfig(rows=64, cols=32, group=4, ifm_kib=256, weight_kib=1024, ofm_kib=256,
-                          max_channels=4096, dsp_pairs=True),
+                          max_channels=4096, dsp_pairs=True, weight_port=True),
 }

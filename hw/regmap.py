@@ -128,6 +128,7 @@ def register_map() -> list[Register]:
         Register("ID_BUFFERS", 0x08, "ro", "elaboration parameters: sparsity and buffers",
                  (Field("sparse", 0, 1, "1 sparse core, 0 dense baseline"),
                   Field("dsp_pairs", 1, 1, "1 two PEs per multiplier (PE pairs)"),
+                  Field("weight_port", 2, 1, "1 weights read on their own AXI port (m_axi_w)"),
                   Field("ifm_kib_log2", 4, 4, "log2 of the IFM buffer size in KiB"),
                   Field("weight_kib_log2", 8, 4, "log2 of the weight buffer size in KiB"),
                   Field("ofm_kib_log2", 12, 4, "log2 of the output buffer size in KiB"),
@@ -192,7 +193,7 @@ def id_values(config: SenseConfig) -> dict:
                                             cols=config.cols, group=config.group),
         "ID_BUFFERS": register("ID_BUFFERS").pack(
             sparse=int(config.sparse), dsp_pairs=int(config.dsp_pairs),
-            ifm_kib_log2=_log2(config.ifm_kib),
+            weight_port=int(config.weight_port), ifm_kib_log2=_log2(config.ifm_kib),
             weight_kib_log2=_log2(config.weight_kib), ofm_kib_log2=_log2(config.ofm_kib),
             max_channels_log2=_log2(config.max_channels)),
         "ID_CLOCK": register("ID_CLOCK").pack(clock_mhz=config.clock_mhz),
@@ -215,6 +216,7 @@ def config_from_id(ids: dict, clock_mhz: int | None = None) -> SenseConfig:
                       f"driver {FORMAT_VERSION}")
     return SenseConfig(rows=grid["rows"], cols=grid["cols"], group=grid["group"],
                        sparse=bool(buffers["sparse"]), dsp_pairs=bool(buffers["dsp_pairs"]),
+                       weight_port=bool(buffers["weight_port"]),
                        ifm_kib=1 << buffers["ifm_kib_log2"],
                        weight_kib=1 << buffers["weight_kib_log2"],
                        ofm_kib=1 << buffers["ofm_kib_log2"],

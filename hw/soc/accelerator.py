@@ -59,6 +59,7 @@ from hw.soc.dma import (
     ADDR_BITS,
     DATA_BITS,
     Dma,
+    axi_read_signature,
     axi_signature,
     window_check,
     window_end,
@@ -92,12 +93,15 @@ class Accelerator(wiring.Component):
 
     def __init__(self, config: SenseConfig):
         self._config = config
-        super().__init__({
+        ports = {
             "s_axil": Out(axi_lite_signature()),
             "m_axi": Out(axi_signature()),
             "irq": Out(1),
             "busy": Out(1),
-        })
+        }
+        if config.weight_port:
+            ports["m_axi_w"] = Out(axi_read_signature())
+        super().__init__(ports)
 
     @property
     def config(self):
@@ -108,7 +112,7 @@ class Accelerator(wiring.Component):
         cfg = self._config
         b = SimpleNamespace()
         m.submodules.regs = b.regs = Registers(cfg)
-        m.submodules.dma = b.dma = Dma()
+        m.submodules.dma = b.dma = Dma(weight_port=cfg.weight_port)
         m.submodules.core = b.core = Core(cfg)
         m.submodules.check = b.check = LayerCheck(cfg)
         m.submodules.weights = b.weights = WeightLoader(cfg)
@@ -119,6 +123,8 @@ class Accelerator(wiring.Component):
         m.submodules.psum_wr = b.psum_wr = PsumWriter(cfg)
         wiring.connect(m, wiring.flipped(self.s_axil), b.regs.axil)
         wiring.connect(m, b.dma.m_axi, wiring.flipped(self.m_axi))
+        if cfg.weight_port:
+            wiring.connect(m, b.dma.m_axi_w, wiring.flipped(self.m_axi_w))
         wiring.connect(m, b.core.ofm, b.writer.rows)
         wiring.connect(m, b.core.psum_out, b.psum_wr.row)
         wiring.connect(m, b.psum_rd.row, b.core.psum_in)
@@ -181,6 +187,15 @@ class Accelerator(wiring.Component):
                                 addr=Signal(ADDR_BITS, name="res_addr"),
                                 length=Signal(32, name="res_length"),
                                 delta=Signal(ADDR_BITS, name="res_delta"))
+        # The weight read (`weight_port`: on its own port, queued at the band's start or, for a
+        # block after the first, at its RUN_START): the command waiting for the reader, the
+        # beats not yet in, and `fresh` (from the ring's clear to the core's start, the words the
+        # core released are those of no layer: none).
+        b.wq = SimpleNamespace(pending=Signal(name="wcmd_pending"),
+                               addr=Signal(ADDR_BITS + 1, name="wcmd_addr"),
+                               length=Signal(32, name="wcmd_length"),
+                               left=Signal(32, name="weight_beats_left"),
+                               fresh=Signal(name="weights_fresh"))
         # Input-channel blocks (`check.blocked`; without blocks one block of every group): the
         # block's first channel group, its weights' address, the layer's weight bytes not yet
         # read in this band, whether its partial sums are being read; the band's pixel tiles
@@ -316,11 +331,43 @@ class Accelerator(wiring.Component):
             b.pool.div_wr_addr.eq(b.par_addr), b.pool.div_wr_en.eq(core.par_wr_en),
             b.pool.div_wr_data.mult.eq(core.par_wr_data.mult),
             b.pool.div_wr_data.shift.eq(core.par_wr_data.shift),
-            weights.payload.eq(rd_data.payload), b.psum_rd.beat.payload.eq(rd_data.payload),
+            b.psum_rd.beat.payload.eq(rd_data.payload),
             core.w_wr_addr.eq(weights.wr_addr), core.w_wr_data.eq(weights.wr_data),
             core.w_wr_en.eq(weights.wr_en), core.w_avail.eq(weights.avail),
-            weights.release.eq(core.w_release),
         ]
+        if cfg.weight_port:
+            self._weight_port(m, b)
+        else:
+            m.d.comb += [weights.payload.eq(rd_data.payload), weights.release.eq(core.w_release)]
+            # (the weights are read in RUN, the block's first read: `count` is their beats)
+            b.weights_in = b.count == 0
+
+    def _weight_port(self, m, b):
+        """The weight reads on their own port: the queued command, the beats into the weight
+        loader whenever it takes them, and the beats still to come (`weights_in`: none)."""
+        wq, w_cmd, w_data, weights = b.wq, b.dma.w_cmd, b.dma.w_data, b.weights
+        m.d.comb += [w_cmd.valid.eq(wq.pending), w_cmd.payload.addr.eq(wq.addr),
+                     w_cmd.payload.length.eq(wq.length),
+                     weights.payload.eq(w_data.payload), w_data.ready.eq(weights.ready),
+                     weights.accept.eq(w_data.valid & w_data.ready),
+                     weights.release.eq(Mux(wq.fresh, 0, b.core.w_release))]
+        with m.If(w_cmd.ready):
+            m.d.sync += wq.pending.eq(0)
+        with m.If(w_data.valid & w_data.ready):
+            m.d.sync += wq.left.eq(wq.left - 1)
+        with m.If(b.core.start):
+            m.d.sync += wq.fresh.eq(0)
+        b.weights_in = (wq.left == 0) & ~wq.pending
+
+    def _queue_weights(self, m, b, fresh=True):
+        """Queue the current block's weight read on the weight port and clear the ring (`fresh`
+        False: the core starts in this cycle)."""
+        wq, blk = b.wq, self._block(b)
+        m.d.comb += b.weights.clear.eq(1)
+        m.d.sync += [wq.pending.eq(1), wq.addr.eq(b.blk.w_addr), wq.length.eq(blk.w_bytes),
+                     wq.left.eq(blk.w_bytes >> LANE_BITS)]
+        if fresh:
+            m.d.sync += wq.fresh.eq(1)
 
     def _kept_input(self, m, b):
         """The record of the store's contents (`b.kept`) and whether the load the sequencer is
@@ -521,6 +568,11 @@ class Accelerator(wiring.Component):
         ys = Signal(20, name="band_ys")
         with m.State("BAND_A"):
             left = D.out_h - band.y
+            if self._config.weight_port:
+                # the band's weights, read while its parameters and input load (a prefetched
+                # band never reads any: its layer's weights fit and stay)
+                with m.If(band.first | ~check.weights_fit | check.blocked):
+                    self._queue_weights(m, b)
             m.d.sync += [band.out_rows.eq(Mux(left < rows_per, left, rows_per)),
                          ys.eq(band.y * D.stride),
                          band.row_bytes.eq((D.in_w * D.in_groups) << lg_m),
@@ -672,13 +724,20 @@ class Accelerator(wiring.Component):
             m.d.sync += [b.wr_base.eq(b.band.out_addr), b.blk.ps_rd.eq(0),
                          b.res.delta.eq(b.check.input2_start - b.check.output_start)]
             # Weights that fit the buffer stay from the first band on (the ring never wraps);
-            # an input-channel block reads its own.
-            with m.If(b.band.first | ~b.check.weights_fit | b.check.blocked):
-                m.d.comb += b.weights.clear.eq(1)
-                b.read(b.blk.w_addr, blk.w_bytes, blk.w_bytes >> LANE_BITS, "RUN")
-            with m.Else():
+            # an input-channel block reads its own. (With the weight port the band's first
+            # block's are already coming, queued in BAND_A.)
+            if self._config.weight_port:
+                with m.If(b.check.blocked & (b.blk.g0 != 0)):
+                    self._queue_weights(m, b, fresh=False)
                 m.d.sync += b.count.eq(0)
                 m.next = "RUN"
+            else:
+                with m.If(b.band.first | ~b.check.weights_fit | b.check.blocked):
+                    m.d.comb += b.weights.clear.eq(1)
+                    b.read(b.blk.w_addr, blk.w_bytes, blk.w_bytes >> LANE_BITS, "RUN")
+                with m.Else():
+                    m.d.sync += b.count.eq(0)
+                    m.next = "RUN"
         with m.State("RUN"):
             blk, rd_cmd = self._block(b), dma.rd_cmd
             # The block's weights first; then (a block after the first) the band's partial
@@ -686,7 +745,7 @@ class Accelerator(wiring.Component):
             # A fused add: once the weights are in (they all fit), the read channel is the
             # residual's, one read per writer command (no psum, no prefetch then).
             res, add = b.res, b.add
-            residual = b.check.fused & (b.count == 0)
+            residual = b.check.fused & b.weights_in
             with m.If(b.blk.ps_rd):
                 m.d.comb += [dma.rd_data.ready.eq(b.psum_rd.beat.ready),
                              b.psum_rd.beat.valid.eq(dma.rd_data.valid)]
@@ -697,12 +756,13 @@ class Accelerator(wiring.Component):
                              rd_cmd.payload.length.eq(res.length)]
                 with m.If(res.pending & rd_cmd.ready):
                     m.d.sync += res.pending.eq(0)
-            with m.Else():
-                m.d.comb += [dma.rd_data.ready.eq(b.weights.ready),
-                             b.weights.accept.eq(b.beat_in)]
+            if not self._config.weight_port:
+                with m.Else():
+                    m.d.comb += [dma.rd_data.ready.eq(b.weights.ready),
+                                 b.weights.accept.eq(b.beat_in)]
             with m.If(b.beat_in & (b.count != 0)):
                 m.d.sync += b.count.eq(b.count - 1)
-            with m.If(blk.psum_in & ~b.blk.ps_rd & (b.count == 0)):
+            with m.If(blk.psum_in & ~b.blk.ps_rd & b.weights_in & (b.count == 0)):
                 m.d.comb += [rd_cmd.valid.eq(1), rd_cmd.payload.addr.eq(b.check.psum_start),
                              rd_cmd.payload.length.eq(blk.psum_bytes)]
                 with m.If(rd_cmd.ready):
@@ -712,8 +772,8 @@ class Accelerator(wiring.Component):
             # the other half while the core runs (BAND_A .. LOAD, then RUN_WAIT).
             more = b.band.y + b.band.out_rows < D.out_h
             prefetch = (b.check.half_fits & b.check.weights_fit & ~b.check.blocked & more
-                        & (b.count == 0) & ~b.check.fused)
-            with m.If(core.done & (b.count == 0) & (b.blk.ps_rd | ~blk.psum_in)
+                        & b.weights_in & (b.count == 0) & ~b.check.fused)
+            with m.If(core.done & (b.count == 0) & b.weights_in & (b.blk.ps_rd | ~blk.psum_in)
                       & b.writer.idle & b.psum_wr.idle & ~dma.busy & ~res.pending
                       & ~add.busy):
                 m.next = "BAND_END"

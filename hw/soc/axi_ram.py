@@ -7,7 +7,9 @@ address, byte strobes honoured. An address at or beyond `size` answers SLVERR (w
 a stray access shows up as the accelerator's AXI_ERROR. A second read port (`peek_addr` /
 `peek_data`, one cycle of latency, in 16-byte words) lets on-chip logic read the memory, for
 example to check a result, and `poke_addr` / `poke_data` / `poke_strb` write it (byte strobes;
-an AXI write beat in the same cycle wins).
+an AXI write beat in the same cycle wins). `read_ports=2` adds a second AXI4 read-only slave
+port, ``axi_w`` (the accelerator's weight port, `SenseConfig.weight_port`), served like the
+first and independently of it, on a read port of its own.
 
 `storage="array"` keeps the words in a plain Verilog array (`ARRAY_VERILOG`, appended to the
 design's Verilog by `hw.generate.verilog`) instead of an Amaranth `Memory`: same ports, same
@@ -26,7 +28,8 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.soc.dma import ADDR_BITS, BEAT_BYTES, DATA_BITS, ID_BITS, axi_signature
+from hw.soc.dma import ADDR_BITS, BEAT_BYTES, DATA_BITS, ID_BITS, axi_read_signature, \
+    axi_signature
 
 __all__ = ["AxiRam", "ARRAY_MODULE", "ARRAY_VERILOG"]
 
@@ -38,6 +41,7 @@ ARRAY_VERILOG = f"""
 module {ARRAY_MODULE} #(parameter WORDS = 1, parameter ABITS = 1) (
   input clk,
   input rd_en, input [ABITS-1:0] rd_addr, output reg [{DATA_BITS - 1}:0] rd_data,
+  input rd2_en, input [ABITS-1:0] rd2_addr, output reg [{DATA_BITS - 1}:0] rd2_data,
   input [ABITS-1:0] peek_addr, output reg [{DATA_BITS - 1}:0] peek_data,
   input [ABITS-1:0] wr_addr, input [{DATA_BITS - 1}:0] wr_data, input [{BEAT_BYTES - 1}:0] wr_en
 );
@@ -45,6 +49,7 @@ module {ARRAY_MODULE} #(parameter WORDS = 1, parameter ABITS = 1) (
   integer i;
   always @(posedge clk) begin
     if (rd_en) rd_data <= mem[rd_addr];
+    if (rd2_en) rd2_data <= mem[rd2_addr];
     peek_data <= mem[peek_addr];
     for (i = 0; i < {BEAT_BYTES}; i = i + 1)
       if (wr_en[i]) mem[wr_addr][i*8 +: 8] <= wr_data[i*8 +: 8];
@@ -58,9 +63,13 @@ QUEUE = 4
 
 
 class AxiRam(wiring.Component):
-    def __init__(self, size: int, init: bytes = b"", storage: str = "memory"):
+    def __init__(self, size: int, init: bytes = b"", storage: str = "memory",
+                 read_ports: int = 1):
         if storage not in ("memory", "array"):
             raise ValueError(f"storage must be memory or array, not {storage!r}")
+        if read_ports not in (1, 2):
+            raise ValueError(f"read_ports must be 1 or 2, not {read_ports!r}")
+        self.read_ports = read_ports
         if storage == "array" and init:
             raise ValueError("the array storage has no initial contents")
         if size <= 0 or size % BEAT_BYTES:
@@ -73,49 +82,55 @@ class AxiRam(wiring.Component):
         padded = bytes(init) + bytes(-len(init) % BEAT_BYTES)
         self._init = [int.from_bytes(padded[i:i + BEAT_BYTES], "little")
                       for i in range(0, len(padded), BEAT_BYTES)]
-        super().__init__({
+        ports = {
             "axi": In(axi_signature()),
             "peek_addr": In(range(self.depth)),
             "peek_data": Out(DATA_BITS),
             "poke_addr": In(range(self.depth)), "poke_data": In(DATA_BITS),
             "poke_strb": In(BEAT_BYTES),
-        })
+        }
+        if read_ports == 2:
+            ports["axi_w"] = In(axi_read_signature())
+        super().__init__(ports)
 
     def _storage(self, m):
-        """The read, peek and write ports (Memory port objects, or signals named alike)."""
+        """The read ports (one per AXI read port), the peek and the write port (Memory port
+        objects, or signals named alike)."""
         if self.storage == "memory":
             m.submodules.mem = mem = Memory(shape=DATA_BITS, depth=self.depth, init=self._init)
-            return mem.read_port(), mem.read_port(), mem.write_port(granularity=8)
+            reads = [mem.read_port() for _ in range(self.read_ports)]
+            return reads, mem.read_port(), mem.write_port(granularity=8)
         abits = max(1, (self.depth - 1).bit_length())
 
         def port(name, **widths):
             return SimpleNamespace(**{k: Signal(w, name=f"{name}_{k}") for k, w in widths.items()})
-        rd = port("rd", addr=abits, en=1, data=DATA_BITS)
+        reads = [port(name, addr=abits, en=1, data=DATA_BITS) for name in ("rd", "rd2")]
         peek = port("peek", addr=abits, data=DATA_BITS)
         wr = port("wr", addr=abits, data=DATA_BITS, en=BEAT_BYTES)
         m.submodules.array = Instance(
             ARRAY_MODULE, p_WORDS=self.depth, p_ABITS=abits, i_clk=ClockSignal("sync"),
-            i_rd_en=rd.en, i_rd_addr=rd.addr, o_rd_data=rd.data,
+            i_rd_en=reads[0].en, i_rd_addr=reads[0].addr, o_rd_data=reads[0].data,
+            i_rd2_en=reads[1].en, i_rd2_addr=reads[1].addr, o_rd2_data=reads[1].data,
             i_peek_addr=peek.addr, o_peek_data=peek.data,
             i_wr_addr=wr.addr, i_wr_data=wr.data, i_wr_en=wr.en)
-        return rd, peek, wr
+        return reads[:self.read_ports], peek, wr
 
     def elaborate(self, platform):
         m = Module()
-        axi = self.axi
-        rd, peek, wr = self._storage(m)
+        reads, peek, wr = self._storage(m)
         m.d.comb += [peek.addr.eq(self.peek_addr), self.peek_data.eq(peek.data)]
-
-        self._reads(m, rd)
+        self._reads(m, reads[0], self.axi, "ar")
+        if self.read_ports == 2:
+            self._reads(m, reads[1], self.axi_w, "ar_w")
         self._writes(m, wr)
         return m
 
-    def _reads(self, m, rd):
-        """Read bursts back to back: up to `QUEUE` addresses wait in a FIFO while a burst is
-        served; an idle RAM reads a burst's first word in the cycle its address leaves the FIFO,
-        a busy one in the cycle after the last word of the burst before."""
-        axi = self.axi
-        m.submodules.ar = ar = SyncFIFO(width=ADDR_BITS + 9 + ID_BITS, depth=QUEUE)
+    def _reads(self, m, rd, axi, name):
+        """Read bursts of the read port `axi` back to back: up to `QUEUE` addresses wait in a
+        FIFO while a burst is served; an idle RAM reads a burst's first word in the cycle its
+        address leaves the FIFO, a busy one in the cycle after the last word of the burst
+        before."""
+        m.submodules[name] = ar = SyncFIFO(width=ADDR_BITS + 9 + ID_BITS, depth=QUEUE)
         m.d.comb += [ar.w_en.eq(axi.arvalid), axi.arready.eq(ar.w_rdy),
                      ar.w_data.eq(Cat(axi.araddr, axi.arlen + 1, axi.arid))]
         addr, left, rid = Signal(ADDR_BITS), Signal(9), Signal(ID_BITS)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -278,11 +278,15 @@ class DmaWriter(wiring.Component):
 class Dma(wiring.Component):
     """The reader and the writer on one AXI4 master port ``m_axi`` (read and write channels),
     sharing the window. Ports: ``rd_cmd``, ``rd_data``, ``wr_cmd``, ``wr_data``, ``error``
-    (either engine; sticky until ``clear``), ``busy``, ``bytes_read``, ``bytes_written``."""
+    (any engine; sticky until ``clear``), ``busy``, ``bytes_read``, ``bytes_written``.
 
-    def __init__(self, outstanding: int = 4):
+    ``weight_port``: a second reader on its own read-only AXI4 master ``m_axi_w`` (``w_cmd``,
+    ``w_data``), the same window; ``bytes_read`` and ``busy`` count both readers."""
+
+    def __init__(self, outstanding: int = 4, weight_port: bool = False):
         self._outstanding = outstanding
-        super().__init__({
+        self._weight_port = weight_port
+        members = {
             "rd_cmd": In(stream.Signature(dma_command_layout())),
             "rd_data": Out(stream.Signature(DATA_BITS)),
             "wr_cmd": In(stream.Signature(dma_command_layout())),
@@ -291,7 +295,12 @@ class Dma(wiring.Component):
             "m_axi": Out(axi_signature()),
             "error": Out(1), "clear": In(1), "busy": Out(1),
             "bytes_read": Out(64), "bytes_written": Out(64),
-        })
+        }
+        if weight_port:
+            members |= {"w_cmd": In(stream.Signature(dma_command_layout())),
+                        "w_data": Out(stream.Signature(DATA_BITS)),
+                        "m_axi_w": Out(axi_read_signature())}
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -301,15 +310,24 @@ class Dma(wiring.Component):
         wiring.connect(m, rd.data, wiring.flipped(self.rd_data))
         wiring.connect(m, wiring.flipped(self.wr_cmd), wr.cmd)
         wiring.connect(m, wiring.flipped(self.wr_data), wr.data)
-        for engine in (rd, wr):
+        engines = [(rd, self.m_axi), (wr, self.m_axi)]
+        if self._weight_port:
+            m.submodules.weight_reader = wrd = DmaReader(self._outstanding)
+            wiring.connect(m, wiring.flipped(self.w_cmd), wrd.cmd)
+            wiring.connect(m, wrd.data, wiring.flipped(self.w_data))
+            engines.append((wrd, self.m_axi_w))
+        for engine, bus in engines:
             m.d.comb += [engine.window_base.eq(self.window_base),
                          engine.window_size.eq(self.window_size), engine.clear.eq(self.clear)]
             for name, member in engine.axi.signature.members.items():
-                port, inner = getattr(self.m_axi, name), getattr(engine.axi, name)
+                port, inner = getattr(bus, name), getattr(engine.axi, name)
                 if member.flow == Out:
                     m.d.comb += port.eq(inner)
                 else:
                     m.d.comb += inner.eq(port)
-        m.d.comb += [self.error.eq(rd.error | wr.error), self.busy.eq(rd.busy | wr.busy),
-                     self.bytes_read.eq(rd.bytes_read), self.bytes_written.eq(wr.bytes_written)]
+        readers = [e for e, _ in engines if e is not wr]
+        m.d.comb += [self.error.eq(wr.error | Cat(*(r.error for r in readers)).any()),
+                     self.busy.eq(wr.busy | Cat(*(r.busy for r in readers)).any()),
+                     self.bytes_read.eq(sum(r.bytes_read for r in readers)),
+                     self.bytes_written.eq(wr.bytes_written)]
         return m

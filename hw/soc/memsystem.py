@@ -44,8 +44,11 @@ class MemSystem(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.accel = accel = Accelerator(self.config)
-        m.submodules.ram = ram = AxiRam(self.mem_size, storage="array")
+        m.submodules.ram = ram = AxiRam(self.mem_size, storage="array",
+                                        read_ports=2 if self.config.weight_port else 1)
         wiring.connect(m, accel.m_axi, ram.axi)
+        if self.config.weight_port:
+            wiring.connect(m, accel.m_axi_w, ram.axi_w)
         wiring.connect(m, wiring.flipped(self.s_axil), accel.s_axil)
         m.d.comb += [self.irq.eq(accel.irq), self.busy.eq(accel.busy),
                      ram.peek_addr.eq(self.peek_addr), self.peek_data.eq(ram.peek_data),

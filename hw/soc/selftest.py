@@ -102,8 +102,11 @@ class SelfTest(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.accel = accel = Accelerator(self.config)
-        m.submodules.ram = ram = AxiRam(self.mem_size, self.memory)
+        m.submodules.ram = ram = AxiRam(self.mem_size, self.memory,
+                                        read_ports=2 if self.config.weight_port else 1)
         wiring.connect(m, accel.m_axi, ram.axi)
+        if self.config.weight_port:
+            wiring.connect(m, accel.m_axi_w, ram.axi_w)
         m.d.comb += self.busy.eq(accel.busy)
         lite = accel.s_axil
 

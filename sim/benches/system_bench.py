@@ -31,7 +31,8 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, FallingEdge, First, ReadOnly, RisingEdge, Timer
 from cocotb.utils import get_sim_time
-from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiReadBus
+from cocotbext.axi.axi_ram import AxiRamRead
 
 from host.driver import Accelerator, AcceleratorError
 from hw.regmap import register
@@ -192,13 +193,22 @@ def _pauses(rng, p):
         yield int(rng.random() < p)
 
 
+def _weight_port(dut) -> bool:
+    """Whether the design has the weight port (`SenseConfig.weight_port`: ``m_axi_w``)."""
+    return hasattr(dut, "m_axi_w__arvalid")
+
+
 async def _monitor(dut, seen):
-    """Record every AR and AW handshake: (kind, address, beats)."""
+    """Record every AR and AW handshake, of the weight port too: (kind, address, beats)."""
+    ports = [(dut.m_axi__arvalid, dut.m_axi__arready, dut.m_axi__araddr, dut.m_axi__arlen)]
+    if _weight_port(dut):
+        ports.append((dut.m_axi_w__arvalid, dut.m_axi_w__arready, dut.m_axi_w__araddr,
+                      dut.m_axi_w__arlen))
     while True:
         await RisingEdge(dut.clk)
-        if dut.m_axi__arvalid.value == 1 and dut.m_axi__arready.value == 1:
-            seen.append(("read", dut.m_axi__araddr.value.to_unsigned(),
-                         dut.m_axi__arlen.value.to_unsigned() + 1))
+        for valid, ready, addr, length in ports:
+            if valid.value == 1 and ready.value == 1:
+                seen.append(("read", addr.value.to_unsigned(), length.value.to_unsigned() + 1))
         if dut.m_axi__awvalid.value == 1 and dut.m_axi__awready.value == 1:
             seen.append(("write", dut.m_axi__awaddr.value.to_unsigned(),
                          dut.m_axi__awlen.value.to_unsigned() + 1))
@@ -278,9 +288,13 @@ async def system(dut):
         return
     ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, reset_active_level=True,
                  size=mem_size + 2 * GUARD)
+    reads = [ram.read_if]
+    if _weight_port(dut):       # the weight port: a second read port of the same memory
+        reads.append(AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi_w_"), dut.clk, dut.rst,
+                                reset_active_level=True, mem=ram.mem))
     pause = job.get("pause", 0.0)
     if pause:
-        for channel in (ram.read_if.ar_channel, ram.read_if.r_channel,
+        for channel in (*(r.ar_channel for r in reads), *(r.r_channel for r in reads),
                         ram.write_if.aw_channel, ram.write_if.w_channel,
                         ram.write_if.b_channel):
             channel.set_pause_generator(_pauses(rng, pause))
