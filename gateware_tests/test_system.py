@@ -649,3 +649,73 @@ def test_batch_through_the_fc_layers():
     _, descs = layer_table(suffix, CONFIG)
     weights = sum(d.weight_size for d in descs)
     assert runs[-1]["dram_read_bytes"] < weights + 2 * split.slot_bytes * 3 + 4096
+
+
+# The weight port (SenseConfig.weight_port, on in the zcu102 preset): the same small grids with
+# the weights on their own AXI read port. One Verilator build of each.
+WEIGHT_PORT = CONFIG.replace(weight_port=True)
+RING_WEIGHT_PORT = RING.replace(weight_port=True)
+
+
+def test_weight_port_networks():
+    """With the weight port, the residual stages (fused adds), the inception module (kept
+    inputs, concat), the VGG-style stack in bands (band prefetch) and the mini network in both
+    tile orders: bit-exact, DRAM bytes and counters exact, cycles within the model's tolerance;
+    and every run at most as long as the same image's on one port (the weights no longer wait
+    for the parameters and the input)."""
+    rng = np.random.default_rng(23)
+    nets = [residual_networks(rng)["residual-stage"], inception_network(rng),
+            vgg_style_network(rng)]
+    steps, runs = [], []
+    for i, net in enumerate(nets):
+        qnet, x = quantized(net, rng, CONFIG, n=1)
+        for order in ("weight", "ifm"):
+            image = pack_image(qnet, CONFIG, order=order)
+            steps.append({"op": "run", "image": image, "x": x, "name": f"wp{i}-{order}"})
+            runs.append((qnet, x, image))
+    res = run_system(WEIGHT_PORT, steps, name="system-weight-port", dram="design")
+    one = run_system(CONFIG, steps, name="system-one-port", dram="design")
+    faster = 0
+    for step, single, (qnet, x, image) in zip(res["steps"], one["steps"], runs):
+        check_run(step, qnet, x, image, WEIGHT_PORT)
+        for a, b in zip(step["runs"], single["runs"]):
+            assert a["dram_read_bytes"] == b["dram_read_bytes"]
+            assert a["cycles"] <= b["cycles"], (step["name"], a["cycles"], b["cycles"])
+            faster += a["cycles"] < b["cycles"]
+    assert faster == len(steps)
+
+
+def test_weight_port_ring_blocks_and_stalls():
+    """With the weight port: weights streamed through a ring smaller than them, with random
+    stalls on every channel of both ports and the bus monitor (nothing outside the window);
+    every band streaming all its weights; input-channel blocks (each block's weights read in
+    RUN_START, its partial sums beside them): bit-exact, DRAM bytes exact, the model within
+    tolerance where the DRAM answers at once and a lower bound with stalls."""
+    rng = np.random.default_rng(7)
+    ring = random_network(rng, (64, 4, 4), [("conv", 40, 3, 1, 1, True, None),
+                                            ("fc", 6, 0, 1, 0, False, None)], "ring")
+    qring, xring = quantized(ring, rng, RING, n=1)
+    ring_image = pack_image(qring, RING, order="weight")
+    stalled = run_system(RING_WEIGHT_PORT,
+                         [{"op": "run", "image": ring_image, "x": xring, "name": "ring"}],
+                         pause=0.3, monitor=True, name="system-weight-port-stalls")
+    assert stalled["outside"] == []
+    run = stalled["steps"][0]
+    assert (run["outputs"] == run_int(qring, xring, return_all=True)[-1]).all()
+    est = accelerator_estimate(ring_image, xring[0], RING_WEIGHT_PORT)
+    assert est["dram_read_bytes"] == run["runs"][0]["dram_read_bytes"]
+    assert est["cycles"] <= run["runs"][0]["cycles"]
+    streamed = random_network(rng, (80, 16, 16), [("conv", 16, 3, 1, 1, True, None)],
+                              "streamed-bands")
+    wide = wide_network(rng)
+    steps, runs = [], []
+    for net, orders in ((ring, ("weight",)), (streamed, ("weight",)),
+                        (wide, ("weight", "ifm"))):
+        qnet, x = quantized(net, rng, RING, n=1)
+        for order in orders:
+            image = pack_image(qnet, RING, order=order)
+            steps.append({"op": "run", "image": image, "x": x, "name": f"{net.name}-{order}"})
+            runs.append((qnet, x, image))
+    res = run_system(RING_WEIGHT_PORT, steps, name="system-weight-port-ring", dram="design")
+    for step, (qnet, x, image) in zip(res["steps"], runs):
+        check_run(step, qnet, x, image, RING_WEIGHT_PORT)
