@@ -528,7 +528,8 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
                 + PREFETCH_SWITCH + run
         else:
             cycles += gap + run
-        prev = (run, max(0, weights_in(d.k_tiles - 1) - lead[0]) if streamed else 0)
+        # (the weight port: the next band's load does not wait for this band's weights)
+        prev = (run, weights_in(d.k_tiles - 1) if streamed and not config.weight_port else 0)
         band_mask = mask[first_tile - n_tiles:first_tile]
         core["slots_issued"] += int((~band_mask).sum()) * d.k_tiles * config.cycles_per_group
         core["groups_skipped"] += int(band_mask.sum()) * d.k_tiles

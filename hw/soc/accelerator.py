@@ -745,7 +745,10 @@ class Accelerator(wiring.Component):
             # A fused add: once the weights are in (they all fit), the read channel is the
             # residual's, one read per writer command (no psum, no prefetch then).
             res, add = b.res, b.add
-            residual = b.check.fused & b.weights_in
+            # (with the weight port the read channel is free from the start: no wait for the
+            # weights, for the residual nor for the next band's input)
+            main_free = 1 if self._config.weight_port else b.weights_in
+            residual = b.check.fused & main_free
             with m.If(b.blk.ps_rd):
                 m.d.comb += [dma.rd_data.ready.eq(b.psum_rd.beat.ready),
                              b.psum_rd.beat.valid.eq(dma.rd_data.valid)]
@@ -772,7 +775,7 @@ class Accelerator(wiring.Component):
             # the other half while the core runs (BAND_A .. LOAD, then RUN_WAIT).
             more = b.band.y + b.band.out_rows < D.out_h
             prefetch = (b.check.half_fits & b.check.weights_fit & ~b.check.blocked & more
-                        & b.weights_in & (b.count == 0) & ~b.check.fused)
+                        & main_free & (b.count == 0) & ~b.check.fused)
             with m.If(core.done & (b.count == 0) & b.weights_in & (b.blk.ps_rd | ~blk.psum_in)
                       & b.writer.idle & b.psum_wr.idle & ~dma.busy & ~res.pending
                       & ~add.busy):
