@@ -4,7 +4,8 @@ RTL on every network it was not fitted on: the graph networks of the system test
 max-pools, average and global average pools, pools in bands, the "mini" network with all four
 benchmark structures) and the held-out chains (HELDOUT_NETWORKS), each in both tile orders,
 simulated whole (`small`, the DRAM inside the design); and the input-channel-block network
-(sim.networks.RING_NETWORKS) on `small` with a quarter of its weight buffer.
+(sim.networks.RING_NETWORKS) on `small` with a quarter of its weight buffer. All of it twice:
+with the weights on the DMA port, and on their own port (`weight_port`, as in `zcu102`).
 
 The model's constants come from scripts/fit_perf_model.py (conv / FC chains and the digits
 model) and scripts/fit_add_model.py (add-only and pool-only networks); none of the networks
@@ -33,6 +34,11 @@ from sim.model_run import format_row, model_rows  # noqa: E402
 from sim.sysrun import run_system  # noqa: E402
 
 CONFIG = SenseConfig.preset("small")
+#: (label, configuration, networks, with the held-out chains) of every checked set.
+SETS = (("small", CONFIG, GRAPH_NETWORKS, True),
+        ("small-ring", RING_CONFIG, RING_NETWORKS, False),
+        ("small-wp", CONFIG.replace(weight_port=True), GRAPH_NETWORKS, True),
+        ("small-ring-wp", RING_CONFIG.replace(weight_port=True), RING_NETWORKS, False))
 OUT = ROOT / "docs/results/model-check.json"
 
 
@@ -71,11 +77,13 @@ def check(config, label, networks, heldout):
 
 
 def main():
-    rows = (check(CONFIG, "small", GRAPH_NETWORKS, True)
-            + check(RING_CONFIG, "small-ring", RING_NETWORKS, False))
+    rows = [row for label, config, networks, heldout in SETS
+            for row in check(config, label, networks, heldout)]
     errors = [abs(r["error"]) for r in rows]
-    report = {"configs": {"small": CONFIG.to_dict(), "small-ring": RING_CONFIG.to_dict()},
-              "dram": "design", "runs": rows,
+    per_config = {label: max(abs(r["error"]) for r in rows if r["config"] == label)
+                  for label, *_ in SETS}
+    report = {"configs": {label: config.to_dict() for label, config, *_ in SETS},
+              "dram": "design", "runs": rows, "max_abs_error_per_config": per_config,
               "max_abs_error": max(errors), "mean_abs_error": float(np.mean(errors))}
     atomic_write(OUT, json.dumps(report, indent=2) + "\n")
     print(f"max error {report['max_abs_error']:.2%}, mean {report['mean_abs_error']:.2%} over "
