@@ -98,6 +98,18 @@ def _cell_block(name: str, depth: int = 2) -> str:
 GRID_PATH = {"core": "grid", "accelerator": "core.grid"}
 
 
+#: Configuration fields that leave the PEs and the grid as they are (a report of either made
+#: before or with another value stands in).
+OUTSIDE_GRID = ("weight_port",)
+
+
+def _same_core(values: dict | None, config: SenseConfig) -> bool:
+    """Whether a report's configuration `values` has the grid of `config`."""
+    if values is None:
+        return False
+    return all(values.get(k) == v for k, v in config.to_dict().items() if k not in OUTSIDE_GRID)
+
+
 def synthesize(block: str, config: SenseConfig, *, workdir=None, log=sys.stderr,
                grid_report: dict | None = None, pe_report: dict | None = None,
                depth: bool = False) -> dict:
@@ -121,14 +133,15 @@ def synthesize(block: str, config: SenseConfig, *, workdir=None, log=sys.stderr,
     if pe_report is not None:
         if block != "grid":
             raise ValueError(f"a PE report can stand in for the PEs of the grid, not of {block!r}")
-        if pe_report.get("block") != "pe" or pe_report.get("config") != config.to_dict():
+        if pe_report.get("block") != "pe" or not _same_core(pe_report.get("config"), config):
             raise ValueError("the PE report is not of the pe block of this configuration "
                              f"({pe_report.get('block')!r}, {pe_report.get('config')})")
     if grid_report is not None:
         if block not in GRID_PATH:
             raise ValueError(f"a grid report can stand in for the grid of "
                              f"{' or '.join(GRID_PATH)}, not of {block!r}")
-        if grid_report.get("block") != "grid" or grid_report.get("config") != config.to_dict():
+        if grid_report.get("block") != "grid" or not _same_core(grid_report.get("config"),
+                                                                 config):
             raise ValueError("the grid report is not of the grid block of this configuration "
                              f"({grid_report.get('block')!r}, {grid_report.get('config')})")
     tmp = None
