@@ -24,7 +24,7 @@ __all__ = ["BLOCKS", "LARGEST_BLOCK", "make_block", "verilog", "component_verilo
 # Block name -> component class, smallest first. The CLI's default is the last (largest) one.
 BLOCKS = {
     "registers": Registers,
-    "dma": lambda config: Dma(),
+    "dma": lambda config: Dma(weight_port=config.weight_port),
     "pe": lambda config: PEPair(config) if config.dsp_pairs else PE(config),
     "add": lambda config: AddUnit(),
     "pool": PoolUnit,

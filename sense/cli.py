@@ -25,6 +25,8 @@ def _add_config_args(p: argparse.ArgumentParser, default: str | None = "small",
     g.add_argument("--clock", type=int, metavar="MHZ", help="target clock in MHz")
     g.add_argument("--dsp-pairs", action=argparse.BooleanOptionalAction, default=None,
                    help="two multiplies per DSP48E2 (PE pairs; on in the zcu102 preset)")
+    g.add_argument("--weight-port", action=argparse.BooleanOptionalAction, default=None,
+                   help="weights read on their own AXI port, m_axi_w (on in the zcu102 preset)")
 
 
 def _add_order_arg(p: argparse.ArgumentParser) -> None:

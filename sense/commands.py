@@ -43,7 +43,8 @@ def _overridden(config: SenseConfig, args) -> SenseConfig:
     """`config` with the fields given on the command line (--rows, --cols, ...) replaced."""
     return config.replace(rows=args.rows, cols=args.cols, group=args.group,
                           sparse=False if args.dense else None, clock_mhz=args.clock,
-                          dsp_pairs=getattr(args, "dsp_pairs", None))
+                          dsp_pairs=getattr(args, "dsp_pairs", None),
+                          weight_port=getattr(args, "weight_port", None))
 
 
 def cmd_elaborate(args) -> int:
