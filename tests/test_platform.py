@@ -76,21 +76,47 @@ def test_zcu102_tree_has_the_ps_block_design_and_a_readme(zcu102_tree):
     assert json.loads(files["sense_config.json"])["rows"] == 4
 
 
+@pytest.fixture(scope="module")
+def zcu102_weight_port_tree():
+    return zcu102_files(SenseConfig.preset("small").replace(clock_mhz=200, weight_port=True))
+
+
 def test_zcu102_top_instantiates_exactly_the_block_design_ports(zcu102_tree):
-    verilog, ps = zcu102_tree["sense_zcu102.v"], zcu102_tree[f"{PS_BLOCK}.tcl"]
+    _check_block_design_ports(zcu102_tree, {"M_AXI_REGS", "S_AXI_DMA"})
+
+
+def test_zcu102_weight_port_goes_to_hp1(zcu102_weight_port_tree):
+    """With the weight port the block design has a read-only port for it, through its own
+    SmartConnect to HP1 FPD (enabled, 128-bit), and the top wires its read channels."""
+    ps = zcu102_weight_port_tree[f"{PS_BLOCK}.tcl"]
+    assert "PSU__USE__S_AXI_GP3 {1}" in ps and "PSU__SAXIGP3__DATA_WIDTH {128}" in ps
+    assert "READ_ONLY" in ps and "S_AXI_HP1_FPD" in ps and "saxihp1_fpd_aclk" in ps
+    ports = _check_block_design_ports(zcu102_weight_port_tree,
+                                      {"M_AXI_REGS", "S_AXI_DMA", "S_AXI_WEIGHTS"})
+    assert not any(p.startswith(("S_AXI_WEIGHTS_aw", "S_AXI_WEIGHTS_w", "S_AXI_WEIGHTS_b"))
+                   for p in ports)
+    assert "S_AXI_HP1_FPD" not in zcu102_files(
+        SenseConfig.preset("small").replace(clock_mhz=200))[f"{PS_BLOCK}.tcl"]
+
+
+def _check_block_design_ports(tree, want):
+    """The top instantiates exactly the ports the block design creates, with every handshake
+    of each interface (a read-only one its read channels); returns the instance's ports."""
+    verilog, ps = tree["sense_zcu102.v"], tree[f"{PS_BLOCK}.tcl"]
     inst = re.search(rf"\n\s*{PS_BLOCK} \w+ \((.*?)\);", verilog, re.S)
     assert inst, "no instance of the PS block design"
     ports = set(re.findall(r"\.(\w+)\(", inst.group(1)))
     made = set(re.findall(r"create_bd_port -dir \w+(?: -from \d+ -to \d+)? -type \w+ (\w+)", ps))
     interfaces = set(re.findall(r"create_bd_intf_port -mode \w+ -vlnv \S+ (\w+)", ps))
-    assert made == {"pl_clk0", "pl_resetn0", "pl_ps_irq0"} and interfaces == {"M_AXI_REGS",
-                                                                              "S_AXI_DMA"}
+    assert made == {"pl_clk0", "pl_resetn0", "pl_ps_irq0"} and interfaces == want
     for port in ports:
         assert port in made or port.rsplit("_", 1)[0] in interfaces, port
-    for channel in ("aw", "w", "b", "ar", "r"):                 # every handshake is wired
-        for bus in interfaces:
+    for bus in interfaces:                                       # every handshake is wired
+        channels = ("ar", "r") if bus == "S_AXI_WEIGHTS" else ("aw", "w", "b", "ar", "r")
+        for channel in channels:
             assert f"{bus}_{channel}valid" in ports and f"{bus}_{channel}ready" in ports
     assert made <= ports
+    return ports
 
 
 def test_zcu102_leds_are_on_the_board_pins(zcu102_tree):
