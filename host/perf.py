@@ -273,11 +273,12 @@ FUSE_OVERHEAD = 2
 #: than READ_OVERHEAD because the store's set-up overlaps it).
 POOL_LAYER_STATES = 13
 DIVISOR_OVERHEAD = 5
-#: Cycles of a pool band beyond its set-up, load, sizing, taps and beats: fitted
+#: Cycles of a pool band beyond its set-up, load, sizing and taps: fitted
 #: (scripts/fit_add_model.py) on the pooling-only networks. It should be the two
-#: finished-window stages (hw.soc.pool.TAIL_STAGES) and the write's response; that it is 14
-#: cycles less means the terms above over-count a band by that much, not yet traced to a state.
-POOL_TAIL = TAIL_STAGES - 14
+#: finished-window stages (hw.soc.pool.TAIL_STAGES), the beat queue and the write's response;
+#: that it is 12 cycles less means the terms above over-count a band by that much, not yet
+#: traced to a state. (14 less before the beat queue, when every beat also stalled the walk.)
+POOL_TAIL = TAIL_STAGES - 12
 
 
 def pool_pass(d: LayerDescriptor, config: SenseConfig) -> dict:
@@ -307,10 +308,9 @@ def pool_pass(d: LayerDescriptor, config: SenseConfig) -> dict:
         else:
             read_bytes += -(-(lane + rows * row_bytes) // BEAT_BYTES) * BEAT_BYTES
             load = READ_OVERHEAD + load_pieces(rows * map_w, groups * m, lane)
-        # (every full beat stalls the window walk for the cycle the DMA takes it)
+        # (a finished beat waits beside the output register: the walk never stalls for one)
         cycles += (POOL_BAND_STATES + SETTLE + 1 + load + max(n, ow) + 2
                    + lines * pool_reads(n, ow, map_w, win, top, config.pool_taps)
-                   + -(-words // config.ifm_words_per_line)
                    + (words % config.ifm_words_per_line != 0) + POOL_TAIL
                    + SEGMENT_OVERHEAD)
         words_total += words

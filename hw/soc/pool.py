@@ -96,7 +96,10 @@ class PoolUnit(wiring.Component):
                 "row_words": Signal(32), "offset": Signal(48), "gl": Signal(16),
                 "last_words": Signal(range(cfg.ifm_words_per_line + 1)),
                 "row_step": Signal(signed(IDX_BITS)), "idx0": Signal(signed(IDX_BITS))}
-        out = {"emitted": Signal(40), "fill": Signal(range(cfg.ifm_words_per_line))}
+        # `queued`: a finished beat waiting for the output register (`data`): the walk stalls
+        # only while both hold one, never for the cycle the DMA takes a beat.
+        out = {"emitted": Signal(40), "fill": Signal(range(cfg.ifm_words_per_line)),
+               "queued": Signal(name="pool_queued"), "beat": Signal(DATA_BITS, name="pool_beat")}
         self._sequence(m, walk, run, size, out, lg_m)
         self._datapath(m, walk, run, size, out)
         return m
@@ -155,7 +158,7 @@ class PoolUnit(wiring.Component):
                     m.next = "RUN"
             with m.State("RUN"):
                 with m.If((out["emitted"] == size["words"]) & (out["fill"] == 0)
-                          & ~self.data.valid & ~self.dma_busy):
+                          & ~out["queued"] & ~self.data.valid & ~self.dma_busy):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
 
@@ -166,7 +169,7 @@ class PoolUnit(wiring.Component):
         taps = cfg.pool_taps
         lanes = cfg.group * cfg.ifm_words_per_line
         win = self.window
-        advance = ~self.data.valid
+        advance = ~(out["queued"] & self.data.valid)
         flags = data.StructLayout({"valid": 1, "first": 1, "last": 1, "last_line": 1,
                                    "inb": taps, "inpad": taps})
         st1, st2, st3 = (Signal(flags, name=f"pool_st{i}") for i in (1, 2, 3))
@@ -261,18 +264,27 @@ class PoolUnit(wiring.Component):
                 with m.Case(f):
                     m.d.comb += joined.eq(held | (masked << (8 * M * f)))
         total = fill + n
+        queued, queue = out["queued"], out["beat"]
+        # The queued beat moves to the output register when that is free or being taken (the
+        # walk advances only when it is sure to: `advance`); a new beat may take its place.
+        move = queued & (~self.data.valid | self.data.ready)
+        push = Signal(name="pool_push")
+        with m.If(move):
+            m.d.sync += [self.data.payload.eq(queue), self.data.valid.eq(1)]
+        with m.Elif(self.data.valid & self.data.ready):
+            m.d.sync += self.data.valid.eq(0)
         with m.If(advance & valid):
             m.d.sync += emitted.eq(emitted + n)
             with m.If(total >= wpl):
-                m.d.sync += [self.data.payload.eq(joined[:beat]), self.data.valid.eq(1),
-                             held.eq(joined[beat:]), fill.eq(total - wpl)]
+                m.d.comb += push.eq(1)
+                m.d.sync += [queue.eq(joined[:beat]), held.eq(joined[beat:]),
+                             fill.eq(total - wpl)]
             with m.Else():
                 m.d.sync += [held.eq(joined[:beat]), fill.eq(total)]
-        with m.Elif(~self.data.valid & (emitted == size["words"]) & (fill != 0)):
-            m.d.sync += [self.data.payload.eq(held), self.data.valid.eq(1), held.eq(0),
-                         fill.eq(0)]
-        with m.If(self.data.valid & self.data.ready):
-            m.d.sync += self.data.valid.eq(0)
+        with m.Elif(~queued & (emitted == size["words"]) & (fill != 0)):
+            m.d.comb += push.eq(1)
+            m.d.sync += [queue.eq(held), held.eq(0), fill.eq(0)]
+        m.d.sync += queued.eq(push | (queued & ~move))
 
     def _row_start(self, walk, index, names):
         """Assignments that start a window row whose first tap has pixel index `index`: the
