@@ -175,33 +175,12 @@ def bench_pack_network(config: SenseConfig, name: str, calib_images: int = 8,
     batch size in `batches` also the batched run as built (`as_built_batch`)."""
     import resource
 
-    from host import zoo
-    from host.cluster import cluster_network
     from host.image import layer_table, runs_here, unsupported_problem
-    from host.quant import quantize, quantize_input, run_int
 
     times = {}
-    t0 = time.perf_counter()
-    net = group_readers(zoo.build(name, seed=seed))     # as `sense pack` orders it
-    times["build"] = time.perf_counter() - t0
-    rng = np.random.default_rng(seed)
-    calib = rng.normal(size=(calib_images, *net.input_shape))
-    t = time.perf_counter()
-    if config.sparse:
-        net, _ = cluster_network(net, calib, config)
-    times["cluster"] = time.perf_counter() - t
-    t = time.perf_counter()
-    qnet = quantize(net, calib, group=config.group if config.sparse else None)
-    times["prune_quantize"] = time.perf_counter() - t
-    t = time.perf_counter()
-    image = pack_image(qnet, config)
-    times["pack"] = time.perf_counter() - t
-    pack_seconds = time.perf_counter() - t0
-    t = time.perf_counter()
-    x = quantize_input(qnet, rng.normal(size=(1, *net.input_shape)))
-    acts = run_int(qnet, x, return_all=True)
+    net, qnet, image, x, acts = zoo_pipeline(config, name, calib_images, seed, times)
+    pack_seconds = sum(times[k] for k in ("build", "cluster", "prune_quantize", "pack"))
     logits = acts[-1][0].reshape(-1).astype(int)
-    times["golden_run"] = time.perf_counter() - t
     t = time.perf_counter()
     built = _as_built(image, x[0], config, acts, net)
     times["estimate"] = time.perf_counter() - t
@@ -223,6 +202,40 @@ def bench_pack_network(config: SenseConfig, name: str, calib_images: int = 8,
                               "top5_int8": np.sort(logits)[::-1][:5].tolist(),
                               "sum": int(logits.sum())},
             "config": config.to_dict()}
+
+
+def zoo_pipeline(config: SenseConfig, name: str, calib_images: int = 8, seed: int = 0,
+                 times: dict | None = None):
+    """The `sense pack` pipeline on the built-in network `name` with random weights (`seed`) and
+    `calib_images` random calibration inputs (build, order, cluster, prune, quantize, pack), and
+    one random input with its golden activations: (network, quantized network, image, int8
+    input (1, C, H, W), every layer's int8 output). `times` receives the seconds per phase.
+    `sense bench pack --model` and scripts/simulate_network.py run exactly this."""
+    from host import zoo
+    from host.cluster import cluster_network
+    from host.quant import quantize, quantize_input, run_int
+
+    times = {} if times is None else times
+    t = time.perf_counter()
+    net = group_readers(zoo.build(name, seed=seed))     # as `sense pack` orders it
+    times["build"] = time.perf_counter() - t
+    rng = np.random.default_rng(seed)
+    calib = rng.normal(size=(calib_images, *net.input_shape))
+    t = time.perf_counter()
+    if config.sparse:
+        net, _ = cluster_network(net, calib, config)
+    times["cluster"] = time.perf_counter() - t
+    t = time.perf_counter()
+    qnet = quantize(net, calib, group=config.group if config.sparse else None)
+    times["prune_quantize"] = time.perf_counter() - t
+    t = time.perf_counter()
+    image = pack_image(qnet, config)
+    times["pack"] = time.perf_counter() - t
+    t = time.perf_counter()
+    x = quantize_input(qnet, rng.normal(size=(1, *net.input_shape)))
+    acts = run_int(qnet, x, return_all=True)
+    times["golden_run"] = time.perf_counter() - t
+    return net, qnet, image, x, acts
 
 
 def _as_built_batch(qnet, config: SenseConfig, x, acts, batch: int) -> dict:

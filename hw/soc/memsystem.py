@@ -20,9 +20,9 @@ from hw.soc.registers import axi_lite_signature
 
 __all__ = ["MemSystem", "MEM_SYSTEM_BYTES"]
 
-#: DRAM of the simulation top: 64 MiB for images and activations, plus 8 KiB of guard (the
-#: array's size costs the simulator's memory only).
-MEM_SYSTEM_BYTES = (1 << 26) + (1 << 13)
+#: DRAM of the simulation top: 128 MiB for images and activations (VGG-16's image is 83 MB),
+#: plus 8 KiB of guard (the array's size costs the simulator's memory only).
+MEM_SYSTEM_BYTES = (1 << 27) + (1 << 13)
 
 
 class MemSystem(wiring.Component):
