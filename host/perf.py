@@ -469,8 +469,9 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
     bands = layer_bands(d)
     # Band prefetch (hw/soc/accelerator.py, RUN): with resident weights and bands that fit half
     # the IFM store, band i + 1 is loaded while band i computes, from when band i's weights are in.
-    prefetch = resident and not blocked and len(bands) > 1 and band_geometry(d, config).lines \
-        <= config.ifm_bank_lines // 2
+    # (not with a fused add: the read channel carries its residual)
+    prefetch = resident and not blocked and not fuse and len(bands) > 1 \
+        and band_geometry(d, config).lines <= config.ifm_bank_lines // 2
     write_bytes = pixels * kpad
     if fuse:
         # (the residual's ranges are the output's, in whole beats: `write_bytes` when every
