@@ -208,7 +208,7 @@ READ_OVERHEAD = 8
 #: Cycles per output write command beyond one per beat (command, AW, next command).
 SEGMENT_OVERHEAD = 4
 #: Cycles per extra burst of a multi-burst write (the next AW; 0: it overlaps the last W).
-BURST_OVERHEAD = 0
+BURST_OVERHEAD = 1
 #: Sequencer states per layer that move no data (descriptor address, window verdicts, checks,
 #: start, end).
 LAYER_STATES = 10
