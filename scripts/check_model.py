@@ -30,7 +30,7 @@ from hw.config import SenseConfig  # noqa: E402
 from hw.files import atomic_write  # noqa: E402
 from sim.networks import (GRAPH_NETWORKS, HELDOUT_NETWORKS, RING_CONFIG,  # noqa: E402
                           RING_NETWORKS, random_network)
-from sim.model_run import format_row, model_rows  # noqa: E402
+from sim.model_run import format_row, model_rows, verdict  # noqa: E402
 from sim.sysrun import run_system  # noqa: E402
 
 CONFIG = SenseConfig.preset("small")
@@ -88,8 +88,7 @@ def main():
     atomic_write(OUT, json.dumps(report, indent=2) + "\n")
     print(f"max error {report['max_abs_error']:.2%}, mean {report['mean_abs_error']:.2%} over "
           f"{len(rows)} runs; wrote {OUT.relative_to(ROOT)}")
-    ok = all(r["bit_exact"] and r["dram_bytes_exact"] for r in rows)
-    return 0 if ok and report["max_abs_error"] <= 0.03 else 1
+    return verdict(rows)
 
 
 if __name__ == "__main__":

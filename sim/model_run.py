@@ -11,7 +11,7 @@ from host.quant import quantize_input, run_int
 from hw.config import SenseConfig
 from sim.sysrun import run_system
 
-__all__ = ["simulate_model", "model_rows", "format_row"]
+__all__ = ["simulate_model", "model_rows", "format_row", "verdict"]
 
 
 def simulate_model(config: SenseConfig, prepared: Prepared, x: np.ndarray, labels=None, *,
@@ -70,6 +70,13 @@ def model_rows(step: dict, qnet, x: np.ndarray, image: bytes, config: SenseConfi
             "dram_bytes_exact": (run["dram_read_bytes"], run["dram_write_bytes"])
             == (est["dram_read_bytes"], est["dram_write_bytes"])})
     return rows
+
+
+def verdict(rows: list, bound: float = 0.03) -> int:
+    """The exit status of a model check over `model_rows` rows: 0 when every run is bit-exact
+    with the model's DRAM bytes and its cycles within `bound`, else 1."""
+    ok = all(r["bit_exact"] and r["dram_bytes_exact"] for r in rows)
+    return 0 if ok and max(abs(r["error"]) for r in rows) <= bound else 1
 
 
 def format_row(row: dict) -> str:
