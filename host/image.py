@@ -21,7 +21,7 @@ from host import golden
 from host.buffers import (ConvLayer, band_geometry, channel_block_order, descriptor_window,
                           kept_key, pool_band_rows, pool_fit_problem, buffer_problem,
                           layer_limit_problem, store_key, weight_records, weight_slots_of)
-from host.perf import add_estimate, layer_estimate
+from host.perf import add_estimate, layer_estimate, split_eligible
 from host.plan import Target, allocate, layer_tiling, plan_network
 from host.quant import QLayer, QNetwork, as_network
 from host.sparse import ungroup
@@ -36,6 +36,7 @@ from hw.layouts import (
     LayerDescriptor,
     psum_row_bytes,
     LayerFlags,
+    LayerHints,
     KINDS_RUN,
     LayerKind,
     POOL_KINDS,
@@ -179,11 +180,28 @@ def layer_geometry(in_shape, layer: QLayer, config: SenseConfig) -> LayerDescrip
 
 def _model_cycles(in_shape, layer: QLayer, config: SenseConfig, d: LayerDescriptor) -> int:
     """The performance model's cycles for a layer in one order, on an input without zeros,
-    without its max-pool pass (the same in both orders)."""
+    without its max-pool pass (the same in both orders), with its weights split where that is
+    faster (`_split_hint`)."""
+    return _split_hint(in_shape, layer, config, d)[1]
+
+
+def _split_hint(in_shape, layer: QLayer, config: SenseConfig, d: LayerDescriptor):
+    """`d` with the SPLIT_WEIGHTS hint where the gateware can split its weight reads
+    (`host.perf.split_eligible`) and the performance model, on an input without zeros, finds
+    that faster; and the model's cycles without the max-pool pass."""
     conv = ConvLayer(x=np.ones(in_shape, np.int8), w=layer.w, bias=layer.bias, mult=layer.mult,
                      shift=layer.shift, stride=layer.stride, pad=layer.pad)
-    return layer_estimate(d.replace(flags=int(d.flags) & ~LayerFlags.POOL.value), conv,
-                          config)["cycles"]
+
+    def cycles(desc):
+        return layer_estimate(desc.replace(flags=int(desc.flags) & ~LayerFlags.POOL.value),
+                              conv, config)["cycles"]
+
+    plain = d.replace(hints=int(d.hints) & ~LayerHints.SPLIT_WEIGHTS.value)
+    best = (plain, cycles(plain))
+    if split_eligible(d, config):
+        split = d.replace(hints=int(d.hints) | LayerHints.SPLIT_WEIGHTS.value)
+        best = min(best, (split, cycles(split)), key=lambda t: t[1])
+    return best
 
 
 # -- pack -----------------------------------------------------------------------------------------------
@@ -311,7 +329,8 @@ def _fuse(conv: LayerDescriptor, add: LayerDescriptor, add_layer: QLayer, a_firs
 
 
 def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
-               first: str | None = None, fuse_add: bool | str = True) -> bytes:
+               first: str | None = None, fuse_add: bool | str = True,
+               split_weights: bool = True) -> bytes:
     """The memory image of `qnet` (a layer graph) for the hardware `config`. `order` is each
     weight layer's tile loop order: "auto" (the compiler pass), or "weight" / "ifm" for every
     layer. Layers today's buffers cannot hold are tiled for the whole-network hardware
@@ -320,7 +339,9 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
     it (a batch's runs, `host.batch`). With `fuse_add`, a residual add whose input is the conv
     just before it runs in that conv's output path (`fusable_adds`, flag FUSE_ADD) when the
     performance model finds that faster (`_fuse_pays`; "always": whenever it can): the conv
-    writes the sum and the add moves no data (docs/memory-image.md)."""
+    writes the sum and the add moves no data (docs/memory-image.md). With `split_weights`, a
+    layer whose weight reads the gateware can split between its two read ports gets the
+    SPLIT_WEIGHTS hint when the model finds that faster (`_split_hint`)."""
     if order not in ("auto", "weight", "ifm"):
         raise ImageError(f"order must be auto, weight or ifm, not {order!r}")
     if fuse_add not in (True, False, "always"):
@@ -366,6 +387,10 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
             offset = _align(offset + len(blob))
         descriptors.append(d)
     descriptors = _mark_kept_inputs(descriptors, config)
+    if split_weights:
+        descriptors = [_split_hint(ins[i][0], layer, config, d)[0]
+                       if layer.kind in ("conv", "fc") else d
+                       for i, (d, layer) in enumerate(zip(descriptors, qnet.layers))]
     return _assemble(qnet, config, descriptors, blocks, offset, data_offset, table_size,
                      psum_base + psum_bytes if psum_bytes else alloc["bytes"])
 

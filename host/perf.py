@@ -46,8 +46,8 @@ from host.buffers import (ConvLayer, band_geometry, descriptor_window, layer_ban
 from host.sparse import pad_channels
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
 from hw.core.ifm_store import SETTLE, load_pieces
-from hw.layouts import (DESCRIPTOR_BYTES, POOL_KINDS, LayerDescriptor, LayerFlags, psum_row_bytes,
-                        record_bytes, weight_word_layout)
+from hw.layouts import (DESCRIPTOR_BYTES, POOL_KINDS, LayerDescriptor, LayerFlags, LayerHints,
+                        LayerKind, psum_row_bytes, record_bytes, weight_word_layout)
 from hw.soc.add_unit import CHUNK_BEATS
 from hw.soc.pool import TAIL_STAGES
 from hw.soc.output_writer import whole_tile_writes
@@ -244,6 +244,11 @@ PSUM_READ_LEAD = 4
 #: (scripts/check_model.py, config `small-wp`).
 WEIGHT_LEAD = 0
 WEIGHT_QUEUE = 1
+#: Split weights (the weight port, a layer in one band without blocks or a fused add): the even
+#: k tiles come on the weight port from BAND_A, the odd ones on the read channel from the core's
+#: start (queued like a later block's: WEIGHT_QUEUE), one command per k tile, SPLIT_GAP cycles
+#: between a stream's tiles.
+SPLIT_GAP = 0
 #: Start of a run: start, base check (two states: the window verdict is registered), header
 #: check.
 RUN_STATES = 4
@@ -407,6 +412,23 @@ def _residual_bytes(d: LayerDescriptor, config: SenseConfig, tiles, kpad: int, s
     return total
 
 
+def split_eligible(d: LayerDescriptor, config: SenseConfig) -> bool:
+    """Whether the gateware can split the layer's weight reads between its two read ports
+    (hw/soc/accelerator.py, BAND_A): the weight port, a CONV / FC in one band, without
+    input-channel blocks or a fused add (the read channel is free while the core runs), two k
+    tiles or more."""
+    single_band = d.g("exec.band_rows") == 0 or d.g("exec.band_rows") >= d.out_h
+    return (config.weight_port and int(d.kind) in (LayerKind.CONV.value, LayerKind.FC.value)
+            and d.g("exec.c_blocks") <= 1 and not d.has(LayerFlags.FUSE_ADD) and single_band
+            and d.k_tiles > 1)
+
+
+def splits_weights(d: LayerDescriptor, config: SenseConfig) -> bool:
+    """Whether the gateware splits the layer's weight reads: eligible and hinted
+    (LayerHints.SPLIT_WEIGHTS, set by the packer where the model finds it faster)."""
+    return split_eligible(d, config) and bool(int(d.hints) & LayerHints.SPLIT_WEIGHTS.value)
+
+
 def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
                    skip: bool = True) -> dict:
     """Cycles, DRAM bytes, MACs and skipped groups of one layer of a run: `d` its descriptor,
@@ -476,6 +498,7 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
     # (not with a fused add: the read channel carries its residual)
     prefetch = resident and not blocked and not fuse and len(bands) > 1 \
         and band_geometry(d, config).lines <= config.ifm_bank_lines // 2
+    split = splits_weights(d, config)
     write_bytes = pixels * kpad
     if fuse:
         # (the residual's ranges are the output's, in whole beats: `write_bytes` when every
@@ -512,6 +535,10 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
             block_words = taps * (g1 - g0) * config.cycles_per_group
 
             def block_weights_in(kt, words=block_words, early=lead[b]):
+                if split:          # this k tile's stream: its own tiles, one after another
+                    early = early if kt % 2 == 0 else -WEIGHT_QUEUE
+                    return (READ_OVERHEAD + (kt // 2 + 1) * words * word_beats
+                            + kt // 2 * SPLIT_GAP - early)
                 return READ_OVERHEAD + (kt + 1) * words * word_beats - early
 
             last = b == len(blocks) - 1

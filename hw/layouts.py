@@ -20,7 +20,7 @@ __all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "ifm_line_layout
            "ofm_row_layout", "pack", "unpack", "DIM_BITS", "CHANNEL_BITS", "KERNEL_BITS",
            "param_entry_layout", "image_header_layout", "layer_descriptor_layout", "leaf_fields",
            "record_bytes", "pack_array", "unpack_array", "BEAT_BYTES", "BLOCK_ALIGN", "LayerKind",
-           "LayerFlags", "FLAGS_KNOWN", "flag_set", "LayerDescriptor", "DESCRIPTOR_BYTES", "KINDS_RUN", "POOL_KINDS",
+           "LayerFlags", "LayerHints", "FLAGS_KNOWN", "flag_set", "LayerDescriptor", "DESCRIPTOR_BYTES", "KINDS_RUN", "POOL_KINDS",
            "ADD_EXEC_FIELDS", "CONCAT_EXEC_FIELDS", "BAND_EXEC_FIELDS", "POOL_EXEC_FIELDS",
            "MAX_SHIFT",
            "graph_layout"]
@@ -147,6 +147,16 @@ class LayerFlags(enum.Flag, shape=8):
     INPUT_KEPT = 128
 
 
+class LayerHints(enum.Flag, shape=8):
+    """A descriptor's `hints` bits: how the packer asks the hardware to run a layer where the
+    hardware can; hardware that cannot ignores them and computes the same result
+    (docs/memory-image.md)."""
+    # The weight port reads the even k tiles, the read channel the odd ones (hardware with
+    # `weight_port`, for a CONV / FC in one band without input-channel blocks or a fused add,
+    # `host.perf.split_eligible`).
+    SPLIT_WEIGHTS = 1
+
+
 #: Every flag bit the hardware knows; a descriptor with another bit set is refused.
 FLAGS_KNOWN = (LayerFlags.RELU | LayerFlags.POOL | LayerFlags.IFM_STATIONARY
                | LayerFlags.COUNT_PAD | LayerFlags.CEIL | LayerFlags.FUSE_ADD
@@ -260,7 +270,7 @@ def layer_descriptor_layout() -> data.StructLayout:
         "pool_kernel": unsigned(8),
         "pool_stride": unsigned(8),
         "pool_pad": unsigned(8),
-        "reserved0": unsigned(8),
+        "hints": LayerHints,
         "k_tiles": unsigned(16),
         "p_tiles": unsigned(16),
         "weight_offset": unsigned(32),

@@ -32,6 +32,10 @@ ZU9EG = {"lut": 274_080, "ff": 548_160, "bram36": 912, "dsp": 2_520, "uram": 0}
 # legalizes an inverted flip-flop enable with one INV cell per flip-flop (the pool pass had 1,682
 # INVs for 2,645 flip-flops, 72 after the merge), and ABC repeats some LUT1s.
 MERGE = "opt_merge -share_all; opt_clean;"
+# Multiplexers of WIDEMUX or more inputs map to the CLB's MUXF7/MUXF8 (which are not LUTs), as
+# Vivado maps them; without it Yosys builds them of LUTs alone (a 64:1 32-bit mux, the grid's
+# result capture per column: 809 LUTs instead of 544). Yosys recommends 5 or more.
+WIDEMUX = 5
 # An inverter Yosys leaves as an INV cell takes a LUT (Vivado maps it to a LUT1).
 _LUTS = {f"LUT{i}": 1 for i in range(1, 7)} | {"LUT6_2": 1, "INV": 1}
 # LUTs used as memory or shift registers (CLB SLICEM): LUTs per primitive.
@@ -162,7 +166,7 @@ def synthesize(block: str, config: SenseConfig, *, workdir=None, log=sys.stderr,
         blackbox = (f"blackbox {top}.{GRID_PATH[block]}; " if grid_report is not None else "")
         blackbox += f"blackbox {top}.pe_*; " if pe_report is not None else ""
         script = (f"{read}{blackbox}"
-                  f"synth_xilinx -family xcup -noiopad -noclkbuf -top {top}; "
+                  f"synth_xilinx -family xcup -noiopad -noclkbuf -widemux {WIDEMUX} -top {top}; "
                   f"{MERGE} "
                   f"tee -q -o {stat.name} stat -json"
                   + ("; flatten; write_json netlist.json" if depth else ""))
@@ -214,7 +218,8 @@ def synthesize(block: str, config: SenseConfig, *, workdir=None, log=sys.stderr,
            else 2 if block == "pe" and config.dsp_pairs else 1)   # a PEPair holds two PEs
     return {
         "block": block, "config": config.to_dict(), "tool": data.get("creator", "yosys"),
-        "command": "synth_xilinx -family xcup -noiopad -noclkbuf (hierarchy kept)"
+        "command": f"synth_xilinx -family xcup -noiopad -noclkbuf -widemux {WIDEMUX} "
+                   "(hierarchy kept)"
                    + (" with the grid from a grid report" if grid_report is not None else "")
                    + (" with every PE from a PE report" if pe_report is not None else ""),
         "seconds": seconds + sum(r["seconds"] for r in (grid_report, pe_report)

@@ -47,12 +47,14 @@ from hw.core.ifm_store import ifm_geom_layout
 from hw.layouts import (
     DESCRIPTOR_BYTES,
     LayerFlags,
+    LayerHints,
     flag_set,
     image_header_layout,
     layer_descriptor_layout,
     param_layout,
     psum_row_bytes,
     record_bytes,
+    weight_word_layout,
 )
 from hw.regmap import COUNTERS, MAGIC, ErrorCode
 from hw.soc.dma import (
@@ -191,11 +193,21 @@ class Accelerator(wiring.Component):
         # block after the first, at its RUN_START): the command waiting for the reader, the
         # beats not yet in, and `fresh` (from the ring's clear to the core's start, the words the
         # core released are those of no layer: none).
+        # Split (a layer in one band, without blocks or a fused add: its read channel is free
+        # while the core runs): the weight port reads the even k tiles, one command each
+        # (`tiles` left, `stride` bytes apart), and the read channel the odd ones (`b.wb`, from
+        # RUN on); `left` counts both streams' beats.
         b.wq = SimpleNamespace(pending=Signal(name="wcmd_pending"),
                                addr=Signal(ADDR_BITS + 1, name="wcmd_addr"),
                                length=Signal(32, name="wcmd_length"),
                                left=Signal(32, name="weight_beats_left"),
-                               fresh=Signal(name="weights_fresh"))
+                               fresh=Signal(name="weights_fresh"),
+                               tiles=Signal(16, name="wcmd_tiles"),
+                               stride=Signal(32, name="wcmd_stride"))
+        b.wb = SimpleNamespace(pending=Signal(name="wbcmd_pending"),
+                               addr=Signal(ADDR_BITS + 1, name="wbcmd_addr"),
+                               tiles=Signal(16, name="wbcmd_tiles"))
+        b.wsplit = Signal(name="weights_split")
         # Input-channel blocks (`check.blocked`; without blocks one block of every group): the
         # block's first channel group, its weights' address, the layer's weight bytes not yet
         # read in this band, whether its partial sums are being read; the band's pixel tiles
@@ -350,24 +362,45 @@ class Accelerator(wiring.Component):
                      w_cmd.payload.length.eq(wq.length),
                      weights.payload.eq(w_data.payload), w_data.ready.eq(weights.ready),
                      weights.accept.eq(w_data.valid & w_data.ready),
+                     weights.payload_b.eq(b.dma.rd_data.payload),
+                     weights.kt_words.eq(b.check.kt_words),
                      weights.release.eq(Mux(wq.fresh, 0, b.core.w_release))]
-        with m.If(w_cmd.ready):
-            m.d.sync += wq.pending.eq(0)
-        with m.If(w_data.valid & w_data.ready):
-            m.d.sync += wq.left.eq(wq.left - 1)
+        with m.If(wq.pending & w_cmd.ready):
+            self._next_tile(m, wq, wq)
+        m.d.sync += wq.left.eq(wq.left - weights.accept - weights.accept_b)
         with m.If(b.core.start):
             m.d.sync += wq.fresh.eq(0)
-        b.weights_in = (wq.left == 0) & ~wq.pending
+        b.weights_in = (wq.left == 0) & ~wq.pending & ~b.wb.pending
 
-    def _queue_weights(self, m, b, fresh=True):
+    @staticmethod
+    def _next_tile(m, q, wq):
+        """A weight command taken: the stream's next k tile, or none left."""
+        with m.If(q.tiles > 1):
+            m.d.sync += [q.tiles.eq(q.tiles - 1), q.addr.eq(q.addr + wq.stride)]
+        with m.Else():
+            m.d.sync += q.pending.eq(0)
+
+    def _queue_weights(self, m, b, fresh=True, split=None):
         """Queue the current block's weight read on the weight port and clear the ring (`fresh`
-        False: the core starts in this cycle)."""
-        wq, blk = b.wq, self._block(b)
+        False: the core starts in this cycle). `split`: the k tiles alternate between the weight
+        port and the read channel (a whole layer's weights, one band)."""
+        wq, wb, blk = b.wq, b.wb, self._block(b)
         m.d.comb += b.weights.clear.eq(1)
-        m.d.sync += [wq.pending.eq(1), wq.addr.eq(b.blk.w_addr), wq.length.eq(blk.w_bytes),
+        m.d.sync += [wq.pending.eq(1), wq.addr.eq(b.blk.w_addr),
                      wq.left.eq(blk.w_bytes >> LANE_BITS)]
         if fresh:
             m.d.sync += wq.fresh.eq(1)
+        if split is None:
+            m.d.sync += [wq.length.eq(blk.w_bytes), wq.tiles.eq(1), wb.pending.eq(0),
+                         b.wsplit.eq(0)]
+            return
+        kt_bytes = b.check.kt_words * record_bytes(weight_word_layout(self._config), BEAT_BYTES)
+        k_tiles = b.D.k_tiles
+        m.d.comb += b.weights.split.eq(split)
+        m.d.sync += [b.wsplit.eq(split), wq.length.eq(Mux(split, kt_bytes, blk.w_bytes)),
+                     wq.tiles.eq(Mux(split, (k_tiles + 1) >> 1, 1)), wq.stride.eq(kt_bytes << 1),
+                     wb.pending.eq(split), wb.addr.eq(b.blk.w_addr + kt_bytes),
+                     wb.tiles.eq(k_tiles >> 1)]
 
     def _kept_input(self, m, b):
         """The record of the store's contents (`b.kept`) and whether the load the sequencer is
@@ -572,7 +605,11 @@ class Accelerator(wiring.Component):
                 # the band's weights, read while its parameters and input load (a prefetched
                 # band never reads any: its layer's weights fit and stay)
                 with m.If(band.first | ~check.weights_fit | check.blocked):
-                    self._queue_weights(m, b)
+                    # (split where hinted: one band, no blocks, no fused add, two k tiles or
+                    # more; host.perf.split_eligible)
+                    hint = (D.hints.as_value() & LayerHints.SPLIT_WEIGHTS.value) != 0
+                    self._queue_weights(m, b, split=hint & ~check.blocked & ~check.fused
+                                        & (rows_per >= D.out_h) & (D.k_tiles > 1))
             m.d.sync += [band.out_rows.eq(Mux(left < rows_per, left, rows_per)),
                          ys.eq(band.y * D.stride),
                          band.row_bytes.eq((D.in_w * D.in_groups) << lg_m),
@@ -763,6 +800,15 @@ class Accelerator(wiring.Component):
                 with m.Else():
                     m.d.comb += [dma.rd_data.ready.eq(b.weights.ready),
                                  b.weights.accept.eq(b.beat_in)]
+            else:
+                wb = b.wb
+                with m.Elif(b.wsplit):          # the odd k tiles' weights
+                    m.d.comb += [dma.rd_data.ready.eq(b.weights.ready_b),
+                                 b.weights.accept_b.eq(b.beat_in),
+                                 rd_cmd.valid.eq(wb.pending), rd_cmd.payload.addr.eq(wb.addr),
+                                 rd_cmd.payload.length.eq(b.wq.length)]
+                    with m.If(wb.pending & rd_cmd.ready):
+                        self._next_tile(m, wb, b.wq)
             with m.If(b.beat_in & (b.count != 0)):
                 m.d.sync += b.count.eq(b.count - 1)
             with m.If(blk.psum_in & ~b.blk.ps_rd & b.weights_in & (b.count == 0)):

@@ -63,7 +63,8 @@ class LayerCheck(wiring.Component):
     concat tensor's `out_c_total`); ``output_start`` includes `out_c_offset`. The derived sizes
     stay valid for the whole layer: ``blocked`` (input-channel blocks), ``block_groups`` and
     ``block_bytes`` (a full block's channel groups and weight bytes; without blocks, the
-    layer's), ``seg`` (the store's valid-convolution placement: pixel tiles by output row),
+    layer's), ``kt_words`` (the weight words of one k tile, all channel groups), ``seg`` (the
+    store's valid-convolution placement: pixel tiles by output row),
     ``fused`` (a CONV / FC with FUSE_ADD: its output rows pass the add unit with the tensor at
     ``input2_start``; registered), ``fused_away`` (an ADD with FUSE_ADD: its producer did it,
     it moves no data; registered), ``gk`` output channel groups, ``kpad`` output channels padded to M,
@@ -83,6 +84,7 @@ class LayerCheck(wiring.Component):
             "window": Out(pool_window_layout()), "half_fits": Out(1),
             "map_h": Out(16), "map_w": Out(16), "map_groups": Out(16),
             "blocked": Out(1), "block_groups": Out(16), "block_bytes": Out(32), "seg": Out(1),
+            "kt_words": Out(24),
             "fused": Out(1), "fused_away": Out(1),
         }
         members |= {f"{name}_start": Out(ADDR_BITS + 1) for name in RANGES}
@@ -169,7 +171,8 @@ class LayerCheck(wiring.Component):
                      self.block_groups.eq(Mux(blocked, x.c_block_groups, D.in_groups)),
                      self.block_bytes.eq(Mux(blocked, v["blk_words"] * word_bytes,
                                              D.weight_size)),
-                     self.seg.eq(self._geo[0].seg)]
+                     self.seg.eq(self._geo[0].seg),
+                     self.kt_words.eq(v["groups"] * slots)]
         pool = flag_set(D.flags, LayerFlags.POOL)
         concat_range = exec_fields.out_c_total != 0
         pool_ranges = (verdicts["input"] & verdicts["output"]

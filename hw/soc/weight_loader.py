@@ -3,7 +3,9 @@ and written into the core's weight ring while there is room."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, unsigned
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -21,45 +23,89 @@ class WeightLoader(wiring.Component):
     only when the ring has room (the word's index is less than ``release`` + ring depth: the core
     has released the word it overwrites). The finished word goes to ``wr_*``; ``avail`` counts
     the words written this layer (the core issues a group only when its words are in). ``clear``
-    (one cycle, at the layer's start) restarts the count."""
+    (one cycle, at the layer's start) restarts the count.
+
+    With ``config.weight_port`` a second stream (``payload_b``, ``accept_b``, ``ready_b``) can
+    carry half of the words: with ``split`` set at the ``clear``, stream A carries the even k
+    tiles (``kt_words`` words each) and stream B the odd ones, each k tile in order. Each stream
+    then writes its words at their own indices (B starts at ``kt_words`` and both skip the other's
+    tiles), ``avail`` is the words in before the first one missing (the lesser of the two
+    streams' next indices), and when both finish a word in one cycle, A writes and B's last beat
+    waits a cycle."""
 
     def __init__(self, config: SenseConfig):
         self._config = config
-        super().__init__({
+        members = {
             "payload": In(DATA_BITS), "accept": In(1), "ready": Out(1), "clear": In(1),
             "wr_addr": Out(unsigned(weight_addr_bits(config))),
             "wr_data": Out(weight_word_layout(config)), "wr_en": Out(1),
             "avail": Out(WEIGHT_INDEX_BITS), "release": In(WEIGHT_INDEX_BITS),
-        })
+        }
+        if config.weight_port:
+            members |= {"payload_b": In(DATA_BITS), "accept_b": In(1), "ready_b": Out(1),
+                        "split": In(1), "kt_words": In(24)}
+        super().__init__(members)
 
     @property
     def word_beats(self) -> int:
         return record_bytes(weight_word_layout(self._config), BEAT_BYTES) // BEAT_BYTES
 
+    def _assembler(self, m, name, payload, accept):
+        """One stream's word assembly: its beat counter, the beats of the word so far, the word
+        with this cycle's beat, whether this beat is the word's last, its next word index."""
+        word_beats = self.word_beats
+        s = SimpleNamespace(n=Signal(WEIGHT_INDEX_BITS, name=f"{name}_next"),
+                            beat=Signal(range(max(word_beats, 2)), name=f"{name}_beat"),
+                            buf=Signal(max(1, DATA_BITS * (word_beats - 1)), name=f"{name}_buf"))
+        s.last = s.beat == word_beats - 1
+        s.word = Cat(s.buf, payload) if word_beats > 1 else payload
+        s.room = s.n < self.release + self._config.weight_depth
+        with m.If(self.clear):
+            m.d.sync += s.beat.eq(0)
+        with m.Elif(accept):
+            with m.If(s.last):
+                m.d.sync += s.beat.eq(0)
+            with m.Else():
+                m.d.sync += s.beat.eq(s.beat + 1)
+                if word_beats > 1:
+                    m.d.sync += s.buf.eq(Cat(s.buf[DATA_BITS:], payload)
+                                         if word_beats > 2 else payload)
+        return s
+
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
-        word_beats = self.word_beats
-        n = Signal(WEIGHT_INDEX_BITS)       # words written this layer
-        beat = Signal(range(max(word_beats, 2)))
-        buf = Signal(max(1, DATA_BITS * (word_beats - 1)))
-        last_beat = beat == word_beats - 1
-        full_word = Cat(buf, self.payload) if word_beats > 1 else self.payload
+        bits = weight_word_layout(cfg).size
+        a = self._assembler(m, "wa", self.payload, self.accept)
+        write_a = self.accept & a.last
+        m.d.comb += [self.ready.eq(~a.last | a.room), self.wr_en.eq(write_a)]
+        if not cfg.weight_port:
+            m.d.comb += [self.wr_addr.eq(a.n[:weight_addr_bits(cfg)]),
+                         self.wr_data.eq(a.word[:bits]), self.avail.eq(a.n)]
+            with m.If(self.clear):
+                m.d.sync += a.n.eq(0)
+            with m.Elif(write_a):
+                m.d.sync += a.n.eq(a.n + 1)
+            return m
+        bs = self._assembler(m, "wb", self.payload_b, self.accept_b)
+        write_b = self.accept_b & bs.last
+        split = Signal()
+        # each stream's end of its current k tile: there it skips the other stream's tile
+        end_a, end_b = Signal(WEIGHT_INDEX_BITS), Signal(WEIGHT_INDEX_BITS)
         m.d.comb += [
-            self.wr_addr.eq(n[:weight_addr_bits(cfg)]),
-            self.wr_data.eq(full_word[:weight_word_layout(cfg).size]),
-            self.wr_en.eq(self.accept & last_beat),
-            self.avail.eq(n),
-            self.ready.eq(~last_beat | (n < self.release + cfg.weight_depth)),
+            self.ready_b.eq(~bs.last | (bs.room & ~write_a)),
+            self.wr_en.eq(write_a | write_b),
+            self.wr_addr.eq(Mux(write_a, a.n, bs.n)[:weight_addr_bits(cfg)]),
+            self.wr_data.eq(Mux(write_a, a.word[:bits], bs.word[:bits])),
+            self.avail.eq(Mux(split & (bs.n < a.n), bs.n, a.n)),
         ]
         with m.If(self.clear):
-            m.d.sync += [n.eq(0), beat.eq(0)]
-        with m.Elif(self.accept):
-            with m.If(last_beat):
-                m.d.sync += [beat.eq(0), n.eq(n + 1)]
-            with m.Else():
-                m.d.sync += beat.eq(beat + 1)
-                if word_beats > 1:
-                    m.d.sync += buf.eq(Cat(buf[DATA_BITS:], self.payload)
-                                       if word_beats > 2 else self.payload)
+            m.d.sync += [split.eq(self.split), a.n.eq(0), bs.n.eq(self.kt_words),
+                         end_a.eq(self.kt_words), end_b.eq(self.kt_words << 1)]
+        for s, write, end in ((a, write_a, end_a), (bs, write_b, end_b)):
+            with m.If(~self.clear & write):
+                with m.If(split & (s.n + 1 == end)):
+                    m.d.sync += [s.n.eq(end + self.kt_words), end.eq(end + (self.kt_words << 1))]
+                with m.Else():
+                    m.d.sync += s.n.eq(s.n + 1)
         return m
