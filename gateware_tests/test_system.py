@@ -28,6 +28,8 @@ from sim.networks import (
     FIT_NETWORKS,
     RING_CONFIG,
     HELDOUT_NETWORKS,
+    SPLIT_CONFIG,
+    split_network,
     banded_pooling_network,
     inception_network,
     kept_input_network,
@@ -719,3 +721,43 @@ def test_weight_port_ring_blocks_and_stalls():
     res = run_system(RING_WEIGHT_PORT, steps, name="system-weight-port-ring", dram="design")
     for step, (qnet, x, image) in zip(res["steps"], runs):
         check_run(step, qnet, x, image, RING_WEIGHT_PORT)
+
+
+def test_weight_port_split():
+    """Split weights (LayerHints.SPLIT_WEIGHTS) on a 16-row grid, whose weight words are two
+    beats: the packer hints the weight-bound layers (both tile orders, an FC whose weights wrap
+    the ring); the hinted images are bit-exact, read exactly the bytes of the unhinted ones,
+    are within the model's tolerance and faster. Then with random stalls on every channel of
+    both ports and the bus monitor: bit-exact, nothing outside the window, the model a lower
+    bound."""
+    rng = np.random.default_rng(53)
+    net = split_network(rng)
+    qnet, x = quantized(net, rng, SPLIT_CONFIG, n=1)
+    steps, runs, hinted = [], [], []
+    for order in ("weight", "auto"):
+        for split in (True, False):
+            image = pack_image(qnet, SPLIT_CONFIG, order=order, split_weights=split)
+            descs = layer_table(image, SPLIT_CONFIG)[1]
+            hinted.append([(int(d.hints), d.ifm_stationary) for d in descs])
+            steps.append({"op": "run", "image": image, "x": x, "name": f"{order}-{split}"})
+            runs.append((qnet, x, image))
+    # every layer hinted with split_weights, none without; one hinted layer IFM-stationary
+    assert [all(h for h, _ in layers) for layers in hinted] == [True, False, True, False]
+    assert not any(h for layers in hinted[1::2] for h, _ in layers)
+    assert any(h and ifm for h, ifm in hinted[2])
+    res = run_system(SPLIT_CONFIG, steps, name="system-split", dram="design")
+    for step, (qnet_, xs, image) in zip(res["steps"], runs):
+        check_run(step, qnet_, xs, image, SPLIT_CONFIG)
+    for split, plain in zip(res["steps"][::2], res["steps"][1::2]):
+        a, b = split["runs"][0], plain["runs"][0]
+        assert a["dram_read_bytes"] == b["dram_read_bytes"]
+        assert a["cycles"] < b["cycles"], (split["name"], a["cycles"], b["cycles"])
+    image = runs[0][2]
+    stalled = run_system(SPLIT_CONFIG, [{"op": "run", "image": image, "x": x, "name": "split"}],
+                         pause=0.3, monitor=True, name="system-split-stalls")
+    assert stalled["outside"] == []
+    run = stalled["steps"][0]
+    assert (run["outputs"] == run_int(qnet, x, return_all=True)[-1]).all()
+    est = accelerator_estimate(image, x[0], SPLIT_CONFIG)
+    assert est["dram_read_bytes"] == run["runs"][0]["dram_read_bytes"]
+    assert est["cycles"] <= run["runs"][0]["cycles"]

@@ -5,7 +5,9 @@ max-pools, average and global average pools, pools in bands, the "mini" network 
 benchmark structures) and the held-out chains (HELDOUT_NETWORKS), each in both tile orders,
 simulated whole (`small`, the DRAM inside the design); and the input-channel-block network
 (sim.networks.RING_NETWORKS) on `small` with a quarter of its weight buffer. All of it twice:
-with the weights on the DMA port, and on their own port (`weight_port`, as in `zcu102`).
+with the weights on the DMA port, and on their own port (`weight_port`, as in `zcu102`). And
+the split-weights network (sim.networks.SPLIT_NETWORKS: weight-bound layers whose weight reads
+the packer splits between the two ports) on a 16-row grid with the weight port.
 
 The model's constants come from scripts/fit_perf_model.py (conv / FC chains and the digits
 model) and scripts/fit_add_model.py (add-only and pool-only networks); none of the networks
@@ -29,7 +31,7 @@ from host.quant import quantize, quantize_input  # noqa: E402
 from hw.config import SenseConfig  # noqa: E402
 from hw.files import atomic_write  # noqa: E402
 from sim.networks import (GRAPH_NETWORKS, HELDOUT_NETWORKS, RING_CONFIG,  # noqa: E402
-                          RING_NETWORKS, random_network)
+                          RING_NETWORKS, SPLIT_CONFIG, SPLIT_NETWORKS, random_network)
 from sim.model_run import format_row, model_rows, verdict  # noqa: E402
 from sim.sysrun import run_system  # noqa: E402
 
@@ -38,7 +40,11 @@ CONFIG = SenseConfig.preset("small")
 SETS = (("small", CONFIG, GRAPH_NETWORKS, True),
         ("small-ring", RING_CONFIG, RING_NETWORKS, False),
         ("small-wp", CONFIG.replace(weight_port=True), GRAPH_NETWORKS, True),
-        ("small-ring-wp", RING_CONFIG.replace(weight_port=True), RING_NETWORKS, False))
+        ("small-ring-wp", RING_CONFIG.replace(weight_port=True), RING_NETWORKS, False),
+        ("split", SPLIT_CONFIG, SPLIT_NETWORKS, False))
+#: Tile orders per set (the split network's FC does not fit the IFM-stationary order: "auto",
+#: the compiler's choice, puts its first conv in it).
+ORDERS = {"split": ("weight", "auto")}
 OUT = ROOT / "docs/results/model-check.json"
 
 
@@ -62,7 +68,7 @@ def check(config, label, networks, heldout):
     """The model-vs-RTL rows of `networks` (and the held-out chains) on `config`."""
     steps, runs = [], []
     for name, qnet, x in cases(networks, heldout):
-        for order in ("weight", "ifm"):
+        for order in ORDERS.get(label, ("weight", "ifm")):
             image = pack_image(qnet, config, order=order)
             steps.append({"op": "run", "image": image, "x": x, "name": f"{name}-{order}"})
             runs.append((qnet, x, image))

@@ -12,6 +12,7 @@ from hw.config import SenseConfig
 
 __all__ = ["random_network", "FIT_NETWORKS", "HELDOUT_NETWORKS", "conv_layer",
            "residual_networks", "inception_network", "vgg_style_network", "wide_network", "RING_CONFIG", "RING_NETWORKS", "maxpool_network",
+           "SPLIT_CONFIG", "SPLIT_NETWORKS", "split_network",
            "pooling_network", "banded_pooling_network", "GRAPH_NETWORKS"]
 
 
@@ -252,5 +253,25 @@ GRAPH_NETWORKS = {
 #: Networks run on `RING_CONFIG` (system tests and scripts/check_model.py), as GRAPH_NETWORKS.
 RING_NETWORKS = {
     "channel-blocks": (wide_network, 47, 1),
+}
+
+#: Split weights (LayerHints.SPLIT_WEIGHTS) need weight words of more than one beat, as on
+#: `zcu102` (five): `small` with 16 rows (two) and the weight port.
+SPLIT_CONFIG = SenseConfig(rows=16, cols=4, group=4, weight_port=True)
+
+
+def split_network(rng):
+    """Weight-bound layers for SPLIT_CONFIG: a 3x3 conv on a 2x2 map (three k tiles, one pixel
+    tile), a 1x1 conv, and an FC whose weights (four k tiles of 512 words) are twice the weight
+    ring, then a small FC."""
+    return random_network(rng, (64, 2, 2), [("conv", 48, 3, 1, 1, True, None),
+                                            ("conv", 256, 1, 1, 0, True, None),
+                                            ("fc", 64, 0, 1, 0, True, None),
+                                            ("fc", 40, 0, 1, 0, False, None)], "split")
+
+
+#: Networks run on `SPLIT_CONFIG`, as GRAPH_NETWORKS.
+SPLIT_NETWORKS = {
+    "split": (split_network, 53, 2),
 }
 
