@@ -29,6 +29,7 @@ from sim.networks import (
     RING_CONFIG,
     HELDOUT_NETWORKS,
     SPLIT_CONFIG,
+    banded_residual_network,
     split_network,
     banded_pooling_network,
     inception_network,
@@ -685,6 +686,27 @@ def test_weight_port_networks():
             assert a["cycles"] <= b["cycles"], (step["name"], a["cycles"], b["cycles"])
             faster += a["cycles"] < b["cycles"]
     assert faster == len(steps)
+
+
+def test_weight_port_fused_add_in_bands():
+    """With the weight port a fused add's residual reads take that port once the weights are
+    in, so a fused conv in bands prefetches its next band on the read channel: the banded
+    stride-2 residual block (its projection fused, in bands) in both orders, bit-exact, DRAM
+    bytes and counters exact, cycles within the model's tolerance (which counts the prefetch)."""
+    rng = np.random.default_rng(59)
+    net = banded_residual_network(rng)
+    qnet, x = quantized(net, rng, WEIGHT_PORT, n=1)
+    steps, runs = [], []
+    for order in ("weight", "ifm"):
+        image = pack_image(qnet, WEIGHT_PORT, order=order)
+        steps.append({"op": "run", "image": image, "x": x, "name": f"fused-bands-{order}"})
+        runs.append(image)
+    fused = [d for d in layer_table(runs[1], WEIGHT_PORT)[1]
+             if d.has(LayerFlags.FUSE_ADD) and int(d.kind) == LayerKind.CONV.value]
+    assert fused and 0 < fused[0].g("exec.band_rows") < fused[0].out_h
+    res = run_system(WEIGHT_PORT, steps, name="system-weight-port", dram="design")
+    for step, image in zip(res["steps"], runs):
+        check_run(step, qnet, x, image, WEIGHT_PORT)
 
 
 def test_weight_port_ring_blocks_and_stalls():

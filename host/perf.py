@@ -495,8 +495,9 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
     bands = layer_bands(d)
     # Band prefetch (hw/soc/accelerator.py, RUN): with resident weights and bands that fit half
     # the IFM store, band i + 1 is loaded while band i computes, from when band i's weights are in.
-    # (not with a fused add: the read channel carries its residual)
-    prefetch = resident and not blocked and not fuse and len(bands) > 1 \
+    # (not with a fused add on one port: the read channel carries its residual; with the weight
+    # port the residual reads take that port once the weights are in)
+    prefetch = resident and not blocked and (not fuse or config.weight_port) and len(bands) > 1 \
         and band_geometry(d, config).lines <= config.ifm_bank_lines // 2
     split = splits_weights(d, config)
     write_bytes = pixels * kpad

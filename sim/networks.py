@@ -11,7 +11,7 @@ from host.nn import Layer, Network
 from hw.config import SenseConfig
 
 __all__ = ["random_network", "FIT_NETWORKS", "HELDOUT_NETWORKS", "conv_layer",
-           "residual_networks", "inception_network", "vgg_style_network", "wide_network", "RING_CONFIG", "RING_NETWORKS", "maxpool_network",
+           "residual_networks", "banded_residual_network", "inception_network", "vgg_style_network", "wide_network", "RING_CONFIG", "RING_NETWORKS", "maxpool_network",
            "SPLIT_CONFIG", "SPLIT_NETWORKS", "split_network",
            "pooling_network", "banded_pooling_network", "GRAPH_NETWORKS"]
 
@@ -107,6 +107,20 @@ def residual_networks(rng):
         Layer("add", "sum", relu=False, inputs=[0, 1]),
     ], [], "two-chunk-add")
     return {"residual-stage": stage, "two-chunk-add": wide}
+
+
+def banded_residual_network(rng):
+    """A stride-2 residual block in bands (input 32x28x28, 25 KB, over `small`'s 16 KiB IFM
+    store), as ResNet-50's first block of a stage: a 3x3 stride-2 conv, then the 1x1 stride-2
+    projection shortcut with the add fused into it (in bands; with the weight port its
+    residual reads take that port and its bands are prefetched), then GAP and FC."""
+    return Network((32, 28, 28), [
+        conv_layer(rng, "main", 32, 32, 3, [-1], stride=2),
+        conv_layer(rng, "project", 32, 32, 1, [-1], relu=False, stride=2),
+        Layer("add", "sum", relu=True, inputs=[1, 0]),
+        Layer("gap", "gap", inputs=[2]),
+        Layer("fc", "fc", rng.normal(size=(6, 32)) / 6, rng.normal(size=6) * 0.1, inputs=[3]),
+    ], [], "banded-residual")
 
 
 def inception_network(rng):
@@ -242,6 +256,7 @@ def banded_pooling_network(rng):
 GRAPH_NETWORKS = {
     "residual-stage": (lambda rng: residual_networks(rng)["residual-stage"], 23, 2),
     "two-chunk-add": (lambda rng: residual_networks(rng)["two-chunk-add"], 23, 2),
+    "banded-residual": (banded_residual_network, 59, 1),
     "inception": (inception_network, 19, 2),
     "vgg-bands": (vgg_style_network, 29, 1),
     "maxpools": (maxpool_network, 31, 2),

@@ -358,10 +358,22 @@ class Accelerator(wiring.Component):
         """The weight reads on their own port: the queued command, the beats into the weight
         loader whenever it takes them, and the beats still to come (`weights_in`: none)."""
         wq, w_cmd, w_data, weights = b.wq, b.dma.w_cmd, b.dma.w_data, b.weights
-        m.d.comb += [w_cmd.valid.eq(wq.pending), w_cmd.payload.addr.eq(wq.addr),
-                     w_cmd.payload.length.eq(wq.length),
-                     weights.payload.eq(w_data.payload), w_data.ready.eq(weights.ready),
-                     weights.accept.eq(w_data.valid & w_data.ready),
+        res, add = b.res, b.add
+        # A fused conv's residual reads take the weight port once the weights are in (all of
+        # them fit the buffer), in any state: the read channel stays free for band prefetch.
+        residual = Signal(name="residual_on_weight_port")
+        m.d.comb += residual.eq(b.check.fused & (wq.left == 0) & ~wq.pending)
+        with m.If(residual):
+            m.d.comb += [w_cmd.valid.eq(res.pending), w_cmd.payload.addr.eq(res.addr),
+                         w_cmd.payload.length.eq(res.length),
+                         w_data.ready.eq(add.b.ready), add.b.valid.eq(w_data.valid)]
+            with m.If(res.pending & w_cmd.ready):
+                m.d.sync += res.pending.eq(0)
+        with m.Else():
+            m.d.comb += [w_cmd.valid.eq(wq.pending), w_cmd.payload.addr.eq(wq.addr),
+                         w_cmd.payload.length.eq(wq.length), w_data.ready.eq(weights.ready),
+                         weights.accept.eq(w_data.valid & w_data.ready)]
+        m.d.comb += [weights.payload.eq(w_data.payload),
                      weights.payload_b.eq(b.dma.rd_data.payload),
                      weights.kt_words.eq(b.check.kt_words),
                      weights.release.eq(Mux(wq.fresh, 0, b.core.w_release))]
@@ -783,9 +795,10 @@ class Accelerator(wiring.Component):
             # residual's, one read per writer command (no psum, no prefetch then).
             res, add = b.res, b.add
             # (with the weight port the read channel is free from the start: no wait for the
-            # weights, for the residual nor for the next band's input)
+            # weights nor for the next band's input; the residual takes the weight port,
+            # `_weight_port`)
             main_free = 1 if self._config.weight_port else b.weights_in
-            residual = b.check.fused & main_free
+            residual = b.check.fused & main_free & (not self._config.weight_port)
             with m.If(b.blk.ps_rd):
                 m.d.comb += [dma.rd_data.ready.eq(b.psum_rd.beat.ready),
                              b.psum_rd.beat.valid.eq(dma.rd_data.valid)]
@@ -821,7 +834,8 @@ class Accelerator(wiring.Component):
             # the other half while the core runs (BAND_A .. LOAD, then RUN_WAIT).
             more = b.band.y + b.band.out_rows < D.out_h
             prefetch = (b.check.half_fits & b.check.weights_fit & ~b.check.blocked & more
-                        & main_free & (b.count == 0) & ~b.check.fused)
+                        & main_free & (b.count == 0)
+                        & (~b.check.fused if not self._config.weight_port else 1))
             with m.If(core.done & (b.count == 0) & b.weights_in & (b.blk.ps_rd | ~blk.psum_in)
                       & b.writer.idle & b.psum_wr.idle & ~dma.busy & ~res.pending
                       & ~add.busy):
@@ -833,7 +847,7 @@ class Accelerator(wiring.Component):
         with m.State("RUN_WAIT"):
             # The prefetched band is in: when the core and the writer are done with this one,
             # its counters, and the next band starts from the other half.
-            with m.If(core.done & b.writer.idle & ~dma.busy):
+            with m.If(core.done & b.writer.idle & ~dma.busy & ~b.res.pending & ~b.add.busy):
                 m.d.sync += [b.totals[n].eq(b.totals[n] + getattr(core, n))
                              for n in ("macs", "groups_issued", "groups_skipped")]
                 m.d.sync += [b.pf.eq(0), b.half.eq(~b.half)]
@@ -870,7 +884,8 @@ class Accelerator(wiring.Component):
                                      flag_set(D.flags, LayerFlags.RELU))),
                      add.base.eq(check.output_start + b.add_offset), add.length.eq(b.add_bytes),
                      add.a_data.eq(rd_data.payload), add.a_addr.eq(b.add_line),
-                     add.b.payload.eq(rd_data.payload)]
+                     add.b.payload.eq(Mux(check.fused, b.dma.w_data.payload, rd_data.payload)
+                                      if self._config.weight_port else rd_data.payload)]
         beats = (b.add_bytes + BEAT_BYTES - 1) >> LANE_BITS
         with m.State("ADD_CHUNK"):
             m.d.sync += [b.add_bytes.eq(Mux(left > chunk_bytes, chunk_bytes, left)),
