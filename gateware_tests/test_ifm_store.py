@@ -7,7 +7,6 @@ reads single words. The placement is also checked in Python to be collision-free
 import numpy as np
 import pytest
 
-import hw.config as config_module
 from hw.config import BEAT_BYTES, SenseConfig
 from hw.core.ifm_store import IfmStore, ifm_geometry, load_pieces
 from sim.amaranth_sim import run_testbench
@@ -154,12 +153,12 @@ def test_store_loads_and_reads_every_column(case):
     run_testbench(dut, bench)
 
 
-@pytest.mark.parametrize("cols, taps", [(4, 2), (8, 4), (4, 4)])
-def test_aux_port_reads_a_stride_1_placement(cols, taps, monkeypatch):
+@pytest.mark.parametrize("cols, taps", [(4, 2), (8, 4), (4, 4), (8, 8)])
+def test_aux_port_reads_a_stride_1_placement(cols, taps):
     """The pool pass's port: a line of each of `pool_taps` consecutive pixels from an aligned
-    pixel index, in any of the groups of that many banks (POOL_TAPS as built and 4)."""
-    monkeypatch.setattr(config_module, "POOL_TAPS", taps)
-    cfg = SenseConfig(rows=2, cols=cols, group=4, ifm_kib=16)
+    pixel index, in any of the groups of that many banks (`pool_width` 2 by default, 4, 8 as in
+    `zcu102`)."""
+    cfg = SenseConfig(rows=2, cols=cols, group=4, ifm_kib=16, pool_width=taps)
     assert cfg.pool_taps == taps and cfg.ifm_banks == cols
     h, w, groups = 5, 6, 7                   # two lines a pixel, the second holding three words
     rng = np.random.default_rng(3)

@@ -7,7 +7,6 @@ import pytest
 
 from host import golden
 from host.perf import pool_reads
-import hw.config as config_module
 from hw.config import BEAT_BYTES, SenseConfig
 from hw.layouts import LayerFlags, LayerKind, graph_layout, layer_descriptor_layout, unpack
 from hw.soc.layer_check import CheckStep, LayerCheck
@@ -308,15 +307,14 @@ def _pool_run(config, x, win: golden.Window, average=False, count_pad=False):
     return pooled.transpose(2, 0, 1), cycles
 
 
-@pytest.mark.parametrize("cols, taps", [(1, 2), (8, 2), (8, 4)])
-def test_pool_unit_reads_aligned_tap_groups(cols, taps, monkeypatch):
+@pytest.mark.parametrize("cols, taps", [(1, 2), (8, 2), (8, 4), (8, 8)])
+def test_pool_unit_reads_aligned_tap_groups(cols, taps):
     """The pool unit reads a window row's taps `pool_taps` pixel indices at a time (groups
-    aligned to pool_taps: 1 (one bank), 2 as built and 4): maximum and average (count_pad or
+    aligned to pool_taps: 1 (one bank), 2 by default, 4, and 8 as in `zcu102`): maximum and average (count_pad or
     not, ceil_mode) equal the golden model, and the cycles are `host.perf.pool_reads` per line
     and the unit's sizing, a constant apart for every window and map (a beat written costs the
     walk no cycle: it waits in the unit's beat queue)."""
-    monkeypatch.setattr(config_module, "POOL_TAPS", taps)
-    config = SenseConfig(rows=4, cols=cols, group=4)
+    config = SenseConfig(rows=4, cols=cols, group=4, pool_width=taps)
     rng = np.random.default_rng(cols)
     extra = set()
     for kernel, stride, pads, (chans, h, w), ceil, average in (

@@ -709,6 +709,24 @@ def test_weight_port_fused_add_in_bands():
         check_run(step, qnet, x, image, WEIGHT_PORT)
 
 
+def test_pool_width_8():
+    """The pool pass reading eight taps of a window row a cycle (`pool_width` 8, as in
+    `zcu102`; eight columns, so eight IFM banks): max-pools of every kind and pools in bands,
+    bit-exact, DRAM bytes and counters exact, cycles within the model's tolerance."""
+    config = CONFIG.replace(cols=8, pool_width=8, weight_port=True)
+    assert config.pool_taps == 8
+    rng = np.random.default_rng(31)
+    steps, runs = [], []
+    for net in (maxpool_network(rng), banded_pooling_network(rng)):
+        qnet, x = quantized(net, rng, config, n=1)
+        image = pack_image(qnet, config)
+        steps.append({"op": "run", "image": image, "x": x, "name": net.name})
+        runs.append((qnet, x, image))
+    res = run_system(config, steps, name="system-pool8", dram="design")
+    for step, (qnet, x, image) in zip(res["steps"], runs):
+        check_run(step, qnet, x, image, config)
+
+
 def test_weight_port_ring_blocks_and_stalls():
     """With the weight port: weights streamed through a ring smaller than them, with random
     stalls on every channel of both ports and the bus monitor (nothing outside the window);

@@ -28,11 +28,14 @@ BLOCK_ALIGN = 64
 #: Longest AXI burst the DMA issues, in beats, and the boundary no burst crosses (AXI4: 4 KiB).
 MAX_BURST = 16
 BURST_BOUNDARY = 4096
-#: Pixels (IFM banks) the pool pass reads in one cycle, one line of each: a 3x3 window row in
-#: two cycles instead of three. A power of two; 4 works too (a 3x3 row in one or two cycles)
-#: but costs the zcu102 accelerator about 1,900 LUTs more than 2, over 60 % of the ZU9EG's
-#: (docs/architecture.md, "Pool pass", has the figures and the commands behind them).
+#: Pixels (IFM banks) the pool pass reads in one cycle by default (`SenseConfig.pool_width`), one
+#: line of each: a 3x3 window row in two cycles instead of three. `zcu102` reads 8 (a 3x3 row
+#: in one cycle, or two when it straddles an aligned group of 8): since Yosys counts wide muxes
+#: into MUXF7/F8 (`hw.synth.WIDEMUX`) its LUTs fit (docs/architecture.md, "Pool pass", has the
+#: figures and the commands behind them).
 POOL_TAPS = 2
+#: The pool pass's read widths (taps per cycle) a configuration may ask for.
+POOL_WIDTHS = (1, 2, 4, 8, 16)
 
 GROUP_SIZES = (2, 4, 8, 16)
 GRID_RANGE = range(1, 65)
@@ -65,6 +68,9 @@ class SenseConfig:
                     ZCU102's S_AXI_HP1_FPD), that carries the weight reads alone. A band's weights
                     are then read from the band's start, while its parameters and input come in
                     on ``m_axi``. Results are the same either way; cycles and the ports differ.
+    pool_width:     taps of a window row the pool pass reads per cycle (a power of two; the
+                    IFM store's aux read port gives that many consecutive pixels' lines, at most
+                    one per bank: ``pool_taps``). Results are the same; cycles and LUTs differ.
     """
 
     rows: int = 4
@@ -80,6 +86,7 @@ class SenseConfig:
     clock_mhz: int = 200
     dsp_pairs: bool = False
     weight_port: bool = False
+    pool_width: int = POOL_TAPS
 
     def __post_init__(self):
         for name in ("rows", "cols"):
@@ -91,6 +98,10 @@ class SenseConfig:
         for name in ("sparse", "dsp_pairs", "weight_port"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, not {getattr(self, name)!r}")
+        if (not isinstance(self.pool_width, int) or isinstance(self.pool_width, bool)
+                or self.pool_width not in POOL_WIDTHS):
+            raise ConfigError(f"pool_width must be one of {', '.join(map(str, POOL_WIDTHS))}, "
+                              f"not {self.pool_width!r}")
         if self.data_width not in DATA_WIDTHS:
             raise ConfigError(f"data_width must be 8 (int8, SPEC section 2), not {self.data_width!r}")
         if self.acc_width not in ACC_WIDTHS:
@@ -187,8 +198,8 @@ class SenseConfig:
     def pool_taps(self) -> int:
         """IFM lines the pool pass reads per cycle (hw.soc.pool): the window taps of one window
         row that lie in one aligned group of this many consecutive pixel indices, so in as many
-        consecutive banks that read the same line (POOL_TAPS, at most the banks)."""
-        return min(POOL_TAPS, self.ifm_banks)
+        consecutive banks that read the same line (``pool_width``, at most the banks)."""
+        return min(self.pool_width, self.ifm_banks)
 
     @property
     def ifm_bank_lines(self) -> int:
@@ -234,5 +245,5 @@ PRESETS = {
     # weights holds one k tile (64 rows) of VGG-16's 25088-input FC layer; 256 KiB of IFM keeps
     # the block RAM under half of the part (the study: 1-2 % on VGG-16's DRAM traffic).
     "zcu102": SenseConfig(rows=64, cols=32, group=4, ifm_kib=256, weight_kib=1024, ofm_kib=256,
-                          max_channels=4096, dsp_pairs=True, weight_port=True),
+                          max_channels=4096, dsp_pairs=True, weight_port=True, pool_width=8),
 }

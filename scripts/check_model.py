@@ -7,7 +7,9 @@ simulated whole (`small`, the DRAM inside the design); and the input-channel-blo
 (sim.networks.RING_NETWORKS) on `small` with a quarter of its weight buffer. All of it twice:
 with the weights on the DMA port, and on their own port (`weight_port`, as in `zcu102`). And
 the split-weights network (sim.networks.SPLIT_NETWORKS: weight-bound layers whose weight reads
-the packer splits between the two ports) on a 16-row grid with the weight port.
+the packer splits between the two ports) on a 16-row grid with the weight port; and the graph
+networks with the pool pass reading eight taps a cycle (`pool_width` 8, as in `zcu102`) on an
+eight-column grid.
 
 The model's constants come from scripts/fit_perf_model.py (conv / FC chains and the digits
 model) and scripts/fit_add_model.py (add-only and pool-only networks); none of the networks
@@ -41,7 +43,8 @@ SETS = (("small", CONFIG, GRAPH_NETWORKS, True),
         ("small-ring", RING_CONFIG, RING_NETWORKS, False),
         ("small-wp", CONFIG.replace(weight_port=True), GRAPH_NETWORKS, True),
         ("small-ring-wp", RING_CONFIG.replace(weight_port=True), RING_NETWORKS, False),
-        ("split", SPLIT_CONFIG, SPLIT_NETWORKS, False))
+        ("split", SPLIT_CONFIG, SPLIT_NETWORKS, False),
+        ("pool8", CONFIG.replace(cols=8, pool_width=8, weight_port=True), GRAPH_NETWORKS, False))
 #: Tile orders per set (the split network's FC does not fit the IFM-stationary order: "auto",
 #: the compiler's choice, puts its first conv in it).
 ORDERS = {"split": ("weight", "auto")}

@@ -27,6 +27,9 @@ def _add_config_args(p: argparse.ArgumentParser, default: str | None = "small",
                    help="two multiplies per DSP48E2 (PE pairs; on in the zcu102 preset)")
     g.add_argument("--weight-port", action=argparse.BooleanOptionalAction, default=None,
                    help="weights read on their own AXI port, m_axi_w (on in the zcu102 preset)")
+    g.add_argument("--pool-width", type=int, metavar="TAPS",
+                   help="window taps the pool pass reads per cycle: 1, 2, 4, 8, 16 (2; 8 in "
+                        "the zcu102 preset)")
 
 
 def _add_order_arg(p: argparse.ArgumentParser) -> None:

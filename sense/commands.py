@@ -44,7 +44,8 @@ def _overridden(config: SenseConfig, args) -> SenseConfig:
     return config.replace(rows=args.rows, cols=args.cols, group=args.group,
                           sparse=False if args.dense else None, clock_mhz=args.clock,
                           dsp_pairs=getattr(args, "dsp_pairs", None),
-                          weight_port=getattr(args, "weight_port", None))
+                          weight_port=getattr(args, "weight_port", None),
+                          pool_width=getattr(args, "pool_width", None))
 
 
 def cmd_elaborate(args) -> int:

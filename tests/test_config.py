@@ -24,6 +24,7 @@ def test_unknown_preset_names_choices():
     ("group", 32, r"group \(M\) must be one of 2, 4, 8, 16, not 32"),
     ("sparse", 1, "sparse must be True or False, not 1"),
     ("weight_port", "yes", "weight_port must be True or False, not 'yes'"),
+    ("pool_width", 3, "pool_width must be one of 1, 2, 4, 8, 16, not 3"),
     ("data_width", 16, "data_width must be 8"),
     ("acc_width", 48, "acc_width must be 32"),
     ("ifm_kib", 3, "ifm_kib must be a power of two from 1 to 4096, not 3"),
