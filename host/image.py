@@ -21,7 +21,7 @@ from host import golden
 from host.buffers import (ConvLayer, band_geometry, channel_block_order, descriptor_window,
                           kept_key, pool_band_rows, pool_fit_problem, buffer_problem,
                           layer_limit_problem, store_key, weight_records, weight_slots_of)
-from host.perf import add_estimate, layer_estimate, split_eligible
+from host.perf import add_estimate, layer_estimate, split_eligible, split_modelled
 from host.plan import Target, allocate, layer_tiling, plan_network
 from host.quant import QLayer, QNetwork, as_network
 from host.sparse import ungroup
@@ -187,7 +187,8 @@ def _model_cycles(in_shape, layer: QLayer, config: SenseConfig, d: LayerDescript
 
 def _split_hint(in_shape, layer: QLayer, config: SenseConfig, d: LayerDescriptor):
     """`d` with the SPLIT_WEIGHTS hint where the gateware can split its weight reads
-    (`host.perf.split_eligible`) and the performance model, on an input without zeros, finds
+    (`host.perf.split_eligible`), the model holds (`host.perf.split_modelled`: the ring does
+    not hold the streams back) and the performance model, on an input without zeros, finds
     that faster; and the model's cycles without the max-pool pass."""
     conv = ConvLayer(x=np.ones(in_shape, np.int8), w=layer.w, bias=layer.bias, mult=layer.mult,
                      shift=layer.shift, stride=layer.stride, pad=layer.pad)
@@ -198,7 +199,7 @@ def _split_hint(in_shape, layer: QLayer, config: SenseConfig, d: LayerDescriptor
 
     plain = d.replace(hints=int(d.hints) & ~LayerHints.SPLIT_WEIGHTS.value)
     best = (plain, cycles(plain))
-    if split_eligible(d, config):
+    if split_eligible(d, config) and split_modelled(d, config):
         split = d.replace(hints=int(d.hints) | LayerHints.SPLIT_WEIGHTS.value)
         best = min(best, (split, cycles(split)), key=lambda t: t[1])
     return best

@@ -277,11 +277,12 @@ SPLIT_CONFIG = SenseConfig(rows=16, cols=4, group=4, weight_port=True)
 
 def split_network(rng):
     """Weight-bound layers for SPLIT_CONFIG: a 3x3 conv on a 2x2 map (three k tiles, one pixel
-    tile), a 1x1 conv, and an FC whose weights (four k tiles of 512 words) are twice the weight
-    ring, then a small FC."""
+    tile), a 1x1 conv, and an FC whose weights (six k tiles of 256 words) wrap the 1,024-word
+    weight ring (which holds three of its k tiles: `host.perf.split_modelled`), then a small
+    FC."""
     return random_network(rng, (64, 2, 2), [("conv", 48, 3, 1, 1, True, None),
-                                            ("conv", 256, 1, 1, 0, True, None),
-                                            ("fc", 64, 0, 1, 0, True, None),
+                                            ("conv", 128, 1, 1, 0, True, None),
+                                            ("fc", 96, 0, 1, 0, True, None),
                                             ("fc", 40, 0, 1, 0, False, None)], "split")
 
 
