@@ -791,14 +791,15 @@ class Accelerator(wiring.Component):
             blk, rd_cmd = self._block(b), dma.rd_cmd
             # The block's weights first; then (a block after the first) the band's partial
             # sums, streamed to the output stage.
-            # A fused add: once the weights are in (they all fit), the read channel is the
-            # residual's, one read per writer command (no psum, no prefetch then).
+            # A fused add on one port: once the weights are in (they all fit), the read channel
+            # is the residual's, one read per writer command (no psum, no prefetch then). With
+            # the weight port the read channel is free from the start (no wait for the weights
+            # nor for the next band's input) and the residual takes the weight port
+            # (`_weight_port`).
             res, add = b.res, b.add
-            # (with the weight port the read channel is free from the start: no wait for the
-            # weights nor for the next band's input; the residual takes the weight port,
-            # `_weight_port`)
-            main_free = 1 if self._config.weight_port else b.weights_in
-            residual = b.check.fused & main_free & (not self._config.weight_port)
+            port = self._config.weight_port
+            main_free = 1 if port else b.weights_in
+            residual = 0 if port else b.check.fused & b.weights_in
             with m.If(b.blk.ps_rd):
                 m.d.comb += [dma.rd_data.ready.eq(b.psum_rd.beat.ready),
                              b.psum_rd.beat.valid.eq(dma.rd_data.valid)]
@@ -834,8 +835,7 @@ class Accelerator(wiring.Component):
             # the other half while the core runs (BAND_A .. LOAD, then RUN_WAIT).
             more = b.band.y + b.band.out_rows < D.out_h
             prefetch = (b.check.half_fits & b.check.weights_fit & ~b.check.blocked & more
-                        & main_free & (b.count == 0)
-                        & (~b.check.fused if not self._config.weight_port else 1))
+                        & main_free & (b.count == 0) & (1 if port else ~b.check.fused))
             with m.If(core.done & (b.count == 0) & b.weights_in & (b.blk.ps_rd | ~blk.psum_in)
                       & b.writer.idle & b.psum_wr.idle & ~dma.busy & ~res.pending
                       & ~add.busy):
