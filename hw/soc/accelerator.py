@@ -359,10 +359,15 @@ class Accelerator(wiring.Component):
         loader whenever it takes them, and the beats still to come (`weights_in`: none)."""
         wq, w_cmd, w_data, weights = b.wq, b.dma.w_cmd, b.dma.w_data, b.weights
         res, add = b.res, b.add
-        # A fused conv's residual reads take the weight port once the weights are in (all of
-        # them fit the buffer), in any state: the read channel stays free for band prefetch.
+        # A fused conv in bands: its residual reads take the weight port once the weights are
+        # in (all of them fit the buffer), in any state: the read channel stays free for band
+        # prefetch. (In one band the residual stays on the read channel from the core's start:
+        # waiting for the weights would stall the writer.)
+        exec_ = b.D.graph.exec
+        b.banded = Signal(name="in_bands")
+        m.d.comb += b.banded.eq((exec_.band_rows != 0) & (exec_.band_rows < b.D.out_h))
         residual = Signal(name="residual_on_weight_port")
-        m.d.comb += residual.eq(b.check.fused & (wq.left == 0) & ~wq.pending)
+        m.d.comb += residual.eq(b.check.fused & b.banded & (wq.left == 0) & ~wq.pending)
         with m.If(residual):
             m.d.comb += [w_cmd.valid.eq(res.pending), w_cmd.payload.addr.eq(res.addr),
                          w_cmd.payload.length.eq(res.length),
@@ -794,12 +799,12 @@ class Accelerator(wiring.Component):
             # A fused add on one port: once the weights are in (they all fit), the read channel
             # is the residual's, one read per writer command (no psum, no prefetch then). With
             # the weight port the read channel is free from the start (no wait for the weights
-            # nor for the next band's input) and the residual takes the weight port
-            # (`_weight_port`).
+            # nor for the next band's input); a fused conv in one band reads its residual on it
+            # from the start, one in bands on the weight port (`_weight_port`).
             res, add = b.res, b.add
             port = self._config.weight_port
             main_free = 1 if port else b.weights_in
-            residual = 0 if port else b.check.fused & b.weights_in
+            residual = b.check.fused & (~b.banded if port else b.weights_in)
             with m.If(b.blk.ps_rd):
                 m.d.comb += [dma.rd_data.ready.eq(b.psum_rd.beat.ready),
                              b.psum_rd.beat.valid.eq(dma.rd_data.valid)]
@@ -884,7 +889,8 @@ class Accelerator(wiring.Component):
                                      flag_set(D.flags, LayerFlags.RELU))),
                      add.base.eq(check.output_start + b.add_offset), add.length.eq(b.add_bytes),
                      add.a_data.eq(rd_data.payload), add.a_addr.eq(b.add_line),
-                     add.b.payload.eq(Mux(check.fused, b.dma.w_data.payload, rd_data.payload)
+                     add.b.payload.eq(Mux(check.fused & b.banded, b.dma.w_data.payload,
+                                          rd_data.payload)
                                       if self._config.weight_port else rd_data.payload)]
         beats = (b.add_bytes + BEAT_BYTES - 1) >> LANE_BITS
         with m.State("ADD_CHUNK"):
