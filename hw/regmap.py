@@ -132,7 +132,9 @@ def register_map() -> list[Register]:
                   Field("ifm_kib_log2", 4, 4, "log2 of the IFM buffer size in KiB"),
                   Field("weight_kib_log2", 8, 4, "log2 of the weight buffer size in KiB"),
                   Field("ofm_kib_log2", 12, 4, "log2 of the output buffer size in KiB"),
-                  Field("max_channels_log2", 16, 5, "log2 of the bias/requant memory depth"))),
+                  Field("max_channels_log2", 16, 5, "log2 of the bias/requant memory depth"),
+                  Field("pool_width_log2", 21, 3,
+                        "log2 of the window taps the pool pass reads a cycle (pool_width)"))),
         Register("ID_CLOCK", 0x0C, "ro", "target clock",
                  (Field("clock_mhz", 0, 16, "MHz"),)),
         Register("CTRL", 0x10, "w1", "control: write 1 to a bit to act",
@@ -195,7 +197,8 @@ def id_values(config: SenseConfig) -> dict:
             sparse=int(config.sparse), dsp_pairs=int(config.dsp_pairs),
             weight_port=int(config.weight_port), ifm_kib_log2=_log2(config.ifm_kib),
             weight_kib_log2=_log2(config.weight_kib), ofm_kib_log2=_log2(config.ofm_kib),
-            max_channels_log2=_log2(config.max_channels)),
+            max_channels_log2=_log2(config.max_channels),
+            pool_width_log2=_log2(config.pool_width)),
         "ID_CLOCK": register("ID_CLOCK").pack(clock_mhz=config.clock_mhz),
     }
 
@@ -221,6 +224,7 @@ def config_from_id(ids: dict, clock_mhz: int | None = None) -> SenseConfig:
                        weight_kib=1 << buffers["weight_kib_log2"],
                        ofm_kib=1 << buffers["ofm_kib_log2"],
                        max_channels=1 << buffers["max_channels_log2"],
+                       pool_width=1 << buffers["pool_width_log2"],
                        clock_mhz=clock_mhz or register("ID_CLOCK").unpack(
                            ids["ID_CLOCK"])["clock_mhz"])
 
