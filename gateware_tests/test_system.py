@@ -75,6 +75,20 @@ def check_run(step, qnet, x, image, config):
         step.setdefault("model_errors", []).append(error)
 
 
+def check_stalled_run(config, qnet, x, image, name):
+    """One run of `image` on input `x` (one image) with random stalls on every channel and the
+    bus monitor: bit-exact, nothing outside the window, DRAM read bytes exact, the model's
+    cycles a lower bound (it counts DRAM that answers at once)."""
+    stalled = run_system(config, [{"op": "run", "image": image, "x": x, "name": "stalled"}],
+                         pause=0.3, monitor=True, name=name)
+    assert stalled["outside"] == []
+    run = stalled["steps"][0]
+    assert (run["outputs"] == run_int(qnet, x, return_all=True)[-1]).all()
+    est = accelerator_estimate(image, x[0], config)
+    assert est["dram_read_bytes"] == run["runs"][0]["dram_read_bytes"]
+    assert est["cycles"] <= run["runs"][0]["cycles"]
+
+
 def network_cases(digits=range(4), n=3, networks=None, seed=5):
     """(name, network, int8 inputs, order): the digits model on the test images `digits`
     (compiler's orders) and each of `networks` on `n` random inputs in both orders. With the
@@ -738,15 +752,7 @@ def test_weight_port_ring_blocks_and_stalls():
                                             ("fc", 6, 0, 1, 0, False, None)], "ring")
     qring, xring = quantized(ring, rng, RING, n=1)
     ring_image = pack_image(qring, RING, order="weight")
-    stalled = run_system(RING_WEIGHT_PORT,
-                         [{"op": "run", "image": ring_image, "x": xring, "name": "ring"}],
-                         pause=0.3, monitor=True, name="system-weight-port-stalls")
-    assert stalled["outside"] == []
-    run = stalled["steps"][0]
-    assert (run["outputs"] == run_int(qring, xring, return_all=True)[-1]).all()
-    est = accelerator_estimate(ring_image, xring[0], RING_WEIGHT_PORT)
-    assert est["dram_read_bytes"] == run["runs"][0]["dram_read_bytes"]
-    assert est["cycles"] <= run["runs"][0]["cycles"]
+    check_stalled_run(RING_WEIGHT_PORT, qring, xring, ring_image, "system-weight-port-stalls")
     streamed = random_network(rng, (80, 16, 16), [("conv", 16, 3, 1, 1, True, None)],
                               "streamed-bands")
     wide = wide_network(rng)
@@ -786,18 +792,10 @@ def test_weight_port_split():
     assert not any(h for layers in hinted[1::2] for h, _ in layers)
     assert any(h and ifm for h, ifm in hinted[2])
     res = run_system(SPLIT_CONFIG, steps, name="system-split", dram="design")
-    for step, (qnet_, xs, image) in zip(res["steps"], runs):
-        check_run(step, qnet_, xs, image, SPLIT_CONFIG)
+    for step, (_, _, image) in zip(res["steps"], runs):
+        check_run(step, qnet, x, image, SPLIT_CONFIG)
     for split, plain in zip(res["steps"][::2], res["steps"][1::2]):
         a, b = split["runs"][0], plain["runs"][0]
         assert a["dram_read_bytes"] == b["dram_read_bytes"]
         assert a["cycles"] < b["cycles"], (split["name"], a["cycles"], b["cycles"])
-    image = runs[0][2]
-    stalled = run_system(SPLIT_CONFIG, [{"op": "run", "image": image, "x": x, "name": "split"}],
-                         pause=0.3, monitor=True, name="system-split-stalls")
-    assert stalled["outside"] == []
-    run = stalled["steps"][0]
-    assert (run["outputs"] == run_int(qnet, x, return_all=True)[-1]).all()
-    est = accelerator_estimate(image, x[0], SPLIT_CONFIG)
-    assert est["dram_read_bytes"] == run["runs"][0]["dram_read_bytes"]
-    assert est["cycles"] <= run["runs"][0]["cycles"]
+    check_stalled_run(SPLIT_CONFIG, qnet, x, runs[0][2], "system-split-stalls")

@@ -44,7 +44,7 @@ from hw.layouts import (
     weight_word_layout,
 )
 
-__all__ = ["ConvLayer", "descriptor_window", "pool_fit_problem", "pool_map", "pool_bands", "pool_band_rows", "window_count", "layer_limit_problem", "buffer_problem", "layer_bands", "band_geometry", "ifm_words", "weight_words", "param_words", "layer_fields",
+__all__ = ["ConvLayer", "descriptor_window", "pool_fit_problem", "pool_map", "pool_bands", "pool_band_rows", "window_count", "layer_limit_problem", "buffer_problem", "k_tile_words", "layer_bands", "band_geometry", "ifm_words", "weight_words", "param_words", "layer_fields",
            "assemble_output", "to_activation", "from_activation", "activation_beats"]
 
 
@@ -140,6 +140,12 @@ def layer_limit_problem(in_shape, w_shape, stride, pad, bias, config: SenseConfi
     return None
 
 
+def k_tile_words(d, config: SenseConfig) -> int:
+    """Weight words of one k tile of a CONV / FC (every channel group, every tap;
+    `LayerCheck.kt_words` in the gateware)."""
+    return d.kernel_h * d.kernel_w * d.in_groups * config.cycles_per_group
+
+
 def buffer_problem(d, config: SenseConfig) -> str | None:
     """What of a layer (its `hw.layouts.LayerDescriptor`) does not fit the on-chip buffers of
     `config`, as a message naming the buffer, the bytes needed and the bytes there are; None
@@ -162,7 +168,7 @@ def buffer_problem(d, config: SenseConfig) -> str | None:
         if problem:
             return f"with max-pool, {problem}; {store}"
     word = record_bytes(weight_word_layout(config), BEAT_BYTES)
-    tile_words = d.kernel_h * d.kernel_w * d.in_groups * config.cycles_per_group
+    tile_words = k_tile_words(d, config)
     held = f"the weight buffer holds {config.weight_depth * word} bytes ({config.weight_depth} " \
            f"words of {word})"
     if d.g("exec.c_blocks") > 1:

@@ -41,8 +41,8 @@ import dataclasses
 
 import numpy as np
 
-from host.buffers import (ConvLayer, band_geometry, descriptor_window, layer_bands, pool_bands,
-                          pool_map, window_count)
+from host.buffers import (ConvLayer, band_geometry, descriptor_window, k_tile_words, layer_bands,
+                          pool_bands, pool_map, window_count)
 from host.sparse import pad_channels
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
 from hw.core.ifm_store import SETTLE, load_pieces
@@ -428,7 +428,7 @@ def split_modelled(d: LayerDescriptor, config: SenseConfig) -> bool:
     layer's weights fit it, or it holds three k tiles (the core's, and the next one of each
     stream). With less, the stream two tiles ahead waits for the core to release words: VGG-16's
     fc6 (12,544 words a k tile in a ring of 16,384) ran 10 % slower in RTL than modelled."""
-    kt_words = d.kernel_h * d.kernel_w * d.in_groups * config.cycles_per_group
+    kt_words = k_tile_words(d, config)
     return (d.k_tiles * kt_words <= config.weight_depth
             or 3 * kt_words <= config.weight_depth)
 
@@ -468,7 +468,7 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
     # A fused add: every write command's range of the residual is read while it is written.
     fuse = FUSE_OVERHEAD if d.has(LayerFlags.FUSE_ADD) else 0
     word_beats = record_bytes(weight_word_layout(config), beat) // beat
-    kt_words = d.kernel_h * d.kernel_w * d.in_groups * config.cycles_per_group
+    kt_words = k_tile_words(d, config)
     weight_bytes = d.k_tiles * kt_words * word_beats * beat
     resident = d.k_tiles * kt_words <= config.weight_depth
     blocks = channel_blocks_of(d)
