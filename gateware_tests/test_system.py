@@ -287,8 +287,10 @@ def test_too_large_is_refused(order):
         net = random_network(rng, (16, 40, 40), [("conv", 4, 1, 1, 0, True, None)], "wide")
         qnet, x = quantized(net, rng, CONFIG, n=1)
         # Packed for `small`, the layer is planned in bands for the whole-network hardware;
-        # packed for bigger buffers and relabelled, it reaches this gateware's TOO_LARGE check.
-        image = claim_hardware(pack_image(qnet, CONFIG.replace(ifm_kib=64)), CONFIG)
+        # packed for bigger buffers in one band (no prefetch bands) and relabelled, it reaches
+        # this gateware's TOO_LARGE check.
+        image = claim_hardware(pack_image(qnet, CONFIG.replace(ifm_kib=64),
+                                          prefetch_bands=False), CONFIG)
         config = CONFIG
     res = run_system(config, [{"op": "fail", "image": image, "expect": "TOO_LARGE"}],
                      name=f"system-large-{order}")

@@ -185,11 +185,12 @@ def _model_cycles(in_shape, layer: QLayer, config: SenseConfig, d: LayerDescript
     return _split_hint(in_shape, layer, config, d)[1]
 
 
-def _split_hint(in_shape, layer: QLayer, config: SenseConfig, d: LayerDescriptor):
+def _split_hint(in_shape, layer: QLayer, config: SenseConfig, d: LayerDescriptor,
+                split: bool = True):
     """`d` with the SPLIT_WEIGHTS hint where the gateware can split its weight reads
     (`host.perf.split_eligible`), the model holds (`host.perf.split_modelled`: the ring does
     not hold the streams back) and the performance model, on an input without zeros, finds
-    that faster; and the model's cycles without the max-pool pass."""
+    that faster (never without `split`); and the model's cycles without the max-pool pass."""
     conv = ConvLayer(x=np.ones(in_shape, np.int8), w=layer.w, bias=layer.bias, mult=layer.mult,
                      shift=layer.shift, stride=layer.stride, pad=layer.pad)
 
@@ -199,9 +200,32 @@ def _split_hint(in_shape, layer: QLayer, config: SenseConfig, d: LayerDescriptor
 
     plain = d.replace(hints=int(d.hints) & ~LayerHints.SPLIT_WEIGHTS.value)
     best = (plain, cycles(plain))
-    if split_eligible(d, config) and split_modelled(d, config):
-        split = d.replace(hints=int(d.hints) | LayerHints.SPLIT_WEIGHTS.value)
-        best = min(best, (split, cycles(split)), key=lambda t: t[1])
+    if split and split_eligible(d, config) and split_modelled(d, config):
+        hinted = d.replace(hints=int(d.hints) | LayerHints.SPLIT_WEIGHTS.value)
+        best = min(best, (hinted, cycles(hinted)), key=lambda t: t[1])
+    return best
+
+
+def _prefetch_bands(in_shape, layer: QLayer, config: SenseConfig, d: LayerDescriptor,
+                    split: bool = True):
+    """`d` (a conv / FC in one band whose input the store does not already hold) in the bands
+    the performance model, on an input without zeros, finds fastest, or `d` as it is (with its
+    SPLIT_WEIGHTS hint, `_split_hint`) when no banding is faster. Only bands that fit half the
+    IFM store are tried: the gateware loads each while the one before computes (band prefetch,
+    `host.perf.layer_estimate`), so a layer whose input takes long to load overlaps most of
+    that load with its own computing and writing."""
+    best = _split_hint(in_shape, layer, config, d, split)
+    if (d.g("exec.band_rows") or d.g("exec.c_blocks") > 1 or d.pool or d.out_h < 2
+            or d.has(LayerFlags.INPUT_KEPT) or d.stride not in STRIDES
+            or not config.weight_port and d.has(LayerFlags.FUSE_ADD)):
+        return best
+    half = config.ifm_bank_lines // 2
+    for n in range(1, d.out_h):
+        banded = d.replace(graph={**d.graph, "exec.band_rows": n})
+        if band_geometry(banded, config).lines > half:
+            break
+        best = min(best, _split_hint(in_shape, layer, config, banded, split),
+                   key=lambda t: t[1])
     return best
 
 
@@ -331,7 +355,7 @@ def _fuse(conv: LayerDescriptor, add: LayerDescriptor, add_layer: QLayer, a_firs
 
 def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
                first: str | None = None, fuse_add: bool | str = True,
-               split_weights: bool = True) -> bytes:
+               split_weights: bool = True, prefetch_bands: bool = True) -> bytes:
     """The memory image of `qnet` (a layer graph) for the hardware `config`. `order` is each
     weight layer's tile loop order: "auto" (the compiler pass), or "weight" / "ifm" for every
     layer. Layers today's buffers cannot hold are tiled for the whole-network hardware
@@ -342,7 +366,9 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
     performance model finds that faster (`_fuse_pays`; "always": whenever it can): the conv
     writes the sum and the add moves no data (docs/memory-image.md). With `split_weights`, a
     layer whose weight reads the gateware can split between its two read ports gets the
-    SPLIT_WEIGHTS hint when the model finds that faster (`_split_hint`)."""
+    SPLIT_WEIGHTS hint when the model finds that faster (`_split_hint`). With `prefetch_bands`,
+    a layer that fits in one band runs in bands that fit half the IFM store when the model finds
+    that faster (`_prefetch_bands`: each band's input loads while the band before computes)."""
     if order not in ("auto", "weight", "ifm"):
         raise ImageError(f"order must be auto, weight or ifm, not {order!r}")
     if fuse_add not in (True, False, "always"):
@@ -388,12 +414,27 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
             offset = _align(offset + len(blob))
         descriptors.append(d)
     descriptors = _mark_kept_inputs(descriptors, config)
-    if split_weights:
-        descriptors = [_split_hint(ins[i][0], layer, config, d)[0]
-                       if layer.kind in ("conv", "fc") else d
-                       for i, (d, layer) in enumerate(zip(descriptors, qnet.layers))]
+    if split_weights or prefetch_bands:
+        descriptors = _schedule(descriptors, qnet, ins, config, split_weights, prefetch_bands)
     return _assemble(qnet, config, descriptors, blocks, offset, data_offset, table_size,
                      psum_base + psum_bytes if psum_bytes else alloc["bytes"])
+
+
+def _schedule(descriptors, qnet, ins, config, split_weights, prefetch_bands) -> list:
+    """Every conv / FC descriptor with its SPLIT_WEIGHTS hint (`split_weights`) or in prefetch
+    bands (`prefetch_bands`, `_prefetch_bands`), whichever the model finds fastest. A layer whose
+    one-band input the next layer keeps (INPUT_KEPT) stays in one band, as do layers whose input
+    is kept: bands would cost the kept load."""
+    out = list(descriptors)
+    for i, (d, layer) in enumerate(zip(descriptors, qnet.layers)):
+        if layer.kind not in ("conv", "fc"):
+            continue
+        feeds_kept = i + 1 < len(out) and out[i + 1].has(LayerFlags.INPUT_KEPT)
+        if prefetch_bands and not feeds_kept:
+            out[i], _ = _prefetch_bands(ins[i][0], layer, config, d, split_weights)
+        else:
+            out[i], _ = _split_hint(ins[i][0], layer, config, d, split_weights)
+    return out
 
 
 def _record(i, qnet, config, order, ins, outs, into, offsets, psum_base):
