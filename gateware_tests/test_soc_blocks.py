@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from host import golden
-from host.perf import pool_reads
+from host.perf import pool_reads, pool_row_reuse
 from hw.config import BEAT_BYTES, SenseConfig
 from hw.layouts import LayerFlags, LayerKind, graph_layout, layer_descriptor_layout, unpack
 from hw.soc.layer_check import CheckStep, LayerCheck
@@ -311,7 +311,8 @@ def _pool_run(config, x, win: golden.Window, average=False, count_pad=False):
 def test_pool_unit_reads_aligned_tap_groups(cols, taps):
     """The pool unit reads a window row's taps `pool_taps` pixel indices at a time (groups
     aligned to pool_taps: 1 (one bank), 2 by default, 4, and 8 as in `zcu102`): maximum and average (count_pad or
-    not, ceil_mode) equal the golden model, and the cycles are `host.perf.pool_reads` per line
+    not, ceil_mode) equal the golden model, with row reuse (maxima at vertical stride 1) and
+    without, and the cycles are `host.perf.pool_reads` per line
     and the unit's sizing, a constant apart for every window and map (a beat written costs the
     walk no cycle: it waits in the unit's beat queue)."""
     config = SenseConfig(rows=4, cols=cols, group=4, pool_width=taps)
@@ -320,7 +321,12 @@ def test_pool_unit_reads_aligned_tap_groups(cols, taps):
     for kernel, stride, pads, (chans, h, w), ceil, average in (
             (3, 2, 1, (16, 9, 11), False, False), (2, 2, 0, (32, 8, 8), False, False),
             (3, 1, 1, (24, 7, 5), False, True), (5, 3, 2, (16, 13, 6), True, False),
-            (7, 1, 0, (16, 7, 7), False, True), (3, 2, (0, 1, 1, 0), (8, 6, 9), True, True)):
+            (7, 1, 0, (16, 7, 7), False, True), (3, 2, (0, 1, 1, 0), (8, 6, 9), True, True),
+            # row reuse (maxima at vertical stride 1, 2 or 3 window rows), and a pooled row
+            # too wide for the row memories (every window reads all its rows)
+            (3, 1, 1, (24, 7, 5), False, False), (2, 1, 0, (16, 6, 9), True, False),
+            ((3, 2), (1, 2), (1, 0, 1, 1), (8, 8, 11), True, False),
+            (3, 1, 1, (256, 3, 36), False, False)):
         win = golden.Window.of(kernel, stride, pads, ceil_mode=ceil)
         x = rng.integers(-128, 128, (chans, h, w)).astype(np.int8)
         for count_pad in ((False, True) if average else (False,)):
@@ -332,7 +338,8 @@ def test_pool_unit_reads_aligned_tap_groups(cols, taps):
             assert np.array_equal(got, want), (kernel, stride, pads, average, count_pad)
             oh, ow = want.shape[1:]
             lines = -(-chans // (config.group * config.ifm_words_per_line))
-            reads = lines * pool_reads(oh, ow, w, win, win.pads[0], config.pool_taps)
+            reuse = pool_row_reuse(win, ow, lines, average)
+            reads = lines * pool_reads(oh, ow, w, win, win.pads[0], config.pool_taps, reuse)
             words = oh * ow * -(-chans // config.group)
             extra.add(cycles - reads - (words % config.ifm_words_per_line != 0) - max(oh, ow))
     assert len(extra) == 1, extra

@@ -18,6 +18,7 @@ from host.estimate import accelerator_estimate
 from host.image import DESCRIPTOR_BYTES, HEADER_BYTES, ImageError, layer_table, pack_image
 from host.model_files import load_model
 from host.nn import Layer, Network
+from host.perf import pool_prefetch
 from host.quant import quantize, quantize_input, run_int
 from hw.config import SenseConfig
 from hw.layouts import (LayerFlags, LayerKind, graph_layout, image_header_layout,
@@ -598,8 +599,19 @@ def test_pooling_in_bands():
         assert all(d.plain for d in descs)
         assert sum(1 for d in descs if d.g("exec.pool_band_rows")) >= 3, \
             [d.g("exec.pool_band_rows") for d in descs]
+        # the packer's bands fit half the store: each band's map loads while the one before
+        # is pooled (pool band prefetch)
+        assert sum(1 for d in descs if pool_prefetch(d, CONFIG)) >= 3
 
     run_both_orders(qnet, x, "pool-bands", banded, seed=11)
+    # The bands that fill the store (no prefetch), as the packer made them before.
+    image = pack_image(qnet, CONFIG, prefetch_bands=False)
+    descs = layer_table(image)[1]
+    assert sum(1 for d in descs if d.g("exec.pool_band_rows")) >= 3
+    assert not any(pool_prefetch(d, CONFIG) for d in descs)
+    res = run_system(CONFIG, [{"op": "run", "image": image, "x": x, "name": "whole-store"}],
+                     name="system-pool-bands-whole-store", dram="design")
+    check_run(res["steps"][0], qnet, x, image, CONFIG)
 
 
 def test_mini_network_from_onnx(tmp_path, capsys):

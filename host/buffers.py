@@ -44,7 +44,7 @@ from hw.layouts import (
     weight_word_layout,
 )
 
-__all__ = ["ConvLayer", "descriptor_window", "pool_fit_problem", "pool_map", "pool_bands", "pool_band_rows", "window_count", "layer_limit_problem", "buffer_problem", "k_tile_words", "layer_bands", "band_geometry", "ifm_words", "weight_words", "param_words", "layer_fields",
+__all__ = ["ConvLayer", "descriptor_window", "pool_fit_problem", "pool_rows_geometry", "pool_map", "pool_bands", "pool_band_rows", "window_count", "layer_limit_problem", "buffer_problem", "k_tile_words", "layer_bands", "band_geometry", "ifm_words", "weight_words", "param_words", "layer_fields",
            "assemble_output", "to_activation", "from_activation", "activation_beats"]
 
 
@@ -189,7 +189,7 @@ def buffer_problem(d, config: SenseConfig) -> str | None:
     return None
 
 
-def _pool_rows_geometry(d, config: SenseConfig, per: int):
+def pool_rows_geometry(d, config: SenseConfig, per: int):
     """The IFM store's placement of the largest band of `per` pooled rows of the pool pass's
     map (0: the whole map): (per - 1) * stride + kernel map rows, at most the map's."""
     map_h, map_w, groups = pool_map(d, config)
@@ -203,7 +203,7 @@ def pool_fit_problem(d, config: SenseConfig) -> str | None:
     in the IFM store, or None."""
     map_h, map_w, groups = pool_map(d, config)
     per = d.g("exec.pool_band_rows")
-    g, rows = _pool_rows_geometry(d, config, per)
+    g, rows = pool_rows_geometry(d, config, per)
     if g.fits(config):
         return None
     what = "its map" if rows == map_h else f"a band of {per} pooled rows of its map"
@@ -271,7 +271,7 @@ def pool_band_rows(d, config: SenseConfig) -> int | None:
     win = descriptor_window(d)
 
     def fits(per):
-        return _pool_rows_geometry(d, config, per)[0].fits(config)
+        return pool_rows_geometry(d, config, per)[0].fits(config)
 
     if fits(0):
         return 0

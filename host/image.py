@@ -21,7 +21,8 @@ from host import golden
 from host.buffers import (ConvLayer, band_geometry, channel_block_order, descriptor_window,
                           kept_key, pool_band_rows, pool_fit_problem, buffer_problem,
                           layer_limit_problem, store_key, weight_records, weight_slots_of)
-from host.perf import add_estimate, layer_estimate, split_eligible, split_modelled
+from host.perf import (add_estimate, layer_estimate, pool_bands_choice, split_eligible,
+                       split_modelled)
 from host.plan import Target, allocate, layer_tiling, plan_network
 from host.quant import QLayer, QNetwork, as_network
 from host.sparse import ungroup
@@ -422,14 +423,20 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
 
 def _schedule(descriptors, qnet, ins, config, split_weights, prefetch_bands) -> list:
     """Every conv / FC descriptor with its SPLIT_WEIGHTS hint (`split_weights`) or in prefetch
-    bands (`prefetch_bands`, `_prefetch_bands`), whichever the model finds fastest. A layer whose
-    one-band input the next layer keeps (INPUT_KEPT) stays in one band, as do layers whose input
+    bands (`prefetch_bands`, `_prefetch_bands`), whichever the model finds fastest, and every
+    pool pass in the pool bands the model finds fastest (`host.perf.pool_bands_choice`). A
+    pooling layer or a conv / FC whose
+    one-band input the next layer keeps (INPUT_KEPT) stays in one band, as do those whose input
     is kept: bands would cost the kept load."""
     out = list(descriptors)
     for i, (d, layer) in enumerate(zip(descriptors, qnet.layers)):
+        feeds_kept = i + 1 < len(out) and out[i + 1].has(LayerFlags.INPUT_KEPT)
+        pools = layer.kind in ("maxpool", "avgpool", "gap")
+        if prefetch_bands and (d.pool or pools and not feeds_kept
+                               and not d.has(LayerFlags.INPUT_KEPT)):
+            d = out[i] = pool_bands_choice(d, config)
         if layer.kind not in ("conv", "fc"):
             continue
-        feeds_kept = i + 1 < len(out) and out[i + 1].has(LayerFlags.INPUT_KEPT)
         if prefetch_bands and not feeds_kept:
             out[i], _ = _prefetch_bands(ins[i][0], layer, config, d, split_weights)
         else:

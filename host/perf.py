@@ -42,20 +42,20 @@ import dataclasses
 import numpy as np
 
 from host.buffers import (ConvLayer, band_geometry, descriptor_window, k_tile_words, layer_bands,
-                          pool_bands, pool_map, window_count)
+                          pool_bands, pool_map, pool_rows_geometry, window_count)
 from host.sparse import pad_channels
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
 from hw.core.ifm_store import SETTLE, load_pieces
 from hw.layouts import (DESCRIPTOR_BYTES, POOL_KINDS, LayerDescriptor, LayerFlags, LayerHints,
                         LayerKind, psum_row_bytes, record_bytes, weight_word_layout)
 from hw.soc.add_unit import CHUNK_BEATS
-from hw.soc.pool import TAIL_STAGES
+from hw.soc.pool import ROW_BANKS, ROW_DEPTH, TAIL_STAGES
 from hw.soc.output_writer import whole_tile_writes
 from hw.soc.psum import PSUM_WRITE_CYCLES, psum_row_beats
 
-__all__ = ["skip_mask", "core_cycles", "tile_cycles", "tail_costs", "fill_drain_cycles", "useful_macs",
+__all__ = ["pool_bands_choice", "pool_prefetch", "skip_mask", "core_cycles", "tile_cycles", "tail_costs", "fill_drain_cycles", "useful_macs",
            "layer_estimate", "SETUP_CYCLES", "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD",
-           "add_estimate", "pool_pass", "pool_reads", "pool_estimate", "concat_estimate"]
+           "add_estimate", "pool_pass", "pool_reads", "pool_row_reuse", "pool_estimate", "concat_estimate"]
 
 SETUP_CYCLES = 4    # start, and three cycles computing the walker's step products
 OUTPUT_STAGES = 4   # parameter read, bias add, multiply, shift and saturate
@@ -231,6 +231,16 @@ PREFETCH_SWITCH = 1
 #: States of each band of the pool pass that move no data: POOL_BAND_A..C, POOL_SETUP, the
 #: pool unit's PLACE.
 POOL_BAND_STATES = 5
+#: Pool band prefetch: cycles from a band's pool start to its successor's first band state
+#: (POOL_PREFETCH_LEAD: POOL's first cycle), and from the later of the unit's end and the
+#: successor's load to the successor's start (POOL_SWITCH). POOL_SWITCH is fitted on
+#: `sim.networks.banded_pooling_network` (RTL 111,687 cycles in the store-filling bands,
+#: 108,610 in prefetched ones, model +0.01 %; every prefetched band there is bound by the
+#: pooling): POOL_WAIT and POOL_GO are two cycles, the rest is what the band terms leave
+#: untraced (POOL_TAIL, which the model counts before the walk). Checked on GoogLeNet and
+#: ResNet-50 whole (scripts/simulate_network.py).
+POOL_PREFETCH_LEAD = 1
+POOL_SWITCH = 7
 #: Input-channel blocks: cycles between one block's run and the next (BAND_END, RUN_START), and
 #: from a block's weights being in to its first partial sums at the output stage (the read
 #: command, the DMA's address and the first beat). Counted, not fitted; checked on the
@@ -285,9 +295,10 @@ DIVISOR_OVERHEAD = 5
 #: Cycles of a pool band beyond its set-up, load, sizing and taps: fitted
 #: (scripts/fit_add_model.py) on the pooling-only networks. It should be the two
 #: finished-window stages (hw.soc.pool.TAIL_STAGES), the beat queue and the write's response;
-#: that it is 12 cycles less means the terms above over-count a band by that much, not yet
-#: traced to a state. (14 less before the beat queue, when every beat also stalled the walk.)
-POOL_TAIL = TAIL_STAGES - 12
+#: that it is 13 cycles less means the terms above over-count a band by that much, not yet
+#: traced to a state. (14 less before the beat queue, when every beat also stalled the walk;
+#: 12 before a finished beat could go straight to the output register.)
+POOL_TAIL = TAIL_STAGES - 13
 
 
 def pool_pass(d: LayerDescriptor, config: SenseConfig) -> dict:
@@ -297,7 +308,8 @@ def pool_pass(d: LayerDescriptor, config: SenseConfig) -> dict:
     rows loaded a piece a cycle, the unit's sizing (one cycle per output row or column, one to
     place the band), one cycle per read of each line of channel groups (`pool_reads`: a window
     row's taps `pool_taps` pixels at a time) and one per beat written (and one to send a last
-    partial beat)."""
+    partial beat). With pool band prefetch (`pool_prefetch`) a band's states, set-up and load
+    run while the band before is pooled: the later of the two ends, then POOL_SWITCH."""
     m = config.group
     map_h, map_w, groups = pool_map(d, config)
     win = descriptor_window(d)
@@ -309,33 +321,88 @@ def pool_pass(d: LayerDescriptor, config: SenseConfig) -> dict:
     # (a pooling layer's input the store still holds: INPUT_KEPT, one band; never a conv's
     # read-back of its output)
     kept = d.has(LayerFlags.INPUT_KEPT) and int(d.kind) in POOL_KINDS
-    for _, y0, rows, top, _, n in pool_bands(d, config):
+    prefetch = pool_prefetch(d, config)
+    reuse = pool_row_reuse(win, ow, lines, int(d.kind) in (LayerKind.AVGPOOL.value,
+                                                            LayerKind.GAP.value))
+    walk_before = None
+    for py, y0, rows, top, _, n in pool_bands(d, config):
         words = n * ow * groups
+        # (a band whose output starts inside a beat: its words are packed from that lane)
+        lead = py * ow * groups % config.ifm_words_per_line
         lane = (y0 * row_bytes) % BEAT_BYTES
         if kept:
             load = KEPT_STATES
         else:
             read_bytes += -(-(lane + rows * row_bytes) // BEAT_BYTES) * BEAT_BYTES
             load = READ_OVERHEAD + load_pieces(rows * map_w, groups * m, lane)
+        before = POOL_BAND_STATES + SETTLE + 1 + load + POOL_TAIL
         # (a finished beat waits beside the output register: the walk never stalls for one)
-        cycles += (POOL_BAND_STATES + SETTLE + 1 + load + max(n, ow) + 2
-                   + lines * pool_reads(n, ow, map_w, win, top, config.pool_taps)
-                   + (words % config.ifm_words_per_line != 0) + POOL_TAIL
-                   + SEGMENT_OVERHEAD)
+        walk = (max(n, ow) + 2 + lines * pool_reads(n, ow, map_w, win, top, config.pool_taps,
+                                                    reuse)
+                + ((lead + words) % config.ifm_words_per_line != 0) + SEGMENT_OVERHEAD)
+        if prefetch and walk_before is not None:
+            cycles += max(walk_before, POOL_PREFETCH_LEAD + before) + POOL_SWITCH
+        elif walk_before is not None:
+            cycles += walk_before + before
+        else:
+            cycles += before
+        walk_before = walk
         words_total += words
+    cycles += walk_before
     return {"cycles": cycles, "dram_read_bytes": read_bytes, "dram_write_bytes": words_total * m}
 
 
-def pool_reads(rows: int, cols: int, map_w: int, win, top: int, taps: int) -> int:
+def pool_prefetch(d: LayerDescriptor, config: SenseConfig) -> bool:
+    """Whether the gateware prefetches the pool pass's bands (hw/soc/accelerator.py, POOL): in
+    bands (`exec.pool_band_rows`) that fit half the IFM store."""
+    per = d.g("exec.pool_band_rows")
+    return bool(per) and len(pool_bands(d, config)) > 1 and \
+        pool_rows_geometry(d, config, per)[0].lines <= config.ifm_bank_lines // 2
+
+
+def pool_bands_choice(d: LayerDescriptor, config: SenseConfig) -> LayerDescriptor:
+    """`d` with the pool band rows (`exec.pool_band_rows`) the performance model finds fastest:
+    the packer's (`host.buffers.pool_band_rows`: the whole map, or the most rows that fit the
+    IFM store) or bands that fit half the store, which the gateware prefetches
+    (`pool_prefetch`: each band's map loads while the band before is pooled)."""
+    best = (pool_pass(d, config)["cycles"], d)
+    win = descriptor_window(d)
+    if win.stride[0] > win.kernel[0]:           # (bands do not take it)
+        return d
+    for per in range(1, pool_map(d, config)[0]):
+        if pool_rows_geometry(d, config, per)[0].lines > config.ifm_bank_lines // 2:
+            break
+        banded = d.replace(graph={**d.graph, "exec.pool_band_rows": per})
+        if len(pool_bands(banded, config)) < 2:
+            break
+        best = min(best, (pool_pass(banded, config)["cycles"], banded), key=lambda t: t[0])
+    return best[1]
+
+
+def pool_reads(rows: int, cols: int, map_w: int, win, top: int, taps: int,
+               reuse: bool = False) -> int:
     """Reads of the pool unit's window walk for one line of every window of `rows` x `cols`
     pooled pixels over a map `map_w` wide whose band starts `top` padding rows above: each
     window row reads its taps `taps` pixel indices at a time, in groups aligned to `taps`, so
-    one whose first tap has pixel index i takes ((i mod taps) + kw - 1) // taps + 1 reads."""
+    one whose first tap has pixel index i takes ((i mod taps) + kw - 1) // taps + 1 reads.
+    With row reuse (`pool_row_reuse`) a pooled row after the first reads its windows' last
+    rows only."""
     (kh, kw), (sh, sw), (_, pl, _, _) = win.kernel, win.stride, win.pads
     y = np.arange(rows)[:, None] * sh - top + np.arange(kh)[None, :]          # (oy, wy)
     x = np.arange(cols) * sw - pl                                              # (ox,)
     first = (y.reshape(-1, 1) * map_w + x[None, :]) % taps
-    return int(((first + kw - 1) // taps + 1).sum())
+    reads = ((first + kw - 1) // taps + 1).reshape(rows, kh, cols)
+    if reuse:
+        reads[1:, :kh - 1] = 0
+    return int(reads.sum())
+
+
+def pool_row_reuse(win, cols: int, lines: int, average: bool) -> bool:
+    """Whether the pool unit reuses window rows (hw.soc.pool.ROW_BANKS): a maximum with a
+    vertical stride of 1 and 2 .. ROW_BANKS window rows, whose pooled row's lines (`cols`
+    pooled columns of `lines` lines) fit ROW_DEPTH."""
+    (kh, _), (sh, _) = win.kernel, win.stride
+    return not average and sh == 1 and 2 <= kh <= ROW_BANKS and cols * lines <= ROW_DEPTH
 
 
 def pool_estimate(d: LayerDescriptor, config: SenseConfig) -> dict:

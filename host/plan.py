@@ -331,6 +331,8 @@ def _tiled(g, layer, in_shape, out_shape, t: Target, x, tiling, order, chip) -> 
     if len(bands) == 1 and k_blocks == 1 and cb == 1 and g.batch == 1 and not any(chip) \
             and t.bytes_per_cycle == BEAT_BYTES and buffer_problem(d, cfg) is None:
         # Today's hardware runs this layer as it is: its fitted model, nothing else.
+        # (its pool pass in the bands the packer chooses)
+        d = perf.pool_bands_choice(d, cfg) if g.pool else d
         est = perf.layer_estimate(d, _conv_layer(g, x), cfg)
         cycles, model = est["cycles"], "perf.layer_estimate"
         reads, writes = est["dram_read_bytes"], est["dram_write_bytes"]

@@ -7,6 +7,7 @@ import pytest
 
 from host import golden
 from host.buffers import pool_bands, window_count
+from host.perf import pool_bands_choice, pool_pass, pool_prefetch
 from hw.config import SenseConfig
 from hw.layouts import LayerDescriptor, LayerFlags, LayerKind
 
@@ -51,3 +52,20 @@ def test_bands_compose_to_the_whole_map(window, h):
                                                      ceil)
             rows.append(got[0].transpose(1, 0, 2))
         assert np.array_equal(np.concatenate(rows).transpose(1, 0, 2)[None], whole), (per,)
+
+
+def test_pool_bands_choice_prefetches_when_the_model_finds_it_faster():
+    """`host.perf.pool_bands_choice`: a map that needs loading (not kept) whose bands fit half
+    the store is pooled in prefetched bands (each band's load hidden behind the band before's
+    pooling), faster in the model than in one piece; a window whose stride exceeds its kernel
+    keeps the packer's bands (bands do not take it); every choice's bands still compose."""
+    d = descriptor(64, 32, WINDOWS[3], 0).replace(in_channels=16, in_groups=4, out_channels=16)
+    chosen = pool_bands_choice(d, CONFIG)
+    per = chosen.g("exec.pool_band_rows")
+    assert per and pool_prefetch(chosen, CONFIG)
+    assert pool_pass(chosen, CONFIG)["cycles"] < pool_pass(d, CONFIG)["cycles"]
+    # (the same bytes are written; the halo rows are read again)
+    assert pool_pass(chosen, CONFIG)["dram_write_bytes"] == pool_pass(d, CONFIG)[
+        "dram_write_bytes"]
+    strided = descriptor(64, 32, ((2, 2), (3, 3), (0, 0, 0, 0), False), 0)
+    assert pool_bands_choice(strided, CONFIG) is strided

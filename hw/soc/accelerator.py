@@ -228,6 +228,13 @@ class Accelerator(wiring.Component):
             last=Signal(name="pband_last"), row_bytes=Signal(32, name="pband_row_bytes"),
             in_addr=Signal(ADDR_BITS + 1, name="pband_in_addr"),
             in_bytes=Signal(48, name="pband_in_bytes"))
+        # The pool band the pool unit works on (`pband` while no band is prefetched; pool band
+        # prefetch sets up and loads the next band in `pband` while the unit pools this one),
+        # and whether the unit has finished it (`seen`: its one-cycle `done`, kept).
+        b.pcur = SimpleNamespace(
+            py=Signal(16, name="pcur_py"), rows=Signal(16, name="pcur_rows"),
+            pad_top=Signal(8, name="pcur_pad_top"), last=Signal(name="pcur_last"),
+            seen=Signal(name="pool_done_seen"))
         regs = b.regs
         m.d.comb += [regs.busy.eq(b.running), regs.done_pulse.eq(b.done_pulse),
                      regs.error_code.eq(b.error_code), regs.layer.eq(b.layer),
@@ -258,13 +265,13 @@ class Accelerator(wiring.Component):
             writer.stride.eq(check.out_stride),
             # the map the pool pass pools (a conv's output, or a pooling layer's input): this
             # pool band's rows of it, with the window's padding rows that border the band
-            pool.map_h.eq(b.pband.rows),
+            pool.map_h.eq(b.pcur.rows),
             pool.map_w.eq(check.map_w), pool.gk.eq(check.map_groups),
-            pool.row0.eq(b.pband.py),
+            pool.row0.eq(b.pcur.py),
             *(getattr(pool.window, f).eq(getattr(check.window, f))
               for f in ("kh", "kw", "sh", "sw", "pl", "pr")),
-            pool.window.pt.eq(b.pband.pad_top),
-            pool.window.pb.eq(Mux(b.pband.last, check.window.pb, 0)),
+            pool.window.pt.eq(b.pcur.pad_top),
+            pool.window.pb.eq(Mux(b.pcur.last, check.window.pb, 0)),
             pool.ceil.eq(flag_set(D.flags, LayerFlags.CEIL)),
             pool.average.eq(check.is_average), pool.one_divisor.eq(check.is_gap),
             pool.count_pad.eq(flag_set(D.flags, LayerFlags.COUNT_PAD)),
@@ -310,6 +317,15 @@ class Accelerator(wiring.Component):
         with m.Else():
             m.d.comb += [dma.wr_data.valid.eq(pool.data.valid),
                          dma.wr_data.payload.eq(pool.data.payload)]
+        # The pool unit's band follows the sequencer's while no pool band is prefetched.
+        pcur, pband = b.pcur, b.pband
+        with m.If(~b.pf):
+            m.d.sync += [pcur.py.eq(pband.py), pcur.rows.eq(pband.rows),
+                         pcur.pad_top.eq(pband.pad_top), pcur.last.eq(pband.last)]
+        with m.If(pool.start):
+            m.d.sync += pcur.seen.eq(0)
+        with m.Elif(pool.done):
+            m.d.sync += pcur.seen.eq(1)
         # Each writer command of a fused conv: the residual's range, read in RUN.
         res = b.res
         with m.If(check.fused & writer.cmd.valid & dma.wr_cmd.ready):
@@ -692,11 +708,13 @@ class Accelerator(wiring.Component):
                 m.d.sync += b.count.eq(b.count - 1)
             with m.If((b.count == 0) & ~core.ifm_loading):
                 m.d.sync += b.record_load
-                with m.If(b.pool_after_load):
-                    m.d.comb += b.pool.start.eq(1)
-                    m.next = "POOL"
+                with m.If(b.pf & b.pool_after_load):    # the next pool band is in
+                    m.next = "POOL_WAIT"
                 with m.Elif(b.pf):              # the next band is in; the core still runs
                     m.next = "RUN_WAIT"
+                with m.Elif(b.pool_after_load):
+                    m.d.comb += b.pool.start.eq(1)
+                    m.next = "POOL"
                 with m.Else():
                     m.next = "RUN_START"
         with m.State("POOL_LOAD"):
@@ -748,14 +766,32 @@ class Accelerator(wiring.Component):
                          pband.in_addr.eq(src + y_start * pband.row_bytes),
                          pband.in_bytes.eq(rows * pband.row_bytes)]
             m.next = "POOL_SETUP"
+        pcur = b.pcur
         with m.State("POOL"):
-            with m.If(b.pool.done):
+            # Pool band prefetch: when a band fits half the IFM store, the next band is set up
+            # and loaded into the other half while the unit pools this one (POOL_BAND_A ..
+            # LOAD, then POOL_WAIT). A band before the last has `per` pooled rows.
+            with m.If(check.pool_half_fits & (per != 0) & ~pcur.last & ~b.pf):
+                m.d.sync += [b.pf.eq(1), pband.py.eq(pband.py + per)]
+                m.next = "POOL_BAND_A"
+            with m.Elif(b.pool.done):
                 m.d.sync += pband.py.eq(pband.py + b.pool.rows)
-                with m.If(pband.last):
+                with m.If(pcur.last):
                     m.d.sync += b.pool_after_load.eq(0)
                     m.next = "LAYER_END"
                 with m.Else():
                     m.next = "POOL_BAND_A"
+        with m.State("POOL_WAIT"):
+            # The prefetched band is in: once the unit is done with this one, it pools that
+            # one from the other half.
+            with m.If(pcur.seen | b.pool.done):
+                m.d.sync += [b.pf.eq(0), b.half.eq(~b.half),
+                             pcur.py.eq(pband.py), pcur.rows.eq(pband.rows),
+                             pcur.pad_top.eq(pband.pad_top), pcur.last.eq(pband.last)]
+                m.next = "POOL_GO"
+        with m.State("POOL_GO"):
+            m.d.comb += b.pool.start.eq(1)
+            m.next = "POOL"
 
     def _compute_states(self, m, b):
         """The core runs while the weights stream in and the writer drains; then the pool pass."""

@@ -58,7 +58,8 @@ class LayerCheck(wiring.Component):
     ``is_average`` / ``is_gap``: the kind (registered, like ``window`` and the map: valid from
     the cycle after step A). The pool pass's ``window`` and map (``map_h``,
     ``map_w``, ``map_groups``: a pooling layer's input or a conv's output); ``half_fits``: the
-    largest band fits half the IFM store (band prefetch); ``weights_fit``: all weights fit.
+    largest band fits half the IFM store (band prefetch), ``pool_half_fits`` the pool pass's
+    (pool band prefetch); ``weights_fit``: all weights fit.
     ``out_stride``: bytes from one output pixel to the next in DRAM (the padded channels, or the
     concat tensor's `out_c_total`); ``output_start`` includes `out_c_offset`. The derived sizes
     stay valid for the whole layer: ``blocked`` (input-channel blocks), ``block_groups`` and
@@ -81,7 +82,7 @@ class LayerCheck(wiring.Component):
             "consistent": Out(1), "supported": Out(1), "fits": Out(1), "in_window": Out(1),
             "is_add": Out(1), "is_concat": Out(1), "out_stride": Out(20),
             "weights_fit": Out(1), "is_pool": Out(1), "is_average": Out(1), "is_gap": Out(1),
-            "window": Out(pool_window_layout()), "half_fits": Out(1),
+            "window": Out(pool_window_layout()), "half_fits": Out(1), "pool_half_fits": Out(1),
             "map_h": Out(16), "map_w": Out(16), "map_groups": Out(16),
             "blocked": Out(1), "block_groups": Out(16), "block_bytes": Out(32), "seg": Out(1),
             "kt_words": Out(24),
@@ -212,6 +213,7 @@ class LayerCheck(wiring.Component):
                      self.weights_fit.eq(v["w_words"] <= cfg.weight_depth),
                      # the largest band fits half the store: bands can be double-buffered
                      self.half_fits.eq(self._geo[0].lines <= cfg.ifm_bank_lines // 2),
+                     self.pool_half_fits.eq(self._geo[1].lines <= cfg.ifm_bank_lines // 2),
                      # An ADD runs in chunks through its own buffer: it always fits.
                      self.fits.eq(self.is_add | self.is_concat
                                   | Mux(self.is_pool, self._pool_fits(),

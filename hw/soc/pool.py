@@ -5,17 +5,20 @@ window count, SPEC section 8) or global average."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.config import SenseConfig
+from hw.config import LANE_BITS, SenseConfig
 from hw.core.requant import ShiftControls, round_shift_saturate
 from hw.layouts import DIM_BITS, ifm_taps_layout
 from hw.soc.dma import ADDR_BITS, DATA_BITS, dma_command_layout
 
-__all__ = ["PoolUnit", "pool_window_layout", "divisor_layout", "DIVISORS", "SUM_BITS"]
+__all__ = ["PoolUnit", "pool_window_layout", "divisor_layout", "DIVISORS", "SUM_BITS",
+           "ROW_BANKS", "ROW_DEPTH"]
 
 #: Entries of the divisor memory: an AVGPOOL window has at most this many taps (entry n - 1 is
 #: the (mult, shift) of a window that averages n values; GAP uses entry 0 only).
@@ -24,6 +27,14 @@ DIVISORS = 256
 SUM_BITS = 24
 #: Stages of the finished-window path after the window's last tap: divisor read, product.
 TAIL_STAGES = 2
+#: Row reuse: a max-pool with a vertical stride of 1 and a window of 2 .. ROW_BANKS rows keeps
+#: every window row's maximum (per channel of a line, over the row's taps) of its last rows in
+#: ROW_BANKS memories of ROW_DEPTH lines, one per map row mod kh, at pooled column x and line cl
+#: (x * lines + cl): a pooled row after a band's first reads only its window's last row; the
+#: other rows' maxima come from the memories. When a pooled row's lines (pooled columns x
+#: lines of channel groups) exceed ROW_DEPTH, every window reads all its rows.
+ROW_BANKS = 3
+ROW_DEPTH = 512
 #: Width of the walker's signed pixel indices (maps of up to 2**12 x 2**12, windows reaching
 #: into the padding).
 IDX_BITS = 28
@@ -85,6 +96,9 @@ class PoolUnit(wiring.Component):
         cfg = self._config
         lg_m = cfg.group.bit_length() - 1
         walk = {name: Signal(16, name=f"p_{name}") for name in ("y", "x", "cl", "wy")}
+        # row reuse: the row memory of the window's first row, the pooled (x, cl)'s address
+        walk |= {"base": Signal(range(ROW_BANKS), name="p_base"),
+                 "ra": Signal(range(ROW_DEPTH), name="p_ra")}
         walk |= {"y0": Signal(signed(20), name="p_y0"), "x0": Signal(signed(20), name="p_x0"),
                  # the tap of the chunk's first pixel in its window row (-(taps - 1) ..)
                  "tb": Signal(signed(18), name="p_tb")}
@@ -95,7 +109,9 @@ class PoolUnit(wiring.Component):
         size = {"poh": self.rows, "pow": Signal(16), "words": Signal(40),
                 "row_words": Signal(32), "offset": Signal(48), "gl": Signal(16),
                 "last_words": Signal(range(cfg.ifm_words_per_line + 1)),
-                "row_step": Signal(signed(IDX_BITS)), "idx0": Signal(signed(IDX_BITS))}
+                "row_step": Signal(signed(IDX_BITS)), "idx0": Signal(signed(IDX_BITS)),
+                "row_lines": Signal(32), "skip": Signal(signed(IDX_BITS)),
+                "reuse": Signal(name="pool_reuse")}
         # `queued`: a finished beat waiting for the output register (`data`): the walk stalls
         # only while both hold one, never for the cycle the DMA takes a beat.
         out = {"emitted": Signal(40), "fill": Signal(range(cfg.ifm_words_per_line)),
@@ -134,13 +150,19 @@ class PoolUnit(wiring.Component):
                 with m.If(more_w):
                     m.d.sync += [cnt_w.eq(cnt_w + win.sw), size["pow"].eq(size["pow"] + 1)]
                 with m.If(~more_h & ~more_w):
-                    m.d.sync += size["row_words"].eq(size["pow"] * self.gk)
+                    m.d.sync += [size["row_words"].eq(size["pow"] * self.gk),
+                                 size["row_lines"].eq(size["pow"] * size["gl"])]
                     m.next = "PLACE"
             with m.State("PLACE"):
                 m.d.sync += [size["words"].eq(size["poh"] * size["row_words"]),
                              size["offset"].eq(self.row0 * size["row_words"]),
                              size["row_step"].eq(win.sh * self.map_w),
                              size["idx0"].eq(-(win.pt * self.map_w) - win.pl),
+                             # (row reuse: from a window's first row's first tap to its last's)
+                             size["skip"].eq(Mux(win.kh == 3, self.map_w << 1, self.map_w)),
+                             size["reuse"].eq(~self.average & (win.sh == 1) & (win.kh >= 2)
+                                              & (win.kh <= ROW_BANKS)
+                                              & (size["row_lines"] <= ROW_DEPTH)),
                              out["emitted"].eq(0)]
                 with m.If((size["poh"] == 0) | (size["row_words"] == 0)):
                     m.d.sync += size["words"].eq(0)
@@ -152,8 +174,11 @@ class PoolUnit(wiring.Component):
                              self.cmd.payload.addr.eq(self.base + (size["offset"] << lg_m)),
                              self.cmd.payload.length.eq(size["words"] << lg_m)]
                 with m.If(self.cmd.ready):
+                    # A band that starts inside a beat (its first pooled row's words do not
+                    # fill whole beats): the packing starts at the lane of its first byte.
+                    m.d.sync += out["fill"].eq(self.cmd.payload.addr[lg_m:LANE_BITS])
                     m.d.sync += [run.eq(1), walk["y0"].eq(-win.pt), walk["x0"].eq(-win.pl)]
-                    m.d.sync += [walk[n].eq(0) for n in ("y", "x", "cl", "wy")]
+                    m.d.sync += [walk[n].eq(0) for n in ("y", "x", "cl", "wy", "base", "ra")]
                     m.d.sync += self._row_start(walk, size["idx0"], ("irow", "iw", "ir"))
                     m.next = "RUN"
             with m.State("RUN"):
@@ -170,11 +195,17 @@ class PoolUnit(wiring.Component):
         lanes = cfg.group * cfg.ifm_words_per_line
         win = self.window
         advance = ~(out["queued"] & self.data.valid)
+        # (row reuse: `row_first` / `row_last` a window row's first / last read, `bank` the row
+        # memory of its map row, `later` a window that reads its last row only)
         flags = data.StructLayout({"valid": 1, "first": 1, "last": 1, "last_line": 1,
-                                   "inb": taps, "inpad": taps})
+                                   "inb": taps, "inpad": taps, "row_first": 1, "row_last": 1,
+                                   "bank": range(ROW_BANKS), "later": 1})
         st1, st2, st3 = (Signal(flags, name=f"pool_st{i}") for i in (1, 2, 3))
         idx1 = Signal(signed(IDX_BITS))
         cl1 = Signal(16)
+        ra1, ra2 = (Signal(range(ROW_DEPTH), name=f"pool_ra{i}") for i in (1, 2))
+        later = size["reuse"] & (walk["y"] != 0)
+        bank = walk["base"] + walk["wy"]
         acc = Signal(data.ArrayLayout(signed(SUM_BITS), lanes))
         count = Signal(17)            # the window's taps that count for its average
         y = walk["y0"] + walk["wy"]
@@ -190,7 +221,10 @@ class PoolUnit(wiring.Component):
             m.d.sync += [
                 st1.valid.eq(run),
                 st1.inb.eq(Cat(*inb)), st1.inpad.eq(Cat(*inpad)),
-                st1.first.eq((walk["wy"] == 0) & (walk["tb"] <= 0)),
+                st1.first.eq((walk["wy"] == Mux(later, win.kh - 1, 0)) & (walk["tb"] <= 0)),
+                st1.row_first.eq(walk["tb"] <= 0), st1.row_last.eq(walk["tb"] + taps >= win.kw),
+                st1.bank.eq(Mux(bank >= win.kh, bank - win.kh, bank)), st1.later.eq(later),
+                ra1.eq(walk["ra"]), ra2.eq(ra1),
                 st1.last.eq((walk["wy"] + 1 == win.kh) & (walk["tb"] + taps >= win.kw)),
                 st1.last_line.eq(walk["cl"] + 1 == size["gl"]),
                 idx1.eq(walk["ir"] + walk["tb"]), cl1.eq(walk["cl"]),
@@ -200,6 +234,8 @@ class PoolUnit(wiring.Component):
                      self.rd_en.eq(advance & st1.valid & st1.inb.any())]
         # (stage 2 holds the read; its data is on rd_data while stage 2 advances)
         counts = Mux(self.count_pad, st2.inpad, st2.inb)
+        rows = self._row_memories(m, advance, st2, ra1, ra2, size["reuse"], lanes)
+        hrow = Signal(data.ArrayLayout(signed(8), lanes))   # the window row's maximum so far
         with m.If(advance & st2.valid):
             m.d.sync += count.eq(Mux(st2.first, 0, count) + sum(counts[j] for j in range(taps)))
             for lane in range(lanes):
@@ -208,12 +244,42 @@ class PoolUnit(wiring.Component):
                 with m.If(self.average):
                     m.d.sync += acc[lane].eq(Mux(st2.first, 0, acc[lane]) + sum(taken))
                 with m.Else():
-                    # a maximum is an int8: padding and taps past the row never win
-                    best = _maximum(taken + [Mux(st2.first, -128, acc[lane][:8].as_signed())])
+                    # a maximum is an int8: padding and taps past the row never win; the
+                    # window's other rows come from the row memories (row reuse)
+                    row_best = _maximum(taken + [Mux(st2.row_first, -128, hrow[lane])])
+                    m.d.comb += rows.row_max[lane].eq(row_best)
+                    m.d.sync += hrow[lane].eq(row_best)
+                    before = Mux(st2.first, Mux(st2.later, rows.others[lane], -128),
+                                 acc[lane][:8].as_signed())
+                    best = _maximum([row_best, before])
                     m.d.sync += acc[lane].eq(best)
         word = self._divide(m, advance, st3, acc, count)
         self._pack(m, advance, word, size, out)
         self._walk(m, walk, run, size, advance)
+
+    def _row_memories(self, m, advance, st2, ra1, ra2, reuse, lanes):
+        """Row reuse: the ROW_BANKS row memories, read at stage 1's address (the data with
+        stage 2), written with a window row's maximum (`row_max`, stage 2's row) at its last
+        read; `others`: the maximum of the window's other rows (every memory of a map row of
+        the window but the one stage 2 reads), for a window that reads its last row only."""
+        kh = self.window.kh
+        line = data.ArrayLayout(signed(8), lanes)
+        ns = SimpleNamespace(row_max=Signal(line, name="pool_row_max"),
+                             others=Signal(line, name="pool_row_others"))
+        words = []
+        for j in range(ROW_BANKS):
+            mem = Memory(shape=line, depth=ROW_DEPTH, init=[])
+            m.submodules[f"pool_rows{j}"] = mem
+            wr = mem.write_port()
+            rd = mem.read_port(transparent_for=(wr,))
+            m.d.comb += [rd.addr.eq(ra1), rd.en.eq(advance),
+                         wr.addr.eq(ra2), wr.data.eq(ns.row_max),
+                         wr.en.eq(advance & st2.valid & st2.row_last & reuse & (st2.bank == j))]
+            words.append((rd.data, (j < kh) & (st2.bank != j)))
+        for lane in range(lanes):
+            m.d.comb += ns.others[lane].eq(_maximum(
+                [Mux(use, word[lane], -128) for word, use in words]))
+        return ns
 
     def _divide(self, m, advance, st3, acc, count):
         """A finished window (stage 3, last tap): its divisor read (stage 4), its sums times the
@@ -265,26 +331,35 @@ class PoolUnit(wiring.Component):
                     m.d.comb += joined.eq(held | (masked << (8 * M * f)))
         total = fill + n
         queued, queue = out["queued"], out["beat"]
-        # The queued beat moves to the output register when that is free or being taken (the
-        # walk advances only when it is sure to: `advance`); a new beat may take its place.
-        move = queued & (~self.data.valid | self.data.ready)
+        # A finished beat (`push`, `pbeat`) goes to the output register when that is free or
+        # being taken, else it waits in the queue; the queued beat moves on first. The walk
+        # advances only when it is sure to (`advance`: not both full), so a beat a cycle flows
+        # while the DMA takes one a cycle.
+        free = ~self.data.valid | self.data.ready
+        move = queued & free
         push = Signal(name="pool_push")
-        with m.If(move):
-            m.d.sync += [self.data.payload.eq(queue), self.data.valid.eq(1)]
-        with m.Elif(self.data.valid & self.data.ready):
-            m.d.sync += self.data.valid.eq(0)
+        pbeat = Signal(beat, name="pool_pbeat")
         with m.If(advance & valid):
             m.d.sync += emitted.eq(emitted + n)
             with m.If(total >= wpl):
-                m.d.comb += push.eq(1)
-                m.d.sync += [queue.eq(joined[:beat]), held.eq(joined[beat:]),
-                             fill.eq(total - wpl)]
+                m.d.comb += [push.eq(1), pbeat.eq(joined[:beat])]
+                m.d.sync += [held.eq(joined[beat:]), fill.eq(total - wpl)]
             with m.Else():
                 m.d.sync += [held.eq(joined[:beat]), fill.eq(total)]
         with m.Elif(~queued & (emitted == size["words"]) & (fill != 0)):
-            m.d.comb += push.eq(1)
-            m.d.sync += [queue.eq(held), held.eq(0), fill.eq(0)]
-        m.d.sync += queued.eq(push | (queued & ~move))
+            m.d.comb += [push.eq(1), pbeat.eq(held)]
+            m.d.sync += [held.eq(0), fill.eq(0)]
+        with m.If(move):
+            m.d.sync += [self.data.payload.eq(queue), self.data.valid.eq(1)]
+            with m.If(push):
+                m.d.sync += queue.eq(pbeat)
+        with m.Elif(push & free):
+            m.d.sync += [self.data.payload.eq(pbeat), self.data.valid.eq(1)]
+        with m.Elif(push):
+            m.d.sync += queue.eq(pbeat)
+        with m.Elif(self.data.valid & self.data.ready):
+            m.d.sync += self.data.valid.eq(0)
+        m.d.sync += queued.eq(Mux(move, push, queued | (push & ~free)))
 
     def _row_start(self, walk, index, names):
         """Assignments that start a window row whose first tap has pixel index `index`: the
@@ -296,6 +371,9 @@ class PoolUnit(wiring.Component):
     def _walk(self, m, walk, run, size, advance):
         win = self.window
         taps = self._config.pool_taps
+        # Row reuse: a pooled row after the first starts each window at its last row.
+        later = size["reuse"] & (walk["y"] != 0)
+        skip = Mux(later, size["skip"], 0)
         with m.If(run & advance):
             with m.If(walk["tb"] + taps < win.kw):
                 m.d.sync += walk["tb"].eq(walk["tb"] + taps)
@@ -303,26 +381,36 @@ class PoolUnit(wiring.Component):
                 m.d.sync += walk["wy"].eq(walk["wy"] + 1)
                 m.d.sync += self._row_start(walk, walk["ir"] + self.map_w, ("ir",))
             with m.Else():
-                m.d.sync += walk["wy"].eq(0)
+                m.d.sync += [walk["wy"].eq(Mux(later, win.kh - 1, 0)),
+                             walk["ra"].eq(walk["ra"] + 1)]
                 with m.If(walk["cl"] + 1 != size["gl"]):
                     m.d.sync += walk["cl"].eq(walk["cl"] + 1)
-                    m.d.sync += self._row_start(walk, walk["iw"], ("ir",))
+                    m.d.sync += self._row_start(walk, walk["iw"] + skip, ("ir",))
                 with m.Else():
                     m.d.sync += walk["cl"].eq(0)
                     with m.If(walk["x"] + 1 != size["pow"]):
                         m.d.sync += [walk["x"].eq(walk["x"] + 1),
-                                     walk["x0"].eq(walk["x0"] + win.sw)]
-                        m.d.sync += self._row_start(walk, walk["iw"] + win.sw, ("iw", "ir"))
+                                     walk["x0"].eq(walk["x0"] + win.sw),
+                                     walk["iw"].eq(walk["iw"] + win.sw)]
+                        m.d.sync += self._row_start(walk, walk["iw"] + win.sw + skip, ("ir",))
                     with m.Else():
-                        m.d.sync += [walk["x"].eq(0), walk["x0"].eq(-win.pl)]
-                        with m.If(walk["y"] + 1 != size["poh"]):
-                            m.d.sync += [walk["y"].eq(walk["y"] + 1),
-                                         walk["y0"].eq(walk["y0"] + win.sh)]
-                            m.d.sync += self._row_start(walk, walk["irow"] + size["row_step"],
-                                                        ("irow", "iw", "ir"))
-                        with m.Else():
-                            m.d.sync += run.eq(0)
+                        m.d.sync += [walk["x"].eq(0), walk["x0"].eq(-win.pl),
+                                     walk["ra"].eq(0)]
+                        self._next_row(m, walk, size, run)
 
+    def _next_row(self, m, walk, size, run):
+        """The walk's next pooled row (its first window), or the walk's end."""
+        win = self.window
+        with m.If(walk["y"] + 1 != size["poh"]):
+            nxt = walk["irow"] + size["row_step"]
+            reuse = size["reuse"]
+            m.d.sync += [walk["y"].eq(walk["y"] + 1), walk["y0"].eq(walk["y0"] + win.sh),
+                         walk["irow"].eq(nxt), walk["iw"].eq(nxt),
+                         walk["wy"].eq(Mux(reuse, win.kh - 1, 0)),
+                         walk["base"].eq(Mux(walk["base"] + 1 == win.kh, 0, walk["base"] + 1))]
+            m.d.sync += self._row_start(walk, nxt + Mux(reuse, size["skip"], 0), ("ir",))
+        with m.Else():
+            m.d.sync += run.eq(0)
 
 def _maximum(values):
     """The largest of signed values, as a tree of comparisons."""
