@@ -251,60 +251,66 @@ def test_layer_check_verdicts_for_average_pooling():
     assert _verdicts(cfg, {**gap, "param_size": 2 * BEAT_BYTES})["consistent"] == 0
 
 
-def _pool_run(config, x, win: golden.Window, average=False, count_pad=False):
-    """PoolUnit alone over the map x (C, H, W) int8, its IFM reads answered from x a cycle
-    later, the DMA always ready: (the pooled map (C, OH, OW), cycles from start to done)."""
+def _pool_runs(config, cases):
+    """One PoolUnit, its IFM reads answered a cycle later, the DMA always ready, over each case
+    (x (C, H, W) int8, golden.Window, average, count_pad) in turn, one started after the other
+    finished (as the accelerator runs pool bands): per case (the pooled map (C, OH, OW), cycles
+    from start to done)."""
     dut = PoolUnit(config)
+    runs = []
+
+    async def bench(ctx):
+        for sig in (dut.cmd.ready, dut.data.ready):
+            ctx.set(sig, 1)
+        for x, win, average, count_pad in cases:
+            runs.append(await _pool_case(ctx, dut, config, x, win, average, count_pad))
+
+    run_testbench(dut, bench)
+    return runs
+
+
+async def _pool_case(ctx, dut, config, x, win, average, count_pad):
+    """One pool pass of `_pool_runs`: (the pooled map, cycles from start to done)."""
     chans, h, w = x.shape
     m, wpl = config.group, config.ifm_words_per_line
     (kh, kw), (sh, sw), pads = win.kernel, win.stride, win.pads
     padded = np.zeros((-(-chans // (m * wpl)) * m * wpl, h * w + config.pool_taps), np.uint8)
     padded[:chans, :h * w] = x.reshape(chans, -1).view(np.uint8)
-    beats = []
-
-    async def bench(ctx):
-        fields = dict(zip(("kh", "kw", "sh", "sw", "pt", "pl", "pb", "pr"),
-                          (kh, kw, sh, sw, *pads)))
-        for name, value in fields.items():
-            ctx.set(getattr(dut.window, name), value)
-        for sig, value in ((dut.map_h, h), (dut.map_w, w), (dut.gk, -(-chans // m)),
-                           (dut.average, average), (dut.count_pad, count_pad),
-                           (dut.ceil, win.ceil_mode),
-                           (dut.cmd.ready, 1), (dut.data.ready, 1)):
-            ctx.set(sig, value)
-        for n in range(1, kh * kw + 1):
-            mult, shift = golden.scale_to_mult_shift(np.array([1.0 / n]))
-            ctx.set(dut.div_wr_addr, n - 1)
-            ctx.set(dut.div_wr_data, {"mult": int(mult[0]), "shift": int(shift[0])})
-            ctx.set(dut.div_wr_en, 1)
-            await ctx.tick()
-        ctx.set(dut.div_wr_en, 0)
-        ctx.set(dut.start, 1)
+    fields = dict(zip(("kh", "kw", "sh", "sw", "pt", "pl", "pb", "pr"), (kh, kw, sh, sw, *pads)))
+    for name, value in fields.items():
+        ctx.set(getattr(dut.window, name), value)
+    for sig, value in ((dut.map_h, h), (dut.map_w, w), (dut.gk, -(-chans // m)),
+                       (dut.average, average), (dut.count_pad, count_pad),
+                       (dut.ceil, win.ceil_mode)):
+        ctx.set(sig, value)
+    for n in range(1, kh * kw + 1):
+        mult, shift = golden.scale_to_mult_shift(np.array([1.0 / n]))
+        ctx.set(dut.div_wr_addr, n - 1)
+        ctx.set(dut.div_wr_data, {"mult": int(mult[0]), "shift": int(shift[0])})
+        ctx.set(dut.div_wr_en, 1)
         await ctx.tick()
-        ctx.set(dut.start, 0)
-        read = None
-        for cycle in range(1, 100_000):
-            if read is not None:                # the line `read` of pool_taps pixels
-                pixel, line = read
-                lanes = padded[line * m * wpl:(line + 1) * m * wpl,
-                               pixel:pixel + config.pool_taps]
-                ctx.set(dut.rd_data.as_value(), int.from_bytes(lanes.T.tobytes(), "little"))
-            read = (ctx.get(dut.rd_pixel), ctx.get(dut.rd_line)) if ctx.get(dut.rd_en) else None
-            assert read is None or read[0] % config.pool_taps == 0, read
-            if ctx.get(dut.data.valid):
-                beats.append(ctx.get(dut.data.payload))
-            if ctx.get(dut.done):
-                beats.append(cycle)
-                return
+    ctx.set(dut.div_wr_en, 0)
+    ctx.set(dut.start, 1)
+    await ctx.tick()
+    ctx.set(dut.start, 0)
+    read, beats = None, []
+    for cycle in range(1, 100_000):
+        if read is not None:                # the line `read` of pool_taps pixels
+            pixel, line = read
+            lanes = padded[line * m * wpl:(line + 1) * m * wpl, pixel:pixel + config.pool_taps]
+            ctx.set(dut.rd_data.as_value(), int.from_bytes(lanes.T.tobytes(), "little"))
+        read = (ctx.get(dut.rd_pixel), ctx.get(dut.rd_line)) if ctx.get(dut.rd_en) else None
+        assert read is None or read[0] % config.pool_taps == 0, read
+        if ctx.get(dut.data.valid):
+            beats.append(ctx.get(dut.data.payload))
+        if ctx.get(dut.done):
             await ctx.tick()
-        raise AssertionError("the pool unit did not finish")
-
-    run_testbench(dut, bench)
-    cycles = beats.pop()
-    oh, ow = win.out_size(h, w)
-    raw = b"".join(int(b).to_bytes(BEAT_BYTES, "little") for b in beats)
-    pooled = np.frombuffer(raw[:oh * ow * chans], np.int8).reshape(oh, ow, chans)
-    return pooled.transpose(2, 0, 1), cycles
+            oh, ow = win.out_size(h, w)
+            raw = b"".join(int(b).to_bytes(BEAT_BYTES, "little") for b in beats)
+            pooled = np.frombuffer(raw[:oh * ow * chans], np.int8).reshape(oh, ow, chans)
+            return pooled.transpose(2, 0, 1), cycle
+        await ctx.tick()
+    raise AssertionError("the pool unit did not finish")
 
 
 @pytest.mark.parametrize("cols, taps", [(1, 2), (8, 2), (8, 4), (8, 8)])
@@ -318,7 +324,7 @@ def test_pool_unit_reads_aligned_tap_groups(cols, taps):
     walk no cycle: it waits in the unit's beat queue)."""
     config = SenseConfig(rows=4, cols=cols, group=4, pool_width=taps)
     rng = np.random.default_rng(cols)
-    extra = set()
+    cases = []
     for kernel, stride, pads, (chans, h, w), ceil, average in (
             (3, 2, 1, (16, 9, 11), False, False), (2, 2, 0, (32, 8, 8), False, False),
             (3, 1, 1, (24, 7, 5), False, True), (5, 3, 2, (16, 13, 6), True, False),
@@ -330,17 +336,20 @@ def test_pool_unit_reads_aligned_tap_groups(cols, taps):
             *([(3, 1, 1, (256, 2, 33), False, False)] if taps == 8 else [])):
         win = golden.Window.of(kernel, stride, pads, ceil_mode=ceil)
         x = rng.integers(-128, 128, (chans, h, w)).astype(np.int8)
-        for count_pad in ((False, True) if average else (False,)):
-            got, cycles = _pool_run(config, x, win, average, count_pad)
-            if average:
-                want = golden.avgpool2d(x[None], win, count_include_pad=count_pad)[0]
-            else:
-                want = golden.maxpool2d(x[None], win)[0]
-            assert np.array_equal(got, want), (kernel, stride, pads, average, count_pad)
-            oh, ow = want.shape[1:]
-            lines = -(-chans // (config.group * config.ifm_words_per_line))
-            reuse = pool_row_reuse(win, ow, lines, average)
-            reads = lines * pool_reads(oh, ow, w, win, win.pads[0], config.pool_taps, reuse)
-            words = oh * ow * -(-chans // config.group)
-            extra.add(cycles - reads - (words % config.ifm_words_per_line != 0) - max(oh, ow))
+        cases += [(x, win, average, count_pad)
+                  for count_pad in ((False, True) if average else (False,))]
+    extra = set()
+    for (x, win, average, count_pad), (got, cycles) in zip(cases, _pool_runs(config, cases)):
+        if average:
+            want = golden.avgpool2d(x[None], win, count_include_pad=count_pad)[0]
+        else:
+            want = golden.maxpool2d(x[None], win)[0]
+        assert np.array_equal(got, want), (win, average, count_pad)
+        chans, _, w = x.shape
+        oh, ow = want.shape[1:]
+        lines = -(-chans // (config.group * config.ifm_words_per_line))
+        reuse = pool_row_reuse(win, ow, lines, average)
+        reads = lines * pool_reads(oh, ow, w, win, win.pads[0], config.pool_taps, reuse)
+        words = oh * ow * -(-chans // config.group)
+        extra.add(cycles - reads - (words % config.ifm_words_per_line != 0) - max(oh, ow))
     assert len(extra) == 1, extra

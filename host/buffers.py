@@ -44,7 +44,7 @@ from hw.layouts import (
     weight_word_layout,
 )
 
-__all__ = ["ConvLayer", "descriptor_window", "pool_fit_problem", "pool_rows_geometry", "pool_map", "pool_bands", "pool_band_rows", "window_count", "layer_limit_problem", "buffer_problem", "k_tile_words", "layer_bands", "band_geometry", "ifm_words", "weight_words", "param_words", "layer_fields",
+__all__ = ["ConvLayer", "descriptor_window", "pool_fit_problem", "pool_rows_geometry", "pool_map", "pool_bands", "pool_band_rows", "window_count", "layer_limit_problem", "buffer_problem", "k_tile_words", "layer_bands", "band_geometry", "fits_half_store", "ifm_words", "weight_words", "param_words", "layer_fields",
            "assemble_output", "to_activation", "from_activation", "activation_beats"]
 
 
@@ -335,6 +335,13 @@ def band_geometry(d, config: SenseConfig):
     in_h = min(d.in_h, (rows - 1) * d.stride + d.kernel_h) if banded else d.in_h
     return ifm_geometry(in_h, d.in_w, d.in_groups, d.stride, d.pad, d.out_w, config,
                         pad_top=0 if banded else d.pad)
+
+
+def fits_half_store(geometry, config: SenseConfig) -> bool:
+    """Whether a band placed as `geometry` (`band_geometry`, `pool_rows_geometry`) fits half the
+    IFM store: the gateware then loads the next band into the other half while this one
+    computes or is pooled (band prefetch; LayerCheck's `half_fits` / `pool_half_fits`)."""
+    return geometry.lines <= config.ifm_bank_lines // 2
 
 
 def padded(channels, group):

@@ -19,10 +19,9 @@ import numpy as np
 
 from host import golden
 from host.buffers import (ConvLayer, band_geometry, channel_block_order, descriptor_window,
-                          kept_key, pool_band_rows, pool_fit_problem, buffer_problem,
+                          fits_half_store, kept_key, pool_band_rows, pool_fit_problem, buffer_problem,
                           layer_limit_problem, store_key, weight_records, weight_slots_of)
-from host.perf import (add_estimate, layer_estimate, pool_bands_choice, split_eligible,
-                       split_modelled)
+from host.perf import add_estimate, pool_bands_choice, schedule_choice
 from host.plan import Target, allocate, layer_tiling, plan_network
 from host.quant import QLayer, QNetwork, as_network
 from host.sparse import ungroup
@@ -37,7 +36,6 @@ from hw.layouts import (
     LayerDescriptor,
     psum_row_bytes,
     LayerFlags,
-    LayerHints,
     KINDS_RUN,
     LayerKind,
     POOL_KINDS,
@@ -182,52 +180,14 @@ def layer_geometry(in_shape, layer: QLayer, config: SenseConfig) -> LayerDescrip
 def _model_cycles(in_shape, layer: QLayer, config: SenseConfig, d: LayerDescriptor) -> int:
     """The performance model's cycles for a layer in one order, on an input without zeros,
     without its max-pool pass (the same in both orders), with its weights split where that is
-    faster (`_split_hint`)."""
-    return _split_hint(in_shape, layer, config, d)[1]
+    faster (`host.perf.schedule_choice`)."""
+    return schedule_choice(d, _ones_layer(in_shape, layer), config, bands=False)[1]
 
 
-def _split_hint(in_shape, layer: QLayer, config: SenseConfig, d: LayerDescriptor,
-                split: bool = True):
-    """`d` with the SPLIT_WEIGHTS hint where the gateware can split its weight reads
-    (`host.perf.split_eligible`), the model holds (`host.perf.split_modelled`: the ring does
-    not hold the streams back) and the performance model, on an input without zeros, finds
-    that faster (never without `split`); and the model's cycles without the max-pool pass."""
-    conv = ConvLayer(x=np.ones(in_shape, np.int8), w=layer.w, bias=layer.bias, mult=layer.mult,
+def _ones_layer(in_shape, layer: QLayer) -> ConvLayer:
+    """The layer on an input without zeros: what the packer's choices are modelled on."""
+    return ConvLayer(x=np.ones(in_shape, np.int8), w=layer.w, bias=layer.bias, mult=layer.mult,
                      shift=layer.shift, stride=layer.stride, pad=layer.pad)
-
-    def cycles(desc):
-        return layer_estimate(desc.replace(flags=int(desc.flags) & ~LayerFlags.POOL.value),
-                              conv, config)["cycles"]
-
-    plain = d.replace(hints=int(d.hints) & ~LayerHints.SPLIT_WEIGHTS.value)
-    best = (plain, cycles(plain))
-    if split and split_eligible(d, config) and split_modelled(d, config):
-        hinted = d.replace(hints=int(d.hints) | LayerHints.SPLIT_WEIGHTS.value)
-        best = min(best, (hinted, cycles(hinted)), key=lambda t: t[1])
-    return best
-
-
-def _prefetch_bands(in_shape, layer: QLayer, config: SenseConfig, d: LayerDescriptor,
-                    split: bool = True):
-    """`d` (a conv / FC in one band whose input the store does not already hold) in the bands
-    the performance model, on an input without zeros, finds fastest, or `d` as it is (with its
-    SPLIT_WEIGHTS hint, `_split_hint`) when no banding is faster. Only bands that fit half the
-    IFM store are tried: the gateware loads each while the one before computes (band prefetch,
-    `host.perf.layer_estimate`), so a layer whose input takes long to load overlaps most of
-    that load with its own computing and writing."""
-    best = _split_hint(in_shape, layer, config, d, split)
-    if (d.g("exec.band_rows") or d.g("exec.c_blocks") > 1 or d.pool or d.out_h < 2
-            or d.has(LayerFlags.INPUT_KEPT) or d.stride not in STRIDES
-            or not config.weight_port and d.has(LayerFlags.FUSE_ADD)):
-        return best
-    half = config.ifm_bank_lines // 2
-    for n in range(1, d.out_h):
-        banded = d.replace(graph={**d.graph, "exec.band_rows": n})
-        if band_geometry(banded, config).lines > half:
-            break
-        best = min(best, _split_hint(in_shape, layer, config, banded, split),
-                   key=lambda t: t[1])
-    return best
 
 
 # -- pack -----------------------------------------------------------------------------------------------
@@ -367,9 +327,9 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
     performance model finds that faster (`_fuse_pays`; "always": whenever it can): the conv
     writes the sum and the add moves no data (docs/memory-image.md). With `split_weights`, a
     layer whose weight reads the gateware can split between its two read ports gets the
-    SPLIT_WEIGHTS hint when the model finds that faster (`_split_hint`). With `prefetch_bands`,
+    SPLIT_WEIGHTS hint when the model finds that faster (`host.perf.schedule_choice`). With `prefetch_bands`,
     a layer that fits in one band runs in bands that fit half the IFM store when the model finds
-    that faster (`_prefetch_bands`: each band's input loads while the band before computes)."""
+    that faster (`schedule_choice`: each band's input loads while the band before computes)."""
     if order not in ("auto", "weight", "ifm"):
         raise ImageError(f"order must be auto, weight or ifm, not {order!r}")
     if fuse_add not in (True, False, "always"):
@@ -423,7 +383,7 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
 
 def _schedule(descriptors, qnet, ins, config, split_weights, prefetch_bands) -> list:
     """Every conv / FC descriptor with its SPLIT_WEIGHTS hint (`split_weights`) or in prefetch
-    bands (`prefetch_bands`, `_prefetch_bands`), whichever the model finds fastest, and every
+    bands (`prefetch_bands`), whichever the model finds fastest (`host.perf.schedule_choice`), and every
     pool pass in the pool bands the model finds fastest (`host.perf.pool_bands_choice`). A
     pooling layer or a conv / FC whose
     one-band input the next layer keeps (INPUT_KEPT) stays in one band, as do those whose input
@@ -437,10 +397,8 @@ def _schedule(descriptors, qnet, ins, config, split_weights, prefetch_bands) -> 
             d = out[i] = pool_bands_choice(d, config)
         if layer.kind not in ("conv", "fc"):
             continue
-        if prefetch_bands and not feeds_kept:
-            out[i], _ = _prefetch_bands(ins[i][0], layer, config, d, split_weights)
-        else:
-            out[i], _ = _split_hint(ins[i][0], layer, config, d, split_weights)
+        out[i], _ = schedule_choice(d, _ones_layer(ins[i][0], layer), config, split_weights,
+                                    bands=prefetch_bands and not feeds_kept)
     return out
 
 
@@ -570,17 +528,20 @@ def _band_that_fits(geo, rows: int, config: SenseConfig, prefetch: bool = True) 
     (the gateware's rule, `band_geometry`; the planner counts raw bytes), then, with
     `prefetch` (not for input-channel blocks) and where a band of at least one row can, until
     it fits half the store: the gateware then loads each band while the one before computes."""
-    def lines(n):
-        return band_geometry(geo.replace(graph={"exec.band_rows": n}), config).lines
+    def geometry(n):
+        return band_geometry(geo.replace(graph={"exec.band_rows": n}), config)
+
+    def half(n):
+        return fits_half_store(geometry(n), config)
 
     if geo.stride not in STRIDES:
         return rows
-    while rows > 1 and lines(rows) > config.ifm_bank_lines:
+    while rows > 1 and geometry(rows).lines > config.ifm_bank_lines:
         rows -= 1
     full = rows
-    while prefetch and rows > 1 and lines(rows) > config.ifm_bank_lines // 2:
+    while prefetch and rows > 1 and not half(rows):
         rows -= 1
-    return rows if lines(rows) <= config.ifm_bank_lines // 2 else full
+    return rows if half(rows) else full
 
 
 def _other_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph, offsets,

@@ -41,11 +41,12 @@ import dataclasses
 
 import numpy as np
 
-from host.buffers import (ConvLayer, band_geometry, descriptor_window, k_tile_words, layer_bands,
-                          pool_bands, pool_map, pool_rows_geometry, window_count)
+from host.buffers import (ConvLayer, band_geometry, descriptor_window, fits_half_store,
+                          k_tile_words, layer_bands, pool_bands, pool_map, pool_rows_geometry,
+                          window_count)
 from host.sparse import pad_channels
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
-from hw.core.ifm_store import SETTLE, load_pieces
+from hw.core.ifm_store import SETTLE, STRIDES, load_pieces
 from hw.layouts import (DESCRIPTOR_BYTES, POOL_KINDS, LayerDescriptor, LayerFlags, LayerHints,
                         LayerKind, psum_row_bytes, record_bytes, weight_word_layout)
 from hw.soc.add_unit import CHUNK_BEATS
@@ -53,7 +54,7 @@ from hw.soc.pool import ROW_BANKS, ROW_DEPTH, TAIL_STAGES
 from hw.soc.output_writer import whole_tile_writes
 from hw.soc.psum import PSUM_WRITE_CYCLES, psum_row_beats
 
-__all__ = ["pool_bands_choice", "pool_prefetch", "skip_mask", "core_cycles", "tile_cycles", "tail_costs", "fill_drain_cycles", "useful_macs",
+__all__ = ["pool_bands_choice", "schedule_choice", "pool_prefetch", "skip_mask", "core_cycles", "tile_cycles", "tail_costs", "fill_drain_cycles", "useful_macs",
            "layer_estimate", "SETUP_CYCLES", "OUTPUT_STAGES", "RUN_STATES", "READ_OVERHEAD",
            "add_estimate", "pool_pass", "pool_reads", "pool_row_reuse", "pool_estimate", "concat_estimate"]
 
@@ -357,7 +358,7 @@ def pool_prefetch(d: LayerDescriptor, config: SenseConfig) -> bool:
     bands (`exec.pool_band_rows`) that fit half the IFM store."""
     per = d.g("exec.pool_band_rows")
     return bool(per) and len(pool_bands(d, config)) > 1 and \
-        pool_rows_geometry(d, config, per)[0].lines <= config.ifm_bank_lines // 2
+        fits_half_store(pool_rows_geometry(d, config, per)[0], config)
 
 
 def pool_bands_choice(d: LayerDescriptor, config: SenseConfig) -> LayerDescriptor:
@@ -370,7 +371,7 @@ def pool_bands_choice(d: LayerDescriptor, config: SenseConfig) -> LayerDescripto
     if win.stride[0] > win.kernel[0]:           # (bands do not take it)
         return d
     for per in range(1, pool_map(d, config)[0]):
-        if pool_rows_geometry(d, config, per)[0].lines > config.ifm_bank_lines // 2:
+        if not fits_half_store(pool_rows_geometry(d, config, per)[0], config):
             break
         banded = d.replace(graph={**d.graph, "exec.pool_band_rows": per})
         if len(pool_bands(banded, config)) < 2:
@@ -506,6 +507,41 @@ def splits_weights(d: LayerDescriptor, config: SenseConfig) -> bool:
     return split_eligible(d, config) and bool(int(d.hints) & LayerHints.SPLIT_WEIGHTS.value)
 
 
+def schedule_choice(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
+                    split: bool = True, bands: bool = True) -> tuple[LayerDescriptor, int]:
+    """(descriptor, cycles): `d` (a conv / FC) as the packer schedules it, and the model's cycles
+    for it without its max-pool pass. The SPLIT_WEIGHTS hint is set where the gateware can split
+    the weight reads (`split_eligible`), the model holds (`split_modelled`) and it is faster
+    (never without `split`). With `bands`, a layer in one band whose input the store does not
+    already hold is cut into the bands fitting half the IFM store that are fastest, if any is
+    faster: the gateware loads each band while the one before computes (band prefetch), so the
+    input's load overlaps the layer's computing and writing. The packer
+    (`host.image.pack_image`) and the planner (`host.plan`) both choose with this."""
+    def cycles(desc):
+        return layer_estimate(desc.replace(flags=int(desc.flags) & ~LayerFlags.POOL.value),
+                              layer, config)["cycles"]
+
+    def hinted(desc):
+        plain = desc.replace(hints=int(desc.hints) & ~LayerHints.SPLIT_WEIGHTS.value)
+        best = (plain, cycles(plain))
+        if split and split_eligible(desc, config) and split_modelled(desc, config):
+            hint = desc.replace(hints=int(desc.hints) | LayerHints.SPLIT_WEIGHTS.value)
+            best = min(best, (hint, cycles(hint)), key=lambda t: t[1])
+        return best
+
+    best = hinted(d)
+    if (not bands or d.g("exec.band_rows") or d.g("exec.c_blocks") > 1 or d.pool
+            or d.out_h < 2 or d.has(LayerFlags.INPUT_KEPT) or d.stride not in STRIDES
+            or not config.weight_port and d.has(LayerFlags.FUSE_ADD)):
+        return best
+    for n in range(1, d.out_h):
+        banded = d.replace(graph={**d.graph, "exec.band_rows": n})
+        if not fits_half_store(band_geometry(banded, config), config):
+            break
+        best = min(best, hinted(banded), key=lambda t: t[1])
+    return best
+
+
 def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
                    skip: bool = True) -> dict:
     """Cycles, DRAM bytes, MACs and skipped groups of one layer of a run: `d` its descriptor,
@@ -575,7 +611,7 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
     # (not with a fused add on one port: the read channel carries its residual; with the weight
     # port the residual reads take that port once the weights are in)
     prefetch = resident and not blocked and (not fuse or config.weight_port) and len(bands) > 1 \
-        and band_geometry(d, config).lines <= config.ifm_bank_lines // 2
+        and fits_half_store(band_geometry(d, config), config)
     split = splits_weights(d, config)
     write_bytes = pixels * kpad
     if fuse:

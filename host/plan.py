@@ -34,7 +34,7 @@ import numpy as np
 
 from host import golden
 from host import perf
-from host.buffers import ConvLayer, buffer_problem
+from host.buffers import ConvLayer, buffer_problem, layer_bands
 from host.nn import Network, load_key
 from hw.config import BEAT_BYTES, SenseConfig
 from hw.core.pixel_walker import tile_count
@@ -330,11 +330,15 @@ def _tiled(g, layer, in_shape, out_shape, t: Target, x, tiling, order, chip) -> 
     d = _descriptor(g, layer, cfg, order)
     if len(bands) == 1 and k_blocks == 1 and cb == 1 and g.batch == 1 and not any(chip) \
             and t.bytes_per_cycle == BEAT_BYTES and buffer_problem(d, cfg) is None:
-        # Today's hardware runs this layer as it is: its fitted model, nothing else.
-        # (its pool pass in the bands the packer chooses)
+        # Today's hardware runs this layer as it is: its fitted model, nothing else, on the
+        # descriptor the packer writes (its pool pass in the bands the packer chooses, its
+        # SPLIT_WEIGHTS hint or prefetch bands where the model finds them faster).
         d = perf.pool_bands_choice(d, cfg) if g.pool else d
+        d, _ = perf.schedule_choice(d, _conv_layer(g, np.ones_like(x)), cfg)
         est = perf.layer_estimate(d, _conv_layer(g, x), cfg)
         cycles, model = est["cycles"], "perf.layer_estimate"
+        band = d.g("exec.band_rows") or g.oh
+        bands = layer_bands(d)
         reads, writes = est["dram_read_bytes"], est["dram_write_bytes"]
     else:
         first = (_band_input_rows(g, *bands[0]) * row if not g.fc else ifm_pass) * (not chip[0]) \

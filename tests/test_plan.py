@@ -8,7 +8,7 @@ import pytest
 from host import perf, zoo
 from host.buffers import ConvLayer
 from host.digits import DEFAULT_MODEL
-from host.image import layer_table
+from host.image import layer_table, pack_image
 from host.model_files import load_model, save_onnx
 from host.nn import forward
 from host.pipeline import prepare_model
@@ -16,6 +16,7 @@ from host.plan import Target, allocate, plan_network
 from host.quant import quantize, quantize_input, run_int
 from hw.config import SenseConfig
 from hw.layouts import LayerFlags
+from sim.networks import vgg_style_network
 
 ZCU = SenseConfig.preset("zcu102")
 
@@ -82,6 +83,34 @@ def test_estimate_is_the_performance_model_for_layers_todays_hardware_runs(prese
         assert est["cycles"] == want["cycles"]
         assert est["dram_read_bytes"] == want["dram_read_bytes"]
         assert est["dram_write_bytes"] == want["dram_write_bytes"]
+
+
+def test_estimate_takes_the_packers_prefetch_bands():
+    """A conv the packer cuts into prefetch bands (the `vgg` test network's fourth layer on the
+    small preset: it fits the IFM store in one band) gets the estimate of the banded
+    descriptor, and every layer the estimate runs through the performance model gets the
+    packer's descriptor's figure."""
+    config = SenseConfig.preset("small")
+    rng = np.random.default_rng(5)
+    net = vgg_style_network(rng)
+    calib = rng.standard_normal((3,) + tuple(net.input_shape)).astype(np.float32)
+    qnet = quantize(net, calib, group=config.group)
+    _, descs = layer_table(pack_image(qnet, config), config)
+    _, unbanded = layer_table(pack_image(qnet, config, prefetch_bands=False), config)
+    plan = plan_network(net, Target(config, ifm="copies", ports=1))
+    checked = []
+    for i, (est, d, q) in enumerate(zip(plan["layers"], descs, qnet.layers)):
+        if est["model"] != "perf.layer_estimate":
+            continue
+        assert est["order"] == ("ifm" if d.ifm_stationary else "weight")
+        conv = ConvLayer(x=np.ones(net.in_shapes()[i][0], np.int8), w=q.w, bias=q.bias,
+                         mult=q.mult, shift=q.shift, stride=q.stride, pad=q.pad)
+        assert est["cycles"] == perf.layer_estimate(d, conv, config)["cycles"]
+        assert est["band_rows"] == (d.g("exec.band_rows") or d.out_h)
+        checked.append(i)
+    prefetched = [i for i in checked
+                  if descs[i].g("exec.band_rows") and not unbanded[i].g("exec.band_rows")]
+    assert prefetched == [3]
 
 
 # -- tiling -------------------------------------------------------------------------------------

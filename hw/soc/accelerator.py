@@ -83,6 +83,12 @@ DESC_BEATS = DESCRIPTOR_BYTES // BEAT_BYTES
 RECORD_BEATS = max(HEADER_BEATS, DESC_BEATS)     # the shift register records are read into
 
 
+def _take_band(pcur, pband) -> list:
+    """The pool unit's band (`pcur`) set to the sequencer's (`pband`)."""
+    return [pcur.py.eq(pband.py), pcur.rows.eq(pband.rows), pcur.pad_top.eq(pband.pad_top),
+            pcur.last.eq(pband.last)]
+
+
 class Accelerator(wiring.Component):
     """Sense: ``s_axil`` (AXI4-Lite slave, docs/registers.md), ``m_axi`` (AXI4 master, 128-bit,
     to DRAM), ``irq`` (level, IRQ_STATUS.done & IRQ_ENABLE.done), ``busy`` (for an LED).
@@ -320,8 +326,7 @@ class Accelerator(wiring.Component):
         # The pool unit's band follows the sequencer's while no pool band is prefetched.
         pcur, pband = b.pcur, b.pband
         with m.If(~b.pf):
-            m.d.sync += [pcur.py.eq(pband.py), pcur.rows.eq(pband.rows),
-                         pcur.pad_top.eq(pband.pad_top), pcur.last.eq(pband.last)]
+            m.d.sync += _take_band(pcur, pband)
         with m.If(pool.start):
             m.d.sync += pcur.seen.eq(0)
         with m.Elif(pool.done):
@@ -785,9 +790,7 @@ class Accelerator(wiring.Component):
             # The prefetched band is in: once the unit is done with this one, it pools that
             # one from the other half.
             with m.If(pcur.seen | b.pool.done):
-                m.d.sync += [b.pf.eq(0), b.half.eq(~b.half),
-                             pcur.py.eq(pband.py), pcur.rows.eq(pband.rows),
-                             pcur.pad_top.eq(pband.pad_top), pcur.last.eq(pband.last)]
+                m.d.sync += [b.pf.eq(0), b.half.eq(~b.half), *_take_band(pcur, pband)]
                 m.next = "POOL_GO"
         with m.State("POOL_GO"):
             m.d.comb += b.pool.start.eq(1)

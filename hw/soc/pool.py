@@ -154,12 +154,16 @@ class PoolUnit(wiring.Component):
                                  size["row_lines"].eq(size["pow"] * size["gl"])]
                     m.next = "PLACE"
             with m.State("PLACE"):
+                # (row reuse: from a window's first row's first tap to its last's, (kh - 1) map
+                # rows, for the window heights reuse takes: 2 .. ROW_BANKS)
+                skip = self.map_w
+                for kh in range(3, ROW_BANKS + 1):
+                    skip = Mux(win.kh == kh, self.map_w * (kh - 1), skip)
                 m.d.sync += [size["words"].eq(size["poh"] * size["row_words"]),
                              size["offset"].eq(self.row0 * size["row_words"]),
                              size["row_step"].eq(win.sh * self.map_w),
                              size["idx0"].eq(-(win.pt * self.map_w) - win.pl),
-                             # (row reuse: from a window's first row's first tap to its last's)
-                             size["skip"].eq(Mux(win.kh == 3, self.map_w << 1, self.map_w)),
+                             size["skip"].eq(skip),
                              size["reuse"].eq(~self.average & (win.sh == 1) & (win.kh >= 2)
                                               & (win.kh <= ROW_BANKS)
                                               & (size["row_lines"] <= ROW_DEPTH)),
