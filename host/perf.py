@@ -203,17 +203,17 @@ def useful_macs(layer: ConvLayer, config: SenseConfig) -> int:
 
 # The first two overheads below are fitted to the RTL by scripts/fit_perf_model.py (simulated
 # DRAM, cocotbext-axi's AxiRam, answering at once); docs/results/perf-model-fit.json has the
-# errors. BURST_OVERHEAD is measured where it shows: that calibration set gives 0 and 1 the same
-# error (0.95 %), the zcu102 accelerator's whole-tile writes (32 bursts a command) take one
-# cycle per extra burst (ResNet-50's layer1 blocks simulated at 64x32: -4.7 % with 0, +0.02 %
-# with 1; scripts/simulate_network.py).
+# errors. BURST_OVERHEAD is 0 since the DMA writer sends a burst's AW while the burst before
+# it is written (issue 15); before, each extra burst of a write command cost a cycle, which
+# showed on the zcu102 accelerator's whole-tile writes (32 bursts a command: ResNet-50's
+# layer1 blocks simulated at 64x32 were -4.7 % off with 0, +0.02 % with 1).
 #: Cycles of a DMA read from the command to the sequencer's next state, beyond one per beat
 #: (command, AR, the DRAM's latency, the last beat).
 READ_OVERHEAD = 8
 #: Cycles per output write command beyond one per beat (command, AW, next command).
 SEGMENT_OVERHEAD = 4
-#: Cycles per extra burst of a multi-burst write (the next AW; 0: it overlaps the last W).
-BURST_OVERHEAD = 1
+#: Cycles per extra burst of a multi-burst write (0: the next AW overlaps the burst before).
+BURST_OVERHEAD = 0
 #: Sequencer states per layer that move no data (descriptor address, window verdicts, checks,
 #: start, end).
 LAYER_STATES = 10
@@ -266,12 +266,14 @@ RUN_STATES = 4
 
 
 #: ADD layers (hw/soc/add_unit.py, the sequencer's ADD_* states): sequencer states of the layer
-#: beyond the descriptor read; cycles of each chunk beyond two per beat (its two reads) and one
-#: per 16-beat burst (chunk state, both read commands and the DRAM's latency, the add pipeline,
-#: the last write's response). Fitted on add-only networks (scripts/fit_add_model.py), checked
-#: on the residual networks of gateware_tests/test_system.py.
+#: beyond the descriptor read; cycles of each chunk beyond two per beat (its two reads): chunk
+#: state, both read commands and the DRAM's latency, the add pipeline, the write's AW, the last
+#: write's response. Fitted on add-only networks (scripts/fit_add_model.py), checked on the
+#: residual networks of gateware_tests/test_system.py.
 ADD_LAYER_STATES = 1
-ADD_CHUNK_OVERHEAD = 14   # 13 before the add unit registered its sums (issue 15, ECP5 timing)
+#: (13 + a cycle per 16-beat burst before the add unit registered its sums; 14 + one per burst
+#: until the DMA writer overlapped a burst's AW with the burst before: issue 15)
+ADD_CHUNK_OVERHEAD = 15
 #: A CONCAT's sequencer states beyond its descriptor read (address, checks, layer end); an ADD
 #: done by its producer (FUSE_ADD) takes the same path.
 CONCAT_STATES = 9
@@ -438,7 +440,7 @@ def add_estimate(d: LayerDescriptor, config: SenseConfig) -> dict:
     chunk = CHUNK_BEATS * BEAT_BYTES
     for start in range(0, tensor, chunk):
         beats = -(-min(chunk, tensor - start) // BEAT_BYTES)
-        cycles += ADD_CHUNK_OVERHEAD + 2 * beats + -(-beats // MAX_BURST)
+        cycles += ADD_CHUNK_OVERHEAD + 2 * beats
         read_bytes += 2 * beats * BEAT_BYTES
     return {"cycles": cycles, "dram_read_bytes": read_bytes, "dram_write_bytes": tensor,
             "macs": 0, "groups_skipped": 0}

@@ -184,9 +184,10 @@ class DmaWriter(wiring.Component):
     """Writes a stream of 128-bit beats to a byte range of DRAM.
 
     ``cmd`` (address, length) in, then ``data``: exactly the beats covering the range; bytes of
-    the first and last beat outside the range are not written (``wstrb``). Bursts go out AW then
-    their W beats; the B responses are collected on the side (up to ``outstanding`` bursts
-    unanswered), so the next burst or command does not wait for them. ``busy`` stays high until
+    the first and last beat outside the range are not written (``wstrb``). A burst's AW goes out
+    before its W beats, and the next burst's while they are sent, up to ``outstanding`` bursts
+    unanswered (the B responses are collected on the side), so neither the next burst nor the
+    next command waits for them: a long write takes one cycle per beat. ``busy`` stays high until
     every response is in. ``error`` (sticky until ``clear``): a command outside the window
     (dropped, its data not consumed, nothing issued) or a B response other than OKAY.
     ``bytes_written`` counts the bytes written (strobes set).
@@ -210,18 +211,30 @@ class DmaWriter(wiring.Component):
         valid, take, held, first, end, ok = _Planner.accept(m, self.cmd, self.window_base,
                                                             self.window_size)
 
-        addr = Signal(ADDR_BITS + 1)
-        remaining = Signal(LENGTH_BITS)          # beats not yet written
+        # The address side issues a command's bursts (AW) as long as fewer than `outstanding`
+        # are unanswered, ahead of their data; the data side sends the beats of the bursts
+        # whose AW has gone (`ahead`), so no cycle between bursts is lost to the next AW.
+        aw_addr = Signal(ADDR_BITS + 1)
+        aw_left = Signal(LENGTH_BITS)            # beats not yet in an AW
+        w_left = Signal(LENGTH_BITS)             # beats not yet written
+        w_count = Signal(range(MAX_BURST))       # beats of the current burst written
+        w_page = Signal(BURST_BOUNDARY.bit_length() - 1 - LANE_BITS)   # beat in its 4 KiB page
+        ahead = Signal(range(self._outstanding + 1))   # bursts issued whose data is not all sent
         # Strobes: only a command's first and last beats can be partial, so the byte masks of
         # those two beats are computed once, from the low bits of the range's ends (no
         # address compare per byte and beat).
         first_mask = Signal(BEAT_BYTES)
         last_mask = Signal(BEAT_BYTES)
         first_beat = Signal()
-        burst_left = Signal(range(MAX_BURST + 1))
         pending = Signal(range(self._outstanding + 1))   # bursts whose B has not come
         m.d.comb += [axi.awsize.eq(LANE_BITS), axi.awburst.eq(1)]  # whole beats, INCR
         idle = Signal()
+        aw_go = Signal()
+        w_go = Signal()
+        # A burst ends at the command's last beat, after MAX_BURST beats, or at a 4 KiB edge:
+        # where the address side's bursts (`_Planner.burst_beats`, each as long as allowed) end.
+        last_beat = w_left == 1
+        w_last = last_beat | (w_count == MAX_BURST - 1) | (w_page == (1 << len(w_page)) - 1)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -230,45 +243,45 @@ class DmaWriter(wiring.Component):
                     with m.If(ok):
                         lo = held.addr[:LANE_BITS]
                         hi = (held.addr + held.length - 1)[:LANE_BITS]     # the last byte
-                        m.d.sync += [addr.eq(first), remaining.eq((end - first) >> LANE_BITS),
+                        beats = (end - first) >> LANE_BITS
+                        m.d.sync += [aw_addr.eq(first), aw_left.eq(beats), w_left.eq(beats),
+                                     w_count.eq(0), w_page.eq(first[LANE_BITS:]),
                                      first_beat.eq(1),
                                      # (byte 15 is in every first beat, byte 0 in every last)
                                      *(first_mask[i].eq(lo <= i) for i in range(BEAT_BYTES - 1)),
                                      first_mask[-1].eq(1), last_mask[0].eq(1),
                                      *(last_mask[i].eq(hi >= i) for i in range(1, BEAT_BYTES))]
-                        m.next = "AW"
+                        m.next = "BUSY"
                     with m.Else():
                         m.d.sync += self.error.eq(1)
-            with m.State("AW"):
-                beats = _Planner.burst_beats(addr, remaining)
-                m.d.comb += [axi.awvalid.eq(pending < self._outstanding), axi.awaddr.eq(addr),
-                             axi.awlen.eq(beats - 1)]
-                with m.If(axi.awvalid & axi.awready):
-                    m.d.sync += [burst_left.eq(beats), remaining.eq(remaining - beats)]
-                    m.next = "W"
-            with m.State("W"):
+            with m.State("BUSY"):
+                beats = _Planner.burst_beats(aw_addr, aw_left)
+                m.d.comb += [axi.awvalid.eq((aw_left != 0) & (pending < self._outstanding)),
+                             axi.awaddr.eq(aw_addr), axi.awlen.eq(beats - 1),
+                             aw_go.eq(axi.awvalid & axi.awready)]
+                with m.If(aw_go):
+                    m.d.sync += [aw_addr.eq(aw_addr + (beats << LANE_BITS)),
+                                 aw_left.eq(aw_left - beats)]
                 strb = Signal(BEAT_BYTES)
-                last_beat = (remaining == 0) & (burst_left == 1)
                 m.d.comb += strb.eq(Mux(first_beat, first_mask, (1 << BEAT_BYTES) - 1)
                                     & Mux(last_beat, last_mask, (1 << BEAT_BYTES) - 1))
-                m.d.comb += [axi.wvalid.eq(self.data.valid), axi.wdata.eq(self.data.payload),
-                             axi.wstrb.eq(strb), axi.wlast.eq(burst_left == 1),
-                             self.data.ready.eq(axi.wready)]
-                with m.If(axi.wvalid & axi.wready):
-                    m.d.sync += [addr.eq(addr + BEAT_BYTES), burst_left.eq(burst_left - 1),
-                                 first_beat.eq(0),
+                m.d.comb += [axi.wvalid.eq(self.data.valid & (ahead != 0)),
+                             axi.wdata.eq(self.data.payload), axi.wstrb.eq(strb),
+                             axi.wlast.eq(w_last), self.data.ready.eq(axi.wready & (ahead != 0)),
+                             w_go.eq(axi.wvalid & axi.wready)]
+                with m.If(w_go):
+                    m.d.sync += [w_left.eq(w_left - 1), w_page.eq(w_page + 1),
+                                 w_count.eq(Mux(w_last, 0, w_count + 1)), first_beat.eq(0),
                                  self.bytes_written.eq(self.bytes_written
                                                        + sum(strb[i] for i in range(BEAT_BYTES)))]
-                    with m.If(burst_left == 1):
-                        with m.If(remaining == 0):
-                            m.next = "IDLE"
-                        with m.Else():
-                            m.next = "AW"
+                    with m.If(last_beat):
+                        m.next = "IDLE"
+        m.d.sync += ahead.eq(ahead + aw_go - (w_go & w_last))
         m.d.comb += axi.bready.eq(1)
         response = axi.bvalid & axi.bready
         with m.If(response & (axi.bresp != 0)):
             m.d.sync += self.error.eq(1)
-        m.d.sync += pending.eq(pending + (axi.awvalid & axi.awready) - response)
+        m.d.sync += pending.eq(pending + aw_go - response)
         with m.If(self.clear):
             m.d.sync += self.error.eq(0)
         m.d.comb += self.busy.eq(~idle | (pending != 0))

@@ -30,12 +30,26 @@ async def setup(dut, seed, p=0.3):
         ch.set_pause_generator(pauses(p, rng))
     ram.write(0, bytes(rng.getrandbits(8) for _ in range(RAM)))
     handshakes = {"ar": 0, "aw": 0}
+    bursts = []             # the beats of every burst whose AW has gone and W not all
 
     async def monitor():
+        # Counts the address handshakes, and checks that every W beat belongs to a burst whose
+        # AW has gone (or goes in the same cycle) and that WLAST ends it as its AWLEN says.
+        sent = 0
         while True:
             await RisingEdge(dut.clk)
             handshakes["ar"] += int(dut.m_axi__arvalid.value == 1 and dut.m_axi__arready.value == 1)
-            handshakes["aw"] += int(dut.m_axi__awvalid.value == 1 and dut.m_axi__awready.value == 1)
+            if dut.m_axi__awvalid.value == 1 and dut.m_axi__awready.value == 1:
+                handshakes["aw"] += 1
+                bursts.append(dut.m_axi__awlen.value.to_unsigned() + 1)
+            if dut.m_axi__wvalid.value == 1 and dut.m_axi__wready.value == 1:
+                assert bursts, "a W beat before its burst's AW"
+                sent += 1
+                assert (dut.m_axi__wlast.value == 1) == (sent == bursts[0]), \
+                    f"WLAST at beat {sent} of a burst of {bursts[0]}"
+                if sent == bursts[0]:
+                    bursts.pop(0)
+                    sent = 0
     await start_clock_and_reset(dut)
     cocotb.start_soon(monitor())
     return rng, ram, handshakes
@@ -155,3 +169,39 @@ async def commands_outside_the_window_issue_nothing(dut):
     # And a legal command still works afterwards.
     first, got = await read(dut, rng, base, 64)
     assert got == ram.read(first, 64) and dut.error.value == 0
+
+
+@cocotb.test()
+async def long_writes_take_a_beat_a_cycle(dut):
+    """With the data always valid and the memory always ready, a write of many bursts takes one
+    cycle per beat: the next burst's AW goes out while the bursts before it are written, and it
+    never crosses a 4 KiB edge."""
+    rng, ram, handshakes = await setup(dut, 4, p=0.0)
+    for addr, length in [(0x1000, 16 * 16 * 5), (0x2F00, 0x300), (0x3008, 0x1000)]:
+        first, end = beat_range(addr, length)
+        beats = (end - first) // BEAT_BYTES
+        aw = handshakes["aw"]
+        payload = bytes(rng.getrandbits(8) for _ in range(end - first))
+        cocotb.start_soon(send_cmd(dut, "wr_cmd", addr, length))
+        dut.wr_data__valid.value = 1
+        taken = []
+        for cycle in range(beats + 10):
+            dut.wr_data__payload.value = int.from_bytes(
+                payload[len(taken) * BEAT_BYTES:(len(taken) + 1) * BEAT_BYTES].ljust(BEAT_BYTES,
+                                                                                     b"\0"),
+                "little")
+            await RisingEdge(dut.clk)
+            if dut.wr_data__ready.value == 1:
+                taken.append(cycle)
+                if len(taken) == beats:
+                    break
+            await FallingEdge(dut.clk)
+        await FallingEdge(dut.clk)
+        dut.wr_data__valid.value = 0
+        while dut.busy.value == 1:
+            await FallingEdge(dut.clk)
+        assert taken == list(range(taken[0], taken[0] + beats)), \
+            f"{addr:#x}+{length}: beats taken in cycles {taken}"
+        edges = len({a >> 12 for a in range(first, end, BEAT_BYTES)})
+        assert handshakes["aw"] - aw >= max(-(-beats // 16), edges)
+        assert ram.read(addr, length) == payload[addr - first:addr - first + length]
