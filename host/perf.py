@@ -521,8 +521,9 @@ def schedule_choice(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
     reads its residual on the weight port once the weights are in, and its writes wait until
     then, which the model does not count: ResNet-50's layer3.1 conv3 on a 16x16 grid took
     482,063 RTL cycles in prefetch bands against the model's 469,071, and 470,209 in one
-    band. On the zcu102's 64x32 grid those bands pay: ResNet-50 ran 2,051,307 cycles with
-    them and 2,085,098 without. So they stay, and the model's error is documented.) The packer
+    band (`scripts/check_model_blocks.py`). On the zcu102's 64x32 grid those bands pay:
+    ResNet-50 ran 2,051,307 cycles with them and 2,085,098 without (`scripts/simulate_network.py
+    resnet50` here and at commit 3b803dd). So they stay, and the model's error is documented.) The packer
     (`host.image.pack_image`) and the planner (`host.plan`) both choose with this."""
     def cycles(desc):
         return layer_estimate(desc.replace(flags=int(desc.flags) & ~LayerFlags.POOL.value),

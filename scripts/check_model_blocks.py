@@ -11,7 +11,7 @@ The grid is 16x16 by default (--rows 64 --cols 32: the zcu102's own, about 5 min
 everything else of the `zcu102` preset: its buffers (256 KiB IFM, 1 MiB weights), the weight
 port, PE pairs. The system tests check the model at test size
 (scripts/check_model.py); this checks it on layers of the size the README's whole-network
-figures are about. Neither block is in any fit. Writes docs/results/model-check-blocks.json:
+figures are about. None of the blocks is in any fit. Writes docs/results/model-check-blocks.json:
 per run the RTL cycles, the model's, the error, whether every output is bit-exact and the DRAM
 bytes exact. About three minutes at 16x16 (the build is most of it), nine at 64x32.
 
@@ -38,10 +38,9 @@ from host.nn import Layer, Network, group_readers  # noqa: E402
 from host.quant import quantize, quantize_input  # noqa: E402
 from hw.config import SenseConfig  # noqa: E402
 from hw.files import atomic_write  # noqa: E402
-from hw.soc.memsystem import MEM_SYSTEM_BYTES  # noqa: E402
 from sim.model_run import format_row, model_rows, verdict  # noqa: E402
 from sim.networks import conv_layer  # noqa: E402
-from sim.sysrun import run_system  # noqa: E402
+from sim.sysrun import DESIGN_MEM, run_system  # noqa: E402
 
 GRID = (16, 16)
 
@@ -118,7 +117,7 @@ def main(argv=None):
         runs.append((qnet, x, image))
     t0 = time.perf_counter()
     res = run_system(config, steps, name="check-model-blocks", dram="design",
-                     mem_size=MEM_SYSTEM_BYTES - 2 * 0x1000)
+                     mem_size=DESIGN_MEM)
     seconds = time.perf_counter() - t0
     rows = []
     for step, (qnet, x, image) in zip(res["steps"], runs):

@@ -29,8 +29,7 @@ from host.estimate import accelerator_estimate  # noqa: E402
 from host.zoo import NETWORKS  # noqa: E402
 from hw.config import SenseConfig  # noqa: E402
 from hw.files import atomic_write  # noqa: E402
-from hw.soc.memsystem import MEM_SYSTEM_BYTES  # noqa: E402
-from sim.sysrun import run_system  # noqa: E402
+from sim.sysrun import DESIGN_MEM, run_system  # noqa: E402
 
 
 def main(argv=None):
@@ -42,10 +41,9 @@ def main(argv=None):
     t0 = time.perf_counter()
     net, qnet, image, x, acts = zoo_pipeline(config, args.model)
     est = accelerator_estimate(image, x[0], config, acts=acts)
-    mem = MEM_SYSTEM_BYTES - 2 * 0x1000
     t = time.perf_counter()
     res = run_system(config, [{"op": "run", "image": image, "x": x, "name": args.model}],
-                     name=f"network-{args.model}", dram="design", mem_size=mem,
+                     name=f"network-{args.model}", dram="design", mem_size=DESIGN_MEM,
                      timeout=est["cycles"] * 2 + 1_000_000)
     seconds = time.perf_counter() - t
     step = res["steps"][0]

@@ -49,6 +49,11 @@ def _bar(path: Path, stop: threading.Event, stream) -> None:
             bar.close()
 
 
+#: The most memory a run can have with dram "design": the in-design DRAM less its two 4 KiB
+#: guard pages.
+DESIGN_MEM = MEM_SYSTEM_BYTES - 2 * 0x1000
+
+
 def run_system(config: SenseConfig, steps: list[dict], *, pause: float = 0.0,
                monitor: bool = False, seed: int = 1, mem_size: int = DEFAULT_MEM,
                timeout: int = 10_000_000, name: str = "system", progress: bool = False,
@@ -66,8 +71,8 @@ def run_system(config: SenseConfig, steps: list[dict], *, pause: float = 0.0,
     for name in names:
         if names.count(name) > 1:       # each run's outputs go to a file named after it
             raise ValueError(f"two steps are named {name!r}; step names must differ")
-    if dram == "design" and mem_size + 2 * 0x1000 > MEM_SYSTEM_BYTES:
-        raise ValueError(f"the in-design DRAM holds {MEM_SYSTEM_BYTES - 2 * 0x1000} bytes, not "
+    if dram == "design" and mem_size > DESIGN_MEM:
+        raise ValueError(f"the in-design DRAM holds {DESIGN_MEM} bytes, not "
                          f"{mem_size}")
     if dram == "design":
         build = harness.build("memsystem", config, ports_only=True)
