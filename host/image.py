@@ -385,21 +385,50 @@ def _schedule(descriptors, qnet, ins, config, split_weights, prefetch_bands) -> 
     """Every conv / FC descriptor with its SPLIT_WEIGHTS hint (`split_weights`) or in prefetch
     bands (`prefetch_bands`), whichever the model finds fastest (`host.perf.schedule_choice`), and every
     pool pass in the pool bands the model finds fastest (`host.perf.pool_bands_choice`). A
-    pooling layer or a conv / FC whose
-    one-band input the next layer keeps (INPUT_KEPT) stays in one band, as do those whose input
-    is kept: bands would cost the kept load."""
+    pooling layer whose one-band input the next layer keeps (INPUT_KEPT) stays in one band, as
+    do those whose input is kept: bands would cost the kept load. A conv / FC whose input the
+    next layer keeps is cut into bands only where the model finds the two layers faster so,
+    the next one loading its input again (`_unkeep_pays`)."""
     out = list(descriptors)
-    for i, (d, layer) in enumerate(zip(descriptors, qnet.layers)):
-        feeds_kept = i + 1 < len(out) and out[i + 1].has(LayerFlags.INPUT_KEPT)
+    for i, layer in enumerate(qnet.layers):
+        d = out[i]
+        feeds_kept = _feeds_kept(out, i)
         pools = layer.kind in ("maxpool", "avgpool", "gap")
         if prefetch_bands and (d.pool or pools and not feeds_kept
                                and not d.has(LayerFlags.INPUT_KEPT)):
             d = out[i] = pool_bands_choice(d, config)
         if layer.kind not in ("conv", "fc"):
             continue
-        out[i], _ = schedule_choice(d, _ones_layer(ins[i][0], layer), config, split_weights,
-                                    bands=prefetch_bands and not feeds_kept)
+        ones = _ones_layer(ins[i][0], layer)
+        out[i], cycles = schedule_choice(d, ones, config, split_weights,
+                                         bands=prefetch_bands and not feeds_kept)
+        if prefetch_bands and feeds_kept and qnet.layers[i + 1].kind in ("conv", "fc"):
+            choice = _unkeep_pays(out, i, (out[i], cycles), ones, qnet, ins, config,
+                                  split_weights)
+            if choice is not None:
+                out[i], out[i + 1] = choice
     return out
+
+
+def _feeds_kept(descriptors, i) -> bool:
+    """Whether the layer after `i` keeps `i`'s input (INPUT_KEPT)."""
+    return i + 1 < len(descriptors) and descriptors[i + 1].has(LayerFlags.INPUT_KEPT)
+
+
+def _unkeep_pays(out, i, kept_choice, ones, qnet, ins, config, split_weights):
+    """(layer i in bands, layer i + 1 loading its input again), if the model finds the pair
+    faster so than layer i in one band and i + 1 keeping its input; else None."""
+    banded, banded_cycles = schedule_choice(out[i], ones, config, split_weights, bands=True)
+    if banded.g("exec.band_rows") == kept_choice[0].g("exec.band_rows"):
+        return None
+    nxt, nxt_ones = out[i + 1], _ones_layer(ins[i + 1][0], qnet.layers[i + 1])
+    _, kept_cycles = schedule_choice(nxt, nxt_ones, config, split_weights, bands=False)
+    loads = nxt.replace(flags=int(nxt.flags) & ~LayerFlags.INPUT_KEPT.value)
+    load_cycles = schedule_choice(loads, nxt_ones, config, split_weights,
+                                  bands=not _feeds_kept(out, i + 1))[1]
+    if banded_cycles + load_cycles < kept_choice[1] + kept_cycles:
+        return banded, loads
+    return None
 
 
 def _record(i, qnet, config, order, ins, outs, into, offsets, psum_base):

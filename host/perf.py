@@ -127,14 +127,16 @@ def tail_costs(cost) -> np.ndarray:
 
 
 def tile_cycles(per_tile, tail_cost, k_tiles: int, config: SenseConfig, ifm_stationary: bool,
-                tile_write=None, weights_in=None, psum=None, channels: int | None = None) -> dict:
+                tile_write=None, weights_in=None, psum=None, channels: int | None = None,
+                writes_from: int = 0) -> dict:
     """The core's tile recurrence (module docstring) for pixel tiles costing `per_tile` cycles
     each (the costs of their last two groups `tail_cost`, `tail_costs`), times `k_tiles`
     output-channel tiles, in the given
     loop order; `tile_write` and `weights_in` as in `core_cycles`. `psum` (an input-channel
     block, `block_estimate`): (cycles per drained row written as partial sums, or 1; the cycle
     the first partial sums are in, or 0). `channels`: the layer's output channels K (default:
-    k_tiles * rows, every row a channel)."""
+    k_tiles * rows, every row a channel). `writes_from`: the cycle before which the writer
+    sends no beat (a fused add whose residual waits for the weights: `residual_wait`)."""
     rows, cols = config.rows, config.cols
     if channels is None:
         channels = k_tiles * rows
@@ -168,7 +170,7 @@ def tile_cycles(per_tile, tail_cost, k_tiles: int, config: SenseConfig, ifm_stat
         if tile_write is not None:
             cost, completes = tile_write(p, kt)
             if completes:
-                start = max(drained[1] + OUTPUT_STAGES, written[1])
+                start = max(drained[1] + OUTPUT_STAGES, written[1], writes_from)
                 written = [written[1], start + cost]
         last_issued = issue_last
         # The walker loads the next tile when the store reads this tile's last group: the cycle
@@ -482,6 +484,19 @@ def _residual_bytes(d: LayerDescriptor, config: SenseConfig, tiles, kpad: int, s
     return total
 
 
+def residual_waits(config: SenseConfig, bands: int) -> bool:
+    """Whether the model makes a fused add's writes wait for the band's weights: with the weight
+    port, a layer in bands reads its residual there once its weights are in (the read channel
+    is the next band's; hw/soc/accelerator.py), where one in one band reads it on the read
+    channel from the start. The writer may start with the last weight beat: the residual's
+    read latency hides in FUSE_OVERHEAD (counting 0 to 12 cycles more moved the 16x16 blocks of
+    scripts/check_model_blocks.py by at most 0.002 %). On one port the residual follows the
+    weights on the read channel too, but counting that wait made the system networks' fused
+    adds worse (two-chunk-add +0.11 % -> +0.31 %, scripts/check_model.py), so it is not
+    counted."""
+    return config.weight_port and bands > 1
+
+
 def split_eligible(d: LayerDescriptor, config: SenseConfig) -> bool:
     """Whether the gateware can split the layer's weight reads between its two read ports
     (hw/soc/accelerator.py, BAND_A): the weight port, a CONV / FC in one band, without
@@ -517,14 +532,13 @@ def schedule_choice(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
     (never without `split`). With `bands`, a layer in one band whose input the store does not
     already hold is cut into the bands fitting half the IFM store that are fastest, if any is
     faster: the gateware loads each band while the one before computes (band prefetch), so the
-    input's load overlaps the layer's computing and writing. (A conv with a fused add in bands
-    reads its residual on the weight port once the weights are in, and its writes wait until
-    then, which the model does not count: ResNet-50's layer3.1 conv3 on a 16x16 grid took
-    482,063 RTL cycles in prefetch bands against the model's 469,071, and 470,209 in one
-    band (`scripts/check_model_blocks.py`). On the zcu102's 64x32 grid those bands pay:
-    ResNet-50 ran 2,051,307 cycles with them and 2,085,098 without (`scripts/simulate_network.py
-    resnet50` here and at commit 3b803dd). So they stay, and the model's error is documented.) The packer
-    (`host.image.pack_image`) and the planner (`host.plan`) both choose with this."""
+    input's load overlaps the layer's computing and writing; a layer the planner already cut
+    into bands (its input exceeds the store) gets the fastest band height that fits half the
+    store, if it is faster than the planner's. (A conv with a fused add in bands reads its
+    residual on the weight port once its weights are in, and its writes wait until then:
+    `residual_waits`. Before the model counted that wait, it chose bands for ResNet-50's
+    layer3.1 conv3 on a 16x16 grid that took 482,063 RTL cycles against 470,209 in one band.)
+    The packer (`host.image.pack_image`) and the planner (`host.plan`) both choose with this."""
     def cycles(desc):
         return layer_estimate(desc.replace(flags=int(desc.flags) & ~LayerFlags.POOL.value),
                               layer, config)["cycles"]
@@ -538,7 +552,7 @@ def schedule_choice(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
         return best
 
     best = hinted(d)
-    if (not bands or d.g("exec.band_rows") or d.g("exec.c_blocks") > 1 or d.pool
+    if (not bands or d.g("exec.c_blocks") > 1 or d.pool
             or d.out_h < 2 or d.has(LayerFlags.INPUT_KEPT) or d.stride not in STRIDES
             or not config.weight_port and d.has(LayerFlags.FUSE_ADD)):
         return best
@@ -671,9 +685,14 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
                 write_bytes += 0 if last else psum_bytes
                 first_in = block_weights_in(d.k_tiles - 1) + PSUM_READ_LEAD if b else 0
                 psum = (1 if last else PSUM_WRITE_CYCLES + psum_row_beats(config), first_in)
+            # A fused add whose residual shares a port with the weights: no write before
+            # they are all in (residual_waits).
+            writes_from = (block_weights_in(d.k_tiles - 1)
+                           if fuse and streamed and residual_waits(config, len(bands)) else 0)
             block_core = tile_cycles(block_cost.sum(axis=1), tail_costs(block_cost), d.k_tiles,
                                      config, ifm_stationary, tile_write if last else None,
-                                     block_weights_in if streamed else None, psum, k)
+                                     block_weights_in if streamed else None, psum, k,
+                                     writes_from=writes_from)
             run += max(block_core["cycles"], block_core["writer_end"]) + (BLOCK_STATES if b else 0)
         if prefetch and prev is not None:
             # the band before ran `prev[0]`; this band's states and load started `prev[1]`

@@ -164,3 +164,39 @@ def test_group_readers_keeps_outputs_and_puts_readers_together():
     d = layer_table(pack_image(qnet, CONFIG), CONFIG)[1]
     assert int(d[names.index("layer1.0.downsample")].flags) & LayerFlags.INPUT_KEPT.value
     assert group_readers(grouped).layers == grouped.layers      # already grouped: unchanged
+
+
+def test_fused_writes_wait_for_the_weights_in_bands(monkeypatch):
+    """With the weight port, a conv with a fused add in bands reads its residual on that port
+    once its weights are in, and writes nothing before (hw/soc/accelerator.py,
+    `_weight_port`): the model's first band starts writing when the last weight beat is in
+    (`host.perf.residual_waits`). Without that term ResNet-50's layer4.0 on a 16x16 grid was
+    11.5 % under the RTL (scripts/check_model_blocks.py)."""
+    config = CONFIG.replace(weight_port=True)
+    rng = np.random.default_rng(4)
+    net = Network((128, 16, 16), [
+        conv_layer(rng, "a", 64, 128, 1, [-1], relu=False),
+        conv_layer(rng, "b", 64, 128, 1, [-1], relu=False),
+        Layer("add", "sum", relu=True, inputs=[1, 0])], [], "banded-fused")
+    qnet, x = _quantized(net)
+    image = pack_image(qnet, config, order="weight", prefetch_bands=False)
+    _, descs = layer_table(image, config)
+    d = descs[1]
+    assert d.has(LayerFlags.FUSE_ADD) and len(perf.layer_bands(d)) > 1
+    assert perf.residual_waits(config, 2) and not perf.residual_waits(config, 1)
+    layers = []
+    accelerator_estimate(image, x[0], config, per_layer=layers)
+    monkeypatch.setattr(perf, "residual_waits", lambda config, bands: False)
+    unwaited = []
+    accelerator_estimate(image, x[0], config, per_layer=unwaited)
+    assert unwaited[1]["cycles"] < layers[1]["cycles"]
+    assert layers[0] == unwaited[0]
+    # the term itself: no write starts before `writes_from`, so the writer ends
+    # the sum of the writes after it
+    tiles, cost = 6, 40
+    core = perf.tile_cycles(np.full(tiles, 8), np.full((tiles, 2), 2), 1, config, False,
+                            tile_write=lambda p, kt: (cost, True), writes_from=5000)
+    assert core["writer_end"] == 5000 + tiles * cost
+    early = perf.tile_cycles(np.full(tiles, 8), np.full((tiles, 2), 2), 1, config, False,
+                             tile_write=lambda p, kt: (cost, True))
+    assert early["writer_end"] < 5000

@@ -6,17 +6,17 @@ import onnxruntime as ort
 import pytest
 
 from host import perf, zoo
-from host.buffers import ConvLayer
+from host.buffers import ConvLayer, band_geometry, fits_half_store
 from host.digits import DEFAULT_MODEL
 from host.image import layer_table, pack_image
 from host.model_files import load_model, save_onnx
-from host.nn import forward
+from host.nn import Network, forward
 from host.pipeline import prepare_model
 from host.plan import Target, allocate, plan_network
 from host.quant import quantize, quantize_input, run_int
 from hw.config import SenseConfig
 from hw.layouts import LayerFlags
-from sim.networks import vgg_style_network
+from sim.networks import conv_layer, vgg_style_network
 
 ZCU = SenseConfig.preset("zcu102")
 
@@ -111,6 +111,47 @@ def test_estimate_takes_the_packers_prefetch_bands():
     prefetched = [i for i in checked
                   if descs[i].g("exec.band_rows") and not unbanded[i].g("exec.band_rows")]
     assert prefetched == [3]
+
+
+def _packed_with_and_without_bands(layers, shape, config):
+    rng = np.random.default_rng(0)
+    net = Network(shape, layers(rng), [], "one-tensor")
+    qnet = quantize(net, rng.normal(size=(2,) + shape), group=config.group)
+    return qnet, layer_table(pack_image(qnet, config), config)[1], \
+        layer_table(pack_image(qnet, config, prefetch_bands=False), config)[1]
+
+
+def test_banded_layers_get_the_fastest_half_store_band():
+    """A layer whose input exceeds the IFM store (ResNet-50's layer2.0 shortcut: 56x56x256, 1x1
+    stride 2) runs in the band height fitting half the store that the model finds fastest, not
+    the planner's largest one (ResNet-50 on zcu102: 2,050,183 -> 2,036,441 model cycles)."""
+    qnet, (d,), (planned,) = _packed_with_and_without_bands(
+        lambda rng: [conv_layer(rng, "shortcut", 512, 256, 1, [-1], relu=False, stride=2)],
+        (256, 56, 56), ZCU)
+    q = qnet.layers[0]
+    ones = ConvLayer(x=np.ones((256, 56, 56), np.int8), w=q.w, bias=q.bias, mult=q.mult,
+                     shift=q.shift, stride=q.stride, pad=q.pad)
+    cycles = {}
+    for n in range(1, d.out_h):
+        banded = d.replace(graph={**d.graph, "exec.band_rows": n})
+        if fits_half_store(band_geometry(banded, ZCU), ZCU):
+            cycles[n] = perf.layer_estimate(banded, ones, ZCU)["cycles"]
+    assert planned.g("exec.band_rows") in cycles
+    assert d.g("exec.band_rows") == min(cycles, key=cycles.get)
+    assert cycles[d.g("exec.band_rows")] < cycles[planned.g("exec.band_rows")]
+
+
+def test_a_kept_input_gives_way_to_bands_where_the_pair_is_faster():
+    """Two 1x1 convs reading one 56x56x64 tensor (ResNet-50's layer1.0 conv1 and shortcut): in
+    one band the second finds the input in the store (INPUT_KEPT); the packer instead cuts the
+    first into prefetch bands, and the second loads the input again, because the model finds
+    the pair faster so."""
+    layers = lambda rng: [conv_layer(rng, "reduce", 64, 64, 1, [-1]),  # noqa: E731
+                          conv_layer(rng, "shortcut", 256, 64, 1, [-1], relu=False)]
+    _, descs, one_band = _packed_with_and_without_bands(layers, (64, 56, 56), ZCU)
+    assert [d.g("exec.band_rows") for d in one_band] == [0, 0]
+    assert one_band[1].has(LayerFlags.INPUT_KEPT)
+    assert descs[0].g("exec.band_rows") and not descs[1].has(LayerFlags.INPUT_KEPT)
 
 
 # -- tiling -------------------------------------------------------------------------------------
