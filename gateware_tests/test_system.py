@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 import pytest
 
-from host import golden
+from host import golden, perf
 from host.batch import pack_batch, stack_outputs, unstack_logits
 from host.digits import DEFAULT_MODEL, load_split
 from host.estimate import accelerator_estimate
@@ -33,6 +33,7 @@ from sim.networks import (
     banded_residual_network,
     split_network,
     banded_pooling_network,
+    conv_layer,
     inception_network,
     kept_input_network,
     maxpool_network,
@@ -714,6 +715,32 @@ def test_weight_port_networks():
             assert a["cycles"] <= b["cycles"], (step["name"], a["cycles"], b["cycles"])
             faster += a["cycles"] < b["cycles"]
     assert faster == len(steps)
+
+
+def test_weight_port_core_follows_the_load(monkeypatch):
+    """With the weight port a band's core starts while its input loads, each pixel tile taken
+    once the input rows its windows read are in (`hw.soc.accelerator._follow`, the store's
+    `rows_in`): a 1x1 conv and a 3x3 stride-2 conv reading a 12x12x64 input, each in one band
+    and with four output channels, so that loading the input is a third of their time, in both
+    tile orders: bit-exact, DRAM bytes and counters exact, cycles within the model's tolerance,
+    and faster than the model says they would be if the core waited for the whole input."""
+    rng = np.random.default_rng(71)
+    net = Network((64, 12, 12), [conv_layer(rng, "a", 4, 64, 1, [-1]),
+                                 conv_layer(rng, "b", 4, 64, 3, [-1], stride=2)], [], "follow")
+    qnet, x = quantized(net, rng, WEIGHT_PORT, n=1)
+    steps, runs = [], []
+    for order in ("weight", "ifm"):
+        image = pack_image(qnet, WEIGHT_PORT, order=order, prefetch_bands=False)
+        assert all(d.g("exec.band_rows") == 0 for d in layer_table(image, WEIGHT_PORT)[1])
+        steps.append({"op": "run", "image": image, "x": x, "name": f"follow-{order}"})
+        runs.append(image)
+    res = run_system(WEIGHT_PORT, steps, name="system-weight-port", dram="design")
+    for step, image in zip(res["steps"], runs):
+        check_run(step, qnet, x, image, WEIGHT_PORT)
+    monkeypatch.setattr(perf, "load_follows", lambda d, config, prefetched: False)
+    for step, image in zip(res["steps"], runs):
+        waiting = accelerator_estimate(image, x[0], WEIGHT_PORT)["cycles"]
+        assert step["runs"][0]["cycles"] < waiting * 0.9, (step["runs"][0]["cycles"], waiting)
 
 
 def test_weight_port_fused_add_in_bands():

@@ -376,19 +376,23 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
         descriptors.append(d)
     descriptors = _mark_kept_inputs(descriptors, config)
     if split_weights or prefetch_bands:
-        descriptors = _schedule(descriptors, qnet, ins, config, split_weights, prefetch_bands)
+        descriptors = _schedule(descriptors, qnet, ins, config, split_weights, prefetch_bands,
+                                outs if order == "auto" else None)
     return _assemble(qnet, config, descriptors, blocks, offset, data_offset, table_size,
                      psum_base + psum_bytes if psum_bytes else alloc["bytes"])
 
 
-def _schedule(descriptors, qnet, ins, config, split_weights, prefetch_bands) -> list:
+def _schedule(descriptors, qnet, ins, config, split_weights, prefetch_bands,
+              outs=None) -> list:
     """Every conv / FC descriptor with its SPLIT_WEIGHTS hint (`split_weights`) or in prefetch
     bands (`prefetch_bands`), whichever the model finds fastest (`host.perf.schedule_choice`), and every
     pool pass in the pool bands the model finds fastest (`host.perf.pool_bands_choice`). A
     pooling layer whose one-band input the next layer keeps (INPUT_KEPT) stays in one band, as
     do those whose input is kept: bands would cost the kept load. A conv / FC whose input the
     next layer keeps is cut into bands only where the model finds the two layers faster so,
-    the next one loading its input again (`_unkeep_pays`)."""
+    the next one loading its input again (`_unkeep_pays`). With `outs` (the layers' output
+    shapes: the compiler's tile order), a layer whose two orders move the same DRAM bytes gets
+    the order and the bands that are fastest together (`_order_choices`)."""
     out = list(descriptors)
     for i, layer in enumerate(qnet.layers):
         d = out[i]
@@ -400,14 +404,27 @@ def _schedule(descriptors, qnet, ins, config, split_weights, prefetch_bands) -> 
         if layer.kind not in ("conv", "fc"):
             continue
         ones = _ones_layer(ins[i][0], layer)
-        out[i], cycles = schedule_choice(d, ones, config, split_weights,
-                                         bands=prefetch_bands and not feeds_kept)
+        out[i], cycles = min((schedule_choice(c, ones, config, split_weights,
+                                              bands=prefetch_bands and not feeds_kept)
+                              for c in _order_choices(d, layer, ins[i][0], outs, i, config)),
+                             key=lambda t: t[1])
         if prefetch_bands and feeds_kept and qnet.layers[i + 1].kind in ("conv", "fc"):
             choice = _unkeep_pays(out, i, (out[i], cycles), ones, qnet, ins, config,
                                   split_weights)
             if choice is not None:
                 out[i], out[i + 1] = choice
     return out
+
+
+def _order_choices(d, layer, in_shape, outs, i, config) -> list:
+    """`d`, and (`outs` given) `d` in the other tile order where the compiler chose the order by
+    the model's cycles (`plan_layer`: both orders move the same bytes and are allowed)."""
+    if outs is None or d.g("exec.band_rows") or d.g("exec.out_c_total"):
+        return [d]
+    plan = plan_layer(in_shape, layer, config, outs[i])
+    if plan.cycles_ifm_stationary is None:
+        return [d]
+    return [d, d.replace(flags=int(d.flags) ^ LayerFlags.IFM_STATIONARY.value)]
 
 
 def _feeds_kept(descriptors, i) -> bool:

@@ -46,7 +46,7 @@ from host.buffers import (ConvLayer, band_geometry, descriptor_window, fits_half
                           window_count)
 from host.sparse import pad_channels
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
-from hw.core.ifm_store import SETTLE, STRIDES, load_pieces
+from hw.core.ifm_store import SETTLE, STRIDES, load_pieces, load_row_pieces
 from hw.layouts import (DESCRIPTOR_BYTES, POOL_KINDS, LayerDescriptor, LayerFlags, LayerHints,
                         LayerKind, psum_row_bytes, record_bytes, weight_word_layout)
 from hw.soc.add_unit import CHUNK_BEATS
@@ -128,7 +128,7 @@ def tail_costs(cost) -> np.ndarray:
 
 def tile_cycles(per_tile, tail_cost, k_tiles: int, config: SenseConfig, ifm_stationary: bool,
                 tile_write=None, weights_in=None, psum=None, channels: int | None = None,
-                writes_from: int = 0) -> dict:
+                writes_from: int = 0, tile_ready=None) -> dict:
     """The core's tile recurrence (module docstring) for pixel tiles costing `per_tile` cycles
     each (the costs of their last two groups `tail_cost`, `tail_costs`), times `k_tiles`
     output-channel tiles, in the given
@@ -136,7 +136,9 @@ def tile_cycles(per_tile, tail_cost, k_tiles: int, config: SenseConfig, ifm_stat
     block, `block_estimate`): (cycles per drained row written as partial sums, or 1; the cycle
     the first partial sums are in, or 0). `channels`: the layer's output channels K (default:
     k_tiles * rows, every row a channel). `writes_from`: the cycle before which the writer
-    sends no beat (a fused add whose residual waits for the weights: `residual_wait`)."""
+    sends no beat (a fused add whose residual waits for the weights: `residual_waits`).
+    `tile_ready`: optional function pixel tile -> the cycle the decoder may take it (its input
+    rows are in: `load_follows`)."""
     rows, cols = config.rows, config.cols
     if channels is None:
         channels = k_tiles * rows
@@ -154,6 +156,11 @@ def tile_cycles(per_tile, tail_cost, k_tiles: int, config: SenseConfig, ifm_stat
     last_issued = -rows       # E_{n-1}
     for p, kt in order:
         t, (before_last, last) = pixel_tiles[p]
+        if tile_ready is not None:
+            gate = tile_ready(p)
+            if gate > load:
+                load = gate
+                read = max(read, load + 2)
         issue_last = max(read + t, drained[0], last_issued + rows)
         if weights_in is not None:
             issue_last = max(issue_last, weights_in(kt) + 2)
@@ -262,6 +269,13 @@ WEIGHT_QUEUE = 1
 #: start (queued like a later block's: WEIGHT_QUEUE), one command per k tile, SPLIT_GAP cycles
 #: between a stream's tiles.
 SPLIT_GAP = 0
+#: Load following (`load_follows`): the cycles from the input's read command (INPUT) to the
+#: core's start (RUN_START), and from that command to the decoder taking a tile whose rows'
+#: last piece is the n-th of the load, beyond n (a read's latency, READ_OVERHEAD). Counted, not
+#: fitted: on the system networks with the weight port (scripts/check_model.py) any values from
+#: 0 to 2 and 6 to 12 give a mean error within 0.05 % of these.
+FOLLOW_STATES = 1
+FOLLOW_LEAD = READ_OVERHEAD
 #: Start of a run: start, base check (two states: the window verdict is registered), header
 #: check.
 RUN_STATES = 4
@@ -484,6 +498,16 @@ def _residual_bytes(d: LayerDescriptor, config: SenseConfig, tiles, kpad: int, s
     return total
 
 
+def load_follows(d: LayerDescriptor, config: SenseConfig, prefetched: bool) -> bool:
+    """Whether a band's input loads while its core runs, each tile taken once its rows are in
+    (hw/soc/accelerator.py `_follows`): with the weight port, a band that loads its input
+    (not kept, not a prefetched band) when the read channel has nothing else to carry: no
+    input-channel blocks, no split weights, no fused add in one band (its residual)."""
+    return (config.weight_port and not prefetched and not d.has(LayerFlags.INPUT_KEPT)
+            and len(channel_blocks_of(d)) == 1 and not splits_weights(d, config)
+            and not (d.has(LayerFlags.FUSE_ADD) and len(layer_bands(d)) == 1))
+
+
 def residual_waits(config: SenseConfig, bands: int) -> bool:
     """Whether the model makes a fused add's writes wait for the band's weights: with the weight
     port, a layer in bands reads its residual there once its weights are in (the read channel
@@ -495,6 +519,42 @@ def residual_waits(config: SenseConfig, bands: int) -> bool:
     adds worse (two-chunk-add +0.11 % -> +0.31 %, scripts/check_model.py), so it is not
     counted."""
     return config.weight_port and bands > 1
+
+
+def _band_load(d: LayerDescriptor, config: SenseConfig, i: int, band, band_tiles,
+               prefetched: bool):
+    """Band `i`'s input (`band`: host.buffers.layer_bands): its DRAM beats, the cycles from its
+    first band state to the core's start, and when the load follows the core
+    (`load_follows`) the function pixel tile -> ready cycle (`_rows_ready`), else None. (Bands
+    after the first: their states and the store's set-up before the input loads; a kept input
+    is not loaded.)"""
+    y, _, start, rows, top = band
+    pixel_bytes = d.in_groups * config.group
+    lane = (d.in_offset + start * d.in_w * pixel_bytes) % BEAT_BYTES
+    in_beats = -(-(lane + rows * d.in_w * pixel_bytes) // BEAT_BYTES)
+    states = BAND_STATES + (0 if i == 0 else BAND_SETUP_WAIT)
+    if d.has(LayerFlags.INPUT_KEPT):     # (one band: the store still holds it)
+        return in_beats, states + KEPT_STATES, None
+    if not load_follows(d, config, prefetched):
+        return in_beats, states + READ_OVERHEAD + load_pieces(rows * d.in_w, pixel_bytes,
+                                                              lane), None
+    # the core starts with the load; a tile waits for the rows its windows read
+    pieces = load_row_pieces(rows, d.in_w, pixel_bytes, lane)
+    return in_beats, states + FOLLOW_STATES, _rows_ready(d, band_tiles, y, top, pieces, rows)
+
+
+def _rows_ready(d: LayerDescriptor, band_tiles, y: int, top: int, row_pieces, rows: int):
+    """For load following: pixel tile p of the band (or None: the whole input) -> the cycle,
+    from the core's start, the decoder may take it (its last needed input row is in)."""
+    def ready(p):
+        if p is None:
+            need = rows
+        else:
+            p0, count = band_tiles[p]
+            oy = (p0 + count - 1) // d.out_w - y
+            need = min(oy * d.stride - top + d.kernel_h, rows)
+        return FOLLOW_LEAD - FOLLOW_STATES + row_pieces[max(need, 1) - 1]
+    return ready
 
 
 def split_eligible(d: LayerDescriptor, config: SenseConfig) -> bool:
@@ -581,7 +641,6 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
     layer = dataclasses.replace(layer, ifm_stationary=ifm_stationary)
     k = d.out_channels
     kpad = -(-k // m) * m
-    pixel_bytes = d.in_groups * m
     band_rows = d.g("exec.band_rows")
     pixels = d.out_h * d.out_w
     tiles = layer.tiles(config, band_rows)
@@ -641,23 +700,17 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
         # command is whole beats, as in the whole-tile writes the packer fuses)
         read_bytes += _residual_bytes(d, config, tiles, kpad, stride, whole)
     prev = None                      # (run cycles, weights-in cycles) of the band before
-    for i, (y, n, start, rows, _top) in enumerate(bands):
+    for i, band in enumerate(bands):
+        y, n = band[:2]
         n_tiles = sum(1 for p0, _ in tiles[first_tile:] if p0 < (y + n) * d.out_w)
         band_tiles = tiles[first_tile:first_tile + n_tiles]
         band_cost = cost[first_tile:first_tile + n_tiles]
         first_tile += n_tiles
-        addr = d.in_offset + start * d.in_w * pixel_bytes
-        lane = addr % beat
-        in_beats = -(-(lane + rows * d.in_w * pixel_bytes) // beat)
-        kept = d.has(LayerFlags.INPUT_KEPT)      # (one band: the store still holds it)
-        read_bytes += 0 if kept else in_beats * beat
+        in_beats, gap, ready = _band_load(d, config, i, band, band_tiles, prefetch and i > 0)
+        read_bytes += 0 if d.has(LayerFlags.INPUT_KEPT) else in_beats * beat
         streamed = i == 0 or not resident or blocked
         if streamed:
             read_bytes += weight_bytes
-        # Bands after the first: their states and the store's set-up before the input loads.
-        gap = (BAND_STATES + (0 if i == 0 else BAND_SETUP_WAIT)
-               + (KEPT_STATES if kept else
-                  READ_OVERHEAD + load_pieces(rows * d.in_w, pixel_bytes, lane)))
         # How much earlier than the core's start a block's weight read begins (the weight port).
         lead = [0] * len(blocks)
         if config.weight_port:
@@ -692,8 +745,10 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
             block_core = tile_cycles(block_cost.sum(axis=1), tail_costs(block_cost), d.k_tiles,
                                      config, ifm_stationary, tile_write if last else None,
                                      block_weights_in if streamed else None, psum, k,
-                                     writes_from=writes_from)
+                                     writes_from=writes_from, tile_ready=ready)
             run += max(block_core["cycles"], block_core["writer_end"]) + (BLOCK_STATES if b else 0)
+        if ready is not None:           # (the band ends once its whole input is in, too)
+            run = max(run, ready(None))
         if prefetch and prev is not None:
             # the band before ran `prev[0]`; this band's states and load started `prev[1]`
             # cycles into it: the later of the two ends, then RUN_WAIT
@@ -701,8 +756,10 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
                 + PREFETCH_SWITCH + run
         else:
             cycles += gap + run
-        # (the weight port: the next band's load does not wait for this band's weights)
-        prev = (run, weights_in(d.k_tiles - 1) if streamed and not config.weight_port else 0)
+        # (the weight port: the next band's load does not wait for this band's weights, only,
+        # when this band's load follows its core, for that load)
+        prev = (run, weights_in(d.k_tiles - 1) if streamed and not config.weight_port
+                else ready(None) if ready is not None else 0)
         band_mask = mask[first_tile - n_tiles:first_tile]
         core["slots_issued"] += int((~band_mask).sum()) * d.k_tiles * config.cycles_per_group
         core["groups_skipped"] += int(band_mask.sum()) * d.k_tiles

@@ -175,7 +175,12 @@ class IfmDecoder(wiring.Component):
         # the store reads the next group when the read stage is free or taken.
         s.take = s.d_valid & (~s.cand_valid | s.consume) & ~self.start
         s.read_next = (~s.d_valid | s.take) & s.cur_valid & ~self.start
-        s.load = s.walker.ready & (~s.cur_valid | (s.read_next & s.grp_last)) & ~self.start
+        # A tile of the half being loaded waits until the rows its windows read are in (a
+        # band's core starts while its input loads: hw.soc.accelerator, "follow").
+        rows_ok = (~s.store.loading | (self.ifm_load_half != self.ifm_read_half)
+                   | (s.walker.need_row < s.store.rows_in))
+        s.load = (s.walker.ready & rows_ok & (~s.cur_valid | (s.read_next & s.grp_last))
+                  & ~self.start)
         m.d.comb += s.walker.take.eq(s.load)
         with m.If(s.issue):
             m.d.sync += s.started.eq(~s.last)

@@ -43,7 +43,7 @@ from hw.layouts import DIM_BITS, KERNEL_BITS, ifm_taps_layout, ifm_word_layout
 
 __all__ = ["IfmStore", "IfmGeometry", "ifm_geometry", "STRIDES", "ifm_geom_layout",
            "ifm_constants_layout", "ifm_col_layout", "line_bits", "bank_bits", "lo_bits",
-           "load_pieces", "ifm_seg"]
+           "load_pieces", "load_row_pieces", "ifm_seg"]
 
 #: Strides the store places (phases are bit fields of the coordinates).
 STRIDES = (1, 2, 4, 8)
@@ -147,6 +147,40 @@ def load_pieces(pixels: int, pixel_bytes: int, lane: int = 0) -> int:
     return pieces
 
 
+def load_row_pieces(rows: int, in_w: int, pixel_bytes: int, lane: int = 0) -> list[int]:
+    """The loader's pieces (`load_pieces`) up to the end of each of the first `rows` input
+    rows of `in_w` pixels: element r - 1 is `load_pieces(r * in_w, pixel_bytes, lane)`. A pixel's
+    pieces depend only on the beat lane it starts at, so rows are counted per starting lane."""
+    def pixel(start):
+        pieces, pos, off = 0, start, 0
+        while off < pixel_bytes:
+            n = min(BEAT_BYTES - pos % BEAT_BYTES, pixel_bytes - off,
+                    BEAT_BYTES - off % BEAT_BYTES)
+            pos, off, pieces = pos + n, off + n, pieces + 1
+        return pieces
+
+    per_pixel = {}
+    per_row = {}
+
+    def row(start):
+        if start not in per_row:
+            total, pos = 0, start
+            for _ in range(in_w):
+                if pos not in per_pixel:
+                    per_pixel[pos] = pixel(pos)
+                total += per_pixel[pos]
+                pos = (pos + pixel_bytes) % BEAT_BYTES
+            per_row[start] = total
+        return per_row[start]
+
+    out, total, pos = [], 0, lane % BEAT_BYTES
+    for _ in range(rows):
+        total += row(pos)
+        pos = (pos + in_w * pixel_bytes) % BEAT_BYTES
+        out.append(total)
+    return out
+
+
 def ifm_geom_layout() -> data.StructLayout:
     """What the store needs to place a layer input."""
     return data.StructLayout({
@@ -244,7 +278,9 @@ class IfmStore(wiring.Component):
     starts the loader: ``beat`` then takes the input tensor's DRAM beats in order (pixels of
     ``in_groups * M`` bytes, channels contiguous) and writes one piece a cycle (the bytes of one
     beat that belong to one line of one pixel; a beat of whole lines takes a cycle);
-    ``loading`` until the last pixel is in.
+    ``loading`` until the last pixel is in; ``rows_in``, the input rows whose every piece is
+    written (readable from the next cycle on: a core reading the half being loaded waits for
+    its tile's rows, hw.core.ifm_decoder).
 
     ``rd_en`` with ``rd_hi``/``rd_lo`` (column 0's pixel index) and ``rd_cg`` reads, one cycle
     later, column j's word of pixel index ``Lam + j`` on ``col[j]`` (words of columns whose
@@ -269,6 +305,7 @@ class IfmStore(wiring.Component):
             "k": Out(ifm_constants_layout(config)),
             "load": In(1), "load_lane": In(LANE_BITS),
             "beat": In(stream.Signature(8 * BEAT_BYTES)), "loading": Out(1),
+            "rows_in": Out(unsigned(DIM_BITS + 1)),
             "rd_en": In(1), "rd_hi": In(unsigned(lb)), "rd_lo": In(unsigned(lo_bits(config))),
             "rd_cg": In(unsigned(DIM_BITS)),
             "col": Out(data.ArrayLayout(ifm_col_layout(config), config.cols)),
@@ -344,6 +381,7 @@ class IfmStore(wiring.Component):
         with m.If(self.load):
             m.d.sync += n.eq(piece(self.load_lane, Const(0, off.shape())))
             m.d.sync += [left.eq(g.in_h * g.in_w), off.eq(0), pos.eq(self.load_lane), x.eq(0),
+                         self.rows_in.eq(0),
                          phx.eq(0),
                          phy.eq(0), cur_hi.eq(0), cur_lo.eq(0), row_hi.eq(0), row_lo.eq(0)]
         # The piece: beat byte pos + i goes to lane byte lane + i.
@@ -370,6 +408,8 @@ class IfmStore(wiring.Component):
             m.d.sync += [pos.eq(pos_next), off.eq(off_next), n.eq(piece(pos_next, off_next))]
             with m.If(done_pixel):
                 m.d.sync += left.eq(left - 1)
+                with m.If(x + 1 == g.in_w):
+                    m.d.sync += self.rows_in.eq(self.rows_in + 1)
                 self._next_pixel(m, g, x, phx, phy, (cur_hi, cur_lo), (row_hi, row_lo))
 
     def _next_pixel(self, m, g, x, phx, phy, cur, row):

@@ -60,7 +60,8 @@ class PixelWalker(wiring.Component):
     raster index ``oy * V + ox`` in the store's (hi, lo) form), ``new_kt`` (the tile starts a k
     tile) and
     ``w_zero`` (its weights start again at word 0: the layer's first tile, and in the pixel-outer
-    order every pixel tile's first k tile). ``take`` (one cycle, while ``ready``) hands the tile
+    order every pixel tile's first k tile) and ``need_row`` (the last input row its windows
+    read, counted from the input's first row: its last real pixel's window bottom). ``take`` (one cycle, while ``ready``) hands the tile
     over; the walker then takes one cycle to step to the next tile. Tile order: k tile outer,
     pixel tile inner (``ifm_stationary`` = 0), or pixel tile outer. ``k`` (the IFM store's
     constants) must hold from ``start`` on. ``busy`` until the last tile has been taken."""
@@ -75,6 +76,7 @@ class PixelWalker(wiring.Component):
             "pi_hi": Out(line_bits(config)), "pi_lo": Out(lo_bits(config)),
             "ready": Out(1), "take": In(1), "info": Out(tile_info_layout(config)),
             "new_kt": Out(1), "w_zero": Out(1), "busy": Out(1),
+            "need_row": Out(signed(COORD_BITS)),
         })
 
     def elaborate(self, platform):
@@ -94,7 +96,7 @@ class PixelWalker(wiring.Component):
         wk = {"active": Signal(), "wrap": Signal(), "count": Signal(range(cfg.cols + 1)),
               "valid": Signal(range(cfg.cols + 1)), "k0": Signal(unsigned(CHANNEL_BITS + 1)),
               "p0": Signal(unsigned(2 * DIM_BITS)), "new_kt": Signal(), "w_zero": Signal(),
-              "row_end": Signal()}
+              "row_end": Signal(), "last_iy0": Signal(signed(COORD_BITS))}
         with m.If(self.start):
             m.d.sync += [L.eq(self.layer), init.eq(1), wk["active"].eq(0), self.ready.eq(0)]
         with m.Elif(init == 1):
@@ -135,7 +137,7 @@ class PixelWalker(wiring.Component):
                 m.d.sync += [self.pi_hi.eq(pos["hi"]), self.pi_lo.eq(pos["lo"]),
                              wk["p0"].eq(pos["p"])]
             with m.If(pixel_valid):
-                m.d.sync += pos["p"].eq(pos["p"] + 1)
+                m.d.sync += [pos["p"].eq(pos["p"] + 1), wk["last_iy0"].eq(pos["iy0"])]
                 with m.If(pos["ox"] + 1 == L.out_w):
                     hi, lo = lam_add(pos["row_hi"], pos["row_lo"], k.v_hi, k.v_lo, k.gl, bb)
                     m.d.sync += [pos["ox"].eq(0), pos["oy"].eq(pos["oy"] + 1),
@@ -154,6 +156,8 @@ class PixelWalker(wiring.Component):
                     self.info.p0.eq(Mux(wk["count"] == 0, pos["p"], wk["p0"])),
                     self.info.count.eq(wk["valid"] + pixel_valid), self.new_kt.eq(wk["new_kt"]),
                     self.w_zero.eq(wk["w_zero"]),
+                    self.need_row.eq(Mux(pixel_valid, pos["iy0"], wk["last_iy0"])
+                                     + L.kernel_h - 1),
                 ]
 
     def _next_tile(self, m, pos, saved, wk):

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
@@ -145,6 +145,7 @@ class Accelerator(wiring.Component):
         self._kept_input(m, b)
         self._counters(m, b)
         self._sequencer(m, b)
+        self._follow(m, b)
         return m
 
     def _state(self, m, b):
@@ -179,6 +180,9 @@ class Accelerator(wiring.Component):
         # Band prefetch: the IFM store half the core reads (the other one is loaded with the
         # next band while `pf`), and the output address of the band in the core.
         b.half, b.pf = Signal(name="ifm_half"), Signal(name="prefetching")
+        # Load following (the weight port): a band's input loads while its core runs, each
+        # tile waiting for its rows (hw.core.ifm_decoder); `follow` until the load is in.
+        b.follow = Signal(name="load_following")
         b.wr_base = Signal(ADDR_BITS + 1, name="writer_base")
         # What the IFM store holds after its last complete load (one piece: a conv's only band
         # in half 0, or a pooling layer's only band; the range and the store's geometry), for
@@ -520,7 +524,7 @@ class Accelerator(wiring.Component):
                     b.running.eq(1), b.layer.eq(0), b.error_code.eq(0), b.abort_pending.eq(0),
                     b.image_base.eq(regs.image_base), b.act_base.eq(regs.act_base),
                     b.read_base.eq(b.dma.bytes_read), b.write_base.eq(b.dma.bytes_written),
-                    b.kept.valid.eq(0), b.prev_fused.eq(0),
+                    b.kept.valid.eq(0), b.prev_fused.eq(0), b.follow.eq(0),
                     *(t.eq(0) for t in b.totals.values()),
                 ]
                 m.next = "BASES"
@@ -680,6 +684,30 @@ class Accelerator(wiring.Component):
             with m.Else():
                 m.next = "INPUT"
 
+    def _follows(self, b):
+        """Whether the band's input load runs beside its core (`follow`): with the weight port,
+        when the read channel has nothing else to carry until the load is in (no prefetched
+        band, no pool read-back, no input-channel blocks and their partial sums, no split
+        weights, no residual on it: a fused add in one band). `host.perf.load_follows` is the
+        model's rule."""
+        if not self._config.weight_port:
+            return Const(0)
+        check = b.check
+        return (~b.pf & ~b.pool_after_load & ~check.blocked & ~b.wsplit
+                & (~check.fused | b.banded))
+
+    def _follow(self, m, b):
+        """While `follow`: the read channel's beats go to the IFM store (whatever the
+        sequencer's state), and when the last is in, the store's record (INPUT_KEPT)."""
+        core, rd_data = b.core, b.dma.rd_data
+        with m.If(b.follow):
+            m.d.comb += [rd_data.ready.eq(core.ifm_beat.ready),
+                         core.ifm_beat.valid.eq(rd_data.valid)]
+            with m.If(b.beat_in & (b.count != 0)):
+                m.d.sync += b.count.eq(b.count - 1)
+            with m.If((b.count == 0) & ~core.ifm_loading):
+                m.d.sync += [*b.record_load, b.follow.eq(0)]
+
     def _load_states(self, m, b):
         """Parameters into the bias/requant memory, the input (or the pool read-back) into the
         IFM banks, one beat per cycle."""
@@ -704,8 +732,13 @@ class Accelerator(wiring.Component):
                 lane = b.band.in_addr[:LANE_BITS]
                 m.d.comb += [core.ifm_load.eq(1), core.ifm_load_lane.eq(lane)]
                 m.d.sync += b.kept.valid.eq(0)
-                b.read(b.band.in_addr, b.band.in_bytes,
-                       (lane + b.band.in_bytes + BEAT_BYTES - 1) >> LANE_BITS, "LOAD")
+                beats = (lane + b.band.in_bytes + BEAT_BYTES - 1) >> LANE_BITS
+                with m.If(self._follows(b)):
+                    b.read(b.band.in_addr, b.band.in_bytes, beats, "RUN_START")
+                    with m.If(b.dma.rd_cmd.ready):
+                        m.d.sync += b.follow.eq(1)
+                with m.Else():
+                    b.read(b.band.in_addr, b.band.in_bytes, beats, "LOAD")
         with m.State("LOAD"):
             m.d.comb += [rd_data.ready.eq(core.ifm_beat.ready),
                          core.ifm_beat.valid.eq(rd_data.valid)]
@@ -822,7 +855,8 @@ class Accelerator(wiring.Component):
             if self._config.weight_port:
                 with m.If(b.check.blocked & (b.blk.g0 != 0)):
                     self._queue_weights(m, b, fresh=False)
-                m.d.sync += b.count.eq(0)
+                with m.If(~b.follow):           # (following: the input's beats still to come)
+                    m.d.sync += b.count.eq(0)
                 m.next = "RUN"
             else:
                 with m.If(b.band.first | ~b.check.weights_fit | b.check.blocked):
@@ -879,9 +913,10 @@ class Accelerator(wiring.Component):
             # the other half while the core runs (BAND_A .. LOAD, then RUN_WAIT).
             more = b.band.y + b.band.out_rows < D.out_h
             prefetch = (b.check.half_fits & b.check.weights_fit & ~b.check.blocked & more
-                        & main_free & (b.count == 0) & (1 if port else ~b.check.fused))
-            with m.If(core.done & (b.count == 0) & b.weights_in & (b.blk.ps_rd | ~blk.psum_in)
-                      & b.writer.idle & b.psum_wr.idle & ~dma.busy & ~res.pending
+                        & main_free & (b.count == 0) & ~b.follow
+                        & (1 if port else ~b.check.fused))
+            with m.If(core.done & (b.count == 0) & ~b.follow & b.weights_in
+                      & (b.blk.ps_rd | ~blk.psum_in) & b.writer.idle & b.psum_wr.idle & ~dma.busy & ~res.pending
                       & ~add.busy):
                 m.next = "BAND_END"
             with m.Elif(prefetch):
