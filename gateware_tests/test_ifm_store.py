@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hw.config import BEAT_BYTES, SenseConfig
-from hw.core.ifm_store import IfmStore, ifm_geometry, load_pieces
+from hw.core.ifm_store import IfmStore, ifm_geometry, load_pieces, load_row_pieces
 from sim.amaranth_sim import run_testbench
 
 CASES = [
@@ -111,7 +111,12 @@ def test_store_loads_and_reads_every_column(case):
         await ctx.tick()
         ctx.set(dut.load, 0)
         cycles, pending = 0, list(beats)
+        row_bytes = w * groups * M
         while ctx.get(dut.loading):
+            # rows_in never counts a row whose last byte has not arrived (the beat being
+            # placed, piece by piece, is taken with its last piece)
+            rows_in = ctx.get(dut.rows_in)
+            assert len(beats) - len(pending) + 1 >= -(-(lane + rows_in * row_bytes) // 16)
             send = bool(pending) and rng.random() >= 0.2
             ctx.set(dut.beat.valid, int(send))
             if send:
@@ -122,6 +127,7 @@ def test_store_loads_and_reads_every_column(case):
             if taken:
                 pending.pop(0)
         ctx.set(dut.beat.valid, 0)
+        assert ctx.get(dut.rows_in) == h
         assert cycles >= load_pieces(h * w, groups * M, lane)
         # Reads: random tiles and taps; each column's word against the tensor.
         for _ in range(40):
@@ -201,3 +207,7 @@ def test_load_pieces():
     assert load_pieces(4, 32) == 8              # two beats a pixel
     assert load_pieces(4, 20) == 11             # 80 bytes: pixel ends and lines cut beats
     assert load_pieces(2, 16, lane=4) == 4      # a band starting inside a beat
+    # per row (load following): the pieces up to each row's end
+    for w, pixel_bytes, lane in [(1, 4, 0), (3, 12, 4), (7, 20, 8), (13, 48, 12), (5, 64, 0)]:
+        assert load_row_pieces(6, w, pixel_bytes, lane) == [
+            load_pieces(r * w, pixel_bytes, lane) for r in range(1, 7)]

@@ -91,6 +91,9 @@ def test_walker_emits_every_tile_in_order(layer, ifm_stationary):
                 for j in range(CONFIG.cols):
                     c = ctx.get(dut.tile[j])
                     cols.append((1, c.iy0, c.ix0) if c.valid else 0)
+                # the last input row the tile's windows read (load following)
+                bottom = max(c[1] for c in cols if c) + layer["kernel_h"] - 1
+                assert ctx.get(dut.need_row) == bottom
                 got.append((info.k0, info.p0, info.count, ctx.get(dut.new_kt),
                             ctx.get(dut.w_zero), (ctx.get(dut.pi_hi), ctx.get(dut.pi_lo)), cols))
                 ctx.set(dut.take, 1)
