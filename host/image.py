@@ -111,6 +111,7 @@ class LayerPlan:
     traffic_ifm_stationary: int
     cycles_weight_stationary: int | None = None     # the model's cycles, on a traffic tie
     cycles_ifm_stationary: int | None = None
+    by_cycles: bool = False     # both orders allowed and moving the same bytes
 
     @property
     def order(self) -> str:
@@ -127,7 +128,10 @@ class LayerPlan:
         return min(self.traffic_weight_stationary, self.traffic_ifm_stationary)
 
 
-def plan_layer(in_shape, layer: QLayer, config: SenseConfig, out_shape) -> LayerPlan:
+def plan_layer(in_shape, layer: QLayer, config: SenseConfig, out_shape,
+               cycles: bool = True) -> LayerPlan:
+    """The layer's traffic in both tile orders and, where they tie (`by_cycles`) and `cycles`,
+    the model's cycles in both."""
     k, _, r, s = layer.w.shape
     _, h, w = in_shape
     oh = golden.output_size(h, r, layer.stride, layer.pad)
@@ -146,8 +150,10 @@ def plan_layer(in_shape, layer: QLayer, config: SenseConfig, out_shape) -> Layer
     ws = weights + ifm * (1 if ifm_fits else k_tiles) + ofm
     blocks = -(-ifm // (config.ifm_kib * 1024))
     is_ = ifm + weights * (1 if weights <= weight_capacity else blocks) + ofm
-    plan = LayerPlan(k_tiles, p_tiles, ifm, weights, ofm, ws, is_)
-    if ws == is_ and weights <= weight_capacity and k_tiles > 1 and ifm_fits:
+    plan = LayerPlan(k_tiles, p_tiles, ifm, weights, ofm, ws, is_,
+                     by_cycles=ws == is_ and weights <= weight_capacity and k_tiles > 1
+                     and ifm_fits)
+    if plan.by_cycles and cycles:
         d = layer_geometry(in_shape, layer, config)
         plan.cycles_weight_stationary, plan.cycles_ifm_stationary = (
             _model_cycles(in_shape, layer, config, d.replace(flags=int(d.flags) | flag))
@@ -376,23 +382,23 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
         descriptors.append(d)
     descriptors = _mark_kept_inputs(descriptors, config)
     if split_weights or prefetch_bands:
-        descriptors = _schedule(descriptors, qnet, ins, config, split_weights, prefetch_bands,
-                                outs if order == "auto" else None)
+        descriptors = _schedule(descriptors, qnet, ins, outs, config, split_weights,
+                                prefetch_bands, choose_order=order == "auto")
     return _assemble(qnet, config, descriptors, blocks, offset, data_offset, table_size,
                      psum_base + psum_bytes if psum_bytes else alloc["bytes"])
 
 
-def _schedule(descriptors, qnet, ins, config, split_weights, prefetch_bands,
-              outs=None) -> list:
+def _schedule(descriptors, qnet, ins, outs, config, split_weights, prefetch_bands,
+              choose_order=False) -> list:
     """Every conv / FC descriptor with its SPLIT_WEIGHTS hint (`split_weights`) or in prefetch
     bands (`prefetch_bands`), whichever the model finds fastest (`host.perf.schedule_choice`), and every
     pool pass in the pool bands the model finds fastest (`host.perf.pool_bands_choice`). A
     pooling layer whose one-band input the next layer keeps (INPUT_KEPT) stays in one band, as
     do those whose input is kept: bands would cost the kept load. A conv / FC whose input the
     next layer keeps is cut into bands only where the model finds the two layers faster so,
-    the next one loading its input again (`_unkeep_pays`). With `outs` (the layers' output
-    shapes: the compiler's tile order), a layer whose two orders move the same DRAM bytes gets
-    the order and the bands that are fastest together (`_order_choices`)."""
+    the next one loading its input again (`_unkeep_pays`). With `choose_order` (the
+    compiler's tile order), a layer whose two orders move the same DRAM bytes gets the order
+    and the bands that are fastest together (`_order_choices`)."""
     out = list(descriptors)
     for i, layer in enumerate(qnet.layers):
         d = out[i]
@@ -406,7 +412,8 @@ def _schedule(descriptors, qnet, ins, config, split_weights, prefetch_bands,
         ones = _ones_layer(ins[i][0], layer)
         out[i], cycles = min((schedule_choice(c, ones, config, split_weights,
                                               bands=prefetch_bands and not feeds_kept)
-                              for c in _order_choices(d, layer, ins[i][0], outs, i, config)),
+                              for c in _order_choices(d, layer, ins[i][0], outs[i], config,
+                                                      choose_order)),
                              key=lambda t: t[1])
         if prefetch_bands and feeds_kept and qnet.layers[i + 1].kind in ("conv", "fc"):
             choice = _unkeep_pays(out, i, (out[i], cycles), ones, qnet, ins, config,
@@ -416,13 +423,12 @@ def _schedule(descriptors, qnet, ins, config, split_weights, prefetch_bands,
     return out
 
 
-def _order_choices(d, layer, in_shape, outs, i, config) -> list:
-    """`d`, and (`outs` given) `d` in the other tile order where the compiler chose the order by
-    the model's cycles (`plan_layer`: both orders move the same bytes and are allowed)."""
-    if outs is None or d.g("exec.band_rows") or d.g("exec.out_c_total"):
-        return [d]
-    plan = plan_layer(in_shape, layer, config, outs[i])
-    if plan.cycles_ifm_stationary is None:
+def _order_choices(d, layer, in_shape, out_shape, config, choose_order) -> list:
+    """`d`, and (`choose_order`) `d` in the other tile order where the compiler chose the
+    order by the model's cycles (`plan_layer`'s `by_cycles`: both orders allowed, the same
+    bytes)."""
+    if not choose_order or d.g("exec.band_rows") or d.g("exec.out_c_total") or \
+            not plan_layer(in_shape, layer, config, out_shape, cycles=False).by_cycles:
         return [d]
     return [d, d.replace(flags=int(d.flags) ^ LayerFlags.IFM_STATIONARY.value)]
 

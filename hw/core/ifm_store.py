@@ -133,49 +133,45 @@ def ifm_geometry(in_h, in_w, in_groups, stride, pad, out_w, config: SenseConfig,
     return IfmGeometry(b, wpl, stride, xn, yn, v, xn > out_w, gl, rs, lines, tau0)
 
 
+def _pixel_pieces(start: int, pixel_bytes: int) -> int:
+    """The loader's pieces for one pixel whose first byte is at beat byte `start`: each ends at
+    the end of a beat, of the pixel or of one of its lines, whichever comes first."""
+    pieces, pos, off = 0, start, 0
+    while off < pixel_bytes:
+        n = min(BEAT_BYTES - pos % BEAT_BYTES, pixel_bytes - off, BEAT_BYTES - off % BEAT_BYTES)
+        pos, off, pieces = pos + n, off + n, pieces + 1
+    return pieces
+
+
+def _run_pieces(pixels: int, pixel_bytes: int, start: int, memo: dict) -> int:
+    """Pieces of `pixels` consecutive pixels from beat byte `start` (a pixel's pieces depend
+    only on the beat byte it starts at: `memo` keeps them per byte)."""
+    total, pos = 0, start % BEAT_BYTES
+    for _ in range(pixels):
+        if pos not in memo:
+            memo[pos] = _pixel_pieces(pos, pixel_bytes)
+        total += memo[pos]
+        pos = (pos + pixel_bytes) % BEAT_BYTES
+    return total
+
+
 def load_pieces(pixels: int, pixel_bytes: int, lane: int = 0) -> int:
     """Cycles the loader takes for a tensor of `pixels` pixels of `pixel_bytes` bytes starting at
     byte `lane` of its first beat (one piece a cycle: the bytes of one beat that belong to one
     line of one pixel)."""
-    pieces, pos = 0, lane
-    total = lane + pixels * pixel_bytes
-    while pos < total:
-        off = (pos - lane) % pixel_bytes
-        n = min(BEAT_BYTES - pos % BEAT_BYTES, pixel_bytes - off, BEAT_BYTES - off % BEAT_BYTES)
-        pos += n
-        pieces += 1
-    return pieces
+    return _run_pieces(pixels, pixel_bytes, lane, {})
 
 
 def load_row_pieces(rows: int, in_w: int, pixel_bytes: int, lane: int = 0) -> list[int]:
     """The loader's pieces (`load_pieces`) up to the end of each of the first `rows` input
-    rows of `in_w` pixels: element r - 1 is `load_pieces(r * in_w, pixel_bytes, lane)`. A pixel's
-    pieces depend only on the beat lane it starts at, so rows are counted per starting lane."""
-    def pixel(start):
-        pieces, pos, off = 0, start, 0
-        while off < pixel_bytes:
-            n = min(BEAT_BYTES - pos % BEAT_BYTES, pixel_bytes - off,
-                    BEAT_BYTES - off % BEAT_BYTES)
-            pos, off, pieces = pos + n, off + n, pieces + 1
-        return pieces
-
-    per_pixel = {}
-    per_row = {}
-
-    def row(start):
-        if start not in per_row:
-            total, pos = 0, start
-            for _ in range(in_w):
-                if pos not in per_pixel:
-                    per_pixel[pos] = pixel(pos)
-                total += per_pixel[pos]
-                pos = (pos + pixel_bytes) % BEAT_BYTES
-            per_row[start] = total
-        return per_row[start]
-
+    rows of `in_w` pixels: element r - 1 is `load_pieces(r * in_w, pixel_bytes, lane)` (a row's
+    pieces depend only on the beat byte it starts at)."""
+    per_pixel, per_row = {}, {}
     out, total, pos = [], 0, lane % BEAT_BYTES
     for _ in range(rows):
-        total += row(pos)
+        if pos not in per_row:
+            per_row[pos] = _run_pieces(in_w, pixel_bytes, pos, per_pixel)
+        total += per_row[pos]
         pos = (pos + in_w * pixel_bytes) % BEAT_BYTES
         out.append(total)
     return out

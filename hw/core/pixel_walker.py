@@ -58,13 +58,12 @@ class PixelWalker(wiring.Component):
     output row, the rest of its columns invalid) one column per cycle and then raises ``ready``
     with ``info`` (k0, first pixel p0, valid pixels), ``pi_hi``/``pi_lo`` (column 0's virtual
     raster index ``oy * V + ox`` in the store's (hi, lo) form), ``new_kt`` (the tile starts a k
-    tile) and
-    ``w_zero`` (its weights start again at word 0: the layer's first tile, and in the pixel-outer
-    order every pixel tile's first k tile) and ``need_row`` (the last input row its windows
-    read, counted from the input's first row: its last real pixel's window bottom). ``take`` (one cycle, while ``ready``) hands the tile
-    over; the walker then takes one cycle to step to the next tile. Tile order: k tile outer,
-    pixel tile inner (``ifm_stationary`` = 0), or pixel tile outer. ``k`` (the IFM store's
-    constants) must hold from ``start`` on. ``busy`` until the last tile has been taken."""
+    tile), ``w_zero`` (its weights start again at word 0: the layer's first tile, and in the
+    pixel-outer order every pixel tile's first k tile) and ``need_row`` (the last input row its
+    windows read, counted from the input's first row: its last real pixel's window bottom).
+    ``take`` (one cycle, while ``ready``) hands the tile over; the walker then takes one cycle
+    to step to the next tile. Tile order: k tile outer, pixel tile inner (``ifm_stationary`` =
+    0), or pixel tile outer. ``k`` (the IFM store's constants) must hold from ``start`` on. ``busy`` until the last tile has been taken."""
 
     def __init__(self, config: SenseConfig):
         self._config = config

@@ -916,8 +916,8 @@ class Accelerator(wiring.Component):
                         & main_free & (b.count == 0) & ~b.follow
                         & (1 if port else ~b.check.fused))
             with m.If(core.done & (b.count == 0) & ~b.follow & b.weights_in
-                      & (b.blk.ps_rd | ~blk.psum_in) & b.writer.idle & b.psum_wr.idle & ~dma.busy & ~res.pending
-                      & ~add.busy):
+                      & (b.blk.ps_rd | ~blk.psum_in) & b.writer.idle & b.psum_wr.idle
+                      & ~dma.busy & ~res.pending & ~add.busy):
                 m.next = "BAND_END"
             with m.Elif(prefetch):
                 m.d.sync += [b.pf.eq(1), b.band.y.eq(b.band.y + b.band.out_rows),
