@@ -424,13 +424,21 @@ def _schedule(descriptors, qnet, ins, outs, config, split_weights, prefetch_band
 
 
 def _order_choices(d, layer, in_shape, out_shape, config, choose_order) -> list:
-    """`d`, and (`choose_order`) `d` in the other tile order where the compiler chose the
-    order by the model's cycles (`plan_layer`'s `by_cycles`: both orders allowed, the same
-    bytes)."""
-    if not choose_order or d.g("exec.band_rows") or d.g("exec.out_c_total") or \
-            not plan_layer(in_shape, layer, config, out_shape, cycles=False).by_cycles:
+    """`d`, and (`choose_order`) `d` in the other tile order where the model may pick the order:
+    the compiler chose it by the model's cycles (`plan_layer`'s `by_cycles`: both orders
+    allowed, the same bytes), or the layer runs in bands (the planner's order comes from its
+    study estimate, which does not count the writer's per-segment costs) with more than one k
+    tile, one input-channel block and its own output tensor, and the buffers take the other
+    order (`buffer_problem`: the IFM-stationary order keeps every weight on chip)."""
+    if not choose_order or d.g("exec.out_c_total"):
         return [d]
-    return [d, d.replace(flags=int(d.flags) ^ LayerFlags.IFM_STATIONARY.value)]
+    other = d.replace(flags=int(d.flags) ^ LayerFlags.IFM_STATIONARY.value)
+    if d.g("exec.band_rows"):
+        if d.k_tiles < 2 or d.g("exec.c_blocks") or buffer_problem(other, config) is not None:
+            return [d]
+    elif not plan_layer(in_shape, layer, config, out_shape, cycles=False).by_cycles:
+        return [d]
+    return [d, other]
 
 
 def _feeds_kept(descriptors, i) -> bool:

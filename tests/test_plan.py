@@ -141,6 +141,31 @@ def test_banded_layers_get_the_fastest_half_store_band():
     assert cycles[d.g("exec.band_rows")] < cycles[planned.g("exec.band_rows")]
 
 
+def test_banded_layers_take_the_faster_tile_order():
+    """A layer in bands with more than one k tile whose weights all fit (ResNet-50's layer2.0
+    conv1: 56x56x256 -> 128, 1x1) runs in the tile order the model finds faster, each with its
+    fastest band: IFM-stationary (every pixel tile written whole), where the planner's study
+    estimate, which does not count the writer's per-segment costs, picks weight-stationary."""
+    qnet, (d,), _ = _packed_with_and_without_bands(
+        lambda rng: [conv_layer(rng, "reduce", 128, 256, 1, [-1])], (256, 56, 56), ZCU)
+    q = qnet.layers[0]
+    ones = ConvLayer(x=np.ones((256, 56, 56), np.int8), w=q.w, bias=q.bias, mult=q.mult,
+                     shift=q.shift, stride=q.stride, pad=q.pad)
+
+    def fastest(flags):
+        cycles = []
+        for n in range(1, d.out_h):
+            banded = d.replace(flags=flags, graph={**d.graph, "exec.band_rows": n})
+            if fits_half_store(band_geometry(banded, ZCU), ZCU):
+                cycles.append(perf.layer_estimate(banded, ones, ZCU)["cycles"])
+        return min(cycles)
+
+    ifm = int(d.flags) | LayerFlags.IFM_STATIONARY.value
+    weight = int(d.flags) & ~LayerFlags.IFM_STATIONARY.value
+    assert d.g("exec.band_rows") and d.ifm_stationary
+    assert perf.layer_estimate(d, ones, ZCU)["cycles"] == fastest(ifm) < fastest(weight)
+
+
 def test_a_kept_input_gives_way_to_bands_where_the_pair_is_faster():
     """Two 1x1 convs reading one 56x56x64 tensor (ResNet-50's layer1.0 conv1 and shortcut) on
     one port: in one band the second finds the input in the store (INPUT_KEPT); the packer
