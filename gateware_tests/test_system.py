@@ -40,6 +40,7 @@ from sim.networks import (
     pooling_network,
     random_network,
     residual_networks,
+    stacked_tail_network,
     vgg_style_network,
     wide_network,
 )
@@ -681,6 +682,32 @@ def test_batch_through_the_fc_layers():
     _, descs = layer_table(suffix, CONFIG)
     weights = sum(d.weight_size for d in descs)
     assert runs[-1]["dram_read_bytes"] < weights + 2 * split.slot_bytes * 3 + 4096
+
+
+def test_batch_through_a_stacked_tail():
+    """A batch whose suffix starts after the stem (`host.batch`, a stacked tail): the three
+    images' maps stacked with separator rows through two bottlenecks (3x3 stride 2 and 1, a
+    fused projection add, bands), GAP as a windowed average pool and FC. The writer zeroes every
+    conv's separator rows, so every image's logits equal the whole network's, bit for bit;
+    every run's DRAM bytes are the model's and its cycles within the tolerance."""
+    rng = np.random.default_rng(43)
+    qnet, x = quantized(stacked_tail_network(rng), rng, CONFIG, n=3)
+    split, prefix, suffix = pack_batch(qnet, CONFIG, 3, start=1)
+    _, descs = layer_table(suffix, CONFIG)
+    assert any(d.sep_slot for d in descs) and any(d.g("exec.band_rows") for d in descs)
+    step = {"op": "batch", "image": prefix, "suffix": suffix, "x": x, "batch": 3,
+            "slot_bytes": split.slot_bytes, "valid_bytes": split.valid_bytes,
+            "name": "stacked"}
+    got = run_system(CONFIG, [step], name="system-stacked", dram="design")["steps"][0]
+    assert np.array_equal(unstack_logits(split, got["outputs"][0]), run_int(qnet, x))
+    runs = got["runs"]
+    outs = [run_int(split.prefix, xi[None], return_all=True)[-1][0] for xi in x]
+    checks = [(prefix, xi) for xi in x] + [(suffix, stack_outputs(split, outs))]
+    for run, (image, xi) in zip(runs, checks):
+        est = accelerator_estimate(image, xi, CONFIG)
+        assert run["dram_read_bytes"] == est["dram_read_bytes"], (run, est)
+        assert run["dram_write_bytes"] == est["dram_write_bytes"], (run, est)
+        assert abs(run["cycles"] - est["cycles"]) / run["cycles"] <= TOLERANCE, (run, est)
 
 
 # The weight port (SenseConfig.weight_port, on in the zcu102 preset): the same small grids with

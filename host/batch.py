@@ -21,6 +21,23 @@ in two memory images on the same hardware, with no new gateware:
   map instead would put one output row in each pixel tile: the IFM store's valid-convolution
   placement; a stride of H would cost the store H * H phase regions.)
 
+A **stacked tail** (`split_batch(..., start=i)`) starts the suffix earlier, at layer i, so that
+the weights of every layer from there on (ResNet-50's last stages, whose 7x7 and 14x14 maps read
+far more weight bytes than activation bytes) are read once per batch too. The suffix's input
+stacks the N prefix outputs as one (C, slot * N, W) map: image n's rows are rows n * slot ..
+n * slot + H - 1, and the other slot - H rows are **separator rows**, zeros, that stand in for
+each image's padding. Every layer of the tail runs on the stacked map as it is (a k x k conv
+with stride s on a map of slot rows per image gives slot / s rows per image), and every conv
+writes the separator rows of its output as zeros (`QLayer.sep`, the descriptor's `sep_slot` and
+`sep_valid`, hw.soc.output_writer), so that an image's windows only ever read its own rows or
+zeros: each image's rows are exactly the whole network's. The slot is the smallest one (from H
+up) for which that holds at every layer (`stacked_slot`). The tail may hold convolutions
+(without a fused max-pool), residual adds and concats, then a global average pool, which becomes
+an average pool with an H x W window and a stride of slot rows (one pixel per image), and FC
+layers, which become 1x1 convolutions over those N pixels. The separator rows of the suffix's
+input are zeroed by the driver once the prefix runs are done (`Accelerator.load_batch`'s
+`valid_bytes`).
+
 `split_batch` builds both networks from a quantized one; the integer arithmetic is unchanged
 (the same weights, biases, multipliers and shifts), so `stack_outputs` plus the suffix's golden
 run gives every image's logits exactly as the whole network does on that image.
@@ -32,13 +49,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from host.golden import Window
 from host.image import pack_image
-from host.quant import QNetwork
+from host.quant import QLayer, QNetwork, as_network
 from hw.config import SenseConfig
 from hw.config import BLOCK_ALIGN
 
 __all__ = ["BatchError", "BatchSplit", "split_batch", "pack_batch", "stack_outputs",
-           "unstack_logits"]
+           "unstack_logits", "stack_starts", "stacked_slot"]
+
+#: The largest slot `stacked_slot` tries, in multiples of the image's rows.
+MAX_SLOT_FACTOR = 4
 
 
 class BatchError(ValueError):
@@ -55,12 +76,20 @@ class BatchSplit:
     slot: int                 # rows per image in the stacked tensor
     fc_input: tuple           # (C, H, W) of one image's prefix output
     group: int                # M (the activation layout's channel padding)
+    stacked: bool = False     # a stacked tail: the suffix's input is (C, slot * N, W)
 
     @property
     def slot_bytes(self) -> int:
         """Bytes per image in the stacked tensor: the activation base's step between runs."""
         c, _, w = self.fc_input
         return self.slot * w * -(-c // self.group) * self.group
+
+    @property
+    def valid_bytes(self) -> int | None:
+        """A stacked tail: the bytes of each slot that hold the image (the rest are separator
+        rows, zeroed before the suffix runs); None otherwise."""
+        c, h, w = self.fc_input
+        return h * w * -(-c // self.group) * self.group if self.stacked else None
 
 
 def _fc_start(qnet: QNetwork) -> int:
@@ -81,11 +110,122 @@ def _fc_start(qnet: QNetwork) -> int:
     return first
 
 
-def split_batch(qnet: QNetwork, batch: int, group: int) -> BatchSplit:
+def _tail_problem(qnet: QNetwork, start: int) -> str | None:
+    """Why the layers from `start` on cannot run as a stacked tail (module docstring), or None:
+    they read only each other's outputs and the prefix's (layer start - 1's), and are
+    convolutions without a max-pool, adds and concats, then at most a global average pool
+    and FC layers."""
+    n = len(qnet.layers)
+    if not 0 < start < n:
+        return f"the tail must start after the first layer and before the end, not at {start}"
+    head = False
+    for i in range(start, n):
+        layer = qnet.layers[i]
+        if any(j < start - 1 for j in qnet.sources(i)):
+            return f"layer {i} ({layer.name}) reads a tensor from before layer {start - 1}"
+        if head and layer.kind != "fc":
+            return (f"layer {i} ({layer.name}): after the global average pool only FC layers, "
+                    f"not a {layer.kind}")
+        if layer.kind == "gap":
+            head = True
+        elif layer.kind == "fc" and not head:
+            return f"layer {i} ({layer.name}): an FC layer before the global average pool"
+        elif layer.kind not in ("conv", "add", "concat", "gap", "fc") or layer.pool:
+            fused = " with a max-pool" if layer.kind == "conv" else ""
+            return f"layer {i} ({layer.name}): a {layer.kind}{fused} cannot run on stacked maps"
+    if not head:
+        return "the tail does not end in a global average pool (and FC layers)"
+    return None
+
+
+def _tail_slots(qnet: QNetwork, start: int, slot: int, batch: int, cols: int):
+    """{tensor: (slot rows, image rows)} of the tail for an input slot of `slot` rows (tensor
+    -1: the tail's input, i its layer i's output), or None where a window of one image would
+    reach another's rows or the gateware's separator rule (a slot of at least `cols` pixels)
+    fails."""
+    shapes = as_network(qnet).out_shapes()
+    slots = {start - 1: (slot, shapes[start - 1][1])}
+    for i in range(start, len(qnet.layers)):
+        layer, srcs = qnet.layers[i], qnet.sources(i)
+        s_in, h_in = slots[srcs[0]]
+        if any(slots[j] != (s_in, h_in) for j in srcs):
+            return None
+        if layer.kind in ("gap", "fc"):
+            slots[i] = (1, 1)
+            continue
+        if layer.kind != "conv":
+            slots[i] = (s_in, h_in)
+            continue
+        r, st, p = layer.w.shape[2], layer.stride, layer.pad
+        h_out, w_out = shapes[i][1], shapes[i][2]
+        if s_in % st or s_in - h_in < p or (h_out - 1) * st - p + r > s_in:
+            return None
+        s_out = s_in // st
+        if (batch * s_in + 2 * p - r) // st + 1 < (batch - 1) * s_out + h_out or (
+                s_out > h_out and s_out * w_out < cols):
+            return None
+        slots[i] = (s_out, h_out)
+    return slots
+
+
+def stacked_slot(qnet: QNetwork, start: int, batch: int, group: int, cols: int) -> int:
+    """The smallest slot (rows per image of the tail's input, from its H up to MAX_SLOT_FACTOR
+    times that) for which every layer of the tail from `start` keeps its images apart and the
+    slot's bytes are BLOCK_ALIGN-aligned; BatchError if none or the tail cannot be stacked."""
+    problem = _tail_problem(qnet, start)
+    if problem:
+        raise BatchError(problem)
+    c, h, w = as_network(qnet).out_shapes()[start - 1]
+    row = w * -(-c // group) * group
+    for slot in range(h, MAX_SLOT_FACTOR * h + 1):
+        if (slot * row) % BLOCK_ALIGN == 0 and _tail_slots(qnet, start, slot, batch, cols):
+            return slot
+    raise BatchError(f"no slot of {h} to {MAX_SLOT_FACTOR * h} rows keeps the images apart in "
+                     f"every layer from {start} ({qnet.layers[start].name}) on")
+
+
+def stack_starts(qnet: QNetwork) -> list[int]:
+    """The layers a stacked tail may start at (`_tail_problem`), first to last."""
+    return [i for i in range(1, len(qnet.layers)) if _tail_problem(qnet, i) is None]
+
+
+def _stacked_split(qnet: QNetwork, batch: int, group: int, start: int, cols: int) -> BatchSplit:
+    slot = stacked_slot(qnet, start, batch, group, cols)
+    slots = _tail_slots(qnet, start, slot, batch, cols)
+    c, h, w = as_network(qnet).out_shapes()[start - 1]
+    layers = []
+    for i in range(start, len(qnet.layers)):
+        layer = qnet.layers[i]
+        inputs = [j - start for j in qnet.sources(i)]      # (the prefix's output: -1)
+        if layer.kind == "gap":
+            s_in, h_in = slots[qnet.sources(i)[0]]
+            w_in = as_network(qnet).out_shapes()[qnet.sources(i)[0]][2]
+            layer = QLayer("avgpool", layer.name, None, None, None, None,
+                           pool=Window.of((h_in, w_in), (s_in, 1)), in_scale=layer.in_scale,
+                           out_scale=layer.out_scale, pool_scale=layer.pool_scale)
+        elif layer.kind == "fc":
+            layer = replace(layer, kind="conv", stride=1, pad=0)
+        elif layer.kind == "conv":
+            s_out, h_out = slots[i]
+            layer = replace(layer, sep=(s_out, h_out) if s_out > h_out else None)
+        layers.append(replace(layer, inputs=inputs))
+    suffix = QNetwork(input_shape=(c, slot * batch, w), layers=layers,
+                      input_scale=qnet.layers[start].in_scale, host_ops=list(qnet.host_ops),
+                      group=qnet.group, name=f"{qnet.name}-tail-x{batch}")
+    prefix = replace(qnet, layers=qnet.layers[:start], name=f"{qnet.name}-prefix")
+    return BatchSplit(prefix, suffix, batch, slot, (c, h, w), group, stacked=True)
+
+
+def split_batch(qnet: QNetwork, batch: int, group: int, start: int | None = None,
+                cols: int = 1) -> BatchSplit:
     """The prefix and suffix networks of `qnet` for `batch` images (module docstring); `group`
-    is the hardware's M, which pads the activations' channels."""
+    is the hardware's M, which pads the activations' channels. `start`: the first layer of a
+    stacked tail (`cols`: the grid's, for the separator rule), or None: the suffix is the FC
+    layers."""
     if batch < 1:
         raise BatchError(f"the batch must be at least 1 image, not {batch}")
+    if start is not None:
+        return _stacked_split(qnet, batch, group, start, cols)
     first = _fc_start(qnet)
     fc = qnet.layers[first]
     k, c, h, w = fc.w.shape
@@ -112,11 +252,21 @@ def split_batch(qnet: QNetwork, batch: int, group: int) -> BatchSplit:
     return BatchSplit(prefix, suffix, batch, slot, (c, h, w), m)
 
 
+def _stack_maps(split: BatchSplit, outputs) -> np.ndarray:
+    c, h, w = split.fc_input
+    out = np.zeros((c, split.slot * split.batch, w), np.int8)
+    for n, x in enumerate(outputs):
+        out[:, n * split.slot:n * split.slot + h] = np.asarray(x, np.int8).reshape(c, h, w)
+    return out
+
+
 def stack_outputs(split: BatchSplit, outputs) -> np.ndarray:
     """The suffix's input (W * C, slot * N, 1) int8 from the N prefix outputs (C, H, W): image
     n's row y is row n * slot + y, its pixel x channels x * C .. x * C + C - 1; rows past H of
     a slot are zero here (the hardware leaves whatever was there: only ignored windows read
-    them)."""
+    them). A stacked tail's input is (C, slot * N, W), its separator rows zeros."""
+    if split.stacked:
+        return _stack_maps(split, outputs)
     c, h, w = split.fc_input
     out = np.zeros((w * c, split.slot * split.batch, 1), np.int8)
     for n, x in enumerate(outputs):
@@ -130,14 +280,15 @@ def unstack_logits(split: BatchSplit, y: np.ndarray) -> np.ndarray:
     are output pixel n * slot)."""
     k = split.suffix.layers[-1].out_channels
     y = np.asarray(y).reshape(k, -1)
-    return y[:, ::split.slot][:, :split.batch].T
+    return y[:, ::1 if split.stacked else split.slot][:, :split.batch].T
 
 
 def pack_batch(qnet: QNetwork, config: SenseConfig, batch: int, order: str = "auto",
-               fuse_add: bool = True) -> tuple[BatchSplit, bytes, bytes]:
+               fuse_add: bool = True, start: int | None = None) -> tuple[BatchSplit, bytes,
+                                                                       bytes]:
     """The split and the two memory images of a batched run (`host.driver.Accelerator.
     load_batch`): the prefix with its output first in its activation region, the suffix with
-    its input first (`order`, `fuse_add`: `pack_image`'s)."""
-    split = split_batch(qnet, batch, config.group)
+    its input first (`order`, `fuse_add`: `pack_image`'s; `start`: `split_batch`'s)."""
+    split = split_batch(qnet, batch, config.group, start, config.cols)
     return (split, pack_image(split.prefix, config, order, first="output", fuse_add=fuse_add),
             pack_image(split.suffix, config, order, first="input", fuse_add=fuse_add))

@@ -158,16 +158,23 @@ class Accelerator:
         if zlib.crc32(back) != zlib.crc32(image):
             raise AcceleratorError("the image read back from DRAM differs from the one written")
 
-    async def load_batch(self, prefix: bytes, suffix: bytes, batch: int, slot_bytes: int) -> None:
+    async def load_batch(self, prefix: bytes, suffix: bytes, batch: int, slot_bytes: int,
+                         valid_bytes: int | None = None) -> None:
         """Load the two images of a batched run (`host.batch`): the prefix (run once per image,
         its output placed first in its activation region) and the suffix (run once over the
         `batch` prefix outputs, its input placed first), both checked like `load`'s. The buffer
         holds [prefix][suffix][activations]: image n's prefix run uses the activation region
-        moved `slot_bytes` on per image, so the outputs stack into the suffix's input."""
+        moved `slot_bytes` on per image, so the outputs stack into the suffix's input.
+        `valid_bytes` (a stacked tail, `BatchSplit.valid_bytes`): the bytes of each slot that
+        hold the image; the rest of every slot (separator rows) is zeroed after the prefix
+        runs."""
         config = self.config or await self.identify()
         if batch < 1 or slot_bytes <= 0 or slot_bytes % BLOCK_ALIGN:
             raise AcceleratorError(f"a batch needs at least one image and a {BLOCK_ALIGN}-byte "
                                    f"aligned slot, not {batch} images of {slot_bytes} bytes")
+        if valid_bytes is not None and not 0 < valid_bytes <= slot_bytes:
+            raise AcceleratorError(f"a slot of {slot_bytes} bytes cannot hold {valid_bytes} "
+                                   f"bytes of an image")
         p_img, s_img = bytes(prefix), bytes(suffix)
         p_head, p_layers = self._checked(p_img, config, what="prefix image")
         s_head, s_layers = self._checked(s_img, config, what="suffix image")
@@ -187,7 +194,8 @@ class Accelerator:
         await self.write64("WINDOW_SIZE", need)
         self.act_offset = act
         self.image, self.header, self.layers = p_img, p_head, p_layers
-        self._batch = dict(batch=batch, slot=slot_bytes, suffix=s_off, layers=s_layers)
+        self._batch = dict(batch=batch, slot=slot_bytes, suffix=s_off, layers=s_layers,
+                           valid=valid_bytes)
 
     async def run_batch(self, inputs, timeout: float | None = None) -> np.ndarray:
         """Up to `batch` inputs (N, C, H, W) int8: the prefix run on each, then the suffix once;
@@ -210,6 +218,11 @@ class Accelerator:
                 await self.run_one(x, timeout)
         finally:
             self.act_offset = act
+        if b["valid"] is not None and b["valid"] < b["slot"]:
+            # the separator rows (a prefix run's other tensors may have passed there)
+            gap = bytes(b["slot"] - b["valid"])
+            for n in range(b["batch"]):
+                await self.backend.write_mem(act + n * b["slot"] + b["valid"], gap)
         await self.write64("IMAGE_BASE", base + b["suffix"])
         await self.write64("ACT_BASE", base + act)
         await self.start()

@@ -571,10 +571,13 @@ def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph
     if layer.pool:
         graph["exec.pool_band_rows"] = pool_band_rows(geo, config)
     chosen = chosen if order == "auto" else order
+    slot, valid = layer.sep or (0, 0)
     d = geo.replace(
         flags=int(geo.flags) | LayerFlags.IFM_STATIONARY.value * (chosen == "ifm"),
         in_offset=d.in_offset, out_offset=d.out_offset, out_scale=d.out_scale,
+        sep_slot=slot * geo.out_w, sep_valid=valid * geo.out_w,
         graph={k: v for k, v in graph.items() if v})
+    _separators(f"layer {i} ({layer.name})", d, config)
     # A forced order the buffers cannot take (the IFM-stationary order keeps every weight).
     problem = buffer_problem(d, config) if d.plain else None
     if problem:
@@ -788,6 +791,9 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
                              f"{', '.join(f'{k.name.lower()} ({k.value})' for k in LayerKind)}")
         if d.unknown_flags:
             raise ImageError(f"{name}: unknown flags {d.flags:#x}")
+        if (d.sep_slot or d.sep_valid) and kind_not_conv(d):
+            raise ImageError(f"{name}: separator rows (sep_slot {d.sep_slot}, sep_valid "
+                             f"{d.sep_valid}) on a layer that is not a conv or FC")
         if d.has(LayerFlags.ADD_RELU) and not d.has(LayerFlags.FUSE_ADD):
             raise ImageError(f"{name}: flag ADD_RELU without FUSE_ADD (flags {d.flags:#x})")
         if d.kind == LayerKind.ADD.value and d.has(LayerFlags.FUSE_ADD) and not (
@@ -810,6 +816,7 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
                                  f"not match its input's shape {in_shape}")
             if kind in (LayerKind.CONV, LayerKind.FC):
                 layer, out = _unpack_weight_layer(name, d, in_shape, cfg, h, data)
+                layer.sep = _separators(name, d, cfg)
             else:
                 layer, out = _unpack_other_layer(name, d, descs, in_shape, outs, data, cfg,
                                                  shape)
@@ -825,6 +832,25 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
                     cfg.group if cfg.sparse else None, "image")
     return qnet.with_layers(replace(layer, inputs=None) if qnet.sources(i) == [i - 1] else layer
                             for i, layer in enumerate(qnet.layers))
+
+
+def kind_not_conv(d: LayerDescriptor) -> bool:
+    return int(d.kind) not in (LayerKind.CONV.value, LayerKind.FC.value)
+
+
+def _separators(name, d: LayerDescriptor, cfg: SenseConfig):
+    """A conv's separator rows (`QLayer.sep`: slot rows, valid rows) from its descriptor's
+    pixel counts (hw.soc.output_writer; the gateware's LayerCheck rule: whole rows, a slot of at
+    least cols pixels that the image does not fill, no fused max-pool or channel blocks)."""
+    if not (d.sep_slot or d.sep_valid):
+        return None
+    w = d.out_w
+    if (d.sep_slot % w or d.sep_valid % w or not 0 < d.sep_valid < d.sep_slot
+            or d.sep_slot < cfg.cols or d.pool or d.g("exec.c_blocks") > 1):
+        raise ImageError(f"{name}: separator rows of {d.sep_valid} of every {d.sep_slot} "
+                         f"output pixels do not fit its {w}-pixel rows, the {cfg.cols} columns, "
+                         f"or come with a max-pool or input-channel blocks")
+    return d.sep_slot // w, d.sep_valid // w
 
 
 def _concat_parts(descs, i, d, outs) -> list[int]:

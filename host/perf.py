@@ -51,7 +51,7 @@ from hw.layouts import (DESCRIPTOR_BYTES, POOL_KINDS, LayerDescriptor, LayerFlag
                         LayerKind, psum_row_bytes, record_bytes, weight_word_layout)
 from hw.soc.add_unit import CHUNK_BEATS
 from hw.soc.pool import ROW_BANKS, ROW_DEPTH, TAIL_STAGES
-from hw.soc.output_writer import whole_tile_writes
+from hw.soc.output_writer import SEPARATOR_CYCLES, whole_tile_writes
 from hw.soc.psum import PSUM_WRITE_CYCLES, psum_row_beats
 
 __all__ = ["pool_bands_choice", "schedule_choice", "pool_prefetch", "skip_mask", "core_cycles", "tile_cycles", "tail_costs", "fill_drain_cycles", "useful_macs",
@@ -659,6 +659,9 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
     blocked = len(blocks) > 1
     taps = d.kernel_h * d.kernel_w
 
+    # separator rows: every slot first divides its first pixel index (hw.soc.output_writer)
+    divide = SEPARATOR_CYCLES if d.sep_slot else 0
+
     def tile_write(p, kt):
         k0 = kt * config.rows
         last_kt = k0 + config.rows >= k
@@ -669,10 +672,10 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
             if not last_kt:
                 return 0, False
             beats = count * kpad // beat
-            return (SEGMENT_OVERHEAD + fuse + beats
+            return (divide + SEGMENT_OVERHEAD + fuse + beats
                     + BURST_OVERHEAD * (_bursts(addr, beats) - 1)), True
         seg = kpad - k0 if last_kt else config.rows
-        total = 0
+        total = divide
         for j in range(count):
             a = addr + j * stride
             total += SEGMENT_OVERHEAD + fuse + (a % beat + seg + beat - 1) // beat

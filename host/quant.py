@@ -51,6 +51,9 @@ class QLayer:
     inputs: list | None = None       # as host.nn.Layer.inputs
     count_include_pad: bool = False  # avgpool
     pool_scale: float = 1.0          # avgpool / gap: input scale / output scale
+    # conv: a batch's images stacked in one map (host.batch): (rows of each image's slot, rows
+    # of it the image owns); the other rows of every slot (separator rows) are zeros
+    sep: tuple | None = None
 
     @property
     def out_channels(self):
@@ -243,6 +246,10 @@ def layer_int(layer: QLayer, *xs: np.ndarray) -> np.ndarray:
     if layer.pool:
         k, s, p = layer.pool
         y = golden.maxpool2d(y, k, s, p)
+    if layer.sep:
+        slot, valid = layer.sep
+        y = y.copy()
+        y[:, :, np.arange(y.shape[2]) % slot >= valid] = 0
     return y
 
 

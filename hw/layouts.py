@@ -280,7 +280,12 @@ def layer_descriptor_layout() -> data.StructLayout:
         "in_offset": unsigned(32),
         "out_offset": unsigned(32),
         "out_scale": unsigned(32),      # float32 bits
-        "reserved1": unsigned(64),
+        # A batch's images stacked in one map (host.batch): output pixels per image slot (at
+        # least cols; 0: no separators) and the first of them that the image owns; the rest of
+        # every slot (separator rows) is written as zeros.
+        "sep_slot": unsigned(16),
+        "sep_valid": unsigned(16),
+        "reserved1": unsigned(32),
         "graph": graph_layout(),
     })
 

@@ -123,6 +123,27 @@ def banded_residual_network(rng):
     ], [], "banded-residual")
 
 
+def stacked_tail_network(rng):
+    """A ResNet-50 stage in miniature for a batch's stacked tail (`host.batch`, from layer 1):
+    a stem conv, then a bottleneck with a 3x3 stride-2 conv and a 1x1 stride-2 projection (its
+    add fused), a bottleneck with an identity shortcut and a 3x3 stride-1 conv, GAP and FC. On
+    stacked maps every 3x3 window at an image's edge reads separator rows."""
+    return Network((8, 8, 8), [
+        conv_layer(rng, "stem", 16, 8, 3, [-1]),
+        conv_layer(rng, "a.reduce", 8, 16, 1, [0]),
+        conv_layer(rng, "a.mid", 8, 8, 3, [1], stride=2),
+        conv_layer(rng, "a.expand", 32, 8, 1, [2], relu=False),
+        conv_layer(rng, "a.project", 32, 16, 1, [0], relu=False, stride=2),
+        Layer("add", "a.sum", relu=True, inputs=[3, 4]),
+        conv_layer(rng, "b.reduce", 8, 32, 1, [5]),
+        conv_layer(rng, "b.mid", 8, 8, 3, [6]),
+        conv_layer(rng, "b.expand", 32, 8, 1, [7], relu=False),
+        Layer("add", "b.sum", relu=True, inputs=[8, 5]),
+        Layer("gap", "gap", inputs=[9]),
+        Layer("fc", "fc", rng.normal(size=(6, 32)) / 6, rng.normal(size=6) * 0.1, inputs=[10]),
+    ], [], "stacked-tail")
+
+
 def inception_network(rng):
     """An inception module in miniature: four branches (1x1; 1x1 then 3x3; 1x1 then 5x5; a 3x3
     stride-1 max-pool then 1x1) written into channel ranges of one tensor by a concat, then a

@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 
 from host import zoo
-from host.batch import BatchError, pack_batch, split_batch, stack_outputs, unstack_logits
-from host.image import ImageError, layer_table, pack_image
+from host.batch import (BatchError, pack_batch, split_batch, stack_outputs, stack_starts,
+                        stacked_slot, unstack_logits)
+from host.image import ImageError, layer_table, pack_image, unpack_image
 from host.quant import quantize, quantize_input, run_int
 from hw.config import SenseConfig
-from sim.networks import BATCH_NETWORK, random_network
+from host.nn import Layer, Network
+from sim.networks import BATCH_NETWORK, conv_layer, random_network, stacked_tail_network
 
 CONFIG = SenseConfig.preset("small")
 
@@ -68,3 +70,60 @@ def test_batch_size_must_be_positive():
     qnet, _ = _quantized(random_network(np.random.default_rng(3), *BATCH_NETWORK, "head"))
     with pytest.raises(BatchError, match="at least 1 image"):
         split_batch(qnet, 0, CONFIG.group)
+
+
+# -- a stacked tail ------------------------------------------------------------------------------
+
+def _stacked_tail(seed=0, n=3):
+    return _quantized(stacked_tail_network(np.random.default_rng(seed)), seed, n)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 4])
+def test_a_stacked_tail_computes_the_whole_networks_logits(batch):
+    """From every layer a tail may start at: the stacked suffix's golden run gives every
+    image's logits exactly, whatever the prefix runs left in the separator rows' bytes before
+    the driver zeroes them (stack_outputs zeroes them too), and the packed suffix's descriptors
+    carry the separators that unpack back to the same network."""
+    qnet, x = _stacked_tail(batch, n=min(batch, 3))
+    starts = stack_starts(qnet)
+    assert starts == [1, 6, 10]         # after the stem, after the first block, at GAP
+    for start in starts:
+        split, _, suffix = pack_batch(qnet, CONFIG, batch, start=start)
+        outs = [run_int(split.prefix, xi[None], return_all=True)[-1][0] for xi in x]
+        junk = [np.full(split.fc_input, 77, np.int8)] * (batch - len(x))
+        stacked = stack_outputs(split, outs + junk)
+        y = run_int(split.suffix, stacked[None])[0]
+        assert np.array_equal(unstack_logits(split, y)[:len(x)], run_int(qnet, x))
+        assert np.array_equal(run_int(unpack_image(suffix, CONFIG), stacked[None])[0], y)
+        assert split.slot_bytes % 64 == 0 and split.valid_bytes <= split.slot_bytes
+
+
+def test_the_stacked_slot_keeps_images_apart():
+    """The tail after the stem (8x8 maps, a 3x3 stride-2 conv, then 3x3 stride-1 on 4x4): 8
+    rows leave no zero row above an image, 9 is odd for the stride, so 10 rows a slot (5 after
+    the stride: one separator row under every 4x4 map); each conv writes its separator rows."""
+    qnet, _ = _stacked_tail()
+    assert stacked_slot(qnet, 1, 3, CONFIG.group, CONFIG.cols) == 10
+    split = split_batch(qnet, 3, CONFIG.group, start=1, cols=CONFIG.cols)
+    seps = {q.name: q.sep for q in split.suffix.layers if q.kind == "conv"}
+    assert seps["a.reduce"] == (10, 8) and seps["b.mid"] == (5, 4) and seps["fc"] is None
+    pool = [q for q in split.suffix.layers if q.kind == "avgpool"][0]
+    assert (pool.pool.kernel, pool.pool.stride) == ((4, 4), (5, 1))
+
+
+def test_what_a_stacked_tail_cannot_take_is_named():
+    rng = np.random.default_rng(4)
+    net = Network((8, 8, 8), [conv_layer(rng, "a", 8, 8, 3, [-1]),
+                              Layer("maxpool", "pool", pool=(3, 1, 1), inputs=[0]),
+                              conv_layer(rng, "b", 8, 8, 3, [1]), Layer("gap", "gap"),
+                              Layer("fc", "fc", rng.normal(size=(4, 8)), np.zeros(4))],
+                  [], "pooled")
+    qnet, _ = _quantized(net)
+    with pytest.raises(BatchError, match="layer 1 .pool.: a maxpool cannot run on stacked"):
+        split_batch(qnet, 2, CONFIG.group, start=1, cols=CONFIG.cols)
+    with pytest.raises(BatchError, match="does not end in a global average pool"):
+        split_batch(_quantized(random_network(rng, (8, 8, 8), [("conv", 8, 3, 1, 1, True, None)] * 2,
+                                              "convs"))[0], 2, CONFIG.group, start=1)
+    qnet, _ = _stacked_tail()
+    with pytest.raises(BatchError, match="reads a tensor from before layer 6"):
+        split_batch(qnet, 2, CONFIG.group, start=7, cols=CONFIG.cols)

@@ -176,7 +176,8 @@ class Accelerator(wiring.Component):
             row_bytes=Signal(32, name="band_row_bytes"), out_row=Signal(32, name="band_out_row"),
             in_addr=Signal(ADDR_BITS + 1, name="band_in_addr"),
             in_bytes=Signal(48, name="band_in_bytes"),
-            out_addr=Signal(ADDR_BITS + 1, name="band_out_addr"), first=Signal(name="band_first"))
+            out_addr=Signal(ADDR_BITS + 1, name="band_out_addr"), first=Signal(name="band_first"),
+            first_px=Signal(24, name="band_first_px"))
         # Band prefetch: the IFM store half the core reads (the other one is loaded with the
         # next band while `pf`), and the output address of the band in the core.
         b.half, b.pf = Signal(name="ifm_half"), Signal(name="prefetching")
@@ -273,6 +274,8 @@ class Accelerator(wiring.Component):
             writer.k_tiles.eq(D.k_tiles), writer.kpad.eq(check.kpad),
             writer.out_channels.eq(D.out_channels), writer.base.eq(b.wr_base),
             writer.stride.eq(check.out_stride),
+            writer.sep_slot.eq(D.sep_slot), writer.sep_valid.eq(D.sep_valid),
+            writer.first_px.eq(b.band.first_px),
             # the map the pool pass pools (a conv's output, or a pooling layer's input): this
             # pool band's rows of it, with the window's padding rows that border the band
             pool.map_h.eq(b.pcur.rows),
@@ -663,6 +666,7 @@ class Accelerator(wiring.Component):
             m.d.sync += [band.y0.eq(y0),
                          band.y_end.eq(y0 + (band.out_rows - 1) * D.stride + D.kernel_h),
                          band.out_addr.eq(check.output_start + band.y * band.out_row),
+                         band.first_px.eq(band.y * D.out_w),
                          b.blk.pix.eq(band.out_rows * Mux(check.seg, b.blk.cw, D.out_w))]
             m.next = "BAND_C"
         with m.State("BAND_C"):

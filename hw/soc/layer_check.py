@@ -299,8 +299,11 @@ class LayerCheck(wiring.Component):
         cfg = self._config
         add_ok, concat_ok, pool_ok, conv_ok = Signal(), Signal(), Signal(), Signal()
         tiles_seg, tiles_raster = Signal(), Signal()
-        m.d.sync += [add_ok.eq(self._add_consistent()), concat_ok.eq(self._concat_consistent()),
-                     pool_ok.eq(self._pool_consistent(self.window)),
+        # (separator rows: a conv's or FC's only)
+        no_sep = (self.desc.sep_slot == 0) & (self.desc.sep_valid == 0)
+        m.d.sync += [add_ok.eq(self._add_consistent() & no_sep),
+                     concat_ok.eq(self._concat_consistent() & no_sep),
+                     pool_ok.eq(self._pool_consistent(self.window) & no_sep),
                      conv_ok.eq(self._consistent(v, lg_m, word_bytes)),
                      # pixel tiles: cols pixels in raster order, or (a valid convolution, the
                      # store's `seg`, itself valid only in CHECK_E) ceil(OW / cols) per output
@@ -418,6 +421,11 @@ class LayerCheck(wiring.Component):
             | ((D.graph.exec.add_shift != 0) & (D.graph.exec.add_shift <= MAX_SHIFT)
                & (D.graph.exec.in2_offset[:LANE_BITS] == 0)),
             ~flag_set(D.flags, LayerFlags.ADD_RELU) | flag_set(D.flags, LayerFlags.FUSE_ADD),
+            # separator rows (hw.soc.output_writer): a slot of at least cols pixels that the
+            # image does not fill, not with a fused max-pool or input-channel blocks
+            ((D.sep_slot == 0) & (D.sep_valid == 0))
+            | ((D.sep_slot >= cfg.cols) & (D.sep_valid != 0) & (D.sep_valid <= D.sep_slot)
+               & ~pool & (D.graph.exec.c_blocks <= 1)),
             ~pool | ((D.pool_kernel != 0) & (D.pool_stride != 0)
                      & (D.pool_pad < D.pool_kernel)
                      & (D.pool_kernel <= D.out_h + 2 * D.pool_pad)

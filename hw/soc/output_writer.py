@@ -16,11 +16,17 @@ from amaranth.lib.wiring import In, Out
 
 from hw.config import BEAT_BYTES, LANE_BITS, SenseConfig
 from hw.core.decoders import tile_info_layout
-from hw.layouts import ofm_row_layout
+from hw.layouts import DIM_BITS, ofm_row_layout
 from hw.soc.dma import ADDR_BITS, DATA_BITS, dma_command_layout
 
 __all__ = ["OutputWriter", "output_lines_per_slot", "output_slot_lines", "whole_tile_rule",
-           "whole_tile_writes"]
+           "whole_tile_writes", "SEPARATOR_CYCLES"]
+
+#: Bits of a pixel index (a tile's ``p0`` plus its band's first pixel).
+PIXEL_BITS = 2 * DIM_BITS
+#: Cycles a slot waits before its first command when the layer has separator rows (``sep_slot``):
+#: the writer divides the slot's first pixel index by the slot size, one quotient bit a cycle.
+SEPARATOR_CYCLES = PIXEL_BITS
 
 
 def output_lines_per_slot(config: SenseConfig) -> int:
@@ -62,7 +68,13 @@ class OutputWriter(wiring.Component):
     ``stride``; ``base`` is the output's DRAM address (of channel 0 of pixel 0: with a concat, where its channel range
     starts), ``stride`` the bytes from one pixel to the next (``kpad``, or a concat tensor's
     channels), ``out_channels`` the real channel count (padding bytes are written as 0). ``writing`` is high while a command or its beats are out; ``idle`` when both slots are
-    empty and nothing is being written. A row is accepted whenever its slot is free."""
+    empty and nothing is being written. A row is accepted whenever its slot is free.
+
+    Separator rows (a batch's images stacked in one map, `host.batch`): with ``sep_slot`` (output
+    pixels per image slot, at least ``cols``; 0: none) the output pixels whose index (the band's
+    first pixel ``first_px`` plus the tile's) modulo ``sep_slot`` is ``sep_valid`` or more are
+    written as zeros. A slot then waits SEPARATOR_CYCLES before its first command, dividing its
+    first pixel index by ``sep_slot``."""
 
     def __init__(self, config: SenseConfig):
         self._config = config
@@ -72,6 +84,7 @@ class OutputWriter(wiring.Component):
             "data": Out(stream.Signature(DATA_BITS)),
             "start": In(1), "ifm_stationary": In(1), "k_tiles": In(16), "kpad": In(20),
             "out_channels": In(16), "base": In(ADDR_BITS + 1), "stride": In(20),
+            "sep_slot": In(16), "sep_valid": In(16), "first_px": In(PIXEL_BITS),
             "writing": Out(1), "idle": Out(1),
         })
 
@@ -88,12 +101,15 @@ class OutputWriter(wiring.Component):
         # The pixel stride, latched with the layer (the descriptor's arithmetic behind it stays
         # out of the byte-lane and address paths).
         stride = Signal.like(self.stride)
+        sep = {"slot": Signal(16, name="sep_slot"), "valid": Signal(16, name="sep_valid"),
+               "first": Signal(PIXEL_BITS, name="sep_first")}
         with m.If(self.start):
-            m.d.sync += stride.eq(self.stride)
+            m.d.sync += [stride.eq(self.stride), sep["slot"].eq(self.sep_slot),
+                         sep["valid"].eq(self.sep_valid), sep["first"].eq(self.first_px)]
             m.d.sync += whole.eq(whole_tile_rule(self.ifm_stationary, self.k_tiles, self.kpad,
                                                  slot_lines, self.stride != self.kpad))
         slot_full, rd_slot, info = self._fill(m, banks, whole, slot_lines, stride)
-        self._drain(m, banks, whole, slot_lines, slot_full, rd_slot, info, stride)
+        self._drain(m, banks, whole, slot_lines, slot_full, rd_slot, info, stride, sep)
         m.d.comb += self.idle.eq(~slot_full.any() & ~self.writing)
         return m
 
@@ -134,7 +150,7 @@ class OutputWriter(wiring.Component):
         m.d.comb += info.eq(Mux(rd_slot, slot_info[1], slot_info[0]))
         return slot_full, rd_slot, info
 
-    def _drain(self, m, banks, whole, slot_lines, slot_full, rd_slot, info, stride):
+    def _drain(self, m, banks, whole, slot_lines, slot_full, rd_slot, info, stride, sep):
         """A full slot out as DMA commands: one per pixel segment, or one for the whole tile."""
         cfg = self._config
         kpad, cmd, wr_data = self.kpad, self.cmd, self.data
@@ -149,6 +165,8 @@ class OutputWriter(wiring.Component):
         out_line = Signal(range(slot_lines + 1))
         out_sel = Signal(range(max(cfg.cols, 2)))
         last_k_tile = info.k0 + cfg.rows >= self.out_channels
+        div = {"p": Signal(PIXEL_BITS, name="sep_div_p"), "r": Signal(17, name="sep_div_r"),
+               "i": Signal(range(PIXEL_BITS), name="sep_div_i")}
 
         with m.FSM(name="writer"):
             with m.State("IDLE"):
@@ -163,7 +181,18 @@ class OutputWriter(wiring.Component):
                             seg_len.eq(Mux(last_k_tile, kpad - info.k0, cfg.rows)),
                             seg_keep.eq(Mux(last_k_tile, self.out_channels - info.k0, cfg.rows)),
                         ]
-                    m.d.sync += seg_j.eq(0)
+                    m.d.sync += [seg_j.eq(0), div["p"].eq(sep["first"] + info.p0), div["r"].eq(0),
+                                 div["i"].eq(0)]
+                    with m.If(sep["slot"] != 0):
+                        m.next = "DIVIDE"
+                    with m.Else():
+                        m.next = "CMD"
+            with m.State("DIVIDE"):
+                # restoring division, a quotient bit a cycle: r = (slot's first pixel) mod slot
+                r2 = Cat(div["p"][-1], div["r"])
+                m.d.sync += [div["r"].eq(Mux(r2 >= sep["slot"], r2 - sep["slot"], r2)),
+                             div["p"].eq(div["p"] << 1), div["i"].eq(div["i"] + 1)]
+                with m.If(div["i"] == PIXEL_BITS - 1):
                     m.next = "CMD"
             with m.State("CMD"):
                 m.d.comb += [self.writing.eq(1), cmd.valid.eq(1),
@@ -202,8 +231,14 @@ class OutputWriter(wiring.Component):
             for j, (_, rp) in enumerate(banks):
                 with m.Case(j):
                     m.d.comb += line_data.eq(rp.data)
+        # a separator pixel's beats are zeros: its index in its image slot is sep_valid or more
+        q = Signal(17, name="sep_q")
+        q_in = Signal(17, name="sep_q_in")
+        m.d.comb += [q.eq(div["r"] + out_sel),
+                     q_in.eq(Mux(q >= sep["slot"], q - sep["slot"], q))]
+        separator = (sep["slot"] != 0) & (q_in >= sep["valid"])
         for lane in range(BEAT_BYTES):
-            keep = (out_line * BEAT_BYTES + lane) < seg_off + seg_keep
+            keep = ((out_line * BEAT_BYTES + lane) < seg_off + seg_keep) & ~separator
             m.d.comb += wr_data.payload[8 * lane:8 * lane + 8].eq(
                 Mux(keep, line_data[8 * lane:8 * lane + 8], 0))
         m.d.comb += wr_data.valid.eq(out_valid & self.writing)

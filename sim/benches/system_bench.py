@@ -240,7 +240,7 @@ async def _run_step(acc, backend, step, out, progress):
 async def _batch_step(acc, backend, step, out):
     """A "batch" step: both images, every input's prefix run, the suffix run."""
     await acc.load_batch(open(step["image"], "rb").read(), open(step["suffix"], "rb").read(),
-                         step["batch"], step["slot_bytes"])
+                         step["batch"], step["slot_bytes"], step.get("valid_bytes"))
     t_step = time.perf_counter()
     y = await acc.run_batch(np.load(step["inputs"])["x"], backend.default_timeout)
     np.save(f"{os.environ['SENSE_RESULTS']}.{out['name']}.npy", y[None])
