@@ -56,7 +56,7 @@ from hw.config import SenseConfig
 from hw.config import BLOCK_ALIGN
 
 __all__ = ["BatchError", "BatchSplit", "split_batch", "pack_batch", "stack_outputs",
-           "unstack_logits", "stack_starts", "stacked_slot"]
+           "unstack_logits", "stack_starts", "stacked_slot", "choose_start"]
 
 #: The largest slot `stacked_slot` tries, in multiples of the image's rows.
 MAX_SLOT_FACTOR = 4
@@ -283,12 +283,54 @@ def unstack_logits(split: BatchSplit, y: np.ndarray) -> np.ndarray:
     return y[:, ::1 if split.stacked else split.slot][:, :split.batch].T
 
 
+def _start_candidates(qnet: QNetwork) -> list:
+    """The tails `choose_start` compares: the FC layers (None) where they can be batched, and
+    for every map height a stacked tail may start at, its last start (a stage's first layer:
+    the most layers on the fewest rows)."""
+    try:
+        _fc_start(qnet)
+        candidates = [None]
+    except BatchError:
+        candidates = []
+    shapes = as_network(qnet).out_shapes()
+    last = {}
+    for i in stack_starts(qnet):
+        last[shapes[i - 1][1]] = i
+    return candidates + sorted(last.values())
+
+
+def choose_start(qnet: QNetwork, config: SenseConfig, batch: int, order: str = "auto",
+                 fuse_add: bool = True):
+    """The batched run (`pack_batch`'s three values) of the tail (`_start_candidates`) with the
+    fewest cycles for `batch` images in the performance model, on an input without zeros (as
+    the packer's own choices), and those cycles."""
+    from host.estimate import accelerator_estimate
+    from host.quant import run_int
+
+    x = np.ones((1, *qnet.input_shape), np.int8)
+    best = None
+    for start in _start_candidates(qnet):
+        split, prefix, suffix = pack_batch(qnet, config, batch, order, fuse_add, start)
+        out = run_int(split.prefix, x, return_all=True)[-1][0]
+        cycles = (batch * accelerator_estimate(prefix, x[0], config)["cycles"]
+                  + accelerator_estimate(suffix, stack_outputs(split, [out] * batch),
+                                         config)["cycles"])
+        if best is None or cycles < best[1]:
+            best = ((split, prefix, suffix), cycles)
+    if best is None:
+        raise BatchError("neither the FC layers nor a stacked tail can be batched")
+    return best
+
+
 def pack_batch(qnet: QNetwork, config: SenseConfig, batch: int, order: str = "auto",
-               fuse_add: bool = True, start: int | None = None) -> tuple[BatchSplit, bytes,
-                                                                       bytes]:
+               fuse_add: bool = True, start: int | str | None = None) -> tuple[BatchSplit,
+                                                                             bytes, bytes]:
     """The split and the two memory images of a batched run (`host.driver.Accelerator.
     load_batch`): the prefix with its output first in its activation region, the suffix with
-    its input first (`order`, `fuse_add`: `pack_image`'s; `start`: `split_batch`'s)."""
+    its input first (`order`, `fuse_add`: `pack_image`'s; `start`: `split_batch`'s, or "auto":
+    `choose_start`'s)."""
+    if start == "auto":
+        return choose_start(qnet, config, batch, order, fuse_add)[0]
     split = split_batch(qnet, batch, config.group, start, config.cols)
     return (split, pack_image(split.prefix, config, order, first="output", fuse_add=fuse_add),
             pack_image(split.suffix, config, order, first="input", fuse_add=fuse_add))

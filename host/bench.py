@@ -239,14 +239,16 @@ def zoo_pipeline(config: SenseConfig, name: str, calib_images: int = 8, seed: in
 
 
 def _as_built_batch(qnet, config: SenseConfig, x, acts, batch: int) -> dict:
-    """A batch of `batch` images as today's gateware runs it (`host.batch`): the prefix image's
-    model cycles on `x` (its golden activations `acts`) once per image, plus the suffix's on the
-    stack of `batch` copies of that image's prefix output. Accelerator cycles only: the CPU's
-    register writes between the runs are not counted."""
+    """A batch of `batch` images as today's gateware runs it (`host.batch`, the tail
+    `choose_start` picks: the FC layers or a stacked tail): the prefix image's model cycles on
+    `x` (its golden activations `acts`) once per image, plus the suffix's on the stack of
+    `batch` copies of that image's prefix output. Accelerator cycles only: the CPU's register
+    writes between the runs and its zeroing of a stacked tail's separator rows are not
+    counted."""
     from host.batch import pack_batch, stack_outputs
     from host.estimate import accelerator_estimate
 
-    split, prefix, suffix = pack_batch(qnet, config, batch)
+    split, prefix, suffix = pack_batch(qnet, config, batch, start="auto")
     n = len(split.prefix.layers)
     pre = accelerator_estimate(prefix, x, config, acts=acts[:n])
     fc_in = stack_outputs(split, [acts[n - 1][0]] * batch)
@@ -261,6 +263,9 @@ def _as_built_batch(qnet, config: SenseConfig, x, acts, batch: int) -> dict:
                                      + head["dram_read_bytes"] + head["dram_write_bytes"])
             / batch,
             "slot_bytes": split.slot_bytes,
+            "tail": ("stacked from " if split.stacked else "FC layers from ")
+            + split.suffix.layers[0].name,
+            "slot_rows": split.slot, "image_rows": split.fc_input[1],
             "suffix_pixels": split.slot * (batch - 1) + split.fc_input[1],
             "suffix_layers": [{"name": q.name, "cycles": int(e["cycles"]),
                                "dram_bytes": int(e["dram_read_bytes"] + e["dram_write_bytes"])}

@@ -77,9 +77,11 @@ def _pack_parser(sub) -> None:
                    help="the weights are already balanced-sparse: verify instead of pruning")
     p.add_argument("--no-cluster", action="store_true", help="keep the channel order")
     p.add_argument("--batch", type=int, metavar="N",
-                   help="pack a batched run (host.batch): IMAGE holds the layers before the first "
-                        "FC layer (run once per image), IMAGE.head the FC layers (run once for N "
-                        "images); host.driver's load_batch / run_batch run them")
+                   help="pack a batched run (host.batch): IMAGE holds the layers run once per "
+                        "image, IMAGE.head the rest, run once for N images: the FC layers, or "
+                        "the tail of convs, adds, GAP and FC on the N maps stacked, whichever "
+                        "the performance model finds faster; host.driver's load_batch / "
+                        "run_batch run them")
     _add_order_arg(p)
     _add_fuse_arg(p)
     p.set_defaults(func=commands.cmd_pack)
@@ -323,7 +325,7 @@ def _bench_parser(sub) -> None:
                    help="calibration inputs for --model (default 8)")
     p.add_argument("--batch", metavar="N[,N...]", default="",
                    help="with --model: also the batched run as built (host.batch: the FC "
-                        "layers once per batch of N images) for each N")
+                        "layers, or a stacked tail, once per batch of N images) for each N")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
     p.set_defaults(func=commands.cmd_bench_pack)

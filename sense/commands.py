@@ -143,17 +143,20 @@ def _pack_batch(args, config, prepared) -> int:
 
     try:
         split, prefix, suffix = pack_batch(prepared.qnet, config, args.batch, args.order,
-                                           not args.no_fuse_add)
+                                           not args.no_fuse_add, start="auto")
     except BatchError as e:
         raise CommandError(f"--batch: {e}") from None
     head = f"{args.output}.head"
     atomic_write(head, suffix)
     atomic_write(args.output, prefix)
+    what = (f"layers from {split.suffix.layers[0].name} on, on the images' maps stacked "
+            f"{split.slot} rows apart," if split.stacked else "FC layers")
+    valid = f", {split.valid_bytes}" if split.stacked else ""
     print(f"wrote {args.output}: {len(prefix)} bytes, {len(split.prefix.layers)} layers run once "
-          f"per image; {head}: {len(suffix)} bytes, {len(split.suffix.layers)} FC layers run "
+          f"per image; {head}: {len(suffix)} bytes, {len(split.suffix.layers)} {what} run "
           f"once for {args.batch} images; slot {split.slot_bytes} bytes "
           f"(host.driver.Accelerator.load_batch(prefix, head, {args.batch}, "
-          f"{split.slot_bytes}))")
+          f"{split.slot_bytes}{valid}))")
     return 0
 
 

@@ -119,8 +119,11 @@ def test_bench_pack_batch_reports_the_batched_run(tmp_path, capsys):
     one, four = report["as_built_batch"]["1"], report["as_built_batch"]["4"]
     for b, n in ((one, 1), (four, 4)):
         assert b["batch"] == n and b["cycles"] == n * b["prefix_cycles"] + b["suffix_cycles"]
-        # mini's FC input is 56x1x1: 8 rows a slot keep the activation base 64-byte aligned
-        assert len(b["suffix_layers"]) == 1 and b["suffix_pixels"] == 8 * (n - 1) + 1
+        # the tail the model finds faster: mini's FC layer, or its GAP and FC on the stacked
+        # maps (host.batch.choose_start)
+        names = [layer["name"] for layer in b["suffix_layers"]]
+        assert names in (["fc"], ["avgpool", "fc"]), names
+        assert b["tail"] == ("stacked from avgpool" if len(names) == 2 else "FC layers from fc")
     assert four["suffix_cycles"] < 4 * one["suffix_cycles"]
     assert four["images_per_s"] > one["images_per_s"]
     assert main(["bench", "pack", "--model", "mini", "--batch", "0"]) == 1
@@ -128,10 +131,12 @@ def test_bench_pack_batch_reports_the_batched_run(tmp_path, capsys):
 
 
 def test_pack_batch_writes_the_two_images(tmp_path, capsys):
-    """`sense pack mini --batch 4`: IMAGE (the prefix) and IMAGE.head (the FC layers), both
-    valid images for the configuration; a network without FC layers is refused by name."""
+    """`sense pack mini --batch 4`: IMAGE (the prefix) and IMAGE.head (the tail the model finds
+    faster: here GAP and FC on the four maps stacked), both valid images for the configuration;
+    a network without FC layers is refused by name."""
     from host.image import layer_table
     from hw.config import SenseConfig
+    from hw.layouts import LayerKind
 
     out = tmp_path / "mini.img"
     assert main(["pack", "mini", "--config", "small", "--batch", "4", "-o", str(out)]) == 0
@@ -140,7 +145,9 @@ def test_pack_batch_writes_the_two_images(tmp_path, capsys):
     cfg = SenseConfig.preset("small")
     _, prefix = layer_table(out.read_bytes(), cfg)
     _, head = layer_table((tmp_path / "mini.img.head").read_bytes(), cfg)
-    assert prefix[-1].out_offset == 0 and head[0].in_offset == 0 and len(head) == 1
+    assert prefix[-1].out_offset == 0 and head[0].in_offset == 0
+    assert [d.layer_kind for d in head] == [LayerKind.AVGPOOL, LayerKind.CONV]   # (FC as 1x1)
+    assert "stacked" in printed
     assert main(["pack", str(DEFAULT_MODEL), "--config", "small", "--batch", "0", "-o",
                  str(tmp_path / "d.img")]) == 1
     assert "--batch: the batch must be at least 1 image" in capsys.readouterr().err
