@@ -213,7 +213,8 @@ def test_errors_and_reset_mid_run():
     window, whose shift is 0, whose output shape differs from its inputs', or which sets a field
     an ADD does not take; a conv with a fused add whose residual lies outside the window, whose
     shift is 0, or which also max-pools (UNSUPPORTED), and an ADD flagged as done by the layer
-    before when that layer does not do it (BAD_DESCRIPTOR); an image for other hardware (refused by
+    before when that layer does not do it (BAD_DESCRIPTOR); separator rows on an ADD, or a conv's
+    slot narrower than the grid (BAD_DESCRIPTOR); an image for other hardware (refused by
     the driver), the driver's timeout, and a reset in the middle of a run followed by a correct
     run."""
     rng = np.random.default_rng(11)
@@ -230,7 +231,12 @@ def test_errors_and_reset_mid_run():
     exec_at = layer_descriptor_layout()["graph"].offset // 8      # graph.exec.in2_offset
     add_fields = {name: exec_at + graph_layout()["exec"].shape[name].offset // 8
                   for name in ("in2_offset", "add_shift", "band_rows")}
+    sep_at = layer_descriptor_layout()["sep_slot"].offset // 8     # sep_slot, then sep_valid
     steps = [
+        {"op": "fail", "image": patch_descriptor(add, 2, sep_at, "<I", 8 << 16 | 16),
+         "expect": "BAD_DESCRIPTOR"},
+        {"op": "fail", "image": patch_descriptor(image, 0, sep_at, "<I", 1 << 16 | 2),
+         "expect": "BAD_DESCRIPTOR"},
         {"op": "fail", "image": image, "window": [0, first_weights], "expect": "OUT_OF_WINDOW"},
         {"op": "fail", "image": bad_shape, "expect": "BAD_DESCRIPTOR"},
         {"op": "fail", "image": bad_kind, "expect": "BAD_DESCRIPTOR"},
@@ -268,7 +274,7 @@ def test_errors_and_reset_mid_run():
         if spec["op"] == "reset":
             assert step["busy_at_reset"], "the run had already ended: reset too late"
             assert register("STATUS").unpack(step["status_after_reset"])["busy"] == 0
-    assert res["steps"][0]["transactions"] >= 1      # the header and descriptor were read
+    assert res["steps"][2]["transactions"] >= 1      # the header and descriptor were read
     want = run_int(qnet, x, return_all=True)[-1]
     assert (res["steps"][-1]["outputs"] == want).all()
     assert res["outside"] == []

@@ -33,7 +33,8 @@ writes the separator rows of its output as zeros (`QLayer.sep`, the descriptor's
 zeros: each image's rows are exactly the whole network's. The slot is the smallest one (from H
 up) for which that holds at every layer (`stacked_slot`). The tail may hold convolutions
 (without a fused max-pool), residual adds and concats, then a global average pool, which becomes
-an average pool with an H x W window and a stride of slot rows (one pixel per image), and FC
+an average pool with a slot x W window and a stride of slot rows (one pixel per image; its
+divisor that of the image's H x W, `QLayer.pool_count`: the separator rows add zeros), and FC
 layers, which become 1x1 convolutions over those N pixels. The separator rows of the suffix's
 input are zeroed by the driver once the prefix runs are done (`Accelerator.load_batch`'s
 `valid_bytes`).
@@ -54,6 +55,7 @@ from host.image import pack_image
 from host.quant import QLayer, QNetwork, as_network
 from hw.config import SenseConfig
 from hw.config import BLOCK_ALIGN
+from hw.soc.pool import DIVISORS
 
 __all__ = ["BatchError", "BatchSplit", "split_batch", "pack_batch", "stack_outputs",
            "unstack_logits", "stack_starts", "stacked_slot", "choose_start"]
@@ -118,6 +120,9 @@ def _tail_problem(qnet: QNetwork, start: int) -> str | None:
     n = len(qnet.layers)
     if not 0 < start < n:
         return f"the tail must start after the first layer and before the end, not at {start}"
+    if qnet.layers[start - 1].kind == "concat":
+        return (f"the prefix would end in a concat (layer {start - 1}), whose output cannot be "
+                f"placed first: its inputs write it")
     head = False
     for i in range(start, n):
         layer = qnet.layers[i]
@@ -144,14 +149,21 @@ def _tail_slots(qnet: QNetwork, start: int, slot: int, batch: int, cols: int):
     reach another's rows or the gateware's separator rule (a slot of at least `cols` pixels)
     fails."""
     shapes = as_network(qnet).out_shapes()
+    rows = {start - 1: batch * slot}        # each tensor's rows in the stacked map
     slots = {start - 1: (slot, shapes[start - 1][1])}
     for i in range(start, len(qnet.layers)):
         layer, srcs = qnet.layers[i], qnet.sources(i)
         s_in, h_in = slots[srcs[0]]
         if any(slots[j] != (s_in, h_in) for j in srcs):
             return None
+        rows[i] = rows[srcs[0]]
+        if layer.kind == "gap":
+            # one window of a whole slot per image (the pool unit's divisors: one per tap)
+            w_in = shapes[srcs[0]][2]
+            if rows[i] != batch * s_in or s_in * w_in > DIVISORS:
+                return None
         if layer.kind in ("gap", "fc"):
-            slots[i] = (1, 1)
+            slots[i], rows[i] = (1, 1), batch
             continue
         if layer.kind != "conv":
             slots[i] = (s_in, h_in)
@@ -161,8 +173,8 @@ def _tail_slots(qnet: QNetwork, start: int, slot: int, batch: int, cols: int):
         if s_in % st or s_in - h_in < p or (h_out - 1) * st - p + r > s_in:
             return None
         s_out = s_in // st
-        if (batch * s_in + 2 * p - r) // st + 1 < (batch - 1) * s_out + h_out or (
-                s_out > h_out and s_out * w_out < cols):
+        rows[i] = (rows[i] + 2 * p - r) // st + 1
+        if rows[i] < (batch - 1) * s_out + h_out or (s_out > h_out and s_out * w_out < cols):
             return None
         slots[i] = (s_out, h_out)
     return slots
@@ -198,11 +210,13 @@ def _stacked_split(qnet: QNetwork, batch: int, group: int, start: int, cols: int
         layer = qnet.layers[i]
         inputs = [j - start for j in qnet.sources(i)]      # (the prefix's output: -1)
         if layer.kind == "gap":
+            # a window of the slot (the image's rows, then zeros) dividing by the image's H x W
             s_in, h_in = slots[qnet.sources(i)[0]]
             w_in = as_network(qnet).out_shapes()[qnet.sources(i)[0]][2]
             layer = QLayer("avgpool", layer.name, None, None, None, None,
-                           pool=Window.of((h_in, w_in), (s_in, 1)), in_scale=layer.in_scale,
-                           out_scale=layer.out_scale, pool_scale=layer.pool_scale)
+                           pool=Window.of((s_in, w_in), (s_in, 1)), in_scale=layer.in_scale,
+                           out_scale=layer.out_scale, pool_scale=layer.pool_scale,
+                           pool_count=h_in * w_in)
         elif layer.kind == "fc":
             layer = replace(layer, kind="conv", stride=1, pad=0)
         elif layer.kind == "conv":

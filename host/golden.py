@@ -323,16 +323,21 @@ def add_mult_shift(scale_a: float, scale_b: float) -> tuple[int, int, int]:
 
 
 def avgpool2d(x: np.ndarray, kernel, stride=None, padding=0, count_include_pad: bool = False,
-              scale: float = 1.0, dilation=1, ceil_mode=False) -> np.ndarray:
+              scale: float = 1.0, dilation=1, ceil_mode=False,
+              count: int | None = None) -> np.ndarray:
     """Average pool of int8 (N, C, H, W) (SPEC section 8): per window, sum the int8 values and
     divide by n as a multiplier and shift: sat_int8((sum * mult + (1 << (shift - 1))) >> shift)
     with mult / 2**shift ~ scale / n (`scale`: input scale / output scale, 1 when pooling keeps
     the scale). n is `Window.counts` (ONNX's count_include_pad), so windows at a padded border
-    have their own multiplier. `kernel` may be a `Window`."""
+    have their own multiplier. `kernel` may be a `Window`. `count`: every window's n instead (a
+    batch's stacked GAP, host.batch: a window of the image's rows and zero separator rows that
+    averages the image's H x W values)."""
     x = _int_array("x", x, np.int8, ndim=4)
     window = _pool_window(x, kernel, stride, padding, dilation, ceil_mode)
     sums = window.windows(x.astype(np.int64), 0).sum(axis=(4, 5))
     counts = window.counts(*x.shape[2:], count_include_pad)
+    if count is not None:
+        counts = np.full_like(counts, count)
     oh, ow = counts.shape
     mult, shift = scale_to_mult_shift(scale / counts.reshape(-1))
     m = mult.astype(np.int64).reshape(oh, ow)

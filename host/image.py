@@ -642,21 +642,31 @@ def _other_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph,
                       "exec.pool_pad_l": left, "exec.pool_pad_r": r,
                       "exec.pool_dilation": (dh - 1) | (dw - 1) << 4})
         if layer.kind == "avgpool":
-            blocks["param"] = _divisor_block(layer.pool_scale, kh * kw, config)
+            blocks["param"] = _divisor_block(layer.pool_scale, kh * kw, config,
+                                             count=layer.pool_count)
+            graph["links.pool_count"] = layer.pool_count or 0
     if layer.kind in ("avgpool", "gap"):
         graph["exec.pool_scale"] = _f32_bits(layer.pool_scale)
         if layer.kind == "gap":
             blocks["param"] = _divisor_block(layer.pool_scale, h * w, config, only_last=True)
     d = d.replace(flags=flags, graph={k: v for k, v in graph.items() if v}, **fields)
     per = pool_band_rows(d, config) if layer.kind in ("maxpool", "avgpool", "gap") else 0
+    if per is None:
+        raise ImageError(f"layer {i} ({layer.name}) does not fit the {config_name(config)} "
+                         f"buffers: {pool_fit_problem(d, config)}, and its window does not "
+                         f"take bands")
     if per:
         d = d.replace(graph={**d.graph, "exec.pool_band_rows": per})
     return d, blocks
 
 
-def _divisor_block(scale: float, n: int, config, only_last: bool = False) -> bytes:
-    """(mult, shift) of scale / count for count = 1..n (GAP: n only), as parameter entries."""
+def _divisor_block(scale: float, n: int, config, only_last: bool = False,
+                   count: int | None = None) -> bytes:
+    """(mult, shift) of scale / count for count = 1..n (GAP: n only; `count`: that one for every
+    entry), as parameter entries."""
     counts = np.array([n] if only_last else range(1, n + 1), np.float64)
+    if count:
+        counts[:] = count
     mult, shift = golden.scale_to_mult_shift(scale / counts)
     return pack_array(param_entry_layout(config), {
         ("param", "bias"): np.zeros(len(counts), np.int32), ("param", "mult"): mult,
@@ -904,7 +914,7 @@ def _unpack_other_layer(name, d, descs, in_shape, outs, data, cfg, net_shape):
     layer = QLayer(kind.name.lower(), name, None, None, None, None, pool=win,
                    count_include_pad=d.has(LayerFlags.COUNT_PAD),
                    pool_scale=_bits_f32(d.g("exec.pool_scale")) if kind == LayerKind.AVGPOOL
-                   else 1.0)
+                   else 1.0, pool_count=d.g("links.pool_count") or None)
     return layer, out
 
 

@@ -54,6 +54,7 @@ class QLayer:
     # conv: a batch's images stacked in one map (host.batch): (rows of each image's slot, rows
     # of it the image owns); the other rows of every slot (separator rows) are zeros
     sep: tuple | None = None
+    pool_count: int | None = None    # avgpool: every window's divisor count (host.batch's GAP)
 
     @property
     def out_channels(self):
@@ -236,7 +237,7 @@ def layer_int(layer: QLayer, *xs: np.ndarray) -> np.ndarray:
         return golden.maxpool2d(x, layer.pool)
     if layer.kind == "avgpool":
         return golden.avgpool2d(x, layer.pool, count_include_pad=layer.count_include_pad,
-                                scale=layer.pool_scale)
+                                scale=layer.pool_scale, count=layer.pool_count)
     if layer.kind == "gap":
         return golden.global_avgpool(x, scale=layer.pool_scale)
     acc = golden.conv2d(x, layer.w, stride=layer.stride, padding=layer.pad)

@@ -245,7 +245,10 @@ def graph_layout() -> data.StructLayout:
             "in2_layer": unsigned(16),      # ADD: producer of the second input
             "tensor_channels": unsigned(16),  # channels of the tensor this layer writes
             "concat": unsigned(16),         # the concat (index + 1) whose tensor it writes into
-            "reserved": unsigned(192),
+            # AVGPOOL: the divisor's count for every window (0: each window's own); the
+            # parameter block's entries already divide by it (a batch's stacked GAP, host.batch)
+            "pool_count": unsigned(16),
+            "reserved": unsigned(176),
         }),
     })
 

@@ -11,7 +11,8 @@ from host.image import ImageError, layer_table, pack_image, unpack_image
 from host.quant import quantize, quantize_input, run_int
 from hw.config import SenseConfig
 from host.nn import Layer, Network
-from sim.networks import BATCH_NETWORK, conv_layer, random_network, stacked_tail_network
+from sim.networks import (BATCH_NETWORK, conv_layer, inception_network, random_network,
+                          stacked_tail_network)
 
 CONFIG = SenseConfig.preset("small")
 
@@ -107,8 +108,9 @@ def test_the_stacked_slot_keeps_images_apart():
     split = split_batch(qnet, 3, CONFIG.group, start=1, cols=CONFIG.cols)
     seps = {q.name: q.sep for q in split.suffix.layers if q.kind == "conv"}
     assert seps["a.reduce"] == (10, 8) and seps["b.mid"] == (5, 4) and seps["fc"] is None
+    # GAP: a window of the whole 5-row slot a pixel, dividing by the image's 4 x 4
     pool = [q for q in split.suffix.layers if q.kind == "avgpool"][0]
-    assert (pool.pool.kernel, pool.pool.stride) == ((4, 4), (5, 1))
+    assert (pool.pool.kernel, pool.pool.stride, pool.pool_count) == ((5, 4), (5, 1), 16)
 
 
 def test_what_a_stacked_tail_cannot_take_is_named():
@@ -124,6 +126,9 @@ def test_what_a_stacked_tail_cannot_take_is_named():
     with pytest.raises(BatchError, match="does not end in a global average pool"):
         split_batch(_quantized(random_network(rng, (8, 8, 8), [("conv", 8, 3, 1, 1, True, None)] * 2,
                                               "convs"))[0], 2, CONFIG.group, start=1)
+    qnet, _ = _quantized(inception_network(rng))          # layer 7: the modules' concat
+    with pytest.raises(BatchError, match="prefix would end in a concat .layer 7."):
+        split_batch(qnet, 2, CONFIG.group, start=8, cols=CONFIG.cols)
     qnet, _ = _stacked_tail()
     with pytest.raises(BatchError, match="reads a tensor from before layer 6"):
         split_batch(qnet, 2, CONFIG.group, start=7, cols=CONFIG.cols)
