@@ -69,3 +69,18 @@ def test_pool_bands_choice_prefetches_when_the_model_finds_it_faster():
         "dram_write_bytes"]
     strided = descriptor(64, 32, ((2, 2), (3, 3), (0, 0, 0, 0), False), 0)
     assert pool_bands_choice(strided, CONFIG) is strided
+
+
+def test_a_pool_that_neither_fits_nor_takes_bands_is_refused_when_packed():
+    """An average pool whose map exceeds `small`'s 16 KiB IFM store and whose window strides
+    past its kernel (bands do not take it) is refused by the packer, naming the layer, instead
+    of packing an image the hardware refuses."""
+    from host.image import ImageError, pack_image
+    from host.nn import Layer, Network
+    from host.quant import quantize
+
+    net = Network((32, 64, 64), [Layer("avgpool", "spaced", pool=golden.Window.of(2, 3))], [],
+                  "spaced")
+    qnet = quantize(net, np.random.default_rng(0).normal(size=(2, 32, 64, 64)), group=4)
+    with pytest.raises(ImageError, match=r"layer 0 \(spaced\) does not fit .* does not take"):
+        pack_image(qnet, CONFIG)
