@@ -659,6 +659,21 @@ def test_mini_network_from_onnx(tmp_path, capsys):
     run_both_orders(qnet, x, "mini", structures, seed=None)   # (its parts run with stalls)
 
 
+def check_batch_runs(runs, split, prefix, suffix, x):
+    """A batched run's counters against the model: every prefix run (one per input) and the
+    suffix run on the stacked prefix outputs, DRAM bytes and MACs exact, cycles within the
+    tolerance."""
+    outs = [run_int(split.prefix, xi[None], return_all=True)[-1][0] for xi in x]
+    checks = [(prefix, xi) for xi in x] + [(suffix, stack_outputs(split, outs))]
+    assert len(runs) == len(checks)
+    for run, (image, xi) in zip(runs, checks):
+        est = accelerator_estimate(image, xi, CONFIG)
+        assert run["dram_read_bytes"] == est["dram_read_bytes"], (run, est)
+        assert run["dram_write_bytes"] == est["dram_write_bytes"], (run, est)
+        assert run["macs"] == est["macs"]
+        assert abs(run["cycles"] - est["cycles"]) / run["cycles"] <= TOLERANCE, (run, est)
+
+
 def test_batch_through_the_fc_layers():
     """A batch (`host.batch`): the conv prefix once per image, each output stacked by moving the
     activation base, then the FC layers once over the stack (the first one as an H x 1 kernel
@@ -676,14 +691,7 @@ def test_batch_through_the_fc_layers():
     assert np.array_equal(unstack_logits(split, got["outputs"][0]), want)
     runs = got["runs"]
     assert len(runs) == 4
-    outs = [run_int(split.prefix, xi[None], return_all=True)[-1][0] for xi in x]
-    checks = [(prefix, xi) for xi in x] + [(suffix, stack_outputs(split, outs))]
-    for run, (image, xi) in zip(runs, checks):
-        est = accelerator_estimate(image, xi, CONFIG)
-        assert run["dram_read_bytes"] == est["dram_read_bytes"], (run, est)
-        assert run["dram_write_bytes"] == est["dram_write_bytes"], (run, est)
-        assert run["macs"] == est["macs"]
-        assert abs(run["cycles"] - est["cycles"]) / run["cycles"] <= TOLERANCE, (run, est)
+    check_batch_runs(runs, split, prefix, suffix, x)
     # the suffix reads each FC weight block once for the three images
     _, descs = layer_table(suffix, CONFIG)
     weights = sum(d.weight_size for d in descs)
@@ -695,7 +703,7 @@ def test_batch_through_a_stacked_tail():
     images' maps stacked with separator rows through two bottlenecks (3x3 stride 2 and 1, a
     fused projection add, bands), GAP as a windowed average pool and FC. The writer zeroes every
     conv's separator rows, so every image's logits equal the whole network's, bit for bit;
-    every run's DRAM bytes are the model's and its cycles within the tolerance."""
+    every run's DRAM bytes and MACs are the model's and its cycles within the tolerance."""
     rng = np.random.default_rng(43)
     qnet, x = quantized(stacked_tail_network(rng), rng, CONFIG, n=3)
     split, prefix, suffix = pack_batch(qnet, CONFIG, 3, start=1)
@@ -706,14 +714,7 @@ def test_batch_through_a_stacked_tail():
             "name": "stacked"}
     got = run_system(CONFIG, [step], name="system-stacked", dram="design")["steps"][0]
     assert np.array_equal(unstack_logits(split, got["outputs"][0]), run_int(qnet, x))
-    runs = got["runs"]
-    outs = [run_int(split.prefix, xi[None], return_all=True)[-1][0] for xi in x]
-    checks = [(prefix, xi) for xi in x] + [(suffix, stack_outputs(split, outs))]
-    for run, (image, xi) in zip(runs, checks):
-        est = accelerator_estimate(image, xi, CONFIG)
-        assert run["dram_read_bytes"] == est["dram_read_bytes"], (run, est)
-        assert run["dram_write_bytes"] == est["dram_write_bytes"], (run, est)
-        assert abs(run["cycles"] - est["cycles"]) / run["cycles"] <= TOLERANCE, (run, est)
+    check_batch_runs(got["runs"], split, prefix, suffix, x)
 
 
 # The weight port (SenseConfig.weight_port, on in the zcu102 preset): the same small grids with

@@ -801,7 +801,7 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
                              f"{', '.join(f'{k.name.lower()} ({k.value})' for k in LayerKind)}")
         if d.unknown_flags:
             raise ImageError(f"{name}: unknown flags {d.flags:#x}")
-        if (d.sep_slot or d.sep_valid) and kind_not_conv(d):
+        if (d.sep_slot or d.sep_valid) and _not_conv(d):
             raise ImageError(f"{name}: separator rows (sep_slot {d.sep_slot}, sep_valid "
                              f"{d.sep_valid}) on a layer that is not a conv or FC")
         if d.has(LayerFlags.ADD_RELU) and not d.has(LayerFlags.FUSE_ADD):
@@ -844,7 +844,7 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
                             for i, layer in enumerate(qnet.layers))
 
 
-def kind_not_conv(d: LayerDescriptor) -> bool:
+def _not_conv(d: LayerDescriptor) -> bool:
     return int(d.kind) not in (LayerKind.CONV.value, LayerKind.FC.value)
 
 
