@@ -41,6 +41,7 @@ from sim.networks import (
     random_network,
     residual_networks,
     stacked_tail_network,
+    gather_network,
     vgg_style_network,
     wide_network,
 )
@@ -214,7 +215,8 @@ def test_errors_and_reset_mid_run():
     an ADD does not take; a conv with a fused add whose residual lies outside the window, whose
     shift is 0, or which also max-pools (UNSUPPORTED), and an ADD flagged as done by the layer
     before when that layer does not do it (BAD_DESCRIPTOR); separator rows on an ADD, or a conv's
-    slot narrower than the grid (BAD_DESCRIPTOR); an image for other hardware (refused by
+    slot narrower than the grid (BAD_DESCRIPTOR); an input gather on a 3x3 conv or an ADD
+    (BAD_DESCRIPTOR) or reaching past the window (OUT_OF_WINDOW); an image for other hardware (refused by
     the driver), the driver's timeout, and a reset in the middle of a run followed by a correct
     run."""
     rng = np.random.default_rng(11)
@@ -232,6 +234,10 @@ def test_errors_and_reset_mid_run():
     add_fields = {name: exec_at + graph_layout()["exec"].shape[name].offset // 8
                   for name in ("in2_offset", "add_shift", "band_rows")}
     sep_at = layer_descriptor_layout()["sep_slot"].offset // 8     # sep_slot, then sep_valid
+    step_at = layer_descriptor_layout()["in_step"].offset // 8     # in_step, then in_pitch
+    gnet = gather_network(rng)
+    gather = pack_image(quantize(gnet, rng.normal(size=(2,) + gnet.input_shape),
+                                 group=CONFIG.group), CONFIG)
     steps = [
         {"op": "fail", "image": patch_descriptor(add, 2, sep_at, "<I", 8 << 16 | 16),
          "expect": "BAD_DESCRIPTOR"},
@@ -257,6 +263,13 @@ def test_errors_and_reset_mid_run():
         {"op": "fail", "image": patch_descriptor(add, 2, 1, "<B", int(
             layer_table(add, CONFIG)[1][2].flags) | LayerFlags.FUSE_ADD.value),
          "expect": "BAD_DESCRIPTOR"},
+        # an input gather on a 3x3 conv, on an ADD; one whose rows reach past the window
+        {"op": "fail", "image": patch_descriptor(image, 0, step_at, "<I", 2 | 4 << 8),
+         "expect": "BAD_DESCRIPTOR"},
+        {"op": "fail", "image": patch_descriptor(add, 2, step_at, "<I", 2 | 4 << 8),
+         "expect": "BAD_DESCRIPTOR"},
+        {"op": "fail", "image": patch_descriptor(gather, 0, step_at + 1, "<H", 0xFFFF),
+         "expect": "OUT_OF_WINDOW"},
         {"op": "refuse", "image": pack_image(qnet, CONFIG.replace(cols=3))},
         {"op": "timeout", "image": image, "cycles": 50},
         {"op": "reset", "image": image, "after": 300},
@@ -787,7 +800,8 @@ def test_weight_port_fused_add_in_bands():
     qnet, x = quantized(net, rng, WEIGHT_PORT, n=1)
     steps, runs = [], []
     for order in ("weight", "ifm"):
-        image = pack_image(qnet, WEIGHT_PORT, order=order)
+        # (not gathered: the projection's 25 KB input, not its 6 KB view, takes the bands)
+        image = pack_image(qnet, WEIGHT_PORT, order=order, gather=False)
         steps.append({"op": "run", "image": image, "x": x, "name": f"fused-bands-{order}"})
         runs.append(image)
     fused = [d for d in layer_table(runs[1], WEIGHT_PORT)[1]
@@ -796,6 +810,35 @@ def test_weight_port_fused_add_in_bands():
     res = run_system(WEIGHT_PORT, steps, name="system-weight-port", dram="design")
     for step, image in zip(res["steps"], runs):
         check_run(step, qnet, x, image, WEIGHT_PORT)
+
+
+def test_input_gather():
+    """1x1 convolutions with stride 2 and 4 reading only the input pixels they use (descriptor
+    `in_step` / `in_pitch`, hw.soc.dma.ReadGather): in bands, in one band, with a fused add,
+    with and without the weight port (its loads following the core), both orders: bit-exact,
+    DRAM bytes and counters exact (the reads are the gathered pixels only), cycles within the
+    model's tolerance; the same network not gathered reads more and takes longer."""
+    rng = np.random.default_rng(23)
+    qnet, x = quantized(gather_network(rng), rng, CONFIG, n=1)
+    for config in (CONFIG, WEIGHT_PORT):
+        steps, runs = [], []
+        for order in ("weight", "ifm"):
+            image = pack_image(qnet, config, order=order, fuse_add="always")
+            steps.append({"op": "run", "image": image, "x": x, "name": f"gather-{order}"})
+            runs.append(image)
+        descs = layer_table(runs[0], config)[1]
+        assert [d.in_step for d in descs[:3]] == [2, 4, 2]
+        assert 0 < descs[0].g("exec.band_rows") < descs[0].out_h
+        assert descs[2].has(LayerFlags.FUSE_ADD)
+        plain = pack_image(qnet, config, order="weight", fuse_add="always", gather=False)
+        steps.append({"op": "run", "image": plain, "x": x, "name": "not-gathered"})
+        res = run_system(config, steps, name="system" if config is CONFIG
+                         else "system-weight-port", dram="design")
+        for step, image in zip(res["steps"], runs + [plain]):
+            check_run(step, qnet, x, image, config)
+        gathered, whole = res["steps"][0]["runs"][0], res["steps"][2]["runs"][0]
+        assert gathered["dram_read_bytes"] < whole["dram_read_bytes"] * 0.6
+        assert gathered["cycles"] < whole["cycles"]
 
 
 def test_pool_width_8():

@@ -298,8 +298,8 @@ def store_key(d, config: SenseConfig):
         return (d.in_offset + y0 * d.in_w * d.in_groups * m, rows * d.in_w * d.in_groups * m,
                 rows, d.in_w, d.in_groups, 1, 0, 0, d.in_w)
     if int(d.kind) not in (LayerKind.CONV.value, LayerKind.FC.value) or \
-            d.g("exec.c_blocks") > 1 or len(layer_bands(d)) != 1:
-        return None
+            d.g("exec.c_blocks") > 1 or len(layer_bands(d)) != 1 or d.in_step:
+        return None     # (a gathered input is no plain range: the gateware never keeps it)
     _, _, start, rows, top = layer_bands(d)[0]
     row_bytes = d.in_w * d.in_groups * m
     return (d.in_offset + start * row_bytes, rows * row_bytes, rows, d.in_w, d.in_groups,

@@ -44,8 +44,11 @@ def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig, acts=
         else:
             src = qnet.sources(i)[0]
             xin = x if src < 0 else acts[src][0]
+            stride = q.stride
+            if d.in_step:                   # an input gather: the stride-1 view it runs
+                xin, stride = xin[:, ::stride, ::stride], 1
             layer = ConvLayer(x=xin, w=q.w, bias=q.bias, mult=q.mult, shift=q.shift,
-                              stride=q.stride, pad=q.pad, relu=q.relu)
+                              stride=stride, pad=q.pad, relu=q.relu)
             est = perf.layer_estimate(d, layer, config, skip)
         for key, value in est.items():
             total[key] += value

@@ -231,6 +231,45 @@ def graph_shapes(qnet: QNetwork):
     return ins, convs, outs
 
 
+#: Input gathers (`gather_step`): the strides the gateware's ReadGather steps by, and the fewest
+#: beats a pixel needs for the read channel to stay busy (its reader takes a piece every other
+#: cycle: hw.soc.dma.ReadGather).
+GATHER_STEPS = (2, 4, 8)
+GATHER_MIN_BEATS = 2
+
+
+def gather_step(in_shape, layer: QLayer, config: SenseConfig) -> int:
+    """The stride of a conv whose input the gateware can gather (0: none): a 1x1 convolution
+    without padding and with stride 2, 4 or 8 reads only every stride-th pixel of every
+    stride-th input row, each pixel whole beats (at least `GATHER_MIN_BEATS`), as a stride-1
+    convolution over that view (descriptor ``in_step`` / ``in_pitch``, docs/memory-image.md)."""
+    c, _, w = in_shape
+    if layer.kind != "conv" or layer.w.shape[2:] != (1, 1) or layer.pad \
+            or layer.stride not in GATHER_STEPS:
+        return 0
+    pixel = -(-c // config.group) * config.group
+    if pixel % BEAT_BYTES or pixel < GATHER_MIN_BEATS * BEAT_BYTES \
+            or layer.stride * w * pixel // BEAT_BYTES >= 1 << 16:
+        return 0
+    return layer.stride
+
+
+def gathered_view(qnet: QNetwork, ins: list, config: SenseConfig, gather: bool = True):
+    """(qnet, ins) with every conv whose input can be gathered (`gather_step`) as its stride-1
+    view: the layer with stride 1 and `QLayer.gather` (stride, full input width), its input
+    shape the view's (the output's size). The same network when `gather` is False."""
+    if not gather:
+        return qnet, ins
+    layers, views = list(qnet.layers), list(ins)
+    for i, layer in enumerate(layers):
+        step = gather_step(ins[i][0], layer, config)
+        if step:
+            c, _, w = ins[i][0]
+            layers[i] = replace(layer, stride=1, gather=(step, w))
+            views[i] = [(c,) + conv_output_size(ins[i][0], layer)] + list(ins[i][1:])
+    return qnet.with_layers(layers), views
+
+
 def shapes_of(qnet: QNetwork) -> list[tuple]:
     """(C, H, W) of the network's input and of every layer's output (after max-pool)."""
     return [tuple(qnet.input_shape)] + graph_shapes(qnet)[2]
@@ -322,7 +361,8 @@ def _fuse(conv: LayerDescriptor, add: LayerDescriptor, add_layer: QLayer, a_firs
 
 def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
                first: str | None = None, fuse_add: bool | str = True,
-               split_weights: bool = True, prefetch_bands: bool = True) -> bytes:
+               split_weights: bool = True, prefetch_bands: bool = True,
+               gather: bool = True) -> bytes:
     """The memory image of `qnet` (a layer graph) for the hardware `config`. `order` is each
     weight layer's tile loop order: "auto" (the compiler pass), or "weight" / "ifm" for every
     layer. Layers today's buffers cannot hold are tiled for the whole-network hardware
@@ -335,7 +375,9 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
     layer whose weight reads the gateware can split between its two read ports gets the
     SPLIT_WEIGHTS hint when the model finds that faster (`host.perf.schedule_choice`). With `prefetch_bands`,
     a layer that fits in one band runs in bands that fit half the IFM store when the model finds
-    that faster (`schedule_choice`: each band's input loads while the band before computes)."""
+    that faster (`schedule_choice`: each band's input loads while the band before computes).
+    With `gather`, a 1x1 convolution with stride 2, 4 or 8 reads only the input pixels it uses
+    (`gather_step`, `gathered_view`)."""
     if order not in ("auto", "weight", "ifm"):
         raise ImageError(f"order must be auto, weight or ifm, not {order!r}")
     if fuse_add not in (True, False, "always"):
@@ -350,6 +392,7 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
         raise ImageError("the network has no layers")
     m = config.group
     ins, convs, outs = graph_shapes(qnet)
+    qnet, ins = gathered_view(qnet, ins, config, gather)
     into = _concat_targets(qnet, outs, m)
     # A max-pooled layer first writes its whole convolution output to its output tensor.
     sizes = [act_bytes(qnet.input_shape, m)] + [
@@ -572,10 +615,12 @@ def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph
         graph["exec.pool_band_rows"] = pool_band_rows(geo, config)
     chosen = chosen if order == "auto" else order
     slot, valid = layer.sep or (0, 0)
+    step, full_w = layer.gather or (0, 0)
     d = geo.replace(
         flags=int(geo.flags) | LayerFlags.IFM_STATIONARY.value * (chosen == "ifm"),
         in_offset=d.in_offset, out_offset=d.out_offset, out_scale=d.out_scale,
-        sep_slot=slot * geo.out_w, sep_valid=valid * geo.out_w,
+        sep_slot=slot * geo.out_w, sep_valid=valid * geo.out_w, in_step=step,
+        in_pitch=step * full_w * geo.in_groups * config.group // BEAT_BYTES,
         graph={k: v for k, v in graph.items() if v})
     _separators(f"layer {i} ({layer.name})", d, config)
     # A forced order the buffers cannot take (the IFM-stationary order keeps every weight).
@@ -821,11 +866,12 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
             layer = QLayer("concat", name, None, None, None, None, inputs=parts)
             out = (sum(outs[j][0] for j in parts),) + outs[parts[0]][1:]
         else:
+            view, d = d, _ungathered(name, d, in_shape, cfg)
             if (d.in_channels, d.in_h, d.in_w) != in_shape:
                 raise ImageError(f"{name}: input shape {(d.in_channels, d.in_h, d.in_w)} does "
                                  f"not match its input's shape {in_shape}")
             if kind in (LayerKind.CONV, LayerKind.FC):
-                layer, out = _unpack_weight_layer(name, d, in_shape, cfg, h, data)
+                layer, out = _unpack_weight_layer(name, d, in_shape, cfg, h, data, view)
                 layer.sep = _separators(name, d, cfg)
             else:
                 layer, out = _unpack_other_layer(name, d, descs, in_shape, outs, data, cfg,
@@ -842,6 +888,26 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
                     cfg.group if cfg.sparse else None, "image")
     return qnet.with_layers(replace(layer, inputs=None) if qnet.sources(i) == [i - 1] else layer
                             for i, layer in enumerate(qnet.layers))
+
+
+def _ungathered(name, d: LayerDescriptor, in_shape, cfg: SenseConfig) -> LayerDescriptor:
+    """A descriptor with an input gather (``in_step``) as the layer it runs: its stride-1 view
+    checked against the input (the gateware's LayerCheck rule: a 1x1 CONV without padding
+    over whole-beat pixels, no channel blocks or INPUT_KEPT; the pitch of `step` input rows),
+    returned with the input's size and the stride; any other descriptor as it is."""
+    if not (d.in_step or d.in_pitch):
+        return d
+    c, h, w = in_shape
+    s, pixel = d.in_step, d.in_groups * cfg.group
+    if (s not in GATHER_STEPS or d.layer_kind != LayerKind.CONV or d.kernel_h != 1
+            or d.kernel_w != 1 or d.stride != 1 or d.pad or pixel % BEAT_BYTES
+            or d.g("exec.c_blocks") > 1 or d.has(LayerFlags.INPUT_KEPT)
+            or d.in_pitch * BEAT_BYTES != s * w * pixel
+            or (d.in_h, d.in_w) != (-(-h // s), -(-w // s))):
+        raise ImageError(f"{name}: input gather (step {d.in_step}, pitch {d.in_pitch} beats) "
+                         f"does not fit a 1x1 stride-{d.in_step} convolution of its "
+                         f"{c}x{h}x{w} input")
+    return d.replace(in_h=h, in_w=w, stride=s, in_step=0, in_pitch=0)
 
 
 def _not_conv(d: LayerDescriptor) -> bool:
@@ -918,8 +984,9 @@ def _unpack_other_layer(name, d, descs, in_shape, outs, data, cfg, net_shape):
     return layer, out
 
 
-def _unpack_weight_layer(name, d, shape, cfg, h, data):
-    """A conv / fc layer: shape fields, blocks, weights and parameters, all checked."""
+def _unpack_weight_layer(name, d, shape, cfg, h, data, view):
+    """A conv / fc layer: shape fields, blocks, weights and parameters, all checked (`view`:
+    the descriptor as the gateware runs it, an input gather's stride-1 view)."""
     m = cfg.group
     word = weight_word_layout(cfg)
     word_bytes = weight_word_bytes(cfg)
@@ -952,8 +1019,8 @@ def _unpack_weight_layer(name, d, shape, cfg, h, data):
                   golden.output_size(ow, pool[0], pool[1], pool[2]))
         if oh < 1 or ow < 1:
             raise ImageError(f"{name}: max-pool {pool} does not fit its input")
-    if d.plain:
-        problem = buffer_problem(d, cfg)
+    if view.plain:
+        problem = buffer_problem(view, cfg)
         if problem:
             raise ImageError(f"{name} does not fit the buffers of the hardware it was packed "
                              f"for, and it is not tiled: {problem}")

@@ -54,6 +54,9 @@ class QLayer:
     # conv: a batch's images stacked in one map (host.batch): (rows of each image's slot, rows
     # of it the image owns); the other rows of every slot (separator rows) are zeros
     sep: tuple | None = None
+    # conv, inside the packer only: an input gather (host.image `gathered_view`): (stride s,
+    # the input's full width); the layer is then its stride-1 view over every s-th pixel
+    gather: tuple | None = None
     pool_count: int | None = None    # avgpool: every window's divisor count (host.batch's GAP)
 
     @property

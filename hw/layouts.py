@@ -288,7 +288,13 @@ def layer_descriptor_layout() -> data.StructLayout:
         # every slot (separator rows) is written as zeros.
         "sep_slot": unsigned(16),
         "sep_valid": unsigned(16),
-        "reserved1": unsigned(32),
+        # An input gather (a 1x1 convolution with stride s, host.image `gather_step`): the
+        # descriptor describes a stride-1 layer over every s-th pixel of every s-th row of the
+        # input in DRAM; in_step is s (0: none), in_pitch the DRAM bytes / 16 from one gathered
+        # row to the next (s input rows).
+        "in_step": unsigned(8),
+        "in_pitch": unsigned(16),
+        "reserved1": unsigned(8),
         "graph": graph_layout(),
     })
 

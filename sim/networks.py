@@ -144,6 +144,21 @@ def stacked_tail_network(rng):
     ], [], "stacked-tail")
 
 
+def gather_network(rng):
+    """1x1 convolutions with stride 2 and 4 whose inputs the gateware gathers (host.image
+    `gather_step`: it reads only the pixels they use): on the 64x48x48 input (147 KB) one with
+    stride 2 (its 36 KB view over `small`'s 16 KiB IFM store: in bands) and one with stride 4;
+    a gathered conv on a layer's output with the add fused into it; GAP and FC."""
+    return Network((64, 48, 48), [
+        conv_layer(rng, "half", 32, 64, 1, [-1], stride=2),                       # 24x24
+        conv_layer(rng, "quarter", 32, 64, 1, [-1], relu=False, stride=4),       # 12x12
+        conv_layer(rng, "again", 32, 32, 1, [0], relu=False, stride=2),          # 12x12
+        Layer("add", "sum", relu=True, inputs=[2, 1]),
+        Layer("gap", "gap", inputs=[3]),
+        Layer("fc", "fc", rng.normal(size=(6, 32)) / 6, rng.normal(size=6) * 0.1, inputs=[4]),
+    ], [], "gather")
+
+
 def inception_network(rng):
     """An inception module in miniature: four branches (1x1; 1x1 then 3x3; 1x1 then 5x5; a 3x3
     stride-1 max-pool then 1x1) written into channel ranges of one tensor by a concat, then a

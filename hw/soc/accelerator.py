@@ -140,6 +140,7 @@ class Accelerator(wiring.Component):
                      b.dma.window_size.eq(b.regs.window_size)]
         b.win_end = window_end(m, b.regs.window_base, b.regs.window_size)
         self._state(m, b)
+        self._gather(m, b)
         self._wire_store_side(m, b)
         self._wire_load_side(m, b)
         self._kept_input(m, b)
@@ -147,6 +148,17 @@ class Accelerator(wiring.Component):
         self._sequencer(m, b)
         self._follow(m, b)
         return m
+
+    def _gather(self, m, b):
+        """An input gather's walk (`hw.soc.dma.ReadGather`, descriptor ``in_step`` /
+        ``in_pitch``): a piece is one pixel's channel groups, every ``in_step``-th pixel of a
+        row, ``in_w`` of them; the next row ``in_pitch`` beats on."""
+        D, g = b.D, b.dma.g
+        piece = D.in_groups << (self._config.group.bit_length() - 1)
+        m.d.comb += [g.piece.eq(piece), g.per_row.eq(D.in_w),
+                     g.pitch.eq(D.in_pitch << LANE_BITS),
+                     g.step.eq(Mux(D.in_step == 8, piece << 3,
+                                   Mux(D.in_step == 4, piece << 2, piece << 1)))]
 
     def _state(self, m, b):
         """The run's registers: bases, header, current descriptor, layer, error."""
@@ -462,7 +474,9 @@ class Accelerator(wiring.Component):
         whole = Mux(b.pool_after_load,
                     b.check.is_pool & (b.pband.py == 0) & b.pband.last,
                     (b.band.y == 0) & (b.band.out_rows == b.D.out_h) & ~b.pf & ~b.half)
-        b.record_load = [kept.valid.eq(whole), kept.addr.eq(addr), kept.bytes.eq(nbytes),
+        # (a gathered input is no plain range: never kept)
+        b.record_load = [kept.valid.eq(whole & ~b.check.gathered), kept.addr.eq(addr),
+                         kept.bytes.eq(nbytes),
                          kept.geom.eq(geom)]
 
     def _counters(self, m, b):
@@ -674,7 +688,10 @@ class Accelerator(wiring.Component):
             y_end = Mux(band.y_end > D.in_h, D.in_h, band.y_end)
             rows = y_end - y_start
             m.d.sync += [band.rows.eq(rows), band.pad_top.eq(y_start - band.y0),
-                         band.in_addr.eq(check.input_start + y_start * band.row_bytes),
+                         # (an input gather: a view row is in_pitch beats of DRAM)
+                         band.in_addr.eq(check.input_start + y_start
+                                         * Mux(check.gathered, D.in_pitch << LANE_BITS,
+                                               band.row_bytes)),
                          band.in_bytes.eq(rows * band.row_bytes),
                          # the band's pixel tiles: by output row (seg) or cols pixels each
                          b.blk.tiles.eq(Mux(check.seg, b.blk.pix,
@@ -737,6 +754,7 @@ class Accelerator(wiring.Component):
                 m.d.comb += [core.ifm_load.eq(1), core.ifm_load_lane.eq(lane)]
                 m.d.sync += b.kept.valid.eq(0)
                 beats = (lane + b.band.in_bytes + BEAT_BYTES - 1) >> LANE_BITS
+                m.d.comb += b.dma.gather.eq(check.gathered)
                 with m.If(self._follows(b)):
                     b.read(b.band.in_addr, b.band.in_bytes, beats, "RUN_START")
                     with m.If(b.dma.rd_cmd.ready):

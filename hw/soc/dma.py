@@ -19,7 +19,8 @@ from amaranth.lib.wiring import In, Out
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, LANE_BITS, MAX_BURST
 from hw.skid import skid_buffer
 
-__all__ = ["Dma", "DmaReader", "DmaWriter", "dma_command_layout", "axi_read_signature",
+__all__ = ["Dma", "DmaReader", "DmaWriter", "ReadGather", "gather_layout",
+           "dma_command_layout", "axi_read_signature",
            "axi_write_signature", "axi_signature", "window_check", "window_end", "ADDR_BITS",
            "DATA_BITS", "BEAT_BYTES", "MAX_BURST"]
 
@@ -288,13 +289,70 @@ class DmaWriter(wiring.Component):
         return m
 
 
+def gather_layout() -> data.StructLayout:
+    """How a gathered read walks DRAM (`ReadGather`): pieces of ``piece`` bytes, ``step`` bytes
+    apart, ``per_row`` of them a row, rows ``pitch`` bytes apart."""
+    return data.StructLayout({"piece": unsigned(24), "step": unsigned(28),
+                              "per_row": unsigned(16), "pitch": unsigned(24)})
+
+
+class ReadGather(wiring.Component):
+    """In front of a reader's ``cmd``: a command taken while ``gather`` is high (an input
+    gather, `hw.layouts` ``in_step``) is a range of ``length`` bytes of gathered pixels, sent on
+    as one read per piece (``g``: ``piece`` bytes at the command's address, then ``step`` bytes
+    on, ``per_row`` pieces a row, the next row ``pitch`` bytes after the row before's first);
+    its beats arrive in order, as the plain range's would. Any other command passes through
+    unchanged in the same cycle. ``busy`` while pieces are left; ``g`` must hold still until
+    then. A piece a reader takes every other cycle (its command register): pieces of two beats
+    or more keep the read channel busy."""
+
+    def __init__(self):
+        super().__init__({
+            "cmd": In(stream.Signature(dma_command_layout())),
+            "out": Out(stream.Signature(dma_command_layout())),
+            "gather": In(1), "g": In(gather_layout()), "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        busy, addr = Signal(name="gather_busy"), Signal(ADDR_BITS, name="gather_addr")
+        row = Signal(ADDR_BITS, name="gather_row")
+        left = Signal(LENGTH_BITS, name="gather_left")
+        x = Signal(16, name="gather_x")
+        g = self.g
+        m.d.comb += self.busy.eq(busy)
+        with m.If(~busy):
+            m.d.comb += [self.out.valid.eq(self.cmd.valid & ~self.gather),
+                         self.out.payload.eq(self.cmd.payload),
+                         self.cmd.ready.eq(self.gather | self.out.ready)]
+            with m.If(self.cmd.valid & self.gather & (self.cmd.payload.length != 0)):
+                m.d.sync += [busy.eq(1), addr.eq(self.cmd.payload.addr),
+                             row.eq(self.cmd.payload.addr), left.eq(self.cmd.payload.length),
+                             x.eq(0)]
+        with m.Else():
+            m.d.comb += [self.out.valid.eq(1), self.out.payload.addr.eq(addr),
+                         self.out.payload.length.eq(g.piece)]
+            with m.If(self.out.ready):
+                m.d.sync += left.eq(left - g.piece)
+                with m.If(left <= g.piece):
+                    m.d.sync += busy.eq(0)
+                with m.If(x + 1 == g.per_row):
+                    m.d.sync += [x.eq(0), row.eq(row + g.pitch), addr.eq(row + g.pitch)]
+                with m.Else():
+                    m.d.sync += [x.eq(x + 1), addr.eq(addr + g.step)]
+        return m
+
+
 class Dma(wiring.Component):
     """The reader and the writer on one AXI4 master port ``m_axi`` (read and write channels),
     sharing the window. Ports: ``rd_cmd``, ``rd_data``, ``wr_cmd``, ``wr_data``, ``error``
     (any engine; sticky until ``clear``), ``busy``, ``bytes_read``, ``bytes_written``.
 
     ``weight_port``: a second reader on its own read-only AXI4 master ``m_axi_w`` (``w_cmd``,
-    ``w_data``), the same window; ``bytes_read`` and ``busy`` count both readers."""
+    ``w_data``), the same window; ``bytes_read`` and ``busy`` count both readers.
+
+    ``rd_cmd`` goes through a `ReadGather` (``gather``, ``g``): a command taken while
+    ``gather`` is high is read piece by piece."""
 
     def __init__(self, outstanding: int = 4, weight_port: bool = False):
         self._outstanding = outstanding
@@ -308,6 +366,7 @@ class Dma(wiring.Component):
             "m_axi": Out(axi_signature()),
             "error": Out(1), "clear": In(1), "busy": Out(1),
             "bytes_read": Out(64), "bytes_written": Out(64),
+            "gather": In(1), "g": In(gather_layout()),
         }
         if weight_port:
             members |= {"w_cmd": In(stream.Signature(dma_command_layout())),
@@ -319,7 +378,10 @@ class Dma(wiring.Component):
         m = Module()
         m.submodules.reader = rd = DmaReader(self._outstanding)
         m.submodules.writer = wr = DmaWriter()
-        wiring.connect(m, wiring.flipped(self.rd_cmd), rd.cmd)
+        m.submodules.gather = gather = ReadGather()
+        wiring.connect(m, wiring.flipped(self.rd_cmd), gather.cmd)
+        wiring.connect(m, gather.out, rd.cmd)
+        m.d.comb += [gather.gather.eq(self.gather), gather.g.eq(self.g)]
         wiring.connect(m, rd.data, wiring.flipped(self.rd_data))
         wiring.connect(m, wiring.flipped(self.wr_cmd), wr.cmd)
         wiring.connect(m, wiring.flipped(self.wr_data), wr.data)
@@ -340,7 +402,8 @@ class Dma(wiring.Component):
                     m.d.comb += inner.eq(port)
         readers = [e for e, _ in engines if e is not wr]
         m.d.comb += [self.error.eq(wr.error | Cat(*(r.error for r in readers)).any()),
-                     self.busy.eq(wr.busy | Cat(*(r.busy for r in readers)).any()),
+                     self.busy.eq(wr.busy | gather.busy
+                                  | Cat(*(r.busy for r in readers)).any()),
                      self.bytes_read.eq(sum(r.bytes_read for r in readers)),
                      self.bytes_written.eq(wr.bytes_written)]
         return m

@@ -86,7 +86,7 @@ class LayerCheck(wiring.Component):
             "map_h": Out(16), "map_w": Out(16), "map_groups": Out(16),
             "blocked": Out(1), "block_groups": Out(16), "block_bytes": Out(32), "seg": Out(1),
             "kt_words": Out(24),
-            "fused": Out(1), "fused_away": Out(1),
+            "fused": Out(1), "fused_away": Out(1), "gathered": Out(1),
         }
         members |= {f"{name}_start": Out(ADDR_BITS + 1) for name in RANGES}
         super().__init__(members)
@@ -106,7 +106,8 @@ class LayerCheck(wiring.Component):
             ("ohc", 24),
             ("pt_cols", 32), ("groups", 24), ("ifm_words", 40), ("out_words", 40),
             ("w_words", 48), ("out_span", 48), ("psum_rows", 32), ("blk_groups", 24),
-            ("blk_words", 48), ("cb_groups", 24))}
+            ("blk_words", 48), ("cb_groups", 24), ("g_rows", 32), ("g_cols", 32),
+            ("g_span", 40))}
         x = D.graph.exec
         with m.Switch(self.step):
             with m.Case(CheckStep.A):
@@ -118,6 +119,9 @@ class LayerCheck(wiring.Component):
                     v["ohc"].eq(D.out_h * cfg.cols),
                     v["psum_rows"].eq(D.p_tiles * D.out_channels),
                     v["cb_groups"].eq(x.c_blocks * x.c_block_groups),
+                    # an input gather's rows and columns before its last pixel
+                    v["g_rows"].eq((D.in_h - 1) * D.in_pitch),
+                    v["g_cols"].eq((D.in_w - 1) * D.in_groups),
                 ]
             with m.Case(CheckStep.B):
                 m.d.sync += [
@@ -125,6 +129,12 @@ class LayerCheck(wiring.Component):
                     v["ifm_words"].eq(v["hw_in"] * D.in_groups),
                     v["pt_cols"].eq(D.p_tiles * cfg.cols), v["out_words"].eq(v["pix"] * self.gk),
                     v["blk_groups"].eq(v["rs"] * x.c_block_groups),
+                    # the bytes from a gather's first pixel to its last one's end
+                    v["g_span"].eq((v["g_rows"] << LANE_BITS)
+                                   + (Mux(D.in_step == 8, v["g_cols"] << 3,
+                                          Mux(D.in_step == 4, v["g_cols"] << 2,
+                                              v["g_cols"] << 1)) << lg_m)
+                                   + (D.in_groups << lg_m)),
                 ]
             with m.Case(CheckStep.C):
                 m.d.sync += [
@@ -141,7 +151,9 @@ class LayerCheck(wiring.Component):
                     self.psum_start.eq(self.act_base + x.psum_offset),
                     v["blk_words"].eq(D.k_tiles * v["blk_groups"] * slots),
                 ]
-        lengths = {"weights": D.weight_size, "params": D.param_size, "input": self.ifm_bytes,
+        m.d.comb += self.gathered.eq(D.in_step != 0)
+        lengths = {"weights": D.weight_size, "params": D.param_size,
+                   "input": Mux(self.gathered, v["g_span"], self.ifm_bytes),
                    "output": Mux(D.graph.exec.out_c_total != 0, v["out_span"], self.out_bytes),
                    # (an ADD's second input, or a fused conv's residual: its output's shape)
                    "input2": Mux(self.is_add, self.ifm_bytes, self.out_bytes),
@@ -300,7 +312,8 @@ class LayerCheck(wiring.Component):
         add_ok, concat_ok, pool_ok, conv_ok = Signal(), Signal(), Signal(), Signal()
         tiles_seg, tiles_raster = Signal(), Signal()
         # (separator rows: a conv's or FC's only)
-        no_sep = (self.desc.sep_slot == 0) & (self.desc.sep_valid == 0)
+        no_sep = ((self.desc.sep_slot == 0) & (self.desc.sep_valid == 0)
+                  & (self.desc.in_step == 0) & (self.desc.in_pitch == 0))
         m.d.sync += [add_ok.eq(self._add_consistent() & no_sep),
                      concat_ok.eq(self._concat_consistent() & no_sep),
                      pool_ok.eq(self._pool_consistent(self.window) & no_sep),
@@ -426,6 +439,14 @@ class LayerCheck(wiring.Component):
             ((D.sep_slot == 0) & (D.sep_valid == 0))
             | ((D.sep_slot >= cfg.cols) & (D.sep_valid != 0) & (D.sep_valid <= D.sep_slot)
                & ~pool & (D.graph.exec.c_blocks <= 1)),
+            # an input gather: a 1x1 stride-1 CONV without padding over whole-beat pixels,
+            # stepping 2, 4 or 8 pixels, without input-channel blocks or INPUT_KEPT
+            ((D.in_step == 0) & (D.in_pitch == 0))
+            | (((D.in_step == 2) | (D.in_step == 4) | (D.in_step == 8)) & (D.in_pitch != 0)
+               & (D.kind == LayerKind.CONV) & (D.kernel_h == 1) & (D.kernel_w == 1)
+               & (D.stride == 1) & (D.pad == 0)
+               & ((D.in_groups << lg_m)[:LANE_BITS] == 0) & (D.graph.exec.c_blocks <= 1)
+               & ~flag_set(D.flags, LayerFlags.INPUT_KEPT)),
             ~pool | ((D.pool_kernel != 0) & (D.pool_stride != 0)
                      & (D.pool_pad < D.pool_kernel)
                      & (D.pool_kernel <= D.out_h + 2 * D.pool_pad)
