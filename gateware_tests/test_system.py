@@ -45,6 +45,7 @@ from sim.networks import (
     vgg_style_network,
     wide_network,
 )
+from sim.images import patch_descriptor, patched
 from sim.sysrun import RunError, run_system
 
 CONFIG = SenseConfig.preset("small")
@@ -183,20 +184,6 @@ def small_image(rng, order="weight"):
                                           ("fc", 4, 0, 1, 0, False, None)], "small")
     qnet, x = quantized(net, rng, CONFIG, n=1)
     return pack_image(qnet, CONFIG, order=order), qnet, x
-
-
-def patched(image, offset, fmt, value):
-    """The image with the field at byte `offset` changed and both CRCs fixed (the driver accepts
-    it; only the hardware can refuse it)."""
-    data = bytearray(image)
-    struct.pack_into(fmt, data, offset, value)
-    struct.pack_into("<I", data, 60, zlib.crc32(bytes(data[HEADER_BYTES:])))
-    struct.pack_into("<I", data, 56, zlib.crc32(bytes(data[:56])))
-    return bytes(data)
-
-
-def patch_descriptor(image, layer, offset, fmt, value):
-    return patched(image, HEADER_BYTES + layer * DESCRIPTOR_BYTES + offset, fmt, value)
 
 
 def claim_hardware(image, config):

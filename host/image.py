@@ -1132,13 +1132,15 @@ def unsupported_problem(descs, config: SenseConfig | None = None) -> str | None:
 def layer_note(entry: dict) -> str:
     """The note `sense inspect` adds to a `describe` layer entry: with a fused add (FUSE_ADD)
     the conv that does the add, or the add a conv does; with INPUT_KEPT that its input stays in
-    the IFM store; "" otherwise."""
+    the IFM store; with an input gather its step; "" otherwise."""
     notes = []
     if entry.get("fused_add") is not None:
         notes.append(f"done by layer {entry['fused_add']}" if entry["kind"] == "add"
                      else f"+ add {entry['fused_add']}")
     if entry.get("input_kept"):
         notes.append("input kept")
+    if entry.get("input_gather"):
+        notes.append(f"input gathered, step {entry['input_gather']}")
     return f"  ({'; '.join(notes)})" if notes else ""
 
 
@@ -1170,6 +1172,8 @@ def describe(data: bytes, config: SenseConfig | None = None) -> dict:
             # a fused add: the add a conv does, or the conv doing an add
             "fused_add": (i + 1 if i + 1 in fused else fused[i] if i in fused else None),
             "input_kept": d.has(LayerFlags.INPUT_KEPT),
+            # an input gather: the conv reads every in_step-th pixel of every in_step-th row
+            "input_gather": d.in_step,
         }
         if layer.kind in ("conv", "fc"):
             nonzero = int((layer.w != 0).sum())

@@ -68,7 +68,8 @@ class LayerCheck(wiring.Component):
     store's valid-convolution placement: pixel tiles by output row),
     ``fused`` (a CONV / FC with FUSE_ADD: its output rows pass the add unit with the tensor at
     ``input2_start``; registered), ``fused_away`` (an ADD with FUSE_ADD: its producer did it,
-    it moves no data; registered), ``gk`` output channel groups, ``kpad`` output channels padded to M,
+    it moves no data; registered), ``gathered`` (an input gather, ``in_step``: the input range
+    runs to the last gathered pixel's end), ``gk`` output channel groups, ``kpad`` output channels padded to M,
     ``ifm_bytes`` (an ADD's tensor), ``out_bytes`` (the convolution output), and the DRAM
     address of each range (``*_start``)."""
 
