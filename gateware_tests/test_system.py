@@ -5,9 +5,6 @@ bit for bit against host.quant.run_int, the counters against the image, and the 
 against host.estimate.accelerator_estimate.
 """
 
-import struct
-import zlib
-
 import numpy as np
 import pytest
 
@@ -15,7 +12,7 @@ from host import golden, perf
 from host.batch import pack_batch, stack_outputs, unstack_logits
 from host.digits import DEFAULT_MODEL, load_split
 from host.estimate import accelerator_estimate
-from host.image import DESCRIPTOR_BYTES, HEADER_BYTES, ImageError, layer_table, pack_image
+from host.image import HEADER_BYTES, ImageError, layer_table, pack_image
 from host.model_files import load_model
 from host.nn import Layer, Network
 from host.perf import pool_prefetch
@@ -34,6 +31,7 @@ from sim.networks import (
     split_network,
     banded_pooling_network,
     conv_layer,
+    gather_network,
     inception_network,
     kept_input_network,
     maxpool_network,
@@ -41,7 +39,6 @@ from sim.networks import (
     random_network,
     residual_networks,
     stacked_tail_network,
-    gather_network,
     vgg_style_network,
     wide_network,
 )

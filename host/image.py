@@ -28,6 +28,7 @@ from host.sparse import ungroup
 from hw.config import FORMAT_VERSION, SenseConfig
 from hw.core.ifm_store import STRIDES, ifm_geometry
 from hw.core.pixel_walker import tile_count
+from hw.soc.dma import GATHER_STEPS
 from hw.soc.pool import DIVISORS, SUM_BITS
 from hw.layouts import (
     BEAT_BYTES,
@@ -231,10 +232,9 @@ def graph_shapes(qnet: QNetwork):
     return ins, convs, outs
 
 
-#: Input gathers (`gather_step`): the strides the gateware's ReadGather steps by, and the fewest
-#: beats a pixel needs for the read channel to stay busy (its reader takes a piece every other
-#: cycle: hw.soc.dma.ReadGather).
-GATHER_STEPS = (2, 4, 8)
+#: Input gathers (`gather_step`, steps `hw.soc.dma.GATHER_STEPS`): the fewest beats a pixel
+#: needs for the read channel to stay busy (the reader takes a piece every other cycle:
+#: hw.soc.dma.ReadGather).
 GATHER_MIN_BEATS = 2
 
 

@@ -7,8 +7,7 @@ import pytest
 
 from host.buffers import store_key
 from host.estimate import accelerator_estimate
-from host.image import (GATHER_STEPS, ImageError, gather_step, layer_table, pack_image,
-                        unpack_image)
+from host.image import ImageError, gather_step, layer_table, pack_image, unpack_image
 from host.nn import Network
 from host.quant import quantize, quantize_input, run_int
 from hw.config import SenseConfig
@@ -36,7 +35,6 @@ def test_which_convolutions_are_gathered(c, r, stride, pad, step):
     layer = conv_layer(rng, "c", 8, c, r, [-1], stride=stride, pad=pad)
     qnet, _ = _q(Network((c, 16, 16), [layer], [], "one"))
     assert gather_step((c, 16, 16), qnet.layers[0], SMALL) == step
-    assert set(GATHER_STEPS) == {2, 4, 8}
 
 
 def test_gathered_images_compute_the_network_packed():

@@ -63,6 +63,7 @@ from hw.soc.dma import (
     Dma,
     axi_read_signature,
     axi_signature,
+    times_step,
     window_check,
     window_end,
 )
@@ -157,8 +158,7 @@ class Accelerator(wiring.Component):
         piece = D.in_groups << (self._config.group.bit_length() - 1)
         m.d.comb += [g.piece.eq(piece), g.per_row.eq(D.in_w),
                      g.pitch.eq(D.in_pitch << LANE_BITS),
-                     g.step.eq(Mux(D.in_step == 8, piece << 3,
-                                   Mux(D.in_step == 4, piece << 2, piece << 1)))]
+                     g.step.eq(times_step(piece, D.in_step))]
 
     def _state(self, m, b):
         """The run's registers: bases, header, current descriptor, layer, error."""

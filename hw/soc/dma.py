@@ -19,7 +19,8 @@ from amaranth.lib.wiring import In, Out
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, LANE_BITS, MAX_BURST
 from hw.skid import skid_buffer
 
-__all__ = ["Dma", "DmaReader", "DmaWriter", "ReadGather", "gather_layout",
+__all__ = ["Dma", "DmaReader", "DmaWriter", "ReadGather", "gather_layout", "GATHER_STEPS",
+           "times_step",
            "dma_command_layout", "axi_read_signature",
            "axi_write_signature", "axi_signature", "window_check", "window_end", "ADDR_BITS",
            "DATA_BITS", "BEAT_BYTES", "MAX_BURST"]
@@ -287,6 +288,19 @@ class DmaWriter(wiring.Component):
             m.d.sync += self.error.eq(0)
         m.d.comb += self.busy.eq(~idle | (pending != 0))
         return m
+
+
+#: The pixel steps of an input gather (descriptor ``in_step``): LayerCheck refuses others.
+GATHER_STEPS = (2, 4, 8)
+
+
+def times_step(value, step):
+    """`value` times an input gather's step (one of GATHER_STEPS, else 2): a shift, no
+    multiplier."""
+    out = value << 1
+    for s in GATHER_STEPS[1:]:
+        out = Mux(step == s, value << (s.bit_length() - 1), out)
+    return out
 
 
 def gather_layout() -> data.StructLayout:

@@ -27,7 +27,7 @@ from hw.layouts import (
     weight_word_layout,
 )
 from hw.core.ifm_store import STRIDES, geometry_regs, ifm_geom_layout
-from hw.soc.dma import ADDR_BITS, window_check
+from hw.soc.dma import ADDR_BITS, GATHER_STEPS, times_step, window_check
 from hw.soc.pool import DIVISORS, SUM_BITS, pool_window_layout
 
 __all__ = ["LayerCheck", "CheckStep", "RANGES"]
@@ -132,9 +132,7 @@ class LayerCheck(wiring.Component):
                     v["blk_groups"].eq(v["rs"] * x.c_block_groups),
                     # the bytes from a gather's first pixel to its last one's end
                     v["g_span"].eq((v["g_rows"] << LANE_BITS)
-                                   + (Mux(D.in_step == 8, v["g_cols"] << 3,
-                                          Mux(D.in_step == 4, v["g_cols"] << 2,
-                                              v["g_cols"] << 1)) << lg_m)
+                                   + (times_step(v["g_cols"], D.in_step) << lg_m)
                                    + (D.in_groups << lg_m)),
                 ]
             with m.Case(CheckStep.C):
@@ -312,12 +310,12 @@ class LayerCheck(wiring.Component):
         cfg = self._config
         add_ok, concat_ok, pool_ok, conv_ok = Signal(), Signal(), Signal(), Signal()
         tiles_seg, tiles_raster = Signal(), Signal()
-        # (separator rows: a conv's or FC's only)
-        no_sep = ((self.desc.sep_slot == 0) & (self.desc.sep_valid == 0)
-                  & (self.desc.in_step == 0) & (self.desc.in_pitch == 0))
-        m.d.sync += [add_ok.eq(self._add_consistent() & no_sep),
-                     concat_ok.eq(self._concat_consistent() & no_sep),
-                     pool_ok.eq(self._pool_consistent(self.window) & no_sep),
+        # (separator rows and input gathers: a conv's or FC's only)
+        no_conv_fields = ((self.desc.sep_slot == 0) & (self.desc.sep_valid == 0)
+                          & (self.desc.in_step == 0) & (self.desc.in_pitch == 0))
+        m.d.sync += [add_ok.eq(self._add_consistent() & no_conv_fields),
+                     concat_ok.eq(self._concat_consistent() & no_conv_fields),
+                     pool_ok.eq(self._pool_consistent(self.window) & no_conv_fields),
                      conv_ok.eq(self._consistent(v, lg_m, word_bytes)),
                      # pixel tiles: cols pixels in raster order, or (a valid convolution, the
                      # store's `seg`, itself valid only in CHECK_E) ceil(OW / cols) per output
@@ -443,7 +441,7 @@ class LayerCheck(wiring.Component):
             # an input gather: a 1x1 stride-1 CONV without padding over whole-beat pixels,
             # stepping 2, 4 or 8 pixels, without input-channel blocks or INPUT_KEPT
             ((D.in_step == 0) & (D.in_pitch == 0))
-            | (((D.in_step == 2) | (D.in_step == 4) | (D.in_step == 8)) & (D.in_pitch != 0)
+            | (Cat(*(D.in_step == s for s in GATHER_STEPS)).any() & (D.in_pitch != 0)
                & (D.kind == LayerKind.CONV) & (D.kernel_h == 1) & (D.kernel_w == 1)
                & (D.stride == 1) & (D.pad == 0)
                & ((D.in_groups << lg_m)[:LANE_BITS] == 0) & (D.graph.exec.c_blocks <= 1)
