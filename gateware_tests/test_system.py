@@ -13,6 +13,7 @@ from host.batch import pack_batch, stack_outputs, unstack_logits
 from host.digits import DEFAULT_MODEL, load_split
 from host.estimate import accelerator_estimate
 from host.image import HEADER_BYTES, ImageError, layer_table, pack_image
+from host.join import join_shortcuts
 from host.model_files import load_model
 from host.nn import Layer, Network
 from host.perf import pool_prefetch
@@ -33,6 +34,7 @@ from sim.networks import (
     conv_layer,
     gather_network,
     inception_network,
+    join_network,
     kept_input_network,
     maxpool_network,
     pooling_network,
@@ -200,7 +202,9 @@ def test_errors_and_reset_mid_run():
     shift is 0, or which also max-pools (UNSUPPORTED), and an ADD flagged as done by the layer
     before when that layer does not do it (BAD_DESCRIPTOR); separator rows on an ADD, or a conv's
     slot narrower than the grid (BAD_DESCRIPTOR); an input gather on a 3x3 conv or an ADD
-    (BAD_DESCRIPTOR) or reaching past the window (OUT_OF_WINDOW); an image for other hardware (refused by
+    (BAD_DESCRIPTOR) or reaching past the window (OUT_OF_WINDOW); a joined input on a 3x3 conv
+    or taking the whole pixel from its first input (BAD_DESCRIPTOR), or whose second input
+    lies past the window (OUT_OF_WINDOW); an image for other hardware (refused by
     the driver), the driver's timeout, and a reset in the middle of a run followed by a correct
     run."""
     rng = np.random.default_rng(11)
@@ -222,6 +226,10 @@ def test_errors_and_reset_mid_run():
     gnet = gather_network(rng)
     gather = pack_image(quantize(gnet, rng.normal(size=(2,) + gnet.input_shape),
                                  group=CONFIG.group), CONFIG)
+    jnet = join_shortcuts(join_network(rng))
+    join = pack_image(quantize(jnet, rng.normal(size=(2,) + jnet.input_shape),
+                               group=CONFIG.group), CONFIG)
+    join_at = step_at + 3                                           # in_split
     steps = [
         {"op": "fail", "image": patch_descriptor(add, 2, sep_at, "<I", 8 << 16 | 16),
          "expect": "BAD_DESCRIPTOR"},
@@ -254,6 +262,14 @@ def test_errors_and_reset_mid_run():
          "expect": "BAD_DESCRIPTOR"},
         {"op": "fail", "image": patch_descriptor(gather, 0, step_at + 1, "<H", 0xFFFF),
          "expect": "OUT_OF_WINDOW"},
+        # a join on a 3x3 conv; one whose first part is the whole pixel; one whose second
+        # input lies past the window
+        {"op": "fail", "image": patch_descriptor(image, 0, step_at, "<I", 1 | 4 << 8 | 1 << 24),
+         "expect": "BAD_DESCRIPTOR"},
+        {"op": "fail", "image": patch_descriptor(join, 1, join_at, "<B", 4),
+         "expect": "BAD_DESCRIPTOR"},
+        {"op": "fail", "image": patch_descriptor(join, 1, add_fields["in2_offset"], "<I",
+                                                 0x0FFF_FFF0), "expect": "OUT_OF_WINDOW"},
         {"op": "refuse", "image": pack_image(qnet, CONFIG.replace(cols=3))},
         {"op": "timeout", "image": image, "cycles": 50},
         {"op": "reset", "image": image, "after": 300},
@@ -823,6 +839,44 @@ def test_input_gather():
         gathered, whole = res["steps"][0]["runs"][0], res["steps"][2]["runs"][0]
         assert gathered["dram_read_bytes"] < whole["dram_read_bytes"] * 0.6
         assert gathered["cycles"] < whole["cycles"]
+
+
+def test_joined_shortcuts():
+    """Projection shortcuts joined into their block's last 1x1 conv (`host.join`, descriptor
+    `in_split`: each pixel's first beats from the conv's input, the rest gathered from the
+    block's input): at stride 1 in bands (the first input read on from band to band) and at
+    stride 2, with and without the weight port, both orders: bit-exact, DRAM bytes and counters
+    exact, cycles within the model's tolerance; the network with its shortcuts as separate
+    layers moves more bytes and takes longer."""
+    rng = np.random.default_rng(41)
+    net = join_network(rng)
+    joined = join_shortcuts(net)
+    assert [layer.join for layer in joined.layers if layer.join] == [1, 2]
+    calib = rng.normal(size=(16,) + net.input_shape)
+    qnet, plain_q = (quantize(n, calib, group=CONFIG.group) for n in (joined, net))
+    xf = rng.normal(size=(1,) + net.input_shape)
+    x, plain_x = quantize_input(qnet, xf), quantize_input(plain_q, xf)
+    for config in (CONFIG, WEIGHT_PORT):
+        steps, runs = [], []
+        for order in ("weight", "ifm"):
+            image = pack_image(qnet, config, order=order)
+            steps.append({"op": "run", "image": image, "x": x, "name": f"join-{order}"})
+            runs.append((qnet, x, image))
+        descs = layer_table(runs[0][2], config)[1]
+        splits = [(d.in_split, d.in_step) for d in descs if d.in_split]
+        assert splits == [(2, 1), (2, 2)]
+        assert 0 < descs[1].g("exec.band_rows") < descs[1].out_h
+        plain = pack_image(plain_q, config, order="weight")
+        steps.append({"op": "run", "image": plain, "x": plain_x, "name": "not-joined"})
+        runs.append((plain_q, plain_x, plain))
+        res = run_system(config, steps, name="system" if config is CONFIG
+                         else "system-weight-port", dram="design")
+        for step, (q, xi, image) in zip(res["steps"], runs):
+            check_run(step, q, xi, image, config)
+        one, whole = res["steps"][0]["runs"][0], res["steps"][2]["runs"][0]
+        assert one["dram_read_bytes"] + one["dram_write_bytes"] < 0.7 * (
+            whole["dram_read_bytes"] + whole["dram_write_bytes"])
+        assert one["cycles"] < whole["cycles"]
 
 
 def test_pool_width_8():

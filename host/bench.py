@@ -205,14 +205,16 @@ def bench_pack_network(config: SenseConfig, name: str, calib_images: int = 8,
 
 
 def zoo_pipeline(config: SenseConfig, name: str, calib_images: int = 8, seed: int = 0,
-                 times: dict | None = None):
+                 times: dict | None = None, join: bool = True):
     """The `sense pack` pipeline on the built-in network `name` with random weights (`seed`) and
-    `calib_images` random calibration inputs (build, order, cluster, prune, quantize, pack), and
+    `calib_images` random calibration inputs (build, order, cluster, join shortcuts unless
+    `join` is false, prune, quantize, pack), and
     one random input with its golden activations: (network, quantized network, image, int8
     input (1, C, H, W), every layer's int8 output). `times` receives the seconds per phase.
     `sense bench pack --model` and scripts/simulate_network.py run exactly this."""
     from host import zoo
     from host.cluster import cluster_network
+    from host.join import join_shortcuts
     from host.quant import quantize, quantize_input, run_int
 
     times = {} if times is None else times
@@ -224,6 +226,8 @@ def zoo_pipeline(config: SenseConfig, name: str, calib_images: int = 8, seed: in
     t = time.perf_counter()
     if config.sparse:
         net, _ = cluster_network(net, calib, config)
+    if join:
+        net = join_shortcuts(net)
     times["cluster"] = time.perf_counter() - t
     t = time.perf_counter()
     qnet = quantize(net, calib, group=config.group if config.sparse else None)

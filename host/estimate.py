@@ -10,6 +10,7 @@ import numpy as np
 from host import perf
 from host.buffers import ConvLayer
 from host.image import HEADER_BYTES, layer_table, unpack_image
+from host.nn import joined
 from host.quant import run_int
 from hw.config import BEAT_BYTES, SenseConfig
 from hw.layouts import POOL_KINDS, LayerKind
@@ -42,10 +43,11 @@ def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig, acts=
         elif int(d.kind) in POOL_KINDS:
             est = perf.pool_estimate(d, config)
         else:
-            src = qnet.sources(i)[0]
-            xin = x if src < 0 else acts[src][0]
-            stride = q.stride
-            if d.in_step:                   # an input gather: the stride-1 view it runs
+            xs = [x if src < 0 else acts[src][0] for src in qnet.sources(i)]
+            xin, stride = xs[0], q.stride
+            if q.join:                      # a joined conv: both inputs, as it runs
+                xin = joined([a[None] for a in xs], q.join)[0]
+            elif d.in_step:                 # an input gather: the stride-1 view it runs
                 xin, stride = xin[:, ::stride, ::stride], 1
             layer = ConvLayer(x=xin, w=q.w, bias=q.bias, mult=q.mult, shift=q.shift,
                               stride=stride, pad=q.pad, relu=q.relu)

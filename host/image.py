@@ -23,12 +23,13 @@ from host.buffers import (ConvLayer, band_geometry, channel_block_order, descrip
                           layer_limit_problem, store_key, weight_records, weight_slots_of)
 from host.perf import add_estimate, pool_bands_choice, schedule_choice
 from host.plan import Target, allocate, layer_tiling, plan_network
+from host.nn import run_shape
 from host.quant import QLayer, QNetwork, as_network
 from host.sparse import ungroup
 from hw.config import FORMAT_VERSION, SenseConfig
 from hw.core.ifm_store import STRIDES, ifm_geometry
 from hw.core.pixel_walker import tile_count
-from hw.soc.dma import GATHER_STEPS
+from hw.soc.dma import GATHER_STEPS, JOIN_STEPS
 from hw.soc.pool import DIVISORS, SUM_BITS
 from hw.layouts import (
     BEAT_BYTES,
@@ -257,12 +258,14 @@ def gather_step(in_shape, layer: QLayer, config: SenseConfig) -> int:
 def gathered_view(qnet: QNetwork, ins: list, config: SenseConfig, gather: bool = True):
     """(qnet, ins) with every conv whose input can be gathered (`gather_step`) as its stride-1
     view: the layer with stride 1 and `QLayer.gather` (stride, full input width), its input
-    shape the view's (the output's size). The same network when `gather` is False."""
-    if not gather:
-        return qnet, ins
+    shape the view's (the output's size). With `gather` False, no layer is gathered. A joined
+    conv's (`host.join`) first input shape is its view's too: both inputs' channels, the first
+    input's size (its second input's shape stays second)."""
     layers, views = list(qnet.layers), list(ins)
     for i, layer in enumerate(layers):
-        step = gather_step(ins[i][0], layer, config)
+        if layer.join:
+            views[i] = [run_shape(layer, ins[i]), ins[i][1]]
+        step = gather_step(ins[i][0], layer, config) if gather else 0
         if step:
             c, _, w = ins[i][0]
             layers[i] = replace(layer, stride=1, gather=(step, w))
@@ -322,7 +325,7 @@ def fusable_adds(qnet: QNetwork, into: dict | None = None) -> dict:
         if layer.kind != "add" or c < 0 or c not in src or len(set(src)) != 2:
             continue
         conv = qnet.layers[c]
-        if (conv.kind == "conv" and not conv.pool and users[c] == [i]
+        if (conv.kind == "conv" and not conv.pool and not conv.join and users[c] == [i]
                 and c not in (into or {}) and i not in (into or {})):
             pairs[i] = c
     return pairs
@@ -514,6 +517,8 @@ def _record(i, qnet, config, order, ins, outs, into, offsets, psum_base):
     links = {"links.in_layer": src[0] + 1, "links.tensor_channels": outs[i][0]}
     d = LayerDescriptor(in_offset=offsets[src[0] + 1], out_offset=offsets[i + 1],
                         out_scale=_f32_bits(layer.out_scale))
+    if layer.join:
+        links.update({"links.in2_layer": src[1] + 1, "exec.in2_offset": offsets[src[1] + 1]})
     if i in into:
         concat, first = into[i]
         links.update({"exec.out_c_offset": first,
@@ -616,11 +621,15 @@ def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph
     chosen = chosen if order == "auto" else order
     slot, valid = layer.sep or (0, 0)
     step, full_w = layer.gather or (0, 0)
+    pixel, split = geo.in_groups * config.group, 0
+    if layer.join:          # (the second input gathered, its pixel after the first's beats)
+        (c, _, _), (cb, _, full_w) = in_shapes
+        step, pixel, split = layer.join, cb, (c - cb) // BEAT_BYTES
     d = geo.replace(
         flags=int(geo.flags) | LayerFlags.IFM_STATIONARY.value * (chosen == "ifm"),
         in_offset=d.in_offset, out_offset=d.out_offset, out_scale=d.out_scale,
         sep_slot=slot * geo.out_w, sep_valid=valid * geo.out_w, in_step=step,
-        in_pitch=step * full_w * geo.in_groups * config.group // BEAT_BYTES,
+        in_pitch=step * full_w * pixel // BEAT_BYTES, in_split=split,
         graph={k: v for k, v in graph.items() if v})
     _separators(f"layer {i} ({layer.name})", d, config)
     # A forced order the buffers cannot take (the IFM-stationary order keeps every weight).
@@ -866,6 +875,9 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
             layer = QLayer("concat", name, None, None, None, None, inputs=parts)
             out = (sum(outs[j][0] for j in parts),) + outs[parts[0]][1:]
         else:
+            src2 = d.g("links.in2_layer") - 1
+            if d.in_split:
+                in_shape = _unjoined(name, d, i, in_shape, src2, outs, shape, cfg)
             view, d = d, _ungathered(name, d, in_shape, cfg)
             if (d.in_channels, d.in_h, d.in_w) != in_shape:
                 raise ImageError(f"{name}: input shape {(d.in_channels, d.in_h, d.in_w)} does "
@@ -873,11 +885,11 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
             if kind in (LayerKind.CONV, LayerKind.FC):
                 layer, out = _unpack_weight_layer(name, d, in_shape, cfg, h, data, view)
                 layer.sep = _separators(name, d, cfg)
+                layer.join = view.in_step if view.in_split else 0
             else:
                 layer, out = _unpack_other_layer(name, d, descs, in_shape, outs, data, cfg,
                                                  shape)
-            layer.inputs = [src] + ([d.g("links.in2_layer") - 1] if kind == LayerKind.ADD
-                                    else [])
+            layer.inputs = [src] + ([src2] if kind == LayerKind.ADD or view.in_split else [])
         layer.in_scale = scales[layer.inputs[0] + 1] if layer.inputs else scales[0]
         layer.out_scale = _bits_f32(d.out_scale)
         scales.append(layer.out_scale)
@@ -890,12 +902,35 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
                             for i, layer in enumerate(qnet.layers))
 
 
+def _unjoined(name, d: LayerDescriptor, i: int, a_shape, src2: int, outs, shape,
+              cfg: SenseConfig) -> tuple:
+    """A joined conv's (``in_split``) input shape as it runs, (both inputs' channels, the first
+    input's size), after checking the descriptor against its two inputs (the gateware's
+    LayerCheck rule: a 1x1 stride-1 CONV without padding, max-pool, fused add, channel blocks
+    or INPUT_KEPT; both parts of a pixel whole beats; a step of `JOIN_STEPS` and the pitch of
+    that many rows of the second input, which it fits at that step)."""
+    if not -1 <= src2 < i:
+        raise ImageError(f"{name}: its second input names layer {src2}, not an earlier one")
+    cb, hb, wb = shape if src2 < 0 else outs[src2]
+    ca, s = d.in_split * BEAT_BYTES, d.in_step
+    if (d.layer_kind != LayerKind.CONV or d.kernel_h != 1 or d.kernel_w != 1 or d.stride != 1
+            or d.pad or d.pool or d.has(LayerFlags.FUSE_ADD) or d.has(LayerFlags.INPUT_KEPT)
+            or d.g("exec.c_blocks") > 1 or s not in JOIN_STEPS or cb % BEAT_BYTES
+            or d.in_groups * cfg.group != ca + cb or a_shape[0] != ca
+            or d.in_pitch * BEAT_BYTES != s * wb * cb
+            or (d.in_h, d.in_w) != (-(-hb // s), -(-wb // s))):
+        raise ImageError(f"{name}: joined input (split {d.in_split} beats, step {s}, pitch "
+                         f"{d.in_pitch} beats) does not fit a 1x1 convolution of its inputs "
+                         f"{a_shape} and {(cb, hb, wb)}")
+    return (ca + cb,) + tuple(a_shape[1:])
+
+
 def _ungathered(name, d: LayerDescriptor, in_shape, cfg: SenseConfig) -> LayerDescriptor:
     """A descriptor with an input gather (``in_step``) as the layer it runs: its stride-1 view
     checked against the input (the gateware's LayerCheck rule: a 1x1 CONV without padding
     over whole-beat pixels, no channel blocks or INPUT_KEPT; the pitch of `step` input rows),
     returned with the input's size and the stride; any other descriptor as it is."""
-    if not (d.in_step or d.in_pitch):
+    if not (d.in_step or d.in_pitch) or d.in_split:
         return d
     c, h, w = in_shape
     s, pixel = d.in_step, d.in_groups * cfg.group
@@ -1139,7 +1174,9 @@ def layer_note(entry: dict) -> str:
                      else f"+ add {entry['fused_add']}")
     if entry.get("input_kept"):
         notes.append("input kept")
-    if entry.get("input_gather"):
+    if entry.get("input_join"):
+        notes.append("joined with layer {} at step {}".format(*entry["input_join"]))
+    elif entry.get("input_gather"):
         notes.append(f"input gathered, step {entry['input_gather']}")
     return f"  ({'; '.join(notes)})" if notes else ""
 
@@ -1173,7 +1210,9 @@ def describe(data: bytes, config: SenseConfig | None = None) -> dict:
             "fused_add": (i + 1 if i + 1 in fused else fused[i] if i in fused else None),
             "input_kept": d.has(LayerFlags.INPUT_KEPT),
             # an input gather: the conv reads every in_step-th pixel of every in_step-th row
-            "input_gather": d.in_step,
+            "input_gather": 0 if d.in_split else d.in_step,
+            # a joined conv (host.join): its second input and the step over it
+            "input_join": [qnet.sources(i)[1], layer.join] if layer.join else None,
         }
         if layer.kind in ("conv", "fc"):
             nonzero = int((layer.w != 0).sum())

@@ -223,6 +223,21 @@ def _tensor_name(layer, i, names) -> str:
     return name
 
 
+def _onnx_joined(layer, i, ins, nodes, inits) -> list:
+    """A joined conv's input as ONNX nodes: Slice (steps s on H, W) and Concat."""
+    from onnx import helper, numpy_helper
+
+    s = layer.join
+    consts = {"starts": [0, 0], "ends": [2 ** 62, 2 ** 62], "axes": [2, 3], "steps": [s, s]}
+    inits += [numpy_helper.from_array(np.array(v, np.int64), f"t{i}_join_{k}")
+              for k, v in consts.items()]
+    nodes.append(helper.make_node("Slice", [ins[1], *(f"t{i}_join_{k}" for k in consts)],
+                                  [f"t{i}_strided"]))
+    nodes.append(helper.make_node("Concat", [ins[0], f"t{i}_strided"], [f"t{i}_joined"],
+                                  axis=1))
+    return [f"t{i}_joined"]
+
+
 def _onnx_layer(layer, i, ins, nodes, inits, weights=None) -> str:
     """Append the ONNX nodes of one layer; returns its output tensor's name."""
     from onnx import helper, numpy_helper
@@ -242,6 +257,8 @@ def _onnx_layer(layer, i, ins, nodes, inits, weights=None) -> str:
             nodes.append(helper.make_node("Gemm", [f"{out}_flat", w, b], [out], transB=1,
                                           name=layer.name))
         else:
+            if layer.join:              # (host.nn.joined: the second input's every s-th pixel)
+                ins = _onnx_joined(layer, i, ins, nodes, inits)
             nodes.append(helper.make_node("Conv", [ins[0], w, b], [out], name=layer.name,
                                           strides=[layer.stride] * 2, pads=[layer.pad] * 4,
                                           kernel_shape=list(layer.weight.shape[2:])))

@@ -4,7 +4,9 @@ float reference for quantization). Files: `host.model_files` (.npz, and ONNX thr
 
 Layer kinds (SPEC section 8):
 
-* ``conv`` / ``fc``: weights and bias, optional ReLU and a fused max-pool after it;
+* ``conv`` / ``fc``: weights and bias, optional ReLU and a fused max-pool after it; a joined
+  conv (``join`` s > 0, `host.join`) reads two inputs: a 1x1 stride-1 conv over the first
+  input's channels followed by the second input's at every s-th row and column;
 * ``add``: residual add of two tensors of one shape, optional ReLU;
 * ``concat``: its inputs stacked on the channel axis (a layout operation);
 * ``maxpool`` / ``avgpool``: a pooling window (kernel, stride, padding) on its own;
@@ -25,7 +27,7 @@ from host import golden
 
 __all__ = ["Layer", "Network", "LayerGraph", "window", "ModelError", "forward", "check_shapes", "HOST_OPS", "KINDS",
            "WEIGHT_KINDS", "layer_out_shape", "check_layer_inputs",
-           "simplify_chain"]
+           "simplify_chain", "joined", "run_shape"]
 
 #: Operators that run on the host after the accelerator's last layer (SPEC section 2).
 HOST_OPS = ("softmax",)
@@ -54,6 +56,7 @@ class Layer:
     pool: tuple | None = None
     inputs: list | None = None
     count_include_pad: bool = False
+    join: int = 0          # conv: a joined conv's step over its second input (0: one input)
 
     @property
     def out_channels(self) -> int:
@@ -137,7 +140,7 @@ def load_key(net: Network, i: int, ins):
     padding, output width; a pooling layer places its map as a 1x1 convolution does), or None
     for a layer that loads nothing there; `ins`: `net.in_shapes()`."""
     layer, src = net.layers[i], net.sources(i)[0]
-    if layer.kind == "conv":
+    if layer.kind == "conv" and not layer.join:        # (a joined conv's input is never kept)
         width = golden.output_size(ins[i][0][2], layer.weight.shape[3], layer.stride, layer.pad)
         return src, layer.stride, layer.pad, width
     if layer.kind in ("maxpool", "avgpool", "gap"):
@@ -224,10 +227,25 @@ def avgpool_float(x, pool, count_include_pad):
     return win.windows(x, 0.0).sum(axis=(4, 5)) / win.counts(*x.shape[2:], count_include_pad)
 
 
+def run_shape(layer: Layer, ins: list[tuple]) -> tuple:
+    """The (C, H, W) input a layer computes on: its first input's, or for a joined conv both
+    inputs' channels at the first input's size."""
+    if layer.join:
+        return (ins[0][0] + ins[1][0],) + tuple(ins[0][1:])
+    return tuple(ins[0])
+
+
+def joined(xs, step: int) -> np.ndarray:
+    """A joined conv's input (`Layer.join`): the first input's channels, then the second's at
+    every `step`-th row and column, on the channel axis of (N, C, H, W) arrays."""
+    a, b = xs
+    return np.concatenate([a, b[:, :, ::step, ::step]], axis=1)
+
+
 def layer_forward(layer: Layer, *xs: np.ndarray) -> np.ndarray:
     """Float forward of one layer on its (N, C, H, W) inputs (fc flattens its input to
     (N, C*H*W) and returns (N, K, 1, 1))."""
-    x = xs[0]
+    x = joined(xs, layer.join) if layer.join else xs[0]
     if layer.kind == "fc":
         y = x.reshape(x.shape[0], -1) @ layer.weight.T.astype(np.float64) + layer.bias
         y = y[:, :, None, None]
@@ -285,13 +303,22 @@ def check_shapes(net: Network):
 
 
 def check_layer_inputs(layer: Layer, ins: list[tuple]):
-    arity = {"add": 2, "concat": None}.get(layer.kind, 1)
+    arity = {"add": 2, "concat": None}.get(layer.kind, 2 if layer.join else 1)
     if (arity is None and len(ins) < 2) or (arity is not None and len(ins) != arity):
         raise ModelError(f"layer {layer.name}: a {layer.kind} layer takes "
                          f"{'two or more' if arity is None else arity} input(s), not {len(ins)}")
     c, h, w = ins[0]
     if min(c, h, w) < 1:
         raise ModelError(f"layer {layer.name}: input {ins[0]} is empty")
+    if layer.join:
+        s = layer.join
+        cb, hb, wb = ins[1]
+        if layer.kind != "conv" or layer.weight.shape[2:] != (1, 1) or layer.stride != 1 \
+                or layer.pad or (h, w) != (-(-hb // s), -(-wb // s)):
+            raise ModelError(f"layer {layer.name}: a joined conv is 1x1, stride 1, no padding, "
+                             f"its second input {ins[1]} at every {s}th pixel the first's size "
+                             f"{ins[0]}")
+        c += cb
     if layer.kind == "conv" and layer.weight.shape[1] != c:
         raise ModelError(f"layer {layer.name}: weights expect {layer.weight.shape[1]} input "
                          f"channels, the input has {c}")

@@ -13,6 +13,7 @@ from host import zoo
 from host.cluster import cluster_network
 from host.digits import DEFAULT_MODEL, bundled_dataset, load_split
 from host.image import pack_image
+from host.join import join_shortcuts
 from host.model_files import load_model
 from host.nn import group_readers
 from host.quant import QNetwork, check_finite, quantize
@@ -97,14 +98,15 @@ def load_network(model, drop_lrn: bool = False):
 
 def prepare_model(config: SenseConfig, model=None, *, calib=None, cluster: bool = True,
                   pruned: bool = False, order: str = "auto", drop_lrn: bool = False,
-                  fuse_add: bool = True,
+                  fuse_add: bool = True, join: bool = True,
                   log=sys.stderr) -> Prepared:
     """Load `model` (default: the bundled digits model; or a built-in network name), cluster its
     channels (sparse configurations, unless `cluster` is false or the weights are `pruned`
     already), prune and quantize it with the calibration inputs `calib` (a .npz path, or None
     for the bundled models' training split and the built-in networks' random inputs) and pack
     it for `config` with tile order `order` (`fuse_add`: `host.image.pack_image`'s), its
-    layers in `host.nn.group_readers`' order."""
+    layers in `host.nn.group_readers`' order. With `join`, projection shortcuts are joined into
+    their block's last conv first (`host.join.join_shortcuts`)."""
     model = str(model or DEFAULT_MODEL)
     # (readers of one tensor next to each other: the IFM store keeps it for all of them)
     net = group_readers(load_network(model, drop_lrn))
@@ -115,6 +117,8 @@ def prepare_model(config: SenseConfig, model=None, *, calib=None, cluster: bool 
     report = None
     if cluster and config.sparse and not pruned:
         net, report = cluster_network(net, x, config)
+    if join:
+        net = join_shortcuts(net)
     qnet = quantize(net, x, group=config.group if config.sparse else None, pruned=pruned)
     return Prepared(qnet, pack_image(qnet, config, order=order, fuse_add=fuse_add), x, report)
 

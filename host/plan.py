@@ -35,7 +35,7 @@ import numpy as np
 from host import golden
 from host import perf
 from host.buffers import ConvLayer, buffer_problem, layer_bands
-from host.nn import Network, load_key
+from host.nn import Network, load_key, run_shape
 from hw.config import BEAT_BYTES, SenseConfig
 from hw.core.pixel_walker import tile_count
 from hw.layouts import DESCRIPTOR_BYTES, LayerDescriptor, LayerFlags, LayerKind, psum_row_bytes, \
@@ -494,7 +494,7 @@ def plan_network(net: Network, target: Target, batch: int = 1, ifm_skip: float =
     for i, (layer, ins, out) in enumerate(zip(net.layers, net.in_shapes(), net.out_shapes())):
         if layer.has_weights:
             chip = (net.sources(i)[0] in resident or i in kept, i in resident)
-            est = _weight_layer(layer, ins[0], out, target,
+            est = _weight_layer(layer, run_shape(layer, ins), out, target,
                                 batch if layer.kind == "fc" else 1, ifm_skip, chip)
         else:
             est = _stream_layer(layer, ins, out, target, i in kept)

@@ -9,6 +9,9 @@ balanced 1/2 pruning (SPEC section 3).
 * Residual add: (mult_a, mult_b, shift) from the two input scales over the output scale
   (`golden.add_mult_shift`); average pooling: its divisor and input/output scale ratio.
 * Bias: int32, bias / (s_in * s_w[k]), rounded.
+* A joined conv (`host.join`): each weight column times its own input's scale first, then
+  quantized per output channel like any conv with input scale 1 (one integer accumulation over
+  both int8 inputs).
 * Requantization: s_in * s_w[k] / s_out as (mult, shift), see host.golden.scale_to_mult_shift.
 * A fully-connected layer runs as a convolution whose kernel covers its whole (C, H, W) input
   (R x S = H x W, no padding, output 1x1): the same sums as over the flattened input, with the
@@ -25,7 +28,7 @@ import numpy as np
 
 from host import golden
 from host.model_files import forward_onnxruntime
-from host.nn import LayerGraph, Network, forward
+from host.nn import LayerGraph, Network, forward, joined
 from host.sparse import check_balanced, kept_mask, pad_channels, prune_balanced
 
 __all__ = ["QLayer", "QNetwork", "as_network", "quantize", "prune_network", "run_int", "quantize_input",
@@ -58,6 +61,7 @@ class QLayer:
     # the input's full width); the layer is then its stride-1 view over every s-th pixel
     gather: tuple | None = None
     pool_count: int | None = None    # avgpool: every window's divisor count (host.batch's GAP)
+    join: int = 0                    # conv: as host.nn.Layer.join (its in_scale is then 1)
 
     @property
     def out_channels(self):
@@ -184,8 +188,14 @@ QUANT_BLOCK = 256
 def _quantize_layer(layer, in_shape, s_ins, s_out, mask) -> QLayer:
     """One layer's integer form, from its input scales and output scale."""
     s_in = s_ins[0]
+    w = _as_conv(layer, in_shape) if layer.has_weights else None
+    if layer.join:          # each input's scale into its own columns (module docstring)
+        ca = in_shape[0]
+        w = np.concatenate([w[:, :ca] * s_ins[0], w[:, ca:] * s_ins[1]], axis=1)
+        s_in = 1.0
     common = dict(relu=layer.relu, pool=layer.pool, in_scale=s_in, out_scale=s_out,
-                  inputs=layer.inputs, count_include_pad=layer.count_include_pad)
+                  inputs=layer.inputs, count_include_pad=layer.count_include_pad,
+                  join=layer.join)
     if layer.kind == "add":
         ma, mb, shift = golden.add_mult_shift(s_ins[0] / s_out, s_ins[1] / s_out)
         return QLayer("add", layer.name, None, None, np.array([ma, mb], np.int32),
@@ -193,7 +203,6 @@ def _quantize_layer(layer, in_shape, s_ins, s_out, mask) -> QLayer:
     if not layer.has_weights:
         return QLayer(layer.kind, layer.name, None, None, None, None, pool_scale=s_in / s_out,
                       **common)
-    w = _as_conv(layer, in_shape)
     k = w.shape[0]
     s_w = np.array([_scale(np.abs(w[i]).max()) for i in range(k)])
     wq = np.empty(w.shape, np.int8)
@@ -243,6 +252,8 @@ def layer_int(layer: QLayer, *xs: np.ndarray) -> np.ndarray:
                                 scale=layer.pool_scale, count=layer.pool_count)
     if layer.kind == "gap":
         return golden.global_avgpool(x, scale=layer.pool_scale)
+    if layer.join:
+        x = joined(xs, layer.join)
     acc = golden.conv2d(x, layer.w, stride=layer.stride, padding=layer.pad)
     y = golden.requantize(golden.add_bias(acc, layer.bias), layer.mult, layer.shift)
     if layer.relu:
@@ -279,7 +290,8 @@ def as_network(qnet: QNetwork) -> Network:
         layers.append(Layer(q.kind, q.name, weight,
                             None if q.bias is None else q.bias.astype(np.float64),
                             stride=q.stride, pad=q.pad, relu=q.relu, pool=q.pool,
-                            inputs=q.inputs, count_include_pad=q.count_include_pad))
+                            inputs=q.inputs, count_include_pad=q.count_include_pad,
+                            join=q.join))
     return Network(tuple(qnet.input_shape), layers, list(qnet.host_ops), qnet.name)
 
 

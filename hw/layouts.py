@@ -294,7 +294,10 @@ def layer_descriptor_layout() -> data.StructLayout:
         # row to the next (s input rows).
         "in_step": unsigned(8),
         "in_pitch": unsigned(16),
-        "reserved1": unsigned(8),
+        # A joined conv (host.join): the input pixel is in_split beats from the tensor at
+        # in_offset (a plain range), then the rest from the tensor at exec.in2_offset, read at
+        # every in_step-th pixel (1: each), in_pitch beats a row, as a gather (0: no join).
+        "in_split": unsigned(8),
         "graph": graph_layout(),
     })
 
@@ -341,7 +344,8 @@ class _Descriptor:
     def plain(self) -> bool:
         """Runs on today's gateware: a CONV/FC kind with no graph.exec field but a concat's
         channel range (`CONCAT_EXEC_FIELDS`, not with a fused max-pool), bands and input-channel
-        blocks (`BAND_EXEC_FIELDS`, no weight blocks), an ADD with only its own
+        blocks (`BAND_EXEC_FIELDS`, no weight blocks), a joined conv's second input
+        (``exec.in2_offset`` with ``in_split``), an ADD with only its own
         (`ADD_EXEC_FIELDS`), a MAXPOOL, AVGPOOL or GAP with an undilated window (a MAXPOOL
         without COUNT_PAD), or a CONCAT (moves no data)."""
         kind = int(self.kind)
@@ -356,6 +360,8 @@ class _Descriptor:
                 if self.pool or self.g("exec.out_c_total") or self.g("exec.c_blocks") > 1:
                     return False
                 allowed |= {f"exec.{n}" for n in ADD_EXEC_FIELDS}
+            elif self.in_split:
+                allowed.add("exec.in2_offset")      # a joined conv's second input
             if self.g("exec.k_block") and self.g("exec.k_block") < self.k_tiles:
                 return False
         elif kind in POOL_KINDS:

@@ -7,13 +7,15 @@ from __future__ import annotations
 import numpy as np
 
 from host import golden, zoo
+from host.join import join_shortcuts
 from host.nn import Layer, Network
 from hw.config import SenseConfig
 
 __all__ = ["random_network", "FIT_NETWORKS", "HELDOUT_NETWORKS", "conv_layer",
            "residual_networks", "banded_residual_network", "inception_network", "vgg_style_network", "wide_network", "RING_CONFIG", "RING_NETWORKS", "maxpool_network",
            "SPLIT_CONFIG", "SPLIT_NETWORKS", "split_network",
-           "pooling_network", "banded_pooling_network", "GRAPH_NETWORKS"]
+           "pooling_network", "banded_pooling_network", "GRAPH_NETWORKS", "gather_network",
+           "join_network"]
 
 
 def random_network(rng, input_shape, specs, name):
@@ -159,6 +161,25 @@ def gather_network(rng):
     ], [], "gather")
 
 
+def join_network(rng):
+    """Two bottleneck ends with projection shortcuts that `host.join.join_shortcuts` joins: at
+    stride 1 (on the 32x24x24 input, the joined conv's 36 KB view over `small`'s 16 KiB IFM
+    store: in bands, its first input read on from band to band) and at stride 2 (a 48-channel
+    second input, three beats a pixel, gathered); GAP and FC."""
+    return Network((32, 24, 24), [
+        conv_layer(rng, "a", 32, 32, 3, [-1]),                                    # 24x24
+        conv_layer(rng, "a3", 48, 32, 1, [0], relu=False),
+        conv_layer(rng, "a_short", 48, 32, 1, [-1], relu=False),
+        Layer("add", "sum1", relu=True, inputs=[1, 2]),
+        conv_layer(rng, "b", 32, 48, 3, [3], stride=2),                           # 12x12
+        conv_layer(rng, "b3", 64, 32, 1, [4], relu=False),
+        conv_layer(rng, "b_short", 64, 48, 1, [3], relu=False, stride=2),
+        Layer("add", "sum2", relu=True, inputs=[5, 6]),
+        Layer("gap", "gap", inputs=[7]),
+        Layer("fc", "fc", rng.normal(size=(6, 64)) / 8, rng.normal(size=6) * 0.1, inputs=[8]),
+    ], [], "join")
+
+
 def inception_network(rng):
     """An inception module in miniature: four branches (1x1; 1x1 then 3x3; 1x1 then 5x5; a 3x3
     stride-1 max-pool then 1x1) written into channel ranges of one tensor by a concat, then a
@@ -299,6 +320,7 @@ GRAPH_NETWORKS = {
     "pools": (pooling_network, 37, 2),
     "pool-bands": (banded_pooling_network, 41, 1),
     "mini": (lambda rng: zoo.build("mini", seed=3), 43, 1),
+    "joined": (lambda rng: join_shortcuts(join_network(rng)), 47, 1),
 }
 
 #: Networks run on `RING_CONFIG` (system tests and scripts/check_model.py), as GRAPH_NETWORKS.

@@ -153,12 +153,18 @@ class Accelerator(wiring.Component):
     def _gather(self, m, b):
         """An input gather's walk (`hw.soc.dma.ReadGather`, descriptor ``in_step`` /
         ``in_pitch``): a piece is one pixel's channel groups, every ``in_step``-th pixel of a
-        row, ``in_w`` of them; the next row ``in_pitch`` beats on."""
+        row, ``in_w`` of them; the next row ``in_pitch`` beats on. A joined conv's
+        (``in_split``): the piece is the second input's part of the pixel, after ``in_split``
+        beats of the first input, which its bands read in order from ``in_offset`` on (the
+        band at row 0 restarts it). Registered: the descriptor settles long before a load."""
         D, g = b.D, b.dma.g
-        piece = D.in_groups << (self._config.group.bit_length() - 1)
-        m.d.comb += [g.piece.eq(piece), g.per_row.eq(D.in_w),
+        split = D.in_split << LANE_BITS
+        piece = (D.in_groups << (self._config.group.bit_length() - 1)) - split
+        m.d.sync += [g.piece.eq(piece), g.per_row.eq(D.in_w),
                      g.pitch.eq(D.in_pitch << LANE_BITS),
-                     g.step.eq(times_step(piece, D.in_step))]
+                     g.step.eq(times_step(piece, D.in_step)), g.split.eq(split),
+                     g.a_base.eq(b.check.input_start)]
+        m.d.comb += g.restart.eq(b.band.y == 0)
 
     def _state(self, m, b):
         """The run's registers: bases, header, current descriptor, layer, error."""
@@ -688,8 +694,11 @@ class Accelerator(wiring.Component):
             y_end = Mux(band.y_end > D.in_h, D.in_h, band.y_end)
             rows = y_end - y_start
             m.d.sync += [band.rows.eq(rows), band.pad_top.eq(y_start - band.y0),
-                         # (an input gather: a view row is in_pitch beats of DRAM)
-                         band.in_addr.eq(check.input_start + y_start
+                         # (an input gather: a view row is in_pitch beats of DRAM; a
+                         # joined conv: the band's first pixel of its second input, the
+                         # gather's; ReadGather goes on with the first input's)
+                         band.in_addr.eq(Mux(check.joined, check.input2_start,
+                                             check.input_start) + y_start
                                          * Mux(check.gathered, D.in_pitch << LANE_BITS,
                                                band.row_bytes)),
                          band.in_bytes.eq(rows * band.row_bytes),

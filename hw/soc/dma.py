@@ -292,22 +292,27 @@ class DmaWriter(wiring.Component):
 
 #: The pixel steps of an input gather (descriptor ``in_step``): LayerCheck refuses others.
 GATHER_STEPS = (2, 4, 8)
+#: The steps over a joined conv's second input (descriptor ``in_split``): 1 too.
+JOIN_STEPS = (1,) + GATHER_STEPS
 
 
 def times_step(value, step):
-    """`value` times an input gather's step (one of GATHER_STEPS, else 2): a shift, no
-    multiplier."""
-    out = value << 1
-    for s in GATHER_STEPS[1:]:
+    """`value` times a gather's step (one of JOIN_STEPS, else 1): a shift, no multiplier."""
+    out = value
+    for s in GATHER_STEPS:
         out = Mux(step == s, value << (s.bit_length() - 1), out)
     return out
 
 
 def gather_layout() -> data.StructLayout:
     """How a gathered read walks DRAM (`ReadGather`): pieces of ``piece`` bytes, ``step`` bytes
-    apart, ``per_row`` of them a row, rows ``pitch`` bytes apart."""
+    apart, ``per_row`` of them a row, rows ``pitch`` bytes apart. A joined read (``split`` not
+    0) puts ``split`` bytes of a plain range before each piece: from ``a_base`` when
+    ``restart``, else from where the joined read before left off."""
     return data.StructLayout({"piece": unsigned(24), "step": unsigned(28),
-                              "per_row": unsigned(16), "pitch": unsigned(24)})
+                              "per_row": unsigned(16), "pitch": unsigned(24),
+                              "split": unsigned(12), "a_base": unsigned(ADDR_BITS),
+                              "restart": unsigned(1)})
 
 
 class ReadGather(wiring.Component):
@@ -315,10 +320,13 @@ class ReadGather(wiring.Component):
     gather, `hw.layouts` ``in_step``) is a range of ``length`` bytes of gathered pixels, sent on
     as one read per piece (``g``: ``piece`` bytes at the command's address, then ``step`` bytes
     on, ``per_row`` pieces a row, the next row ``pitch`` bytes after the row before's first);
-    its beats arrive in order, as the plain range's would. Any other command passes through
-    unchanged in the same cycle. ``busy`` while pieces are left; ``g`` must hold still until
-    then. A piece a reader takes every other cycle (its command register): pieces of two beats
-    or more keep the read channel busy."""
+    its beats arrive in order, as the plain range's would. With ``g.split`` (a joined conv,
+    ``in_split``) each piece follows ``split`` bytes of a second, plain range: its address
+    register starts at ``a_base`` when the command is taken with ``restart``, else goes on
+    from the joined command before (a layer's bands read consecutive rows of it). Any other
+    command passes through unchanged in the same cycle. ``busy`` while pieces are left; ``g``
+    must hold still until then. A piece a reader takes every other cycle (its command
+    register): pieces of two beats or more keep the read channel busy."""
 
     def __init__(self):
         super().__init__({
@@ -333,7 +341,10 @@ class ReadGather(wiring.Component):
         row = Signal(ADDR_BITS, name="gather_row")
         left = Signal(LENGTH_BITS, name="gather_left")
         x = Signal(16, name="gather_x")
+        a_addr = Signal(ADDR_BITS, name="gather_a_addr")
+        walk = Signal(name="gather_walk")       # the next piece is the walk's (not the split)
         g = self.g
+        joined = g.split != 0
         m.d.comb += self.busy.eq(busy)
         with m.If(~busy):
             m.d.comb += [self.out.valid.eq(self.cmd.valid & ~self.gather),
@@ -342,18 +353,25 @@ class ReadGather(wiring.Component):
             with m.If(self.cmd.valid & self.gather & (self.cmd.payload.length != 0)):
                 m.d.sync += [busy.eq(1), addr.eq(self.cmd.payload.addr),
                              row.eq(self.cmd.payload.addr), left.eq(self.cmd.payload.length),
-                             x.eq(0)]
+                             x.eq(0), walk.eq(~joined)]
+                with m.If(g.restart):
+                    m.d.sync += a_addr.eq(g.a_base)
         with m.Else():
-            m.d.comb += [self.out.valid.eq(1), self.out.payload.addr.eq(addr),
-                         self.out.payload.length.eq(g.piece)]
+            length = Mux(walk, g.piece, g.split)
+            m.d.comb += [self.out.valid.eq(1), self.out.payload.addr.eq(Mux(walk, addr, a_addr)),
+                         self.out.payload.length.eq(length)]
             with m.If(self.out.ready):
-                m.d.sync += left.eq(left - g.piece)
-                with m.If(left <= g.piece):
+                m.d.sync += left.eq(left - length)
+                with m.If(left <= length):
                     m.d.sync += busy.eq(0)
-                with m.If(x + 1 == g.per_row):
-                    m.d.sync += [x.eq(0), row.eq(row + g.pitch), addr.eq(row + g.pitch)]
+                with m.If(~walk):
+                    m.d.sync += [a_addr.eq(a_addr + g.split), walk.eq(1)]
                 with m.Else():
-                    m.d.sync += [x.eq(x + 1), addr.eq(addr + g.step)]
+                    m.d.sync += walk.eq(~joined)
+                    with m.If(x + 1 == g.per_row):
+                        m.d.sync += [x.eq(0), row.eq(row + g.pitch), addr.eq(row + g.pitch)]
+                    with m.Else():
+                        m.d.sync += [x.eq(x + 1), addr.eq(addr + g.step)]
         return m
 
 

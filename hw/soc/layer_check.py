@@ -27,7 +27,7 @@ from hw.layouts import (
     weight_word_layout,
 )
 from hw.core.ifm_store import STRIDES, geometry_regs, ifm_geom_layout
-from hw.soc.dma import ADDR_BITS, GATHER_STEPS, times_step, window_check
+from hw.soc.dma import ADDR_BITS, GATHER_STEPS, JOIN_STEPS, times_step, window_check
 from hw.soc.pool import DIVISORS, SUM_BITS, pool_window_layout
 
 __all__ = ["LayerCheck", "CheckStep", "RANGES"]
@@ -87,7 +87,7 @@ class LayerCheck(wiring.Component):
             "map_h": Out(16), "map_w": Out(16), "map_groups": Out(16),
             "blocked": Out(1), "block_groups": Out(16), "block_bytes": Out(32), "seg": Out(1),
             "kt_words": Out(24),
-            "fused": Out(1), "fused_away": Out(1), "gathered": Out(1),
+            "fused": Out(1), "fused_away": Out(1), "gathered": Out(1), "joined": Out(1),
         }
         members |= {f"{name}_start": Out(ADDR_BITS + 1) for name in RANGES}
         super().__init__(members)
@@ -110,6 +110,9 @@ class LayerCheck(wiring.Component):
             ("blk_words", 48), ("cb_groups", 24), ("g_rows", 32), ("g_cols", 32),
             ("g_span", 40))}
         x = D.graph.exec
+        # a gather's channel groups a pixel: the whole pixel's, or a joined conv's second part
+        b_groups = Signal(16)
+        m.d.comb += b_groups.eq(D.in_groups - (D.in_split << (LANE_BITS - lg_m)))
         with m.Switch(self.step):
             with m.Case(CheckStep.A):
                 m.d.sync += [
@@ -122,18 +125,21 @@ class LayerCheck(wiring.Component):
                     v["cb_groups"].eq(x.c_blocks * x.c_block_groups),
                     # an input gather's rows and columns before its last pixel
                     v["g_rows"].eq((D.in_h - 1) * D.in_pitch),
-                    v["g_cols"].eq((D.in_w - 1) * D.in_groups),
+                    v["g_cols"].eq((D.in_w - 1) * b_groups),
                 ]
             with m.Case(CheckStep.B):
                 m.d.sync += [
                     self.kpad.eq(self.gk << lg_m), v["groups"].eq(v["rs"] * D.in_groups),
-                    v["ifm_words"].eq(v["hw_in"] * D.in_groups),
+                    # (a joined conv: its first input's part of the pixels)
+                    v["ifm_words"].eq(v["hw_in"] * Mux(self.joined,
+                                                       D.in_split << (LANE_BITS - lg_m),
+                                                       D.in_groups)),
                     v["pt_cols"].eq(D.p_tiles * cfg.cols), v["out_words"].eq(v["pix"] * self.gk),
                     v["blk_groups"].eq(v["rs"] * x.c_block_groups),
                     # the bytes from a gather's first pixel to its last one's end
                     v["g_span"].eq((v["g_rows"] << LANE_BITS)
                                    + (times_step(v["g_cols"], D.in_step) << lg_m)
-                                   + (D.in_groups << lg_m)),
+                                   + (b_groups << lg_m)),
                 ]
             with m.Case(CheckStep.C):
                 m.d.sync += [
@@ -150,12 +156,14 @@ class LayerCheck(wiring.Component):
                     self.psum_start.eq(self.act_base + x.psum_offset),
                     v["blk_words"].eq(D.k_tiles * v["blk_groups"] * slots),
                 ]
-        m.d.comb += self.gathered.eq(D.in_step != 0)
+        m.d.comb += [self.gathered.eq(D.in_step != 0), self.joined.eq(D.in_split != 0)]
         lengths = {"weights": D.weight_size, "params": D.param_size,
-                   "input": Mux(self.gathered, v["g_span"], self.ifm_bytes),
+                   "input": Mux(self.gathered & ~self.joined, v["g_span"], self.ifm_bytes),
                    "output": Mux(D.graph.exec.out_c_total != 0, v["out_span"], self.out_bytes),
-                   # (an ADD's second input, or a fused conv's residual: its output's shape)
-                   "input2": Mux(self.is_add, self.ifm_bytes, self.out_bytes),
+                   # (an ADD's second input, or a fused conv's residual: its output's shape;
+                   # a joined conv's second input: its gather)
+                   "input2": Mux(self.is_add, self.ifm_bytes,
+                                 Mux(self.joined, v["g_span"], self.out_bytes)),
                    "psum": v["psum_rows"] * psum_row_bytes(cfg)}
         verdicts = {}
         for name in RANGES:
@@ -165,17 +173,11 @@ class LayerCheck(wiring.Component):
         blocked = self.blocked
         fuse = flag_set(D.flags, LayerFlags.FUSE_ADD)
         conv_ranges = (Cat(*(verdicts[n] for n in RANGES if n not in ("input2", "psum"))).all()
-                       & (verdicts["psum"] | ~blocked) & (verdicts["input2"] | ~fuse))
+                       & (verdicts["psum"] | ~blocked)
+                       & (verdicts["input2"] | ~(fuse | self.joined)))
         add_ranges = Cat(*(verdicts[n] for n in ADD_RANGES)).all()
         exec_fields = D.graph.exec
-        not_add = Cat(*(exec_fields[n] for n, _ in exec_fields.shape()
-                        if n not in ADD_EXEC_FIELDS))
-        not_conv = Cat(*(exec_fields[n] for n, _ in exec_fields.shape()
-                         if n not in CONCAT_EXEC_FIELDS + BAND_EXEC_FIELDS))
-        # a fused add: the ADD fields too, and neither a max-pool, a concat's range nor
-        # input-channel blocks
-        not_fused = Cat(*(exec_fields[n] for n, _ in exec_fields.shape()
-                          if n not in CONCAT_EXEC_FIELDS + BAND_EXEC_FIELDS + ADD_EXEC_FIELDS))
+        not_add, conv_extra = self._extra_exec_fields(fuse)
         # Bands of any height, input-channel blocks; a k block of all the k tiles is the plain
         # layer's (weight blocks are not built: the weight ring streams any layer's weights).
         blocks_plain = (exec_fields.k_block == 0) | (exec_fields.k_block >= D.k_tiles)
@@ -213,7 +215,7 @@ class LayerCheck(wiring.Component):
                      # consistency, whose rules are the conv's); an unknown kind stays
                      # "supported" here and fails the consistency check instead.
                      self.supported.eq((((D.kind == LayerKind.CONV) | (D.kind == LayerKind.FC))
-                                        & (Mux(fuse, not_fused, not_conv) == 0)
+                                        & (conv_extra == 0)
                                         & ~(pool & concat_range)
                                         & ~(fuse & (pool | concat_range | blocked))
                                         & blocks_plain & self._stride_placed())
@@ -230,6 +232,20 @@ class LayerCheck(wiring.Component):
                                   | Mux(self.is_pool, self._pool_fits(),
                                         self._fits(v, slots)))]
         return m
+
+    def _extra_exec_fields(self, fuse):
+        """The graph.exec fields an ADD does not take, and those a conv / FC does not take:
+        every one but a concat's range, bands and blocks; with a fused add (FUSE_ADD) the ADD
+        fields too (the kind rules then refuse a max-pool, a concat's range and blocks with
+        it); a joined conv's (``in_split``) second input offset too."""
+        x = self.desc.graph.exec
+
+        def others(allowed):
+            return Cat(*(x[n] for n, _ in x.shape() if n not in allowed))
+        conv = CONCAT_EXEC_FIELDS + BAND_EXEC_FIELDS
+        return others(ADD_EXEC_FIELDS), Mux(fuse, others(conv + ADD_EXEC_FIELDS),
+                                            Mux(self.joined, others(conv + ("in2_offset",)),
+                                                others(conv)))
 
     def _store_geometry(self, m):
         """The IFM store's placement of the input, and of the conv output a max-pool reads
@@ -312,7 +328,8 @@ class LayerCheck(wiring.Component):
         tiles_seg, tiles_raster = Signal(), Signal()
         # (separator rows and input gathers: a conv's or FC's only)
         no_conv_fields = ((self.desc.sep_slot == 0) & (self.desc.sep_valid == 0)
-                          & (self.desc.in_step == 0) & (self.desc.in_pitch == 0))
+                          & (self.desc.in_step == 0) & (self.desc.in_pitch == 0)
+                          & (self.desc.in_split == 0))
         m.d.sync += [add_ok.eq(self._add_consistent() & no_conv_fields),
                      concat_ok.eq(self._concat_consistent() & no_conv_fields),
                      pool_ok.eq(self._pool_consistent(self.window) & no_conv_fields),
@@ -391,6 +408,7 @@ class LayerCheck(wiring.Component):
 
     def _consistent(self, v, lg_m, word_bytes):
         cfg, D = self._config, self.desc
+        j = D.in_split != 0               # a joined conv (host.join)
         in_span_h = D.in_h + 2 * D.pad
         in_span_w = D.in_w + 2 * D.pad
         pool = flag_set(D.flags, LayerFlags.POOL)
@@ -439,13 +457,20 @@ class LayerCheck(wiring.Component):
             | ((D.sep_slot >= cfg.cols) & (D.sep_valid != 0) & (D.sep_valid <= D.sep_slot)
                & ~pool & (D.graph.exec.c_blocks <= 1)),
             # an input gather: a 1x1 stride-1 CONV without padding over whole-beat pixels,
-            # stepping 2, 4 or 8 pixels, without input-channel blocks or INPUT_KEPT
-            ((D.in_step == 0) & (D.in_pitch == 0))
-            | (Cat(*(D.in_step == s for s in GATHER_STEPS)).any() & (D.in_pitch != 0)
+            # stepping 2, 4 or 8 pixels, without input-channel blocks or INPUT_KEPT; a joined
+            # conv's also 1, its first part of a pixel short of the whole, no fused add or
+            # max-pool, its second input beat-aligned
+            ((D.in_step == 0) & (D.in_pitch == 0) & (D.in_split == 0))
+            | (Mux(j, Cat(*(D.in_step == s for s in JOIN_STEPS)).any(),
+                   Cat(*(D.in_step == s for s in GATHER_STEPS)).any())
+               & (D.in_pitch != 0)
                & (D.kind == LayerKind.CONV) & (D.kernel_h == 1) & (D.kernel_w == 1)
                & (D.stride == 1) & (D.pad == 0)
                & ((D.in_groups << lg_m)[:LANE_BITS] == 0) & (D.graph.exec.c_blocks <= 1)
-               & ~flag_set(D.flags, LayerFlags.INPUT_KEPT)),
+               & ~flag_set(D.flags, LayerFlags.INPUT_KEPT)
+               & (~j | ((D.in_split << LANE_BITS) < (D.in_groups << lg_m))
+                  & ~flag_set(D.flags, LayerFlags.FUSE_ADD) & ~pool
+                  & (D.graph.exec.in2_offset[:LANE_BITS] == 0))),
             ~pool | ((D.pool_kernel != 0) & (D.pool_stride != 0)
                      & (D.pool_pad < D.pool_kernel)
                      & (D.pool_kernel <= D.out_h + 2 * D.pool_pad)
