@@ -154,7 +154,14 @@ def _tail_slots(qnet: QNetwork, start: int, slot: int, batch: int, cols: int):
     for i in range(start, len(qnet.layers)):
         layer, srcs = qnet.layers[i], qnet.sources(i)
         s_in, h_in = slots[srcs[0]]
-        if any(slots[j] != (s_in, h_in) for j in srcs):
+        if layer.join:
+            # a joined conv: its second input's slots `join` times its first's, whose rows
+            # its gather reads (every join-th row of the stack)
+            (s_b, h_b), st = slots[srcs[1]], layer.join
+            if s_b != s_in * st or h_in != -(-h_b // st) or \
+                    rows[srcs[0]] != -(-rows[srcs[1]] // st):
+                return None
+        elif any(slots[j] != (s_in, h_in) for j in srcs):
             return None
         rows[i] = rows[srcs[0]]
         if layer.kind == "gap":
@@ -324,7 +331,10 @@ def choose_start(qnet: QNetwork, config: SenseConfig, batch: int, order: str = "
     x = np.ones((1, *qnet.input_shape), np.int8)
     best = None
     for start in _start_candidates(qnet):
-        split, prefix, suffix = pack_batch(qnet, config, batch, order, fuse_add, start)
+        try:
+            split, prefix, suffix = pack_batch(qnet, config, batch, order, fuse_add, start)
+        except BatchError:              # (no slot keeps this tail's images apart)
+            continue
         out = run_int(split.prefix, x, return_all=True)[-1][0]
         cycles = (batch * accelerator_estimate(prefix, x[0], config)["cycles"]
                   + accelerator_estimate(suffix, stack_outputs(split, [out] * batch),

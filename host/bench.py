@@ -227,7 +227,7 @@ def zoo_pipeline(config: SenseConfig, name: str, calib_images: int = 8, seed: in
     if config.sparse:
         net, _ = cluster_network(net, calib, config)
     if join:
-        net = join_shortcuts(net)
+        net = join_shortcuts(net, config)
     times["cluster"] = time.perf_counter() - t
     t = time.perf_counter()
     qnet = quantize(net, calib, group=config.group if config.sparse else None)

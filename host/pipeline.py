@@ -118,7 +118,7 @@ def prepare_model(config: SenseConfig, model=None, *, calib=None, cluster: bool 
     if cluster and config.sparse and not pruned:
         net, report = cluster_network(net, x, config)
     if join:
-        net = join_shortcuts(net)
+        net = join_shortcuts(net, config)
     qnet = quantize(net, x, group=config.group if config.sparse else None, pruned=pruned)
     return Prepared(qnet, pack_image(qnet, config, order=order, fuse_add=fuse_add), x, report)
 

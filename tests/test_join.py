@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from host import zoo
+from host.batch import pack_batch, stack_outputs, stack_starts, unstack_logits
 from host.buffers import store_key
 from host.estimate import accelerator_estimate
 from host.image import ImageError, describe, layer_table, pack_image, unpack_image
@@ -82,6 +83,14 @@ def test_resnet50_joins_its_four_projection_blocks():
         ("layer3.0.conv3+downsample", 2), ("layer4.0.conv3+downsample", 2)]
 
 
+def test_a_config_joins_only_where_the_weights_stay():
+    """On `zcu102` layer4.0's joined weights (2 MB) exceed the weight buffer: not joined."""
+    joined = join_shortcuts(zoo.build("resnet50"), SenseConfig.preset("zcu102"))
+    assert [layer.name for layer in joined.layers if layer.join] == [
+        "layer1.0.conv3+downsample", "layer2.0.conv3+downsample", "layer3.0.conv3+downsample"]
+    assert "layer4.0.downsample" in [layer.name for layer in joined.layers]
+
+
 def test_quantization_folds_the_input_scales():
     """The joined conv's input scale is 1 and its weight columns carry the two inputs' scales:
     its integer output, times the output scale, follows the float output of the pruned
@@ -155,3 +164,22 @@ def test_pack_reads_the_second_input_where_it_lies():
     descs = layer_table(pack_image(quantize(joined, calib, group=SMALL.group), SMALL), SMALL)[1]
     assert descs[1].g("exec.in2_offset") == descs[0].in_offset
     assert descs[3].g("exec.in2_offset") == descs[1].out_offset
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_stacked_tail_with_joins_computes_the_whole_networks_logits(batch):
+    """Batched from every start a stacked tail may take, joined convs included (their second
+    input's slots `join` times their first's): every image's logits exactly as the whole
+    joined network gives them, and the packed suffix unpacks to the same network."""
+    _, joined, calib, xf = _joined(n=batch)
+    qnet = quantize(joined, calib, group=SMALL.group)
+    x = quantize_input(qnet, xf)
+    starts = stack_starts(qnet)
+    assert starts[0] == 2                   # a tail with the stride-2 joined conv
+    for start in starts:
+        split, _, suffix = pack_batch(qnet, SMALL, batch, start=start)
+        outs = [run_int(split.prefix, xi[None], return_all=True)[-1][0] for xi in x]
+        stacked = stack_outputs(split, outs)
+        y = run_int(split.suffix, stacked[None])[0]
+        assert np.array_equal(unstack_logits(split, y), run_int(qnet, x))
+        assert np.array_equal(run_int(unpack_image(suffix, SMALL), stacked[None])[0], y)
