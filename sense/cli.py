@@ -42,6 +42,10 @@ def _add_fuse_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-fuse-add", action="store_true",
                    help="keep every residual add a layer of its own (by default an add whose "
                         "input is the conv just before it runs in that conv's output path)")
+    p.add_argument("--no-join", action="store_true",
+                   help="keep projection shortcuts layers of their own (by default a block's "
+                        "last 1x1 conv, its 1x1 shortcut and their add become one conv over "
+                        "both inputs, host.join)")
 
 
 def _elaborate_parser(sub) -> None:

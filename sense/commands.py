@@ -24,7 +24,8 @@ def _prepare(args, config):
     return prepare_model(config, args.model, calib=args.calib, cluster=not args.no_cluster,
                          pruned=args.pruned, order=args.order,
                          drop_lrn=getattr(args, "drop_lrn", False),
-                         fuse_add=not getattr(args, "no_fuse_add", False))
+                         fuse_add=not getattr(args, "no_fuse_add", False),
+                         join=not getattr(args, "no_join", False))
 
 
 #: What the RTL benches run on when no --config is given.

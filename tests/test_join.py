@@ -183,3 +183,20 @@ def test_a_stacked_tail_with_joins_computes_the_whole_networks_logits(batch):
         y = run_int(split.suffix, stacked[None])[0]
         assert np.array_equal(unstack_logits(split, y), run_int(qnet, x))
         assert np.array_equal(run_int(unpack_image(suffix, SMALL), stacked[None])[0], y)
+
+
+def test_sense_pack_joins_unless_told_not_to(tmp_path):
+    """`sense pack` joins a model file's projection shortcuts; `--no-join` keeps them."""
+    from host.model_files import save_npz
+    from sense.cli import main
+
+    net, _, calib, _ = _joined()
+    save_npz(net, tmp_path / "m.npz")
+    np.savez(tmp_path / "calib.npz", x=calib)
+    counts = []
+    for extra in ([], ["--no-join"]):
+        out = tmp_path / f"m{len(extra)}.img"
+        assert main(["pack", str(tmp_path / "m.npz"), "-o", str(out), "--config", "small",
+                     "--calib", str(tmp_path / "calib.npz"), *extra]) == 0
+        counts.append(len(layer_table(out.read_bytes(), SMALL)[1]))
+    assert counts == [len(net.layers) - 4, len(net.layers)]
