@@ -57,7 +57,7 @@ from hw.config import SenseConfig
 from hw.config import BLOCK_ALIGN
 from hw.soc.pool import DIVISORS
 
-__all__ = ["BatchError", "BatchSplit", "split_batch", "pack_batch", "stack_outputs",
+__all__ = ["BatchError", "SlotError", "BatchSplit", "split_batch", "pack_batch", "stack_outputs",
            "unstack_logits", "stack_starts", "stacked_slot", "choose_start"]
 
 #: The largest slot `stacked_slot` tries, in multiples of the image's rows.
@@ -66,6 +66,11 @@ MAX_SLOT_FACTOR = 4
 
 class BatchError(ValueError):
     """A network or batch size the batched run cannot take, with the reason."""
+
+
+class SlotError(BatchError):
+    """No slot keeps a stacked tail's images apart (`stacked_slot`): `choose_start` tries the
+    next tail."""
 
 
 @dataclass
@@ -199,7 +204,7 @@ def stacked_slot(qnet: QNetwork, start: int, batch: int, group: int, cols: int) 
     for slot in range(h, MAX_SLOT_FACTOR * h + 1):
         if (slot * row) % BLOCK_ALIGN == 0 and _tail_slots(qnet, start, slot, batch, cols):
             return slot
-    raise BatchError(f"no slot of {h} to {MAX_SLOT_FACTOR * h} rows keeps the images apart in "
+    raise SlotError(f"no slot of {h} to {MAX_SLOT_FACTOR * h} rows keeps the images apart in "
                      f"every layer from {start} ({qnet.layers[start].name}) on")
 
 
@@ -333,7 +338,7 @@ def choose_start(qnet: QNetwork, config: SenseConfig, batch: int, order: str = "
     for start in _start_candidates(qnet):
         try:
             split, prefix, suffix = pack_batch(qnet, config, batch, order, fuse_add, start)
-        except BatchError:              # (no slot keeps this tail's images apart)
+        except SlotError:
             continue
         out = run_int(split.prefix, x, return_all=True)[-1][0]
         cycles = (batch * accelerator_estimate(prefix, x[0], config)["cycles"]
