@@ -16,7 +16,7 @@ CONFIG = SenseConfig.preset("small")
 
 
 def run_selftest(st, name, tmp_path):
-    build = harness.build("selftest", st.config, component=st, tag=st.key())
+    build = harness.build("selftest", st.config, component=st, tag=st.key(), ports_only=True)
     results = tmp_path / "results.json"
     harness.run(build, "sim.benches.selftest_bench", name=name, env={"SENSE_RESULTS": str(results)})
     return json.loads(results.read_text())["runs"]

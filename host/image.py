@@ -29,7 +29,7 @@ from host.sparse import ungroup
 from hw.config import FORMAT_VERSION, SenseConfig
 from hw.core.ifm_store import STRIDES, ifm_geometry
 from hw.core.pixel_walker import tile_count
-from hw.soc.dma import GATHER_STEPS, JOIN_STEPS
+from hw.soc.dma import GATHER_MIN_BEATS, GATHER_STEPS, JOIN_STEPS
 from hw.soc.pool import DIVISORS, SUM_BITS
 from hw.layouts import (
     BEAT_BYTES,
@@ -233,17 +233,12 @@ def graph_shapes(qnet: QNetwork):
     return ins, convs, outs
 
 
-#: Input gathers (`gather_step`, steps `hw.soc.dma.GATHER_STEPS`): the fewest beats a pixel
-#: needs for the read channel to stay busy (the reader takes a piece every other cycle:
-#: hw.soc.dma.ReadGather).
-GATHER_MIN_BEATS = 2
-
-
 def gather_step(in_shape, layer: QLayer, config: SenseConfig) -> int:
     """The stride of a conv whose input the gateware can gather (0: none): a 1x1 convolution
     without padding and with stride 2, 4 or 8 reads only every stride-th pixel of every
-    stride-th input row, each pixel whole beats (at least `GATHER_MIN_BEATS`), as a stride-1
-    convolution over that view (descriptor ``in_step`` / ``in_pitch``, docs/memory-image.md)."""
+    stride-th input row, each pixel whole beats (at least `hw.soc.dma.GATHER_MIN_BEATS`), as a
+    stride-1 convolution over that view (descriptor ``in_step`` / ``in_pitch``,
+    docs/memory-image.md)."""
     c, _, w = in_shape
     if layer.kind != "conv" or layer.w.shape[2:] != (1, 1) or layer.pad \
             or layer.stride not in GATHER_STEPS:

@@ -21,23 +21,19 @@ import numpy as np
 
 from host.nn import Layer, Network, simplify_chain
 from hw.config import BEAT_BYTES, SenseConfig
-from hw.soc.dma import JOIN_STEPS
+from hw.soc.dma import GATHER_MIN_BEATS, JOIN_STEPS
 
-__all__ = ["join_shortcuts", "join_fits", "JOIN_MIN_BEATS"]
-
-#: The fewest beats each input's part of a pixel needs: the DMA reader takes a piece every
-#: other cycle (hw.soc.dma.ReadGather), so pieces of two beats keep the read channel busy.
-JOIN_MIN_BEATS = 2
+__all__ = ["join_shortcuts", "join_fits"]
 
 
 def join_fits(ca: int, b_shape, step: int) -> bool:
     """Whether the gateware joins a first input of `ca` channels with a second input of shape
     `b_shape` (C, H, W) at `step` (LayerCheck's rule, docs/memory-image.md): each part of a
-    pixel whole beats (at least `JOIN_MIN_BEATS`; int8 channels, so a multiple of 16 channels
-    for any M), the first part's beats (``in_split``) in 8 bits, the pitch of `step` rows of the
-    second input (``in_pitch``, beats) in 16."""
+    pixel whole beats (at least `hw.soc.dma.GATHER_MIN_BEATS`; int8 channels, so a multiple of
+    16 channels for any M), the first part's beats (``in_split``) in 8 bits, the pitch of `step`
+    rows of the second input (``in_pitch``, beats) in 16."""
     cb, _, wb = b_shape
-    return (step in JOIN_STEPS and all(c % BEAT_BYTES == 0 and c >= JOIN_MIN_BEATS * BEAT_BYTES
+    return (step in JOIN_STEPS and all(c % BEAT_BYTES == 0 and c >= GATHER_MIN_BEATS * BEAT_BYTES
                                        for c in (ca, cb))
             and ca // BEAT_BYTES < 1 << 8 and step * wb * cb // BEAT_BYTES < 1 << 16)
 

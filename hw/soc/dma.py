@@ -294,6 +294,10 @@ class DmaWriter(wiring.Component):
 GATHER_STEPS = (2, 4, 8)
 #: The steps over a joined conv's second input (descriptor ``in_split``): 1 too.
 JOIN_STEPS = (1,) + GATHER_STEPS
+#: The fewest beats a gathered piece (a gather's pixel, each part of a joined conv's pixel) needs
+#: for the read channel to stay busy: ReadGather takes a piece every other cycle. The packer
+#: gathers and joins only pieces this long, and the model's load assumes a beat a cycle for them.
+GATHER_MIN_BEATS = 2
 
 
 def times_step(value, step):
