@@ -254,13 +254,18 @@ def _as_built_batch(qnet, config: SenseConfig, x, acts, batch: int) -> dict:
 
     split, prefix, suffix = pack_batch(qnet, config, batch, start="auto")
     n = len(split.prefix.layers)
-    pre = accelerator_estimate(prefix, x, config, acts=acts[:n])
+    pre_layers: list = []
+    pre = accelerator_estimate(prefix, x, config, acts=acts[:n], per_layer=pre_layers)
     fc_in = stack_outputs(split, [acts[n - 1][0]] * batch)
     layers: list = []
     head = accelerator_estimate(suffix, fc_in, config, per_layer=layers)
     cycles = batch * pre["cycles"] + head["cycles"]
+    suffix_layers = [_layer_record(q.name, e, config) for e, q in zip(layers, split.suffix.layers)]
     return {"batch": batch, "cycles": int(cycles), "prefix_cycles": int(pre["cycles"]),
             "suffix_cycles": int(head["cycles"]),
+            "prefix_bounds": _bounds([_layer_record(q.name, e, config)
+                                      for e, q in zip(pre_layers, split.prefix.layers)]),
+            "suffix_bounds": _bounds(suffix_layers),
             "images_per_s": batch * config.clock_mhz * 1e6 / cycles,
             "latency_ms": cycles / (config.clock_mhz * 1e3),
             "dram_bytes_per_image": (batch * (pre["dram_read_bytes"] + pre["dram_write_bytes"])
@@ -271,9 +276,7 @@ def _as_built_batch(qnet, config: SenseConfig, x, acts, batch: int) -> dict:
             + split.suffix.layers[0].name,
             "slot_rows": split.slot, "image_rows": split.fc_input[1],
             "suffix_pixels": split.slot * (batch - 1) + split.fc_input[1],
-            "suffix_layers": [{"name": q.name, "cycles": int(e["cycles"]),
-                               "dram_bytes": int(e["dram_read_bytes"] + e["dram_write_bytes"])}
-                              for e, q in zip(layers, split.suffix.layers)]}
+            "suffix_layers": suffix_layers}
 
 
 def _as_built(image, x, config, acts, net) -> dict:
@@ -285,6 +288,8 @@ def _as_built(image, x, config, acts, net) -> dict:
     layers: list = []
     total = accelerator_estimate(image, x, config, acts=acts, per_layer=layers)
     conv = sum(e["cycles"] for e, layer in zip(layers, net.layers) if layer.kind == "conv")
+    records = [_layer_record(layer.name, e, config, layer.kind)
+               for e, layer in zip(layers, net.layers)]
     macs = sum(e["macs"] for e in layers)
     return {"cycles": int(total["cycles"]), "conv_cycles": int(conv),
             "images_per_s": config.clock_mhz * 1e6 / total["cycles"],
@@ -295,6 +300,37 @@ def _as_built(image, x, config, acts, net) -> dict:
             "model": "host.estimate.accelerator_estimate (its error against the RTL on the "
                      "system-test networks: scripts/check_model.py, "
                      "docs/results/model-check.json)",
-            "layers": [{"name": layer.name, "kind": layer.kind, "cycles": int(e["cycles"]),
-                        "dram_bytes": int(e["dram_read_bytes"] + e["dram_write_bytes"])}
-                       for e, layer in zip(layers, net.layers)]}
+            "bounds": _bounds(records),
+            "layers": records}
+
+
+def _layer_record(name: str, est: dict, config: SenseConfig, kind: str | None = None) -> dict:
+    """One layer of an as-built report: the model's cycles and DRAM bytes, and its floors (the
+    cycles no schedule of this datapath goes under): ``issue_cycles``, the grid's issue slots
+    (its skipped groups taken out); ``write_floor``, its writes at one beat a cycle (one write
+    channel); ``read_floor``, its reads at one beat a cycle on each read port (two with the
+    weight port). ``floor`` is the largest of the three; ``bound`` names it."""
+    ports = 2 if config.weight_port else 1
+    read, write = int(est["dram_read_bytes"]), int(est["dram_write_bytes"])
+    floors = {"issue": int(est.get("macs", 0)) // config.pes,
+              "write": -(-write // BEAT_BYTES), "read": -(-read // (ports * BEAT_BYTES))}
+    bound = max(floors, key=floors.get)
+    record = {"name": name} if kind is None else {"name": name, "kind": kind}
+    return {**record, "cycles": int(est["cycles"]), "dram_bytes": read + write,
+            "dram_read_bytes": read, "dram_write_bytes": write,
+            "issue_cycles": floors["issue"], "write_floor": floors["write"],
+            "read_floor": floors["read"], "floor": floors[bound], "bound": bound}
+
+
+def _bounds(records: list[dict]) -> dict:
+    """The sums of `_layer_record`'s floors over a run's layers, against its layers' cycles:
+    ``floor_cycles`` is what the layers would take if each ran at its own floor; the cycles
+    above it (``over_floor``) are the schedule's (fill, drain, loads that do not overlap), and
+    the floor's ``by_bound`` shares say which resource a faster datapath needs."""
+    by_bound: dict = {}
+    for r in records:
+        by_bound[r["bound"]] = by_bound.get(r["bound"], 0) + r["floor"]
+    cycles = sum(r["cycles"] for r in records)
+    floor = sum(r["floor"] for r in records)
+    return {"layer_cycles": cycles, "issue_cycles": sum(r["issue_cycles"] for r in records),
+            "floor_cycles": floor, "over_floor": cycles - floor, "by_bound": by_bound}

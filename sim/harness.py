@@ -48,11 +48,13 @@ VERILATOR_PORTS_ONLY = ["--no-public-flat-rw", "--public-depth", "1"]
 #: The C++ optimisation of a ports-only model (Verilator's default is -Os): about 10 % more
 #: simulated cycles per second for the same compile time.
 PORTS_ONLY_OPT = "OPT_FAST=-O2"
-#: The C++ optimisation of a model with every signal public (the benches that peek inside, and
-#: those whose memory is cocotbext-axi's AxiRam): their runs are bound by the Python side, so
-#: the compile is what counts, and -O0 compiles in about a third of -Os's time (the 16x16 core's
-#: test: 81 s against 219 s, docs/development.md "Test suite time").
-VISIBLE_OPT = "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"
+#: The C++ optimisation of the blocks whose benches drive and watch them cycle by cycle from
+#: Python (every signal public): their runs are bound by the Python side, so the compile is what
+#: counts, and -O0 compiles in about a third of -Os's time (the 16x16 core's test: 80 s against
+#: 219 s). The accelerator keeps Verilator's -Os: its runs against cocotbext-axi's AxiRam took
+#: up to five times longer at -O0 (docs/development.md, "Test suite time").
+QUICK_COMPILE = "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"
+QUICK_COMPILE_BLOCKS = ("core", "pe", "dma", "registers")
 
 TIMESCALE = ("1ns", "1ps")
 
@@ -135,11 +137,14 @@ def _hw_digest() -> str:
 _HW_DIGEST_AT_IMPORT = _hw_digest()
 
 
-def _opt(sim: str, ports_only: bool) -> str:
-    """The make variables that set a Verilator model's C++ optimisation ("" for Icarus)."""
+def _opt(block: str, sim: str, ports_only: bool) -> str:
+    """The make variables that set a Verilator model's C++ optimisation ("": the default; Icarus
+    has none)."""
     if sim != "verilator":
         return ""
-    return PORTS_ONLY_OPT if ports_only else VISIBLE_OPT
+    if ports_only:
+        return PORTS_ONLY_OPT
+    return QUICK_COMPILE if block in QUICK_COMPILE_BLOCKS else ""
 
 
 def build(block: str, config: SenseConfig, *, sim: str | None = None,
@@ -163,6 +168,7 @@ def build(block: str, config: SenseConfig, *, sim: str | None = None,
     _prepare_tools(sim)
     top = generate.toplevel_name(block)
     ports_only = ports_only and sim == "verilator" and not waves
+    opt = _opt(block, sim, ports_only)
     key = (f"{block}-{config.key()}{'-' + tag if tag else ''}-{sim}{'-waves' if waves else ''}"
            f"{'-ports' if ports_only else ''}")
     build_dir = build_root() / "sim" / key
@@ -170,7 +176,7 @@ def build(block: str, config: SenseConfig, *, sim: str | None = None,
     stamp_text = json.dumps({"hw": _HW_DIGEST_AT_IMPORT, "config": config.to_dict(), "sim": sim,
                              "waves": waves, "waivers": VERILATOR_WAIVERS, "tag": tag,
                              "ports_only": ([*VERILATOR_PORTS_ONLY, PORTS_ONLY_OPT] if ports_only
-                                            else None), "opt": _opt(sim, ports_only)},
+                                            else None), "opt": opt},
                             sort_keys=True)
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(build_dir) + ".lock"):
@@ -193,8 +199,8 @@ def build(block: str, config: SenseConfig, *, sim: str | None = None,
             build_args += VERILATOR_PORTS_ONLY
         log = build_dir / "build.log"
         makeflags = os.environ.get("MAKEFLAGS")
-        if _opt(sim, ports_only):
-            os.environ["MAKEFLAGS"] = f"{makeflags or ''} {_opt(sim, ports_only)}".strip()
+        if opt:
+            os.environ["MAKEFLAGS"] = f"{makeflags or ''} {opt}".strip()
         try:
             runner.build(sources=[result.verilog], hdl_toplevel=top, build_dir=build_dir,
                          build_args=build_args, waves=waves, timescale=TIMESCALE,

@@ -106,6 +106,20 @@ def test_bench_pack_reports_the_network_as_built(tmp_path):
                                        if e["kind"] == "conv")
     assert built["cycles"] > sum(e["cycles"] for e in built["layers"])      # plus the run's start
     assert 0 < built["pe_utilization"] < 1
+    # Each layer's floors: no layer runs faster than its grid issue slots or its DRAM traffic
+    # (writes on one channel, reads on one port: `small` has no weight port).
+    for e in built["layers"]:
+        assert e["dram_bytes"] == e["dram_read_bytes"] + e["dram_write_bytes"]
+        assert e["write_floor"] == -(-e["dram_write_bytes"] // 16)
+        assert e["read_floor"] == -(-e["dram_read_bytes"] // 16)
+        assert e["floor"] == e[{"issue": "issue_cycles"}.get(e["bound"], e["bound"] + "_floor")]
+        assert e["floor"] == max(e["issue_cycles"], e["write_floor"], e["read_floor"])
+        assert e["cycles"] >= e["floor"], e
+    bounds = built["bounds"]
+    assert bounds["floor_cycles"] == sum(bounds["by_bound"].values())
+    assert bounds["over_floor"] == bounds["layer_cycles"] - bounds["floor_cycles"] > 0
+    # (the issue slots are the MACs over the PEs: the PE utilization's numerator)
+    assert abs(bounds["issue_cycles"] - built["pe_utilization"] * built["cycles"]) <= 25
 
 
 def test_bench_pack_batch_reports_the_batched_run(tmp_path, capsys):
