@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) --durations=20
+	$(BIN)/python -m pytest -n $(JOBS) --dist worksteal --durations=20
 
 demo: $(STAMP)
 	$(BIN)/sense --version

@@ -51,8 +51,9 @@ PORTS_ONLY_OPT = "OPT_FAST=-O2"
 #: The C++ optimisation of the blocks whose benches drive and watch them cycle by cycle from
 #: Python (every signal public): their runs are bound by the Python side, so the compile is what
 #: counts, and -O0 compiles in about a third of -Os's time (the 16x16 core's test: 80 s against
-#: 219 s). The accelerator keeps Verilator's -Os: its runs against cocotbext-axi's AxiRam took
-#: up to five times longer at -O0 (docs/development.md, "Test suite time").
+#: 219 s). Not for the accelerator: its runs against cocotbext-axi's AxiRam took up to five
+#: times longer at -O0 than at -Os, so it is built ports-only (`sim.sysrun`: the bench touches
+#: only the ports) at PORTS_ONLY_OPT (docs/development.md, "Test suite time").
 QUICK_COMPILE = "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"
 QUICK_COMPILE_BLOCKS = ("core", "pe", "dma", "registers")
 

@@ -77,7 +77,7 @@ def run_system(config: SenseConfig, steps: list[dict], *, pause: float = 0.0,
     if dram == "design":
         build = harness.build("memsystem", config, ports_only=True)
     else:
-        build = harness.build("accelerator", config)
+        build = harness.build("accelerator", config, ports_only=True)
     work = build.build_dir / "jobs" / f"{name}-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
     job_steps = []
