@@ -309,7 +309,9 @@ def _layer_record(name: str, est: dict, config: SenseConfig, kind: str | None = 
     cycles no schedule of this datapath goes under): ``issue_cycles``, the grid's issue slots
     (its skipped groups taken out); ``write_floor``, its writes at one beat a cycle (one write
     channel); ``read_floor``, its reads at one beat a cycle on each read port (two with the
-    weight port). ``floor`` is the largest of the three; ``bound`` names it."""
+    weight port). ``floor`` is the largest of the three; ``bound`` names it. ``one_port_floor``
+    counts the reads at one beat a cycle in all: the rate at which a layer's input enters the
+    IFM store, which carries most of a layer's reads when its weights are small."""
     ports = 2 if config.weight_port else 1
     read, write = int(est["dram_read_bytes"]), int(est["dram_write_bytes"])
     floors = {"issue": int(est.get("macs", 0)) // config.pes,
@@ -319,7 +321,8 @@ def _layer_record(name: str, est: dict, config: SenseConfig, kind: str | None = 
     return {**record, "cycles": int(est["cycles"]), "dram_bytes": read + write,
             "dram_read_bytes": read, "dram_write_bytes": write,
             "issue_cycles": floors["issue"], "write_floor": floors["write"],
-            "read_floor": floors["read"], "floor": floors[bound], "bound": bound}
+            "read_floor": floors["read"], "floor": floors[bound], "bound": bound,
+            "one_port_floor": max(floors["issue"], floors["write"], -(-read // BEAT_BYTES))}
 
 
 def _bounds(records: list[dict]) -> dict:
@@ -333,4 +336,5 @@ def _bounds(records: list[dict]) -> dict:
     cycles = sum(r["cycles"] for r in records)
     floor = sum(r["floor"] for r in records)
     return {"layer_cycles": cycles, "issue_cycles": sum(r["issue_cycles"] for r in records),
-            "floor_cycles": floor, "over_floor": cycles - floor, "by_bound": by_bound}
+            "floor_cycles": floor, "over_floor": cycles - floor, "by_bound": by_bound,
+            "one_port_floor_cycles": sum(r["one_port_floor"] for r in records)}

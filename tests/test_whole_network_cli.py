@@ -114,9 +114,11 @@ def test_bench_pack_reports_the_network_as_built(tmp_path):
         assert e["read_floor"] == -(-e["dram_read_bytes"] // 16)
         assert e["floor"] == e[{"issue": "issue_cycles"}.get(e["bound"], e["bound"] + "_floor")]
         assert e["floor"] == max(e["issue_cycles"], e["write_floor"], e["read_floor"])
-        assert e["cycles"] >= e["floor"], e
+        # (no weight port: the one-port floor is the floor)
+        assert e["cycles"] >= e["floor"] == e["one_port_floor"], e
     bounds = built["bounds"]
-    assert bounds["floor_cycles"] == sum(bounds["by_bound"].values())
+    assert bounds["floor_cycles"] == sum(bounds["by_bound"].values()) \
+        == bounds["one_port_floor_cycles"]
     assert bounds["over_floor"] == bounds["layer_cycles"] - bounds["floor_cycles"] > 0
     # (the issue slots are the MACs over the PEs: the PE utilization's numerator)
     assert abs(bounds["issue_cycles"] - built["pe_utilization"] * built["cycles"]) <= 25
