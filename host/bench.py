@@ -213,9 +213,8 @@ def zoo_pipeline(config: SenseConfig, name: str, calib_images: int = 8, seed: in
     input (1, C, H, W), every layer's int8 output). `times` receives the seconds per phase.
     `sense bench pack --model` and scripts/simulate_network.py run exactly this."""
     from host import zoo
-    from host.cluster import cluster_network
-    from host.join import join_shortcuts
-    from host.quant import quantize, quantize_input, run_int
+    from host.pipeline import compile_network
+    from host.quant import quantize_input, run_int
 
     times = {} if times is None else times
     t = time.perf_counter()
@@ -223,18 +222,7 @@ def zoo_pipeline(config: SenseConfig, name: str, calib_images: int = 8, seed: in
     times["build"] = time.perf_counter() - t
     rng = np.random.default_rng(seed)
     calib = rng.normal(size=(calib_images, *net.input_shape))
-    t = time.perf_counter()
-    if config.sparse:
-        net, _ = cluster_network(net, calib, config)
-    if join:
-        net = join_shortcuts(net, config)
-    times["cluster"] = time.perf_counter() - t
-    t = time.perf_counter()
-    qnet = quantize(net, calib, group=config.group if config.sparse else None)
-    times["prune_quantize"] = time.perf_counter() - t
-    t = time.perf_counter()
-    image = pack_image(qnet, config)
-    times["pack"] = time.perf_counter() - t
+    net, qnet, image, _ = compile_network(net, calib, config, join=join, times=times)
     t = time.perf_counter()
     x = quantize_input(qnet, rng.normal(size=(1, *net.input_shape)))
     acts = run_int(qnet, x, return_all=True)

@@ -5,6 +5,7 @@ only parses arguments and prints; everything a model goes through is here."""
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ from host.quant import QNetwork, check_finite, quantize
 from hw.config import SenseConfig
 
 __all__ = ["PipelineError", "Prepared", "load_calibration", "load_network", "prepare_model",
+           "compile_network",
            "read_inputs", "default_inputs", "ZOO_CALIBRATION"]
 
 
@@ -114,13 +116,36 @@ def prepare_model(config: SenseConfig, model=None, *, calib=None, cluster: bool 
     if cluster and pruned:
         print("note: --pruned weights keep their channel order (clustering would break their "
               "pattern); packing without clustering", file=log)
+    _, qnet, image, report = compile_network(net, x, config, cluster=cluster, join=join,
+                                             pruned=pruned, order=order, fuse_add=fuse_add)
+    return Prepared(qnet, image, x, report)
+
+
+def compile_network(net, calib, config: SenseConfig, *, cluster: bool = True, join: bool = True,
+                    pruned: bool = False, order: str = "auto", fuse_add: bool = True,
+                    times: dict | None = None):
+    """What every packed network goes through once it is loaded (`prepare_model`, and
+    `host.bench.zoo_pipeline` for `sense bench pack` and scripts/simulate_network.py): cluster
+    its channels (sparse configurations, unless `cluster` is false or the weights are `pruned`
+    already), join its projection shortcuts (`join`: `host.join.join_shortcuts`), prune and
+    quantize it with the float calibration inputs `calib`, pack it for `config`. Returns (the
+    network as packed, the quantized network, the image, the clustering report or None);
+    `times` receives the seconds of "cluster" (with the join), "prune_quantize" and "pack"."""
+    times = {} if times is None else times
+    t = time.perf_counter()
     report = None
     if cluster and config.sparse and not pruned:
-        net, report = cluster_network(net, x, config)
+        net, report = cluster_network(net, calib, config)
     if join:
         net = join_shortcuts(net, config)
-    qnet = quantize(net, x, group=config.group if config.sparse else None, pruned=pruned)
-    return Prepared(qnet, pack_image(qnet, config, order=order, fuse_add=fuse_add), x, report)
+    times["cluster"] = time.perf_counter() - t
+    t = time.perf_counter()
+    qnet = quantize(net, calib, group=config.group if config.sparse else None, pruned=pruned)
+    times["prune_quantize"] = time.perf_counter() - t
+    t = time.perf_counter()
+    image = pack_image(qnet, config, order=order, fuse_add=fuse_add)
+    times["pack"] = time.perf_counter() - t
+    return net, qnet, image, report
 
 
 def default_inputs(model, calib: np.ndarray):
