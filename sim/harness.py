@@ -176,8 +176,8 @@ def build(block: str, config: SenseConfig, *, sim: str | None = None,
     result = SimBuild(block, config, sim, top, build_dir, build_dir / f"{top}.v", waves)
     stamp_text = json.dumps({"hw": _HW_DIGEST_AT_IMPORT, "config": config.to_dict(), "sim": sim,
                              "waves": waves, "waivers": VERILATOR_WAIVERS, "tag": tag,
-                             "ports_only": ([*VERILATOR_PORTS_ONLY, PORTS_ONLY_OPT] if ports_only
-                                            else None), "opt": opt},
+                             "ports_only": VERILATOR_PORTS_ONLY if ports_only else None,
+                             "opt": opt},
                             sort_keys=True)
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(build_dir) + ".lock"):
