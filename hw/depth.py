@@ -1,7 +1,8 @@
 """Logic depth of a mapped Yosys netlist: the longest register-to-register path, in LUT levels.
 
 `logic_depth(netlist, top)` takes the JSON (`write_json`) of a flattened `synth_xilinx` netlist
-and walks it bit by bit, so that a carry chain is not a loop (Yosys's `ltp` works on whole
+(or `synth_ecp5`: its LUT4, CCU2C, PFUMX/L6MUX21, MULT18X18D and TRELLIS_DPR16X4 count as
+LUT, CARRY, MUXF, DSP and distributed RAM) and walks it bit by bit, so that a carry chain is not a loop (Yosys's `ltp` works on whole
 cells and finds "loops" through every CARRY8 whose outputs feed back into its own inputs
 through LUTs). A path starts at a flip-flop or memory output, a DSP48E2 output when the DSP is
 registered, or a top-level input, and ends at the inputs of the same kinds or at a top-level
@@ -24,9 +25,12 @@ __all__ = ["logic_depth", "DepthError"]
 
 _LUT = {f"LUT{i}" for i in range(1, 7)} | {"INV", "LUT6_2"}
 _CARRY = {"CARRY4", "CARRY8"}
-_MUXF = {"MUXF7", "MUXF8", "MUXF9"}
-_LUTRAM_PREFIX = ("RAM16X", "RAM32X", "RAM64X", "RAM128X", "RAM256X", "RAM32M", "RAM64M")
+_MUXF = {"MUXF7", "MUXF8", "MUXF9", "PFUMX", "L6MUX21"}
+_LUTRAM_PREFIX = ("RAM16X", "RAM32X", "RAM64X", "RAM128X", "RAM256X", "RAM32M", "RAM64M",
+                  "TRELLIS_DPR16X4")
 _DSP_REGS = ("AREG", "BREG", "MREG", "PREG")
+#: ECP5's MULT18X18D registers (Yosys's ECP5 mapping leaves them "NONE": all in the fabric).
+_MULT18_REGS = ("REG_INPUTA_CLK", "REG_INPUTB_CLK", "REG_PIPELINE_CLK", "REG_OUTPUT_CLK")
 
 
 class DepthError(ValueError):
@@ -47,6 +51,17 @@ def _edges(cell):
     if kind in _LUT or kind in _MUXF:
         level = 1 if kind in _LUT else 0
         return [(b, ins, level, 0, 0) for _, b in outs]
+    if kind == "CCU2C":
+        # ECP5's two-bit carry cell: S0 from bit 0 and CIN, S1 and COUT from both bits and CIN
+        lo = [b for p in ("A0", "B0", "C0", "D0", "CIN") for b in _bits(cell, p)]
+        hi = lo + [b for p in ("A1", "B1", "C1", "D1") for b in _bits(cell, p)]
+        return [(b, lo if port == "S0" else hi, 0, 1, 0)
+                for port in ("S0", "S1", "COUT") for b in _bits(cell, port)]
+    if kind == "MULT18X18D":
+        params = cell.get("parameters", {})
+        if any(str(params.get(r, "NONE")) != "NONE" for r in _MULT18_REGS):
+            return None
+        return [(b, ins, 0, 0, 1) for _, b in outs]
     if kind in _CARRY:
         ci = _bits(cell, "CI") + _bits(cell, "CI_TOP") + _bits(cell, "CYINIT")
         s, di = _bits(cell, "S"), _bits(cell, "DI")
@@ -62,16 +77,18 @@ def _edges(cell):
         return [(b, ins, 0, 0, 1) for _, b in outs]
     if kind.startswith(_LUTRAM_PREFIX):
         addr = [b for p, d in cell["port_directions"].items()
-                if d == "input" and p.startswith(("A", "DPRA", "ADDR"))
+                if d == "input" and p.startswith(("A", "DPRA", "ADDR", "RAD"))
                 for b in _bits(cell, p)]
         return [(b, addr, 1, 0, 0) for _, b in outs]
     return None
 
 
-def logic_depth(netlist: dict, top: str, group=lambda name: name) -> dict:
+def logic_depth(netlist: dict, top: str, group=lambda name: name, by_net: bool = False) -> dict:
     """{block: {"lut_levels", "carries", "dsps", "from", "to"}} for the deepest path ending in
     each block, plus "(all)" for the deepest overall; `group(cell name)` names a cell's block.
-    Deepest: most LUT levels, then most DSPs, then most carry cells."""
+    With `by_net`, `group` is given the last named signal on the path instead (the cell's name
+    when it has none): `synth_ecp5` names its flip-flops ``$auto$ff.cc...``, without their
+    hierarchy. Deepest: most LUT levels, then most DSPs, then most carry cells."""
     module = netlist["modules"][top]
     driver = {}                      # bit -> (cell name, input bits, levels, carries, dsps)
     source = {}                      # bit -> the sequential cell that drives it
@@ -99,7 +116,11 @@ def logic_depth(netlist: dict, top: str, group=lambda name: name) -> dict:
     best = {}
     for name, bit in sinks:
         lv, ca, ds, start, _ = arrival[bit]
-        for key in (group(name), "(all)"):
+        block = name
+        if by_net:
+            path = _path(bit, arrival, names)
+            block = path[-1] if path else name
+        for key in (group(block), "(all)"):
             if key not in best or _rank((lv, ca, ds)) > _rank(best[key]):
                 best[key] = (lv, ca, ds, start, name, bit)
     return {k: {"lut_levels": v[0], "carries": v[1], "dsps": v[2], "from": v[3], "to": v[4],

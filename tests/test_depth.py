@@ -68,3 +68,33 @@ def test_an_unregistered_dsp_is_on_the_path_a_registered_one_ends_it():
     depth = logic_depth(_netlist(cells), "top")
     assert depth["out"] == {"lut_levels": 1, "carries": 0, "dsps": 0, "from": "dsp", "to": "out",
                             "path": []}
+
+
+def test_ecp5_cells_and_blocks_by_net():
+    # ff -> LUT4 -> CCU2C (bit 1 sees bit 0 and CIN) -> PFUMX -> MULT18X18D -> ff; the
+    # flip-flops carry no hierarchy (synth_ecp5's $auto$ff names): blocks come from the nets
+    cells = {
+        "$auto$ff.1": _cell("TRELLIS_FF", {"DI": [1]}, {"Q": [10]}),
+        "l1": _cell("LUT4", {"A": [10], "B": [10], "C": [10], "D": [10]}, {"Z": [11]}),
+        "c": _cell("CCU2C", {"A0": [11], "B0": [0], "C0": [0], "D0": [0], "A1": [0], "B1": [0],
+                             "C1": [0], "D1": [0], "CIN": [0]},
+                   {"S0": [20], "S1": [21], "COUT": [22]}),
+        "mx": _cell("PFUMX", {"ALUT": [21], "BLUT": [10], "C0": [10]}, {"Z": [23]}),
+        "m": _cell("MULT18X18D", {"A0": [23], "B0": [10]}, {"P0": [24]},
+                   REG_INPUTA_CLK="NONE", REG_INPUTB_CLK="NONE", REG_PIPELINE_CLK="NONE",
+                   REG_OUTPUT_CLK="NONE"),
+        "$auto$ff.2": _cell("TRELLIS_FF", {"DI": [24]}, {"Q": [1]}),
+        "mr": _cell("MULT18X18D", {"A0": [10], "B0": [10]}, {"P0": [30]},
+                    REG_INPUTA_CLK="CLK0", REG_OUTPUT_CLK="NONE"),
+        "ram": _cell("TRELLIS_DPR16X4", {"RAD0": [30], "DI0": [11]}, {"DO0": [31]}),
+        "$auto$ff.3": _cell("TRELLIS_FF", {"DI": [31]}, {"Q": [2]}),
+    }
+    nets = {"a.q": {"bits": [10], "hide_name": 0}, "u.sum": {"bits": [20, 21], "hide_name": 0},
+            "u.prod": {"bits": [24], "hide_name": 0}, "v.rd": {"bits": [31], "hide_name": 0}}
+    depth = logic_depth(_netlist(cells, nets=nets), "top", group=lambda n: n.split(".")[0],
+                        by_net=True)
+    assert depth["u"] == {"lut_levels": 1, "carries": 1, "dsps": 1, "from": "$auto$ff.1",
+                          "to": "$auto$ff.2", "path": ["a.q", "u.sum", "u.prod"]}
+    # a registered multiplier starts a path; the distributed RAM's read is a level
+    assert depth["v"]["lut_levels"] == 1 and depth["v"]["dsps"] == 0
+    assert depth["v"]["from"] == "mr"

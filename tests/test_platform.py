@@ -169,3 +169,14 @@ def test_ulx3s_build_refuses_a_test_image_that_does_not_exist(tmp_path, capsys):
                  "-o", str(tmp_path / "u")]) == 1
     assert "--index must be from 0 to" in capsys.readouterr().err
     assert not (tmp_path / "u").exists()
+
+
+def test_system_depth_blocks_from_net_names():
+    from constraints.ulx3s import _net_block
+    # a net is charged to its block under the accelerator, else under the self-test system
+    assert _net_block("selftest.accel.pool.pool0_window", 1) == "pool"
+    assert _net_block("selftest.accel.core.out.out0_out", 2) == "core.out"
+    assert _net_block("selftest.accel.window", 1) == "selftest.accel"
+    assert _net_block("selftest.fsm_state", 1) == "selftest"
+    assert _net_block("led1.o", 1) == "led1"
+    assert _net_block("locked", 1) == "(top)"
