@@ -50,6 +50,7 @@ from hw.core.ifm_store import SETTLE, STRIDES, load_pieces, load_row_pieces
 from hw.layouts import (DESCRIPTOR_BYTES, POOL_KINDS, LayerDescriptor, LayerFlags, LayerHints,
                         LayerKind, psum_row_bytes, record_bytes, weight_word_layout)
 from hw.soc.add_unit import CHUNK_BEATS
+from hw.core.output_stage import STAGES
 from hw.soc.pool import ROW_BANKS, ROW_DEPTH, TAIL_STAGES
 from hw.soc.output_writer import SEPARATOR_CYCLES, whole_tile_writes
 from hw.soc.psum import PSUM_WRITE_CYCLES, psum_row_beats
@@ -59,7 +60,7 @@ __all__ = ["pool_bands_choice", "schedule_choice", "pool_prefetch", "skip_mask",
            "add_estimate", "pool_pass", "pool_reads", "pool_row_reuse", "pool_estimate", "concat_estimate"]
 
 SETUP_CYCLES = 4    # start, and three cycles computing the walker's step products
-OUTPUT_STAGES = 4   # parameter read, bias add, multiply, shift and saturate
+OUTPUT_STAGES = STAGES   # hw.core.output_stage: its pipeline, drained row to int8 row
 
 
 def skip_mask(layer: ConvLayer, config: SenseConfig, band_rows: int | None = None) -> np.ndarray:

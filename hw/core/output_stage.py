@@ -11,7 +11,11 @@ from hw.config import SenseConfig
 from hw.core.requant import ShiftControls, round_shift_saturate
 from hw.layouts import acc_row_layout, ofm_row_layout, param_layout, psum_row_layout
 
-__all__ = ["OutputStage"]
+__all__ = ["OutputStage", "STAGES"]
+
+#: Pipeline stages from a drained row to the int8 row (`OutputStage`; the exact core model,
+#: host.perf, reads it): parameter read, bias add, multiply, window select, round and saturate.
+STAGES = 5
 
 
 class OutputStage(wiring.Component):
@@ -21,9 +25,10 @@ class OutputStage(wiring.Component):
     ``host.golden`` (add_bias, requantize, relu), with bias/mult/shift per output channel read
     from the parameter memory (``max_channels`` entries, written through ``par_wr_*``).
 
-    Streams: ``i`` (acc_row_layout) in, ``o`` (ofm_row_layout) out, valid/ready on both. Four
-    pipeline stages (parameter read, bias add, multiply and round, shift and saturate), all
-    advancing together when ``o`` can take a row: throughput one row per cycle, latency four cycles,
+    Streams: ``i`` (acc_row_layout) in, ``o`` (ofm_row_layout) out, valid/ready on both.
+    `STAGES` pipeline stages (parameter read, bias add, multiply, the requantization's window
+    select, rounding and saturation), all advancing together when ``o`` can take a row:
+    throughput one row per cycle, latency `STAGES` cycles,
     back-pressure on ``o`` stalls the whole pipeline and then ``i``. ``busy`` is high while any
     stage holds a row.
 
@@ -88,11 +93,14 @@ class OutputStage(wiring.Component):
         m.d.comb += [advance.eq((~self.o.valid | self.o.ready)
                                 & (~self.psum_o.valid | self.psum_o.ready)),
                      self.psum_o.valid.eq(v1 & self.psum_out), self.psum_o.payload.eq(acc1)]
-        # Stage 3's rounding, shift and saturation (hw.core.requant), one shift for the row:
-        # its clamp and mask registered with stage 3 (from stage 2's shift).
+        # Stage 4: the requantization's window select (hw.core.requant), one shift for the
+        # row: its clamp and mask registered with stage 3 (from stage 2's shift); the rounding
+        # and saturation from stage 4's registers into the output register (stage 5).
         controls = ShiftControls(m, shift2, acc_w + 16, name="out", en=advance)
-        results = [round_shift_saturate(m, prod3[j], controls, self.relu, name=f"out{j}")
+        results = [round_shift_saturate(m, prod3[j], controls, self.relu, name=f"out{j}",
+                                        en=advance)
                    for j in range(cols)]
+        v4, h4 = Signal(name="s4_valid"), Signal(header, name="s4_hdr")
         partial = Mux(self.psum_in, self.psum_i.payload.as_value(), 0)
         with m.If(advance):
             m.d.sync += [
@@ -101,9 +109,9 @@ class OutputStage(wiring.Component):
                 *(acc1[j].eq((self.i.payload.acc[j] + partial[j * acc_w:(j + 1) * acc_w]
                               .as_signed())[:acc_w].as_signed()) for j in range(cols)),
                 v2.eq(v1 & ~self.psum_out), h2.eq(h1), mult2.eq(rd.data.mult), shift2.eq(rd.data.shift),
-                v3.eq(v2), h3.eq(h2),
-                self.o.valid.eq(v3),
-                *(getattr(self.o.payload, name).eq(getattr(h3, name)) for name, _ in header),
+                v3.eq(v2), h3.eq(h2), v4.eq(v3), h4.eq(h3),
+                self.o.valid.eq(v4),
+                *(getattr(self.o.payload, name).eq(getattr(h4, name)) for name, _ in header),
             ]
             for j in range(cols):
                 total = (acc1[j] + rd.data.bias)[:acc_w].as_signed()
@@ -113,5 +121,5 @@ class OutputStage(wiring.Component):
                     self.o.payload.data[j].eq(results[j]),
                 ]
 
-        m.d.comb += self.busy.eq(v1 | v2 | v3 | self.o.valid)
+        m.d.comb += self.busy.eq(v1 | v2 | v3 | v4 | self.o.valid)
         return m

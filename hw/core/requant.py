@@ -49,10 +49,13 @@ class ShiftControls:
                 m.d.sync += [self.shift.eq(clamped), self.mask.eq(mask)]
 
 
-def round_shift_saturate(m, value, controls: ShiftControls, relu, name: str = "rq"):
+def round_shift_saturate(m, value, controls: ShiftControls, relu, name: str = "rq", en=None):
     """int8 ``relu?(sat_int8((value + (1 << (shift - 1))) >> shift))`` of the signed ``value``
     (``controls.width`` bits, no rounding term added) as a new signal; ``relu`` may be a
-    constant or a signal."""
+    constant or a signal. With ``en``, a pipeline stage inside it: the window, the overflow
+    flag and the sign are registered (taken when ``en`` is high), and the rounding and
+    saturation work on those registers, so the result comes a cycle later (``relu`` must hold
+    still over that cycle: a layer's flag)."""
     width = controls.width
     assert len(value) == width, (len(value), width)
     sign = value[width - 1]
@@ -72,6 +75,12 @@ def round_shift_saturate(m, value, controls: ShiftControls, relu, name: str = "r
                 m.d.comb += window.eq(coarse[k:k + _WINDOW])
     over = Signal(name=f"{name}_over")
     m.d.comb += over.eq(((twice ^ sign.replicate(width + 1)) & controls.mask).any())
+    if en is not None:
+        staged = (Signal(signed(_WINDOW), name=f"{name}_window_q"),
+                  Signal(name=f"{name}_over_q"), Signal(name=f"{name}_sign_q"))
+        with m.If(en):
+            m.d.sync += [staged[0].eq(window), staged[1].eq(over), staged[2].eq(sign)]
+        window, over, sign = staged
     rounded = Signal(signed(_WINDOW), name=f"{name}_rounded")   # (q + 1) >> 1: -256 .. 256
     m.d.comb += rounded.eq((window + 1) >> 1)
     out = Signal(signed(8), name=f"{name}_out")

@@ -25,8 +25,10 @@ __all__ = ["PoolUnit", "pool_window_layout", "divisor_layout", "DIVISORS", "SUM_
 DIVISORS = 256
 #: Width of a window's running sum: int8 values of at most 2**16 taps.
 SUM_BITS = 24
-#: Stages of the finished-window path after the window's last tap: divisor read, product.
-TAIL_STAGES = 2
+#: Stages of the finished-window path after the window's last tap: divisor read, product,
+#: the requantization's window select (hw.core.requant, its rounding and saturation in the
+#: stage after, with the beat packing: issue 15's timing work on the ECP5).
+TAIL_STAGES = 3
 #: Row reuse: a max-pool with a vertical stride of 1 and a window of 2 .. ROW_BANKS rows keeps
 #: every window row's maximum (per channel of a line, over the row's taps) of its last rows in
 #: ROW_BANKS memories of ROW_DEPTH lines, one per map row mod kh, at pooled column x and line cl
@@ -287,16 +289,17 @@ class PoolUnit(wiring.Component):
 
     def _divide(self, m, advance, st3, acc, count):
         """A finished window (stage 3, last tap): its divisor read (stage 4), its sums times the
-        multiplier plus the rounding term (stage 5); returns (valid, whether it is its pixel's
-        last line, the int8 results of the line's channels)."""
+        multiplier (stage 5), the requantization's window select (stage 6); returns (valid,
+        whether it is its pixel's last line, the int8 results of the line's channels, rounded
+        and saturated from stage 6's registers)."""
         lanes = len(acc)
         m.submodules.divisors = divs = Memory(shape=divisor_layout(), depth=DIVISORS, init=[])
         wr, rd = divs.write_port(), divs.read_port(transparent_for=())
         m.d.comb += [wr.addr.eq(self.div_wr_addr), wr.data.eq(self.div_wr_data),
                      wr.en.eq(self.div_wr_en),
                      rd.addr.eq(Mux(self.one_divisor, 0, count - 1)), rd.en.eq(advance)]
-        v4, v5 = Signal(name="pool_v4"), Signal(name="pool_v5")
-        ll4, ll5 = Signal(name="pool_ll4"), Signal(name="pool_ll5")
+        v4, v5, v6 = Signal(name="pool_v4"), Signal(name="pool_v5"), Signal(name="pool_v6")
+        ll4, ll5, ll6 = Signal(name="pool_ll4"), Signal(name="pool_ll5"), Signal(name="pool_ll6")
         word4 = Signal(data.ArrayLayout(signed(SUM_BITS), lanes))
         prod_bits = SUM_BITS + 16                 # a sum times a 16-bit unsigned multiplier
         prod5 = Signal(data.ArrayLayout(signed(prod_bits), lanes))
@@ -304,14 +307,15 @@ class PoolUnit(wiring.Component):
         mult = Mux(self.average, rd.data.mult, 1)
         with m.If(advance):
             m.d.sync += [v4.eq(st3.valid & st3.last), ll4.eq(st3.last_line), word4.eq(acc),
-                         v5.eq(v4), ll5.eq(ll4)]
+                         v5.eq(v4), ll5.eq(ll4), v6.eq(v5), ll6.eq(ll5)]
             m.d.sync += [prod5[i].eq(word4[i] * mult) for i in range(lanes)]
         # (the shift's clamp and mask registered with stage 5)
         controls = ShiftControls(m, Mux(self.average, rd.data.shift, 0), prod_bits,
                                  name="pool", en=advance)
-        out = [round_shift_saturate(m, prod5[i], controls, self.relu, name=f"pool{i}")
+        out = [round_shift_saturate(m, prod5[i], controls, self.relu, name=f"pool{i}",
+                                    en=advance)
                for i in range(lanes)]
-        return v5, ll5, out
+        return v6, ll6, out
 
     def _pack(self, m, advance, word, size, out):
         """A window's words (its line's; the pixel's last line only its `last_words`) appended
