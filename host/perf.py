@@ -28,10 +28,10 @@ The formula, derived from the RTL and documented in docs/architecture.md ("Cycle
   second-to-last group (for a tile of one group, the cycle the previous tile's last group was
   taken, R_{n-1} + T_{n-1} - c_last(n-1), instead of the first term);
   R_{n+1} = max(E_n, L_{n+1} + 2).
-* The output stage is 4 deep: cycles = P_{N-1} + 3.
+* The output stage is `OUTPUT_STAGES` (5) deep: cycles = P_{N-1} + 4.
 
 So a layer whose tiles are long enough (T_n >= rows and >= cols + 1, and two tiles together
->= rows + cols + 3) costs sum(T_n) + 2 * cols + e + 12 cycles (e: the last tile's channels):
+>= rows + cols + 3) costs sum(T_n) + 2 * cols + e + 13 cycles (e: the last tile's channels):
 compute plus a fixed fill and drain (`fill_drain_cycles`).
 """
 
@@ -112,8 +112,8 @@ def core_cycles(layer: ConvLayer, config: SenseConfig, tile_write=None,
 
 def fill_drain_cycles(config: SenseConfig) -> int:
     """The fixed cost of a run of long tiles beyond their compute (module docstring), with a
-    full last tile: 2 * cols + rows + 12."""
-    return 2 * config.cols + config.rows + 12
+    full last tile: 2 * cols + rows + 8 + OUTPUT_STAGES (13 with the output stage's five)."""
+    return 2 * config.cols + config.rows + 8 + OUTPUT_STAGES
 
 
 def tail_costs(cost) -> np.ndarray:

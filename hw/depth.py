@@ -86,13 +86,15 @@ def _edges(cell):
 def logic_depth(netlist: dict, top: str, group=lambda name: name, by_net: bool = False) -> dict:
     """{block: {"lut_levels", "carries", "dsps", "from", "to"}} for the deepest path ending in
     each block, plus "(all)" for the deepest overall; `group(cell name)` names a cell's block.
-    With `by_net`, `group` is given the last named signal on the path instead (the cell's name
-    when it has none): `synth_ecp5` names its flip-flops ``$auto$ff.cc...``, without their
-    hierarchy. Deepest: most LUT levels, then most DSPs, then most carry cells."""
+    With `by_net`, `group` is given the name of the signal the ending register drives (a
+    Yosys-made name like ``a.b.$signal$7`` counts: its hierarchy is Amaranth's), else the last
+    named signal on the path, else the cell's name: `synth_ecp5` names its flip-flops
+    ``$auto$ff.cc...``, without their hierarchy. Deepest: most LUT levels, then most DSPs, then most carry cells."""
     module = netlist["modules"][top]
     driver = {}                      # bit -> (cell name, input bits, levels, carries, dsps)
     source = {}                      # bit -> the sequential cell that drives it
     sinks = []                       # (cell name, bit) where paths end
+    drives = {}                      # sequential cell -> a bit it drives
     for name, cell in module["cells"].items():
         edges = _edges(cell)
         if edges is None:
@@ -102,10 +104,12 @@ def logic_depth(netlist: dict, top: str, group=lambda name: name, by_net: bool =
                         sinks.append((name, b))
                     elif isinstance(b, int):
                         source[b] = name
+                        drives.setdefault(name, b)
             continue
         for out, ins, lv, ca, ds in edges:
             driver[out] = (name, [b for b in ins if isinstance(b, int)], lv, ca, ds)
     names = _bit_names(module)
+    held = _bit_names(module, hidden=True) if by_net else {}
     for port in module["ports"].values():
         if port["direction"] == "output":
             sinks += [("(output)", b) for b in port["bits"] if isinstance(b, int)]
@@ -119,7 +123,7 @@ def logic_depth(netlist: dict, top: str, group=lambda name: name, by_net: bool =
         block = name
         if by_net:
             path = _path(bit, arrival, names)
-            block = path[-1] if path else name
+            block = (held.get(drives.get(name)) or (path[-1] if path else None) or name)
         for key in (group(block), "(all)"):
             if key not in best or _rank((lv, ca, ds)) > _rank(best[key]):
                 best[key] = (lv, ca, ds, start, name, bit)
@@ -128,11 +132,15 @@ def logic_depth(netlist: dict, top: str, group=lambda name: name, by_net: bool =
             for k, v in sorted(best.items())}
 
 
-def _bit_names(module) -> dict:
-    """bit -> the shortest public net name that holds it (Yosys's own `$` names left out)."""
+def _bit_names(module, hidden: bool = False) -> dict:
+    """bit -> the shortest public net name that holds it (Yosys's own `$` names left out; with
+    `hidden`, names with a `$` part after a hierarchy, ``a.b.$signal$7``, are kept)."""
     names = {}
     for name, net in module.get("netnames", {}).items():
-        if net.get("hide_name") or "$" in name:
+        if hidden:
+            if name.startswith("$") or "." not in name:
+                continue
+        elif net.get("hide_name") or "$" in name:
             continue
         for b in net["bits"]:
             if isinstance(b, int) and (b not in names or len(name) < len(names[b])):

@@ -90,11 +90,13 @@ def test_ecp5_cells_and_blocks_by_net():
         "$auto$ff.3": _cell("TRELLIS_FF", {"DI": [31]}, {"Q": [2]}),
     }
     nets = {"a.q": {"bits": [10], "hide_name": 0}, "u.sum": {"bits": [20, 21], "hide_name": 0},
-            "u.prod": {"bits": [24], "hide_name": 0}, "v.rd": {"bits": [31], "hide_name": 0}}
+            "u.prod": {"bits": [24], "hide_name": 0}, "v.rd": {"bits": [31], "hide_name": 0},
+            "w.$signal$9": {"bits": [2], "hide_name": 1}}
     depth = logic_depth(_netlist(cells, nets=nets), "top", group=lambda n: n.split(".")[0],
                         by_net=True)
     assert depth["u"] == {"lut_levels": 1, "carries": 1, "dsps": 1, "from": "$auto$ff.1",
                           "to": "$auto$ff.2", "path": ["a.q", "u.sum", "u.prod"]}
-    # a registered multiplier starts a path; the distributed RAM's read is a level
-    assert depth["v"]["lut_levels"] == 1 and depth["v"]["dsps"] == 0
-    assert depth["v"]["from"] == "mr"
+    # a registered multiplier starts a path; the distributed RAM's read is a level; the path
+    # is charged to the block of the signal its register drives (a Yosys-made name under "w")
+    assert depth["w"]["lut_levels"] == 1 and depth["w"]["dsps"] == 0
+    assert depth["w"]["from"] == "mr" and depth["w"]["path"] == ["v.rd"]
