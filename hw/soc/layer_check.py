@@ -332,7 +332,7 @@ class LayerCheck(wiring.Component):
                           & (self.desc.in_split == 0))
         m.d.sync += [add_ok.eq(self._add_consistent() & no_conv_fields),
                      concat_ok.eq(self._concat_consistent() & no_conv_fields),
-                     pool_ok.eq(self._pool_consistent(self.window) & no_conv_fields),
+                     pool_ok.eq(self._pool_consistent(m, self.window) & no_conv_fields),
                      conv_ok.eq(self._consistent(v, lg_m, word_bytes)),
                      # pixel tiles: cols pixels in raster order, or (a valid convolution, the
                      # store's `seg`, itself valid only in CHECK_E) ceil(OW / cols) per output
@@ -343,13 +343,15 @@ class LayerCheck(wiring.Component):
         return Mux(self.is_add, add_ok, Mux(self.is_concat, concat_ok,
                                             Mux(self.is_pool, pool_ok, conv)))
 
-    def _pool_consistent(self, win):
+    def _pool_consistent(self, m, win):
         """A pooling layer: its input's fields, the channels kept, a window whose output size
         (floor, or CEIL) is the descriptor's, a divisor entry per window count (AVGPOOL: kernel
-        area; GAP: one), known flags, beat-aligned offsets."""
+        area; GAP: one), known flags, beat-aligned offsets. The window's products and sums are
+        registered first (`_registered`), so the rules read registers a cycle after the window
+        (valid three cycles after step A, still before CHECK_E)."""
         cfg, D = self._config, self.desc
-        entries = Mux(D.kind == LayerKind.AVGPOOL, win.kh * win.kw,
-                      Mux(D.kind == LayerKind.GAP, 1, 0))
+        area = _registered(m, win.kh * win.kw, "pool_area")
+        entries = Mux(D.kind == LayerKind.AVGPOOL, area, Mux(D.kind == LayerKind.GAP, 1, 0))
         return Cat(
             (D.flags.as_value() & ~FLAGS_KNOWN.value) == 0,
             D.in_channels != 0, D.in_groups == ((D.in_channels + cfg.group - 1)
@@ -358,21 +360,24 @@ class LayerCheck(wiring.Component):
             D.in_w != 0, D.in_w < (1 << DIM_BITS), D.out_channels == D.in_channels,
             win.sh != 0, win.sw != 0, win.pt < win.kh, win.pb < win.kh, win.pl < win.kw,
             win.pr < win.kw,
-            self._pooled_size(D.out_h, D.in_h, win.kh, win.sh, win.pt, win.pb),
-            self._pooled_size(D.out_w, D.in_w, win.kw, win.sw, win.pl, win.pr),
+            self._pooled_size(m, "h", D.out_h, D.in_h, win.kh, win.sh, win.pt, win.pb),
+            self._pooled_size(m, "w", D.out_w, D.in_w, win.kw, win.sw, win.pl, win.pr),
             # pool bands only for windows that overlap or touch (a band always starts in the map)
             (D.graph.exec.pool_band_rows == 0) | (win.sh <= win.kh),
             D.param_size == entries * BEAT_BYTES,
             (D.in_offset | D.out_offset | D.param_offset)[:LANE_BITS] == 0,
         ).all()
 
-    def _pooled_size(self, o, n, k, s, before, after):
-        """`o` is the number of windows on an axis of n values (hw.soc.pool's rule)."""
-        span = n + before + after
-        floor = ((o - 1) * s + k <= span) & (o * s + k > span)
-        last = (o - 1) * s
-        ceil = ((last + k < span + s) & (last < n + before)
-                & ((o * s + k >= span + s) | (o * s >= n + before)))
+    def _pooled_size(self, m, axis, o, n, k, s, before, after):
+        """`o` is the number of windows on an axis of n values (hw.soc.pool's rule), from
+        registered products and sums of the window's fields."""
+        span = _registered(m, n + before + after, f"pool_span_{axis}")
+        start = _registered(m, n + before, f"pool_start_{axis}")
+        last = _registered(m, (o - 1) * s, f"pool_last_{axis}")         # the last window's
+        end = _registered(m, o * s, f"pool_end_{axis}")                  # and one more
+        floor = (last + k <= span) & (end + k > span)
+        ceil = ((last + k < span + s) & (last < start)
+                & ((end + k >= span + s) | (end >= start)))
         return ((o != 0) & (k != 0) & (k <= span)
                 & Mux(flag_set(self.desc.flags, LayerFlags.CEIL), ceil, floor))
 
@@ -498,3 +503,10 @@ class LayerCheck(wiring.Component):
 def _pool_kind(D):
     """A pooling layer run by the pool pass on its input: MAXPOOL, AVGPOOL, GAP."""
     return (D.kind == LayerKind.MAXPOOL) | (D.kind == LayerKind.AVGPOOL) | (D.kind == LayerKind.GAP)
+
+
+def _registered(m, value, name: str) -> Signal:
+    """`value` registered (a verdict's operand a cycle before the verdict)."""
+    reg = Signal(value.shape(), name=name)
+    m.d.sync += reg.eq(value)
+    return reg
