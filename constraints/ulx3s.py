@@ -252,8 +252,8 @@ def _net_block(net: str, depth: int) -> str:
 def system_depth(tree, depth: int = 1) -> dict:
     """The logic depth of the whole self-test system as the ULX3S build maps it: its Yosys step
     (the build tree `tree` from `ulx3s_files`, `synth_ecp5` with the build's Booth pass), then
-    `hw.depth.logic_depth` on the netlist, the deepest path per block (by the last named
-    signal on it, `_net_block`). Minutes, against more than an hour for nextpnr to route it;
+    `hw.depth.logic_depth` on the netlist, the deepest path per block (the block of the
+    signal its register drives, or of the last named signal on it: `_net_block`). Minutes, against more than an hour for nextpnr to route it;
     levels before placement, not a timing analysis."""
     from hw.depth import logic_depth
 

@@ -2,8 +2,8 @@
 
 `logic_depth(netlist, top)` takes the JSON (`write_json`) of a flattened `synth_xilinx` netlist
 (or `synth_ecp5`: its LUT4, CCU2C, PFUMX/L6MUX21, MULT18X18D and TRELLIS_DPR16X4 count as
-LUT, CARRY, MUXF, DSP and distributed RAM) and walks it bit by bit, so that a carry chain is not a loop (Yosys's `ltp` works on whole
-cells and finds "loops" through every CARRY8 whose outputs feed back into its own inputs
+LUT, CARRY, MUXF, DSP and distributed RAM) and walks it bit by bit, so that a carry chain is
+not a loop (Yosys's `ltp` works on whole cells and finds "loops" through every CARRY8 whose outputs feed back into its own inputs
 through LUTs). A path starts at a flip-flop or memory output, a DSP48E2 output when the DSP is
 registered, or a top-level input, and ends at the inputs of the same kinds or at a top-level
 output. On it a LUT or an INV is one level; a CARRY4/CARRY8 cell is no level but is counted
@@ -21,7 +21,7 @@ that a report names the logic to pipeline.
 
 from __future__ import annotations
 
-__all__ = ["logic_depth", "DepthError"]
+__all__ = ["logic_depth", "rank", "DepthError"]
 
 _LUT = {f"LUT{i}" for i in range(1, 7)} | {"INV", "LUT6_2"}
 _CARRY = {"CARRY4", "CARRY8"}
@@ -89,7 +89,8 @@ def logic_depth(netlist: dict, top: str, group=lambda name: name, by_net: bool =
     With `by_net`, `group` is given the name of the signal the ending register drives (a
     Yosys-made name like ``a.b.$signal$7`` counts: its hierarchy is Amaranth's), else the last
     named signal on the path, else the cell's name: `synth_ecp5` names its flip-flops
-    ``$auto$ff.cc...``, without their hierarchy. Deepest: most LUT levels, then most DSPs, then most carry cells."""
+    ``$auto$ff.cc...``, without their hierarchy. Deepest: most LUT levels, then most DSPs,
+    then most carry cells (`rank`)."""
     module = netlist["modules"][top]
     driver = {}                      # bit -> (cell name, input bits, levels, carries, dsps)
     source = {}                      # bit -> the sequential cell that drives it
@@ -157,6 +158,11 @@ def _path(bit, arrival, names) -> list:
             seen.append(name)
         bit = arrival[bit][4]
     return seen[::-1]
+
+
+def rank(entry: dict) -> tuple:
+    """The order of `logic_depth`'s entries, deepest greatest (sort with ``reverse=True``)."""
+    return _rank((entry["lut_levels"], entry["carries"], entry["dsps"]))
 
 
 def _rank(arrival):

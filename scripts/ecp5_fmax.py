@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from constraints.ulx3s import block_timing  # noqa: E402
 from hw.config import SenseConfig  # noqa: E402
+from hw.depth import rank  # noqa: E402
+from hw.files import atomic_write  # noqa: E402
 from hw.generate import toplevel_name, verilog  # noqa: E402
 
 #: The blocks measured by default: the core's parts and the accelerator's units (the whole
@@ -42,8 +43,8 @@ DEFAULT_BLOCKS = ("registers", "dma", "pe", "add", "pool", "output", "ifm", "gri
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="ulx3s", help="preset (default ulx3s)")
-    ap.add_argument("--blocks", default=",".join(DEFAULT_BLOCKS),
-                    help="comma-separated blocks (default: %(default)s)")
+    ap.add_argument("--blocks", help=f"comma-separated blocks (default: "
+                                     f"{','.join(DEFAULT_BLOCKS)})")
     ap.add_argument("--mhz", type=float, default=100.0, help="target clock (default 100)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--system", action="store_true",
@@ -51,13 +52,17 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     cfg = SenseConfig.preset(args.config)
     if args.system:
+        if args.blocks:
+            ap.error("--system maps the whole self-test system; --blocks does not apply")
+        if not args.mhz.is_integer():
+            ap.error(f"--system: the clock must be a whole number of MHz, not {args.mhz}")
         out = _system(cfg, args.mhz)
         out["command"] = "python scripts/ecp5_fmax.py " + " ".join(argv or sys.argv[1:])
         _write(out, args.json)
         return 0
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for block in args.blocks.split(","):
+        for block in (args.blocks or ",".join(DEFAULT_BLOCKS)).split(","):
             top = toplevel_name(block)
             r = block_timing(verilog(block, cfg), top, Path(tmp) / block, args.mhz)
             results[block] = r
@@ -84,7 +89,7 @@ def _system(cfg, mhz: float) -> dict:
         tree = write_tree(ulx3s_files(bundled_selftest(cfg, None, 0)), Path(tmp) / "ulx3s")
         r = system_depth(tree)
     rows = sorted(((k, v) for k, v in r["depth"].items() if k != "(all)"),
-                  key=lambda kv: (-kv[1]["lut_levels"], -kv[1]["dsps"], -kv[1]["carries"]))
+                  key=lambda kv: rank(kv[1]), reverse=True)
     for block, v in rows:
         print(f"{block:16s} {v['lut_levels']:3d} LUT4 {v['carries']:3d} CCU2C {v['dsps']} MULT18  "
               f"{' > '.join(v['path'])[:150]}", flush=True)
@@ -96,10 +101,7 @@ def _system(cfg, mhz: float) -> dict:
 
 def _write(out: dict, path) -> None:
     if path:
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(out, indent=1) + "\n")
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":

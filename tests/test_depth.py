@@ -100,3 +100,11 @@ def test_ecp5_cells_and_blocks_by_net():
     # is charged to the block of the signal its register drives (a Yosys-made name under "w")
     assert depth["w"]["lut_levels"] == 1 and depth["w"]["dsps"] == 0
     assert depth["w"]["from"] == "mr" and depth["w"]["path"] == ["v.rd"]
+
+
+def test_rank_orders_levels_then_dsps_then_carries():
+    from hw.depth import rank
+    a = {"lut_levels": 5, "carries": 9, "dsps": 0}
+    b = {"lut_levels": 5, "carries": 0, "dsps": 1}
+    c = {"lut_levels": 6, "carries": 0, "dsps": 0}
+    assert sorted([a, b, c], key=rank, reverse=True) == [c, b, a]
