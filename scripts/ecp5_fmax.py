@@ -13,6 +13,12 @@ Yosys step only, about 3 minutes) and writes the deepest path per block in LUT4 
 cells and multipliers (`constraints.ulx3s.system_depth`, `hw.depth`): where the system's worst
 paths are, which the blocks out of context cannot say.
 
+`--placed` places the whole self-test system as well (its Yosys and nextpnr steps, nextpnr with
+``--no-route --sdf``: 15 to 25 minutes, where routing takes more than an hour) and writes its
+longest register-to-register paths with nextpnr's delay estimates, one per ending block, with
+the signals on them (`constraints.ulx3s.system_placed`, `constraints.sta`), beside nextpnr's
+own estimated clock.
+
 Needs the `boards` extra (`pip install -e '.[boards]'`). Out of context the clock runs on
 general routing and the block's ports are free: figures are per block, not the system's.
 """
@@ -49,14 +55,20 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--system", action="store_true",
                     help="the whole self-test system's logic depth per block (Yosys only)")
+    ap.add_argument("--placed", action="store_true",
+                    help="the whole self-test system placed: its worst paths (nextpnr's "
+                         "estimates)")
     args = ap.parse_args(argv)
     cfg = SenseConfig.preset(args.config)
-    if args.system:
+    if args.system or args.placed:
+        flag = "--placed" if args.placed else "--system"
+        if args.system and args.placed:
+            ap.error("--system and --placed are two runs: give one")
         if args.blocks:
-            ap.error("--system maps the whole self-test system; --blocks does not apply")
+            ap.error(f"{flag} maps the whole self-test system; --blocks does not apply")
         if not args.mhz.is_integer():
-            ap.error(f"--system: the clock must be a whole number of MHz, not {args.mhz}")
-        out = _system(cfg, args.mhz)
+            ap.error(f"{flag}: the clock must be a whole number of MHz, not {args.mhz}")
+        out = (_placed if args.placed else _system)(cfg, args.mhz)
         out["command"] = "python scripts/ecp5_fmax.py " + " ".join(argv or sys.argv[1:])
         _write(out, args.json)
         return 0
@@ -78,16 +90,38 @@ def main(argv=None) -> int:
     return 0
 
 
-def _system(cfg, mhz: float) -> dict:
-    """The self-test system at `cfg` (its clock set to `mhz`), mapped, and its depth per block."""
+def _with_tree(cfg, mhz: float, run):
+    """`run(tree)` on the self-test system's build tree at `cfg`, its clock set to `mhz`."""
     from constraints.tree import write_tree
-    from constraints.ulx3s import system_depth, ulx3s_files
+    from constraints.ulx3s import ulx3s_files
     from host.selftest import bundled_selftest
 
     cfg = cfg.replace(clock_mhz=int(mhz))
     with tempfile.TemporaryDirectory() as tmp:
         tree = write_tree(ulx3s_files(bundled_selftest(cfg, None, 0)), Path(tmp) / "ulx3s")
-        r = system_depth(tree)
+        return cfg, run(tree)
+
+
+def _placed(cfg, mhz: float) -> dict:
+    """The self-test system at `cfg` (its clock set to `mhz`) placed, and its worst paths."""
+    from constraints.ulx3s import system_placed
+
+    cfg, r = _with_tree(cfg, mhz, system_placed)
+    print(f"nextpnr's estimate {r['nextpnr_estimate_mhz']}, the SDF's {r['sdf_mhz']} MHz "
+          f"(Yosys {r['yosys_seconds']:.0f} s, nextpnr {r['nextpnr_seconds']:.0f} s)")
+    for p in r["paths"]:
+        print(f"{p['ns']:7.2f} ns ({p['wire_ns']:5.2f} wires) {p['block']:12s} "
+              f"{' > '.join(p['signals'])[:150]}", flush=True)
+    return {"device": "LFE5U-85F-6BG381C", "flow": "the ULX3S build's Yosys and nextpnr steps, "
+            "nextpnr with --no-route --sdf; constraints.sta on the SDF", "config": cfg.to_dict(),
+            "placed": r}
+
+
+def _system(cfg, mhz: float) -> dict:
+    """The self-test system at `cfg` (its clock set to `mhz`), mapped, and its depth per block."""
+    from constraints.ulx3s import system_depth
+
+    cfg, r = _with_tree(cfg, mhz, system_depth)
     rows = sorted(((k, v) for k, v in r["depth"].items() if k != "(all)"),
                   key=lambda kv: rank(kv[1]), reverse=True)
     for block, v in rows:

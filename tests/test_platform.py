@@ -160,6 +160,12 @@ def test_ulx3s_tree_has_pll_clock_constraint_and_leds(tmp_path):
     assert "-run :check" in ys and "check -noinit" in ys and "autoname" not in ys
     # Narrow products in LUTs: the design needs more multipliers than the part has.
     assert "booth r:A_WIDTH<=6 r:B_WIDTH<=6 sense_ulx3s.selftest.accel.check/" in ys
+    # scripts/ecp5_fmax.py --system / --placed run the script's own tool command lines
+    from constraints.ulx3s import _script_commands
+    commands = _script_commands(tmp_path / "u")
+    assert commands["YOSYS"] == ["-q", "-l", "sense_ulx3s.rpt", "sense_ulx3s.ys"]
+    assert commands["NEXTPNR_ECP5"][commands["NEXTPNR_ECP5"].index("--json") + 1] \
+        == "sense_ulx3s.json"
 
 
 def test_ulx3s_build_refuses_a_test_image_that_does_not_exist(tmp_path, capsys):
@@ -169,6 +175,25 @@ def test_ulx3s_build_refuses_a_test_image_that_does_not_exist(tmp_path, capsys):
                  "-o", str(tmp_path / "u")]) == 1
     assert "--index must be from 0 to" in capsys.readouterr().err
     assert not (tmp_path / "u").exists()
+
+
+def test_placed_cells_are_named_by_the_signals_they_drive():
+    from constraints.ulx3s import _placed_signals
+    from hw.depth import bit_names
+
+    def cell(outputs):
+        return {"port_directions": {"A": "input", **{p: "output" for p in outputs}},
+                "connections": {"A": [1], **outputs}}
+    module = {"cells": {"$abc$7$lut": cell({"Z": [5]}), "$auto$ff$9": cell({"Q": ["0", 6]}),
+                        "$ccu$3": cell({"S0": [7], "S1": [8]})},
+              "netnames": {"selftest.accel.check.size": {"bits": [5]},
+                           "selftest.accel.pool.$signal$2": {"bits": [6]},
+                           "$hidden": {"bits": [7]}}}
+    signal = _placed_signals(module, bit_names)
+    assert signal("$abc$7$lut") == "selftest.accel.check.size"
+    assert signal("$auto$ff$9") == "selftest.accel.pool.$signal$2"   # Yosys-made, in a block
+    assert signal("$ccu$3$CCU2_COMB0") is None          # a split cell; its nets have no name
+    assert signal("other") is None
 
 
 def test_system_depth_blocks_from_net_names():
