@@ -11,8 +11,9 @@ interconnects and combinational IOPATHs, and ends at a clocked input (plus its s
 The longest such path is the estimated clock period; `python scripts/ecp5_fmax.py --placed`
 checks it against nextpnr's own estimate and names the signals on the worst paths.
 
-One clock is assumed (the self-test system has one); paths from or to the design's pins are
-not counted (they have no clocked end in the SDF).
+One clock is assumed (the self-test system has one); paths from or to the design's pins and
+from constants (nextpnr's GND and VCC drivers, carry inputs tied off) are not counted: they have
+no clocked end in the SDF.
 """
 
 from __future__ import annotations
@@ -117,7 +118,8 @@ def critical_paths(sdf: dict, count: int = 10, distinct=lambda cell: cell) -> li
             pin = (name, port)
             if pin in into:
                 _arrive(pin, into, starts, arrival)
-                ends.append((arrival[pin][0] + setup, pin))
+                if arrival[pin] is not None:
+                    ends.append((arrival[pin][0] + setup, pin))
     ends.sort(key=lambda e: -e[0])
     out, seen = [], set()
     for ns, pin in ends:
@@ -132,8 +134,9 @@ def critical_paths(sdf: dict, count: int = 10, distinct=lambda cell: cell) -> li
 
 
 def _arrive(pin, into, starts, arrival):
-    """arrival[pin] = (ns, previous pin, wire ns, cell ns) for `pin` and every pin before it
-    (a depth-first walk with its own stack)."""
+    """arrival[pin] = (ns, previous pin, wire ns, cell ns), or None where no clocked output
+    reaches the pin, for `pin` and every pin before it (a depth-first walk with its own
+    stack)."""
     grey, stack = set(), [pin]
     while stack:
         p = stack[-1]
@@ -149,11 +152,14 @@ def _arrive(pin, into, starts, arrival):
                 if src not in arrival:
                     stack.append(src)
             continue
-        best = (starts.get(p, 0.0), None, 0.0, starts.get(p, 0.0))
+        # (a pin no clocked output reaches, a constant's, starts no path: None)
+        best = (starts[p], None, 0.0, starts[p]) if p in starts else None
         for src, ns, kind in edges:
             a = arrival[src]
+            if a is None:
+                continue
             total = a[0] + ns
-            if total > best[0]:
+            if best is None or total > best[0]:
                 best = (total, src, a[2] + (ns if kind == "wire" else 0.0),
                         a[3] + (ns if kind == "cell" else 0.0))
         arrival[p] = best
