@@ -331,11 +331,14 @@ def system_placed(tree, count: int = 12, depth: int = 1) -> dict:
 
     paths = critical_paths(read_sdf((tree / "placed.sdf").read_text()), count, distinct=block)
     for p in paths:
-        p["block"] = block(p["to"])
         p["signals"] = list(dict.fromkeys(s for s in map(signal, p.pop("cells")) if s))
+        # (a path into a block RAM: its cell drives no named signal, the last one on it names it)
+        p["block"] = (block(p["to"]) if signal(p["to"]) or not p["signals"]
+                      else _net_block(p["signals"][-1], depth))
+    log = (tree / args[args.index("--log") + 1]).read_text() if "--log" in args else ""
     return {"yosys_seconds": t1 - t0, "nextpnr_seconds": t2 - t1,
-            "nextpnr_estimate_mhz": {k: v["achieved"]
-                                     for k, v in report.get("fmax", {}).items()},
+            "nextpnr_estimate_mhz": {clock: float(mhz) for clock, mhz in re.findall(
+                r"Max frequency for clock '([^']*)': ([\d.]+) MHz", log)},
             "utilization": {k: v["used"] for k, v in report.get("utilization", {}).items()
                             if v.get("used")},
             "sdf_mhz": round(1000.0 / paths[0]["ns"], 2) if paths else None, "paths": paths}
