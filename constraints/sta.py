@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["read_sdf", "critical_paths", "SdfError"]
+__all__ = ["read_sdf", "critical_paths", "endpoints_over", "SdfError"]
 
 _DELAY = r"\(([-\d.e+]*):([-\d.e+]*):([-\d.e+]*)\)"
 _NAME = r"((?:\\.|[^\s()\\])+)"
@@ -96,11 +96,9 @@ def read_sdf(text: str) -> dict:
     return {"cells": cells, "wires": wires}
 
 
-def critical_paths(sdf: dict, count: int = 10, distinct=lambda cell: cell) -> list[dict]:
-    """The `count` longest register-to-register paths, longest first, at most one per ending
-    cell group (`distinct(cell name)`: paths into one bus count once): {"ns" (clock-to-output,
-    wires, cells and the setup time), "from", "to" (cells), "cells": [the cells on it, start
-    first], "wire_ns", "cell_ns"}."""
+def _endpoints(sdf: dict):
+    """(every clocked input a clocked output reaches, as (ns with its setup time, pin), longest
+    first; the arrivals behind them)."""
     cells, into = sdf["cells"], {}
     for src, dst, ns in sdf["wires"]:
         into.setdefault(dst, []).append((src, ns, "wire"))
@@ -121,6 +119,15 @@ def critical_paths(sdf: dict, count: int = 10, distinct=lambda cell: cell) -> li
                 if arrival[pin] is not None:
                     ends.append((arrival[pin][0] + setup, pin))
     ends.sort(key=lambda e: -e[0])
+    return ends, arrival
+
+
+def critical_paths(sdf: dict, count: int = 10, distinct=lambda cell: cell) -> list[dict]:
+    """The `count` longest register-to-register paths, longest first, at most one per ending
+    cell group (`distinct(cell name)`: paths into one bus count once): {"ns" (clock-to-output,
+    wires, cells and the setup time), "from", "to" (cells), "cells": [the cells on it, start
+    first], "wire_ns", "cell_ns"}."""
+    ends, arrival = _endpoints(sdf)
     out, seen = [], set()
     for ns, pin in ends:
         key = distinct(pin[0])
@@ -131,6 +138,14 @@ def critical_paths(sdf: dict, count: int = 10, distinct=lambda cell: cell) -> li
         if len(out) == count:
             break
     return out
+
+
+def endpoints_over(sdf: dict, clocks_mhz) -> dict:
+    """{"endpoints": clocked inputs reached, "over": {MHz: how many of them a clock of MHz
+    would miss}}: how far a design is from a clock, beyond its single worst path."""
+    ends, _ = _endpoints(sdf)
+    return {"endpoints": len(ends),
+            "over": {mhz: sum(1 for ns, _ in ends if ns > 1000.0 / mhz) for mhz in clocks_mhz}}
 
 
 def _arrive(pin, into, starts, arrival):

@@ -299,15 +299,21 @@ def system_depth(tree, depth: int = 1) -> dict:
             "depth": levels}
 
 
+#: The clocks `system_placed` counts the failing endpoints of (MHz): the target, the 50 MHz
+#: the last bitstream reached, the `ulx3s` preset's 45, and about today's estimate.
+PLACED_CLOCKS = (100, 50, 45, 30)
+
+
 def system_placed(tree, count: int = 12, depth: int = 1) -> dict:
     """The whole self-test system placed, not routed, and its worst paths: the build script's
     Yosys step, then its nextpnr step with ``--no-route --sdf`` (nextpnr's delay estimates of
     the placed design, read by `constraints.sta`), then the `count` longest
     register-to-register paths, one per ending block (`_net_block` of the signal the ending
-    register drives), each with the named signals on it. Returns nextpnr's own estimated clock
-    beside the SDF's: they should agree, the SDF holds the delays nextpnr estimates with.
+    register drives), each with the named signals on it, and how many endpoints miss each of
+    PLACED_CLOCKS. Returns nextpnr's own estimated clock beside the SDF's: they should agree,
+    the SDF holds the delays nextpnr estimates with.
     About 15 to 25 minutes."""
-    from constraints.sta import critical_paths, read_sdf
+    from constraints.sta import critical_paths, endpoints_over, read_sdf
     from hw.depth import bit_names
 
     tree = Path(tree)
@@ -329,7 +335,8 @@ def system_placed(tree, count: int = 12, depth: int = 1) -> dict:
         s = signal(cell)
         return _net_block(s, depth) if s else "(unnamed)"
 
-    paths = critical_paths(read_sdf((tree / "placed.sdf").read_text()), count, distinct=block)
+    sdf = read_sdf((tree / "placed.sdf").read_text())
+    paths = critical_paths(sdf, count, distinct=block)
     for p in paths:
         p["signals"] = list(dict.fromkeys(s for s in map(signal, p.pop("cells")) if s))
         # (a path into a block RAM: its cell drives no named signal, the last one on it names it)
@@ -341,7 +348,8 @@ def system_placed(tree, count: int = 12, depth: int = 1) -> dict:
                 r"Max frequency for clock '([^']*)': ([\d.]+) MHz", log)},
             "utilization": {k: v["used"] for k, v in report.get("utilization", {}).items()
                             if v.get("used")},
-            "sdf_mhz": round(1000.0 / paths[0]["ns"], 2) if paths else None, "paths": paths}
+            "sdf_mhz": round(1000.0 / paths[0]["ns"], 2) if paths else None,
+            **endpoints_over(sdf, PLACED_CLOCKS), "paths": paths}
 
 
 def _placed_signals(module, bit_names):

@@ -108,7 +108,9 @@ def _placed(cfg, mhz: float) -> dict:
 
     cfg, r = _with_tree(cfg, mhz, system_placed)
     print(f"nextpnr's estimate {r['nextpnr_estimate_mhz']}, the SDF's {r['sdf_mhz']} MHz "
-          f"(Yosys {r['yosys_seconds']:.0f} s, nextpnr {r['nextpnr_seconds']:.0f} s)")
+          f"(Yosys {r['yosys_seconds']:.0f} s, nextpnr {r['nextpnr_seconds']:.0f} s); of "
+          f"{r['endpoints']} endpoints, "
+          + ", ".join(f"{n} miss {mhz} MHz" for mhz, n in r["over"].items()))
     for p in r["paths"]:
         print(f"{p['ns']:7.2f} ns ({p['wire_ns']:5.2f} wires) {p['block']:12s} "
               f"{' > '.join(p['signals'])[:150]}", flush=True)

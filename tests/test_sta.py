@@ -2,7 +2,7 @@
 
 import pytest
 
-from constraints.sta import SdfError, critical_paths, read_sdf
+from constraints.sta import SdfError, critical_paths, endpoints_over, read_sdf
 
 # Two flip-flops and a LUT between them, a slower LUT chain to a third, a DSP-like cell with a
 # combinational path; delays in ps as nextpnr writes them (rise then fall, min:typ:max).
@@ -115,6 +115,9 @@ def test_the_longest_path_with_its_cells_wires_and_setup():
     # (a constant's 9 ns wire into lut3 starts no path)
     # one path per group of ending cells
     assert len(critical_paths(sdf, distinct=lambda cell: cell[:2])) == 1
+    # ff_b at 0.92 ns, ff_c at 3.13 ns (ff$a's input is reached by nothing clocked)
+    assert endpoints_over(sdf, (2000, 500, 100)) == {"endpoints": 2,
+                                                     "over": {2000: 2, 500: 1, 100: 0}}
 
 
 def test_a_combinational_loop_and_an_empty_file_are_refused():
