@@ -25,10 +25,12 @@ __all__ = ["PoolUnit", "pool_window_layout", "divisor_layout", "DIVISORS", "SUM_
 DIVISORS = 256
 #: Width of a window's running sum: int8 values of at most 2**16 taps.
 SUM_BITS = 24
-#: Stages of the finished-window path after the window's last tap: divisor read, product,
-#: the requantization's window select (hw.core.requant, its rounding and saturation in the
-#: stage after, with the beat packing: issue 15's timing work on the ECP5).
-TAIL_STAGES = 3
+#: Stages of the finished-window path after the window's last tap is read: the taps registered
+#: (the IFM bank's read data, before the running maximum or sum: the placed ECP5 system's
+#: worst path, docs/boards.md), divisor read, product, the requantization's window select
+#: (hw.core.requant, its rounding and saturation in the stage after, with the beat packing:
+#: issue 15's timing work on the ECP5).
+TAIL_STAGES = 4
 #: Row reuse: a max-pool with a vertical stride of 1 and a window of 2 .. ROW_BANKS rows keeps
 #: every window row's maximum (per channel of a line, over the row's taps) of its last rows in
 #: ROW_BANKS memories of ROW_DEPTH lines, one per map row mod kh, at pooled column x and line cl
@@ -206,10 +208,12 @@ class PoolUnit(wiring.Component):
         flags = data.StructLayout({"valid": 1, "first": 1, "last": 1, "last_line": 1,
                                    "inb": taps, "inpad": taps, "row_first": 1, "row_last": 1,
                                    "bank": range(ROW_BANKS), "later": 1})
-        st1, st2, st3 = (Signal(flags, name=f"pool_st{i}") for i in (1, 2, 3))
+        # (stage 2 holds the read, stage 2r its registered taps: the running maximum or sum)
+        st1, st2, st2r, st3 = (Signal(flags, name=f"pool_st{i}") for i in (1, 2, "2r", 3))
         idx1 = Signal(signed(IDX_BITS))
         cl1 = Signal(16)
-        ra1, ra2 = (Signal(range(ROW_DEPTH), name=f"pool_ra{i}") for i in (1, 2))
+        ra1, ra2, ra3 = (Signal(range(ROW_DEPTH), name=f"pool_ra{i}") for i in (1, 2, 3))
+        tap_r = Signal.like(self.rd_data, name="pool_taps_r")
         later = size["reuse"] & (walk["y"] != 0)
         bank = walk["base"] + walk["wy"]
         acc = Signal(data.ArrayLayout(signed(SUM_BITS), lanes))
@@ -230,32 +234,34 @@ class PoolUnit(wiring.Component):
                 st1.first.eq((walk["wy"] == Mux(later, win.kh - 1, 0)) & (walk["tb"] <= 0)),
                 st1.row_first.eq(walk["tb"] <= 0), st1.row_last.eq(walk["tb"] + taps >= win.kw),
                 st1.bank.eq(Mux(bank >= win.kh, bank - win.kh, bank)), st1.later.eq(later),
-                ra1.eq(walk["ra"]), ra2.eq(ra1),
+                ra1.eq(walk["ra"]), ra2.eq(ra1), ra3.eq(ra2),
                 st1.last.eq((walk["wy"] + 1 == win.kh) & (walk["tb"] + taps >= win.kw)),
                 st1.last_line.eq(walk["cl"] + 1 == size["gl"]),
                 idx1.eq(walk["ir"] + walk["tb"]), cl1.eq(walk["cl"]),
-                st2.eq(st1), st3.eq(st2),
+                st2.eq(st1), st2r.eq(st2), st3.eq(st2r), tap_r.eq(self.rd_data),
             ]
         m.d.comb += [self.rd_pixel.eq(idx1), self.rd_line.eq(cl1),
                      self.rd_en.eq(advance & st1.valid & st1.inb.any())]
-        # (stage 2 holds the read; its data is on rd_data while stage 2 advances)
-        counts = Mux(self.count_pad, st2.inpad, st2.inb)
-        rows = self._row_memories(m, advance, st2, ra1, ra2, size["reuse"], lanes)
+        # (stage 2 holds the read; its data is on rd_data while stage 2 advances, into `tap_r`
+        # with stage 2r)
+        counts = Mux(self.count_pad, st2r.inpad, st2r.inb)
+        rows = self._row_memories(m, advance, st2r, ra2, ra3, size["reuse"], lanes)
         hrow = Signal(data.ArrayLayout(signed(8), lanes))   # the window row's maximum so far
-        with m.If(advance & st2.valid):
-            m.d.sync += count.eq(Mux(st2.first, 0, count) + sum(counts[j] for j in range(taps)))
+        with m.If(advance & st2r.valid):
+            m.d.sync += count.eq(Mux(st2r.first, 0, count)
+                                 + sum(counts[j] for j in range(taps)))
             for lane in range(lanes):
-                taken = [Mux(st2.inb[j], self.rd_data[j][lane // cfg.group][lane % cfg.group],
+                taken = [Mux(st2r.inb[j], tap_r[j][lane // cfg.group][lane % cfg.group],
                              Mux(self.average, 0, -128)) for j in range(taps)]
                 with m.If(self.average):
-                    m.d.sync += acc[lane].eq(Mux(st2.first, 0, acc[lane]) + sum(taken))
+                    m.d.sync += acc[lane].eq(Mux(st2r.first, 0, acc[lane]) + sum(taken))
                 with m.Else():
                     # a maximum is an int8: padding and taps past the row never win; the
                     # window's other rows come from the row memories (row reuse)
-                    row_best = _maximum(taken + [Mux(st2.row_first, -128, hrow[lane])])
+                    row_best = _maximum(taken + [Mux(st2r.row_first, -128, hrow[lane])])
                     m.d.comb += rows.row_max[lane].eq(row_best)
                     m.d.sync += hrow[lane].eq(row_best)
-                    before = Mux(st2.first, Mux(st2.later, rows.others[lane], -128),
+                    before = Mux(st2r.first, Mux(st2r.later, rows.others[lane], -128),
                                  acc[lane][:8].as_signed())
                     best = _maximum([row_best, before])
                     m.d.sync += acc[lane].eq(best)
@@ -264,10 +270,12 @@ class PoolUnit(wiring.Component):
         self._walk(m, walk, run, size, advance)
 
     def _row_memories(self, m, advance, st2, ra1, ra2, reuse, lanes):
-        """Row reuse: the ROW_BANKS row memories, read at stage 1's address (the data with
-        stage 2), written with a window row's maximum (`row_max`, stage 2's row) at its last
-        read; `others`: the maximum of the window's other rows (every memory of a map row of
-        the window but the one stage 2 reads), for a window that reads its last row only."""
+        """Row reuse: the ROW_BANKS row memories, read at the address of the stage before `st2`
+        (`ra1`; the data with `st2`, the stage that takes the maximum), written with a window
+        row's maximum (`row_max`, `st2`'s row, at `ra2`) at its last read, so that the next
+        window's read of that line sees it (a transparent read); `others`: the maximum of the
+        window's other rows (every memory of a map row of the window but the one `st2` reads),
+        for a window that reads its last row only."""
         kh = self.window.kh
         line = data.ArrayLayout(signed(8), lanes)
         ns = SimpleNamespace(row_max=Signal(line, name="pool_row_max"),
