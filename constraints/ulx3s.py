@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -254,8 +255,6 @@ def _net_block(net: str, depth: int) -> str:
 def _script_commands(tree) -> dict:
     """The build script's tool command lines (Amaranth writes one per tool), by tool variable:
     {"YOSYS": [arguments], "NEXTPNR_ECP5": [arguments], ...}."""
-    import shlex
-
     commands = {}
     for line in (Path(tree) / f"build_{ULX3S_NAME}.sh").read_text().splitlines():
         m = re.match(r'^"\$(\w+)"\s+(.*)$', line.strip())
