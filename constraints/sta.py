@@ -60,7 +60,8 @@ def read_sdf(text: str) -> dict:
     """{"cells": {instance: {"type", "comb": [(from, to, ns)], "clocked": [(clock, out, ns)],
     "setup": {port: ns}}}, "wires": [((cell, port), (cell, port), ns)]} from nextpnr's SDF
     (one entry a line, as nextpnr writes it). An IOPATH whose input is a clock port (one a
-    SETUPHOLD check is taken against) is a clock-to-output delay."""
+    SETUPHOLD check is taken against) is a clock-to-output delay; a setup time is the largest
+    of the check's setup values (min:typ:max), a delay the largest of its rise and fall."""
     cells, wires = {}, []
     cell = None
     for line in text.splitlines():
@@ -85,7 +86,7 @@ def read_sdf(text: str) -> dict:
         m = _SETUP.match(line)
         if m and cell is not None:
             port, clock = _unescape(m.group(1)), _unescape(m.group(2))
-            cell["setup"][port] = max(cell["setup"].get(port, 0.0), _ns(m.groups()[2:3]))
+            cell["setup"][port] = max(cell["setup"].get(port, 0.0), _ns(m.groups()[2:5]))
             cell.setdefault("clocks", set()).add(clock)
     if not cells:
         raise SdfError("no cells in the SDF (is it nextpnr's --sdf output?)")

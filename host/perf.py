@@ -315,9 +315,9 @@ DIVISOR_OVERHEAD = 5
 #: Cycles of a pool band beyond its set-up, load, sizing and taps: fitted
 #: (scripts/fit_add_model.py) on the pooling-only networks. It should be the finished-window
 #: stages (hw.soc.pool.TAIL_STAGES, the registered taps among them), the beat queue and the
-#: write's response; that it is 13 cycles less means the terms above over-count a band by that much, not yet
-#: traced to a state. (14 less before the beat queue, when every beat also stalled the walk;
-#: 12 before a finished beat could go straight to the output register.)
+#: write's response; that it is 13 cycles less means the terms above over-count a band by that
+#: much, not yet traced to a state. (14 less before the beat queue, when every beat also
+#: stalled the walk; 12 before a finished beat could go straight to the output register.)
 POOL_TAIL = TAIL_STAGES - 13
 
 

@@ -3,8 +3,8 @@
 `logic_depth(netlist, top)` takes the JSON (`write_json`) of a flattened `synth_xilinx` netlist
 (or `synth_ecp5`: its LUT4, CCU2C, PFUMX/L6MUX21, MULT18X18D and TRELLIS_DPR16X4 count as
 LUT, CARRY, MUXF, DSP and distributed RAM) and walks it bit by bit, so that a carry chain is
-not a loop (Yosys's `ltp` works on whole cells and finds "loops" through every CARRY8 whose outputs feed back into its own inputs
-through LUTs). A path starts at a flip-flop or memory output, a DSP48E2 output when the DSP is
+not a loop (Yosys's `ltp` works on whole cells and finds "loops" through every CARRY8 whose
+outputs feed back into its own inputs through LUTs). A path starts at a flip-flop or memory output, a DSP48E2 output when the DSP is
 registered, or a top-level input, and ends at the inputs of the same kinds or at a top-level
 output. On it a LUT or an INV is one level; a CARRY4/CARRY8 cell is no level but is counted
 (its outputs depend on its carry-in and on the inputs of its own bit and the bits below); a

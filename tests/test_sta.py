@@ -92,7 +92,7 @@ SDF = r"""(DELAYFILE
     (CELLTYPE "TRELLIS_FF")
     (INSTANCE ff_c)
     (TIMINGCHECK
-      (SETUPHOLD (posedge DI) (posedge CLK) (60:60:60) (0:0:0))
+      (SETUPHOLD (posedge DI) (posedge CLK) (20:40:60) (0:0:0))
     )
   )
 )
@@ -104,7 +104,8 @@ def test_the_longest_path_with_its_cells_wires_and_setup():
     assert sdf["cells"]["ff$a"]["clocked"] == [("CLK", "Q", 0.5)]    # clock-to-out: the max
     paths = critical_paths(sdf)
     # ff$a (0.5) -> 0.01 -> lut2 (0.1) -> 0.3 -> lut3 (0.1) -> 0.02 -> mul (2.0) -> 0.04 -> ff_c
-    # (setup 0.06): 3.13 ns; ff$a -> lut1 -> ff_b: 0.5 + 0.2 + 0.1 + 0.09 + 0.03 = 0.92 ns
+    # (setup 0.06, the largest of the check's values): 3.13 ns;
+    # ff$a -> lut1 -> ff_b: 0.5 + 0.2 + 0.1 + 0.09 + 0.03 = 0.92 ns
     assert [p["to"] for p in paths] == ["ff_c", "ff_b"]
     top = paths[0]
     assert top["ns"] == pytest.approx(3.13)
