@@ -80,6 +80,42 @@ async def _set_up(ctx, dut, **geom):
         await ctx.tick()
 
 
+async def _check_reads(ctx, dut, rng, x, g, conv, out, split):
+    """Random tiles and taps of conv (kernel, stride, pad, pad_top) over the loaded tensor `x`
+    placed as `g`, (oh, ow) output pixels: each column's word against the tensor."""
+    k, s, p, pt = conv
+    oh, ow = out
+    cols = len(dut.col)
+    M = len(dut.col[0].word)
+    groups = x.shape[0] // M
+    h, w = x.shape[1:]
+    for _ in range(40):
+        oy, ox = int(rng.integers(oh)), int(rng.integers(ow))
+        kh, kw, cg = int(rng.integers(k)), int(rng.integers(k)), int(rng.integers(groups))
+        lam = g.tau(kh, kw, p, pt) + oy * g.v + ox
+        hi, lo = split(lam)
+        ctx.set(dut.rd_en, 1)
+        ctx.set(dut.rd_hi, hi)
+        ctx.set(dut.rd_lo, lo)
+        ctx.set(dut.rd_cg, cg)
+        await ctx.tick()
+        ctx.set(dut.rd_en, 0)
+        for j in range(cols):
+            py, px = oy, ox + j
+            if not g.seg:
+                py, px = oy + (ox + j) // ow, (ox + j) % ow
+            elif px >= ow:
+                continue
+            iy, ix = py * s + kh - pt, px * s + kw - p
+            if not (0 <= iy < h and 0 <= ix < w):
+                continue
+            want = x[cg * M:(cg + 1) * M, iy, ix]
+            got = [ctx.get(dut.col[j].word[i]) for i in range(M)]
+            assert got == list(want), (oy, ox, kh, kw, cg, j)
+            assert ctx.get(dut.col[j].nz) == int(want.any())
+        await ctx.tick()
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c)))
 def test_store_loads_and_reads_every_column(case):
     cols, M, c, h, w, k, s, p, *top = case
@@ -129,32 +165,73 @@ def test_store_loads_and_reads_every_column(case):
         ctx.set(dut.beat.valid, 0)
         assert ctx.get(dut.rows_in) == h
         assert cycles >= load_pieces(h * w, groups * M, lane)
-        # Reads: random tiles and taps; each column's word against the tensor.
-        for _ in range(40):
-            oy, ox = int(rng.integers(oh)), int(rng.integers(ow))
-            kh, kw, cg = int(rng.integers(k)), int(rng.integers(k)), int(rng.integers(groups))
-            lam = g.tau(kh, kw, p, pt) + oy * g.v + ox
-            hi, lo = split(lam)
-            ctx.set(dut.rd_en, 1)
-            ctx.set(dut.rd_hi, hi)
-            ctx.set(dut.rd_lo, lo)
-            ctx.set(dut.rd_cg, cg)
+        await _check_reads(ctx, dut, rng, x, g, (k, s, p, pt), (oh, ow), split)
+
+    run_testbench(dut, bench)
+
+
+@pytest.mark.parametrize("cols, M, c, h, w, half", [
+    (4, 4, 16, 5, 7, 0), (8, 4, 32, 6, 9, 1), (2, 8, 16, 4, 3, 0), (8, 2, 16, 3, 11, 1),
+    (4, 16, 32, 7, 6, 1)])
+def test_pair_load_places_both_streams(cols, M, c, h, w, half):
+    """A pair load: blocks of B / 2 pixels alternate between ``beat`` and ``beat2``, each
+    stream with its own random gaps (the second starting late, as on the weight port); the
+    tensor reads back as a plain load's would, ``rows_in`` never counts a row before both
+    streams have delivered it, and the load takes the longer stream's beats."""
+    cfg = SenseConfig(rows=2, cols=cols, group=M, ifm_kib=16)
+    g, ow = _geom(cfg, c, h, w, 3, 1, 1)
+    assert g.v == w and c % BEAT_BYTES == 0       # (eligible: V = W, pixels of whole beats)
+    groups = c // M
+    rng = np.random.default_rng(cols * h + w)
+    x = rng.integers(-128, 128, (c, h, w)).astype(np.int8)
+    x[:, rng.random((h, w)) < 0.3] = 0
+    dut = IfmStore(cfg)
+    B, P, gl = cfg.ifm_banks, cfg.ifm_banks // 2, g.gl
+    beats = _tensor_beats(x)
+    pixel_of = [i // gl for i in range(len(beats))]
+    streams = [[i for i in range(len(beats)) if pixel_of[i] // P % 2 == h_] for h_ in (0, 1)]
+    line0 = cfg.ifm_bank_lines // 2 if half else 0
+
+    def split(lam):
+        return ((lam // B) * gl + line0) % cfg.ifm_bank_lines, lam % B
+
+    async def bench(ctx):
+        await _set_up(ctx, dut, in_h=h, in_w=w, in_groups=groups, stride=1, pad=1, pad_top=1,
+                      out_w=ow)
+        ctx.set(dut.load_half, half)
+        ctx.set(dut.read_half, half)
+        ctx.set(dut.pair, 1)
+        ctx.set(dut.load, 1)
+        await ctx.tick()
+        ctx.set(dut.load, 0)
+        ctx.set(dut.pair, 0)
+        pending = [list(s_) for s_ in streams]
+        done = set()
+        cycles = 0
+        ports = (dut.beat, dut.beat2)
+        while ctx.get(dut.loading):
+            rows_in = ctx.get(dut.rows_in)
+            assert all(pixel_of[i] // w >= rows_in for q in pending for i in q)
+            sends = []
+            for port, q, late in zip(ports, pending, (0, 7)):
+                send = bool(q) and cycles >= late and rng.random() >= 0.25
+                ctx.set(port.valid, int(send))
+                if send:
+                    ctx.set(port.payload, beats[q[0]])
+                sends.append(send and ctx.get(port.ready))
             await ctx.tick()
-            ctx.set(dut.rd_en, 0)
-            for j in range(cols):
-                py, px = oy, ox + j
-                if not g.seg:
-                    py, px = oy + (ox + j) // ow, (ox + j) % ow
-                elif px >= ow:
-                    continue
-                iy, ix = py * s + kh - pt, px * s + kw - p
-                if not (0 <= iy < h and 0 <= ix < w):
-                    continue
-                want = x[cg * M:(cg + 1) * M, iy, ix]
-                got = [ctx.get(dut.col[j].word[i]) for i in range(M)]
-                assert got == list(want), (oy, ox, kh, kw, cg, j)
-                assert ctx.get(dut.col[j].nz) == int(want.any())
+            cycles += 1
+            for q, taken in zip(pending, sends):
+                if taken:
+                    done.add(q.pop(0))
+        for port in ports:
+            ctx.set(port.valid, 0)
+        assert not pending[0] and not pending[1]
+        for _ in range(3):
             await ctx.tick()
+        assert ctx.get(dut.rows_in) == h
+        assert cycles >= max(len(q) for q in streams)
+        await _check_reads(ctx, dut, rng, x, g, (3, 1, 1, 1), (h, ow), split)
 
     run_testbench(dut, bench)
 

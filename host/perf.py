@@ -46,7 +46,7 @@ from host.buffers import (ConvLayer, band_geometry, descriptor_window, fits_half
                           window_count)
 from host.sparse import pad_channels
 from hw.config import BEAT_BYTES, BURST_BOUNDARY, MAX_BURST, SenseConfig
-from hw.core.ifm_store import SETTLE, STRIDES, load_pieces, load_row_pieces
+from hw.core.ifm_store import SETTLE, STRIDES, load_pieces, load_row_pieces, pair_row_pieces
 from hw.layouts import (DESCRIPTOR_BYTES, POOL_KINDS, LayerDescriptor, LayerFlags, LayerHints,
                         LayerKind, psum_row_bytes, record_bytes, weight_word_layout)
 from hw.soc.add_unit import CHUNK_BEATS
@@ -319,6 +319,9 @@ DIVISOR_OVERHEAD = 5
 #: much, not yet traced to a state. (14 less before the beat queue, when every beat also
 #: stalled the walk; 12 before a finished beat could go straight to the output register.)
 POOL_TAIL = TAIL_STAGES - 13
+#: A pair load (LayerHints.PAIR_LOAD): cycles from the read channel's first block to the weight
+#: port's, once the weights are in (its command through the weight port's gather and reader).
+PAIR_LAG = 4
 
 
 def pool_pass(d: LayerDescriptor, config: SenseConfig) -> dict:
@@ -354,7 +357,10 @@ def pool_pass(d: LayerDescriptor, config: SenseConfig) -> dict:
             load = KEPT_STATES
         else:
             read_bytes += -(-(lane + rows * row_bytes) // BEAT_BYTES) * BEAT_BYTES
-            load = READ_OVERHEAD + load_pieces(rows * map_w, groups * m, lane)
+            load = READ_OVERHEAD + (
+                pair_row_pieces(rows, map_w, lines, config.ifm_banks // 2, PAIR_LAG)[-1]
+                if pair_eligible(d, config, pool=True)
+                else load_pieces(rows * map_w, groups * m, lane))
         before = POOL_BAND_STATES + SETTLE + 1 + load + POOL_TAIL
         # (a finished beat waits beside the output register: the walk never stalls for one)
         walk = (max(n, ow) + 2 + lines * pool_reads(n, ow, map_w, win, top, config.pool_taps,
@@ -380,11 +386,40 @@ def pool_prefetch(d: LayerDescriptor, config: SenseConfig) -> bool:
         fits_half_store(pool_rows_geometry(d, config, per)[0], config)
 
 
+def _pair_choice(best: tuple, cycles, config: SenseConfig) -> tuple:
+    """(descriptor, cycles) `best` or, if the model finds the layer faster so (a conv's bands
+    and its pool pass together), the same with the PAIR_LOAD hint turned the other way
+    (`pair_eligible`); `cycles(descriptor)` is the conv's without its pool pass, or a pooling
+    layer's pool pass."""
+    d = best[0]
+    other = d.replace(hints=int(d.hints) ^ LayerHints.PAIR_LOAD.value)
+    on = other if int(other.hints) & LayerHints.PAIR_LOAD.value else d
+    pools = d.pool or int(d.kind) in POOL_KINDS
+    if not (pair_eligible(on, config) or pools and pair_eligible(on, config, pool=True)):
+        return best
+    other_cycles = cycles(other)
+
+    def pool(desc):
+        return pool_pass(desc, config)["cycles"] if desc.pool else 0
+    if other_cycles + pool(other) < best[1] + pool(d):
+        return other, other_cycles
+    return best
+
+
 def pool_bands_choice(d: LayerDescriptor, config: SenseConfig) -> LayerDescriptor:
     """`d` with the pool band rows (`exec.pool_band_rows`) the performance model finds fastest:
     the packer's (`host.buffers.pool_band_rows`: the whole map, or the most rows that fit the
     IFM store) or bands that fit half the store, which the gateware prefetches
-    (`pool_prefetch`: each band's map loads while the band before is pooled)."""
+    (`pool_prefetch`: each band's map loads while the band before is pooled); a pooling
+    layer's with the PAIR_LOAD hint where that is faster (`_pair_choice`)."""
+    d = _pool_bands(d, config)
+    if int(d.kind) not in POOL_KINDS:
+        return d
+    return _pair_choice((d, pool_pass(d, config)["cycles"]),
+                        lambda desc: pool_pass(desc, config)["cycles"], config)[0]
+
+
+def _pool_bands(d: LayerDescriptor, config: SenseConfig) -> LayerDescriptor:
     best = (pool_pass(d, config)["cycles"], d)
     win = descriptor_window(d)
     if win.stride[0] > win.kernel[0]:           # (bands do not take it)
@@ -522,8 +557,28 @@ def residual_waits(config: SenseConfig, bands: int) -> bool:
     return config.weight_port and bands > 1
 
 
+def pair_eligible(d: LayerDescriptor, config: SenseConfig, pool: bool = False) -> bool:
+    """Whether the gateware loads `d`'s conv bands (`pool`: its pool bands' maps) as pair loads
+    (hw/soc/accelerator.py `_pair_load`): hinted (LayerHints.PAIR_LOAD), the weight port, two
+    IFM banks or more, pixels of whole beats; a conv's input at stride 1 with OW <= W (its
+    pixel indices its DRAM order), no input gather or join, no fused add, no input-channel
+    blocks, no split weights, and all its weights in the weight buffer (the weight port is
+    free once they are in)."""
+    if not (config.weight_port and config.ifm_banks >= 2
+            and int(d.hints) & LayerHints.PAIR_LOAD.value):
+        return False
+    wpl = config.ifm_words_per_line
+    if pool:
+        return pool_map(d, config)[2] % wpl == 0
+    resident = d.k_tiles * k_tile_words(d, config) <= config.weight_depth
+    return (int(d.kind) == LayerKind.CONV.value and d.stride == 1 and d.out_w <= d.in_w
+            and d.in_groups % wpl == 0 and d.in_offset % BEAT_BYTES == 0 and not d.in_step
+            and not d.in_split and not d.has(LayerFlags.FUSE_ADD)
+            and len(channel_blocks_of(d)) == 1 and resident and not splits_weights(d, config))
+
+
 def _band_load(d: LayerDescriptor, config: SenseConfig, i: int, band, band_tiles,
-               prefetched: bool):
+               prefetched: bool, pair_wait: int | None = None):
     """Band `i`'s input (`band`: host.buffers.layer_bands): its DRAM beats, the cycles from its
     first band state to the core's start, and when the load follows the core
     (`load_follows`) the function pixel tile -> ready cycle (`_rows_ready`), else None. (Bands
@@ -536,11 +591,14 @@ def _band_load(d: LayerDescriptor, config: SenseConfig, i: int, band, band_tiles
     states = BAND_STATES + (0 if i == 0 else BAND_SETUP_WAIT)
     if d.has(LayerFlags.INPUT_KEPT):     # (one band: the store still holds it)
         return in_beats, states + KEPT_STATES, None
+    if pair_wait is not None:           # a pair load: the odd blocks from `pair_wait` on
+        pieces = pair_row_pieces(rows, d.in_w, pixel_bytes // BEAT_BYTES,
+                                 config.ifm_banks // 2, pair_wait)
+    else:
+        pieces = load_row_pieces(rows, d.in_w, pixel_bytes, lane)
     if not load_follows(d, config, prefetched):
-        return in_beats, states + READ_OVERHEAD + load_pieces(rows * d.in_w, pixel_bytes,
-                                                              lane), None
+        return in_beats, states + READ_OVERHEAD + pieces[-1], None
     # the core starts with the load; a tile waits for the rows its windows read
-    pieces = load_row_pieces(rows, d.in_w, pixel_bytes, lane)
     return in_beats, states + FOLLOW_STATES, _rows_ready(d, band_tiles, y, top, pieces, rows)
 
 
@@ -610,7 +668,7 @@ def schedule_choice(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
         if split and split_eligible(desc, config) and split_modelled(desc, config):
             hint = desc.replace(hints=int(desc.hints) | LayerHints.SPLIT_WEIGHTS.value)
             best = min(best, (hint, cycles(hint)), key=lambda t: t[1])
-        return best
+        return _pair_choice(best, cycles, config)
 
     best = hinted(d)
     if (not bands or d.g("exec.c_blocks") > 1 or d.pool
@@ -698,6 +756,7 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
     prefetch = resident and not blocked and (not fuse or config.weight_port) and len(bands) > 1 \
         and fits_half_store(band_geometry(d, config), config)
     split = splits_weights(d, config)
+    pair = pair_eligible(d, config)
     write_bytes = pixels * kpad
     if fuse:
         # (the residual's ranges are the output's, in whole beats: `write_bytes` when every
@@ -710,7 +769,12 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
         band_tiles = tiles[first_tile:first_tile + n_tiles]
         band_cost = cost[first_tile:first_tile + n_tiles]
         first_tile += n_tiles
-        in_beats, gap, ready = _band_load(d, config, i, band, band_tiles, prefetch and i > 0)
+        # a pair load's odd blocks wait for the weights (the first band's, queued at its
+        # start, while its states and parameters go by)
+        pair_wait = (PAIR_LAG + max(0, weight_bytes // beat - BAND_STATES - (k if i == 0 else 0))
+                     if i == 0 else PAIR_LAG) if pair else None
+        in_beats, gap, ready = _band_load(d, config, i, band, band_tiles, prefetch and i > 0,
+                                          pair_wait)
         read_bytes += 0 if d.has(LayerFlags.INPUT_KEPT) else in_beats * beat
         streamed = i == 0 or not resident or blocked
         if streamed:

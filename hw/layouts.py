@@ -155,6 +155,11 @@ class LayerHints(enum.Flag, shape=8):
     # `weight_port`, for a CONV / FC in one band without input-channel blocks or a fused add,
     # `host.perf.split_eligible`).
     SPLIT_WEIGHTS = 1
+    # A band's input (a conv's, at stride 1 with OW <= W, its weights all in the buffer, no
+    # gather, join, fused add or input-channel blocks) and a pool band's map, of whole-beat
+    # pixels, load in blocks of B / 2 pixels alternately on the read channel and the weight port
+    # (hardware with `weight_port`, `host.perf.pair_eligible`).
+    PAIR_LOAD = 2
 
 
 #: Every flag bit the hardware knows; a descriptor with another bit set is refused.

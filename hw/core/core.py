@@ -36,7 +36,8 @@ class Core(wiring.Component):
 
     Load the buffers: the IFM store (hw.core.ifm_store) with ``ifm_setup`` and ``ifm_geom``
     (the layer input's geometry; wait for ``ifm_ready``), ``ifm_load`` and the input tensor's
-    DRAM beats on the ``ifm_beat`` stream (until ``ifm_loading`` falls), ``w_wr_*`` (weight words, a ring: word n of the layer at
+    DRAM beats on the ``ifm_beat`` stream (with ``ifm_pair``, a pair load: the odd blocks on
+    ``ifm_beat2``; until ``ifm_loading`` falls), ``w_wr_*`` (weight words, a ring: word n of the layer at
     n mod weight_depth, issued once ``w_avail`` > n, overwritable below ``w_release``) and
     ``par_wr_*`` (per-channel bias/mult/shift); set ``layer`` and pulse ``start``. The core walks
     every (k tile, pixel tile) in the order ``layer.ifm_stationary`` names and streams one ``ofm``
@@ -75,6 +76,7 @@ class Core(wiring.Component):
             "ifm_setup": In(1), "ifm_geom": In(ifm_geom_layout()), "ifm_ready": Out(1),
             "ifm_load": In(1), "ifm_load_lane": In(4),
             "ifm_beat": In(stream.Signature(8 * BEAT_BYTES)),
+            "ifm_pair": In(1), "ifm_beat2": In(stream.Signature(8 * BEAT_BYTES)),
             "ifm_loading": Out(1),
             "ifm_hold": In(1), "ifm_load_half": In(1), "ifm_read_half": In(1),
             "w_wr_addr": In(unsigned(weight_addr_bits(config))),
@@ -135,6 +137,8 @@ class Core(wiring.Component):
         wiring.connect(m, out.psum_o, wiring.flipped(self.psum_out))
         wiring.connect(m, wiring.flipped(self.psum_in), out.psum_i)
         wiring.connect(m, wiring.flipped(self.ifm_beat), ifm.ifm_beat)
+        wiring.connect(m, wiring.flipped(self.ifm_beat2), ifm.ifm_beat2)
+        m.d.comb += ifm.ifm_pair.eq(self.ifm_pair)
 
         out_channels = Signal.like(self.layer.out_channels)
         relu, psum_in, psum_out = Signal(), Signal(), Signal()

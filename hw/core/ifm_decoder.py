@@ -36,7 +36,8 @@ class IfmDecoder(wiring.Component):
 
     The store's ports are the decoder's: ``ifm_setup`` with ``ifm_geom`` (the input's
     geometry; ``ifm_ready`` when placed), ``ifm_load`` and the ``ifm_beat`` stream (the input
-    tensor's DRAM beats; ``ifm_loading`` until all are in), ``aux_*`` (one line of each of
+    tensor's DRAM beats; ``ifm_loading`` until all are in; with ``ifm_pair`` a pair load, its odd
+    blocks on ``ifm_beat2``: hw.core.ifm_store), ``aux_*`` (one line of each of
     ``pool_taps`` consecutive pixels of a stride-1 placement, by the first pixel index and line
     of channel groups, one cycle later, while the decoder is idle).
     ``layer`` is latched on ``start``; the store must hold the layer's input, placed for it.
@@ -60,6 +61,7 @@ class IfmDecoder(wiring.Component):
             "ifm_setup": In(1), "ifm_geom": In(ifm_geom_layout()), "ifm_ready": Out(1),
             "ifm_load": In(1), "ifm_load_lane": In(4),
             "ifm_beat": In(stream.Signature(8 * BEAT_BYTES)),
+            "ifm_pair": In(1), "ifm_beat2": In(stream.Signature(8 * BEAT_BYTES)),
             "ifm_loading": Out(1),
             "ifm_hold": In(1), "ifm_load_half": In(1), "ifm_read_half": In(1),
             "w_rd_addr": Out(unsigned(weight_addr_bits(config))),
@@ -96,6 +98,8 @@ class IfmDecoder(wiring.Component):
                      store.load_lane.eq(self.ifm_load_lane),
                      self.ifm_loading.eq(store.loading)]
         wiring.connect(m, wiring.flipped(self.ifm_beat), store.beat)
+        wiring.connect(m, wiring.flipped(self.ifm_beat2), store.beat2)
+        m.d.comb += store.pair.eq(self.ifm_pair)
         s = SimpleNamespace(walker=walker, L=walker.params, store=store, k=store.k_read)
         s.bank_words = [store.col[j].word for j in range(cfg.cols)]
         s.bank_nz = [store.col[j].nz for j in range(cfg.cols)]

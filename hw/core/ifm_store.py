@@ -43,7 +43,7 @@ from hw.layouts import DIM_BITS, KERNEL_BITS, ifm_taps_layout, ifm_word_layout
 
 __all__ = ["IfmStore", "IfmGeometry", "ifm_geometry", "STRIDES", "ifm_geom_layout",
            "ifm_constants_layout", "ifm_col_layout", "line_bits", "bank_bits", "lo_bits",
-           "load_pieces", "load_row_pieces", "ifm_seg"]
+           "load_pieces", "load_row_pieces", "pair_row_pieces", "ifm_seg"]
 
 #: Strides the store places (phases are bit fields of the coordinates).
 STRIDES = (1, 2, 4, 8)
@@ -177,6 +177,19 @@ def load_row_pieces(rows: int, in_w: int, pixel_bytes: int, lane: int = 0) -> li
     return out
 
 
+def pair_row_pieces(rows: int, in_w: int, line_beats: int, half: int, b_wait: int) -> list[int]:
+    """A pair load's cycles (`IfmStore` with ``pair``) up to the end of each of the first `rows`
+    rows of `in_w` pixels of `line_beats` beats: blocks of `half` pixels (B / 2), the even ones
+    a beat a cycle from cycle 0, the odd ones a beat a cycle from cycle `b_wait`."""
+    out = []
+    for r in range(1, rows + 1):
+        full, rest = divmod(r * in_w, 2 * half)
+        on_a = full * half + min(rest, half)
+        on_b = full * half + max(rest - half, 0)
+        out.append(max(on_a * line_beats, b_wait + on_b * line_beats if on_b else 0))
+    return out
+
+
 def ifm_geom_layout() -> data.StructLayout:
     """What the store needs to place a layer input."""
     return data.StructLayout({
@@ -301,6 +314,7 @@ class IfmStore(wiring.Component):
             "k": Out(ifm_constants_layout(config)),
             "load": In(1), "load_lane": In(LANE_BITS),
             "beat": In(stream.Signature(8 * BEAT_BYTES)), "loading": Out(1),
+            "pair": In(1), "beat2": In(stream.Signature(8 * BEAT_BYTES)),
             "rows_in": Out(unsigned(DIM_BITS + 1)),
             "rd_en": In(1), "rd_hi": In(unsigned(lb)), "rd_lo": In(unsigned(lo_bits(config))),
             "rd_cg": In(unsigned(DIM_BITS)),
@@ -324,6 +338,13 @@ class IfmStore(wiring.Component):
         m.d.comb += self.k_read.eq(Mux(self.hold, k_held, self.k))
         banks = self._banks(m)
         self._loader(m, g, banks)
+        loading = self._left != 0
+        if self._config.ifm_banks >= 2:
+            self._pair_loaders(m, g, banks)
+            loading = loading | (self._pair_left[0] != 0) | (self._pair_left[1] != 0)
+        else:
+            m.d.comb += self.beat2.ready.eq(0)
+        m.d.comb += self.loading.eq(loading)
         self._reads(m, banks)
         return m
 
@@ -373,10 +394,11 @@ class IfmStore(wiring.Component):
         # The current piece's size, registered: computed with the next pos and off, so that
         # the beat's ready (and the DMA behind it) does not wait for this arithmetic.
         n = Signal(LANE_BITS + 1)
-        m.d.comb += self.loading.eq(left != 0)
+        self._left = left
+        pair = self.pair if cfg.ifm_banks >= 2 else Const(0)
         with m.If(self.load):
             m.d.sync += n.eq(piece(self.load_lane, Const(0, off.shape())))
-            m.d.sync += [left.eq(g.in_h * g.in_w), off.eq(0), pos.eq(self.load_lane), x.eq(0),
+            m.d.sync += [left.eq(Mux(pair, 0, g.in_h * g.in_w)), off.eq(0), pos.eq(self.load_lane), x.eq(0),
                          self.rows_in.eq(0),
                          phx.eq(0),
                          phy.eq(0), cur_hi.eq(0), cur_lo.eq(0), row_hi.eq(0), row_lo.eq(0)]
@@ -407,6 +429,78 @@ class IfmStore(wiring.Component):
                 with m.If(x + 1 == g.in_w):
                     m.d.sync += self.rows_in.eq(self.rows_in + 1)
                 self._next_pixel(m, g, x, phx, phy, (cur_hi, cur_lo), (row_hi, row_lo))
+
+    def _pair_loaders(self, m, g, banks):
+        """A pair load (``pair`` high with ``load``): the input in blocks of P = B / 2 pixels,
+        the even blocks on ``beat``, the odd ones on ``beat2``. Only for a stride-1 placement
+        whose virtual row width is the map's (V = W) and pixels of whole beats from lane 0:
+        then pixel k of the tensor has pixel index k, every beat is one line of it, and block
+        2j + h lies in banks h P .. h P + P - 1, so each stream writes a fixed half of the banks
+        one line a cycle, with no rotation. ``rows_in`` counts the rows below both streams'
+        next pixels."""
+        cfg, bb = self._config, self._bb
+        half = cfg.ifm_banks // 2
+        lg_p = _lg(half)
+        lb = line_bits(cfg)
+        total = Signal(2 * DIM_BITS + 1, name="pair_total")
+        n = Signal(2 * DIM_BITS + 1, name="pair_pixels")
+        m.d.comb += n.eq(g.in_h * g.in_w)
+        frontier = []
+        lefts = []
+        for h, beat in enumerate((self.beat, self.beat2)):
+            hi = Signal(lb, name=f"pair{h}_hi")
+            lo = Signal(max(1, lg_p), name=f"pair{h}_lo")
+            j = Signal(lb + 1, name=f"pair{h}_j")
+            left = Signal(2 * DIM_BITS + 1, name=f"pair{h}_left")
+            k = Signal(2 * DIM_BITS + 1, name=f"pair{h}_k")
+            full = (n >> (lg_p + 1)) << lg_p
+            rest = n[:lg_p + 1]
+            mine = (Mux(rest > half, half, rest) if h == 0
+                    else Mux(rest > half, rest - half, 0))
+            with m.If(self.load):
+                m.d.sync += [hi.eq(0), lo.eq(0), j.eq(0), k.eq(h * half),
+                             left.eq(Mux(self.pair, full + mine, 0))]
+                if h == 0:
+                    m.d.sync += total.eq(n)
+            active = (left != 0) & beat.valid & ~self.load
+            if h:
+                m.d.comb += beat.ready.eq((left != 0) & ~self.load)
+            else:       # (the plain loader's otherwise)
+                with m.If(left != 0):
+                    m.d.comb += beat.ready.eq(~self.load)
+            with m.If(active):
+                with m.If(j + 1 == self.k.gl):
+                    m.d.sync += [j.eq(0), left.eq(left - 1)]
+                    if lg_p:
+                        m.d.sync += lo.eq(lo + 1)
+                    with m.If((lo == half - 1) if lg_p else Const(1)):
+                        m.d.sync += [hi.eq(hi + self.k.gl), k.eq(k + half + 1)]
+                    with m.Else():
+                        m.d.sync += k.eq(k + 1)
+                with m.Else():
+                    m.d.sync += j.eq(j + 1)
+            with m.If(left != 0):
+                for i in range(h * half, (h + 1) * half):
+                    wr = banks[i][0]
+                    m.d.comb += wr.addr.eq((hi + j) | self._half(self.load_half))
+                    for w in range(cfg.ifm_words_per_line):
+                        word = beat.payload[w * 8 * cfg.group:(w + 1) * 8 * cfg.group]
+                        m.d.comb += [wr.data[w].word.eq(word), wr.data[w].nz.eq(word.any()),
+                                     wr.en[w].eq(active & ((lo == i - h * half) if lg_p
+                                                           else 1))]
+            frontier.append(Mux(left != 0, k, total))
+            lefts.append(left)
+        # rows_in: the rows whose pixels are all below both streams' next pixels
+        row_end = Signal(2 * DIM_BITS + 1, name="pair_row_end")
+        done_to = Mux(frontier[0] < frontier[1], frontier[0], frontier[1])
+        busy = Signal(name="pair_busy")
+        with m.If(self.load):
+            m.d.sync += [row_end.eq(g.in_w), busy.eq(self.pair)]
+        with m.Elif(busy & (self.rows_in != g.in_h) & (done_to >= row_end)):
+            m.d.sync += [self.rows_in.eq(self.rows_in + 1), row_end.eq(row_end + g.in_w)]
+        with m.Elif(busy & (self.rows_in == g.in_h)):
+            m.d.sync += busy.eq(0)
+        self._pair_left = lefts
 
     def _next_pixel(self, m, g, x, phx, phy, cur, row):
         """Step the current pixel's index to the next pixel in DRAM order (additions only)."""

@@ -48,6 +48,7 @@ from hw.layouts import (
     DESCRIPTOR_BYTES,
     LayerFlags,
     LayerHints,
+    LayerKind,
     flag_set,
     image_header_layout,
     layer_descriptor_layout,
@@ -63,6 +64,7 @@ from hw.soc.dma import (
     Dma,
     axi_read_signature,
     axi_signature,
+    gather_layout,
     times_step,
     window_check,
     window_end,
@@ -144,6 +146,7 @@ class Accelerator(wiring.Component):
         self._gather(m, b)
         self._wire_store_side(m, b)
         self._wire_load_side(m, b)
+        self._pair_load(m, b)
         self._kept_input(m, b)
         self._counters(m, b)
         self._sequencer(m, b)
@@ -160,14 +163,61 @@ class Accelerator(wiring.Component):
         D, g = b.D, b.dma.g
         split = D.in_split << LANE_BITS
         piece = (D.in_groups << (self._config.group.bit_length() - 1)) - split
-        m.d.sync += [g.piece.eq(piece), g.per_row.eq(D.in_w),
-                     g.pitch.eq(D.in_pitch << LANE_BITS),
-                     g.step.eq(times_step(piece, D.in_step)), g.split.eq(split),
-                     g.a_base.eq(b.check.input_start)]
+        with m.If(b.pair):          # a pair load's even blocks (`_pair_load`)
+            m.d.sync += [getattr(g, f).eq(getattr(b.pair_g, f))
+                         for f in ("piece", "per_row", "pitch", "step", "split")]
+        with m.Else():
+            m.d.sync += [g.piece.eq(piece), g.per_row.eq(D.in_w),
+                         g.pitch.eq(D.in_pitch << LANE_BITS),
+                         g.step.eq(times_step(piece, D.in_step)), g.split.eq(split),
+                         g.a_base.eq(b.check.input_start)]
         m.d.comb += g.restart.eq(b.band.y == 0)
+
+    def _pair_load(self, m, b):
+        """A pair load (LayerHints.PAIR_LOAD, where the layer allows it: `host.perf.pair_eligible`
+        is the same rule): a conv band's input, or a pool band's map, placed at stride 1 with
+        V = W, of whole-beat pixels from a beat boundary, loaded in blocks of P = B / 2 pixels,
+        the even ones on the read channel (a gather: a block, then the next but one), the odd
+        ones on the weight port once its weights are in (`pq`; hw.core.ifm_store writes each
+        into its own half of the banks). `pair_a` and `pair_b` (the two streams' bytes) are
+        registered from the band's rows, settled long before the load (the store's set-up)."""
+        cfg, D, check = self._config, b.D, b.check
+        if not (cfg.weight_port and cfg.ifm_banks >= 2):
+            return
+        lg_p = (cfg.ifm_banks // 2).bit_length() - 1
+        lg_wpl = cfg.ifm_words_per_line.bit_length() - 1
+        lg_m = cfg.group.bit_length() - 1
+        geom = b.core.ifm_geom
+        hinted = (D.hints.as_value() & LayerHints.PAIR_LOAD.value) != 0
+        whole = geom.in_groups[:lg_wpl] == 0 if lg_wpl else Const(1)
+        addr = Mux(b.pool_after_load, b.pband.in_addr, b.band.in_addr)
+        conv = ((D.kind == LayerKind.CONV) & (D.stride == 1) & (D.out_w <= D.in_w)
+                & ~check.gathered & ~check.joined & ~check.fused & ~check.blocked
+                & check.weights_fit & ~b.wsplit)
+        m.d.comb += b.pair.eq(hinted & whole & (addr[:LANE_BITS] == 0)
+                              & (b.pool_after_load | conv))
+        pb = Signal(24, name="pair_pixel_bytes")
+        n = Signal(32, name="pair_pixels")
+        na = Signal(32, name="pair_a_pixels")
+        rows = Mux(b.pool_after_load, b.pband.rows, b.band.rows)
+        half = cfg.ifm_banks // 2
+        rest = n[:lg_p + 1]
+        m.d.sync += [pb.eq(geom.in_groups << lg_m), n.eq(rows * geom.in_w),
+                     na.eq(((n >> (lg_p + 1)) << lg_p) + Mux(rest > half, half, rest)),
+                     b.pair_a.eq(na * pb),
+                     b.pair_g.piece.eq(pb << lg_p), b.pair_g.per_row.eq(1),
+                     b.pair_g.pitch.eq(pb << (lg_p + 1)), b.pair_g.step.eq(0),
+                     b.pair_g.split.eq(0)]
 
     def _state(self, m, b):
         """The run's registers: bases, header, current descriptor, layer, error."""
+        # (a pair load's, `_pair_load`)
+        b.pair = Signal(name="pair_load")
+        b.pq = SimpleNamespace(pending=Signal(name="pq_pending"),
+                               addr=Signal(ADDR_BITS + 1, name="pq_addr"),
+                               length=Signal(48, name="pq_length"))
+        b.pair_g = Signal(gather_layout(), name="pair_g")
+        b.pair_a = Signal(48, name="pair_a_bytes")
         b.image_base = Signal(ADDR_BITS)
         b.act_base = Signal(ADDR_BITS)
         b.hdr = Signal(image_header_layout())
@@ -405,6 +455,7 @@ class Accelerator(wiring.Component):
         loader whenever it takes them, and the beats still to come (`weights_in`: none)."""
         wq, w_cmd, w_data, weights = b.wq, b.dma.w_cmd, b.dma.w_data, b.weights
         res, add = b.res, b.add
+        b.weights_in_port = (wq.left == 0) & ~wq.pending & ~b.wb.pending
         # A fused conv in bands: its residual reads take the weight port once the weights are
         # in (all of them fit the buffer), in any state: the read channel stays free for band
         # prefetch. (In one band the residual stays on the read channel from the core's start:
@@ -414,17 +465,26 @@ class Accelerator(wiring.Component):
         m.d.comb += b.banded.eq((exec_.band_rows != 0) & (exec_.band_rows < b.D.out_h))
         residual = Signal(name="residual_on_weight_port")
         m.d.comb += residual.eq(b.check.fused & b.banded & (wq.left == 0) & ~wq.pending)
+        pq, ifm2 = b.pq, b.core.ifm_beat2
         with m.If(residual):
             m.d.comb += [w_cmd.valid.eq(res.pending), w_cmd.payload.addr.eq(res.addr),
                          w_cmd.payload.length.eq(res.length),
                          w_data.ready.eq(add.b.ready), add.b.valid.eq(w_data.valid)]
             with m.If(res.pending & w_cmd.ready):
                 m.d.sync += res.pending.eq(0)
+        with m.Elif(b.weights_in_port):
+            # every weight beat is in: a pair load's odd blocks (`_pair_load`) into the store
+            m.d.comb += [w_cmd.valid.eq(pq.pending), w_cmd.payload.addr.eq(pq.addr),
+                         w_cmd.payload.length.eq(pq.length), b.dma.w_gather.eq(1),
+                         b.dma.w_g.eq(b.pair_g),
+                         w_data.ready.eq(ifm2.ready), ifm2.valid.eq(w_data.valid)]
+            with m.If(pq.pending & w_cmd.ready):
+                m.d.sync += pq.pending.eq(0)
         with m.Else():
             m.d.comb += [w_cmd.valid.eq(wq.pending), w_cmd.payload.addr.eq(wq.addr),
                          w_cmd.payload.length.eq(wq.length), w_data.ready.eq(weights.ready),
                          weights.accept.eq(w_data.valid & w_data.ready)]
-        m.d.comb += [weights.payload.eq(w_data.payload),
+        m.d.comb += [weights.payload.eq(w_data.payload), ifm2.payload.eq(w_data.payload),
                      weights.payload_b.eq(b.dma.rd_data.payload),
                      weights.kt_words.eq(b.check.kt_words),
                      weights.release.eq(Mux(wq.fresh, 0, b.core.w_release))]
@@ -433,7 +493,7 @@ class Accelerator(wiring.Component):
         m.d.sync += wq.left.eq(wq.left - weights.accept - weights.accept_b)
         with m.If(b.core.start):
             m.d.sync += wq.fresh.eq(0)
-        b.weights_in = (wq.left == 0) & ~wq.pending & ~b.wb.pending
+        b.weights_in = b.weights_in_port
 
     @staticmethod
     def _next_tile(m, q, wq):
@@ -762,14 +822,14 @@ class Accelerator(wiring.Component):
                 lane = b.band.in_addr[:LANE_BITS]
                 m.d.comb += [core.ifm_load.eq(1), core.ifm_load_lane.eq(lane)]
                 m.d.sync += b.kept.valid.eq(0)
-                beats = (lane + b.band.in_bytes + BEAT_BYTES - 1) >> LANE_BITS
-                m.d.comb += b.dma.gather.eq(check.gathered)
+                addr, length, beats = self._load_command(m, b, b.band)
+                m.d.comb += b.dma.gather.eq(check.gathered | b.pair)
                 with m.If(self._follows(b)):
-                    b.read(b.band.in_addr, b.band.in_bytes, beats, "RUN_START")
+                    b.read(addr, length, beats, "RUN_START")
                     with m.If(b.dma.rd_cmd.ready):
                         m.d.sync += b.follow.eq(1)
                 with m.Else():
-                    b.read(b.band.in_addr, b.band.in_bytes, beats, "LOAD")
+                    b.read(addr, length, beats, "LOAD")
         with m.State("LOAD"):
             m.d.comb += [rd_data.ready.eq(core.ifm_beat.ready),
                          core.ifm_beat.valid.eq(rd_data.valid)]
@@ -799,10 +859,24 @@ class Accelerator(wiring.Component):
                 m.next = "POOL"
             with m.Elif(core.ifm_ready):
                 lane = b.pband.in_addr[:LANE_BITS]
-                m.d.comb += [core.ifm_load.eq(1), core.ifm_load_lane.eq(lane)]
+                m.d.comb += [core.ifm_load.eq(1), core.ifm_load_lane.eq(lane),
+                             b.dma.gather.eq(b.pair)]
                 m.d.sync += b.kept.valid.eq(0)
-                b.read(b.pband.in_addr, b.pband.in_bytes,
-                       (lane + b.pband.in_bytes + BEAT_BYTES - 1) >> LANE_BITS, "LOAD")
+                b.read(*self._load_command(m, b, b.pband), "LOAD")
+
+    def _load_command(self, m, b, band):
+        """(address, bytes, beats) of the read-channel command that loads `band`'s input (a
+        conv band's or a pool band's): the whole range, or a pair load's even blocks, with its
+        odd ones queued for the weight port (`_pair_load`). Issued with ``ifm_load``."""
+        lane = band.in_addr[:LANE_BITS]
+        beats = (lane + band.in_bytes + BEAT_BYTES - 1) >> LANE_BITS
+        m.d.comb += b.core.ifm_pair.eq(b.pair)
+        with m.If(b.pair & b.dma.rd_cmd.ready):
+            m.d.sync += [b.pq.pending.eq(band.in_bytes != b.pair_a),
+                         b.pq.addr.eq(band.in_addr + b.pair_g.piece),
+                         b.pq.length.eq(band.in_bytes - b.pair_a)]
+        return (band.in_addr, Mux(b.pair, b.pair_a, band.in_bytes),
+                Mux(b.pair, b.pair_a >> LANE_BITS, beats))
 
     def _pool_band_states(self, m, b):
         """The pool pass in bands of `graph.exec.pool_band_rows` pooled rows (0: the whole

@@ -361,7 +361,8 @@ class ReadGather(wiring.Component):
                 with m.If(g.restart):
                     m.d.sync += a_addr.eq(g.a_base)
         with m.Else():
-            length = Mux(walk, g.piece, g.split)
+            # (a pair load's last block may be short: the piece is clamped to the bytes left)
+            length = Mux(walk, Mux(left < g.piece, left, g.piece), g.split)
             m.d.comb += [self.out.valid.eq(1), self.out.payload.addr.eq(Mux(walk, addr, a_addr)),
                          self.out.payload.length.eq(length)]
             with m.If(self.out.ready):
@@ -385,7 +386,8 @@ class Dma(wiring.Component):
     (any engine; sticky until ``clear``), ``busy``, ``bytes_read``, ``bytes_written``.
 
     ``weight_port``: a second reader on its own read-only AXI4 master ``m_axi_w`` (``w_cmd``,
-    ``w_data``), the same window; ``bytes_read`` and ``busy`` count both readers.
+    ``w_data``), the same window, behind its own `ReadGather` (``w_gather``, ``w_g``: a pair
+    load's odd blocks); ``bytes_read`` and ``busy`` count both readers.
 
     ``rd_cmd`` goes through a `ReadGather` (``gather``, ``g``): a command taken while
     ``gather`` is high is read piece by piece."""
@@ -407,7 +409,8 @@ class Dma(wiring.Component):
         if weight_port:
             members |= {"w_cmd": In(stream.Signature(dma_command_layout())),
                         "w_data": Out(stream.Signature(DATA_BITS)),
-                        "m_axi_w": Out(axi_read_signature())}
+                        "m_axi_w": Out(axi_read_signature()),
+                        "w_gather": In(1), "w_g": In(gather_layout())}
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -424,7 +427,10 @@ class Dma(wiring.Component):
         engines = [(rd, self.m_axi), (wr, self.m_axi)]
         if self._weight_port:
             m.submodules.weight_reader = wrd = DmaReader(self._outstanding)
-            wiring.connect(m, wiring.flipped(self.w_cmd), wrd.cmd)
+            m.submodules.w_gather = w_gather = ReadGather()
+            wiring.connect(m, wiring.flipped(self.w_cmd), w_gather.cmd)
+            wiring.connect(m, w_gather.out, wrd.cmd)
+            m.d.comb += [w_gather.gather.eq(self.w_gather), w_gather.g.eq(self.w_g)]
             wiring.connect(m, wrd.data, wiring.flipped(self.w_data))
             engines.append((wrd, self.m_axi_w))
         for engine, bus in engines:
@@ -439,6 +445,7 @@ class Dma(wiring.Component):
         readers = [e for e, _ in engines if e is not wr]
         m.d.comb += [self.error.eq(wr.error | Cat(*(r.error for r in readers)).any()),
                      self.busy.eq(wr.busy | gather.busy
+                                  | (w_gather.busy if self._weight_port else 0)
                                   | Cat(*(r.busy for r in readers)).any()),
                      self.bytes_read.eq(sum(r.bytes_read for r in readers)),
                      self.bytes_written.eq(wr.bytes_written)]
