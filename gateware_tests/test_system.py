@@ -19,7 +19,7 @@ from host.nn import Layer, Network
 from host.perf import pool_prefetch
 from host.quant import quantize, quantize_input, run_int
 from hw.config import SenseConfig
-from hw.layouts import (LayerFlags, LayerKind, graph_layout, image_header_layout,
+from hw.layouts import (LayerFlags, LayerHints, LayerKind, graph_layout, image_header_layout,
                         layer_descriptor_layout)
 from hw.regmap import register
 from sim.networks import (
@@ -897,6 +897,47 @@ def test_pool_width_8():
     for step, (qnet, x, image) in zip(res["steps"], runs):
         check_run(step, qnet, x, image, config)
 
+
+def _pair_loads(image, config) -> int:
+    return sum(1 for d in layer_table(image, config)[1]
+               if int(d.hints) & LayerHints.PAIR_LOAD.value)
+
+
+def test_pair_loads(monkeypatch):
+    """Pair loads (LayerHints.PAIR_LOAD: a band's input or a pool band's map in blocks of
+    B / 2 pixels on both read ports) on the eight-column grid with the weight port: the pooling
+    network in bands (a conv with its fused pool pass, average, max and global pools) and the
+    VGG-style stack, packed with the hints where the model finds them faster and without any:
+    bit-exact, DRAM bytes and counters exact, cycles within the model's tolerance, the same
+    bytes read and fewer cycles with them. Then on the four-column grid with random stalls on
+    every channel of both ports and the bus monitor: bit-exact, nothing outside the window, the
+    model a lower bound."""
+    config = CONFIG.replace(cols=8, pool_width=8, weight_port=True)
+    rng = np.random.default_rng(37)
+    nets = [banded_pooling_network(rng), vgg_style_network(rng)]
+    quantized_nets = [quantized(net, rng, config, n=1) for net in nets]
+    images = [pack_image(qnet, config) for qnet, _ in quantized_nets]
+    with monkeypatch.context() as patch:
+        patch.setattr(perf, "pair_eligible", lambda *args, **kwargs: False)
+        plain = [pack_image(qnet, config) for qnet, _ in quantized_nets]
+    assert all(_pair_loads(image, config) for image in images)
+    assert not any(_pair_loads(image, config) for image in plain)
+    steps, runs = [], []
+    for net, (qnet, x), image, unhinted in zip(nets, quantized_nets, images, plain):
+        for tag, img in (("pair", image), ("plain", unhinted)):
+            steps.append({"op": "run", "image": img, "x": x, "name": f"{net.name}-{tag}"})
+            runs.append((qnet, x, img))
+    res = run_system(config, steps, name="system-pool8", dram="design")
+    for step, (qnet, x, image) in zip(res["steps"], runs):
+        check_run(step, qnet, x, image, config)
+    for pair, one in zip(res["steps"][::2], res["steps"][1::2]):
+        a, b = pair["runs"][0], one["runs"][0]
+        assert a["dram_read_bytes"] == b["dram_read_bytes"]
+        assert a["cycles"] < b["cycles"], (pair["name"], a["cycles"], b["cycles"])
+    qnet, x = quantized(banded_pooling_network(rng), rng, RING_WEIGHT_PORT, n=1)
+    image = pack_image(qnet, RING_WEIGHT_PORT)
+    assert _pair_loads(image, RING_WEIGHT_PORT)
+    check_stalled_run(RING_WEIGHT_PORT, qnet, x, image, "system-pair-stalls")
 
 def test_weight_port_ring_blocks_and_stalls():
     """With the weight port: weights streamed through a ring smaller than them, with random
