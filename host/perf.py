@@ -578,8 +578,9 @@ def pair_eligible(d: LayerDescriptor, config: SenseConfig, pool: bool = False) -
 
 
 def _band_load(d: LayerDescriptor, config: SenseConfig, i: int, band, band_tiles,
-               prefetched: bool, pair_wait: int | None = None):
-    """Band `i`'s input (`band`: host.buffers.layer_bands): its DRAM beats, the cycles from its
+               prefetched: bool, weight_bytes: int = 0):
+    """Band `i`'s input (`band`: host.buffers.layer_bands; a pair load, `pair_eligible`, with
+    the layer's `weight_bytes` before it on the weight port): its DRAM beats, the cycles from its
     first band state to the core's start, and when the load follows the core
     (`load_follows`) the function pixel tile -> ready cycle (`_rows_ready`), else None. (Bands
     after the first: their states and the store's set-up before the input loads; a kept input
@@ -591,9 +592,12 @@ def _band_load(d: LayerDescriptor, config: SenseConfig, i: int, band, band_tiles
     states = BAND_STATES + (0 if i == 0 else BAND_SETUP_WAIT)
     if d.has(LayerFlags.INPUT_KEPT):     # (one band: the store still holds it)
         return in_beats, states + KEPT_STATES, None
-    if pair_wait is not None:           # a pair load: the odd blocks from `pair_wait` on
+    if pair_eligible(d, config):
+        # a pair load: the odd blocks once the weights are in (the first band's, queued at
+        # its start, stream while its states and parameters go by; `weight_bytes`)
+        wait = max(0, weight_bytes // BEAT_BYTES - BAND_STATES - d.out_channels) if i == 0 else 0
         pieces = pair_row_pieces(rows, d.in_w, pixel_bytes // BEAT_BYTES,
-                                 config.ifm_banks // 2, pair_wait)
+                                 config.ifm_banks // 2, PAIR_LAG + wait)
     else:
         pieces = load_row_pieces(rows, d.in_w, pixel_bytes, lane)
     if not load_follows(d, config, prefetched):
@@ -756,7 +760,6 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
     prefetch = resident and not blocked and (not fuse or config.weight_port) and len(bands) > 1 \
         and fits_half_store(band_geometry(d, config), config)
     split = splits_weights(d, config)
-    pair = pair_eligible(d, config)
     write_bytes = pixels * kpad
     if fuse:
         # (the residual's ranges are the output's, in whole beats: `write_bytes` when every
@@ -769,12 +772,8 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
         band_tiles = tiles[first_tile:first_tile + n_tiles]
         band_cost = cost[first_tile:first_tile + n_tiles]
         first_tile += n_tiles
-        # a pair load's odd blocks wait for the weights (the first band's, queued at its
-        # start, while its states and parameters go by)
-        pair_wait = (PAIR_LAG + max(0, weight_bytes // beat - BAND_STATES - (k if i == 0 else 0))
-                     if i == 0 else PAIR_LAG) if pair else None
         in_beats, gap, ready = _band_load(d, config, i, band, band_tiles, prefetch and i > 0,
-                                          pair_wait)
+                                          weight_bytes)
         read_bytes += 0 if d.has(LayerFlags.INPUT_KEPT) else in_beats * beat
         streamed = i == 0 or not resident or blocked
         if streamed:
