@@ -568,8 +568,9 @@ def pair_eligible(d: LayerDescriptor, config: SenseConfig, pool: bool = False) -
             and int(d.hints) & LayerHints.PAIR_LOAD.value):
         return False
     wpl = config.ifm_words_per_line
-    if pool:
-        return pool_map(d, config)[2] % wpl == 0
+    if pool:        # (the map read back: a pooling layer's input, or the conv's output)
+        src = d.in_offset if int(d.kind) in POOL_KINDS else d.out_offset
+        return pool_map(d, config)[2] % wpl == 0 and src % BEAT_BYTES == 0
     resident = d.k_tiles * k_tile_words(d, config) <= config.weight_depth
     return (int(d.kind) == LayerKind.CONV.value and d.stride == 1 and d.out_w <= d.in_w
             and d.in_groups % wpl == 0 and d.in_offset % BEAT_BYTES == 0 and not d.in_step
