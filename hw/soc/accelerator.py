@@ -179,8 +179,9 @@ class Accelerator(wiring.Component):
         V = W, of whole-beat pixels from a beat boundary, loaded in blocks of P = B / 2 pixels,
         the even ones on the read channel (a gather: a block, then the next but one), the odd
         ones on the weight port once its weights are in (`pq`; hw.core.ifm_store writes each
-        into its own half of the banks). `pair_a` and `pair_b` (the two streams' bytes) are
-        registered from the band's rows, settled long before the load (the store's set-up)."""
+        into its own half of the banks). `pair_a` (the read channel's bytes; the weight port's
+        are the rest) is registered from the band's rows, settled long before the load (the
+        store's set-up)."""
         cfg, D, check = self._config, b.D, b.check
         if not (cfg.weight_port and cfg.ifm_banks >= 2):
             return
