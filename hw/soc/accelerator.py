@@ -11,7 +11,8 @@ with no CPU in between:
    on-chip buffers (TOO_LARGE) and, every byte range it names, against the DMA window
    (OUT_OF_WINDOW), all before any transaction for the layer;
 3. the parameter block goes to the bias/requant memory (one beat per output channel), the input
-   activations to the IFM banks (one beat = one bank line per cycle);
+   activations to the IFM banks (one beat = one bank line per cycle; with the PAIR_LOAD hint,
+   where the layer allows it, in blocks of B / 2 pixels on both read ports: `_pair_load`);
 4. the core runs while the weight loader streams the weight block into the weight ring (the core
    issues a group only when its words are in; the loader only overwrites words the core has
    released) and the output writer turns the core's output rows into the activation layout in
