@@ -38,6 +38,7 @@ from hw.layouts import (
     LayerDescriptor,
     psum_row_bytes,
     LayerFlags,
+    LayerHints,
     KINDS_RUN,
     LayerKind,
     POOL_KINDS,
@@ -1162,7 +1163,8 @@ def unsupported_problem(descs, config: SenseConfig | None = None) -> str | None:
 def layer_note(entry: dict) -> str:
     """The note `sense inspect` adds to a `describe` layer entry: with a fused add (FUSE_ADD)
     the conv that does the add, or the add a conv does; with INPUT_KEPT that its input stays in
-    the IFM store; with an input gather its step; "" otherwise."""
+    the IFM store; with an input gather its step; its hints (split weights, pair load); ""
+    otherwise."""
     notes = []
     if entry.get("fused_add") is not None:
         notes.append(f"done by layer {entry['fused_add']}" if entry["kind"] == "add"
@@ -1173,6 +1175,7 @@ def layer_note(entry: dict) -> str:
         notes.append("joined with layer {} at step {}".format(*entry["input_join"]))
     elif entry.get("input_gather"):
         notes.append(f"input gathered, step {entry['input_gather']}")
+    notes += [hint.replace("_", " ") for hint in entry.get("hints", [])]
     return f"  ({'; '.join(notes)})" if notes else ""
 
 
@@ -1208,6 +1211,8 @@ def describe(data: bytes, config: SenseConfig | None = None) -> dict:
             "input_gather": 0 if d.in_split else d.in_step,
             # a joined conv (host.join): its second input and the step over it
             "input_join": [qnet.sources(i)[1], layer.join] if layer.join else None,
+            # the descriptor's hints (LayerHints), by name
+            "hints": [h.name.lower() for h in LayerHints if int(d.hints) & h.value],
         }
         if layer.kind in ("conv", "fc"):
             nonzero = int((layer.w != 0).sum())

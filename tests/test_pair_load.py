@@ -82,3 +82,13 @@ def test_hint_set_only_where_faster_and_changes_no_result():
     assert hinted["dram_write_bytes"] == plain["dram_write_bytes"]
     assert hinted["cycles"] < plain["cycles"]
     assert (run_int(unpack_image(image, WP), x) == run_int(qnet, x)).all()
+
+
+def test_inspect_names_the_hint():
+    """`sense inspect` (host.image.describe, layer_note) names a layer's hints."""
+    from host.image import describe, layer_note
+
+    _, _, image = _packed(_net(np.random.default_rng(2), c=64, h=16, w=16, k=4))
+    entry = describe(image)["layers"][0]
+    assert entry["hints"] == ["pair_load"]
+    assert "pair load" in layer_note(entry)
