@@ -206,7 +206,6 @@ def test_pair_load_places_both_streams(cols, M, c, h, w, half):
         ctx.set(dut.load, 0)
         ctx.set(dut.pair, 0)
         pending = [list(s_) for s_ in streams]
-        done = set()
         cycles = 0
         ports = (dut.beat, dut.beat2)
         while ctx.get(dut.loading):
@@ -223,7 +222,7 @@ def test_pair_load_places_both_streams(cols, M, c, h, w, half):
             cycles += 1
             for q, taken in zip(pending, sends):
                 if taken:
-                    done.add(q.pop(0))
+                    q.pop(0)
         for port in ports:
             ctx.set(port.valid, 0)
         assert not pending[0] and not pending[1]
