@@ -34,12 +34,22 @@ LAYERS = [
 ]
 
 
+# Images stacked in one map without separator rows (host.batch): (name, layer's index in
+# LAYERS, images, rows per image); each image is padded on its own (`ConvLayer.image_rows`).
+STACKED = [("k3s1p1-x3", 1, 3, 7), ("k3s2p1-x2", 2, 2, 8)]
+
+
 def make_layers(config, seed):
     rng = np.random.default_rng(seed)
     layers, ready = [], []
-    for i, (name, c, k, h, w, r, s, p, z, dead, relu, rd) in enumerate(LAYERS):
+    stacked = [(name, *LAYERS[i][1:3], rows * n, *LAYERS[i][4:], n)
+               for name, i, n, rows in STACKED]
+    for i, (name, c, k, h, w, r, s, p, z, dead, relu, rd, *images) in enumerate(
+            LAYERS + stacked):
         layer = random_layer(rng, config, c=c, k=k, h=h, w=w, r=r, stride=s, pad=p,
                              zero_density=z, dead_channels=dead, relu=relu, name=name)
+        if images:
+            layer.image_rows = (h // images[0], layer.out_shape()[0] // images[0])
         # Every other layer runs pixel tile outer (the IFM-stationary tile order).
         layer.ifm_stationary = i % 2 == 1
         layers.append(layer)

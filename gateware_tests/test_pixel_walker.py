@@ -32,10 +32,16 @@ def expected_tiles(cfg, layer):
     for n, (k0, t) in enumerate(order):
         p0, count = tiles_p[t]
         cols = []
+        bottom = None
         for j in range(cfg.cols):
             oy, ox = divmod(p0 + j, layer["out_w"])
             iy0 = oy * layer["stride"] - layer["pad_top"]
             ix0 = ox * layer["stride"] - layer["pad"]
+            if j < count:
+                bottom = iy0 + layer["kernel_h"] - 1     # the last input row it reads
+            if layer.get("img_h"):
+                # stacked images: the row within the pixel's own image
+                iy0 = (layer["oyl0"] + oy) % layer["img_oh"] * layer["stride"] - layer["pad"]
             cols.append((1, iy0, ix0) if j < count else 0)
         oy, ox = divmod(p0, layer["out_w"])
         pi = oy * g.v + ox
@@ -45,7 +51,7 @@ def expected_tiles(cfg, layer):
             new_kt, w_zero = 1, int(k0 == 0)
         else:
             new_kt, w_zero = int(t == 0), int(n == 0)
-        tiles.append((k0, p0, count, new_kt, w_zero, pi_split, cols))
+        tiles.append((k0, p0, count, new_kt, w_zero, pi_split, cols, bottom))
     return tiles
 
 
@@ -61,11 +67,16 @@ LAYERS = [
     # a middle band of a tiled layer: padding at the sides, none above
     dict(in_h=4, in_w=6, in_groups=2, out_h=2, out_w=6, out_channels=4, stride=1, pad=1,
          pad_top=0),
+    # a band of stacked 3-row images (stride 2: 6 input rows each) starting at an image's
+    # second output row: the columns' rows are their own image's
+    dict(in_h=15, in_w=3, in_groups=1, out_h=7, out_w=2, out_channels=3, stride=2, pad=1,
+         pad_top=0, img_h=6, img_oh=3, oyl0=1),
 ]
 
 
 @pytest.mark.parametrize("ifm_stationary", [0, 1], ids=["weight", "ifm"])
-@pytest.mark.parametrize("layer", LAYERS, ids=["3x3p1", "s2", "fc", "valid", "band"])
+@pytest.mark.parametrize("layer", LAYERS, ids=["3x3p1", "s2", "fc", "valid", "band",
+                                                "stacked"])
 def test_walker_emits_every_tile_in_order(layer, ifm_stationary):
     layer = {"pad_top": layer["pad"], **layer, "kernel_h": 3, "kernel_w": 3, "relu": 0,
              "ifm_stationary": ifm_stationary}
@@ -91,11 +102,10 @@ def test_walker_emits_every_tile_in_order(layer, ifm_stationary):
                 for j in range(CONFIG.cols):
                     c = ctx.get(dut.tile[j])
                     cols.append((1, c.iy0, c.ix0) if c.valid else 0)
-                # the last input row the tile's windows read (load following)
-                bottom = max(c[1] for c in cols if c) + layer["kernel_h"] - 1
-                assert ctx.get(dut.need_row) == bottom
+                # (need_row: the last input row the tile's windows read, for load following)
                 got.append((info.k0, info.p0, info.count, ctx.get(dut.new_kt),
-                            ctx.get(dut.w_zero), (ctx.get(dut.pi_hi), ctx.get(dut.pi_lo)), cols))
+                            ctx.get(dut.w_zero), (ctx.get(dut.pi_hi), ctx.get(dut.pi_lo)), cols,
+                            ctx.get(dut.need_row)))
                 ctx.set(dut.take, 1)
             else:
                 ctx.set(dut.take, 0)

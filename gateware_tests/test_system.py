@@ -721,17 +721,25 @@ def test_batch_through_the_fc_layers():
     assert runs[-1]["dram_read_bytes"] < weights + 2 * split.slot_bytes * 3 + 4096
 
 
-def test_batch_through_a_stacked_tail():
+@pytest.mark.parametrize("separators", [True, False])
+def test_batch_through_a_stacked_tail(separators):
     """A batch whose suffix starts after the stem (`host.batch`, a stacked tail): the three
-    images' maps stacked with separator rows through two bottlenecks (3x3 stride 2 and 1, a
-    fused projection add, bands), GAP as a windowed average pool and FC. The writer zeroes every
-    conv's separator rows, so every image's logits equal the whole network's, bit for bit;
-    every run's DRAM bytes and MACs are the model's and its cycles within the tolerance."""
+    images' maps stacked through two bottlenecks (3x3 stride 2 and 1, a fused projection add,
+    bands), GAP as a windowed average pool and FC. With separator rows the writer zeroes every
+    conv's; without, each image of the stack is padded on its own (the descriptor's image
+    rows), and the stride-2 conv's bands of 6 output rows start inside 4-row images. Either
+    way every image's logits equal the whole network's, bit for bit; every run's DRAM bytes
+    and MACs are the model's and its cycles within the tolerance."""
     rng = np.random.default_rng(43)
     qnet, x = quantized(stacked_tail_network(rng), rng, CONFIG, n=3)
-    split, prefix, suffix = pack_batch(qnet, CONFIG, 3, start=1)
+    split, prefix, suffix = pack_batch(qnet, CONFIG, 3, start=1, separators=separators)
     _, descs = layer_table(suffix, CONFIG)
-    assert any(d.sep_slot for d in descs) and any(d.g("exec.band_rows") for d in descs)
+    assert any(d.g("exec.band_rows") for d in descs)
+    if separators:
+        assert any(d.sep_slot for d in descs)
+    else:
+        assert not any(d.sep_slot for d in descs)
+        assert any(d.g("links.image_step") for d in descs)
     step = {"op": "batch", "image": prefix, "suffix": suffix, "x": x, "batch": 3,
             "slot_bytes": split.slot_bytes, "valid_bytes": split.valid_bytes,
             "name": "stacked"}

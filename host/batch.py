@@ -25,11 +25,21 @@ A **stacked tail** (`split_batch(..., start=i)`) starts the suffix earlier, at l
 the weights of every layer from there on (ResNet-50's last stages, whose 7x7 and 14x14 maps read
 far more weight bytes than activation bytes) are read once per batch too. The suffix's input
 stacks the N prefix outputs as one (C, slot * N, W) map: image n's rows are rows n * slot ..
-n * slot + H - 1, and the other slot - H rows are **separator rows**, zeros, that stand in for
-each image's padding. Every layer of the tail runs on the stacked map as it is (a k x k conv
-with stride s on a map of slot rows per image gives slot / s rows per image), and every conv
-writes the separator rows of its output as zeros (`QLayer.sep`, the descriptor's `sep_slot` and
-`sep_valid`, hw.soc.output_writer), so that an image's windows only ever read its own rows or
+n * slot + H - 1.
+
+**Without separator rows** (the default wherever it holds): the slot is the image's H rows, and
+every padded conv of the tail carries its images' input and output rows (`QLayer.image_rows`,
+the descriptor's ``links.image_rows`` / ``image_out_rows`` / ``image_step``): the gateware's
+pixel walker counts each output row's row within its image and the IFM decoder checks a window
+tap against that image's rows, so each image is padded on its own and no row of the stack is
+issued, loaded or written for nothing. It holds when every conv of the tail turns whole images
+into whole images (its stride divides the image's rows and the stacked output has N times the
+image's output rows: ResNet-50's 56/28/14/7-row stages do). Otherwise (or with
+``separators=True``) the slot's other slot - H rows are **separator rows**, zeros, that stand
+in for each image's padding. With separators every layer of the tail runs on the stacked map
+as it is (a k x k conv with stride s on a map of slot rows per image gives slot / s rows per
+image), and every conv writes the separator rows of its output as zeros (`QLayer.sep`, the
+descriptor's `sep_slot` and `sep_valid`, hw.soc.output_writer), so that an image's windows only ever read its own rows or
 zeros: each image's rows are exactly the whole network's. The slot is the smallest one (from H
 up) for which that holds at every layer (`stacked_slot`). The tail may hold convolutions
 (without a fused max-pool), residual adds and concats, then a global average pool, which becomes
@@ -148,11 +158,13 @@ def _tail_problem(qnet: QNetwork, start: int) -> str | None:
     return None
 
 
-def _tail_slots(qnet: QNetwork, start: int, slot: int, batch: int, cols: int):
+def _tail_slots(qnet: QNetwork, start: int, slot: int, batch: int, cols: int,
+                masked: bool = False):
     """{tensor: (slot rows, image rows)} of the tail for an input slot of `slot` rows (tensor
     -1: the tail's input, i its layer i's output), or None where a window of one image would
     reach another's rows or the gateware's separator rule (a slot of at least `cols` pixels)
-    fails."""
+    fails. `masked` (a slot of the image's rows, each image padded on its own by the
+    gateware): None unless every conv's images give whole images of output rows."""
     shapes = as_network(qnet).out_shapes()
     rows = {start - 1: batch * slot}        # each tensor's rows in the stacked map
     slots = {start - 1: (slot, shapes[start - 1][1])}
@@ -182,6 +194,12 @@ def _tail_slots(qnet: QNetwork, start: int, slot: int, batch: int, cols: int):
             continue
         r, st, p = layer.w.shape[2], layer.stride, layer.pad
         h_out, w_out = shapes[i][1], shapes[i][2]
+        if masked:
+            if s_in != h_in or s_in % st or h_out * st != s_in or \
+                    (rows[i] + 2 * p - r) // st + 1 != batch * h_out:
+                return None
+            rows[i], slots[i] = batch * h_out, (h_out, h_out)
+            continue
         if s_in % st or s_in - h_in < p or (h_out - 1) * st - p + r > s_in:
             return None
         s_out = s_in // st
@@ -192,18 +210,25 @@ def _tail_slots(qnet: QNetwork, start: int, slot: int, batch: int, cols: int):
     return slots
 
 
-def stacked_slot(qnet: QNetwork, start: int, batch: int, group: int, cols: int) -> int:
-    """The smallest slot (rows per image of the tail's input, from its H up to MAX_SLOT_FACTOR
-    times that) for which every layer of the tail from `start` keeps its images apart and the
-    slot's bytes are BLOCK_ALIGN-aligned; BatchError if none or the tail cannot be stacked."""
+def stacked_slot(qnet: QNetwork, start: int, batch: int, group: int, cols: int,
+                 separators: bool = False) -> tuple[int, bool]:
+    """(slot, masked): the image's own rows without separator rows (`masked`: every conv of
+    the tail gives whole images of output rows, and the gateware pads each image on its own,
+    the descriptor's image rows) unless `separators`; else the smallest slot (rows per image of
+    the tail's input, from its H up to MAX_SLOT_FACTOR times that) for which every layer of the
+    tail from `start` keeps its images apart with separator rows. Either way the slot's bytes
+    are BLOCK_ALIGN-aligned; BatchError if none or the tail cannot be stacked."""
     problem = _tail_problem(qnet, start)
     if problem:
         raise BatchError(problem)
     c, h, w = as_network(qnet).out_shapes()[start - 1]
     row = w * -(-c // group) * group
+    if not separators and (h * row) % BLOCK_ALIGN == 0 and \
+            _tail_slots(qnet, start, h, batch, cols, masked=True):
+        return h, True
     for slot in range(h, MAX_SLOT_FACTOR * h + 1):
         if (slot * row) % BLOCK_ALIGN == 0 and _tail_slots(qnet, start, slot, batch, cols):
-            return slot
+            return slot, False
     raise SlotError(f"no slot of {h} to {MAX_SLOT_FACTOR * h} rows keeps the images apart in "
                      f"every layer from {start} ({qnet.layers[start].name}) on")
 
@@ -213,9 +238,10 @@ def stack_starts(qnet: QNetwork) -> list[int]:
     return [i for i in range(1, len(qnet.layers)) if _tail_problem(qnet, i) is None]
 
 
-def _stacked_split(qnet: QNetwork, batch: int, group: int, start: int, cols: int) -> BatchSplit:
-    slot = stacked_slot(qnet, start, batch, group, cols)
-    slots = _tail_slots(qnet, start, slot, batch, cols)
+def _stacked_split(qnet: QNetwork, batch: int, group: int, start: int, cols: int,
+                   separators: bool = False) -> BatchSplit:
+    slot, masked = stacked_slot(qnet, start, batch, group, cols, separators)
+    slots = _tail_slots(qnet, start, slot, batch, cols, masked)
     c, h, w = as_network(qnet).out_shapes()[start - 1]
     layers = []
     for i in range(start, len(qnet.layers)):
@@ -231,6 +257,10 @@ def _stacked_split(qnet: QNetwork, batch: int, group: int, start: int, cols: int
                            pool_count=h_in * w_in)
         elif layer.kind == "fc":
             layer = replace(layer, kind="conv", stride=1, pad=0)
+        elif layer.kind == "conv" and masked:
+            # (each image padded on its own: only a padded conv needs to know the images)
+            h_in = slots[qnet.sources(i)[0]][1]
+            layer = replace(layer, image_rows=(h_in, slots[i][1]) if layer.pad else None)
         elif layer.kind == "conv":
             s_out, h_out = slots[i]
             layer = replace(layer, sep=(s_out, h_out) if s_out > h_out else None)
@@ -243,15 +273,16 @@ def _stacked_split(qnet: QNetwork, batch: int, group: int, start: int, cols: int
 
 
 def split_batch(qnet: QNetwork, batch: int, group: int, start: int | None = None,
-                cols: int = 1) -> BatchSplit:
+                cols: int = 1, separators: bool = False) -> BatchSplit:
     """The prefix and suffix networks of `qnet` for `batch` images (module docstring); `group`
     is the hardware's M, which pads the activations' channels. `start`: the first layer of a
-    stacked tail (`cols`: the grid's, for the separator rule), or None: the suffix is the FC
+    stacked tail (`cols`: the grid's, for the separator rule; `separators`: with separator
+    rows even where each image could be padded on its own), or None: the suffix is the FC
     layers."""
     if batch < 1:
         raise BatchError(f"the batch must be at least 1 image, not {batch}")
     if start is not None:
-        return _stacked_split(qnet, batch, group, start, cols)
+        return _stacked_split(qnet, batch, group, start, cols, separators)
     first = _fc_start(qnet)
     fc = qnet.layers[first]
     k, c, h, w = fc.w.shape
@@ -352,14 +383,14 @@ def choose_start(qnet: QNetwork, config: SenseConfig, batch: int, order: str = "
 
 
 def pack_batch(qnet: QNetwork, config: SenseConfig, batch: int, order: str = "auto",
-               fuse_add: bool = True, start: int | str | None = None) -> tuple[BatchSplit,
-                                                                             bytes, bytes]:
+               fuse_add: bool = True, start: int | str | None = None,
+               separators: bool = False) -> tuple[BatchSplit, bytes, bytes]:
     """The split and the two memory images of a batched run (`host.driver.Accelerator.
     load_batch`): the prefix with its output first in its activation region, the suffix with
-    its input first (`order`, `fuse_add`: `pack_image`'s; `start`: `split_batch`'s, or "auto":
-    `choose_start`'s)."""
+    its input first (`order`, `fuse_add`: `pack_image`'s; `start`, `separators`:
+    `split_batch`'s, or start "auto": `choose_start`'s)."""
     if start == "auto":
         return choose_start(qnet, config, batch, order, fuse_add)[0]
-    split = split_batch(qnet, batch, config.group, start, config.cols)
+    split = split_batch(qnet, batch, config.group, start, config.cols, separators)
     return (split, pack_image(split.prefix, config, order, first="output", fuse_add=fuse_add),
             pack_image(split.suffix, config, order, first="input", fuse_add=fuse_add))

@@ -63,6 +63,9 @@ class ConvLayer:
     relu: bool = True
     name: str = "layer"
     ifm_stationary: bool = False    # tile order: pixel tile outer (True) or k tile outer
+    # x is a batch's images stacked without separator rows (host.batch): (input rows, output
+    # rows) of each image, padded on its own; None: x is one image
+    image_rows: tuple | None = None
 
     def out_shape(self):
         _, h, wd = self.x.shape
@@ -72,7 +75,8 @@ class ConvLayer:
 
     def reference(self) -> np.ndarray:
         """The golden model's output (K, OH, OW) int8."""
-        acc = golden.conv2d(self.x[None], self.w, stride=self.stride, padding=self.pad)
+        acc = golden.conv2d(self.x[None], self.w, stride=self.stride, padding=self.pad,
+                            image_rows=self.image_rows[0] if self.image_rows else None)
         y = golden.requantize(golden.add_bias(acc, self.bias), self.mult, self.shift)[0]
         return golden.relu(y) if self.relu else y
 
@@ -478,7 +482,10 @@ def layer_fields(layer: ConvLayer, config: SenseConfig) -> dict:
             "relu": int(layer.relu),
             "ifm_stationary": int(layer.ifm_stationary),
             # the whole layer as one input-channel block
-            "cg0": 0, "psum_in": 0, "psum_out": 0}
+            "cg0": 0, "psum_in": 0, "psum_out": 0,
+            # (stacked images: rows per image; the run starts at an image's first row)
+            "img_h": layer.image_rows[0] if layer.image_rows else 0,
+            "img_oh": layer.image_rows[1] if layer.image_rows else 0, "oyl0": 0}
 
 
 def layer_word(layer: ConvLayer, config: SenseConfig) -> int:

@@ -50,7 +50,8 @@ def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig, acts=
             elif d.in_step:                 # an input gather: the stride-1 view it runs
                 xin, stride = xin[:, ::stride, ::stride], 1
             layer = ConvLayer(x=xin, w=q.w, bias=q.bias, mult=q.mult, shift=q.shift,
-                              stride=stride, pad=q.pad, relu=q.relu)
+                              stride=stride, pad=q.pad, relu=q.relu,
+                              image_rows=q.image_rows)
             est = perf.layer_estimate(d, layer, config, skip)
         for key, value in est.items():
             total[key] += value

@@ -107,12 +107,24 @@ def conv_windows(x, kernel, stride, padding, pad_value=0):
     return sliding_window_view(xp, (r, s), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :oh, :ow]
 
 
-def conv2d(x: np.ndarray, w: np.ndarray, stride=1, padding=0) -> np.ndarray:
+def conv2d(x: np.ndarray, w: np.ndarray, stride=1, padding=0, image_rows=None) -> np.ndarray:
     """Exact 2-D convolution (cross-correlation, as ONNX Conv) of int8 tensors.
 
     x: (N, C, H, W) int8; w: (K, C, R, S) int8; stride and padding: int or (vertical, horizontal);
-    padding is symmetric zero padding. Returns (N, K, OH, OW) int32.
+    padding is symmetric zero padding. Returns (N, K, OH, OW) int32. `image_rows`: each map is
+    images of that many rows stacked (a batch's stacked tail, host.batch), each convolved with
+    its own padding; the outputs are stacked the same way.
     """
+    if image_rows:
+        x = _int_array("x", x, np.int8, ndim=4)
+        n, c, h, wd = x.shape
+        if h % image_rows:
+            raise ValueError(f"a map of {h} rows is not images of {image_rows} rows")
+        per = x.reshape(n, c, h // image_rows, image_rows, wd).transpose(0, 2, 1, 3, 4)
+        y = conv2d(per.reshape(-1, c, image_rows, wd), w, stride, padding)
+        _, k, oh, ow = y.shape
+        return y.reshape(n, h // image_rows, k, oh, ow).transpose(0, 2, 1, 3, 4).reshape(
+            n, k, -1, ow)
     x = _int_array("x", x, np.int8, ndim=4)
     w = _int_array("w", w, np.int8, ndim=4)
     sh, sw = _pair("stride", stride, 1)

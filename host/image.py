@@ -196,7 +196,8 @@ def _model_cycles(in_shape, layer: QLayer, config: SenseConfig, d: LayerDescript
 def _ones_layer(in_shape, layer: QLayer) -> ConvLayer:
     """The layer on an input without zeros: what the packer's choices are modelled on."""
     return ConvLayer(x=np.ones(in_shape, np.int8), w=layer.w, bias=layer.bias, mult=layer.mult,
-                     shift=layer.shift, stride=layer.stride, pad=layer.pad)
+                     shift=layer.shift, stride=layer.stride, pad=layer.pad,
+                     image_rows=layer.image_rows)
 
 
 # -- pack -----------------------------------------------------------------------------------------------
@@ -426,6 +427,7 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
     if split_weights or prefetch_bands:
         descriptors = _schedule(descriptors, qnet, ins, outs, config, split_weights,
                                 prefetch_bands, choose_order=order == "auto")
+        descriptors = [d.with_image_step() for d in descriptors]     # (the bands chosen)
     return _assemble(qnet, config, descriptors, blocks, offset, data_offset, table_size,
                      psum_base + psum_bytes if psum_bytes else alloc["bytes"])
 
@@ -627,7 +629,11 @@ def _weight_record(i, layer, qnet, in_shapes, out_shape, config, order, d, graph
         sep_slot=slot * geo.out_w, sep_valid=valid * geo.out_w, in_step=step,
         in_pitch=step * full_w * pixel // BEAT_BYTES, in_split=split,
         graph={k: v for k, v in graph.items() if v})
+    if layer.image_rows:
+        d = d.replace(graph={**d.graph, "links.image_rows": layer.image_rows[0],
+                             "links.image_out_rows": layer.image_rows[1]}).with_image_step()
     _separators(f"layer {i} ({layer.name})", d, config)
+    _image_rows(f"layer {i} ({layer.name})", d)
     # A forced order the buffers cannot take (the IFM-stationary order keeps every weight).
     problem = buffer_problem(d, config) if d.plain else None
     if problem:
@@ -881,6 +887,7 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
             if kind in (LayerKind.CONV, LayerKind.FC):
                 layer, out = _unpack_weight_layer(name, d, in_shape, cfg, h, data, view)
                 layer.sep = _separators(name, d, cfg)
+                layer.image_rows = _image_rows(name, view)
                 layer.join = view.in_step if view.in_split else 0
             else:
                 layer, out = _unpack_other_layer(name, d, descs, in_shape, outs, data, cfg,
@@ -958,6 +965,23 @@ def _separators(name, d: LayerDescriptor, cfg: SenseConfig):
                          f"output pixels do not fit its {w}-pixel rows, the {cfg.cols} columns, "
                          f"or come with a max-pool or input-channel blocks")
     return d.sep_slot // w, d.sep_valid // w
+
+
+def _image_rows(name, d: LayerDescriptor):
+    """A conv's stacked images without separator rows (`QLayer.image_rows`: input and output
+    rows of each image) from its descriptor (the gateware's LayerCheck rule: the map's rows
+    whole images, the band step band_rows mod the image's output rows, no separator rows,
+    max-pool or input gather), or None."""
+    h, oh = d.g("links.image_rows"), d.g("links.image_out_rows")
+    if not (h or oh or d.g("links.image_step")):
+        return None
+    if (not h or not oh or d.in_h % h or d.out_h != d.in_h // h * oh or d.sep_slot or d.pool
+            or d.in_step or d.with_image_step() != d):
+        raise ImageError(f"{name}: images of {h} input and {oh} output rows (band step "
+                         f"{d.g('links.image_step')}) do not tile its {d.in_h}x{d.out_h} rows "
+                         f"and bands of {d.g('exec.band_rows')}, or come with separator rows, "
+                         f"a max-pool or an input gather")
+    return h, oh
 
 
 def _concat_parts(descs, i, d, outs) -> list[int]:

@@ -73,17 +73,21 @@ def skip_mask(layer: ConvLayer, config: SenseConfig, band_rows: int | None = Non
     c, h, w = x.shape
     _, _, r, s = layer.w.shape
     oh, ow = layer.out_shape()
-    nonzero = (x.reshape(c // m, m, h, w) != 0).any(axis=1)           # (Gc, H, W)
+    # (stacked images, `ConvLayer.image_rows`: each image padded on its own)
+    h, oh = layer.image_rows or (h, oh)
+    n = x.shape[1] // h
+    nonzero = (x.reshape(c // m, m, n, h, w) != 0).any(axis=1)        # (Gc, N, H, W)
     p, st = layer.pad, layer.stride
     # Pad generously so every window (including rows/cols beyond the map) is in range.
-    big = np.zeros((c // m, p + oh * st + r, p + ow * st + s), bool)
-    big[:, p:p + h, p:p + w] = nonzero
+    big = np.zeros((c // m, n, p + oh * st + r, p + ow * st + s), bool)
+    big[:, :, p:p + h, p:p + w] = nonzero
     starts = [p0 for p0, _ in layer.tiles(config, band_rows or 0)]
     groups = []
     for kh in range(r):
         for kw in range(s):
-            tap = big[:, kh:kh + oh * st:st, kw:kw + ow * st:st][:, :oh, :ow]   # (Gc, OH, OW)
-            groups.append(np.logical_or.reduceat(tap.reshape(c // m, oh * ow), starts, axis=1))
+            tap = big[:, :, kh:kh + oh * st:st, kw:kw + ow * st:st][:, :, :oh, :ow]
+            groups.append(np.logical_or.reduceat(tap.reshape(c // m, n * oh * ow), starts,
+                                                 axis=1))
     any_nonzero = np.concatenate(groups, axis=0)                       # (G, tiles)
     return ~any_nonzero.T
 

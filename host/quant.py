@@ -57,6 +57,9 @@ class QLayer:
     # conv: a batch's images stacked in one map (host.batch): (rows of each image's slot, rows
     # of it the image owns); the other rows of every slot (separator rows) are zeros
     sep: tuple | None = None
+    # conv: a batch's images stacked in one map without separator rows (host.batch): (input
+    # rows, output rows) of each image, which is padded on its own (the gateware's image rows)
+    image_rows: tuple | None = None
     # conv, inside the packer only: an input gather (host.image `gathered_view`): (stride s,
     # the input's full width); the layer is then its stride-1 view over every s-th pixel
     gather: tuple | None = None
@@ -254,7 +257,8 @@ def layer_int(layer: QLayer, *xs: np.ndarray) -> np.ndarray:
         return golden.global_avgpool(x, scale=layer.pool_scale)
     if layer.join:
         x = joined(xs, layer.join)
-    acc = golden.conv2d(x, layer.w, stride=layer.stride, padding=layer.pad)
+    acc = golden.conv2d(x, layer.w, stride=layer.stride, padding=layer.pad,
+                        image_rows=layer.image_rows[0] if layer.image_rows else None)
     y = golden.requantize(golden.add_bias(acc, layer.bias), layer.mult, layer.shift)
     if layer.relu:
         y = golden.relu(y)

@@ -253,7 +253,13 @@ def graph_layout() -> data.StructLayout:
             # AVGPOOL: the divisor's count for every window (0: each window's own); the
             # parameter block's entries already divide by it (a batch's stacked GAP, host.batch)
             "pool_count": unsigned(16),
-            "reserved": unsigned(176),
+            # CONV: a batch's images stacked without separator rows (host.batch): input and
+            # output rows per image (each image padded on its own; 0: the map is one image),
+            # and band_rows mod image_out_rows (the step of a band's first row in its image)
+            "image_rows": unsigned(16),
+            "image_out_rows": unsigned(16),
+            "image_step": unsigned(16),
+            "reserved": unsigned(128),
         }),
     })
 
@@ -382,6 +388,17 @@ class _Descriptor:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+    def with_image_step(self):
+        """Stacked images without separator rows (``links.image_out_rows``): the descriptor
+        with ``links.image_step``, the band step in an image's output rows (band_rows mod
+        image_out_rows), set from its bands; the descriptor itself otherwise."""
+        rows = self.g("links.image_out_rows")
+        if not rows:
+            return self
+        graph = {k: v for k, v in self.graph.items() if k != "links.image_step"}
+        step = self.g("exec.band_rows") % rows
+        return self.replace(graph={**graph, **({"links.image_step": step} if step else {})})
 
     @property
     def layer_kind(self) -> LayerKind:
@@ -513,6 +530,12 @@ def layer_layout(config: SenseConfig) -> data.StructLayout:
         "cg0": unsigned(DIM_BITS),
         "psum_in": unsigned(1),
         "psum_out": unsigned(1),
+        # A batch's images stacked in one map without separator rows (host.batch): each image
+        # has img_h input and img_oh output rows and its own padding; oyl0 is the run's first
+        # output row within its image (0 / 0 / 0: the map is one image).
+        "img_h": unsigned(DIM_BITS),
+        "img_oh": unsigned(DIM_BITS),
+        "oyl0": unsigned(DIM_BITS),
     })
 
 

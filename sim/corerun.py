@@ -31,6 +31,7 @@ def save_cases(path, layers: list[ConvLayer], ready=1.0) -> None:
             arrays[f"{i}_{f}"] = getattr(layer, f)
         meta.append({"stride": layer.stride, "pad": layer.pad, "relu": bool(layer.relu),
                      "name": layer.name, "ifm_stationary": bool(layer.ifm_stationary),
+                     "image_rows": list(layer.image_rows) if layer.image_rows else None,
                      "ready": float(r)})
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     fd, tmp = tempfile.mkstemp(suffix=".npz", dir=Path(path).parent)
@@ -46,6 +47,7 @@ def load_cases(path) -> list[tuple[ConvLayer, float]]:
         out = []
         for i, m in enumerate(meta):
             ready = m.pop("ready")
+            m["image_rows"] = tuple(m["image_rows"]) if m.get("image_rows") else None
             out.append((ConvLayer(**{f: z[f"{i}_{f}"] for f in _FIELDS}, **m), ready))
         return out
 

@@ -79,8 +79,9 @@ def _stacked_tail(seed=0, n=3):
     return _quantized(stacked_tail_network(np.random.default_rng(seed)), seed, n)
 
 
+@pytest.mark.parametrize("separators", [False, True])
 @pytest.mark.parametrize("batch", [1, 3, 4])
-def test_a_stacked_tail_computes_the_whole_networks_logits(batch):
+def test_a_stacked_tail_computes_the_whole_networks_logits(batch, separators):
     """From every layer a tail may start at: the stacked suffix's golden run gives every
     image's logits exactly, whatever the prefix runs left in the separator rows' bytes before
     the driver zeroes them (stack_outputs zeroes them too), and the packed suffix's descriptors
@@ -89,7 +90,7 @@ def test_a_stacked_tail_computes_the_whole_networks_logits(batch):
     starts = stack_starts(qnet)
     assert starts == [1, 6, 10]         # after the stem, after the first block, at GAP
     for start in starts:
-        split, _, suffix = pack_batch(qnet, CONFIG, batch, start=start)
+        split, _, suffix = pack_batch(qnet, CONFIG, batch, start=start, separators=separators)
         outs = [run_int(split.prefix, xi[None], return_all=True)[-1][0] for xi in x]
         junk = [np.full(split.fc_input, 77, np.int8)] * (batch - len(x))
         stacked = stack_outputs(split, outs + junk)
@@ -104,13 +105,29 @@ def test_the_stacked_slot_keeps_images_apart():
     rows leave no zero row above an image, 9 is odd for the stride, so 10 rows a slot (5 after
     the stride: one separator row under every 4x4 map); each conv writes its separator rows."""
     qnet, _ = _stacked_tail()
-    assert stacked_slot(qnet, 1, 3, CONFIG.group, CONFIG.cols) == 10
-    split = split_batch(qnet, 3, CONFIG.group, start=1, cols=CONFIG.cols)
+    assert stacked_slot(qnet, 1, 3, CONFIG.group, CONFIG.cols, separators=True) == (10, False)
+    split = split_batch(qnet, 3, CONFIG.group, start=1, cols=CONFIG.cols, separators=True)
     seps = {q.name: q.sep for q in split.suffix.layers if q.kind == "conv"}
     assert seps["a.reduce"] == (10, 8) and seps["b.mid"] == (5, 4) and seps["fc"] is None
     # GAP: a window of the whole 5-row slot a pixel, dividing by the image's 4 x 4
     pool = [q for q in split.suffix.layers if q.kind == "avgpool"][0]
     assert (pool.pool.kernel, pool.pool.stride, pool.pool_count) == ((5, 4), (5, 1), 16)
+
+
+def test_a_stacked_tail_pads_each_image_without_separators():
+    """Without separator rows (the default where every conv gives whole images): the slot is
+    the image's 8 rows, 4 after the stride; every padded conv knows its images' rows and none
+    writes separators; the GAP's window is the image's; no byte of a slot is left to zero."""
+    qnet, _ = _stacked_tail()
+    assert stacked_slot(qnet, 1, 3, CONFIG.group, CONFIG.cols) == (8, True)
+    split = split_batch(qnet, 3, CONFIG.group, start=1, cols=CONFIG.cols)
+    convs = {q.name: q for q in split.suffix.layers if q.kind == "conv"}
+    assert all(q.sep is None for q in convs.values())
+    assert convs["a.mid"].image_rows == (8, 4) and convs["b.mid"].image_rows == (4, 4)
+    assert all(q.image_rows is None for q in convs.values() if not q.pad)
+    pool = [q for q in split.suffix.layers if q.kind == "avgpool"][0]
+    assert (pool.pool.kernel, pool.pool.stride, pool.pool_count) == ((4, 4), (4, 1), 16)
+    assert split.valid_bytes == split.slot_bytes
 
 
 def test_what_a_stacked_tail_cannot_take_is_named():

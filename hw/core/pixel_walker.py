@@ -47,7 +47,8 @@ def tile_count(in_w: int, stride: int, out_h: int, out_w: int, cols: int) -> int
 
 def pixel_column_layout(config: SenseConfig) -> data.StructLayout:
     """One column's pixel of a tile: whether it is a real pixel and the input coordinates of its
-    window's top-left tap (may be negative: padding)."""
+    window's top-left tap (may be negative: padding). In a map of stacked images (the layer's
+    ``img_h``), ``iy0`` is the row within the pixel's own image, whose padding it checks."""
     return data.StructLayout({"valid": 1, "iy0": signed(COORD_BITS), "ix0": signed(COORD_BITS)})
 
 
@@ -90,7 +91,9 @@ class PixelWalker(wiring.Component):
         pos = {"oy": Signal(unsigned(DIM_BITS + 1)), "ox": Signal(unsigned(DIM_BITS + 1)),
                "iy0": Signal(signed(COORD_BITS)), "ix0": Signal(signed(COORD_BITS)),
                "p": Signal(unsigned(2 * DIM_BITS)), "hi": Signal(lb), "lo": Signal(bl),
-               "row_hi": Signal(lb), "row_lo": Signal(bl)}
+               "row_hi": Signal(lb), "row_lo": Signal(bl),
+               # (stacked images: the output row within its image, its window's first row)
+               "oyl": Signal(unsigned(DIM_BITS)), "iyl0": Signal(signed(COORD_BITS))}
         saved = {k: Signal.like(v, name=f"sv_{k}") for k, v in pos.items()}
         wk = {"active": Signal(), "wrap": Signal(), "count": Signal(range(cfg.cols + 1)),
               "valid": Signal(range(cfg.cols + 1)), "k0": Signal(unsigned(CHANNEL_BITS + 1)),
@@ -98,12 +101,14 @@ class PixelWalker(wiring.Component):
               "row_end": Signal(), "last_iy0": Signal(signed(COORD_BITS))}
         with m.If(self.start):
             m.d.sync += [L.eq(self.layer), init.eq(1), wk["active"].eq(0), self.ready.eq(0)]
+        # the first output row's window, within its image (a stacked map's run from oyl0)
+        iyl_start = Signal(signed(COORD_BITS))
         with m.Elif(init == 1):
-            m.d.sync += init.eq(2)
+            m.d.sync += [init.eq(2), iyl_start.eq(L.oyl0 * L.stride - L.pad)]
         with m.Elif(init == 2):
             m.d.sync += init.eq(3)
         with m.Elif(init == 3):
-            origin = (0, 0, -L.pad_top, -L.pad, 0, 0, 0, 0, 0)
+            origin = (0, 0, -L.pad_top, -L.pad, 0, 0, 0, 0, 0, L.oyl0, iyl_start)
             m.d.sync += [
                 init.eq(0), wk["active"].eq(1), wk["wrap"].eq(0), wk["row_end"].eq(0),
                 *(r.eq(v) for r, v in zip(pos.values(), origin)),
@@ -126,7 +131,8 @@ class PixelWalker(wiring.Component):
         emit = wk["active"] & ~self.ready & ~wk["wrap"] & (init == 0) & ~self.start
         with m.If(emit):
             new = Signal(pixel_column_layout(self._config))
-            m.d.comb += [new.valid.eq(pixel_valid), new.iy0.eq(pos["iy0"]),
+            m.d.comb += [new.valid.eq(pixel_valid),
+                         new.iy0.eq(Mux(L.img_h != 0, pos["iyl0"], pos["iy0"])),
                          new.ix0.eq(pos["ix0"])]
             for j in range(cols - 1):
                 m.d.sync += self.tile[j].eq(self.tile[j + 1])
@@ -143,6 +149,11 @@ class PixelWalker(wiring.Component):
                                  pos["ix0"].eq(-L.pad), pos["iy0"].eq(pos["iy0"] + L.stride),
                                  pos["hi"].eq(hi), pos["lo"].eq(lo), pos["row_hi"].eq(hi),
                                  pos["row_lo"].eq(lo), wk["row_end"].eq(k.seg)]
+                    with m.If(pos["oyl"] + 1 == L.img_oh):
+                        m.d.sync += [pos["oyl"].eq(0), pos["iyl0"].eq(-L.pad)]
+                    with m.Else():
+                        m.d.sync += [pos["oyl"].eq(pos["oyl"] + 1),
+                                     pos["iyl0"].eq(pos["iyl0"] + L.stride)]
                 with m.Else():
                     hi, lo = lam_add(pos["hi"], pos["lo"], 0, 1, k.gl, bb)
                     m.d.sync += [pos["ox"].eq(pos["ox"] + 1),

@@ -247,7 +247,9 @@ class Accelerator(wiring.Component):
             in_addr=Signal(ADDR_BITS + 1, name="band_in_addr"),
             in_bytes=Signal(48, name="band_in_bytes"),
             out_addr=Signal(ADDR_BITS + 1, name="band_out_addr"), first=Signal(name="band_first"),
-            first_px=Signal(24, name="band_first_px"))
+            first_px=Signal(24, name="band_first_px"),
+            # (stacked images without separator rows: the band's first output row in its image)
+            yl=Signal(16, name="band_yl"))
         # Band prefetch: the IFM store half the core reads (the other one is loaded with the
         # next band while `pf`), and the output address of the band in the core.
         b.half, b.pf = Signal(name="ifm_half"), Signal(name="prefetching")
@@ -692,9 +694,17 @@ class Accelerator(wiring.Component):
             with m.Elif(check.is_pool):           # the pool pass on the layer's input
                 m.next = "POOL_LOAD"
             with m.Else():
-                m.d.sync += [b.band.y.eq(0), b.band.first.eq(1), b.half.eq(0), b.pf.eq(0),
-                             *self._first_block(b)]
+                m.d.sync += [b.band.y.eq(0), b.band.yl.eq(0), b.band.first.eq(1),
+                             b.half.eq(0), b.pf.eq(0), *self._first_block(b)]
                 m.next = "BAND_A"
+
+    @staticmethod
+    def _next_band_yl(b):
+        """The next band's first output row within its image (stacked images: the descriptor's
+        image_step is band_rows mod image_out_rows, so one wrap at most)."""
+        links = b.D.graph.links
+        yl = b.band.yl + links.image_step
+        return [b.band.yl.eq(Mux(yl >= links.image_out_rows, yl - links.image_out_rows, yl))]
 
     @staticmethod
     def _first_block(b):
@@ -951,6 +961,8 @@ class Accelerator(wiring.Component):
                 layer.psum_in.eq(blk.psum_in), layer.psum_out.eq(blk.psum_out),
                 layer.in_h.eq(b.band.rows), layer.out_h.eq(b.band.out_rows),
                 layer.pad_top.eq(b.band.pad_top),
+                layer.img_h.eq(D.graph.links.image_rows),
+                layer.img_oh.eq(D.graph.links.image_out_rows), layer.oyl0.eq(b.band.yl),
                 layer.relu.eq(flag_set(D.flags, LayerFlags.RELU)),
                 layer.ifm_stationary.eq(flag_set(D.flags, LayerFlags.IFM_STATIONARY)),
             ]
@@ -1028,7 +1040,7 @@ class Accelerator(wiring.Component):
                 m.next = "BAND_END"
             with m.Elif(prefetch):
                 m.d.sync += [b.pf.eq(1), b.band.y.eq(b.band.y + b.band.out_rows),
-                             b.band.first.eq(0)]
+                             b.band.first.eq(0), *self._next_band_yl(b)]
                 m.next = "BAND_A"
         with m.State("RUN_WAIT"):
             # The prefetched band is in: when the core and the writer are done with this one,
@@ -1050,7 +1062,7 @@ class Accelerator(wiring.Component):
                 m.next = "RUN_START"
             with m.Else():
                 m.d.sync += [b.band.y.eq(b.band.y + b.band.out_rows), b.band.first.eq(0),
-                             *self._first_block(b)]
+                             *self._next_band_yl(b), *self._first_block(b)]
                 with m.If(b.band.y + b.band.out_rows < D.out_h):
                     m.next = "BAND_A"
                 with m.Elif(flag_set(D.flags, LayerFlags.POOL)):

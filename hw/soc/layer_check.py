@@ -327,9 +327,11 @@ class LayerCheck(wiring.Component):
         add_ok, concat_ok, pool_ok, conv_ok = Signal(), Signal(), Signal(), Signal()
         tiles_seg, tiles_raster = Signal(), Signal()
         # (separator rows and input gathers: a conv's or FC's only)
+        links = self.desc.graph.links
         no_conv_fields = ((self.desc.sep_slot == 0) & (self.desc.sep_valid == 0)
                           & (self.desc.in_step == 0) & (self.desc.in_pitch == 0)
-                          & (self.desc.in_split == 0))
+                          & (self.desc.in_split == 0) & (links.image_rows == 0)
+                          & (links.image_out_rows == 0) & (links.image_step == 0))
         m.d.sync += [add_ok.eq(self._add_consistent() & no_conv_fields),
                      concat_ok.eq(self._concat_consistent() & no_conv_fields),
                      pool_ok.eq(self._pool_consistent(m, self.window) & no_conv_fields),
@@ -461,6 +463,14 @@ class LayerCheck(wiring.Component):
             ((D.sep_slot == 0) & (D.sep_valid == 0))
             | ((D.sep_slot >= cfg.cols) & (D.sep_valid != 0) & (D.sep_valid <= D.sep_slot)
                & ~pool & (D.graph.exec.c_blocks <= 1)),
+            # stacked images without separator rows: rows per image inside the map's, the
+            # band step below the image's output rows; no separators, max-pool or gather
+            ((D.graph.links.image_rows == 0) & (D.graph.links.image_out_rows == 0)
+             & (D.graph.links.image_step == 0))
+            | ((D.graph.links.image_rows != 0) & (D.graph.links.image_rows <= D.in_h)
+               & (D.graph.links.image_out_rows != 0) & (D.graph.links.image_out_rows <= D.out_h)
+               & (D.graph.links.image_step < D.graph.links.image_out_rows)
+               & (D.sep_slot == 0) & ~pool & (D.in_step == 0)),
             # an input gather: a 1x1 stride-1 CONV without padding over whole-beat pixels,
             # stepping 2, 4 or 8 pixels, without input-channel blocks or INPUT_KEPT; a joined
             # conv's also 1, its first part of a pixel short of the whole, no fused add or
