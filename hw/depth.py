@@ -6,8 +6,9 @@ LUT, CARRY, MUXF, DSP and distributed RAM) and walks it bit by bit, so that a ca
 not a loop (Yosys's `ltp` works on whole cells and finds "loops" through every CARRY8 whose
 outputs feed back into its own inputs through LUTs). A path starts at a flip-flop or memory
 output, a DSP48E2 output when the DSP is registered, or a top-level input, and ends at the
-inputs of the same kinds or at a top-level output. On it a LUT or an INV is one level; a CARRY4/CARRY8 cell is no level but is counted
-(its outputs depend on its carry-in and on the inputs of its own bit and the bits below); a
+inputs of the same kinds or at a top-level output. On it a LUT or an INV is one level; a
+CARRY4/CARRY8 cell is no level but is counted (its outputs depend on its carry-in and on the
+inputs of its own bit and the bits below); a
 MUXF7/8/9 is no level; an unregistered DSP48E2 (Yosys leaves the product registers in the
 fabric) is counted as a DSP on the path; a distributed RAM's read is one level from its read
 address. These are mapped levels before placement, an estimate of where the critical paths are,

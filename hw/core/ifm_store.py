@@ -43,7 +43,7 @@ from hw.layouts import DIM_BITS, KERNEL_BITS, ifm_taps_layout, ifm_word_layout
 
 __all__ = ["IfmStore", "IfmGeometry", "ifm_geometry", "STRIDES", "ifm_geom_layout",
            "ifm_constants_layout", "ifm_col_layout", "line_bits", "bank_bits", "lo_bits",
-           "load_pieces", "load_row_pieces", "pair_row_pieces", "ifm_seg"]
+           "load_pieces", "load_row_pieces", "pair_row_pieces", "pair_share", "ifm_seg"]
 
 #: Strides the store places (phases are bit fields of the coordinates).
 STRIDES = (1, 2, 4, 8)
@@ -175,6 +175,17 @@ def load_row_pieces(rows: int, in_w: int, pixel_bytes: int, lane: int = 0) -> li
         pos = (pos + in_w * pixel_bytes) % BEAT_BYTES
         out.append(total)
     return out
+
+
+def pair_share(n, half: int, second: bool = False):
+    """The pixels of an `n`-pixel pair load (an Amaranth value) that stream `second` (0: the
+    first, on ``beat``; 1: on ``beat2``) places: blocks of `half` (B / 2, a power of two)
+    pixels, the even blocks the first stream's, the odd ones the second's
+    (`pair_row_pieces` is the model's count)."""
+    lg_p = _lg(half)
+    rest = n[:lg_p + 1]
+    mine = Mux(rest > half, rest - half, 0) if second else Mux(rest > half, half, rest)
+    return ((n >> (lg_p + 1)) << lg_p) + mine
 
 
 def pair_row_pieces(rows: int, in_w: int, line_beats: int, half: int, b_wait: int) -> list[int]:
@@ -396,11 +407,13 @@ class IfmStore(wiring.Component):
         n = Signal(LANE_BITS + 1)
         self._left = left
         pair = self.pair if cfg.ifm_banks >= 2 else Const(0)
+        # the input's pixels (the pair loaders' too)
+        self._pixels = Signal(2 * DIM_BITS + 1, name="in_pixels")
+        m.d.comb += self._pixels.eq(g.in_h * g.in_w)
         with m.If(self.load):
             m.d.sync += n.eq(piece(self.load_lane, Const(0, off.shape())))
-            m.d.sync += [left.eq(Mux(pair, 0, g.in_h * g.in_w)), off.eq(0), pos.eq(self.load_lane), x.eq(0),
-                         self.rows_in.eq(0),
-                         phx.eq(0),
+            m.d.sync += [left.eq(Mux(pair, 0, self._pixels)), off.eq(0),
+                         pos.eq(self.load_lane), x.eq(0), self.rows_in.eq(0), phx.eq(0),
                          phy.eq(0), cur_hi.eq(0), cur_lo.eq(0), row_hi.eq(0), row_lo.eq(0)]
         # The piece: beat byte pos + i goes to lane byte lane + i.
         shift = (pos - lane)[:LANE_BITS]
@@ -438,13 +451,12 @@ class IfmStore(wiring.Component):
         2j + h lies in banks h P .. h P + P - 1, so each stream writes a fixed half of the banks
         one line a cycle, with no rotation. ``rows_in`` counts the rows below both streams'
         next pixels."""
-        cfg, bb = self._config, self._bb
+        cfg = self._config
         half = cfg.ifm_banks // 2
         lg_p = _lg(half)
         lb = line_bits(cfg)
         total = Signal(2 * DIM_BITS + 1, name="pair_total")
-        n = Signal(2 * DIM_BITS + 1, name="pair_pixels")
-        m.d.comb += n.eq(g.in_h * g.in_w)
+        n = self._pixels
         frontier = []
         lefts = []
         for h, beat in enumerate((self.beat, self.beat2)):
@@ -453,13 +465,9 @@ class IfmStore(wiring.Component):
             j = Signal(lb + 1, name=f"pair{h}_j")
             left = Signal(2 * DIM_BITS + 1, name=f"pair{h}_left")
             k = Signal(2 * DIM_BITS + 1, name=f"pair{h}_k")
-            full = (n >> (lg_p + 1)) << lg_p
-            rest = n[:lg_p + 1]
-            mine = (Mux(rest > half, half, rest) if h == 0
-                    else Mux(rest > half, rest - half, 0))
             with m.If(self.load):
                 m.d.sync += [hi.eq(0), lo.eq(0), j.eq(0), k.eq(h * half),
-                             left.eq(Mux(self.pair, full + mine, 0))]
+                             left.eq(Mux(self.pair, pair_share(n, half, h == 1), 0))]
                 if h == 0:
                     m.d.sync += total.eq(n)
             active = (left != 0) & beat.valid & ~self.load

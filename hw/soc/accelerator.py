@@ -44,7 +44,7 @@ from amaranth.lib.wiring import Out
 
 from hw.config import BEAT_BYTES, BLOCK_ALIGN, FORMAT_VERSION, LANE_BITS, SenseConfig
 from hw.core.core import Core
-from hw.core.ifm_store import ifm_geom_layout
+from hw.core.ifm_store import ifm_geom_layout, pair_share
 from hw.layouts import (
     DESCRIPTOR_BYTES,
     LayerFlags,
@@ -202,10 +202,8 @@ class Accelerator(wiring.Component):
         n = Signal(32, name="pair_pixels")
         na = Signal(32, name="pair_a_pixels")
         rows = Mux(b.pool_after_load, b.pband.rows, b.band.rows)
-        half = cfg.ifm_banks // 2
-        rest = n[:lg_p + 1]
         m.d.sync += [pb.eq(geom.in_groups << lg_m), n.eq(rows * geom.in_w),
-                     na.eq(((n >> (lg_p + 1)) << lg_p) + Mux(rest > half, half, rest)),
+                     na.eq(pair_share(n, cfg.ifm_banks // 2)),
                      b.pair_a.eq(na * pb),
                      b.pair_g.piece.eq(pb << lg_p), b.pair_g.per_row.eq(1),
                      b.pair_g.pitch.eq(pb << (lg_p + 1)), b.pair_g.step.eq(0),
