@@ -341,19 +341,21 @@ def unstack_logits(split: BatchSplit, y: np.ndarray) -> np.ndarray:
 
 
 def _start_candidates(qnet: QNetwork) -> list:
-    """The tails `choose_start` compares: the FC layers (None) where they can be batched, and
-    for every map height a stacked tail may start at, its last start (a stage's first layer:
-    the most layers on the fewest rows)."""
+    """The tails `choose_start` compares: the FC layers (None) where they can be batched, for
+    every map height a stacked tail may start at, its last start (a stage's first layer: the
+    most layers on the fewest rows), and the first start of all (the longest tail: ResNet-50's
+    from layer1.0, whose per-image padding costs no extra rows)."""
     try:
         _fc_start(qnet)
         candidates = [None]
     except BatchError:
         candidates = []
     shapes = as_network(qnet).out_shapes()
+    starts = stack_starts(qnet)
     last = {}
-    for i in stack_starts(qnet):
+    for i in starts:
         last[shapes[i - 1][1]] = i
-    return candidates + sorted(last.values())
+    return candidates + sorted(set(last.values()) | set(starts[:1]))
 
 
 def choose_start(qnet: QNetwork, config: SenseConfig, batch: int, order: str = "auto",

@@ -860,6 +860,10 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
         if (d.sep_slot or d.sep_valid) and _not_conv(d):
             raise ImageError(f"{name}: separator rows (sep_slot {d.sep_slot}, sep_valid "
                              f"{d.sep_valid}) on a layer that is not a conv or FC")
+        if any(d.g(f"links.image_{f}") for f in ("rows", "out_rows", "step")) and \
+                d.kind != LayerKind.CONV.value:
+            raise ImageError(f"{name}: image rows (links.image_rows "
+                             f"{d.g('links.image_rows')}) on a layer that is not a conv")
         if d.has(LayerFlags.ADD_RELU) and not d.has(LayerFlags.FUSE_ADD):
             raise ImageError(f"{name}: flag ADD_RELU without FUSE_ADD (flags {d.flags:#x})")
         if d.kind == LayerKind.ADD.value and d.has(LayerFlags.FUSE_ADD) and not (
@@ -1187,8 +1191,8 @@ def unsupported_problem(descs, config: SenseConfig | None = None) -> str | None:
 def layer_note(entry: dict) -> str:
     """The note `sense inspect` adds to a `describe` layer entry: with a fused add (FUSE_ADD)
     the conv that does the add, or the add a conv does; with INPUT_KEPT that its input stays in
-    the IFM store; with an input gather its step; its hints (split weights, pair load); ""
-    otherwise."""
+    the IFM store; with an input gather its step; a batch's stacked images (each padded on its
+    own, or separator rows); its hints (split weights, pair load); "" otherwise."""
     notes = []
     if entry.get("fused_add") is not None:
         notes.append(f"done by layer {entry['fused_add']}" if entry["kind"] == "add"
@@ -1199,6 +1203,10 @@ def layer_note(entry: dict) -> str:
         notes.append("joined with layer {} at step {}".format(*entry["input_join"]))
     elif entry.get("input_gather"):
         notes.append(f"input gathered, step {entry['input_gather']}")
+    if entry.get("images"):
+        notes.append("stacked images of {} rows, each padded".format(entry["images"][0]))
+    if entry.get("separators"):
+        notes.append("separator rows: {1} of every {0}".format(*entry["separators"]))
     notes += [hint.replace("_", " ") for hint in entry.get("hints", [])]
     return f"  ({'; '.join(notes)})" if notes else ""
 
@@ -1237,6 +1245,10 @@ def describe(data: bytes, config: SenseConfig | None = None) -> dict:
             "input_join": [qnet.sources(i)[1], layer.join] if layer.join else None,
             # the descriptor's hints (LayerHints), by name
             "hints": [h.name.lower() for h in LayerHints if int(d.hints) & h.value],
+            # a batch's stacked images (host.batch): each image's input and output rows
+            # (padded on its own), or the output's separator rows (slot rows, image rows)
+            "images": list(layer.image_rows) if layer.image_rows else None,
+            "separators": list(layer.sep) if layer.sep else None,
         }
         if layer.kind in ("conv", "fc"):
             nonzero = int((layer.w != 0).sum())

@@ -149,3 +149,43 @@ def test_what_a_stacked_tail_cannot_take_is_named():
     qnet, _ = _stacked_tail()
     with pytest.raises(BatchError, match="reads a tensor from before layer 6"):
         split_batch(qnet, 2, CONFIG.group, start=7, cols=CONFIG.cols)
+
+
+def test_image_rows_in_the_descriptors_are_checked_and_shown():
+    """The suffix's padded convs carry their images' rows in the descriptor (links.image_rows /
+    image_out_rows / image_step); `sense inspect` names them; an image whose rows do not tile
+    the map, whose step does not match its bands, or that puts them on a pooling layer, is
+    refused by name."""
+    import struct
+    import zlib
+
+    from host.image import HEADER_BYTES, describe, layer_note
+    from hw.layouts import DESCRIPTOR_BYTES, LayerDescriptor
+
+    qnet, _ = _stacked_tail()
+    _, _, suffix = pack_batch(qnet, CONFIG, 3, start=1)
+    _, descs = layer_table(suffix, CONFIG)
+    padded = [i for i, d in enumerate(descs) if d.g("links.image_rows")]
+    assert padded and all(descs[i].pad for i in padded)
+    entries = describe(suffix, CONFIG)["layers"]
+    assert "stacked images of 8 rows, each padded" in layer_note(entries[padded[0]])
+
+    def with_fields(i, **graph):
+        d = descs[i].replace(graph={**descs[i].graph, **graph})
+        b = bytearray(suffix)
+        at = HEADER_BYTES + i * DESCRIPTOR_BYTES
+        b[at:at + DESCRIPTOR_BYTES] = d.to_bytes()
+        b[60:64] = struct.pack("<I", zlib.crc32(bytes(b[64:])))
+        b[56:60] = struct.pack("<I", zlib.crc32(bytes(b[:56])))
+        return bytes(b)
+
+    i = padded[0]
+    d = descs[i]
+    for graph in ({"links.image_rows": d.in_h + 1}, {"links.image_out_rows": 3},
+                  {"links.image_step": d.g("links.image_out_rows") - 1}):
+        with pytest.raises(ImageError, match=f"layer {i}: images of"):
+            unpack_image(with_fields(i, **graph), CONFIG)
+    pool = next(j for j, q in enumerate(qnet.layers[1:]) if q.kind == "gap")
+    with pytest.raises(ImageError, match=f"layer {pool}: image rows .* not a conv"):
+        unpack_image(with_fields(pool, **{"links.image_rows": 4}), CONFIG)
+    assert LayerDescriptor().with_image_step() == LayerDescriptor()
