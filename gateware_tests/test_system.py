@@ -41,6 +41,7 @@ from sim.networks import (
     random_network,
     residual_networks,
     stacked_tail_network,
+    wide_tail_network,
     vgg_style_network,
     wide_network,
 )
@@ -744,6 +745,22 @@ def test_batch_through_a_stacked_tail(separators):
             "slot_bytes": split.slot_bytes, "valid_bytes": split.valid_bytes,
             "name": "stacked"}
     got = run_system(CONFIG, [step], name="system-stacked", dram="design")["steps"][0]
+    assert np.array_equal(unstack_logits(split, got["outputs"][0]), run_int(qnet, x))
+    check_batch_runs(got["runs"], split, prefix, suffix, x)
+
+
+def test_batch_through_a_wide_stacked_tail():
+    """Eight images through a stacked tail whose 3x3 conv has more weights than the buffer and,
+    stacked, more input than the IFM store: the packer cuts it into two convs writing one
+    concat's channel ranges (`host.batch.split_wide_convs`), each image padded on its own.
+    Logits bit-exact, every run's DRAM bytes and MACs the model's, cycles within tolerance."""
+    rng = np.random.default_rng(47)
+    qnet, x = quantized(wide_tail_network(rng), rng, CONFIG, n=8)
+    split, prefix, suffix = pack_batch(qnet, CONFIG, 8, start=1)
+    assert [q.name for q in split.suffix.layers][:3] == ["wide.k0", "wide.k1", "wide"]
+    step = {"op": "batch", "image": prefix, "suffix": suffix, "x": x, "batch": 8,
+            "slot_bytes": split.slot_bytes, "valid_bytes": split.valid_bytes, "name": "wide"}
+    got = run_system(CONFIG, [step], name="system-wide-tail", dram="design")["steps"][0]
     assert np.array_equal(unstack_logits(split, got["outputs"][0]), run_int(qnet, x))
     check_batch_runs(got["runs"], split, prefix, suffix, x)
 

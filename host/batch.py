@@ -68,7 +68,7 @@ from hw.config import BLOCK_ALIGN
 from hw.soc.pool import DIVISORS
 
 __all__ = ["BatchError", "SlotError", "BatchSplit", "split_batch", "pack_batch", "stack_outputs",
-           "unstack_logits", "stack_starts", "stacked_slot", "choose_start"]
+           "unstack_logits", "stack_starts", "stacked_slot", "choose_start", "split_wide_convs"]
 
 #: The largest slot `stacked_slot` tries, in multiples of the image's rows.
 MAX_SLOT_FACTOR = 4
@@ -384,6 +384,58 @@ def choose_start(qnet: QNetwork, config: SenseConfig, batch: int, order: str = "
     return best
 
 
+def split_wide_convs(qnet: QNetwork, config: SenseConfig) -> QNetwork:
+    """`qnet` with every conv that would read all its weights once per band cut by output
+    channels into convs whose weights fit the weight buffer, writing channel ranges of one
+    concat (the same values: a concat of the parts is the conv's output). Such a conv's
+    weights exceed the buffer (`config.weight_depth` words), so the weight ring streams every
+    weight in every band, and its input exceeds the IFM store, so it runs in bands: ResNet-50's
+    layer4 3x3 convs in a stacked tail (1.2 MB of weights, the 32 images' maps in bands). The
+    parts read the input once each instead. Only convs read by convs alone (not by an add
+    that would fuse with them, nor by a concat), without a fused max-pool, separator rows, a
+    join or a gather."""
+    from host.buffers import k_tile_words
+    from hw.core.ifm_store import ifm_geometry
+    from hw.layouts import LayerDescriptor
+
+    m, rows = config.group, config.rows
+    shapes, users = as_network(qnet).in_shapes(), qnet.consumers()
+    layers, index = [], {}
+    for i, layer in enumerate(qnet.layers):
+        srcs = [index.get(j, j) for j in qnet.sources(i)]
+        parts = 1
+        if layer.kind == "conv" and not (layer.pool or layer.sep or layer.join or layer.gather) \
+                and all(qnet.layers[u].kind == "conv" for u in users[i]):
+            k, c, r, s_ = layer.w.shape
+            _, h, w = shapes[i][0]
+            ktw = k_tile_words(LayerDescriptor(kernel_h=r, kernel_w=s_,
+                                               in_groups=-(-c // m)), config)
+            k_tiles, fit = -(-k // rows), config.weight_depth // ktw
+            out_w = (w + 2 * layer.pad - s_) // layer.stride + 1
+            banded = not ifm_geometry(h, w, -(-c // m), layer.stride, layer.pad, out_w,
+                                      config).fits(config)
+            if banded and 0 < fit < k_tiles:
+                parts = -(-k_tiles // fit)
+        if parts == 1:
+            layers.append(replace(layer, inputs=srcs))
+            index[i] = len(layers) - 1
+            continue
+        per = -(-layer.w.shape[0] // rows // parts) * rows
+        first = len(layers)
+        for n, k0 in enumerate(range(0, layer.w.shape[0], per)):
+            cut = slice(k0, k0 + per)
+            layers.append(replace(
+                layer, name=f"{layer.name}.k{n}", inputs=srcs, w=layer.w[cut],
+                bias=layer.bias[cut], mult=layer.mult[cut], shift=layer.shift[cut],
+                mask=None if layer.mask is None else layer.mask[cut],
+                w_scale=None if layer.w_scale is None else np.asarray(layer.w_scale)[cut]))
+        layers.append(QLayer("concat", layer.name, None, None, None, None,
+                             inputs=list(range(first, len(layers))), in_scale=layer.out_scale,
+                             out_scale=layer.out_scale))
+        index[i] = len(layers) - 1
+    return qnet if len(layers) == len(qnet.layers) else replace(qnet, layers=layers)
+
+
 def pack_batch(qnet: QNetwork, config: SenseConfig, batch: int, order: str = "auto",
                fuse_add: bool = True, start: int | str | None = None,
                separators: bool = False) -> tuple[BatchSplit, bytes, bytes]:
@@ -394,5 +446,7 @@ def pack_batch(qnet: QNetwork, config: SenseConfig, batch: int, order: str = "au
     if start == "auto":
         return choose_start(qnet, config, batch, order, fuse_add)[0]
     split = split_batch(qnet, batch, config.group, start, config.cols, separators)
+    if split.stacked:
+        split = replace(split, suffix=split_wide_convs(split.suffix, config))
     return (split, pack_image(split.prefix, config, order, first="output", fuse_add=fuse_add),
             pack_image(split.suffix, config, order, first="input", fuse_add=fuse_add))

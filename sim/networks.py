@@ -15,7 +15,7 @@ __all__ = ["random_network", "FIT_NETWORKS", "HELDOUT_NETWORKS", "conv_layer",
            "residual_networks", "banded_residual_network", "inception_network", "vgg_style_network", "wide_network", "RING_CONFIG", "RING_NETWORKS", "maxpool_network",
            "SPLIT_CONFIG", "SPLIT_NETWORKS", "split_network",
            "pooling_network", "banded_pooling_network", "GRAPH_NETWORKS", "gather_network",
-           "join_network"]
+           "join_network", "wide_tail_network", "stacked_tail_network"]
 
 
 def random_network(rng, input_shape, specs, name):
@@ -144,6 +144,20 @@ def stacked_tail_network(rng):
         Layer("gap", "gap", inputs=[9]),
         Layer("fc", "fc", rng.normal(size=(6, 32)) / 6, rng.normal(size=6) * 0.1, inputs=[10]),
     ], [], "stacked-tail")
+
+
+def wide_tail_network(rng):
+    """A stacked tail (from layer 1) whose 3x3 conv has more weights than `small`'s 16 KiB
+    buffer and, for a batch of several 8x8 images, more input than its IFM store: in bands,
+    the weight ring would stream all its weights in every band, so the packer cuts it into
+    convs whose weights fit (`host.batch.split_wide_convs`); a 1x1 conv, GAP and FC after."""
+    return Network((8, 8, 8), [
+        conv_layer(rng, "stem", 64, 8, 3, [-1]),
+        conv_layer(rng, "wide", 64, 64, 3, [0]),
+        conv_layer(rng, "narrow", 32, 64, 1, [1]),
+        Layer("gap", "gap", inputs=[2]),
+        Layer("fc", "fc", rng.normal(size=(6, 32)) / 6, rng.normal(size=6) * 0.1, inputs=[3]),
+    ], [], "wide-tail")
 
 
 def gather_network(rng):

@@ -12,6 +12,7 @@ from host.quant import quantize, quantize_input, run_int
 from hw.config import SenseConfig
 from host.nn import Layer, Network
 from sim.networks import (BATCH_NETWORK, conv_layer, inception_network, random_network,
+                          wide_tail_network,
                           stacked_tail_network)
 
 CONFIG = SenseConfig.preset("small")
@@ -189,3 +190,24 @@ def test_image_rows_in_the_descriptors_are_checked_and_shown():
     with pytest.raises(ImageError, match=f"layer {pool}: image rows .* not a conv"):
         unpack_image(with_fields(pool, **{"links.image_rows": 4}), CONFIG)
     assert LayerDescriptor().with_image_step() == LayerDescriptor()
+
+
+def test_wide_convs_in_a_stacked_tail_are_cut_into_parts_that_fit():
+    """`split_wide_convs`: the tail's 3x3 conv (4,608 weight words against `small`'s 4,096)
+    is cut into two convs of 32 output channels writing one concat once the stacked input no
+    longer fits the IFM store (8 images), and not before (its one band reads every weight
+    once); the stack's logits are the same, and the parts pack and unpack as producers of the
+    concat's channel ranges."""
+    qnet, x = _quantized(wide_tail_network(np.random.default_rng(5)), n=8)
+    for batch, names in ((4, ["wide", "narrow", "gap", "fc"]),
+                         (8, ["wide.k0", "wide.k1", "wide", "narrow", "gap", "fc"])):
+        split, _, suffix = pack_batch(qnet, CONFIG, batch, start=1)
+        assert [q.name for q in split.suffix.layers] == names
+        outs = [run_int(split.prefix, xi[None], return_all=True)[-1][0] for xi in x[:batch]]
+        stacked = stack_outputs(split, outs)
+        y = run_int(split.suffix, stacked[None])[0]
+        assert np.array_equal(unstack_logits(split, y), run_int(qnet, x[:batch]))
+        assert np.array_equal(run_int(unpack_image(suffix, CONFIG), stacked[None])[0], y)
+    _, descs = layer_table(suffix, CONFIG)
+    assert [(d.g("exec.out_c_offset"), d.g("exec.out_c_total")) for d in descs[:2]] == \
+        [(0, 64), (32, 64)]
