@@ -317,21 +317,25 @@ async def _pool_case(ctx, dut, config, x, win, average, count_pad):
 def test_pool_unit_reads_aligned_tap_groups(cols, taps):
     """The pool unit reads a window row's taps `pool_taps` pixel indices at a time (groups
     aligned to pool_taps: 1 (one bank), 2 by default, 4, and 8 as in `zcu102`): maximum and average (count_pad or
-    not, ceil_mode) equal the golden model, with row reuse (maxima at vertical stride 1) and
+    not, ceil_mode) equal the golden model, with row reuse (maxima at vertical stride 1, and 3x3
+    at stride 2) and
     without (a pooled row too wide for the row memories: with eight taps, as in `zcu102`), and
     the cycles are `host.perf.pool_reads` per line
     and the unit's sizing, a constant apart for every window and map (a beat written costs the
     walk no cycle: it waits in the unit's beat queue)."""
     config = SenseConfig(rows=4, cols=cols, group=4, pool_width=taps)
     rng = np.random.default_rng(cols)
+    assert pool_row_reuse(golden.Window.of(3, 2, 1), 6, 1, False)     # (the first case's)
     cases = []
     for kernel, stride, pads, (chans, h, w), ceil, average in (
             (3, 2, 1, (16, 9, 11), False, False), (2, 2, 0, (32, 8, 8), False, False),
             (3, 1, 1, (24, 7, 5), False, True), (5, 3, 2, (16, 13, 6), True, False),
             (7, 1, 0, (16, 7, 7), False, True), (3, 2, (0, 1, 1, 0), (8, 6, 9), True, True),
-            # row reuse (maxima at vertical stride 1, 2 or 3 window rows), and a pooled row
-            # too wide for the row memories (every window reads all its rows)
+            # row reuse (maxima at vertical stride 1, 2 or 3 window rows, or at stride 2 over
+            # 3 rows, the first case too), and a pooled row too wide for the row memories
+            # (every window reads all its rows)
             (3, 1, 1, (24, 7, 5), False, False), (2, 1, 0, (16, 6, 9), True, False),
+            (3, 2, 0, (40, 10, 9), True, False),
             ((3, 2), (1, 2), (1, 0, 1, 1), (8, 8, 11), True, False),
             *([(3, 1, 1, (256, 2, 33), False, False)] if taps == 8 else [])):
         win = golden.Window.of(kernel, stride, pads, ceil_mode=ceil)

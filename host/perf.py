@@ -445,23 +445,24 @@ def pool_reads(rows: int, cols: int, map_w: int, win, top: int, taps: int,
     window row reads its taps `taps` pixel indices at a time, in groups aligned to `taps`, so
     one whose first tap has pixel index i takes ((i mod taps) + kw - 1) // taps + 1 reads.
     With row reuse (`pool_row_reuse`) a pooled row after the first reads its windows' last
-    rows only."""
+    `sh` rows only."""
     (kh, kw), (sh, sw), (_, pl, _, _) = win.kernel, win.stride, win.pads
     y = np.arange(rows)[:, None] * sh - top + np.arange(kh)[None, :]          # (oy, wy)
     x = np.arange(cols) * sw - pl                                              # (ox,)
     first = (y.reshape(-1, 1) * map_w + x[None, :]) % taps
     reads = ((first + kw - 1) // taps + 1).reshape(rows, kh, cols)
     if reuse:
-        reads[1:, :kh - 1] = 0
+        reads[1:, :kh - sh] = 0
     return int(reads.sum())
 
 
 def pool_row_reuse(win, cols: int, lines: int, average: bool) -> bool:
     """Whether the pool unit reuses window rows (hw.soc.pool.ROW_BANKS): a maximum with a
-    vertical stride of 1 and 2 .. ROW_BANKS window rows, whose pooled row's lines (`cols`
-    pooled columns of `lines` lines) fit ROW_DEPTH."""
+    vertical stride of 1 and 2 .. ROW_BANKS window rows, or a stride of 2 and 3 rows, whose
+    pooled row's lines (`cols` pooled columns of `lines` lines) fit ROW_DEPTH."""
     (kh, _), (sh, _) = win.kernel, win.stride
-    return not average and sh == 1 and 2 <= kh <= ROW_BANKS and cols * lines <= ROW_DEPTH
+    overlap = (sh == 1 and kh >= 2) or (sh == 2 and kh == 3)
+    return not average and overlap and kh <= ROW_BANKS and cols * lines <= ROW_DEPTH
 
 
 def pool_estimate(d: LayerDescriptor, config: SenseConfig) -> dict:

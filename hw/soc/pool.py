@@ -31,12 +31,13 @@ SUM_BITS = 24
 #: (hw.core.requant, its rounding and saturation in the stage after, with the beat packing:
 #: issue 15's timing work on the ECP5).
 TAIL_STAGES = 4
-#: Row reuse: a max-pool with a vertical stride of 1 and a window of 2 .. ROW_BANKS rows keeps
-#: every window row's maximum (per channel of a line, over the row's taps) of its last rows in
-#: ROW_BANKS memories of ROW_DEPTH lines, one per map row mod kh, at pooled column x and line cl
-#: (x * lines + cl): a pooled row after a band's first reads only its window's last row; the
-#: other rows' maxima come from the memories. When a pooled row's lines (pooled columns x
-#: lines of channel groups) exceed ROW_DEPTH, every window reads all its rows.
+#: Row reuse: a max-pool whose windows overlap vertically (a vertical stride of 1 and a window of
+#: 2 .. ROW_BANKS rows, or a stride of 2 and 3 rows) keeps every window row's maximum (per
+#: channel of a line, over the row's taps) of its last rows in ROW_BANKS memories of ROW_DEPTH
+#: lines, one per map row mod kh, at pooled column x and line cl (x * lines + cl): a pooled row
+#: after a band's first reads only its window's last `sh` rows (the rows the window before did
+#: not read); the other rows' maxima come from the memories. When a pooled row's lines (pooled
+#: columns x lines of channel groups) exceed ROW_DEPTH, every window reads all its rows.
 ROW_BANKS = 3
 ROW_DEPTH = 512
 #: Width of the walker's signed pixel indices (maps of up to 2**12 x 2**12, windows reaching
@@ -158,17 +159,17 @@ class PoolUnit(wiring.Component):
                                  size["row_lines"].eq(size["pow"] * size["gl"])]
                     m.next = "PLACE"
             with m.State("PLACE"):
-                # (row reuse: from a window's first row's first tap to its last's, (kh - 1) map
-                # rows, for the window heights reuse takes: 2 .. ROW_BANKS)
-                skip = self.map_w
-                for kh in range(3, ROW_BANKS + 1):
-                    skip = Mux(win.kh == kh, self.map_w * (kh - 1), skip)
+                # (row reuse: from a window's first row's first tap to that of the first row
+                # it reads, kh - sh map rows: 1 or 2 for the windows reuse takes)
+                skip = Mux(win.kh - win.sh == 2, self.map_w * 2, self.map_w)
                 m.d.sync += [size["words"].eq(size["poh"] * size["row_words"]),
                              size["offset"].eq(self.row0 * size["row_words"]),
                              size["row_step"].eq(win.sh * self.map_w),
                              size["idx0"].eq(-(win.pt * self.map_w) - win.pl),
                              size["skip"].eq(skip),
-                             size["reuse"].eq(~self.average & (win.sh == 1) & (win.kh >= 2)
+                             size["reuse"].eq(~self.average
+                                              & (((win.sh == 1) & (win.kh >= 2))
+                                                 | ((win.sh == 2) & (win.kh == 3)))
                                               & (win.kh <= ROW_BANKS)
                                               & (size["row_lines"] <= ROW_DEPTH)),
                              out["emitted"].eq(0)]
@@ -231,7 +232,8 @@ class PoolUnit(wiring.Component):
             m.d.sync += [
                 st1.valid.eq(run),
                 st1.inb.eq(Cat(*inb)), st1.inpad.eq(Cat(*inpad)),
-                st1.first.eq((walk["wy"] == Mux(later, win.kh - 1, 0)) & (walk["tb"] <= 0)),
+                st1.first.eq((walk["wy"] == Mux(later, win.kh - win.sh, 0))
+                             & (walk["tb"] <= 0)),
                 st1.row_first.eq(walk["tb"] <= 0), st1.row_last.eq(walk["tb"] + taps >= win.kw),
                 st1.bank.eq(Mux(bank >= win.kh, bank - win.kh, bank)), st1.later.eq(later),
                 ra1.eq(walk["ra"]), ra2.eq(ra1), ra3.eq(ra2),
@@ -246,6 +248,7 @@ class PoolUnit(wiring.Component):
         # with stage 2r)
         counts = Mux(self.count_pad, st2r.inpad, st2r.inb)
         rows = self._row_memories(m, advance, st2r, ra2, ra3, size["reuse"], lanes)
+        # (st2r.bank at a later window's first read: that of its row kh - sh)
         hrow = Signal(data.ArrayLayout(signed(8), lanes))   # the window row's maximum so far
         with m.If(advance & st2r.valid):
             m.d.sync += count.eq(Mux(st2r.first, 0, count)
@@ -274,9 +277,10 @@ class PoolUnit(wiring.Component):
         (`ra1`; the data with `st2`, the stage that takes the maximum), written with a window
         row's maximum (`row_max`, `st2`'s row, at `ra2`) at its last read, so that the next
         window's read of that line sees it (a transparent read); `others`: the maximum of the
-        window's other rows (every memory of a map row of the window but the one `st2` reads),
-        for a window that reads its last row only."""
-        kh = self.window.kh
+        window's rows it does not read, for a window that reads its last `sh` rows only: at
+        stride 1 every memory of a map row of the window but the one `st2` reads, at stride 2
+        (3 rows) the memory of the row above it."""
+        kh, sh = self.window.kh, self.window.sh
         line = data.ArrayLayout(signed(8), lanes)
         ns = SimpleNamespace(row_max=Signal(line, name="pool_row_max"),
                              others=Signal(line, name="pool_row_others"))
@@ -289,7 +293,8 @@ class PoolUnit(wiring.Component):
             m.d.comb += [rd.addr.eq(ra1), rd.en.eq(advance),
                          wr.addr.eq(ra2), wr.data.eq(ns.row_max),
                          wr.en.eq(advance & st2.valid & st2.row_last & reuse & (st2.bank == j))]
-            words.append((rd.data, (j < kh) & (st2.bank != j)))
+            above = j == Mux(st2.bank == 0, kh - 1, st2.bank - 1)
+            words.append((rd.data, (j < kh) & (st2.bank != j) & ((sh == 1) | above)))
         for lane in range(lanes):
             m.d.comb += ns.others[lane].eq(_maximum(
                 [Mux(use, word[lane], -128) for word, use in words]))
@@ -387,7 +392,7 @@ class PoolUnit(wiring.Component):
     def _walk(self, m, walk, run, size, advance):
         win = self.window
         taps = self._config.pool_taps
-        # Row reuse: a pooled row after the first starts each window at its last row.
+        # Row reuse: a pooled row after the first starts each window at its row kh - sh.
         later = size["reuse"] & (walk["y"] != 0)
         skip = Mux(later, size["skip"], 0)
         with m.If(run & advance):
@@ -397,7 +402,7 @@ class PoolUnit(wiring.Component):
                 m.d.sync += walk["wy"].eq(walk["wy"] + 1)
                 m.d.sync += self._row_start(walk, walk["ir"] + self.map_w, ("ir",))
             with m.Else():
-                m.d.sync += [walk["wy"].eq(Mux(later, win.kh - 1, 0)),
+                m.d.sync += [walk["wy"].eq(Mux(later, win.kh - win.sh, 0)),
                              walk["ra"].eq(walk["ra"] + 1)]
                 with m.If(walk["cl"] + 1 != size["gl"]):
                     m.d.sync += walk["cl"].eq(walk["cl"] + 1)
@@ -422,8 +427,11 @@ class PoolUnit(wiring.Component):
             reuse = size["reuse"]
             m.d.sync += [walk["y"].eq(walk["y"] + 1), walk["y0"].eq(walk["y0"] + win.sh),
                          walk["irow"].eq(nxt), walk["iw"].eq(nxt),
-                         walk["wy"].eq(Mux(reuse, win.kh - 1, 0)),
-                         walk["base"].eq(Mux(walk["base"] + 1 == win.kh, 0, walk["base"] + 1))]
+                         walk["wy"].eq(Mux(reuse, win.kh - win.sh, 0)),
+                         # (the bank of the window's first map row, mod kh: sh < kh with reuse)
+                         walk["base"].eq(Mux(walk["base"] + win.sh >= win.kh,
+                                             walk["base"] + win.sh - win.kh,
+                                             walk["base"] + win.sh))]
             m.d.sync += self._row_start(walk, nxt + Mux(reuse, size["skip"], 0), ("ir",))
         with m.Else():
             m.d.sync += run.eq(0)
