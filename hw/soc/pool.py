@@ -116,7 +116,11 @@ class PoolUnit(wiring.Component):
                 "last_words": Signal(range(cfg.ifm_words_per_line + 1)),
                 "row_step": Signal(signed(IDX_BITS)), "idx0": Signal(signed(IDX_BITS)),
                 "row_lines": Signal(32), "skip": Signal(signed(IDX_BITS)),
-                "reuse": Signal(name="pool_reuse")}
+                "reuse": Signal(name="pool_reuse"),
+                # (row reuse, set with it: the window row a later window starts at, kh - sh;
+                # whether the stride is 2; whether the window has 3 rows)
+                "wy1": Signal(range(ROW_BANKS), name="pool_wy1"),
+                "sh2": Signal(name="pool_sh2"), "kh3": Signal(name="pool_kh3")}
         # `queued`: a finished beat waiting for the output register (`data`): the walk stalls
         # only while both hold one, never for the cycle the DMA takes a beat.
         out = {"emitted": Signal(40), "fill": Signal(range(cfg.ifm_words_per_line)),
@@ -161,12 +165,14 @@ class PoolUnit(wiring.Component):
             with m.State("PLACE"):
                 # (row reuse: from a window's first row's first tap to that of the first row
                 # it reads, kh - sh map rows: 1 or 2 for the windows reuse takes)
-                skip = Mux(win.kh - win.sh == 2, self.map_w * 2, self.map_w)
+                two = (win.kh == 3) & (win.sh == 1)
+                skip = Mux(two, self.map_w * 2, self.map_w)
                 m.d.sync += [size["words"].eq(size["poh"] * size["row_words"]),
                              size["offset"].eq(self.row0 * size["row_words"]),
                              size["row_step"].eq(win.sh * self.map_w),
                              size["idx0"].eq(-(win.pt * self.map_w) - win.pl),
-                             size["skip"].eq(skip),
+                             size["skip"].eq(skip), size["wy1"].eq(Mux(two, 2, 1)),
+                             size["sh2"].eq(win.sh == 2), size["kh3"].eq(win.kh == 3),
                              size["reuse"].eq(~self.average
                                               & (((win.sh == 1) & (win.kh >= 2))
                                                  | ((win.sh == 2) & (win.kh == 3)))
@@ -232,8 +238,7 @@ class PoolUnit(wiring.Component):
             m.d.sync += [
                 st1.valid.eq(run),
                 st1.inb.eq(Cat(*inb)), st1.inpad.eq(Cat(*inpad)),
-                st1.first.eq((walk["wy"] == Mux(later, win.kh - win.sh, 0))
-                             & (walk["tb"] <= 0)),
+                st1.first.eq((walk["wy"] == Mux(later, size["wy1"], 0)) & (walk["tb"] <= 0)),
                 st1.row_first.eq(walk["tb"] <= 0), st1.row_last.eq(walk["tb"] + taps >= win.kw),
                 st1.bank.eq(Mux(bank >= win.kh, bank - win.kh, bank)), st1.later.eq(later),
                 ra1.eq(walk["ra"]), ra2.eq(ra1), ra3.eq(ra2),
@@ -247,7 +252,7 @@ class PoolUnit(wiring.Component):
         # (stage 2 holds the read; its data is on rd_data while stage 2 advances, into `tap_r`
         # with stage 2r)
         counts = Mux(self.count_pad, st2r.inpad, st2r.inb)
-        rows = self._row_memories(m, advance, st2r, ra2, ra3, size["reuse"], lanes)
+        rows = self._row_memories(m, advance, st2r, ra2, ra3, size, lanes)
         # (st2r.bank at a later window's first read: that of its row kh - sh)
         hrow = Signal(data.ArrayLayout(signed(8), lanes))   # the window row's maximum so far
         with m.If(advance & st2r.valid):
@@ -272,7 +277,7 @@ class PoolUnit(wiring.Component):
         self._pack(m, advance, word, size, out)
         self._walk(m, walk, run, size, advance)
 
-    def _row_memories(self, m, advance, st2, ra1, ra2, reuse, lanes):
+    def _row_memories(self, m, advance, st2, ra1, ra2, size, lanes):
         """Row reuse: the ROW_BANKS row memories, read at the address of the stage before `st2`
         (`ra1`; the data with `st2`, the stage that takes the maximum), written with a window
         row's maximum (`row_max`, `st2`'s row, at `ra2`) at its last read, so that the next
@@ -280,7 +285,7 @@ class PoolUnit(wiring.Component):
         window's rows it does not read, for a window that reads its last `sh` rows only: at
         stride 1 every memory of a map row of the window but the one `st2` reads, at stride 2
         (3 rows) the memory of the row above it."""
-        kh, sh = self.window.kh, self.window.sh
+        reuse = size["reuse"]
         line = data.ArrayLayout(signed(8), lanes)
         ns = SimpleNamespace(row_max=Signal(line, name="pool_row_max"),
                              others=Signal(line, name="pool_row_others"))
@@ -293,8 +298,10 @@ class PoolUnit(wiring.Component):
             m.d.comb += [rd.addr.eq(ra1), rd.en.eq(advance),
                          wr.addr.eq(ra2), wr.data.eq(ns.row_max),
                          wr.en.eq(advance & st2.valid & st2.row_last & reuse & (st2.bank == j))]
-            above = j == Mux(st2.bank == 0, kh - 1, st2.bank - 1)
-            words.append((rd.data, (j < kh) & (st2.bank != j) & ((sh == 1) | above)))
+            # (reuse has 2 or 3 window rows: memory 2 is a window row only with 3)
+            above = j == Mux(st2.bank == 0, Mux(size["kh3"], 2, 1), st2.bank - 1)
+            row = 1 if j < 2 else size["kh3"]
+            words.append((rd.data, row & (st2.bank != j) & (~size["sh2"] | above)))
         for lane in range(lanes):
             m.d.comb += ns.others[lane].eq(_maximum(
                 [Mux(use, word[lane], -128) for word, use in words]))
@@ -402,7 +409,7 @@ class PoolUnit(wiring.Component):
                 m.d.sync += walk["wy"].eq(walk["wy"] + 1)
                 m.d.sync += self._row_start(walk, walk["ir"] + self.map_w, ("ir",))
             with m.Else():
-                m.d.sync += [walk["wy"].eq(Mux(later, win.kh - win.sh, 0)),
+                m.d.sync += [walk["wy"].eq(Mux(later, size["wy1"], 0)),
                              walk["ra"].eq(walk["ra"] + 1)]
                 with m.If(walk["cl"] + 1 != size["gl"]):
                     m.d.sync += walk["cl"].eq(walk["cl"] + 1)
@@ -422,16 +429,17 @@ class PoolUnit(wiring.Component):
     def _next_row(self, m, walk, size, run):
         """The walk's next pooled row (its first window), or the walk's end."""
         win = self.window
+        step = walk["base"] + 1 + size["sh2"]
+        rows_kh = Mux(size["kh3"], 3, 2)
         with m.If(walk["y"] + 1 != size["poh"]):
             nxt = walk["irow"] + size["row_step"]
             reuse = size["reuse"]
             m.d.sync += [walk["y"].eq(walk["y"] + 1), walk["y0"].eq(walk["y0"] + win.sh),
                          walk["irow"].eq(nxt), walk["iw"].eq(nxt),
-                         walk["wy"].eq(Mux(reuse, win.kh - win.sh, 0)),
-                         # (the bank of the window's first map row, mod kh: sh < kh with reuse)
-                         walk["base"].eq(Mux(walk["base"] + win.sh >= win.kh,
-                                             walk["base"] + win.sh - win.kh,
-                                             walk["base"] + win.sh))]
+                         walk["wy"].eq(Mux(reuse, size["wy1"], 0)),
+                         # (the bank of the window's first map row, mod kh: with reuse kh is
+                         # 2 or 3 and sh 1 or 2; without it the bank is never read)
+                         walk["base"].eq(Mux(step >= rows_kh, step - rows_kh, step))]
             m.d.sync += self._row_start(walk, nxt + Mux(reuse, size["skip"], 0), ("ir",))
         with m.Else():
             m.d.sync += run.eq(0)
