@@ -60,7 +60,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from host.golden import Window
+from host.golden import Window, output_size
 from host.image import pack_image
 from host.quant import QLayer, QNetwork, as_network
 from hw.config import SenseConfig
@@ -411,7 +411,7 @@ def split_wide_convs(qnet: QNetwork, config: SenseConfig) -> QNetwork:
             ktw = k_tile_words(LayerDescriptor(kernel_h=r, kernel_w=s_,
                                                in_groups=-(-c // m)), config)
             k_tiles, fit = -(-k // rows), config.weight_depth // ktw
-            out_w = (w + 2 * layer.pad - s_) // layer.stride + 1
+            out_w = output_size(w, s_, layer.stride, layer.pad)
             banded = not ifm_geometry(h, w, -(-c // m), layer.stride, layer.pad, out_w,
                                       config).fits(config)
             if banded and 0 < fit < k_tiles:
