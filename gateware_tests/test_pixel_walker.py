@@ -7,7 +7,7 @@ import pytest
 
 from hw.config import SenseConfig
 from hw.core.ifm_store import ifm_geometry
-from hw.core.pixel_walker import PixelWalker, pixel_tiles
+from hw.core.pixel_walker import PixelWalker, pixel_tiles, tap_bounds
 from sim.amaranth_sim import run_testbench
 
 CONFIG = SenseConfig(rows=4, cols=3, group=4)
@@ -19,8 +19,9 @@ def _geometry(cfg, layer):
 
 
 def expected_tiles(cfg, layer):
-    """(k0, p0, count, new_kt, w_zero, (pi_hi, pi_lo), [(valid, iy0, ix0)] * cols) in issue
-    order."""
+    """(k0, p0, count, new_kt, w_zero, (pi_hi, pi_lo), [(valid, y_lo, y_hi, x_lo, x_hi)] *
+    cols, need_row) in issue order: each column's taps inside the input, from its window's
+    top-left input coordinates."""
     g = _geometry(cfg, layer)
     tiles_p = pixel_tiles(layer["out_h"], layer["out_w"], cfg.cols, g.seg)
     k0s = range(0, layer["out_channels"], cfg.rows)
@@ -39,10 +40,13 @@ def expected_tiles(cfg, layer):
             ix0 = ox * layer["stride"] - layer["pad"]
             if j < count:
                 bottom = iy0 + layer["kernel_h"] - 1     # the last input row it reads
+            rows = layer["in_h"]
             if layer.get("img_h"):
                 # stacked images: the row within the pixel's own image
                 iy0 = (layer["oyl0"] + oy) % layer["img_oh"] * layer["stride"] - layer["pad"]
-            cols.append((1, iy0, ix0) if j < count else 0)
+                rows = layer["img_h"]
+            cols.append((1, *tap_bounds(iy0, rows), *tap_bounds(ix0, layer["in_w"]))
+                        if j < count else 0)
         oy, ox = divmod(p0, layer["out_w"])
         pi = oy * g.v + ox
         b = cfg.ifm_banks
@@ -101,7 +105,7 @@ def test_walker_emits_every_tile_in_order(layer, ifm_stationary):
                 cols = []
                 for j in range(CONFIG.cols):
                     c = ctx.get(dut.tile[j])
-                    cols.append((1, c.iy0, c.ix0) if c.valid else 0)
+                    cols.append((1, c.y_lo, c.y_hi, c.x_lo, c.x_hi) if c.valid else 0)
                 # (need_row: the last input row the tile's windows read, for load following)
                 got.append((info.k0, info.p0, info.count, ctx.get(dut.new_kt),
                             ctx.get(dut.w_zero), (ctx.get(dut.pi_hi), ctx.get(dut.pi_lo)), cols,
@@ -116,3 +120,13 @@ def test_walker_emits_every_tile_in_order(layer, ifm_stationary):
 
     run_testbench(dut, bench)
     assert got == want
+
+
+def test_tap_bounds_name_the_taps_inside_the_input():
+    """`tap_bounds` (the walker's per-column bounds, here on integers) against the definition:
+    tap t of an axis is inside when 0 <= first + t < size, for every tap of a 15-tap kernel."""
+    for first in range(-20, 24):
+        for size in range(0, 24):
+            lo, hi = tap_bounds(first, size)
+            assert [lo <= t < hi for t in range(15)] == [0 <= first + t < size
+                                                         for t in range(15)], (first, size)

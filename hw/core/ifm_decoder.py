@@ -204,15 +204,12 @@ class IfmDecoder(wiring.Component):
         lam_hi, lam_lo = lam_add(s.cur_hi, s.cur_lo, s.tau_hi, s.tau_lo, k.gl, bb)
         m.d.comb += [store.rd_hi.eq(lam_hi), store.rd_lo.eq(lam_lo), store.rd_cg.eq(s.cg),
                      store.rd_en.eq(s.read_next)]
-        # (a stacked map's rows are checked within each pixel's image: `pixel_column_layout`)
-        rows = Mux(L.img_h != 0, L.img_h, L.in_h)
         with m.If(s.read_next):
+            # (the column's taps inside the input: `pixel_column_layout`)
             inb = Signal(cfg.cols)
             for j in range(cfg.cols):
-                iy = cur[j].iy0 + s.kh
-                ix = cur[j].ix0 + s.kw
-                m.d.comb += inb[j].eq(cur[j].valid & (iy >= 0) & (iy < rows) & (ix >= 0)
-                                      & (ix < L.in_w))
+                m.d.comb += inb[j].eq(cur[j].valid & (s.kh >= cur[j].y_lo) & (s.kh < cur[j].y_hi)
+                                      & (s.kw >= cur[j].x_lo) & (s.kw < cur[j].x_hi))
             m.d.sync += [s.d_valid.eq(1), s.d.last.eq(s.grp_last), s.d.info.eq(s.cur_info),
                          s.d.wbase.eq(s.w_next), s.d.kt_base.eq(s.w_kt_base), s.d_inb.eq(inb)]
             with m.If(s.grp_last):

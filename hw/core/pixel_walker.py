@@ -11,9 +11,10 @@ from hw.config import SenseConfig
 from hw.core.decoders import tile_info_layout
 from hw.core.ifm_store import (bank_bits, ifm_constants_layout, ifm_seg, lam_add, line_bits,
                                lo_bits)
-from hw.layouts import CHANNEL_BITS, DIM_BITS, layer_layout
+from hw.layouts import CHANNEL_BITS, DIM_BITS, KERNEL_BITS, layer_layout
 
-__all__ = ["PixelWalker", "pixel_column_layout", "COORD_BITS", "pixel_tiles", "tile_count"]
+__all__ = ["PixelWalker", "pixel_column_layout", "tap_bounds", "COORD_BITS", "pixel_tiles",
+           "tile_count"]
 
 #: Signed pixel coordinates (room for the padding offsets).
 COORD_BITS = DIM_BITS + 6
@@ -46,10 +47,26 @@ def tile_count(in_w: int, stride: int, out_h: int, out_w: int, cols: int) -> int
 
 
 def pixel_column_layout(config: SenseConfig) -> data.StructLayout:
-    """One column's pixel of a tile: whether it is a real pixel and the input coordinates of its
-    window's top-left tap (may be negative: padding). In a map of stacked images (the layer's
-    ``img_h``), ``iy0`` is the row within the pixel's own image, whose padding it checks."""
-    return data.StructLayout({"valid": 1, "iy0": signed(COORD_BITS), "ix0": signed(COORD_BITS)})
+    """One column's pixel of a tile: whether it is a real pixel, and which taps of its window
+    lie inside the input: kernel rows ``y_lo <= kh < y_hi`` and columns ``x_lo <= kw < x_hi``
+    (`tap_bounds` of its window's top-left tap; the others are padding). In a map of stacked
+    images (the layer's ``img_h``) the rows are those of the pixel's own image."""
+    return data.StructLayout({"valid": 1, "y_lo": KERNEL_BITS, "y_hi": KERNEL_BITS,
+                              "x_lo": KERNEL_BITS, "x_hi": KERNEL_BITS})
+
+
+def tap_bounds(first, size):
+    """(lo, hi): the taps t of a window axis with ``0 <= first + t < size`` are ``lo <= t < hi``,
+    for the taps below 2**KERNEL_BITS - 1 (the largest kernel); `first` is the window's first
+    coordinate (negative: padding). Python integers or Amaranth values (the walker computes them
+    once per column, so the decoder's per-cycle test is four compares of kernel-sized values)."""
+    top = (1 << KERNEL_BITS) - 1
+    if isinstance(first, int) and isinstance(size, int):
+        return min(max(-first, 0), top), min(max(size - first, 0), top)
+    room = Signal(signed(COORD_BITS + 1))
+    lo = Mux(first >= 0, 0, Mux(first < -top, top, (-first)[:KERNEL_BITS]))
+    hi = Mux(room <= 0, 0, Mux(room >= top, top, room[:KERNEL_BITS]))
+    return lo, hi, room.eq(size - first)
 
 
 class PixelWalker(wiring.Component):
@@ -131,9 +148,14 @@ class PixelWalker(wiring.Component):
         emit = wk["active"] & ~self.ready & ~wk["wrap"] & (init == 0) & ~self.start
         with m.If(emit):
             new = Signal(pixel_column_layout(self._config))
-            m.d.comb += [new.valid.eq(pixel_valid),
-                         new.iy0.eq(Mux(L.img_h != 0, pos["iyl0"], pos["iy0"])),
-                         new.ix0.eq(pos["ix0"])]
+            # (a stacked map's rows are checked within each pixel's image)
+            stacked = L.img_h != 0
+            y_lo, y_hi, y_room = tap_bounds(Mux(stacked, pos["iyl0"], pos["iy0"]),
+                                            Mux(stacked, L.img_h, L.in_h))
+            x_lo, x_hi, x_room = tap_bounds(pos["ix0"], L.in_w)
+            m.d.comb += [new.valid.eq(pixel_valid), y_room, x_room,
+                         new.y_lo.eq(y_lo), new.y_hi.eq(y_hi), new.x_lo.eq(x_lo),
+                         new.x_hi.eq(x_hi)]
             for j in range(cols - 1):
                 m.d.sync += self.tile[j].eq(self.tile[j + 1])
             m.d.sync += [self.tile[cols - 1].eq(new), wk["count"].eq(wk["count"] + 1),
