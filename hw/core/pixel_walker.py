@@ -55,18 +55,19 @@ def pixel_column_layout(config: SenseConfig) -> data.StructLayout:
                               "x_lo": KERNEL_BITS, "x_hi": KERNEL_BITS})
 
 
-def tap_bounds(first, size):
-    """(lo, hi): the taps t of a window axis with ``0 <= first + t < size`` are ``lo <= t < hi``,
-    for the taps below 2**KERNEL_BITS - 1 (the largest kernel); `first` is the window's first
-    coordinate (negative: padding). Python integers or Amaranth values (the walker computes them
-    once per column, so the decoder's per-cycle test is four compares of kernel-sized values)."""
-    top = (1 << KERNEL_BITS) - 1
+def tap_bounds(first, size, top=(1 << KERNEL_BITS) - 1):
+    """(lo, hi): the taps t < `top` of a window axis with ``0 <= first + t < size`` are
+    ``lo <= t < hi``; `first` is the window's first coordinate (negative: padding), `top` at
+    most the largest kernel (the walker: 15 taps) or a read's slots (the pool pass). On Python
+    integers or Amaranth values: computed once per column (or read), the per-tap tests are
+    compares of small values."""
     if isinstance(first, int) and isinstance(size, int):
         return min(max(-first, 0), top), min(max(size - first, 0), top)
-    room = Signal(signed(COORD_BITS + 1))
-    lo = Mux(first >= 0, 0, Mux(first < -top, top, (-first)[:KERNEL_BITS]))
-    hi = Mux(room <= 0, 0, Mux(room >= top, top, room[:KERNEL_BITS]))
-    return lo, hi, room.eq(size - first)
+    bits = top.bit_length()
+    room = size - first
+    lo = Mux(first >= 0, 0, Mux(first < -top, top, (-first)[:bits]))
+    hi = Mux(room <= 0, 0, Mux(room >= top, top, room[:bits]))
+    return lo, hi
 
 
 class PixelWalker(wiring.Component):
@@ -150,10 +151,10 @@ class PixelWalker(wiring.Component):
             new = Signal(pixel_column_layout(self._config))
             # (a stacked map's rows are checked within each pixel's image)
             stacked = L.img_h != 0
-            y_lo, y_hi, y_room = tap_bounds(Mux(stacked, pos["iyl0"], pos["iy0"]),
-                                            Mux(stacked, L.img_h, L.in_h))
-            x_lo, x_hi, x_room = tap_bounds(pos["ix0"], L.in_w)
-            m.d.comb += [new.valid.eq(pixel_valid), y_room, x_room,
+            y_lo, y_hi = tap_bounds(Mux(stacked, pos["iyl0"], pos["iy0"]),
+                                    Mux(stacked, L.img_h, L.in_h))
+            x_lo, x_hi = tap_bounds(pos["ix0"], L.in_w)
+            m.d.comb += [new.valid.eq(pixel_valid),
                          new.y_lo.eq(y_lo), new.y_hi.eq(y_hi), new.x_lo.eq(x_lo),
                          new.x_hi.eq(x_hi)]
             for j in range(cols - 1):

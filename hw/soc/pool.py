@@ -13,6 +13,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.config import LANE_BITS, SenseConfig
+from hw.core.pixel_walker import tap_bounds
 from hw.core.requant import ShiftControls, round_shift_saturate
 from hw.layouts import DIM_BITS, ifm_taps_layout
 from hw.soc.dma import ADDR_BITS, DATA_BITS, dma_command_layout
@@ -227,13 +228,18 @@ class PoolUnit(wiring.Component):
         count = Signal(17)            # the window's taps that count for its average
         y = walk["y0"] + walk["wy"]
         row_in = (y >= 0) & (y < self.map_h)
+        row_pad = y < self.map_h + win.pb
+        # Slot j holds the window row's tap tb + j, at map column x0 + tb + j: the slots of
+        # the row's taps, of the map and of the padded map are ranges (`tap_bounds`).
+        first_x = walk["x0"] + walk["tb"]
+        t_lo, t_hi = tap_bounds(walk["tb"], win.kw, taps)
+        x_lo, x_hi = tap_bounds(first_x, self.map_w, taps)
+        p_hi = tap_bounds(first_x, self.map_w + win.pr, taps)[1]
         inb, inpad = [], []
         for j in range(taps):
-            t = walk["tb"] + j                     # slot j's tap in the window row
-            x = walk["x0"] + t
-            tap = (t >= 0) & (t < win.kw)
-            inb.append(tap & row_in & (x >= 0) & (x < self.map_w))
-            inpad.append(tap & (y < self.map_h + win.pb) & (x < self.map_w + win.pr))
+            tap = (t_lo <= j) & (j < t_hi)
+            inb.append(tap & row_in & (x_lo <= j) & (j < x_hi))
+            inpad.append(tap & row_pad & (j < p_hi))
         with m.If(advance):
             m.d.sync += [
                 st1.valid.eq(run),
