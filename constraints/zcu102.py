@@ -20,7 +20,9 @@
                                  a SmartConnect to the PS's S_AXI_HP0_FPD (DDR, not coherent)
   ``S_AXI_WEIGHTS_*``       in   (``weight_port``) AXI4 read channels, 128-bit, 48-bit
                                  addresses: the accelerator's weight reads, through a
-                                 SmartConnect to S_AXI_HP1_FPD (a second path into DDR)
+                                 SmartConnect to S_AXI_HP1_FPD (a second path into DDR); with
+                                 ``write_port`` its write channels too (the output writer's
+                                 second half of every tile)
   ========================  ===  =========================================================
 
   LED 0 shows ``busy``, LED 1 the interrupt line, LED 2 that the PL clock runs (a slow blink),
@@ -132,7 +134,8 @@ class Zcu102Top(Elaboratable):
             ports[f"o_M_AXI_REGS_{name}"] = Signal(3, name=f"regs_{name}")
         buses = [("DMA", accel.m_axi, ("aw", "ar"))]
         if self.config.weight_port:
-            buses.append(("WEIGHTS", accel.m_axi_w, ("ar",)))
+            buses.append(("WEIGHTS", accel.m_axi_w,
+                          ("ar", "aw") if self.config.write_port else ("ar",)))
         for bus, axi, channels in buses:
             for name, member in axi.signature.members.items():
                 direction = "i" if member.flow.name == "Out" else "o"
@@ -226,19 +229,25 @@ generate_target all $bd_file
 
 def _weight_port_tcl(config: SenseConfig) -> dict:
     """The block design's pieces for the weight port (all empty without it): HP1 FPD enabled at
-    128 bits, the read-only port S_AXI_WEIGHTS, its SmartConnect, clock and reset."""
+    128 bits, the port S_AXI_WEIGHTS (read-only, or with ``write_port`` read and write), its
+    SmartConnect, clock and reset."""
     if not config.weight_port:
         return dict.fromkeys(("ps", "port", "busif", "connect", "clk", "rst"), "")
+    mode, user = "READ_ONLY", ""
+    if config.write_port:
+        mode, user = "READ_WRITE", " CONFIG.AWUSER_WIDTH {0} CONFIG.WUSER_WIDTH {0} \\\n   "
+        user += " CONFIG.BUSER_WIDTH {0}"
     return {
         "ps": (f" \\\n    CONFIG.PSU__USE__S_AXI_GP3 {{1}} "
                f"CONFIG.PSU__SAXIGP3__DATA_WIDTH {{{DATA_BITS}}}"),
         "port": f"""\
-# The weight port (SenseConfig.weight_port): read channels only, to HP1 FPD.
+# The weight port (SenseConfig.weight_port): read channels (with write_port writes too), to
+# HP1 FPD.
 set wts [create_bd_intf_port -mode Slave -vlnv xilinx.com:interface:aximm_rtl:1.0 S_AXI_WEIGHTS]
-set_property -dict [list CONFIG.PROTOCOL {{AXI4}} CONFIG.READ_WRITE_MODE {{READ_ONLY}} \\
+set_property -dict [list CONFIG.PROTOCOL {{AXI4}} CONFIG.READ_WRITE_MODE {{{mode}}} \\
     CONFIG.DATA_WIDTH {{{DATA_BITS}}} CONFIG.ADDR_WIDTH {{{ADDR_BITS}}} CONFIG.ID_WIDTH {{{ID_BITS}}} \\
     CONFIG.HAS_REGION {{0}} CONFIG.HAS_QOS {{1}} CONFIG.HAS_LOCK {{1}} CONFIG.HAS_CACHE {{1}} \\
-    CONFIG.HAS_PROT {{1}} CONFIG.ARUSER_WIDTH {{0}} CONFIG.RUSER_WIDTH {{0}} \\
+    CONFIG.HAS_PROT {{1}} CONFIG.ARUSER_WIDTH {{0}} CONFIG.RUSER_WIDTH {{0}}{user} \\
     CONFIG.FREQ_HZ $freq] $wts
 """,
         "busif": ":S_AXI_WEIGHTS",
@@ -263,8 +272,9 @@ def zcu102_files(config: SenseConfig) -> dict:
     files = dict(plan.files)
     files[f"{PS_BLOCK}.tcl"] = zcu102_ps_tcl(config)
     files["sense_config.json"] = json.dumps(config.to_dict(), indent=2) + "\n"
-    weights = (" its read-only weight port (`weight_port`, through a SmartConnect) to\n"
-               "  S_AXI_HP1_FPD," if config.weight_port else "")
+    weights = (" its weight port (`weight_port`, read-only, or with `write_port` also the output\n"
+               "  writer's second half of every tile; through a SmartConnect) to S_AXI_HP1_FPD,"
+               if config.weight_port else "")
     files["README.md"] = f"""\
 # Sense on the ZCU102: Vivado build tree
 

@@ -32,6 +32,7 @@ from sim.networks import (
     split_network,
     banded_pooling_network,
     conv_layer,
+    expansion_network,
     gather_network,
     inception_network,
     join_network,
@@ -845,6 +846,47 @@ def test_weight_port_fused_add_in_bands():
     res = run_system(WEIGHT_PORT, steps, name="system-weight-port", dram="design")
     for step, image in zip(res["steps"], runs):
         check_run(step, qnet, x, image, WEIGHT_PORT)
+
+
+# The write port (SenseConfig.write_port, on in the zcu102 preset): the 16-row grid of the split
+# tests (SPLIT_CONFIG, the weight port's) writing half of every tile on the weight port's AXI
+# master. One more Verilator build.
+WRITE_PORT = SPLIT_CONFIG.replace(write_port=True)
+
+
+def test_write_port_networks():
+    """With the write port, a 1x1 expansion whose outputs outrun one write channel, the
+    residual stages (fused adds: both drain sides on the first channel, one after the other),
+    the inception module (concat: a segment a pixel) and the VGG-style stack in bands, in both
+    tile orders: bit-exact, DRAM bytes and counters exact, cycles within the model's tolerance;
+    DRAM bytes the same as without it, the expansion a tenth faster in the weight-stationary
+    order (never slower in the other); one run with random stalls on every channel of both
+    ports, nothing outside the window."""
+    rng = np.random.default_rng(29)
+    nets = [expansion_network(rng), residual_networks(rng)["residual-stage"],
+            inception_network(rng), vgg_style_network(rng)]
+    steps, runs = [], []
+    for i, net in enumerate(nets):
+        qnet, x = quantized(net, rng, WRITE_PORT, n=1)
+        for order in ("weight", "ifm"):
+            image = pack_image(qnet, WRITE_PORT, order=order)
+            steps.append({"op": "run", "image": image, "x": x, "name": f"w2-{i}-{order}"})
+            runs.append((qnet, x, image))
+    res = run_system(WRITE_PORT, steps, name="system-write-port", dram="design")
+    one = run_system(SPLIT_CONFIG, steps, name="system-split", dram="design")
+    for step, single, (qnet, x, image) in zip(res["steps"], one["steps"], runs):
+        check_run(step, qnet, x, image, WRITE_PORT)
+        for a, b in zip(step["runs"], single["runs"]):
+            assert (a["dram_read_bytes"], a["dram_write_bytes"]) == (
+                b["dram_read_bytes"], b["dram_write_bytes"])
+    # (the weight-stationary order writes a segment a pixel: the writer sets its pace; the
+    # IFM-stationary one writes whole tiles, and its drain sets the pace)
+    a, b = res["steps"][0]["runs"][0]["cycles"], one["steps"][0]["runs"][0]["cycles"]
+    assert a < 0.9 * b, (a, b)
+    a, b = res["steps"][1]["runs"][0]["cycles"], one["steps"][1]["runs"][0]["cycles"]
+    assert a <= b, (a, b)
+    qnet, x, image = runs[0]
+    check_stalled_run(WRITE_PORT, qnet, x, image, "system-write-port-cocotb")
 
 
 def test_input_gather():

@@ -295,15 +295,18 @@ def _as_built(image, x, config, acts, net) -> dict:
 def _layer_record(name: str, est: dict, config: SenseConfig, kind: str | None = None) -> dict:
     """One layer of an as-built report: the model's cycles and DRAM bytes, and its floors (the
     cycles no schedule of this datapath goes under): ``issue_cycles``, the grid's issue slots
-    (its skipped groups taken out); ``write_floor``, its writes at one beat a cycle (one write
-    channel); ``read_floor``, its reads at one beat a cycle on each read port (two with the
+    (its skipped groups taken out); ``write_floor``, its writes at one beat a cycle on each
+    write channel (two with the write port; a fused add's and the pool pass's writes take one,
+    so theirs is a loose floor); ``read_floor``, its reads at one beat a cycle on each read port (two with the
     weight port). ``floor`` is the largest of the three; ``bound`` names it. ``one_port_floor``
     counts the reads at one beat a cycle in all: the rate at which a layer's input enters the
     IFM store, which carries most of a layer's reads when its weights are small."""
     ports = 2 if config.weight_port else 1
+    write_ports = 2 if config.write_port else 1
     read, write = int(est["dram_read_bytes"]), int(est["dram_write_bytes"])
     floors = {"issue": int(est.get("macs", 0)) // config.pes,
-              "write": -(-write // BEAT_BYTES), "read": -(-read // (ports * BEAT_BYTES))}
+              "write": -(-write // (write_ports * BEAT_BYTES)),
+              "read": -(-read // (ports * BEAT_BYTES))}
     bound = max(floors, key=floors.get)
     record = {"name": name} if kind is None else {"name": name, "kind": kind}
     return {**record, "cycles": int(est["cycles"]), "dram_bytes": read + write,

@@ -52,7 +52,7 @@ from hw.layouts import (DESCRIPTOR_BYTES, POOL_KINDS, LayerDescriptor, LayerFlag
 from hw.soc.add_unit import CHUNK_BEATS
 from hw.core.output_stage import STAGES
 from hw.soc.pool import ROW_BANKS, ROW_DEPTH, TAIL_STAGES
-from hw.soc.output_writer import SEPARATOR_CYCLES, whole_tile_writes
+from hw.soc.output_writer import SEPARATOR_CYCLES, whole_tile_writes, writer_sides
 from hw.soc.psum import PSUM_WRITE_CYCLES, psum_row_beats
 
 __all__ = ["pool_bands_choice", "schedule_choice", "pool_prefetch", "skip_mask", "core_cycles", "tile_cycles", "tail_costs", "fill_drain_cycles", "useful_macs",
@@ -731,24 +731,34 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
     # separator rows: every slot first divides its first pixel index (hw.soc.output_writer)
     divide = SEPARATOR_CYCLES if d.sep_slot else 0
 
+    # The writer's drain sides (hw.soc.output_writer): at once on two write channels, or (one
+    # side, or a fused add's beats through the add unit) one after the other.
+    sides = writer_sides(config)
+    at_once = len(sides) > 1 and not d.has(LayerFlags.FUSE_ADD)
+
     def tile_write(p, kt):
         k0 = kt * config.rows
         last_kt = k0 + config.rows >= k
         p0, count = band_tiles[p]
+        if whole and not last_kt:
+            return 0, False
         # The driver puts the activation region on a 4 KiB boundary (host.driver.ACT_ALIGN).
         addr = d.out_offset + d.g("exec.out_c_offset") + p0 * stride + k0
-        if whole:
-            if not last_kt:
-                return 0, False
-            beats = count * kpad // beat
-            return (divide + SEGMENT_OVERHEAD + fuse + beats
-                    + BURST_OVERHEAD * (_bursts(addr, beats) - 1)), True
         seg = kpad - k0 if last_kt else config.rows
-        total = divide
-        for j in range(count):
-            a = addr + j * stride
-            total += SEGMENT_OVERHEAD + fuse + (a % beat + seg + beat - 1) // beat
-        return total, True
+        costs = []
+        for lo, hi in sides:
+            n = min(max(count - lo, 0), hi - lo)
+            if n == 0:
+                continue
+            a0 = addr + lo * stride
+            if whole:
+                beats = n * kpad // beat
+                costs.append(SEGMENT_OVERHEAD + fuse + beats
+                             + BURST_OVERHEAD * (_bursts(a0, beats) - 1))
+                continue
+            costs.append(sum(SEGMENT_OVERHEAD + fuse + ((a0 + j * stride) % beat + seg + beat - 1)
+                             // beat for j in range(n)))
+        return divide + (max(costs) if at_once else sum(costs)), True
 
     def weights_in(kt):
         # The weight block streams at one beat per cycle from the core's start.

@@ -68,6 +68,10 @@ class SenseConfig:
                     ZCU102's S_AXI_HP1_FPD), that carries the weight reads alone. A band's weights
                     are then read from the band's start, while its parameters and input come in
                     on ``m_axi``. Results are the same either way; cycles and the ports differ.
+    write_port:     ``m_axi_w`` writes too (needs ``weight_port``; an HP port has both
+                    channels): the output writer sends the second half of every pixel tile's
+                    pixels on it while the first half goes out on ``m_axi``, two beats a cycle
+                    (`hw.soc.output_writer`). Results are the same; cycles differ.
     pool_width:     taps of a window row the pool pass reads per cycle (a power of two; the
                     IFM store's aux read port gives that many consecutive pixels' lines, at most
                     one per bank: ``pool_taps``). Results are the same; cycles and LUTs differ.
@@ -86,6 +90,7 @@ class SenseConfig:
     clock_mhz: int = 200
     dsp_pairs: bool = False
     weight_port: bool = False
+    write_port: bool = False
     pool_width: int = POOL_TAPS
 
     def __post_init__(self):
@@ -95,9 +100,12 @@ class SenseConfig:
                 raise ConfigError(f"{name} must be an integer from 1 to 64, not {value!r}")
         if self.group not in GROUP_SIZES or isinstance(self.group, bool):
             raise ConfigError(f"group (M) must be one of 2, 4, 8, 16, not {self.group!r}")
-        for name in ("sparse", "dsp_pairs", "weight_port"):
+        for name in ("sparse", "dsp_pairs", "weight_port", "write_port"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, not {getattr(self, name)!r}")
+        if self.write_port and not self.weight_port:
+            raise ConfigError("write_port needs weight_port: it writes on the weight port's "
+                              "AXI master (m_axi_w)")
         if (not isinstance(self.pool_width, int) or isinstance(self.pool_width, bool)
                 or self.pool_width not in POOL_WIDTHS):
             raise ConfigError(f"pool_width must be one of {', '.join(map(str, POOL_WIDTHS))}, "
@@ -245,5 +253,6 @@ PRESETS = {
     # weights holds one k tile (64 rows) of VGG-16's 25088-input FC layer; 256 KiB of IFM keeps
     # the block RAM under half of the part (the study: 1-2 % on VGG-16's DRAM traffic).
     "zcu102": SenseConfig(rows=64, cols=32, group=4, ifm_kib=256, weight_kib=1024, ofm_kib=256,
-                          max_channels=4096, dsp_pairs=True, weight_port=True, pool_width=8),
+                          max_channels=4096, dsp_pairs=True, weight_port=True, write_port=True,
+                          pool_width=8),
 }

@@ -15,6 +15,7 @@ from hw.soc.memsystem import MemSystem
 from hw.soc.add_unit import AddUnit
 from hw.soc.dma import Dma
 from hw.soc.layer_check import LayerCheck
+from hw.soc.output_writer import OutputWriter
 from hw.soc.pool import PoolUnit
 from hw.soc.registers import Registers
 
@@ -24,11 +25,12 @@ __all__ = ["BLOCKS", "LARGEST_BLOCK", "make_block", "verilog", "component_verilo
 # Block name -> component class, smallest first. The CLI's default is the last (largest) one.
 BLOCKS = {
     "registers": Registers,
-    "dma": lambda config: Dma(weight_port=config.weight_port),
+    "dma": lambda config: Dma(weight_port=config.weight_port, write_port=config.write_port),
     "pe": lambda config: PEPair(config) if config.dsp_pairs else PE(config),
     "add": lambda config: AddUnit(),
     "pool": PoolUnit,
     "output": OutputStage,
+    "writer": OutputWriter,
     "ifm": IfmDecoder,
     "grid": Grid,
     "core": Core,

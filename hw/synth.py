@@ -104,7 +104,7 @@ GRID_PATH = {"core": "grid", "accelerator": "core.grid"}
 
 #: Configuration fields that leave the PEs and the grid as they are (a report of either made
 #: before or with another value stands in).
-OUTSIDE_GRID = ("weight_port", "pool_width")
+OUTSIDE_GRID = ("weight_port", "write_port", "pool_width")
 
 
 def _same_core(values: dict | None, config: SenseConfig) -> bool:

@@ -27,6 +27,10 @@ def _add_config_args(p: argparse.ArgumentParser, default: str | None = "small",
                    help="two multiplies per DSP48E2 (PE pairs; on in the zcu102 preset)")
     g.add_argument("--weight-port", action=argparse.BooleanOptionalAction, default=None,
                    help="weights read on their own AXI port, m_axi_w (on in the zcu102 preset)")
+    g.add_argument("--write-port", action=argparse.BooleanOptionalAction, default=None,
+                   help="the output writer writes half of every tile on m_axi_w too (needs the "
+                        "weight port, which --no-weight-port also turns off; on in the zcu102 "
+                        "preset)")
     g.add_argument("--pool-width", type=int, metavar="TAPS",
                    help="window taps the pool pass reads per cycle: 1, 2, 4, 8, 16 (2; 8 in "
                         "the zcu102 preset)")

@@ -41,11 +41,17 @@ def config_from_args(args) -> SenseConfig:
 
 
 def _overridden(config: SenseConfig, args) -> SenseConfig:
-    """`config` with the fields given on the command line (--rows, --cols, ...) replaced."""
+    """`config` with the fields given on the command line (--rows, --cols, ...) replaced
+    (--no-weight-port without --write-port turns the write port off too: it needs the weight
+    port)."""
+    weight_port = getattr(args, "weight_port", None)
+    write_port = getattr(args, "write_port", None)
+    if weight_port is False and write_port is None:
+        write_port = False
     return config.replace(rows=args.rows, cols=args.cols, group=args.group,
                           sparse=False if args.dense else None, clock_mhz=args.clock,
                           dsp_pairs=getattr(args, "dsp_pairs", None),
-                          weight_port=getattr(args, "weight_port", None),
+                          weight_port=weight_port, write_port=write_port,
                           pool_width=getattr(args, "pool_width", None))
 
 

@@ -246,6 +246,19 @@ def vgg_style_network(rng):
     ], "vgg")
 
 
+def expansion_network(rng):
+    """A 1x1 expansion from 4 to 64 channels over a 16x16 map, whose outputs leave faster than
+    one write channel takes them on a 16-row grid (four beats a tile every two cycles), then a
+    1x1 stride-2 conv back to 8 channels and FC: the write port's case
+    (`SenseConfig.write_port`)."""
+    return Network((4, 16, 16), [
+        conv_layer(rng, "expand", 64, 4, 1, [-1]),
+        conv_layer(rng, "mix", 8, 64, 1, [0], stride=2),
+        Layer("fc", "fc", rng.normal(size=(10, 8 * 8 * 8)) / 22, rng.normal(size=10) * 0.1,
+              inputs=[1]),
+    ], [], "expansion")
+
+
 def wide_network(rng):
     """Two 3x3 convolutions over a 256-channel input whose one k tile of weights exceeds the
     weight buffer of `RING_CONFIG` (1,024 words), so they run in input-channel blocks with int32

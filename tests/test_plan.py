@@ -174,7 +174,7 @@ def test_a_kept_input_gives_way_to_bands_where_the_pair_is_faster():
     load in one band, and keeping pays.)"""
     layers = lambda rng: [conv_layer(rng, "reduce", 64, 64, 1, [-1]),  # noqa: E731
                           conv_layer(rng, "shortcut", 256, 64, 1, [-1], relu=False)]
-    one_port = ZCU.replace(weight_port=False)
+    one_port = ZCU.replace(weight_port=False, write_port=False)
     _, descs, one_band = _packed_with_and_without_bands(layers, (64, 56, 56), one_port)
     assert [d.g("exec.band_rows") for d in one_band] == [0, 0]
     assert one_band[1].has(LayerFlags.INPUT_KEPT)

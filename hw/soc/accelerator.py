@@ -112,7 +112,8 @@ class Accelerator(wiring.Component):
             "busy": Out(1),
         }
         if config.weight_port:
-            ports["m_axi_w"] = Out(axi_read_signature())
+            ports["m_axi_w"] = Out(axi_signature() if config.write_port
+                                   else axi_read_signature())
         super().__init__(ports)
 
     @property
@@ -124,7 +125,7 @@ class Accelerator(wiring.Component):
         cfg = self._config
         b = SimpleNamespace()
         m.submodules.regs = b.regs = Registers(cfg)
-        m.submodules.dma = b.dma = Dma(weight_port=cfg.weight_port)
+        m.submodules.dma = b.dma = Dma(weight_port=cfg.weight_port, write_port=cfg.write_port)
         m.submodules.core = b.core = Core(cfg)
         m.submodules.check = b.check = LayerCheck(cfg)
         m.submodules.weights = b.weights = WeightLoader(cfg)
@@ -400,6 +401,12 @@ class Accelerator(wiring.Component):
         with m.Else():
             m.d.comb += [dma.wr_data.valid.eq(pool.data.valid),
                          dma.wr_data.payload.eq(pool.data.payload)]
+        if self._config.write_port:
+            # The writer's second side on the DMA's second writer (m_axi_w), except in a fused
+            # add, whose beats all pass the add unit (side 1 then follows side 0 on `cmd`).
+            wiring.connect(m, writer.cmd2, dma.wr2_cmd)
+            wiring.connect(m, writer.data2, dma.wr2_data)
+            m.d.comb += writer.split.eq(~check.fused)
         # The pool unit's band follows the sequencer's while no pool band is prefetched.
         pcur, pband = b.pcur, b.pband
         with m.If(~b.pf):

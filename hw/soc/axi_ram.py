@@ -9,7 +9,10 @@ a stray access shows up as the accelerator's AXI_ERROR. A second read port (`pee
 example to check a result, and `poke_addr` / `poke_data` / `poke_strb` write it (byte strobes;
 an AXI write beat in the same cycle wins). `read_ports=2` adds a second AXI4 read-only slave
 port, ``axi_w`` (the accelerator's weight port, `SenseConfig.weight_port`), served like the
-first and independently of it, on a read port of its own.
+first and independently of it, on a read port of its own; `write_ports=2` makes ``axi_w`` a
+whole AXI4 slave (the accelerator's `SenseConfig.write_port`), its writes served like the
+first port's on a write port of their own (the two ports' writes never overlap in the
+accelerator; a same-cycle write of one word by both keeps the second port's bytes).
 
 `storage="array"` keeps the words in a plain Verilog array (`ARRAY_VERILOG`, appended to the
 design's Verilog by `hw.generate.verilog`) instead of an Amaranth `Memory`: same ports, same
@@ -43,7 +46,8 @@ module {ARRAY_MODULE} #(parameter WORDS = 1, parameter ABITS = 1) (
   input rd_en, input [ABITS-1:0] rd_addr, output reg [{DATA_BITS - 1}:0] rd_data,
   input rd2_en, input [ABITS-1:0] rd2_addr, output reg [{DATA_BITS - 1}:0] rd2_data,
   input [ABITS-1:0] peek_addr, output reg [{DATA_BITS - 1}:0] peek_data,
-  input [ABITS-1:0] wr_addr, input [{DATA_BITS - 1}:0] wr_data, input [{BEAT_BYTES - 1}:0] wr_en
+  input [ABITS-1:0] wr_addr, input [{DATA_BITS - 1}:0] wr_data, input [{BEAT_BYTES - 1}:0] wr_en,
+  input [ABITS-1:0] wr2_addr, input [{DATA_BITS - 1}:0] wr2_data, input [{BEAT_BYTES - 1}:0] wr2_en
 );
   reg [{DATA_BITS - 1}:0] mem [0:WORDS-1];
   integer i;
@@ -53,6 +57,8 @@ module {ARRAY_MODULE} #(parameter WORDS = 1, parameter ABITS = 1) (
     peek_data <= mem[peek_addr];
     for (i = 0; i < {BEAT_BYTES}; i = i + 1)
       if (wr_en[i]) mem[wr_addr][i*8 +: 8] <= wr_data[i*8 +: 8];
+    for (i = 0; i < {BEAT_BYTES}; i = i + 1)
+      if (wr2_en[i]) mem[wr2_addr][i*8 +: 8] <= wr2_data[i*8 +: 8];
   end
 endmodule
 """
@@ -64,12 +70,16 @@ QUEUE = 4
 
 class AxiRam(wiring.Component):
     def __init__(self, size: int, init: bytes = b"", storage: str = "memory",
-                 read_ports: int = 1):
+                 read_ports: int = 1, write_ports: int = 1):
         if storage not in ("memory", "array"):
             raise ValueError(f"storage must be memory or array, not {storage!r}")
         if read_ports not in (1, 2):
             raise ValueError(f"read_ports must be 1 or 2, not {read_ports!r}")
+        if write_ports not in (1, read_ports):
+            raise ValueError(f"write_ports must be 1 or read_ports ({read_ports}), "
+                             f"not {write_ports!r}")
         self.read_ports = read_ports
+        self.write_ports = write_ports
         if storage == "array" and init:
             raise ValueError("the array storage has no initial contents")
         if size <= 0 or size % BEAT_BYTES:
@@ -90,39 +100,44 @@ class AxiRam(wiring.Component):
             "poke_strb": In(BEAT_BYTES),
         }
         if read_ports == 2:
-            ports["axi_w"] = In(axi_read_signature())
+            ports["axi_w"] = In(axi_signature() if write_ports == 2 else axi_read_signature())
         super().__init__(ports)
 
     def _storage(self, m):
-        """The read ports (one per AXI read port), the peek and the write port (Memory port
-        objects, or signals named alike)."""
+        """The read ports (one per AXI read port), the peek and the write ports (one per AXI
+        write port; Memory port objects, or signals named alike)."""
         if self.storage == "memory":
             m.submodules.mem = mem = Memory(shape=DATA_BITS, depth=self.depth, init=self._init)
             reads = [mem.read_port() for _ in range(self.read_ports)]
-            return reads, mem.read_port(), mem.write_port(granularity=8)
+            writes = [mem.write_port(granularity=8) for _ in range(self.write_ports)]
+            return reads, mem.read_port(), writes
         abits = max(1, (self.depth - 1).bit_length())
 
         def port(name, **widths):
             return SimpleNamespace(**{k: Signal(w, name=f"{name}_{k}") for k, w in widths.items()})
         reads = [port(name, addr=abits, en=1, data=DATA_BITS) for name in ("rd", "rd2")]
         peek = port("peek", addr=abits, data=DATA_BITS)
-        wr = port("wr", addr=abits, data=DATA_BITS, en=BEAT_BYTES)
+        writes = [port(name, addr=abits, data=DATA_BITS, en=BEAT_BYTES)
+                  for name in ("wr", "wr2")]
         m.submodules.array = Instance(
             ARRAY_MODULE, p_WORDS=self.depth, p_ABITS=abits, i_clk=ClockSignal("sync"),
             i_rd_en=reads[0].en, i_rd_addr=reads[0].addr, o_rd_data=reads[0].data,
             i_rd2_en=reads[1].en, i_rd2_addr=reads[1].addr, o_rd2_data=reads[1].data,
             i_peek_addr=peek.addr, o_peek_data=peek.data,
-            i_wr_addr=wr.addr, i_wr_data=wr.data, i_wr_en=wr.en)
-        return reads[:self.read_ports], peek, wr
+            i_wr_addr=writes[0].addr, i_wr_data=writes[0].data, i_wr_en=writes[0].en,
+            i_wr2_addr=writes[1].addr, i_wr2_data=writes[1].data, i_wr2_en=writes[1].en)
+        return reads[:self.read_ports], peek, writes[:self.write_ports]
 
     def elaborate(self, platform):
         m = Module()
-        reads, peek, wr = self._storage(m)
+        reads, peek, writes = self._storage(m)
         m.d.comb += [peek.addr.eq(self.peek_addr), self.peek_data.eq(peek.data)]
         self._reads(m, reads[0], self.axi, "ar")
         if self.read_ports == 2:
             self._reads(m, reads[1], self.axi_w, "ar_w")
-        self._writes(m, wr)
+        self._writes(m, writes[0], self.axi, "aw", poke=True)
+        if self.write_ports == 2:
+            self._writes(m, writes[1], self.axi_w, "aw_w")
         return m
 
     def _reads(self, m, rd, axi, name):
@@ -154,12 +169,11 @@ class AxiRam(wiring.Component):
         with m.Elif(axi.rready):
             m.d.sync += axi.rvalid.eq(0)
 
-    def _writes(self, m, wr):
-        """Write bursts back to back: up to `QUEUE` addresses wait in a FIFO; an idle RAM takes
-        a burst's first beat in the cycle its address leaves the FIFO; one B response per burst.
-        A poke writes in a cycle without a W beat."""
-        axi = self.axi
-        m.submodules.aw = aw = SyncFIFO(width=ADDR_BITS + ID_BITS, depth=QUEUE)
+    def _writes(self, m, wr, axi, name, poke=False):
+        """Write bursts of the port `axi` back to back: up to `QUEUE` addresses wait in a FIFO;
+        an idle RAM takes a burst's first beat in the cycle its address leaves the FIFO; one B
+        response per burst. With `poke`, a poke writes in a cycle without a W beat."""
+        m.submodules[name] = aw = SyncFIFO(width=ADDR_BITS + ID_BITS, depth=QUEUE)
         m.d.comb += [aw.w_en.eq(axi.awvalid), axi.awready.eq(aw.w_rdy),
                      aw.w_data.eq(Cat(axi.awaddr, axi.awid))]
         active, addr, wid, err = Signal(), Signal(ADDR_BITS), Signal(ID_BITS), Signal()
@@ -178,8 +192,9 @@ class AxiRam(wiring.Component):
             with m.If(axi.wlast):
                 m.d.sync += [axi.bvalid.eq(1), axi.bid.eq(cur_id),
                              axi.bresp.eq(Mux(bad, RESP_SLVERR, RESP_OKAY))]
-        with m.Elif(self.poke_strb.any()):
-            m.d.comb += [wr.addr.eq(self.poke_addr), wr.data.eq(self.poke_data),
-                         wr.en.eq(self.poke_strb)]
+        if poke:
+            with m.Elif(self.poke_strb.any()):
+                m.d.comb += [wr.addr.eq(self.poke_addr), wr.data.eq(self.poke_data),
+                             wr.en.eq(self.poke_strb)]
         with m.If(axi.bvalid & axi.bready & ~(beat & axi.wlast)):
             m.d.sync += axi.bvalid.eq(0)

@@ -91,11 +91,12 @@ class _Planner:
     """Shared command checking and burst splitting for both engines (elaborated inline)."""
 
     @staticmethod
-    def accept(m, cmd, window_base, window_size):
+    def accept(m, cmd, window_base, window_end):
         """The command register in front of an engine: `cmd` is taken into it whenever it is
         empty (so nothing combinational reaches the engine from outside); returns (valid,
         take, first, end, ok): the engine asserts `take` to consume the held command, whose
-        widened beat range and window check are (first, end, ok)."""
+        widened beat range and window check are (first, end, ok; `window_end` from
+        `window_end()`, made once for all engines by `Dma`)."""
         held = Signal(dma_command_layout(), name="cmd_held")
         valid = Signal(name="cmd_held_valid")
         take = Signal(name="cmd_take")
@@ -104,8 +105,8 @@ class _Planner:
             m.d.sync += [held.eq(cmd.payload), valid.eq(1)]
         with m.If(take):
             m.d.sync += valid.eq(0)
-        first, end, ok = window_check(m, held.addr, held.length, window_base,
-                                      window_end(m, window_base, window_size), "cmd")
+        first, end, ok = window_check(m, held.addr, held.length, window_base, window_end,
+                                      "cmd")
         return valid, take, held, first, end, ok
 
     @staticmethod
@@ -133,7 +134,7 @@ class DmaReader(wiring.Component):
         super().__init__({
             "cmd": In(stream.Signature(dma_command_layout())),
             "data": Out(stream.Signature(DATA_BITS)),
-            "window_base": In(64), "window_size": In(64),
+            "window_base": In(64), "window_end": In(66),
             "axi": Out(axi_read_signature()),
             "error": Out(1), "clear": In(1), "busy": Out(1), "bytes_read": Out(64),
         })
@@ -142,7 +143,7 @@ class DmaReader(wiring.Component):
         m = Module()
         axi = self.axi
         valid, take, _, first, end, ok = _Planner.accept(m, self.cmd, self.window_base,
-                                                         self.window_size)
+                                                         self.window_end)
 
         addr = Signal(ADDR_BITS + 1)
         remaining = Signal(LENGTH_BITS)          # beats not yet requested
@@ -202,7 +203,7 @@ class DmaWriter(wiring.Component):
         super().__init__({
             "cmd": In(stream.Signature(dma_command_layout())),
             "data": In(stream.Signature(DATA_BITS)),
-            "window_base": In(64), "window_size": In(64),
+            "window_base": In(64), "window_end": In(66),
             "axi": Out(axi_write_signature()),
             "error": Out(1), "clear": In(1), "busy": Out(1), "bytes_written": Out(64),
         })
@@ -211,7 +212,7 @@ class DmaWriter(wiring.Component):
         m = Module()
         axi = self.axi
         valid, take, held, first, end, ok = _Planner.accept(m, self.cmd, self.window_base,
-                                                            self.window_size)
+                                                            self.window_end)
 
         # The address side issues a command's bursts (AW) as long as fewer than `outstanding`
         # are unanswered, ahead of their data; the data side sends the beats of the bursts
@@ -389,12 +390,20 @@ class Dma(wiring.Component):
     ``w_data``), the same window, behind its own `ReadGather` (``w_gather``, ``w_g``: a pair
     load's odd blocks); ``bytes_read`` and ``busy`` count both readers.
 
+    ``write_port`` (with ``weight_port``): a second writer on ``m_axi_w``'s write channels
+    (``wr2_cmd``, ``wr2_data``; ``m_axi_w`` is then a whole AXI4 master), the same window;
+    ``bytes_written``, ``busy`` and ``error`` count both writers.
+
     ``rd_cmd`` goes through a `ReadGather` (``gather``, ``g``): a command taken while
     ``gather`` is high is read piece by piece."""
 
-    def __init__(self, outstanding: int = 4, weight_port: bool = False):
+    def __init__(self, outstanding: int = 4, weight_port: bool = False,
+                 write_port: bool = False):
+        if write_port and not weight_port:
+            raise ValueError("write_port needs weight_port (it writes on m_axi_w)")
         self._outstanding = outstanding
         self._weight_port = weight_port
+        self._write_port = write_port
         members = {
             "rd_cmd": In(stream.Signature(dma_command_layout())),
             "rd_data": Out(stream.Signature(DATA_BITS)),
@@ -409,8 +418,12 @@ class Dma(wiring.Component):
         if weight_port:
             members |= {"w_cmd": In(stream.Signature(dma_command_layout())),
                         "w_data": Out(stream.Signature(DATA_BITS)),
-                        "m_axi_w": Out(axi_read_signature()),
+                        "m_axi_w": Out(axi_signature() if write_port
+                                       else axi_read_signature()),
                         "w_gather": In(1), "w_g": In(gather_layout())}
+        if write_port:
+            members |= {"wr2_cmd": In(stream.Signature(dma_command_layout())),
+                        "wr2_data": In(stream.Signature(DATA_BITS))}
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -433,20 +446,29 @@ class Dma(wiring.Component):
             m.d.comb += [w_gather.gather.eq(self.w_gather), w_gather.g.eq(self.w_g)]
             wiring.connect(m, wrd.data, wiring.flipped(self.w_data))
             engines.append((wrd, self.m_axi_w))
+        writers = [wr]
+        if self._write_port:
+            m.submodules.writer2 = wr2 = DmaWriter()
+            wiring.connect(m, wiring.flipped(self.wr2_cmd), wr2.cmd)
+            wiring.connect(m, wiring.flipped(self.wr2_data), wr2.data)
+            engines.append((wr2, self.m_axi_w))
+            writers.append(wr2)
+        end = window_end(m, self.window_base, self.window_size)    # (one for all engines)
         for engine, bus in engines:
-            m.d.comb += [engine.window_base.eq(self.window_base),
-                         engine.window_size.eq(self.window_size), engine.clear.eq(self.clear)]
+            m.d.comb += [engine.window_base.eq(self.window_base), engine.window_end.eq(end),
+                         engine.clear.eq(self.clear)]
             for name, member in engine.axi.signature.members.items():
                 port, inner = getattr(bus, name), getattr(engine.axi, name)
                 if member.flow == Out:
                     m.d.comb += port.eq(inner)
                 else:
                     m.d.comb += inner.eq(port)
-        readers = [e for e, _ in engines if e is not wr]
-        m.d.comb += [self.error.eq(wr.error | Cat(*(r.error for r in readers)).any()),
-                     self.busy.eq(wr.busy | gather.busy
+        readers = [e for e, _ in engines if not any(e is w for w in writers)]
+        engines = [e for e, _ in engines]
+        m.d.comb += [self.error.eq(Cat(*(e.error for e in engines)).any()),
+                     self.busy.eq(gather.busy
                                   | (w_gather.busy if self._weight_port else 0)
-                                  | Cat(*(r.busy for r in readers)).any()),
+                                  | Cat(*(e.busy for e in engines)).any()),
                      self.bytes_read.eq(sum(r.bytes_read for r in readers)),
-                     self.bytes_written.eq(wr.bytes_written)]
+                     self.bytes_written.eq(sum(w.bytes_written for w in writers))]
         return m

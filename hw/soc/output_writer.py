@@ -9,6 +9,8 @@ mode). Each column has an output bank with two tile slots: one fills while the o
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
@@ -19,7 +21,7 @@ from hw.core.decoders import tile_info_layout
 from hw.layouts import DIM_BITS, ofm_row_layout
 from hw.soc.dma import ADDR_BITS, DATA_BITS, dma_command_layout
 
-__all__ = ["OutputWriter", "output_lines_per_slot", "output_slot_lines", "whole_tile_rule",
+__all__ = ["OutputWriter", "writer_sides", "output_lines_per_slot", "output_slot_lines", "whole_tile_rule",
            "whole_tile_writes", "SEPARATOR_CYCLES"]
 
 #: Bits of a pixel index (a tile's ``p0`` plus its band's first pixel).
@@ -61,6 +63,16 @@ def whole_tile_writes(config: SenseConfig, out_channels: int, k_tiles: int,
                                 bool(concat)))
 
 
+def writer_sides(config: SenseConfig) -> list[tuple[int, int]]:
+    """The columns (pixels of a tile) each drain side of the output writer writes, (first,
+    end): all of them, or with ``config.write_port`` the first half on the DMA's writer and the
+    rest on its second writer (host.perf follows the same split)."""
+    if not config.write_port or config.cols < 2:
+        return [(0, config.cols)]
+    half = (config.cols + 1) // 2
+    return [(0, half), (half, config.cols)]
+
+
 class OutputWriter(wiring.Component):
     """``rows`` (the core's output rows) in; ``cmd`` and ``data`` (DMA write commands and beats)
     out. ``start`` (one cycle, before the layer's first row) takes the layer's ``ifm_stationary``,
@@ -74,19 +86,30 @@ class OutputWriter(wiring.Component):
     pixels per image slot, at least ``cols``; 0: none) the output pixels whose index (the band's
     first pixel ``first_px`` plus the tile's) modulo ``sep_slot`` is ``sep_valid`` or more are
     written as zeros. A slot then waits SEPARATOR_CYCLES before its first command, dividing its
-    first pixel index by ``sep_slot``."""
+    first pixel index by ``sep_slot``.
+
+    Two drain sides (``config.write_port``): a slot's first half of pixels (columns 0 ..
+    ceil(cols / 2) - 1) is written by side 0 on ``cmd`` / ``data``, the rest by side 1: with
+    ``split`` (taken with each slot) at the same time on ``cmd2`` / ``data2`` (the DMA's second
+    writer), else after side 0 on ``cmd`` / ``data`` (a fused add's beats pass the add unit,
+    which takes one stream). Each side reads only its own columns' banks. A slot is free in the
+    cycle its last side finishes; a whole-mode slot is then one command per side."""
 
     def __init__(self, config: SenseConfig):
         self._config = config
-        super().__init__({
+        members = {
             "rows": In(stream.Signature(ofm_row_layout(config))),
             "cmd": Out(stream.Signature(dma_command_layout())),
             "data": Out(stream.Signature(DATA_BITS)),
             "start": In(1), "ifm_stationary": In(1), "k_tiles": In(16), "kpad": In(20),
             "out_channels": In(16), "base": In(ADDR_BITS + 1), "stride": In(20),
             "sep_slot": In(16), "sep_valid": In(16), "first_px": In(PIXEL_BITS),
-            "writing": Out(1), "idle": Out(1),
-        })
+            "writing": Out(1), "idle": Out(1), "split": In(1),
+        }
+        if len(writer_sides(self._config)) > 1:
+            members |= {"cmd2": Out(stream.Signature(dma_command_layout())),
+                        "data2": Out(stream.Signature(DATA_BITS))}
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -151,63 +174,127 @@ class OutputWriter(wiring.Component):
         return slot_full, rd_slot, info
 
     def _drain(self, m, banks, whole, slot_lines, slot_full, rd_slot, info, stride, sep):
-        """A full slot out as DMA commands: one per pixel segment, or one for the whole tile."""
+        """A full slot out as DMA commands: one per pixel segment, or one for the whole tile
+        (per side: its pixels). The slot's shared values are set in IDLE (and, with separator
+        rows, DIVIDE); the sides then run, at once (``split``) or one after the other on
+        ``cmd`` / ``data``, and the slot is free in the cycle the last side finishes."""
         cfg = self._config
-        kpad, cmd, wr_data = self.kpad, self.cmd, self.data
-        seg_addr = Signal(ADDR_BITS)
-        seg_len = Signal(32)
-        seg_keep = Signal(20)      # real channels from the segment's first: min(rows, K - k0)
-        seg_j = Signal(range(cfg.cols + 1))
-        seg_lines = Signal(range(slot_lines + 1))
-        seg_line = Signal(range(slot_lines + 1))
-        seg_off = seg_addr[:LANE_BITS]
-        out_valid = Signal()
-        out_line = Signal(range(slot_lines + 1))
-        out_sel = Signal(range(max(cfg.cols, 2)))
+        kpad = self.kpad
+        sides = writer_sides(self._config)
         last_k_tile = info.k0 + cfg.rows >= self.out_channels
         div = {"p": Signal(PIXEL_BITS, name="sep_div_p"), "r": Signal(17, name="sep_div_r"),
                "i": Signal(range(PIXEL_BITS), name="sep_div_i")}
-
+        slot = {"keep": Signal(20, name="seg_keep"),   # real channels from a segment's first
+                "len": Signal(32, name="seg_len_px"),  # a pixel's segment (segment mode)
+                "base": Signal(ADDR_BITS, name="seg_base"),    # pixel 0's segment
+                "split": Signal(name="sides_split")}
+        # (`now`: the slot's values as the sides start: those being set in IDLE, else the
+        # registered ones)
+        now = {"base": Signal(ADDR_BITS, name="seg_base_now"),
+               "len": Signal(32, name="seg_len_now"), "split": Signal(name="split_now")}
+        m.d.comb += [now[k].eq(slot[k]) for k in now]
+        begin = Signal(name="slot_begin")         # the sides start (their first CMD next)
+        run = [self._side(m, s, lo, hi, banks, whole, slot_lines, rd_slot, info, stride, sep,
+                          slot, now, div) for s, (lo, hi) in enumerate(sides)]
+        for n, r in enumerate(run):
+            # side n > 0 without `split` runs when the one before it finishes
+            m.d.comb += [r.start.eq(begin),
+                         r.after.eq(~now["split"] if n else 0),
+                         r.go.eq(run[n - 1].finish if n else 0)]
+        finishing = Cat(*(r.finish | r.done for r in run)).all()
         with m.FSM(name="writer"):
             with m.State("IDLE"):
                 with m.If(slot_full.bit_select(rd_slot, 1)):
                     base = self.base + info.p0 * stride
                     with m.If(whole):
-                        m.d.sync += [seg_addr.eq(base), seg_len.eq(info.count * kpad),
-                                     seg_keep.eq(self.out_channels)]
+                        m.d.comb += now["base"].eq(base)
+                        m.d.sync += slot["keep"].eq(self.out_channels)
                     with m.Else():
-                        m.d.sync += [
-                            seg_addr.eq(base + info.k0),
-                            seg_len.eq(Mux(last_k_tile, kpad - info.k0, cfg.rows)),
-                            seg_keep.eq(Mux(last_k_tile, self.out_channels - info.k0, cfg.rows)),
-                        ]
-                    m.d.sync += [seg_j.eq(0), div["p"].eq(sep["first"] + info.p0), div["r"].eq(0),
+                        m.d.comb += [now["base"].eq(base + info.k0),
+                                     now["len"].eq(Mux(last_k_tile, kpad - info.k0, cfg.rows))]
+                        m.d.sync += slot["keep"].eq(Mux(last_k_tile, self.out_channels - info.k0,
+                                                        cfg.rows))
+                    m.d.comb += now["split"].eq(self.split)
+                    m.d.sync += [slot[k].eq(now[k]) for k in now]
+                    m.d.sync += [div["p"].eq(sep["first"] + info.p0), div["r"].eq(0),
                                  div["i"].eq(0)]
                     with m.If(sep["slot"] != 0):
                         m.next = "DIVIDE"
                     with m.Else():
-                        m.next = "CMD"
+                        m.d.comb += begin.eq(1)
+                        m.next = "RUN"
             with m.State("DIVIDE"):
                 # restoring division, a quotient bit a cycle: r = (slot's first pixel) mod slot
                 r2 = Cat(div["p"][-1], div["r"])
                 m.d.sync += [div["r"].eq(Mux(r2 >= sep["slot"], r2 - sep["slot"], r2)),
                              div["p"].eq(div["p"] << 1), div["i"].eq(div["i"] + 1)]
                 with m.If(div["i"] == PIXEL_BITS - 1):
+                    m.d.comb += begin.eq(1)
+                    m.next = "RUN"
+            with m.State("RUN"):
+                with m.If(finishing):
+                    m.d.sync += [slot_full.bit_select(rd_slot, 1).eq(0), rd_slot.eq(~rd_slot)]
+                    m.next = "IDLE"
+        self._outputs(m, run, slot)
+        m.d.comb += self.writing.eq(Cat(*(r.writing & (~slot["split"] if n else 1)
+                                          for n, r in enumerate(run))).any())
+
+    def _side(self, m, n, lo, hi, banks, whole, slot_lines, rd_slot, info, stride, sep, slot,
+              now, div):
+        """Drain side `n`: pixels `lo` .. `hi` - 1 of the slot's tile (banks `lo` ..), its
+        commands and beats. ``start`` (the slot's one cycle) sets it up from `now`: it goes to
+        its first command, or with ``after`` waits (WAIT) for ``go`` (the side before it
+        finishing); ``finish`` is high in its last cycle, ``done`` while it is idle."""
+        cfg = self._config
+        kpad = self.kpad
+        name = f"s{n}_"
+        r = SimpleNamespace(start=Signal(name=name + "start"), finish=Signal(name=name + "finish"),
+                            after=Signal(name=name + "after"), go=Signal(name=name + "go"),
+                            done=Signal(name=name + "done"),
+                            writing=Signal(name=name + "writing"),
+                            cmd=SimpleNamespace(valid=Signal(name=name + "cmd_valid"),
+                                                ready=Signal(name=name + "cmd_ready"),
+                                                addr=Signal(ADDR_BITS, name=name + "addr"),
+                                                length=Signal(32, name=name + "len")),
+                            data=SimpleNamespace(valid=Signal(name=name + "data_valid"),
+                                                 ready=Signal(name=name + "data_ready"),
+                                                 payload=Signal(DATA_BITS, name=name + "beat")))
+        seg_addr, seg_len = r.cmd.addr, r.cmd.length
+        seg_j = Signal(range(cfg.cols + 1), name=name + "j")
+        seg_lines = Signal(range(slot_lines + 1), name=name + "lines")
+        seg_line = Signal(range(slot_lines + 1), name=name + "line")
+        seg_off = seg_addr[:LANE_BITS]
+        out_valid = Signal(name=name + "out_valid")
+        out_line = Signal(range(slot_lines + 1), name=name + "out_line")
+        out_sel = Signal(range(max(cfg.cols, 2)), name=name + "out_sel")
+        # the side's pixels: none when the tile ends before them
+        pixels = Mux(info.count > hi, hi - lo, Mux(info.count > lo, info.count - lo, 0))
+        with m.FSM(name=f"writer_side{n}"):
+            with m.State("DONE"):
+                m.d.comb += r.done.eq(1)
+                with m.If(r.start):
+                    m.d.sync += [seg_j.eq(lo), seg_addr.eq(now["base"] + lo * stride),
+                                 seg_len.eq(Mux(whole, pixels * kpad, now["len"]))]
+                    with m.If((pixels != 0) & r.after):
+                        m.next = "WAIT"
+                    with m.Elif(pixels != 0):
+                        m.next = "CMD"
+            with m.State("WAIT"):
+                with m.If(r.go):
                     m.next = "CMD"
             with m.State("CMD"):
-                m.d.comb += [self.writing.eq(1), cmd.valid.eq(1),
-                             cmd.payload.addr.eq(seg_addr), cmd.payload.length.eq(seg_len)]
-                with m.If(cmd.ready):
+                m.d.comb += [r.writing.eq(1), r.cmd.valid.eq(1)]
+                with m.If(r.cmd.ready):
                     lines = (seg_off + seg_len + BEAT_BYTES - 1) >> LANE_BITS
                     m.d.sync += [seg_line.eq(0),
                                  seg_lines.eq(Mux(whole, kpad >> LANE_BITS, lines))]
                     m.next = "DATA"
             with m.State("DATA"):
-                m.d.comb += self.writing.eq(1)
-                advance = ~out_valid | wr_data.ready
+                m.d.comb += r.writing.eq(1)
+                advance = ~out_valid | r.data.ready
                 issue = advance & (seg_line != seg_lines)
-                more_pixels = seg_j + 1 != info.count
-                for _, rp in banks:
+                more_pixels = seg_j + 1 < lo + pixels
+                for _, rp in banks[lo:hi]:
                     m.d.comb += [rp.addr.eq(Mux(rd_slot, slot_lines, 0) + seg_line),
                                  rp.en.eq(issue)]
                 with m.If(issue):
@@ -219,26 +306,60 @@ class OutputWriter(wiring.Component):
                 with m.If(advance):
                     m.d.sync += out_valid.eq(issue)
                 with m.If(~out_valid & (seg_line == seg_lines)):
-                    # Command done: the next pixel's segment, or the slot is free.
+                    # Command done: the next pixel's segment, or the side is done.
                     m.d.sync += [seg_j.eq(seg_j + 1), seg_addr.eq(seg_addr + stride)]
                     with m.If(whole | ~more_pixels):
-                        m.d.sync += [slot_full.bit_select(rd_slot, 1).eq(0), rd_slot.eq(~rd_slot)]
-                        m.next = "IDLE"
+                        m.d.comb += r.finish.eq(1)
+                        m.next = "DONE"
                     with m.Else():
                         m.next = "CMD"
-        line_data = Signal(DATA_BITS)
+        line_data = Signal(DATA_BITS, name=name + "line_data")
         with m.Switch(out_sel):
-            for j, (_, rp) in enumerate(banks):
+            for j, (_, rp) in enumerate(banks[lo:hi], lo):
                 with m.Case(j):
                     m.d.comb += line_data.eq(rp.data)
         # a separator pixel's beats are zeros: its index in its image slot is sep_valid or more
-        q = Signal(17, name="sep_q")
-        q_in = Signal(17, name="sep_q_in")
+        q = Signal(17, name=name + "sep_q")
+        q_in = Signal(17, name=name + "sep_q_in")
         m.d.comb += [q.eq(div["r"] + out_sel),
                      q_in.eq(Mux(q >= sep["slot"], q - sep["slot"], q))]
         separator = (sep["slot"] != 0) & (q_in >= sep["valid"])
         for lane in range(BEAT_BYTES):
-            keep = ((out_line * BEAT_BYTES + lane) < seg_off + seg_keep) & ~separator
-            m.d.comb += wr_data.payload[8 * lane:8 * lane + 8].eq(
+            keep = ((out_line * BEAT_BYTES + lane) < seg_off + slot["keep"]) & ~separator
+            m.d.comb += r.data.payload[8 * lane:8 * lane + 8].eq(
                 Mux(keep, line_data[8 * lane:8 * lane + 8], 0))
-        m.d.comb += wr_data.valid.eq(out_valid & self.writing)
+        m.d.comb += r.data.valid.eq(out_valid & r.writing)
+        return r
+
+    def _outputs(self, m, run, slot):
+        """Side 0 on ``cmd`` / ``data``; side 1 on ``cmd2`` / ``data2`` when the slot is split,
+        else on ``cmd`` / ``data`` after side 0 (the sides never write at once then)."""
+        m.d.comb += [run[0].cmd.ready.eq(self.cmd.ready), run[0].data.ready.eq(self.data.ready)]
+        if len(run) == 1:
+            r = run[0]
+            m.d.comb += [self.cmd.valid.eq(r.cmd.valid), self.cmd.payload.addr.eq(r.cmd.addr),
+                         self.cmd.payload.length.eq(r.cmd.length),
+                         self.data.valid.eq(r.data.valid), self.data.payload.eq(r.data.payload)]
+            return
+        first, second = run
+        shared = ~slot["split"] & second.writing
+        m.d.comb += [second.cmd.ready.eq(Mux(slot["split"], self.cmd2.ready, self.cmd.ready)),
+                     second.data.ready.eq(Mux(slot["split"], self.data2.ready,
+                                              self.data.ready)),
+                     self.cmd2.valid.eq(slot["split"] & second.cmd.valid),
+                     self.cmd2.payload.addr.eq(second.cmd.addr),
+                     self.cmd2.payload.length.eq(second.cmd.length),
+                     self.data2.valid.eq(slot["split"] & second.data.valid),
+                     self.data2.payload.eq(second.data.payload)]
+        with m.If(shared):
+            m.d.comb += [self.cmd.valid.eq(second.cmd.valid),
+                         self.cmd.payload.addr.eq(second.cmd.addr),
+                         self.cmd.payload.length.eq(second.cmd.length),
+                         self.data.valid.eq(second.data.valid),
+                         self.data.payload.eq(second.data.payload)]
+        with m.Else():
+            m.d.comb += [self.cmd.valid.eq(first.cmd.valid),
+                         self.cmd.payload.addr.eq(first.cmd.addr),
+                         self.cmd.payload.length.eq(first.cmd.length),
+                         self.data.valid.eq(first.data.valid),
+                         self.data.payload.eq(first.data.payload)]

@@ -103,7 +103,8 @@ class SelfTest(wiring.Component):
         m = Module()
         m.submodules.accel = accel = Accelerator(self.config)
         m.submodules.ram = ram = AxiRam(self.mem_size, self.memory,
-                                        read_ports=2 if self.config.weight_port else 1)
+                                        read_ports=2 if self.config.weight_port else 1,
+                                        write_ports=2 if self.config.write_port else 1)
         wiring.connect(m, accel.m_axi, ram.axi)
         if self.config.weight_port:
             wiring.connect(m, accel.m_axi_w, ram.axi_w)

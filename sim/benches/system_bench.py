@@ -31,8 +31,8 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, FallingEdge, First, ReadOnly, RisingEdge, Timer
 from cocotb.utils import get_sim_time
-from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiReadBus
-from cocotbext.axi.axi_ram import AxiRamRead
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiReadBus, AxiWriteBus
+from cocotbext.axi.axi_ram import AxiRamRead, AxiRamWrite
 
 from host.driver import Accelerator, AcceleratorError
 from hw.regmap import register
@@ -198,20 +198,29 @@ def _weight_port(dut) -> bool:
     return hasattr(dut, "m_axi_w__arvalid")
 
 
+def _write_port(dut) -> bool:
+    """Whether the weight port writes too (`SenseConfig.write_port`)."""
+    return hasattr(dut, "m_axi_w__awvalid")
+
+
+def _channels(dut, kind):
+    """(valid, ready, address, length) of every port's AR (`kind` "ar") or AW ("aw")."""
+    prefixes = ["m_axi_"]
+    if _weight_port(dut) if kind == "ar" else _write_port(dut):
+        prefixes.append("m_axi_w_")
+    return [tuple(getattr(dut, f"{p}_{kind}{s}") for s in ("valid", "ready", "addr", "len"))
+            for p in prefixes]
+
+
 async def _monitor(dut, seen):
     """Record every AR and AW handshake, of the weight port too: (kind, address, beats)."""
-    ports = [(dut.m_axi__arvalid, dut.m_axi__arready, dut.m_axi__araddr, dut.m_axi__arlen)]
-    if _weight_port(dut):
-        ports.append((dut.m_axi_w__arvalid, dut.m_axi_w__arready, dut.m_axi_w__araddr,
-                      dut.m_axi_w__arlen))
+    ports = [("read", c) for c in _channels(dut, "ar")]
+    ports += [("write", c) for c in _channels(dut, "aw")]
     while True:
         await RisingEdge(dut.clk)
-        for valid, ready, addr, length in ports:
+        for kind, (valid, ready, addr, length) in ports:
             if valid.value == 1 and ready.value == 1:
-                seen.append(("read", addr.value.to_unsigned(), length.value.to_unsigned() + 1))
-        if dut.m_axi__awvalid.value == 1 and dut.m_axi__awready.value == 1:
-            seen.append(("write", dut.m_axi__awaddr.value.to_unsigned(),
-                         dut.m_axi__awlen.value.to_unsigned() + 1))
+                seen.append((kind, addr.value.to_unsigned(), length.value.to_unsigned() + 1))
 
 
 def _progress(path, done, total):
@@ -289,14 +298,18 @@ async def system(dut):
     ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, reset_active_level=True,
                  size=mem_size + 2 * GUARD)
     reads = [ram.read_if]
+    writes = [ram.write_if]
     if _weight_port(dut):       # the weight port: a second read port of the same memory
         reads.append(AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi_w_"), dut.clk, dut.rst,
                                 reset_active_level=True, mem=ram.mem))
+    if _write_port(dut):        # and a second write port (`SenseConfig.write_port`)
+        writes.append(AxiRamWrite(AxiWriteBus.from_prefix(dut, "m_axi_w_"), dut.clk, dut.rst,
+                                  reset_active_level=True, mem=ram.mem))
     pause = job.get("pause", 0.0)
     if pause:
         for channel in (*(r.ar_channel for r in reads), *(r.r_channel for r in reads),
-                        ram.write_if.aw_channel, ram.write_if.w_channel,
-                        ram.write_if.b_channel):
+                        *(w.aw_channel for w in writes), *(w.w_channel for w in writes),
+                        *(w.b_channel for w in writes)):
             channel.set_pause_generator(_pauses(rng, pause))
     axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst,
                          reset_active_level=True)
