@@ -693,6 +693,39 @@ def schedule_choice(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
     return best
 
 
+def _slot_write(d, config: SenseConfig, tile, k0: int, kpad: int, stride: int,
+                whole: bool) -> int:
+    """Cycles the output writer takes for one slot (`tile` = (first pixel, pixels) of a pixel
+    tile, the k tile at channel `k0`; whole mode: the pixel tile's k tiles all): its separator
+    division, then per drain side (hw.soc.output_writer.writer_sides) a command per pixel
+    segment or one for its pixels, the sides at once on two write channels, or (one side, or a
+    fused add's beats through the add unit) one after the other."""
+    beat = BEAT_BYTES
+    fuse = FUSE_OVERHEAD if d.has(LayerFlags.FUSE_ADD) else 0
+    sides = writer_sides(config)
+    p0, count = tile
+    # The driver puts the activation region on a 4 KiB boundary (host.driver.ACT_ALIGN).
+    addr = d.out_offset + d.g("exec.out_c_offset") + p0 * stride + k0
+    seg = kpad - k0 if k0 + config.rows >= d.out_channels else config.rows
+    costs = []
+    for lo, hi in sides:
+        n = min(max(count - lo, 0), hi - lo)
+        if n == 0:
+            continue
+        a0 = addr + lo * stride
+        if whole:
+            beats = n * kpad // beat
+            costs.append(SEGMENT_OVERHEAD + fuse + beats
+                         + BURST_OVERHEAD * (_bursts(a0, beats) - 1))
+            continue
+        costs.append(sum(SEGMENT_OVERHEAD + fuse + ((a0 + j * stride) % beat + seg + beat - 1)
+                         // beat for j in range(n)))
+    at_once = len(sides) > 1 and not d.has(LayerFlags.FUSE_ADD)
+    # separator rows: every slot first divides its first pixel index
+    return ((SEPARATOR_CYCLES if d.sep_slot else 0)
+            + (max(costs) if at_once else sum(costs)))
+
+
 def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
                    skip: bool = True) -> dict:
     """Cycles, DRAM bytes, MACs and skipped groups of one layer of a run: `d` its descriptor,
@@ -728,37 +761,11 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
     blocked = len(blocks) > 1
     taps = d.kernel_h * d.kernel_w
 
-    # separator rows: every slot first divides its first pixel index (hw.soc.output_writer)
-    divide = SEPARATOR_CYCLES if d.sep_slot else 0
-
-    # The writer's drain sides (hw.soc.output_writer): at once on two write channels, or (one
-    # side, or a fused add's beats through the add unit) one after the other.
-    sides = writer_sides(config)
-    at_once = len(sides) > 1 and not d.has(LayerFlags.FUSE_ADD)
-
     def tile_write(p, kt):
         k0 = kt * config.rows
-        last_kt = k0 + config.rows >= k
-        p0, count = band_tiles[p]
-        if whole and not last_kt:
+        if whole and k0 + config.rows < k:
             return 0, False
-        # The driver puts the activation region on a 4 KiB boundary (host.driver.ACT_ALIGN).
-        addr = d.out_offset + d.g("exec.out_c_offset") + p0 * stride + k0
-        seg = kpad - k0 if last_kt else config.rows
-        costs = []
-        for lo, hi in sides:
-            n = min(max(count - lo, 0), hi - lo)
-            if n == 0:
-                continue
-            a0 = addr + lo * stride
-            if whole:
-                beats = n * kpad // beat
-                costs.append(SEGMENT_OVERHEAD + fuse + beats
-                             + BURST_OVERHEAD * (_bursts(a0, beats) - 1))
-                continue
-            costs.append(sum(SEGMENT_OVERHEAD + fuse + ((a0 + j * stride) % beat + seg + beat - 1)
-                             // beat for j in range(n)))
-        return divide + (max(costs) if at_once else sum(costs)), True
+        return _slot_write(d, config, band_tiles[p], k0, kpad, stride, whole), True
 
     def weights_in(kt):
         # The weight block streams at one beat per cycle from the core's start.
