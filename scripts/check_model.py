@@ -9,7 +9,8 @@ with the weights on the DMA port, and on their own port (`weight_port`, as in `z
 the split-weights network (sim.networks.SPLIT_NETWORKS: weight-bound layers whose weight reads
 the packer splits between the two ports) on a 16-row grid with the weight port; and the graph
 networks with the pool pass reading eight taps a cycle (`pool_width` 8, as in `zcu102`) on an
-eight-column grid.
+eight-column grid; and the graph networks and held-out chains on the 16-row grid with the
+weight and write ports (`write_port`, as in `zcu102`: the output writer's two drain sides).
 
 The model's constants come from scripts/fit_perf_model.py (conv / FC chains and the digits
 model) and scripts/fit_add_model.py (add-only and pool-only networks); none of the networks
@@ -44,7 +45,8 @@ SETS = (("small", CONFIG, GRAPH_NETWORKS, True),
         ("small-wp", CONFIG.replace(weight_port=True), GRAPH_NETWORKS, True),
         ("small-ring-wp", RING_CONFIG.replace(weight_port=True), RING_NETWORKS, False),
         ("split", SPLIT_CONFIG, SPLIT_NETWORKS, False),
-        ("pool8", CONFIG.replace(cols=8, pool_width=8, weight_port=True), GRAPH_NETWORKS, False))
+        ("pool8", CONFIG.replace(cols=8, pool_width=8, weight_port=True), GRAPH_NETWORKS, False),
+        ("write2", SPLIT_CONFIG.replace(write_port=True), GRAPH_NETWORKS, True))
 #: Tile orders per set (the split network's FC does not fit the IFM-stationary order: "auto",
 #: the compiler's choice, puts its first conv in it).
 ORDERS = {"split": ("weight", "auto")}
