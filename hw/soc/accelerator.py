@@ -556,19 +556,18 @@ class Accelerator(wiring.Component):
 
     def _counters(self, m, b):
         """The performance counters: cycles and busy cycles counted here, the core's counters
-        added at each layer's end, DRAM bytes as the DMA's totals since the run's start."""
+        added at each layer's end, DRAM bytes as the DMA's counts (cleared at the run's
+        start)."""
         regs, core, dma = b.regs, b.core, b.dma
         b.totals = {name: Signal(64, name=f"total_{name}") for name in COUNTERS}
-        b.read_base = Signal(64)
-        b.write_base = Signal(64)
         with m.If(b.running):
             m.d.sync += b.totals["cycles"].eq(b.totals["cycles"] + 1)
             with m.If(core.busy):
                 m.d.sync += b.totals["busy_cycles"].eq(b.totals["busy_cycles"] + 1)
         for name in ("cycles", "busy_cycles", "macs", "groups_issued", "groups_skipped"):
             m.d.comb += getattr(regs, name).eq(b.totals[name])
-        m.d.comb += [regs.dram_read_bytes.eq(dma.bytes_read - b.read_base),
-                     regs.dram_write_bytes.eq(dma.bytes_written - b.write_base)]
+        m.d.comb += [regs.dram_read_bytes.eq(dma.bytes_read),
+                     regs.dram_write_bytes.eq(dma.bytes_written)]
 
     # -- the sequencer --------------------------------------------------------------------------
 
@@ -612,10 +611,10 @@ class Accelerator(wiring.Component):
         cfg, regs, hdr = self._config, b.regs, b.hdr
         with m.State("IDLE"):
             with m.If(regs.start):
+                m.d.comb += b.dma.count_clear.eq(1)
                 m.d.sync += [
                     b.running.eq(1), b.layer.eq(0), b.error_code.eq(0), b.abort_pending.eq(0),
                     b.image_base.eq(regs.image_base), b.act_base.eq(regs.act_base),
-                    b.read_base.eq(b.dma.bytes_read), b.write_base.eq(b.dma.bytes_written),
                     b.kept.valid.eq(0), b.prev_fused.eq(0), b.follow.eq(0),
                     *(t.eq(0) for t in b.totals.values()),
                 ]

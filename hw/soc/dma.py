@@ -123,8 +123,8 @@ class DmaReader(wiring.Component):
 
     ``cmd`` (address, length) in; ``data`` out: the beats covering the range, in order.
     Up to ``outstanding`` bursts in flight. ``error`` is sticky until ``clear``: a command outside
-    the window (dropped, nothing issued) or an R response other than OKAY. ``bytes_read`` counts
-    the bytes of the beats received. ``busy``: a command is being worked on or data is in flight.
+    the window (dropped, nothing issued) or an R response other than OKAY. ``beat_in``: a beat
+    is received this cycle (`Dma` counts the bytes read of all its readers in one counter). ``busy``: a command is being worked on or data is in flight.
     """
 
     def __init__(self, outstanding: int = 4):
@@ -136,7 +136,7 @@ class DmaReader(wiring.Component):
             "data": Out(stream.Signature(DATA_BITS)),
             "window_base": In(64), "window_end": In(66),
             "axi": Out(axi_read_signature()),
-            "error": Out(1), "clear": In(1), "busy": Out(1), "bytes_read": Out(64),
+            "error": Out(1), "clear": In(1), "busy": Out(1), "beat_in": Out(1),
         })
 
     def elaborate(self, platform):
@@ -174,7 +174,7 @@ class DmaReader(wiring.Component):
         burst_done = beat & axi.rlast
         m.d.sync += in_flight.eq(in_flight + request - burst_done)
         with m.If(beat):
-            m.d.sync += self.bytes_read.eq(self.bytes_read + BEAT_BYTES)
+            m.d.comb += self.beat_in.eq(1)
             with m.If(axi.rresp != 0):
                 m.d.sync += self.error.eq(1)
         with m.If(self.clear):
@@ -193,7 +193,8 @@ class DmaWriter(wiring.Component):
     next command waits for them: a long write takes one cycle per beat. ``busy`` stays high until
     every response is in. ``error`` (sticky until ``clear``): a command outside the window
     (dropped, its data not consumed, nothing issued) or a B response other than OKAY.
-    ``bytes_written`` counts the bytes written (strobes set).
+    ``written``: the bytes a W beat writes this cycle (its strobes set; `Dma` counts those of
+    all its writers in one counter).
     """
 
     def __init__(self, outstanding: int = 8):
@@ -205,7 +206,8 @@ class DmaWriter(wiring.Component):
             "data": In(stream.Signature(DATA_BITS)),
             "window_base": In(64), "window_end": In(66),
             "axi": Out(axi_write_signature()),
-            "error": Out(1), "clear": In(1), "busy": Out(1), "bytes_written": Out(64),
+            "error": Out(1), "clear": In(1), "busy": Out(1),
+            "written": Out(range(BEAT_BYTES + 1)),
         })
 
     def elaborate(self, platform):
@@ -274,9 +276,8 @@ class DmaWriter(wiring.Component):
                              w_go.eq(axi.wvalid & axi.wready)]
                 with m.If(w_go):
                     m.d.sync += [w_left.eq(w_left - 1), w_page.eq(w_page + 1),
-                                 w_count.eq(Mux(w_last, 0, w_count + 1)), first_beat.eq(0),
-                                 self.bytes_written.eq(self.bytes_written
-                                                       + sum(strb[i] for i in range(BEAT_BYTES)))]
+                                 w_count.eq(Mux(w_last, 0, w_count + 1)), first_beat.eq(0)]
+                    m.d.comb += self.written.eq(sum(strb[i] for i in range(BEAT_BYTES)))
                     with m.If(last_beat):
                         m.next = "IDLE"
         m.d.sync += ahead.eq(ahead + aw_go - (w_go & w_last))
@@ -384,7 +385,8 @@ class ReadGather(wiring.Component):
 class Dma(wiring.Component):
     """The reader and the writer on one AXI4 master port ``m_axi`` (read and write channels),
     sharing the window. Ports: ``rd_cmd``, ``rd_data``, ``wr_cmd``, ``wr_data``, ``error``
-    (any engine; sticky until ``clear``), ``busy``, ``bytes_read``, ``bytes_written``.
+    (any engine; sticky until ``clear``), ``busy``, ``bytes_read``, ``bytes_written`` (bytes
+    moved since the last ``count_clear``).
 
     ``weight_port``: a second reader on its own read-only AXI4 master ``m_axi_w`` (``w_cmd``,
     ``w_data``), the same window, behind its own `ReadGather` (``w_gather``, ``w_g``: a pair
@@ -412,7 +414,7 @@ class Dma(wiring.Component):
             "window_base": In(64), "window_size": In(64),
             "m_axi": Out(axi_signature()),
             "error": Out(1), "clear": In(1), "busy": Out(1),
-            "bytes_read": Out(64), "bytes_written": Out(64),
+            "bytes_read": Out(64), "bytes_written": Out(64), "count_clear": In(1),
             "gather": In(1), "g": In(gather_layout()),
         }
         if weight_port:
@@ -469,6 +471,11 @@ class Dma(wiring.Component):
                      self.busy.eq(gather.busy
                                   | (w_gather.busy if self._weight_port else 0)
                                   | Cat(*(e.busy for e in engines)).any()),
-                     self.bytes_read.eq(sum(r.bytes_read for r in readers)),
-                     self.bytes_written.eq(sum(w.bytes_written for w in writers))]
+                     ]
+        # (one counter each for all the engines: a beat's bytes added the cycle it goes)
+        # (`count_clear` starts both from this cycle's bytes)
+        m.d.sync += [self.bytes_read.eq(Mux(self.count_clear, 0, self.bytes_read)
+                                        + (sum(r.beat_in for r in readers) << LANE_BITS)),
+                     self.bytes_written.eq(Mux(self.count_clear, 0, self.bytes_written)
+                                           + sum(w.written for w in writers))]
         return m
