@@ -297,8 +297,8 @@ def _layer_record(name: str, est: dict, config: SenseConfig, kind: str | None = 
     cycles no schedule of this datapath goes under): ``issue_cycles``, the grid's issue slots
     (its skipped groups taken out); ``write_floor``, its writes at one beat a cycle on each
     write channel (two with the write port; a fused add's and the pool pass's writes take one,
-    so theirs is a loose floor); ``read_floor``, its reads at one beat a cycle on each read port (two with the
-    weight port). ``floor`` is the largest of the three; ``bound`` names it. ``one_port_floor``
+    so theirs is a loose floor); ``read_floor``, its reads at one beat a cycle on each read port
+    (two with the weight port). ``floor`` is the largest of the three; ``bound`` names it. ``one_port_floor``
     counts the reads at one beat a cycle in all: the rate at which a layer's input enters the
     IFM store, which carries most of a layer's reads when its weights are small."""
     ports = 2 if config.weight_port else 1

@@ -1,6 +1,6 @@
 """Run a whole built-in network through the whole `zcu102` accelerator in RTL simulation: the
-64x32 grid with PE pairs, its 256 KiB IFM store, 1 MiB weight buffer, weight and write ports, the DRAM
-inside the simulated design (Verilator), the driver loading the image and the input over AXI.
+64x32 grid with PE pairs, its 256 KiB IFM store, 1 MiB weight buffer, weight and write ports,
+the DRAM inside the simulated design (Verilator), the driver loading the image and the input over AXI.
 
 The network is packed exactly as `sense bench pack --model NAME` packs it (`host.bench.
 zoo_pipeline`: random weights with seed 0, 8 random calibration inputs, the same random input),

@@ -124,7 +124,8 @@ class DmaReader(wiring.Component):
     ``cmd`` (address, length) in; ``data`` out: the beats covering the range, in order.
     Up to ``outstanding`` bursts in flight. ``error`` is sticky until ``clear``: a command outside
     the window (dropped, nothing issued) or an R response other than OKAY. ``beat_in``: a beat
-    is received this cycle (`Dma` counts the bytes read of all its readers in one counter). ``busy``: a command is being worked on or data is in flight.
+    is received this cycle (`Dma` counts the bytes read of all its readers in one counter).
+    ``busy``: a command is being worked on or data is in flight.
     """
 
     def __init__(self, outstanding: int = 4):

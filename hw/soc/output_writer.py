@@ -21,8 +21,8 @@ from hw.core.decoders import tile_info_layout
 from hw.layouts import DIM_BITS, ofm_row_layout
 from hw.soc.dma import ADDR_BITS, DATA_BITS, dma_command_layout
 
-__all__ = ["OutputWriter", "writer_sides", "output_lines_per_slot", "output_slot_lines", "whole_tile_rule",
-           "whole_tile_writes", "SEPARATOR_CYCLES"]
+__all__ = ["OutputWriter", "writer_sides", "output_lines_per_slot", "output_slot_lines",
+           "whole_tile_rule", "whole_tile_writes", "SEPARATOR_CYCLES"]
 
 #: Bits of a pixel index (a tile's ``p0`` plus its band's first pixel).
 PIXEL_BITS = 2 * DIM_BITS
