@@ -772,6 +772,19 @@ WEIGHT_PORT = CONFIG.replace(weight_port=True)
 RING_WEIGHT_PORT = RING.replace(weight_port=True)
 
 
+def network_steps(nets, rng, config, prefix):
+    """One image of each network, packed in both tile orders: the run steps for
+    `run_system` (named `<prefix><i>-<order>`) and, per step, (qnet, x, image)."""
+    steps, runs = [], []
+    for i, net in enumerate(nets):
+        qnet, x = quantized(net, rng, config, n=1)
+        for order in ("weight", "ifm"):
+            image = pack_image(qnet, config, order=order)
+            steps.append({"op": "run", "image": image, "x": x, "name": f"{prefix}{i}-{order}"})
+            runs.append((qnet, x, image))
+    return steps, runs
+
+
 def test_weight_port_networks():
     """With the weight port, the residual stages (fused adds), the inception module (kept
     inputs, concat), the VGG-style stack in bands (band prefetch) and the mini network in both
@@ -781,13 +794,7 @@ def test_weight_port_networks():
     rng = np.random.default_rng(23)
     nets = [residual_networks(rng)["residual-stage"], inception_network(rng),
             vgg_style_network(rng)]
-    steps, runs = [], []
-    for i, net in enumerate(nets):
-        qnet, x = quantized(net, rng, CONFIG, n=1)
-        for order in ("weight", "ifm"):
-            image = pack_image(qnet, CONFIG, order=order)
-            steps.append({"op": "run", "image": image, "x": x, "name": f"wp{i}-{order}"})
-            runs.append((qnet, x, image))
+    steps, runs = network_steps(nets, rng, CONFIG, "wp")
     res = run_system(WEIGHT_PORT, steps, name="system-weight-port", dram="design")
     one = run_system(CONFIG, steps, name="system-one-port", dram="design")
     faster = 0
@@ -865,13 +872,7 @@ def test_write_port_networks():
     rng = np.random.default_rng(29)
     nets = [expansion_network(rng), residual_networks(rng)["residual-stage"],
             inception_network(rng), vgg_style_network(rng)]
-    steps, runs = [], []
-    for i, net in enumerate(nets):
-        qnet, x = quantized(net, rng, WRITE_PORT, n=1)
-        for order in ("weight", "ifm"):
-            image = pack_image(qnet, WRITE_PORT, order=order)
-            steps.append({"op": "run", "image": image, "x": x, "name": f"w2-{i}-{order}"})
-            runs.append((qnet, x, image))
+    steps, runs = network_steps(nets, rng, WRITE_PORT, "w2-")
     res = run_system(WRITE_PORT, steps, name="system-write-port", dram="design")
     one = run_system(SPLIT_CONFIG, steps, name="system-split", dram="design")
     for step, single, (qnet, x, image) in zip(res["steps"], one["steps"], runs):

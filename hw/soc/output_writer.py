@@ -331,35 +331,29 @@ class OutputWriter(wiring.Component):
         m.d.comb += r.data.valid.eq(out_valid & r.writing)
         return r
 
+    @staticmethod
+    def _drive(cmd, data, side, gate=None):
+        """Assignments that put drain `side`'s commands and beats on the `cmd` / `data`
+        streams (their valids gated by `gate` when given)."""
+        def valid(v):
+            return v if gate is None else gate & v
+        return [cmd.valid.eq(valid(side.cmd.valid)), cmd.payload.addr.eq(side.cmd.addr),
+                cmd.payload.length.eq(side.cmd.length), data.valid.eq(valid(side.data.valid)),
+                data.payload.eq(side.data.payload)]
+
     def _outputs(self, m, run, slot):
         """Side 0 on ``cmd`` / ``data``; side 1 on ``cmd2`` / ``data2`` when the slot is split,
         else on ``cmd`` / ``data`` after side 0 (the sides never write at once then)."""
         m.d.comb += [run[0].cmd.ready.eq(self.cmd.ready), run[0].data.ready.eq(self.data.ready)]
         if len(run) == 1:
-            r = run[0]
-            m.d.comb += [self.cmd.valid.eq(r.cmd.valid), self.cmd.payload.addr.eq(r.cmd.addr),
-                         self.cmd.payload.length.eq(r.cmd.length),
-                         self.data.valid.eq(r.data.valid), self.data.payload.eq(r.data.payload)]
+            m.d.comb += self._drive(self.cmd, self.data, run[0])
             return
         first, second = run
-        shared = ~slot["split"] & second.writing
-        m.d.comb += [second.cmd.ready.eq(Mux(slot["split"], self.cmd2.ready, self.cmd.ready)),
-                     second.data.ready.eq(Mux(slot["split"], self.data2.ready,
-                                              self.data.ready)),
-                     self.cmd2.valid.eq(slot["split"] & second.cmd.valid),
-                     self.cmd2.payload.addr.eq(second.cmd.addr),
-                     self.cmd2.payload.length.eq(second.cmd.length),
-                     self.data2.valid.eq(slot["split"] & second.data.valid),
-                     self.data2.payload.eq(second.data.payload)]
-        with m.If(shared):
-            m.d.comb += [self.cmd.valid.eq(second.cmd.valid),
-                         self.cmd.payload.addr.eq(second.cmd.addr),
-                         self.cmd.payload.length.eq(second.cmd.length),
-                         self.data.valid.eq(second.data.valid),
-                         self.data.payload.eq(second.data.payload)]
+        split = slot["split"]
+        m.d.comb += [second.cmd.ready.eq(Mux(split, self.cmd2.ready, self.cmd.ready)),
+                     second.data.ready.eq(Mux(split, self.data2.ready, self.data.ready))]
+        m.d.comb += self._drive(self.cmd2, self.data2, second, gate=split)
+        with m.If(~split & second.writing):
+            m.d.comb += self._drive(self.cmd, self.data, second)
         with m.Else():
-            m.d.comb += [self.cmd.valid.eq(first.cmd.valid),
-                         self.cmd.payload.addr.eq(first.cmd.addr),
-                         self.cmd.payload.length.eq(first.cmd.length),
-                         self.data.valid.eq(first.data.valid),
-                         self.data.payload.eq(first.data.payload)]
+            m.d.comb += self._drive(self.cmd, self.data, first)
