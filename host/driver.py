@@ -25,7 +25,8 @@ import numpy as np
 
 from host import golden
 from host.buffers import from_activation, to_activation
-from host.image import ImageError, layer_table, read_header, unsupported_problem
+from host.image import ImageError, header_s2d, layer_table, read_header, unsupported_problem
+from host.s2d import blocked_input
 from hw.config import BLOCK_ALIGN, SenseConfig
 from hw.regmap import (
     COUNTERS,
@@ -282,8 +283,10 @@ class Accelerator:
             raise AcceleratorError(f"input must be int8 of shape {self.input_shape}, not "
                                    f"{x.dtype} {tuple(x.shape)}")
         first, last = self.layers[0], self.layers[-1]
+        s2d = header_s2d(self.header, first)     # (the first conv reads the input in blocks)
         await self.backend.write_mem(self.act_offset + first.in_offset,
-                                     to_activation(x, self.config))
+                                     to_activation(blocked_input(x, s2d) if s2d else x,
+                                                   self.config))
         await self.start()
         await self.wait(timeout)
         return await self._read_output(last)

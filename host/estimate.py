@@ -30,6 +30,7 @@ def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig, acts=
     _, descs = layer_table(image, config)
     qnet = unpack_image(image, config)
     x = np.asarray(x, np.int8)
+    first = qnet.accel_input(x)             # (the first layer's input: blocked, host.s2d)
     if acts is None:
         acts = run_int(qnet, x[None], return_all=True)
     total = {"cycles": perf.RUN_STATES + perf.READ_OVERHEAD + HEADER_BYTES // BEAT_BYTES,
@@ -43,7 +44,7 @@ def accelerator_estimate(image: bytes, x: np.ndarray, config: SenseConfig, acts=
         elif int(d.kind) in POOL_KINDS:
             est = perf.pool_estimate(d, config)
         else:
-            xs = [x if src < 0 else acts[src][0] for src in qnet.sources(i)]
+            xs = [first if src < 0 else acts[src][0] for src in qnet.sources(i)]
             xin, stride = xs[0], q.stride
             if q.join:                      # a joined conv: both inputs, as it runs
                 xin = joined([a[None] for a in xs], q.join)[0]

@@ -21,10 +21,11 @@ from host import golden
 from host.buffers import (ConvLayer, band_geometry, channel_block_order, descriptor_window,
                           fits_half_store, kept_key, pool_band_rows, pool_fit_problem, buffer_problem,
                           layer_limit_problem, store_key, weight_records, weight_slots_of)
-from host.perf import add_estimate, pool_bands_choice, schedule_choice
+from host.perf import add_estimate, layer_estimate, pool_bands_choice, schedule_choice
 from host.plan import Target, allocate, layer_tiling, plan_network
 from host.nn import run_shape
 from host.quant import QLayer, QNetwork, as_network
+from host.s2d import SpaceToDepth, blocked_layer, s2d_candidate
 from host.sparse import ungroup
 from hw.config import FORMAT_VERSION, SenseConfig
 from hw.core.ifm_store import STRIDES, ifm_geometry
@@ -62,6 +63,9 @@ HEADER_BYTES = record_bytes(HEADER)
 HEADER_CRC_SPAN = 56  # header_crc32 covers bytes [0, 56); it sits at [56, 60), crc32 at [60, 64)
 FLAG_SPARSE = 1
 HOST_SOFTMAX = 1
+#: host_ops bits 1-2: log2 of the space-to-depth block of the first conv's input (0: none,
+#: host.s2d); bits 3-7: the padding baked into the blocks.
+HOST_S2D_SHIFT, HOST_S2D_PAD_SHIFT, HOST_S2D_PAD_MAX = 1, 3, 31
 
 
 class ImageError(ValueError):
@@ -215,7 +219,7 @@ def graph_shapes(qnet: QNetwork):
     None for other kinds) and of its output."""
     ins, convs, outs = [], [], []
     for i, layer in enumerate(qnet.layers):
-        src = [tuple(qnet.input_shape) if j < 0 else outs[j] for j in qnet.sources(i)]
+        src = [qnet.accel_shape if j < 0 else outs[j] for j in qnet.sources(i)]
         c, h, w = src[0]
         conv = None
         if layer.kind in ("conv", "fc"):
@@ -268,6 +272,31 @@ def gathered_view(qnet: QNetwork, ins: list, config: SenseConfig, gather: bool =
             layers[i] = replace(layer, stride=1, gather=(step, w))
             views[i] = [(c,) + conv_output_size(ins[i][0], layer)] + list(ins[i][1:])
     return qnet.with_layers(layers), views
+
+
+def blocked_view(qnet: QNetwork, ins: list, config: SenseConfig, s2d: bool | str = "auto"):
+    """(qnet, ins) with the first conv over the blocked input (host.s2d: `QNetwork.s2d` set,
+    the layer rewritten, its input shape the blocked map's) where the rewrite applies
+    (`s2d_candidate`) and `s2d` is True, or "auto" and the model finds the layer (with its
+    pool pass) faster so on an input without zeros; else unchanged."""
+    if s2d not in (True, False, "auto"):
+        raise ImageError(f"s2d must be True, False or 'auto', not {s2d!r}")
+    cand = s2d_candidate(qnet, config.group) if s2d and qnet.s2d is None else None
+    if cand is None:
+        return qnet, ins
+    blocked = replace(qnet, layers=[blocked_layer(qnet.layers[0], cand)] + qnet.layers[1:],
+                      s2d=cand)
+    if s2d == "auto" and _first_cycles(blocked, config) >= _first_cycles(qnet, config):
+        return qnet, ins
+    return blocked, [[cand.shape]] + list(ins[1:])
+
+
+def _first_cycles(qnet: QNetwork, config: SenseConfig) -> int:
+    """The model's cycles for `qnet`'s first layer alone, as packed, on an input without zeros."""
+    one = replace(qnet, layers=[replace(qnet.layers[0], inputs=None)], host_ops=[])
+    _, descs = layer_table(pack_image(one, config, s2d=False), config)
+    return layer_estimate(descs[0], _ones_layer(one.accel_shape, one.layers[0]),
+                          config)["cycles"]
 
 
 def shapes_of(qnet: QNetwork) -> list[tuple]:
@@ -362,7 +391,7 @@ def _fuse(conv: LayerDescriptor, add: LayerDescriptor, add_layer: QLayer, a_firs
 def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
                first: str | None = None, fuse_add: bool | str = True,
                split_weights: bool = True, prefetch_bands: bool = True,
-               gather: bool = True) -> bytes:
+               gather: bool = True, s2d: bool | str = "auto") -> bytes:
     """The memory image of `qnet` (a layer graph) for the hardware `config`. `order` is each
     weight layer's tile loop order: "auto" (the compiler pass), or "weight" / "ifm" for every
     layer. Layers today's buffers cannot hold are tiled for the whole-network hardware
@@ -377,7 +406,9 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
     a layer that fits in one band runs in bands that fit half the IFM store when the model finds
     that faster (`schedule_choice`: each band's input loads while the band before computes).
     With `gather`, a 1x1 convolution with stride 2, 4 or 8 reads only the input pixels it uses
-    (`gather_step`, `gathered_view`)."""
+    (`gather_step`, `gathered_view`). With `s2d` ("auto": where the model finds it faster;
+    True: wherever it applies), a first conv with stride 2 or 4 over a few channels reads the
+    input in blocks of s x s pixels (`blocked_view`, host.s2d)."""
     if order not in ("auto", "weight", "ifm"):
         raise ImageError(f"order must be auto, weight or ifm, not {order!r}")
     if fuse_add not in (True, False, "always"):
@@ -393,9 +424,10 @@ def pack_image(qnet: QNetwork, config: SenseConfig, order: str = "auto",
     m = config.group
     ins, convs, outs = graph_shapes(qnet)
     qnet, ins = gathered_view(qnet, ins, config, gather)
+    qnet, ins = blocked_view(qnet, ins, config, s2d)
     into = _concat_targets(qnet, outs, m)
     # A max-pooled layer first writes its whole convolution output to its output tensor.
-    sizes = [act_bytes(qnet.input_shape, m)] + [
+    sizes = [act_bytes(qnet.accel_shape, m)] + [
         max(act_bytes(o, m), act_bytes(c, m) if c else 0) for o, c in zip(outs, convs)]
     fused = _fusions(qnet, config, order, fuse_add, ins, outs, into, sizes) if fuse_add else {}
     for conv in fused.values():
@@ -745,7 +777,7 @@ def _assemble(qnet, config, descriptors, blocks, offset, data_offset, table_size
         "weight_kib": config.weight_kib, "ofm_kib": config.ofm_kib,
         "layer_count": len(qnet.layers),
         "max_channels_log2": config.max_channels.bit_length() - 1,
-        "host_ops": HOST_SOFTMAX * ("softmax" in qnet.host_ops),
+        "host_ops": HOST_SOFTMAX * ("softmax" in qnet.host_ops) | _s2d_bits(qnet.s2d),
         "input_c": c, "input_h": h, "input_w": w,
         "table_offset": HEADER_BYTES, "table_size": table_size,
         "data_offset": data_offset, "data_size": offset - data_offset, "image_size": offset,
@@ -819,7 +851,9 @@ def layer_table(data: bytes, config: SenseConfig | None = None
                 ) -> tuple[dict, list[LayerDescriptor]]:
     """(header as a dict of its layout's fields, descriptors) of a validated image."""
     h = read_header(data, config)
-    return h, _descriptors(bytes(data), h)
+    descs = _descriptors(bytes(data), h)
+    header_s2d(h, descs[0])                 # (a blocked input must match the first layer)
+    return h, descs
 
 
 def _descriptors(data: bytes, h: dict) -> list[LayerDescriptor]:
@@ -838,6 +872,38 @@ def _descriptors(data: bytes, h: dict) -> list[LayerDescriptor]:
     return out
 
 
+def _s2d_bits(s2d: SpaceToDepth | None) -> int:
+    """The header's host_ops bits for a blocked first conv (`HOST_S2D_SHIFT`)."""
+    if s2d is None:
+        return 0
+    if s2d.pad > HOST_S2D_PAD_MAX:
+        raise ImageError(f"a space-to-depth pad of {s2d.pad} does not fit the header "
+                         f"(at most {HOST_S2D_PAD_MAX})")
+    return (s2d.block.bit_length() - 1) << HOST_S2D_SHIFT | s2d.pad << HOST_S2D_PAD_SHIFT
+
+
+def header_s2d(h: dict, first: LayerDescriptor | None) -> SpaceToDepth | None:
+    """The blocked input the image's first layer reads (host.s2d), from the header's host_ops
+    bits and the first layer's descriptor (`first`), or None; ImageError when the two do not
+    agree."""
+    lg = h["host_ops"] >> HOST_S2D_SHIFT & 3
+    if not lg:
+        return None
+    block, pad, group = 1 << lg, h["host_ops"] >> HOST_S2D_PAD_SHIFT, h["group"]
+    cp = -(-h["input_c"] // group) * group
+    s2d = SpaceToDepth(block, pad, cp, (block * block * cp, first.in_h, first.in_w)
+                       if first is not None else (0, 0, 0))
+    want = (block * block * cp, -(-(h["input_h"] + pad) // block),
+            -(-(h["input_w"] + pad) // block))
+    if (first is None or first.kind != LayerKind.CONV.value or first.in_channels != s2d.shape[0]
+            or first.stride != 1 or first.pad != 0 or first.in_h > want[1] + first.kernel_h
+            or first.in_w > want[2] + first.kernel_w):
+        raise ImageError(f"host_ops {h['host_ops']:#x} names a {block}x{block} space-to-depth "
+                         f"input, but the first layer is not a stride-1 unpadded conv over "
+                         f"{s2d.shape[0]} channels of it")
+    return s2d
+
+
 def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
     """The network an image holds, after validating every field; with `config`, also that it
     was packed for that hardware. Inverse of pack_image (layer names are not stored)."""
@@ -848,6 +914,7 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
     if min(shape) < 1:
         raise ImageError(f"input shape {shape} is empty")
     descs = _descriptors(data, h)
+    s2d = header_s2d(h, descs[0] if descs else None)
     layers, outs = [], []
     scales = [_bits_f32(h["input_scale"])]
     for i, d in enumerate(descs):
@@ -874,7 +941,7 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
         src = d.g("links.in_layer") - 1
         if not -1 <= src < i:
             raise ImageError(f"{name}: its input names layer {src}, not an earlier one")
-        in_shape = shape if src < 0 else outs[src]
+        in_shape = (s2d.shape if s2d else shape) if src < 0 else outs[src]
         kind = d.layer_kind
         if kind == LayerKind.CONCAT:
             parts = _concat_parts(descs, i, d, outs)
@@ -904,7 +971,7 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
         outs.append(out)
     host_ops = ["softmax"] if h["host_ops"] & HOST_SOFTMAX else []
     qnet = QNetwork(shape, layers, _bits_f32(h["input_scale"]), host_ops,
-                    cfg.group if cfg.sparse else None, "image")
+                    cfg.group if cfg.sparse else None, "image", s2d=s2d)
     return qnet.with_layers(replace(layer, inputs=None) if qnet.sources(i) == [i - 1] else layer
                             for i, layer in enumerate(qnet.layers))
 
@@ -1270,6 +1337,9 @@ def describe(data: bytes, config: SenseConfig | None = None) -> dict:
         "format_version": h["version"], "image_bytes": h["image_size"],
         "crc32": f"{h['crc32']:#010x}", "hardware": cfg.to_dict(),
         "input_shape": list(qnet.input_shape), "input_scale": qnet.input_scale,
+        # the first conv's input in blocks (host.s2d): block, padding baked in, blocked shape
+        "input_s2d": None if qnet.s2d is None else {
+            "block": qnet.s2d.block, "pad": qnet.s2d.pad, "shape": list(qnet.s2d.shape)},
         "host_ops": qnet.host_ops, "activation_bytes": h["act_size"],
         "dram_bytes": sum(e["dram_read_bytes"] + e["dram_write_bytes"] for e in layers),
         "runs_on_this_gateware": unsupported_problem(descs, cfg) is None,

@@ -29,6 +29,7 @@ import numpy as np
 from host import golden
 from host.model_files import forward_onnxruntime
 from host.nn import LayerGraph, Network, forward, joined
+from host.s2d import blocked_input
 from host.sparse import check_balanced, kept_mask, pad_channels, prune_balanced
 
 __all__ = ["QLayer", "QNetwork", "as_network", "quantize", "prune_network", "run_int", "quantize_input",
@@ -79,9 +80,24 @@ class QNetwork(LayerGraph):
     host_ops: list[str] = field(default_factory=list)
     group: int | None = None          # M when balanced-sparse, None when dense
     name: str = "model"
+    # the first conv over blocks of the input (host.s2d.SpaceToDepth, set by the packer): the
+    # network still takes `input_shape`; its first layer reads `accel_input(x)`
+    s2d: object = None
 
     def with_layers(self, layers):
         return replace(self, layers=list(layers))
+
+    @property
+    def accel_shape(self) -> tuple:
+        """(C, H, W) of the tensor the first layer reads: the input, or its blocked map."""
+        return tuple(self.s2d.shape) if self.s2d else tuple(self.input_shape)
+
+    def accel_input(self, x: np.ndarray) -> np.ndarray:
+        """Input(s) x ((N,) C, H, W) as the first layer reads them (host.s2d.blocked_input)."""
+        return x if self.s2d is None else blocked_input(x, self.s2d)
+
+    def evaluate(self, x, layer_fn, return_all: bool = False):
+        return super().evaluate(self.accel_input(x), layer_fn, return_all)
 
 
 def _as_conv(layer, shape):
@@ -296,7 +312,7 @@ def as_network(qnet: QNetwork) -> Network:
                             stride=q.stride, pad=q.pad, relu=q.relu, pool=q.pool,
                             inputs=q.inputs, count_include_pad=q.count_include_pad,
                             join=q.join))
-    return Network(tuple(qnet.input_shape), layers, list(qnet.host_ops), qnet.name)
+    return Network(qnet.accel_shape, layers, list(qnet.host_ops), qnet.name)
 
 
 def predict_int(qnet: QNetwork, x: np.ndarray) -> np.ndarray:

@@ -440,6 +440,10 @@ def cmd_inspect(args) -> int:
     print(f"  input {tuple(info['input_shape'])} scale {info['input_scale']:.6g}; activations "
           f"{info['activation_bytes']} bytes; host ops: {', '.join(info['host_ops']) or 'none'}; "
           f"DRAM traffic {info['dram_bytes']} bytes per run")
+    if info["input_s2d"]:
+        b = info["input_s2d"]
+        print(f"  input read in {b['block']}x{b['block']} blocks (space-to-depth, pad "
+              f"{b['pad']}): layer 0 reads {tuple(b['shape'])}")
     print("  #   kind    inputs    input           output          k s p relu pool  density "
           "tiling          order   DRAM bytes  here")
     for e in info["layers"]:

@@ -15,7 +15,7 @@ __all__ = ["random_network", "FIT_NETWORKS", "HELDOUT_NETWORKS", "conv_layer",
            "residual_networks", "banded_residual_network", "inception_network", "vgg_style_network", "wide_network", "RING_CONFIG", "RING_NETWORKS", "maxpool_network",
            "SPLIT_CONFIG", "SPLIT_NETWORKS", "split_network",
            "pooling_network", "banded_pooling_network", "GRAPH_NETWORKS", "gather_network",
-           "join_network", "wide_tail_network", "stacked_tail_network"]
+           "join_network", "wide_tail_network", "stacked_tail_network", "stem_network"]
 
 
 def random_network(rng, input_shape, specs, name):
@@ -244,6 +244,17 @@ def vgg_style_network(rng):
         ("conv", 24, 3, 2, 1, True, None),          # stride 2
         ("fc", 10, 0, 1, 0, False, None),
     ], "vgg")
+
+
+def stem_network(rng, c=3, size=32, r=7, stride=2, pad=3, pool=(3, 2, 1)):
+    """An ImageNet stem in miniature: a strided conv over `c` channels of a `size` x `size`
+    input (by default ResNet-50's 7x7 stride 2 with its 3x3 stride-2 max-pool; AlexNet's is 11x11
+    stride 4, pad 2), then a 1x1 conv. The packer may read its input in blocks (host.s2d)."""
+    k = 16
+    return Network((c, size, size), [
+        Layer("conv", "stem", rng.normal(size=(k, c, r, r)) * 0.2, rng.normal(size=k) * 0.1,
+              stride, pad, True, pool),
+        conv_layer(rng, "mix", 8, k, 1, None, relu=False)], [], "stem")
 
 
 def expansion_network(rng):
