@@ -10,7 +10,9 @@ the split-weights network (sim.networks.SPLIT_NETWORKS: weight-bound layers whos
 the packer splits between the two ports) on a 16-row grid with the weight port; and the graph
 networks with the pool pass reading eight taps a cycle (`pool_width` 8, as in `zcu102`) on an
 eight-column grid; and the graph networks and held-out chains on the 16-row grid with the
-weight and write ports (`write_port`, as in `zcu102`: the output writer's two drain sides).
+weight and write ports (`write_port`, as in `zcu102`: the output writer's two drain sides); and
+ImageNet stems in miniature (sim.networks.STEM_NETWORKS) with their input in blocks (host.s2d,
+forced: the packer leaves them out on grids this small), on one port and on the weight port.
 
 The model's constants come from scripts/fit_perf_model.py (conv / FC chains and the digits
 model) and scripts/fit_add_model.py (add-only and pool-only networks); none of the networks
@@ -34,7 +36,8 @@ from host.quant import quantize, quantize_input  # noqa: E402
 from hw.config import SenseConfig  # noqa: E402
 from hw.files import atomic_write  # noqa: E402
 from sim.networks import (GRAPH_NETWORKS, HELDOUT_NETWORKS, RING_CONFIG,  # noqa: E402
-                          RING_NETWORKS, SPLIT_CONFIG, SPLIT_NETWORKS, random_network)
+                          RING_NETWORKS, SPLIT_CONFIG, SPLIT_NETWORKS, STEM_NETWORKS,
+                          random_network)
 from sim.model_run import format_row, model_rows, verdict  # noqa: E402
 from sim.sysrun import run_system  # noqa: E402
 
@@ -46,10 +49,14 @@ SETS = (("small", CONFIG, GRAPH_NETWORKS, True),
         ("small-ring-wp", RING_CONFIG.replace(weight_port=True), RING_NETWORKS, False),
         ("split", SPLIT_CONFIG, SPLIT_NETWORKS, False),
         ("pool8", CONFIG.replace(cols=8, pool_width=8, weight_port=True), GRAPH_NETWORKS, False),
-        ("write2", SPLIT_CONFIG.replace(write_port=True), GRAPH_NETWORKS, True))
+        ("write2", SPLIT_CONFIG.replace(write_port=True), GRAPH_NETWORKS, True),
+        ("s2d", CONFIG, STEM_NETWORKS, False),
+        ("s2d-wp", CONFIG.replace(weight_port=True), STEM_NETWORKS, False))
 #: Tile orders per set (the split network's FC does not fit the IFM-stationary order: "auto",
 #: the compiler's choice, puts its first conv in it).
 ORDERS = {"split": ("weight", "auto")}
+#: pack_image options per set.
+PACK = {"s2d": {"s2d": True}, "s2d-wp": {"s2d": True}}
 OUT = ROOT / "docs/results/model-check.json"
 
 
@@ -74,7 +81,7 @@ def check(config, label, networks, heldout):
     steps, runs = [], []
     for name, qnet, x in cases(networks, heldout):
         for order in ORDERS.get(label, ("weight", "ifm")):
-            image = pack_image(qnet, config, order=order)
+            image = pack_image(qnet, config, order=order, **PACK.get(label, {}))
             steps.append({"op": "run", "image": image, "x": x, "name": f"{name}-{order}"})
             runs.append((qnet, x, image))
     res = run_system(config, steps, name="check-model", dram="design")
