@@ -274,6 +274,14 @@ class Accelerator:
                                    f"{st['layer']}{text}")
         return status
 
+    def input_bytes(self, x: np.ndarray) -> bytes:
+        """The bytes the loaded image's first layer reads for input `x` (C, H, W) int8: its
+        activation layout, of the blocked map where the first conv reads the input in blocks
+        (header `host_ops`, host.s2d)."""
+        s2d = header_s2d(self.header, self.layers[0])
+        x = np.asarray(x, np.int8)
+        return to_activation(blocked_input(x, s2d) if s2d else x, self.config)
+
     async def run_one(self, x: np.ndarray, timeout: float) -> np.ndarray:
         """One input (C, H, W) int8 -> the last layer's output (K, OH, OW) int8."""
         if self.image is None:
@@ -283,10 +291,7 @@ class Accelerator:
             raise AcceleratorError(f"input must be int8 of shape {self.input_shape}, not "
                                    f"{x.dtype} {tuple(x.shape)}")
         first, last = self.layers[0], self.layers[-1]
-        s2d = header_s2d(self.header, first)     # (the first conv reads the input in blocks)
-        await self.backend.write_mem(self.act_offset + first.in_offset,
-                                     to_activation(blocked_input(x, s2d) if s2d else x,
-                                                   self.config))
+        await self.backend.write_mem(self.act_offset + first.in_offset, self.input_bytes(x))
         await self.start()
         await self.wait(timeout)
         return await self._read_output(last)

@@ -33,14 +33,14 @@ def selftest_system(config: SenseConfig, image: bytes, x: np.ndarray, expected: 
     need += -need % BEAT_BYTES            # the block RAM holds whole beats
     backend = MemoryBackend(config, need)
     acc = Accelerator(backend)
-    x_bytes = to_activation(np.asarray(x, np.int8), config)
 
     async def load():
         await acc.load(image)
-        await backend.write_mem(acc.act_offset + acc.layers[0].in_offset, x_bytes)
+        await backend.write_mem(acc.act_offset + acc.layers[0].in_offset, acc.input_bytes(x))
         await acc.start()
 
     run_sync(load())
+    x_bytes = acc.input_bytes(x)
     in_offset = acc.act_offset + acc.layers[0].in_offset
     expected = np.asarray(expected, np.int8)
     out = to_activation(expected, config)

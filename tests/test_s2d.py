@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from host import golden
+from host.buffers import to_activation
+from host.driver import Accelerator, MemoryBackend, run_sync
 from host.image import (HOST_S2D_SHIFT, ImageError, describe, header_s2d, layer_table,
                         pack_image, unpack_image)
 from host.quant import quantize, quantize_input, run_int
@@ -109,3 +111,18 @@ def test_auto_blocks_the_resnet_stem_on_zcu102():
     qnet = quantize(net, rng.normal(size=(2,) + net.input_shape), group=cfg.group)
     back = unpack_image(pack_image(qnet, cfg), cfg)
     assert back.s2d is not None and back.s2d.block == 2
+
+
+def test_the_driver_writes_the_blocked_input():
+    """`Accelerator.input_bytes` (what `run_one` and the self-test system write): the blocked
+    map's activation layout for a blocked image, the input's for a plain one."""
+    qnet, x = quantized_stem()
+    blocked = pack_image(qnet, SMALL, s2d=True)
+    plain = pack_image(qnet, SMALL, s2d=False)
+    want = {blocked: to_activation(blocked_input(x[0], unpack_image(blocked).s2d), SMALL),
+            plain: to_activation(x[0], SMALL)}
+    for image, expect in want.items():
+        acc = Accelerator(MemoryBackend(SMALL, 1 << 20))
+        run_sync(acc.load(image))
+        assert acc.input_bytes(x[0]) == expect
+    assert want[blocked] != want[plain]
