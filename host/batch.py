@@ -359,7 +359,7 @@ def _start_candidates(qnet: QNetwork) -> list:
 
 
 def choose_start(qnet: QNetwork, config: SenseConfig, batch: int, order: str = "auto",
-                 fuse_add: bool = True):
+                 fuse_add: bool = True, s2d: bool | str = "auto"):
     """The batched run (`pack_batch`'s three values) of the tail (`_start_candidates`) with the
     fewest cycles for `batch` images in the performance model, on an input without zeros (as
     the packer's own choices), and those cycles."""
@@ -370,7 +370,8 @@ def choose_start(qnet: QNetwork, config: SenseConfig, batch: int, order: str = "
     best = None
     for start in _start_candidates(qnet):
         try:
-            split, prefix, suffix = pack_batch(qnet, config, batch, order, fuse_add, start)
+            split, prefix, suffix = pack_batch(qnet, config, batch, order, fuse_add, start,
+                                               s2d=s2d)
         except SlotError:
             continue
         out = run_int(split.prefix, x, return_all=True)[-1][0]
@@ -438,15 +439,17 @@ def split_wide_convs(qnet: QNetwork, config: SenseConfig) -> QNetwork:
 
 def pack_batch(qnet: QNetwork, config: SenseConfig, batch: int, order: str = "auto",
                fuse_add: bool = True, start: int | str | None = None,
-               separators: bool = False) -> tuple[BatchSplit, bytes, bytes]:
+               separators: bool = False, s2d: bool | str = "auto"
+               ) -> tuple[BatchSplit, bytes, bytes]:
     """The split and the two memory images of a batched run (`host.driver.Accelerator.
     load_batch`): the prefix with its output first in its activation region, the suffix with
-    its input first (`order`, `fuse_add`: `pack_image`'s; `start`, `separators`:
+    its input first (`order`, `fuse_add`, `s2d`: `pack_image`'s; `start`, `separators`:
     `split_batch`'s, or start "auto": `choose_start`'s)."""
     if start == "auto":
-        return choose_start(qnet, config, batch, order, fuse_add)[0]
+        return choose_start(qnet, config, batch, order, fuse_add, s2d)[0]
     split = split_batch(qnet, batch, config.group, start, config.cols, separators)
     if split.stacked:
         split = replace(split, suffix=split_wide_convs(split.suffix, config))
-    return (split, pack_image(split.prefix, config, order, first="output", fuse_add=fuse_add),
+    return (split, pack_image(split.prefix, config, order, first="output", fuse_add=fuse_add,
+                              s2d=s2d),
             pack_image(split.suffix, config, order, first="input", fuse_add=fuse_add))

@@ -100,13 +100,13 @@ def load_network(model, drop_lrn: bool = False):
 
 def prepare_model(config: SenseConfig, model=None, *, calib=None, cluster: bool = True,
                   pruned: bool = False, order: str = "auto", drop_lrn: bool = False,
-                  fuse_add: bool = True, join: bool = True,
+                  fuse_add: bool = True, join: bool = True, s2d: bool | str = "auto",
                   log=sys.stderr) -> Prepared:
     """Load `model` (default: the bundled digits model; or a built-in network name), cluster its
     channels (sparse configurations, unless `cluster` is false or the weights are `pruned`
     already), prune and quantize it with the calibration inputs `calib` (a .npz path, or None
     for the bundled models' training split and the built-in networks' random inputs) and pack
-    it for `config` with tile order `order` (`fuse_add`: `host.image.pack_image`'s), its
+    it for `config` with tile order `order` (`fuse_add`, `s2d`: `host.image.pack_image`'s), its
     layers in `host.nn.group_readers`' order. With `join`, projection shortcuts are joined into
     their block's last conv first (`host.join.join_shortcuts`)."""
     model = str(model or DEFAULT_MODEL)
@@ -117,13 +117,14 @@ def prepare_model(config: SenseConfig, model=None, *, calib=None, cluster: bool 
         print("note: --pruned weights keep their channel order (clustering would break their "
               "pattern); packing without clustering", file=log)
     _, qnet, image, report = compile_network(net, x, config, cluster=cluster, join=join,
-                                             pruned=pruned, order=order, fuse_add=fuse_add)
+                                             pruned=pruned, order=order, fuse_add=fuse_add,
+                                             s2d=s2d)
     return Prepared(qnet, image, x, report)
 
 
 def compile_network(net, calib, config: SenseConfig, *, cluster: bool = True, join: bool = True,
                     pruned: bool = False, order: str = "auto", fuse_add: bool = True,
-                    times: dict | None = None):
+                    times: dict | None = None, s2d: bool | str = "auto"):
     """What every packed network goes through once it is loaded (`prepare_model`, and
     `host.bench.zoo_pipeline` for `sense bench pack` and scripts/simulate_network.py): cluster
     its channels (sparse configurations, unless `cluster` is false or the weights are `pruned`
@@ -143,7 +144,7 @@ def compile_network(net, calib, config: SenseConfig, *, cluster: bool = True, jo
     qnet = quantize(net, calib, group=config.group if config.sparse else None, pruned=pruned)
     times["prune_quantize"] = time.perf_counter() - t
     t = time.perf_counter()
-    image = pack_image(qnet, config, order=order, fuse_add=fuse_add)
+    image = pack_image(qnet, config, order=order, fuse_add=fuse_add, s2d=s2d)
     times["pack"] = time.perf_counter() - t
     return net, qnet, image, report
 

@@ -50,6 +50,10 @@ def _add_fuse_arg(p: argparse.ArgumentParser) -> None:
                    help="keep projection shortcuts layers of their own (by default a block's "
                         "last 1x1 conv, its 1x1 shortcut and their add become one conv over "
                         "both inputs, host.join)")
+    p.add_argument("--no-s2d", action="store_true",
+                   help="keep the first conv as it is (by default a strided first conv over a "
+                        "few channels reads the input in blocks of stride x stride pixels where "
+                        "the performance model finds that faster, host.s2d)")
 
 
 def _elaborate_parser(sub) -> None:

@@ -25,7 +25,8 @@ def _prepare(args, config):
                          pruned=args.pruned, order=args.order,
                          drop_lrn=getattr(args, "drop_lrn", False),
                          fuse_add=not getattr(args, "no_fuse_add", False),
-                         join=not getattr(args, "no_join", False))
+                         join=not getattr(args, "no_join", False),
+                         s2d="auto" if not getattr(args, "no_s2d", False) else False)
 
 
 #: What the RTL benches run on when no --config is given.
@@ -150,7 +151,8 @@ def _pack_batch(args, config, prepared) -> int:
 
     try:
         split, prefix, suffix = pack_batch(prepared.qnet, config, args.batch, args.order,
-                                           not args.no_fuse_add, start="auto")
+                                           not args.no_fuse_add, start="auto",
+                                           s2d=False if args.no_s2d else "auto")
     except BatchError as e:
         raise CommandError(f"--batch: {e}") from None
     head = f"{args.output}.head"

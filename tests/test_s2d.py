@@ -1,12 +1,16 @@
 """Space-to-depth of the first conv (host.s2d): the rewrite is exact, keeps the balanced pattern,
 round-trips through the image, and the packer applies it where the model finds it faster."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from host import golden
 from host.buffers import to_activation
 from host.driver import Accelerator, MemoryBackend, run_sync
+from host.model_files import save_npz
 from host.image import (HOST_S2D_SHIFT, ImageError, describe, header_s2d, layer_table,
                         pack_image, unpack_image)
 from host.quant import quantize, quantize_input, run_int
@@ -126,3 +130,26 @@ def test_the_driver_writes_the_blocked_input():
         run_sync(acc.load(image))
         assert acc.input_bytes(x[0]) == expect
     assert want[blocked] != want[plain]
+
+
+def test_sense_pack_no_s2d(tmp_path):
+    """`sense pack` takes the blocks for a 224x224 stem on zcu102 (the model's choice), and
+    keeps the first conv as it is with --no-s2d; `sense inspect` names the blocks."""
+    rng = np.random.default_rng(2)
+    model = tmp_path / "stem.npz"
+    net = stem_network(rng, size=224)
+    save_npz(net, model)
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=rng.normal(size=(2,) + net.input_shape))
+    out = {}
+    for flags in ([], ["--no-s2d"]):
+        image = tmp_path / f"stem{len(flags)}.img"
+        proc = subprocess.run([sys.executable, "-m", "sense", "pack", str(model), "-o",
+                               str(image), "--config", "zcu102", "--calib", str(calib), *flags],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        out[bool(flags)] = unpack_image(image.read_bytes()).s2d
+    assert out[False] is not None and out[False].block == 2 and out[True] is None
+    proc = subprocess.run([sys.executable, "-m", "sense", "inspect", str(tmp_path / "stem0.img")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "2x2 blocks" in proc.stdout, proc.stdout
