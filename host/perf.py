@@ -761,11 +761,18 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
     blocked = len(blocks) > 1
     taps = d.kernel_h * d.kernel_w
 
+    slot_costs = {}
+
     def tile_write(p, kt):
         k0 = kt * config.rows
         if whole and k0 + config.rows < k:
             return 0, False
-        return _slot_write(d, config, band_tiles[p], k0, kpad, stride, whole), True
+        # (a slot's cost depends on its DRAM address only modulo the burst boundary)
+        p0, count = band_tiles[p]
+        key = ((p0 * stride + k0) % BURST_BOUNDARY, count, k0)
+        if key not in slot_costs:
+            slot_costs[key] = _slot_write(d, config, band_tiles[p], k0, kpad, stride, whole)
+        return slot_costs[key], True
 
     def weights_in(kt):
         # The weight block streams at one beat per cycle from the core's start.
