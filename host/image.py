@@ -25,7 +25,7 @@ from host.perf import add_estimate, layer_estimate, pool_bands_choice, schedule_
 from host.plan import Target, allocate, layer_tiling, plan_network
 from host.nn import run_shape
 from host.quant import QLayer, QNetwork, as_network
-from host.s2d import SpaceToDepth, blocked_layer, s2d_candidate
+from host.s2d import MAX_PAD, SpaceToDepth, blocked_layer, s2d_candidate
 from host.sparse import ungroup
 from hw.config import FORMAT_VERSION, SenseConfig
 from hw.core.ifm_store import STRIDES, ifm_geometry
@@ -65,7 +65,7 @@ FLAG_SPARSE = 1
 HOST_SOFTMAX = 1
 #: host_ops bits 1-2: log2 of the space-to-depth block of the first conv's input (0: none,
 #: host.s2d); bits 3-7: the padding baked into the blocks.
-HOST_S2D_SHIFT, HOST_S2D_PAD_SHIFT, HOST_S2D_PAD_MAX = 1, 3, 31
+HOST_S2D_SHIFT, HOST_S2D_PAD_SHIFT = 1, 3
 
 
 class ImageError(ValueError):
@@ -876,13 +876,13 @@ def _s2d_bits(s2d: SpaceToDepth | None) -> int:
     """The header's host_ops bits for a blocked first conv (`HOST_S2D_SHIFT`)."""
     if s2d is None:
         return 0
-    if s2d.pad > HOST_S2D_PAD_MAX:
+    if s2d.pad > MAX_PAD:
         raise ImageError(f"a space-to-depth pad of {s2d.pad} does not fit the header "
-                         f"(at most {HOST_S2D_PAD_MAX})")
+                         f"(at most {MAX_PAD})")
     return (s2d.block.bit_length() - 1) << HOST_S2D_SHIFT | s2d.pad << HOST_S2D_PAD_SHIFT
 
 
-def header_s2d(h: dict, first: LayerDescriptor | None) -> SpaceToDepth | None:
+def header_s2d(h: dict, first: LayerDescriptor) -> SpaceToDepth | None:
     """The blocked input the image's first layer reads (host.s2d), from the header's host_ops
     bits and the first layer's descriptor (`first`), or None; ImageError when the two do not
     agree."""
@@ -891,13 +891,12 @@ def header_s2d(h: dict, first: LayerDescriptor | None) -> SpaceToDepth | None:
         return None
     block, pad, group = 1 << lg, h["host_ops"] >> HOST_S2D_PAD_SHIFT, h["group"]
     cp = -(-h["input_c"] // group) * group
-    s2d = SpaceToDepth(block, pad, cp, (block * block * cp, first.in_h, first.in_w)
-                       if first is not None else (0, 0, 0))
-    want = (block * block * cp, -(-(h["input_h"] + pad) // block),
-            -(-(h["input_w"] + pad) // block))
-    if (first is None or first.kind != LayerKind.CONV.value or first.in_channels != s2d.shape[0]
-            or first.stride != 1 or first.pad != 0 or first.in_h > want[1] + first.kernel_h
-            or first.in_w > want[2] + first.kernel_w):
+    s2d = SpaceToDepth(block, pad, cp, (block * block * cp, first.in_h, first.in_w))
+    # (a sanity bound on the blocked map's size: the exact one needs the original kernel)
+    rows, cols = -(-(h["input_h"] + pad) // block), -(-(h["input_w"] + pad) // block)
+    if (first.kind != LayerKind.CONV.value or first.in_channels != s2d.shape[0]
+            or first.stride != 1 or first.pad != 0 or first.in_h > rows + first.kernel_h
+            or first.in_w > cols + first.kernel_w):
         raise ImageError(f"host_ops {h['host_ops']:#x} names a {block}x{block} space-to-depth "
                          f"input, but the first layer is not a stride-1 unpadded conv over "
                          f"{s2d.shape[0]} channels of it")
@@ -914,7 +913,7 @@ def unpack_image(data: bytes, config: SenseConfig | None = None) -> QNetwork:
     if min(shape) < 1:
         raise ImageError(f"input shape {shape} is empty")
     descs = _descriptors(data, h)
-    s2d = header_s2d(h, descs[0] if descs else None)
+    s2d = header_s2d(h, descs[0])
     layers, outs = [], []
     scales = [_bits_f32(h["input_scale"])]
     for i, d in enumerate(descs):

@@ -27,6 +27,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from host.golden import output_size
+
 __all__ = ["SpaceToDepth", "blocked_input", "blocked_layer", "blocked_weights",
            "s2d_candidate", "BLOCKS"]
 
@@ -36,6 +38,8 @@ BLOCKS = (2, 4)
 #: Channels of the input (padded to M) up to which the rewrite is considered: beyond a beat a
 #: pixel the loader already moves whole beats.
 MAX_CHANNELS = 8
+#: The largest padding the image header holds for a blocked input (its host_ops bits 3-7).
+MAX_PAD = 31
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class SpaceToDepth:
     def of(cls, in_shape, kernel: tuple, stride: int, pad: int, group: int) -> "SpaceToDepth":
         c, h, w = in_shape
         r, s_ = kernel
-        oh, ow = (h + 2 * pad - r) // stride + 1, (w + 2 * pad - s_) // stride + 1
+        oh, ow = output_size(h, r, stride, pad), output_size(w, s_, stride, pad)
         cp = -(-c // group) * group
         rb, sb = -(-r // stride), -(-s_ // stride)
         return cls(stride, pad, cp, (stride * stride * cp, oh + rb - 1, ow + sb - 1))
@@ -102,7 +106,7 @@ def s2d_candidate(qnet, group: int) -> SpaceToDepth | None:
     first = qnet.layers[0]
     readers = [i for i in range(len(qnet.layers)) if -1 in qnet.sources(i)]
     if (readers != [0] or first.kind != "conv" or first.join or first.image_rows
-            or first.sep or first.stride not in BLOCKS):
+            or first.sep or first.stride not in BLOCKS or first.pad > MAX_PAD):
         return None
     c = qnet.input_shape[0]
     if -(-c // group) * group > MAX_CHANNELS:

@@ -94,11 +94,13 @@ def test_a_header_that_disagrees_with_the_first_layer_is_refused():
 
 def test_the_packer_blocks_only_first_convs_it_can():
     """The candidates: a first conv alone on the input, stride 2 or 4, at most 8 channels after
-    padding to M."""
+    padding to M, padding up to 31."""
     qnet, _ = quantized_stem()
     assert s2d_candidate(qnet, 4).block == 2
     wide, _ = quantized_stem(c=12)
     assert s2d_candidate(wide, 4) is None                # 12 channels: whole beats already
+    padded, _ = quantized_stem(pad=32)
+    assert s2d_candidate(padded, 4) is None              # (the header holds pads up to 31)
     flat, _ = quantized_stem(stride=1, pad=3)
     assert s2d_candidate(flat, 4) is None
     assert unpack_image(pack_image(flat, SMALL), SMALL).s2d is None
