@@ -97,7 +97,7 @@ class ConvLayer:
         c, h, wd = self.x.shape
         k, wc, r, s = self.w.shape
         oh, ow = self.out_shape()
-        problem = layer_limit_problem(self.x.shape, self.w.shape, self.stride, self.pad,
+        problem = layer_limit_problem(self.x.shape, self.w, self.stride, self.pad,
                                       self.bias, config)
         if problem:
             raise ValueError(f"{self.name}: {problem}")
@@ -115,11 +115,12 @@ class ConvLayer:
                              f"configuration has {config.weight_depth}")
 
 
-def layer_limit_problem(in_shape, w_shape, stride, pad, bias, config: SenseConfig, pool=None):
-    """What makes a layer impossible for the hardware (a field beyond its width, channels that
-    do not match, an accumulator that could leave int32), as a message; None when it fits."""
+def layer_limit_problem(in_shape, w, stride, pad, bias, config: SenseConfig, pool=None):
+    """What makes a layer (input shape, int8 weights `w` (K, C, R, S), ...) impossible for the
+    hardware (a field beyond its width, channels that do not match, a sum that could leave int32
+    or the grid's `acc_width`-bit accumulators), as a message; None when it fits."""
     c, h, wd = in_shape
-    k, wc, r, s = w_shape
+    k, wc, r, s = w.shape
     if wc != c:
         return f"weights expect {wc} input channels, the input has {c}"
     limits = [("input height", h, (1 << DIM_BITS) - 1), ("input width", wd, (1 << DIM_BITS) - 1),
@@ -141,6 +142,11 @@ def layer_limit_problem(in_shape, w_shape, stride, pad, bias, config: SenseConfi
     if bound > golden.INT32_MAX:
         return (f"the accumulator could reach {bound}, beyond int32; the reduction "
                 f"({reduction}) or the bias is too large")
+    grid = golden.grid_acc_bound(w)
+    if grid >= 1 << (config.acc_width - 1):
+        return (f"a sum of products could reach {grid} (128 times the output channel's "
+                f"largest sum of |weights|), beyond the grid's {config.acc_width}-bit "
+                f"accumulators (acc_width; the widest is 32)")
     return None
 
 

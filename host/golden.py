@@ -10,8 +10,12 @@ Numerics
 * ``conv2d`` / ``fully_connected`` return the exact sum of int8 x int8 products as int32.
   One product lies in [-16256, 16384]; a sum of ``n`` products is therefore bounded by
   ``n * 2**14`` in magnitude, which fits int32 for every reduction length
-  ``n <= MAX_REDUCTION = 131071``. The hardware accumulates in int32 and relies on this bound;
-  the packer refuses layers that could exceed it (see ``acc_bound``).
+  ``n <= MAX_REDUCTION = 131071``. The hardware adds the bias and the partial sums of
+  input-channel blocks in int32 and relies on this bound; the packer refuses layers that could
+  exceed it (see ``acc_bound``). The grid's accumulators may be narrower (``acc_width`` bits,
+  ``hw.config``): there the packer refuses a layer whose weights could drive a sum out of them
+  (see ``grid_acc_bound``: with every input at its extreme), so every accepted layer's sums are
+  exact there too.
 * ``requantize``: ``y = sat_int8((acc * mult + (1 << (shift - 1))) >> shift)`` per output channel,
   ``mult`` unsigned 16-bit, ``shift`` in 1..47, arithmetic shift, rounding half up. With
   ``|acc| < 2**31`` and ``mult < 2**16`` every intermediate fits a signed 48-bit value (the width
@@ -28,7 +32,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 __all__ = [
     "conv2d", "fully_connected", "add_bias", "requantize", "relu", "maxpool2d", "Window",
     "avgpool2d", "global_avgpool", "residual_add", "add_mult_shift",
-    "scale_to_mult_shift", "acc_bound", "MAX_REDUCTION", "MULT_BITS", "SHIFT_RANGE",
+    "scale_to_mult_shift", "acc_bound", "grid_acc_bound", "MAX_REDUCTION", "MULT_BITS", "SHIFT_RANGE",
     "INT8_MIN", "INT8_MAX", "INT32_MIN", "INT32_MAX",
 ]
 
@@ -393,3 +397,14 @@ def acc_bound(reduction: int, bias_abs_max: int = 0) -> int:
     """Largest |accumulator| a layer with `reduction` products per output and the given bias can
     reach; the packer refuses a layer when this exceeds INT32_MAX."""
     return reduction * MAX_PRODUCT + bias_abs_max
+
+
+def grid_acc_bound(w) -> int:
+    """Largest |sum of products| the int8 weights `w` (output channels first) can make with any
+    int8 input: 128 times the largest sum of |weights| of one output channel. The grid's
+    accumulators hold such sums (without the bias, which the output stage adds in int32); the
+    packer refuses a layer when this exceeds what ``acc_width`` signed bits hold."""
+    w = np.asarray(w)
+    if w.size == 0:
+        return 0
+    return -INT8_MIN * int(np.abs(w.astype(np.int64)).reshape(w.shape[0], -1).sum(axis=1).max())

@@ -62,6 +62,9 @@ HEADER = image_header_layout()
 HEADER_BYTES = record_bytes(HEADER)
 HEADER_CRC_SPAN = 56  # header_crc32 covers bytes [0, 56); it sits at [56, 60), crc32 at [60, 64)
 FLAG_SPARSE = 1
+#: header flags bits 2-7: the `acc_width` the image was packed for (its layers' sums fit that
+#: many bits, host.golden.grid_acc_bound); hardware with narrower accumulators refuses it.
+FLAG_ACC_SHIFT = 2
 HOST_SOFTMAX = 1
 #: host_ops bits 1-2: log2 of the space-to-depth block of the first conv's input (0: none,
 #: host.s2d); bits 3-7: the padding baked into the blocks.
@@ -307,7 +310,7 @@ def shapes_of(qnet: QNetwork) -> list[tuple]:
 def _check_layer(i, layer: QLayer, in_shape, config: SenseConfig):
     if layer.kind not in ("conv", "fc"):
         return
-    problem = layer_limit_problem(in_shape, layer.w.shape, layer.stride, layer.pad, layer.bias,
+    problem = layer_limit_problem(in_shape, layer.w, layer.stride, layer.pad, layer.bias,
                                   config, layer.pool)
     if problem:
         raise ImageError(f"layer {i} ({layer.name}): {problem}")
@@ -773,7 +776,8 @@ def _assemble(qnet, config, descriptors, blocks, offset, data_offset, table_size
     header = pack_record(HEADER, {
         "magic": MAGIC, "version": FORMAT_VERSION, "header_size": HEADER_BYTES,
         "rows": config.rows, "cols": config.cols, "group": config.group,
-        "flags": FLAG_SPARSE * config.sparse, "ifm_kib": config.ifm_kib,
+        "flags": FLAG_SPARSE * config.sparse | config.acc_width << FLAG_ACC_SHIFT,
+        "ifm_kib": config.ifm_kib,
         "weight_kib": config.weight_kib, "ofm_kib": config.ofm_kib,
         "layer_count": len(qnet.layers),
         "max_channels_log2": config.max_channels.bit_length() - 1,
@@ -832,6 +836,9 @@ def read_header(data: bytes, config: SenseConfig | None = None) -> dict:
               "max_channels")
     diffs = [f"{f} {getattr(hw, f)} (image) vs {getattr(config, f)} (hardware)"
              for f in fields if config is not None and getattr(hw, f) != getattr(config, f)]
+    if config is not None and hw.acc_width > config.acc_width:
+        diffs.append(f"acc_width {hw.acc_width} (image) vs {config.acc_width} (hardware): its "
+                     f"sums may not fit the grid's accumulators")
     if diffs:
         raise ImageError("image was packed for other hardware: " + "; ".join(diffs))
     return h
@@ -842,7 +849,8 @@ def _header_config(h) -> SenseConfig:
         return SenseConfig(rows=h["rows"], cols=h["cols"], group=h["group"],
                            sparse=bool(h["flags"] & FLAG_SPARSE), ifm_kib=h["ifm_kib"],
                            weight_kib=h["weight_kib"], ofm_kib=h["ofm_kib"],
-                           max_channels=1 << min(h["max_channels_log2"], 63))
+                           max_channels=1 << min(h["max_channels_log2"], 63),
+                           acc_width=h["flags"] >> FLAG_ACC_SHIFT)
     except ValueError as e:
         raise ImageError(f"image header names impossible hardware: {e}") from None
 

@@ -40,7 +40,11 @@ POOL_WIDTHS = (1, 2, 4, 8, 16)
 GROUP_SIZES = (2, 4, 8, 16)
 GRID_RANGE = range(1, 65)
 DATA_WIDTHS = (8,)  # SPEC section 2: signed int8 activations and weights
-ACC_WIDTHS = (32,)  # SPEC section 2: int32 accumulators
+#: The grid's accumulator widths (SPEC section 2: int32 arithmetic; a narrower accumulator is
+#: exact for every layer the packer accepts, `host.golden.grid_acc_bound`).
+ACC_WIDTHS = range(20, 33)
+#: The output stage's sums (bias, partial sums of input-channel blocks): int32 always.
+INT32_BITS = 32
 BUFFER_KIB_RANGE = (1, 4096)  # the ZU9EG has about 4 MiB of block RAM in all
 
 
@@ -56,7 +60,10 @@ class SenseConfig:
     group:          sparsity group size M (M/2 of every M consecutive reduction weights are kept).
     sparse:         False elaborates the dense baseline: the same grid issuing every weight.
     data_width:     activation and weight width in bits (int8).
-    acc_width:      accumulator width in bits (int32).
+    acc_width:      the grid's accumulator width in bits, 20..32 (the PEs' accumulators and the
+                    drain). The output stage adds the bias and partial sums in int32 whatever
+                    it is; the packer refuses a layer whose sums could leave ``acc_width`` bits
+                    (``host.golden.grid_acc_bound``), so results equal int32 arithmetic.
     ifm_kib, weight_kib, ofm_kib: on-chip buffer sizes in KiB.
     max_channels:   most output channels one layer may have (depth of the bias/requant memory).
     clock_mhz:      target clock, for the performance model and the platform.
@@ -112,8 +119,10 @@ class SenseConfig:
                               f"not {self.pool_width!r}")
         if self.data_width not in DATA_WIDTHS:
             raise ConfigError(f"data_width must be 8 (int8, SPEC section 2), not {self.data_width!r}")
-        if self.acc_width not in ACC_WIDTHS:
-            raise ConfigError(f"acc_width must be 32 (int32, SPEC section 2), not {self.acc_width!r}")
+        if (not isinstance(self.acc_width, int) or isinstance(self.acc_width, bool)
+                or self.acc_width not in ACC_WIDTHS):
+            raise ConfigError(f"acc_width must be {ACC_WIDTHS[0]}..{ACC_WIDTHS[-1]} bits (the "
+                              f"grid's accumulators, SPEC section 2), not {self.acc_width!r}")
         lo, hi = BUFFER_KIB_RANGE
         for name in ("ifm_kib", "weight_kib", "ofm_kib"):
             value = getattr(self, name)
@@ -237,14 +246,20 @@ class SenseConfig:
         return 2 * self.pes * self.clock_mhz / 1000
 
 
+#: The presets' grid accumulators: 28 bits hold the sums of every layer of the built-in
+#: networks (VGG-16's fc6 needs the most: 27 bits and the sign, `host.golden.grid_acc_bound`),
+#: and any layer of at most 8,256 kept products of weights in -127..127; 4 bits fewer than int32
+#: save 8 LUTs per PE pair on xcup (README "Resources").
+PRESET_ACC_WIDTH = 28
+
 PRESETS = {
     # Small enough that every test builds and simulates in seconds.
     "small": SenseConfig(rows=4, cols=4, group=4, ifm_kib=16, weight_kib=16, ofm_kib=8,
-                         max_channels=1024),
+                         max_channels=1024, acc_width=PRESET_ACC_WIDTH),
     # The open-toolchain board (ULX3S 85F, ECP5 speed 6): the small grid at a clock nextpnr
     # closes (50.4 MHz achieved against a 100 MHz constraint, docs/results/ulx3s-100mhz.json).
     "ulx3s": SenseConfig(rows=4, cols=4, group=4, ifm_kib=16, weight_kib=16, ofm_kib=8,
-                         max_channels=1024, clock_mhz=45),
+                         max_channels=1024, clock_mhz=45, acc_width=PRESET_ACC_WIDTH),
     # The board (issue 15): 64x32 PEs = 2,048 MACs/cycle = 819.2 GOP/s at 200 MHz, twice the
     # paper's 1,024, two per DSP48E2; the largest grid whose whole accelerator Yosys fits in 60 %
     # of the ZU9EG's LUTs (README "Resources"). Rows, not columns: the rows share each weight, so
@@ -254,5 +269,5 @@ PRESETS = {
     # the block RAM under half of the part (the study: 1-2 % on VGG-16's DRAM traffic).
     "zcu102": SenseConfig(rows=64, cols=32, group=4, ifm_kib=256, weight_kib=1024, ofm_kib=256,
                           max_channels=4096, dsp_pairs=True, weight_port=True, write_port=True,
-                          pool_width=8),
+                          pool_width=8, acc_width=PRESET_ACC_WIDTH),
 }

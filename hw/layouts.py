@@ -12,7 +12,7 @@ import dataclasses
 from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, enum
 
-from hw.config import BEAT_BYTES, BLOCK_ALIGN, SenseConfig
+from hw.config import BEAT_BYTES, BLOCK_ALIGN, INT32_BITS, SenseConfig
 
 __all__ = ["weight_op_layout", "ifm_layout", "ifm_word_layout", "ifm_line_layout", "ifm_taps_layout",
            "weight_entry_layout",
@@ -84,7 +84,7 @@ def weight_word_layout(config: SenseConfig) -> data.ArrayLayout:
 def param_layout(config: SenseConfig) -> data.StructLayout:
     """Per-output-channel parameters: int32 bias and requantization mult (u16) and shift (1..47)."""
     return data.StructLayout({
-        "bias": signed(config.acc_width),
+        "bias": signed(INT32_BITS),
         "mult": unsigned(16),
         "shift": unsigned(6),
     })
@@ -551,8 +551,9 @@ def _row_header(config):
 
 def psum_row_layout(config: SenseConfig) -> data.ArrayLayout:
     """One row of int32 partial sums (cols accumulators of one output channel of one pixel
-    tile): an input-channel block's drained row, as it goes to DRAM and comes back."""
-    return data.ArrayLayout(signed(config.acc_width), config.cols)
+    tile, sign-extended from the grid's `acc_width`): an input-channel block's drained row, as
+    it goes to DRAM and comes back."""
+    return data.ArrayLayout(signed(INT32_BITS), config.cols)
 
 
 def psum_row_bytes(config: SenseConfig) -> int:
@@ -562,7 +563,8 @@ def psum_row_bytes(config: SenseConfig) -> int:
 
 
 def acc_row_layout(config: SenseConfig) -> data.StructLayout:
-    """One drained row of the grid: output channel, pixel tile, valid pixels, cols accumulators."""
+    """One drained row of the grid: output channel, pixel tile, valid pixels, cols accumulators
+    (`acc_width` bits each)."""
     return data.StructLayout({**_row_header(config),
                               "acc": data.ArrayLayout(signed(config.acc_width), config.cols)})
 

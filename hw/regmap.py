@@ -136,7 +136,8 @@ def register_map() -> list[Register]:
                   Field("ofm_kib_log2", 12, 4, "log2 of the output buffer size in KiB"),
                   Field("max_channels_log2", 16, 5, "log2 of the bias/requant memory depth"),
                   Field("pool_width_log2", 21, 3,
-                        "log2 of the window taps the pool pass reads a cycle (pool_width)"))),
+                        "log2 of the window taps the pool pass reads a cycle (pool_width)"),
+                  Field("acc_width", 24, 6, "bits of the grid's accumulators (acc_width)"))),
         Register("ID_CLOCK", 0x0C, "ro", "target clock",
                  (Field("clock_mhz", 0, 16, "MHz"),)),
         Register("CTRL", 0x10, "w1", "control: write 1 to a bit to act",
@@ -201,7 +202,7 @@ def id_values(config: SenseConfig) -> dict:
             ifm_kib_log2=_log2(config.ifm_kib),
             weight_kib_log2=_log2(config.weight_kib), ofm_kib_log2=_log2(config.ofm_kib),
             max_channels_log2=_log2(config.max_channels),
-            pool_width_log2=_log2(config.pool_width)),
+            pool_width_log2=_log2(config.pool_width), acc_width=config.acc_width),
         "ID_CLOCK": register("ID_CLOCK").pack(clock_mhz=config.clock_mhz),
     }
 
@@ -229,6 +230,7 @@ def config_from_id(ids: dict, clock_mhz: int | None = None) -> SenseConfig:
                        ofm_kib=1 << buffers["ofm_kib_log2"],
                        max_channels=1 << buffers["max_channels_log2"],
                        pool_width=1 << buffers["pool_width_log2"],
+                       acc_width=buffers["acc_width"],
                        clock_mhz=clock_mhz or register("ID_CLOCK").unpack(
                            ids["ID_CLOCK"])["clock_mhz"])
 

@@ -148,6 +148,31 @@ def test_wrong_hardware_refused(image4):
         read_header(image4, SMALL.replace(sparse=False))
     with pytest.raises(ImageError, match="an image is bytes, not str"):
         read_header("SENS")
+    # The grid's accumulators: an image packed for 28 bits runs on 28 or more, not on fewer.
+    assert SMALL.acc_width == 28
+    read_header(image4, SMALL.replace(acc_width=32))
+    with pytest.raises(ImageError, match="acc_width 28 \\(image\\) vs 27 \\(hardware\\): its sums "
+                                         "may not fit the grid's accumulators"):
+        read_header(image4, SMALL.replace(acc_width=27))
+
+
+def test_grid_accumulator_bound():
+    """A layer whose weights could drive a sum out of the grid's `acc_width`-bit accumulators
+    is refused by name; one bit more and it is accepted (SPEC section 2)."""
+    from host import golden
+    from host.buffers import layer_limit_problem
+
+    w = np.zeros((2, 1024, 1, 1), np.int8)
+    w[0] = -64                    # sum of |w| 65,536: a sum of products up to 128 * 2^16 = 2^23
+    w[1, :8] = 127
+    assert golden.grid_acc_bound(w) == 1 << 23
+    bias = np.zeros(2, np.int32)
+    dense = SMALL.replace(sparse=False)
+    problem = layer_limit_problem((1024, 1, 1), w, 1, 0, bias, dense.replace(acc_width=24))
+    assert problem == ("a sum of products could reach 8388608 (128 times the output channel's "
+                       "largest sum of |weights|), beyond the grid's 24-bit accumulators "
+                       "(acc_width; the widest is 32)")
+    assert layer_limit_problem((1024, 1, 1), w, 1, 0, bias, dense.replace(acc_width=25)) is None
 
 
 def test_pack_refusals(data, qnet4):

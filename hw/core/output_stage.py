@@ -7,7 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.config import SenseConfig
+from hw.config import INT32_BITS, SenseConfig
 from hw.core.requant import ShiftControls, round_shift_saturate
 from hw.layouts import acc_row_layout, ofm_row_layout, param_layout, psum_row_layout
 
@@ -19,7 +19,8 @@ STAGES = 5
 
 
 class OutputStage(wiring.Component):
-    """Turns one accumulator row (cols int32 of one output channel) into cols int8 outputs.
+    """Turns one accumulator row (cols accumulators of one output channel, the grid's
+    `acc_width` bits each, sign-extended to int32 on entry) into cols int8 outputs.
 
     ``y = relu?(sat_int8((acc + bias) * mult + (1 << (shift - 1))) >> shift))`` exactly as
     ``host.golden`` (add_bias, requantize, relu), with bias/mult/shift per output channel read
@@ -33,9 +34,8 @@ class OutputStage(wiring.Component):
     stage holds a row.
 
     Input-channel blocks (held for a whole run): with ``psum_in`` every row waits for a row of
-    partial sums on ``psum_i`` and adds it to its accumulators (in stage 1, wrapping at the
-    accumulator width like the grid); with ``psum_out`` the row leaves stage 1 on ``psum_o``
-    as int32 partial sums (no bias, no requantization) and nothing reaches ``o``.
+    partial sums on ``psum_i`` and adds it to its accumulators (in stage 1, in int32); with
+    ``psum_out`` the row leaves stage 1 on ``psum_o`` as int32 partial sums (no bias, no requantization) and nothing reaches ``o``.
     """
 
     def __init__(self, config: SenseConfig):
@@ -57,7 +57,8 @@ class OutputStage(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
-        cols, acc_w = cfg.cols, cfg.acc_width
+        # (the grid's accumulators are `acc_width` bits; from stage 1 on the sums are int32)
+        cols, acc_w = cfg.cols, INT32_BITS
 
         m.submodules.params = params = Memory(shape=param_layout(cfg), depth=cfg.max_channels,
                                               init=[])
