@@ -543,10 +543,12 @@ def load_follows(d: LayerDescriptor, config: SenseConfig, prefetched: bool) -> b
     """Whether a band's input loads while its core runs, each tile taken once its rows are in
     (hw/soc/accelerator.py `_follows`): with the weight port, a band that loads its input
     (not kept, not a prefetched band) when the read channel has nothing else to carry: no
-    input-channel blocks, no split weights, no fused add in one band (its residual)."""
+    input-channel blocks, no split weights, no fused add in one band (its residual), nor with
+    the write port in bands (side 0's residual)."""
     return (config.weight_port and not prefetched and not d.has(LayerFlags.INPUT_KEPT)
             and len(channel_blocks_of(d)) == 1 and not splits_weights(d, config)
-            and not (d.has(LayerFlags.FUSE_ADD) and len(layer_bands(d)) == 1))
+            and not (d.has(LayerFlags.FUSE_ADD)
+                     and (len(layer_bands(d)) == 1 or config.write_port)))
 
 
 def residual_waits(config: SenseConfig, bands: int) -> bool:
@@ -558,8 +560,9 @@ def residual_waits(config: SenseConfig, bands: int) -> bool:
     scripts/check_model_blocks.py by at most 0.002 %). On one port the residual follows the
     weights on the read channel too, but counting that wait made the system networks' fused
     adds worse (two-chunk-add +0.11 % -> +0.31 %, scripts/check_model.py), so it is not
-    counted."""
-    return config.weight_port and bands > 1
+    counted. With the write port side 1's residual is on the weight port, in one band or in
+    bands: its writes wait (the model lets side 0's wait too)."""
+    return config.weight_port and (bands > 1 or config.write_port)
 
 
 def pair_eligible(d: LayerDescriptor, config: SenseConfig, pool: bool = False) -> bool:
@@ -698,8 +701,8 @@ def _slot_write(d, config: SenseConfig, tile, k0: int, kpad: int, stride: int,
     """Cycles the output writer takes for one slot (`tile` = (first pixel, pixels) of a pixel
     tile, the k tile at channel `k0`; whole mode: the pixel tile's k tiles all): its separator
     division, then per drain side (hw.soc.output_writer.writer_sides) a command per pixel
-    segment or one for its pixels, the sides at once on two write channels, or (one side, or a
-    fused add's beats through the add unit) one after the other."""
+    segment or one for its pixels, the sides at once on two write channels (a fused add's
+    through two add units), or (one side) one after the other."""
     beat = BEAT_BYTES
     fuse = FUSE_OVERHEAD if d.has(LayerFlags.FUSE_ADD) else 0
     sides = writer_sides(config)
@@ -720,7 +723,7 @@ def _slot_write(d, config: SenseConfig, tile, k0: int, kpad: int, stride: int,
             continue
         costs.append(sum(SEGMENT_OVERHEAD + fuse + ((a0 + j * stride) % beat + seg + beat - 1)
                          // beat for j in range(n)))
-    at_once = len(sides) > 1 and not d.has(LayerFlags.FUSE_ADD)
+    at_once = len(sides) > 1
     # separator rows: every slot first divides its first pixel index
     return ((SEPARATOR_CYCLES if d.sep_slot else 0)
             + (max(costs) if at_once else sum(costs)))
@@ -786,8 +789,10 @@ def layer_estimate(d: LayerDescriptor, layer: ConvLayer, config: SenseConfig,
     # Band prefetch (hw/soc/accelerator.py, RUN): with resident weights and bands that fit half
     # the IFM store, band i + 1 is loaded while band i computes, from when band i's weights are in.
     # (not with a fused add on one port: the read channel carries its residual; with the weight
-    # port the residual reads take that port once the weights are in)
-    prefetch = resident and not blocked and (not fuse or config.weight_port) and len(bands) > 1 \
+    # port the residual reads take that port once the weights are in; with the write port too
+    # the read channel carries side 0's residual)
+    prefetch = resident and not blocked and len(bands) > 1 \
+        and (not fuse or config.weight_port and not config.write_port) \
         and fits_half_store(band_geometry(d, config), config)
     split = splits_weights(d, config)
     write_bytes = pixels * kpad

@@ -271,6 +271,21 @@ def expansion_network(rng):
     ], [], "expansion")
 
 
+def fused_expansion_network(rng):
+    """Two 1x1 expansions from 4 to 64 channels over a 16x16 map, their sum fused into the
+    second: with the write port the fused add's writes outrun one write channel on a 16-row
+    grid, as ResNet-50's identity-shortcut conv3s do (each drain side through its own add
+    unit); then a 1x1 stride-2 conv back to 8 channels and FC."""
+    return Network((4, 16, 16), [
+        conv_layer(rng, "side", 64, 4, 1, [-1], relu=False),
+        conv_layer(rng, "expand", 64, 4, 1, [-1], relu=False),
+        Layer("add", "sum", relu=True, inputs=[1, 0]),
+        conv_layer(rng, "mix", 8, 64, 1, [2], stride=2),
+        Layer("fc", "fc", rng.normal(size=(10, 8 * 8 * 8)) / 22, rng.normal(size=10) * 0.1,
+              inputs=[3]),
+    ], [], "fused-expansion")
+
+
 def wide_network(rng):
     """Two 3x3 convolutions over a 256-channel input whose one k tile of weights exceeds the
     weight buffer of `RING_CONFIG` (1,024 words), so they run in input-channel blocks with int32

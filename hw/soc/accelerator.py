@@ -132,6 +132,10 @@ class Accelerator(wiring.Component):
         m.submodules.writer = b.writer = OutputWriter(cfg)
         m.submodules.pool = b.pool = PoolUnit(cfg)
         m.submodules.add = b.add = AddUnit()
+        # (the write port: a fused add's side 1 through its own add unit to the second writer)
+        b.dual = cfg.write_port
+        if b.dual:
+            m.submodules.add2 = b.add2 = AddUnit(chunks=False)
         m.submodules.psum_rd = b.psum_rd = PsumReader(cfg)
         m.submodules.psum_wr = b.psum_wr = PsumWriter(cfg)
         wiring.connect(m, wiring.flipped(self.s_axil), b.regs.axil)
@@ -271,6 +275,12 @@ class Accelerator(wiring.Component):
                                 addr=Signal(ADDR_BITS, name="res_addr"),
                                 length=Signal(32, name="res_length"),
                                 delta=Signal(ADDR_BITS, name="res_delta"))
+        # (the write port: side 1's residual, for the second writer's command in flight)
+        b.res2 = SimpleNamespace(pending=Signal(name="res2_pending"),
+                                 addr=Signal(ADDR_BITS, name="res2_addr"),
+                                 length=Signal(32, name="res2_length"))
+        # The fused add's residual reads and add units have nothing in flight.
+        b.adds_idle = Signal(name="adds_idle")
         # The weight read (`weight_port`: on its own port, queued at the band's start or, for a
         # block after the first, at its RUN_START): the command waiting for the reader, the
         # beats not yet in, and `fresh` (from the ring's clear to the core's start, the words the
@@ -401,12 +411,30 @@ class Accelerator(wiring.Component):
         with m.Else():
             m.d.comb += [dma.wr_data.valid.eq(pool.data.valid),
                          dma.wr_data.payload.eq(pool.data.payload)]
-        if self._config.write_port:
-            # The writer's second side on the DMA's second writer (m_axi_w), except in a fused
-            # add, whose beats all pass the add unit (side 1 then follows side 0 on `cmd`).
+        res, res2 = b.res, b.res2
+        idle = ~res.pending & ~add.busy
+        if b.dual:
+            # The writer's second side on the DMA's second writer (m_axi_w); in a fused add
+            # its beats pass the second add unit, paired with side 1's residual (read on the
+            # weight port, `_weight_port`), while side 0's pass the first (the read channel).
+            add2 = b.add2
             wiring.connect(m, writer.cmd2, dma.wr2_cmd)
-            wiring.connect(m, writer.data2, dma.wr2_data)
-            m.d.comb += writer.split.eq(~check.fused)
+            m.d.comb += [
+                writer.split.eq(1),
+                writer.data2.ready.eq(Mux(check.fused, add2.a.ready, dma.wr2_data.ready)),
+                add2.a.valid.eq(check.fused & writer.data2.valid),
+                add2.a.payload.eq(writer.data2.payload),
+                add2.data.ready.eq(check.fused & dma.wr2_data.ready),
+                dma.wr2_data.valid.eq(Mux(check.fused, add2.data.valid, writer.data2.valid)),
+                dma.wr2_data.payload.eq(Mux(check.fused, add2.data.payload,
+                                            writer.data2.payload)),
+            ]
+            with m.If(check.fused & writer.cmd2.valid & dma.wr2_cmd.ready):
+                m.d.sync += [res2.pending.eq(1),
+                             res2.addr.eq(writer.cmd2.payload.addr + res.delta),
+                             res2.length.eq(writer.cmd2.payload.length)]
+            idle = idle & ~res2.pending & ~add2.busy
+        m.d.comb += b.adds_idle.eq(idle)
         # The pool unit's band follows the sequencer's while no pool band is prefetched.
         pcur, pband = b.pcur, b.pband
         with m.If(~b.pf):
@@ -416,7 +444,6 @@ class Accelerator(wiring.Component):
         with m.Elif(pool.done):
             m.d.sync += pcur.seen.eq(1)
         # Each writer command of a fused conv: the residual's range, read in RUN.
-        res = b.res
         with m.If(check.fused & writer.cmd.valid & dma.wr_cmd.ready):
             m.d.sync += [res.pending.eq(1), res.addr.eq(writer.cmd.payload.addr + res.delta),
                          res.length.eq(writer.cmd.payload.length)]
@@ -463,17 +490,20 @@ class Accelerator(wiring.Component):
         """The weight reads on their own port: the queued command, the beats into the weight
         loader whenever it takes them, and the beats still to come (`weights_in`: none)."""
         wq, w_cmd, w_data, weights = b.wq, b.dma.w_cmd, b.dma.w_data, b.weights
-        res, add = b.res, b.add
         b.weights_in_port = (wq.left == 0) & ~wq.pending & ~b.wb.pending
         # A fused conv in bands: its residual reads take the weight port once the weights are
         # in (all of them fit the buffer), in any state: the read channel stays free for band
         # prefetch. (In one band the residual stays on the read channel from the core's start:
-        # waiting for the weights would stall the writer.)
+        # waiting for the weights would stall the writer.) With the write port the weight
+        # port carries side 1's residual (the second add unit's) and the read channel side
+        # 0's, in one band or in bands (then without band prefetch).
         exec_ = b.D.graph.exec
         b.banded = Signal(name="in_bands")
         m.d.comb += b.banded.eq((exec_.band_rows != 0) & (exec_.band_rows < b.D.out_h))
         residual = Signal(name="residual_on_weight_port")
-        m.d.comb += residual.eq(b.check.fused & b.banded & (wq.left == 0) & ~wq.pending)
+        res, add = (b.res2, b.add2) if b.dual else (b.res, b.add)
+        m.d.comb += residual.eq(b.check.fused & (1 if b.dual else b.banded)
+                                & (wq.left == 0) & ~wq.pending)
         pq, ifm2 = b.pq, b.core.ifm_beat2
         with m.If(residual):
             m.d.comb += [w_cmd.valid.eq(res.pending), w_cmd.payload.addr.eq(res.addr),
@@ -800,7 +830,7 @@ class Accelerator(wiring.Component):
             return Const(0)
         check = b.check
         return (~b.pf & ~b.pool_after_load & ~check.blocked & ~b.wsplit
-                & (~check.fused | b.banded))
+                & (~check.fused | (0 if b.dual else b.banded)))
 
     def _follow(self, m, b):
         """While `follow`: the read channel's beats go to the IFM store (whatever the
@@ -996,11 +1026,13 @@ class Accelerator(wiring.Component):
             # is the residual's, one read per writer command (no psum, no prefetch then). With
             # the weight port the read channel is free from the start (no wait for the weights
             # nor for the next band's input); a fused conv in one band reads its residual on it
-            # from the start, one in bands on the weight port (`_weight_port`).
+            # from the start, one in bands on the weight port (`_weight_port`). With the write
+            # port the read channel carries side 0's residual from the start, in one band or in
+            # bands (no band prefetch then), and the weight port side 1's.
             res, add = b.res, b.add
             port = self._config.weight_port
             main_free = 1 if port else b.weights_in
-            residual = b.check.fused & (~b.banded if port else b.weights_in)
+            residual = b.check.fused & (1 if b.dual else ~b.banded if port else b.weights_in)
             with m.If(b.blk.ps_rd):
                 m.d.comb += [dma.rd_data.ready.eq(b.psum_rd.beat.ready),
                              b.psum_rd.beat.valid.eq(dma.rd_data.valid)]
@@ -1037,10 +1069,10 @@ class Accelerator(wiring.Component):
             more = b.band.y + b.band.out_rows < D.out_h
             prefetch = (b.check.half_fits & b.check.weights_fit & ~b.check.blocked & more
                         & main_free & (b.count == 0) & ~b.follow
-                        & (1 if port else ~b.check.fused))
+                        & (~b.check.fused if b.dual or not port else 1))
             with m.If(core.done & (b.count == 0) & ~b.follow & b.weights_in
                       & (b.blk.ps_rd | ~blk.psum_in) & b.writer.idle & b.psum_wr.idle
-                      & ~dma.busy & ~res.pending & ~add.busy):
+                      & ~dma.busy & b.adds_idle):
                 m.next = "BAND_END"
             with m.Elif(prefetch):
                 m.d.sync += [b.pf.eq(1), b.band.y.eq(b.band.y + b.band.out_rows),
@@ -1049,7 +1081,7 @@ class Accelerator(wiring.Component):
         with m.State("RUN_WAIT"):
             # The prefetched band is in: when the core and the writer are done with this one,
             # its counters, and the next band starts from the other half.
-            with m.If(core.done & b.writer.idle & ~dma.busy & ~b.res.pending & ~b.add.busy):
+            with m.If(core.done & b.writer.idle & ~dma.busy & b.adds_idle):
                 m.d.sync += [b.totals[n].eq(b.totals[n] + getattr(core, n))
                              for n in ("macs", "groups_issued", "groups_skipped")]
                 m.d.sync += [b.pf.eq(0), b.half.eq(~b.half)]
@@ -1088,7 +1120,12 @@ class Accelerator(wiring.Component):
                      add.a_data.eq(rd_data.payload), add.a_addr.eq(b.add_line),
                      add.b.payload.eq(Mux(check.fused & b.banded, b.dma.w_data.payload,
                                           rd_data.payload)
-                                      if self._config.weight_port else rd_data.payload)]
+                                      if self._config.weight_port and not b.dual
+                                      else rd_data.payload)]
+        if b.dual:
+            m.d.comb += [getattr(b.add2, f).eq(getattr(add, f))
+                         for f in ("mult_a", "mult_b", "shift", "relu")]
+            m.d.comb += b.add2.b.payload.eq(b.dma.w_data.payload)
         beats = (b.add_bytes + BEAT_BYTES - 1) >> LANE_BITS
         with m.State("ADD_CHUNK"):
             m.d.sync += [b.add_bytes.eq(Mux(left > chunk_bytes, chunk_bytes, left)),

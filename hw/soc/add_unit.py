@@ -22,7 +22,7 @@ writer's own command writes the sums.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -65,9 +65,14 @@ class AddUnit(wiring.Component):
     other operand) and send the sums on ``data``, one per cycle when the DMA keeps up. ``busy``
     from ``start`` until the last beat of the chunk has been handed over. With ``stream_a``
     (held for a layer) every ``a`` beat is added to the ``b`` beat taken with it (no command,
-    no buffer); ``busy`` while a beat is in the unit."""
+    no buffer); ``busy`` while a beat is in the unit.
 
-    def __init__(self):
+    With ``chunks=False`` the unit has stream mode only (no buffer, no command; ``stream_a``,
+    ``a_*``, ``start``, ``base`` and ``length`` are ignored): the second add unit of a fused
+    add on two write channels (the output writer's side 1, `hw.soc.accelerator`)."""
+
+    def __init__(self, chunks: bool = True):
+        self._chunks = chunks
         super().__init__({
             "a_en": In(1), "a_addr": In(range(CHUNK_BEATS)), "a_data": In(DATA_BITS),
             "start": In(1), "base": In(ADDR_BITS), "length": In(LENGTH_BITS),
@@ -81,21 +86,12 @@ class AddUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.buf = buf = Memory(shape=DATA_BITS, depth=CHUNK_BEATS, init=[])
-        wr, rd = buf.write_port(), buf.read_port()
-        m.d.comb += [wr.en.eq(self.a_en), wr.addr.eq(self.a_addr), wr.data.eq(self.a_data)]
-
         left = Signal(range(CHUNK_BEATS + 1))       # beats still to send
         index = Signal(range(CHUNK_BEATS))          # buffer index of the next b beat
         cmd_pending = Signal()
-        with m.If(self.start):
-            m.d.sync += [cmd_pending.eq(1), index.eq(0),
-                         left.eq((self.length + BEAT_BYTES - 1) >> 4),
-                         self.cmd.payload.addr.eq(self.base),
-                         self.cmd.payload.length.eq(self.length)]
-        m.d.comb += self.cmd.valid.eq(cmd_pending)
-        with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += cmd_pending.eq(0)
+        stream_a = self.stream_a if self._chunks else Const(1, 1)
+        if self._chunks:
+            rd = self._chunk_buffer(m, left, index, cmd_pending)
 
         # Stage 1 holds a b beat while the buffer read of its partner completes; stage 2 holds
         # the lanes' sums (the products off the block RAM's output, registered); the output
@@ -104,17 +100,20 @@ class AddUnit(wiring.Component):
         advance = ~self.data.valid | self.data.ready
         held, held_a = Signal(DATA_BITS), Signal(DATA_BITS)
         held_valid, sum_valid = Signal(), Signal()
-        pair = self.b.valid & (self.a.valid | ~self.stream_a)
-        m.d.comb += [self.b.ready.eq(advance & (self.a.valid | ~self.stream_a)),
-                     self.a.ready.eq(advance & self.stream_a & self.b.valid),
-                     rd.addr.eq(index), rd.en.eq(advance)]
+        pair = self.b.valid & (self.a.valid | ~stream_a)
+        m.d.comb += [self.b.ready.eq(advance & (self.a.valid | ~stream_a)),
+                     self.a.ready.eq(advance & stream_a & self.b.valid)]
         with m.If(advance):
             m.d.sync += [held.eq(self.b.payload), held_a.eq(self.a.payload),
                          held_valid.eq(pair), sum_valid.eq(held_valid)]
             with m.If(pair):
                 m.d.sync += index.eq(index + 1)
         first = Signal(DATA_BITS)
-        m.d.comb += first.eq(Mux(self.stream_a, held_a, rd.data))
+        if self._chunks:
+            m.d.comb += [rd.addr.eq(index), rd.en.eq(advance),
+                         first.eq(Mux(self.stream_a, held_a, rd.data))]
+        else:
+            m.d.comb += first.eq(held_a)
         shift = add_shift(m, self.shift)
         lanes = [add_lane(m, first[8 * i:8 * i + 8].as_signed(),
                           held[8 * i:8 * i + 8].as_signed(), self.mult_a, self.mult_b,
@@ -123,8 +122,23 @@ class AddUnit(wiring.Component):
             m.d.sync += self.data.valid.eq(sum_valid)
             with m.If(sum_valid):
                 m.d.sync += self.data.payload.eq(Cat(*lanes))
-                with m.If(~self.stream_a):
+                with m.If(~stream_a):
                     m.d.sync += left.eq(left - 1)
         m.d.comb += self.busy.eq(cmd_pending | (left != 0) | held_valid | sum_valid
                                  | self.data.valid)
         return m
+
+    def _chunk_buffer(self, m, left, index, cmd_pending):
+        """The chunk mode's buffer of the first input and its write command; its read port."""
+        m.submodules.buf = buf = Memory(shape=DATA_BITS, depth=CHUNK_BEATS, init=[])
+        wr, rd = buf.write_port(), buf.read_port()
+        m.d.comb += [wr.en.eq(self.a_en), wr.addr.eq(self.a_addr), wr.data.eq(self.a_data)]
+        with m.If(self.start):
+            m.d.sync += [cmd_pending.eq(1), index.eq(0),
+                         left.eq((self.length + BEAT_BYTES - 1) >> 4),
+                         self.cmd.payload.addr.eq(self.base),
+                         self.cmd.payload.length.eq(self.length)]
+        m.d.comb += self.cmd.valid.eq(cmd_pending)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += cmd_pending.eq(0)
+        return rd
