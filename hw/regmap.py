@@ -16,7 +16,7 @@ from functools import cached_property
 from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
 
-from hw.config import FORMAT_VERSION, SenseConfig
+from hw.config import FORMAT_VERSION, ConfigError, SenseConfig
 
 __all__ = ["Field", "Register", "ErrorCode", "ERROR_TEXT", "register_map", "register",
            "id_values", "config_from_id", "IdError", "registers_markdown", "MAGIC", "COUNTERS",
@@ -221,6 +221,14 @@ def config_from_id(ids: dict, clock_mhz: int | None = None) -> SenseConfig:
     if grid["format_version"] != FORMAT_VERSION:
         raise IdError(f"the accelerator speaks image format {grid['format_version']}, this "
                       f"driver {FORMAT_VERSION}")
+    try:
+        return _id_config(grid, buffers, clock_mhz or register("ID_CLOCK").unpack(
+            ids["ID_CLOCK"])["clock_mhz"])
+    except ConfigError as e:
+        raise IdError(f"the ID registers name impossible hardware: {e}") from None
+
+
+def _id_config(grid: dict, buffers: dict, clock_mhz: int) -> SenseConfig:
     return SenseConfig(rows=grid["rows"], cols=grid["cols"], group=grid["group"],
                        sparse=bool(buffers["sparse"]), dsp_pairs=bool(buffers["dsp_pairs"]),
                        weight_port=bool(buffers["weight_port"]),
@@ -230,9 +238,7 @@ def config_from_id(ids: dict, clock_mhz: int | None = None) -> SenseConfig:
                        ofm_kib=1 << buffers["ofm_kib_log2"],
                        max_channels=1 << buffers["max_channels_log2"],
                        pool_width=1 << buffers["pool_width_log2"],
-                       acc_width=buffers["acc_width"],
-                       clock_mhz=clock_mhz or register("ID_CLOCK").unpack(
-                           ids["ID_CLOCK"])["clock_mhz"])
+                       acc_width=buffers["acc_width"], clock_mhz=clock_mhz)
 
 
 def registers_markdown() -> str:

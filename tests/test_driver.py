@@ -55,6 +55,20 @@ def test_wrong_magic_is_refused():
         asyncio.run(Accelerator(backend).identify())
 
 
+def test_impossible_id_registers_are_refused():
+    """ID registers naming no valid configuration (here accelerator bits 0, as a bitstream from
+    before ID_BUFFERS.acc_width reads) are refused by name, as IdError / AcceleratorError."""
+    ids = id_values(SenseConfig())
+    ids["ID_BUFFERS"] &= ~(0x3F << 24)
+    with pytest.raises(IdError, match="the ID registers name impossible hardware: acc_width "
+                                      "must be 20..32 bits .*, not 0"):
+        config_from_id(ids)
+    backend = MemoryBackend(SenseConfig(), 4096)
+    backend.regs[register("ID_BUFFERS").offset] = ids["ID_BUFFERS"]
+    with pytest.raises(AcceleratorError, match="impossible hardware: acc_width"):
+        asyncio.run(Accelerator(backend).identify())
+
+
 def test_load_sets_bases_and_window_to_the_buffer():
     config = SenseConfig()
     backend = FakeDram(config)
